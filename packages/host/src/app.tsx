@@ -1,0 +1,197 @@
+import { randomBytes } from "node:crypto";
+import { join, resolve } from "node:path";
+import { createMemoryStore, createProvider, createSqliteStore, DataProtector, type Logger, type Provider, type Store } from "@tessera/server";
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { getCookie } from "hono/cookie";
+import type { Child } from "hono/jsx";
+import type { TesseraConfig } from "./config.ts";
+import { CSRF_COOKIE, CsrfProtection } from "./csrf.ts";
+import { resolveDataKey, type DataKeySource } from "./data-key.ts";
+import { ConsentPage } from "./pages/consent.tsx";
+import { HomePage } from "./pages/home.tsx";
+import { Layout } from "./pages/layout.tsx";
+import { LoginPage } from "./pages/login.tsx";
+import { MessagePage } from "./pages/message.tsx";
+import { ConfigUserStore } from "./users.ts";
+
+/** Options of {@link createHostApp} beyond the config file. */
+export interface HostOptions {
+  /** Folder that relative paths in the config resolve against (default: the working directory). */
+  baseDir?: string;
+  /** Environment for `TESSERA_DATA_KEY` (default: process.env). */
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  /** Milliseconds clock, for tests. */
+  clock?: () => number;
+}
+
+/** The identity server as one request handler: the provider plus the login, consent and home pages. */
+export interface HostApp {
+  fetch(request: Request): Promise<Response>;
+  provider: Provider;
+  issuer: string;
+  dataKeySource: DataKeySource;
+  close(): Promise<void>;
+}
+
+const MAX_PAGE_FORM_BYTES = 16 * 1024;
+const INVALID_CREDENTIALS = "Invalid username or password.";
+
+async function openStore(config: TesseraConfig, baseDir: string): Promise<{ store: Store; dataDir?: string }> {
+  const kind = config.store ?? { kind: "sqlite", path: "./data/tessera.db" };
+  if (kind.kind === "memory") return { store: createMemoryStore() };
+  const path = resolve(baseDir, kind.path);
+  return { store: await createSqliteStore(path), dataDir: join(path, "..") };
+}
+
+/** Builds the host from a validated config. */
+export async function createHostApp(config: TesseraConfig, hostOptions: HostOptions = {}): Promise<HostApp> {
+  const baseDir = hostOptions.baseDir ?? process.cwd();
+  const { store, dataDir } = await openStore(config, baseDir);
+  const dataKey = resolveDataKey(config.dataKey, hostOptions.env ?? process.env, dataDir);
+  const users = new ConfigUserStore(config.users ?? []);
+  const provider = createProvider({
+    issuer: config.issuer,
+    store,
+    dataKey: dataKey.key,
+    clients: config.clients ?? [],
+    identityResources: config.identityResources,
+    apiScopes: config.apiScopes,
+    apiResources: config.apiResources,
+    users,
+    authentication: config.authentication,
+    keys: config.keys,
+    tokens: config.tokens,
+    logger: hostOptions.logger,
+    clock: hostOptions.clock,
+  });
+  const issuerUrl = new URL(provider.issuer);
+  const base = issuerUrl.pathname.replace(/\/+$/, "");
+  const csrf = new CsrfProtection(new DataProtector(dataKey.key).subkey("csrf"), issuerUrl.protocol === "https:", base || "/");
+  // Chromium applies form-action to the redirects that follow a form post, and login and consent end in
+  // a redirect to a client, so the clients' redirect origins are allowed as form targets.
+  const formTargets = new Set<string>(["'self'"]);
+  for (const client of config.clients ?? []) {
+    for (const uri of client.redirect_uris ?? []) {
+      const url = new URL(uri);
+      formTargets.add(url.protocol === "http:" || url.protocol === "https:" ? url.origin : url.protocol);
+    }
+  }
+  const formAction = [...formTargets].join(" ");
+
+  const render = async (_c: Context, title: string, body: Child, status = 200, cookies: string[] = []) => {
+    const nonce = randomBytes(16).toString("base64url");
+    const html = "<!doctype html>" + (await (<Layout title={title} nonce={nonce}>{body}</Layout>).toString());
+    const headers = new Headers({
+      "content-type": "text/html; charset=utf-8",
+      "cache-control": "no-store",
+      "content-security-policy": `default-src 'none'; style-src 'nonce-${nonce}'; img-src 'self' data:; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+      "x-frame-options": "DENY",
+      "x-content-type-options": "nosniff",
+      "referrer-policy": "no-referrer",
+    });
+    for (const cookie of cookies) headers.append("set-cookie", cookie);
+    return new Response(html, { status, headers });
+  };
+  const redirectTo = (location: string, cookies: string[] = []) => {
+    const headers = new Headers({ location, "cache-control": "no-store" });
+    for (const cookie of cookies) headers.append("set-cookie", cookie);
+    return new Response(null, { status: 302, headers });
+  };
+  const csrfFor = (c: Context) => {
+    const issued = csrf.issue(getCookie(c, CSRF_COOKIE));
+    return { token: issued.token, cookies: issued.cookie ? [issued.cookie] : [] };
+  };
+  const formOf = async (c: Context): Promise<Record<string, string>> => {
+    const body = await c.req.parseBody();
+    const out: Record<string, string> = {};
+    for (const [name, value] of Object.entries(body)) if (typeof value === "string") out[name] = value;
+    return out;
+  };
+  const csrfFailed = (c: Context) =>
+    render(c, "Please try again", <MessagePage base={base} heading="Please try again" text="This form expired or was not sent from this site. Go back, reload the page and try again." />, 400);
+
+  const app = new Hono();
+  const logger = hostOptions.logger;
+  if (logger) {
+    app.use(async (c, next) => {
+      const started = performance.now();
+      await next();
+      // Path only: query strings carry codes and tokens.
+      logger.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, "request");
+    });
+  }
+  const limit = bodyLimit({ maxSize: MAX_PAGE_FORM_BYTES, onError: (c) => c.text("request body too large", 413) });
+
+  app.get(`${base}/`, async (c) => {
+    const session = await provider.getSession(c.req.raw);
+    const { token, cookies } = csrfFor(c);
+    return render(c, "Home", <HomePage base={base} sub={session?.sub} name={session?.name} csrf={token} discoveryUrl={`${provider.issuer}/.well-known/openid-configuration`} />, 200, cookies);
+  });
+  if (base) app.get(base, (c) => c.redirect(`${base}/`));
+
+  app.get(`${base}/login`, async (c) => {
+    const returnUrl = c.req.query("returnUrl");
+    const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
+    const { token, cookies } = csrfFor(c);
+    return render(c, "Sign in", <LoginPage base={base} returnUrl={details?.returnUrl} username={details?.loginHint} clientName={details?.client.clientName} csrf={token} />, 200, cookies);
+  });
+
+  app.post(`${base}/login`, limit, async (c) => {
+    const form = await formOf(c);
+    if (!csrf.verify(getCookie(c, CSRF_COOKIE), form.csrf)) return csrfFailed(c);
+    const details = form.returnUrl ? await provider.getInteraction(form.returnUrl) : undefined;
+    const username = (form.username ?? "").slice(0, 200);
+    const password = (form.password ?? "").slice(0, 1024);
+    const user = username && password ? await users.validateCredentials(username, password) : undefined;
+    if (!user) {
+      logger?.warn({ event: "login_failed" }, "login failed");
+      const { token, cookies } = csrfFor(c);
+      return render(c, "Sign in", <LoginPage base={base} returnUrl={details?.returnUrl} username={username} clientName={details?.client.clientName} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
+    }
+    const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
+    const { cookies } = await provider.signIn(c.req.raw, { sub: user.sub, name, amr: ["pwd"], idp: "local" }, { persistent: form.remember === "1" });
+    logger?.info({ event: "login_succeeded", sub: user.sub }, "login succeeded");
+    return redirectTo(details?.returnUrl ?? `${base}/`, cookies);
+  });
+
+  app.get(`${base}/consent`, async (c) => {
+    const returnUrl = c.req.query("returnUrl") ?? "";
+    const details = await provider.getInteraction(returnUrl);
+    if (!details) return render(c, "Request expired", <MessagePage base={base} heading="Request expired" text="This request has expired. Return to the application and try again." />, 400);
+    if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(details.returnUrl)}`);
+    const { token, cookies } = csrfFor(c);
+    const scopes = details.scopes.map((name) => ({ name, description: config.apiScopes?.find((s) => s.name === name)?.description }));
+    return render(c, "Allow access?", <ConsentPage base={base} clientName={details.client.clientName} scopes={scopes} returnUrl={details.returnUrl} csrf={token} />, 200, cookies);
+  });
+
+  app.post(`${base}/consent`, limit, async (c) => {
+    const form = await formOf(c);
+    if (!csrf.verify(getCookie(c, CSRF_COOKIE), form.csrf)) return csrfFailed(c);
+    if (form.decision !== "allow" && form.decision !== "deny") return render(c, "Please try again", <MessagePage base={base} heading="Please try again" text="Choose Allow or Deny." />, 400);
+    const next = await provider.completeConsent(c.req.raw, form.returnUrl ?? "", form.decision === "allow");
+    if (!next) return render(c, "Request expired", <MessagePage base={base} heading="Request expired" text="This request has expired or you are no longer signed in. Return to the application and try again." />, 400);
+    return redirectTo(next);
+  });
+
+  app.post(`${base}/logout`, limit, async (c) => {
+    const form = await formOf(c);
+    if (!csrf.verify(getCookie(c, CSRF_COOKIE), form.csrf)) return csrfFailed(c);
+    return redirectTo(`${base}/`, await provider.signOut(c.req.raw));
+  });
+
+  app.all("*", (c) => provider.fetch(c.req.raw));
+  app.onError((error, c) => {
+    logger?.error({ err: error }, "unhandled error in a page");
+    return c.json({ error: "server_error" }, 500);
+  });
+
+  return {
+    fetch: async (request) => app.fetch(request),
+    provider,
+    issuer: provider.issuer,
+    dataKeySource: dataKey.source,
+    close: () => provider.close(),
+  };
+}

@@ -1,0 +1,191 @@
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { z } from "zod";
+
+const seconds = z.number().int().min(0);
+const absoluteUrl = z.string().refine((v) => {
+  try {
+    const url = new URL(v);
+    return !url.hash && (url.protocol === "https:" || url.protocol === "http:" || /^[a-z][a-z0-9+.-]*:$/.test(url.protocol));
+  } catch {
+    return false;
+  }
+}, "must be an absolute URL without a fragment");
+
+const signingAlgorithm = z.enum(["RS256", "PS256", "ES256", "EdDSA"]);
+
+const clientSchema = z.strictObject({
+  client_id: z.string().min(1).max(200),
+  client_secret: z.string().min(1).optional(),
+  client_name: z.string().optional(),
+  client_uri: absoluteUrl.optional(),
+  logo_uri: absoluteUrl.optional(),
+  policy_uri: absoluteUrl.optional(),
+  tos_uri: absoluteUrl.optional(),
+  redirect_uris: z.array(absoluteUrl).optional(),
+  post_logout_redirect_uris: z.array(absoluteUrl).optional(),
+  grant_types: z.array(z.enum(["authorization_code", "refresh_token", "client_credentials"])).optional(),
+  response_types: z.array(z.literal("code")).optional(),
+  scope: z.string().optional(),
+  token_endpoint_auth_method: z.enum(["client_secret_basic", "client_secret_post", "none"]).optional(),
+  id_token_signed_response_alg: signingAlgorithm.optional(),
+  frontchannel_logout_uri: absoluteUrl.optional(),
+  frontchannel_logout_session_required: z.boolean().optional(),
+  backchannel_logout_uri: absoluteUrl.optional(),
+  backchannel_logout_session_required: z.boolean().optional(),
+  dpop_bound_access_tokens: z.boolean().optional(),
+  tls_client_certificate_bound_access_tokens: z.boolean().optional(),
+  require_pkce: z.boolean().optional(),
+  require_consent: z.boolean().optional(),
+  coordinate_lifetime_with_user_session: z.boolean().optional(),
+  access_token_format: z.enum(["jwt", "reference"]).optional(),
+  access_token_lifetime: seconds.min(1).optional(),
+  refresh_token_absolute_lifetime: seconds.optional(),
+  refresh_token_sliding_lifetime: seconds.optional(),
+});
+
+const userSchema = z.strictObject({
+  sub: z.string().min(1).max(255),
+  username: z.string().min(1).max(200),
+  password: z.string().min(1).optional(),
+  password_hash: z.string().startsWith("$argon2id$", "must be an argon2id hash (tessera hash-password)").optional(),
+  claims: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** The config file (contract §2). Unknown keys are errors. */
+export const configSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    issuer: absoluteUrl,
+    port: z.number().int().min(0).max(65535).optional(),
+    host: z.string().optional(),
+    dataKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "must be 32 bytes, base64url").optional(),
+    store: z.discriminatedUnion("kind", [
+      z.strictObject({ kind: z.literal("memory") }),
+      z.strictObject({ kind: z.literal("sqlite"), path: z.string().min(1) }),
+    ]).optional(),
+    authentication: z
+      .strictObject({ cookieLifetime: seconds.min(60).optional(), cookieSlidingExpiration: z.boolean().optional() })
+      .optional(),
+    keys: z.strictObject({ algorithms: z.array(signingAlgorithm).min(1).optional() }).optional(),
+    tokens: z
+      .strictObject({
+        authorizationCodeLifetime: seconds.min(1).optional(),
+        idTokenLifetime: seconds.min(1).optional(),
+        accessTokenLifetime: seconds.min(1).optional(),
+      })
+      .optional(),
+    admin: z.strictObject({ role: z.string().min(1) }).optional(),
+    identityResources: z.array(z.enum(["openid", "profile", "email", "address", "phone", "offline_access"])).optional(),
+    apiScopes: z.array(z.strictObject({ name: z.string().min(1), displayName: z.string().optional(), description: z.string().optional() })).optional(),
+    apiResources: z.array(z.strictObject({ name: z.string().min(1), scopes: z.array(z.string()), secret: z.string().optional() })).optional(),
+    users: z.array(userSchema).optional(),
+    clients: z.array(clientSchema).optional(),
+  })
+  .superRefine((config, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+    const issuer = new URL(config.issuer);
+    if (issuer.protocol !== "https:" && issuer.protocol !== "http:") issue(["issuer"], "must be an http(s) URL");
+    if (issuer.search) issue(["issuer"], "must not have a query");
+    const scopes = new Set([...(config.identityResources ?? ["openid", "profile", "email", "offline_access"]), ...(config.apiScopes ?? []).map((s) => s.name)]);
+    (config.apiResources ?? []).forEach((resource, i) =>
+      resource.scopes.forEach((scope, j) => {
+        if (!scopes.has(scope)) issue(["apiResources", i, "scopes", j], `unknown scope ${scope}`);
+      }),
+    );
+    const algorithms = config.keys?.algorithms ?? ["RS256"];
+    const ids = new Set<string>();
+    (config.clients ?? []).forEach((client, i) => {
+      if (ids.has(client.client_id)) issue(["clients", i, "client_id"], `duplicate client_id ${client.client_id}`);
+      ids.add(client.client_id);
+      const method = client.token_endpoint_auth_method ?? (client.client_secret ? "client_secret_basic" : "none");
+      if (method === "none" && client.client_secret) issue(["clients", i, "client_secret"], "a public client (token_endpoint_auth_method none) has no secret");
+      if (method !== "none" && !client.client_secret) issue(["clients", i, "client_secret"], `${method} needs a client_secret`);
+      if (method === "none" && client.require_pkce === false) issue(["clients", i, "require_pkce"], "public clients must use PKCE");
+      for (const scope of (client.scope ?? "openid").split(" ").filter(Boolean)) {
+        if (!scopes.has(scope)) issue(["clients", i, "scope"], `unknown scope ${scope}`);
+      }
+      if (client.id_token_signed_response_alg && !algorithms.includes(client.id_token_signed_response_alg)) {
+        issue(["clients", i, "id_token_signed_response_alg"], "not in keys.algorithms");
+      }
+      if ((client.grant_types ?? ["authorization_code"]).includes("authorization_code") && !(client.redirect_uris ?? []).length) {
+        issue(["clients", i, "redirect_uris"], "the authorization code flow needs at least one redirect_uri");
+      }
+    });
+    const subs = new Set<string>();
+    const usernames = new Set<string>();
+    (config.users ?? []).forEach((user, i) => {
+      if (subs.has(user.sub)) issue(["users", i, "sub"], `duplicate sub ${user.sub}`);
+      if (usernames.has(user.username.toLowerCase())) issue(["users", i, "username"], `duplicate username ${user.username}`);
+      subs.add(user.sub);
+      usernames.add(user.username.toLowerCase());
+      if ((user.password === undefined) === (user.password_hash === undefined)) {
+        issue(["users", i], "give exactly one of password and password_hash");
+      }
+    });
+  });
+
+/** A validated config. */
+export type TesseraConfig = z.infer<typeof configSchema>;
+
+/** One config problem with its JSON path, e.g. `clients[0].redirect_uris[1]`. */
+export interface ConfigProblem {
+  path: string;
+  message: string;
+}
+
+/** A config that could not be loaded; `problems` lists every reason. */
+export class ConfigError extends Error {
+  constructor(readonly problems: ConfigProblem[]) {
+    super(problems.map((p) => `${p.path || "(root)"}: ${p.message}`).join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+function jsonPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const part of path) out += typeof part === "number" ? `[${part}]` : out ? `.${String(part)}` : String(part);
+  return out;
+}
+
+/** Validates parsed JSON; throws {@link ConfigError} listing every problem. */
+export function parseConfig(json: unknown): TesseraConfig {
+  const result = configSchema.safeParse(json);
+  if (result.success) return result.data;
+  throw new ConfigError(
+    result.error.issues.map((issue) => {
+      const base = jsonPath(issue.path);
+      if (issue.code === "unrecognized_keys") {
+        return { path: base, message: `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}` };
+      }
+      return { path: base, message: issue.message };
+    }),
+  );
+}
+
+/** Environment overrides of contract §1. */
+export interface ConfigOverrides {
+  issuer?: string;
+  port?: number;
+}
+
+/** Reads, parses and validates a config file; relative paths in it resolve against its folder. */
+export function loadConfigFile(file: string, overrides: ConfigOverrides = {}): { config: TesseraConfig; baseDir: string } {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ConfigError([{ path: "", message: `cannot read ${file}: ${(error as Error).message}` }]);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError([{ path: "", message: `not valid JSON: ${(error as Error).message}` }]);
+  }
+  if (json && typeof json === "object" && !Array.isArray(json)) {
+    if (overrides.issuer !== undefined) (json as Record<string, unknown>).issuer = overrides.issuer;
+    if (overrides.port !== undefined) (json as Record<string, unknown>).port = overrides.port;
+  }
+  return { config: parseConfig(json), baseDir: dirname(resolve(file)) };
+}

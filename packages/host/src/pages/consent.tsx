@@ -1,0 +1,39 @@
+const SCOPE_TEXT: Record<string, string> = {
+  openid: "Your user identifier",
+  profile: "Your profile: name and other details",
+  email: "Your email address",
+  address: "Your postal address",
+  phone: "Your phone number",
+  offline_access: "Access while you are away (offline access)",
+};
+
+/** The consent page (contract §4): allow and deny buttons named `decision`. */
+export function ConsentPage(props: { clientName: string; scopes: { name: string; description?: string }[]; returnUrl: string; csrf: string; base: string }) {
+  return (
+    <>
+      <h1>Allow access?</h1>
+      <p>
+        <strong>{props.clientName}</strong> is asking for:
+      </p>
+      <ul class="scopes">
+        {props.scopes.map((s) => (
+          <li>
+            {SCOPE_TEXT[s.name] ?? s.description ?? s.name} <code class="muted">{s.name}</code>
+          </li>
+        ))}
+      </ul>
+      <form method="post" action={`${props.base}/consent`}>
+        <input type="hidden" name="csrf" value={props.csrf} />
+        <input type="hidden" name="returnUrl" value={props.returnUrl} />
+        <div class="row">
+          <button type="submit" name="decision" value="deny" class="secondary">
+            Deny
+          </button>
+          <button type="submit" name="decision" value="allow">
+            Allow
+          </button>
+        </div>
+      </form>
+    </>
+  );
+}

@@ -1,0 +1,28 @@
+/** The landing page: who is signed in, and where the protocol endpoints are. */
+export function HomePage(props: { base: string; name?: string; sub?: string; csrf: string; discoveryUrl: string }) {
+  return (
+    <>
+      <h1>Tessera identity server</h1>
+      {props.sub ? (
+        <>
+          <p id="signed-in">
+            Signed in as <strong>{props.name ?? props.sub}</strong> <span class="muted">(sub {props.sub})</span>
+          </p>
+          <form method="post" action={`${props.base}/logout`}>
+            <input type="hidden" name="csrf" value={props.csrf} />
+            <button type="submit" class="secondary">
+              Sign out
+            </button>
+          </form>
+        </>
+      ) : (
+        <p class="muted">
+          Not signed in. <a href={`${props.base}/login`}>Sign in</a>
+        </p>
+      )}
+      <p class="muted">
+        Discovery: <a href={props.discoveryUrl}>{props.discoveryUrl}</a>
+      </p>
+    </>
+  );
+}

@@ -1,0 +1,26 @@
+/** The login form (contract §4): username, password, one submit button. */
+export function LoginPage(props: { base: string; returnUrl?: string; username?: string; error?: string; csrf: string; clientName?: string }) {
+  return (
+    <>
+      <h1>Sign in</h1>
+      <p class="muted">{props.clientName ? <>to continue to <strong>{props.clientName}</strong></> : "to your account"}</p>
+      {props.error ? (
+        <p class="error" role="alert" id="login-error">
+          {props.error}
+        </p>
+      ) : null}
+      <form method="post" action={`${props.base}/login`} novalidate>
+        <input type="hidden" name="csrf" value={props.csrf} />
+        {props.returnUrl ? <input type="hidden" name="returnUrl" value={props.returnUrl} /> : null}
+        <label for="username">Username</label>
+        <input type="text" id="username" name="username" value={props.username ?? ""} autocomplete="username" autocapitalize="none" spellcheck={false} required autofocus={!props.username} />
+        <label for="password">Password</label>
+        <input type="password" id="password" name="password" autocomplete="current-password" required autofocus={!!props.username} />
+        <label class="check">
+          <input type="checkbox" name="remember" value="1" /> Keep me signed in
+        </label>
+        <button type="submit">Sign in</button>
+      </form>
+    </>
+  );
+}

@@ -1,0 +1,6 @@
+export * from "./errors.ts";
+export * from "./encoding.ts";
+export * from "./pkce.ts";
+export * from "./hashes.ts";
+export * from "./scopes.ts";
+export type * from "./discovery.ts";

@@ -1,0 +1,65 @@
+import { ProtocolError } from "@tessera/protocol";
+import type { Client, TokenEndpointAuthMethod } from "../clients.ts";
+import type { ProviderDeps } from "../deps.ts";
+import type { Params } from "../http/params.ts";
+import { secretMatches } from "./client-secret.ts";
+
+/** The credentials a request presented, before they are checked. */
+interface PresentedCredentials {
+  method: TokenEndpointAuthMethod;
+  clientId: string;
+  secret?: string;
+}
+
+function invalidClient(description: string, basic: boolean): ProtocolError {
+  return new ProtocolError("invalid_client", description, {
+    status: 401,
+    headers: basic ? { "www-authenticate": 'Basic realm="tessera", charset="UTF-8"' } : {},
+  });
+}
+
+/** RFC 6749 §2.3.1: the Basic credentials are form-urlencoded before base64. */
+function decodeBasicPart(value: string): string {
+  return decodeURIComponent(value.replace(/\+/g, "%20"));
+}
+
+/** Which method the request used; more than one is an error (RFC 6749 §2.3). */
+function presentedCredentials(request: Request, form: Params): PresentedCredentials {
+  const authorization = request.headers.get("authorization");
+  const basic = authorization && /^basic /i.test(authorization) ? authorization.slice(6).trim() : undefined;
+  const bodyId = form.get("client_id");
+  const bodySecret = form.get("client_secret");
+  if (basic !== undefined) {
+    if (bodySecret !== undefined) throw new ProtocolError("invalid_request", "use one client authentication method only");
+    let clientId: string;
+    let secret: string;
+    try {
+      const decoded = Buffer.from(basic, "base64").toString("utf8");
+      const colon = decoded.indexOf(":");
+      if (colon < 0) throw new Error("no colon");
+      clientId = decodeBasicPart(decoded.slice(0, colon));
+      secret = decodeBasicPart(decoded.slice(colon + 1));
+    } catch {
+      throw invalidClient("malformed Basic credentials", true);
+    }
+    if (!clientId) throw invalidClient("malformed Basic credentials", true);
+    if (bodyId !== undefined && bodyId !== clientId) throw new ProtocolError("invalid_request", "client_id does not match the credentials");
+    return { method: "client_secret_basic", clientId, secret };
+  }
+  if (!bodyId) throw invalidClient("client authentication is required", false);
+  if (bodySecret !== undefined) return { method: "client_secret_post", clientId: bodyId, secret: bodySecret };
+  return { method: "none", clientId: bodyId };
+}
+
+/** Authenticates the client at the token endpoint by the method it registered, and only that one. */
+export async function authenticateClient(request: Request, form: Params, deps: ProviderDeps): Promise<Client> {
+  const presented = presentedCredentials(request, form);
+  const basic = presented.method === "client_secret_basic";
+  const client = await deps.clients.findClientById(presented.clientId);
+  if (!client) throw invalidClient("client authentication failed", basic);
+  if (client.tokenEndpointAuthMethod !== presented.method) throw invalidClient("client authentication failed", basic);
+  if (presented.method !== "none" && !secretMatches(client, presented.secret ?? "")) {
+    throw invalidClient("client authentication failed", basic);
+  }
+  return client;
+}

@@ -1,0 +1,90 @@
+import { createHash } from "node:crypto";
+
+/** Client authentication methods at the token endpoint implemented so far. */
+export type TokenEndpointAuthMethod = "client_secret_basic" | "client_secret_post" | "none";
+export const TOKEN_ENDPOINT_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ["client_secret_basic", "client_secret_post", "none"];
+
+/**
+ * A client as registered: RFC 7591 / OIDC Registration names plus Tessera's extensions
+ * (`require_pkce`, `require_consent`, `coordinate_lifetime_with_user_session`, `access_token_format`, lifetimes).
+ */
+export interface ClientMetadata {
+  client_id: string;
+  client_secret?: string;
+  client_name?: string;
+  redirect_uris?: string[];
+  post_logout_redirect_uris?: string[];
+  grant_types?: string[];
+  response_types?: string[];
+  scope?: string;
+  token_endpoint_auth_method?: string;
+  id_token_signed_response_alg?: string;
+  require_pkce?: boolean;
+  require_consent?: boolean;
+  access_token_format?: "jwt" | "reference";
+  access_token_lifetime?: number;
+  [extension: string]: unknown;
+}
+
+/** A client ready for the protocol code: defaults applied, secret hashed. */
+export interface Client {
+  clientId: string;
+  clientName: string;
+  /** SHA-256 of the secret, base64url; the secret itself is not kept. */
+  secretHash?: string;
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  grantTypes: string[];
+  responseTypes: string[];
+  scopes: string[];
+  tokenEndpointAuthMethod: TokenEndpointAuthMethod;
+  idTokenSignedResponseAlg?: string;
+  requirePkce: boolean;
+  requireConsent: boolean;
+  accessTokenFormat: "jwt" | "reference";
+  accessTokenLifetime?: number;
+  metadata: ClientMetadata;
+}
+
+/** Looks up clients by id. */
+export interface ClientStore {
+  findClientById(clientId: string): Promise<Client | undefined>;
+}
+
+/** Normalizes registration metadata; throws on combinations that can never work. */
+export function normalizeClient(metadata: ClientMetadata): Client {
+  const method = (metadata.token_endpoint_auth_method ?? (metadata.client_secret ? "client_secret_basic" : "none")) as TokenEndpointAuthMethod;
+  if (!TOKEN_ENDPOINT_AUTH_METHODS.includes(method)) {
+    throw new TypeError(`client ${metadata.client_id}: unsupported token_endpoint_auth_method ${method}`);
+  }
+  if (method !== "none" && !metadata.client_secret) {
+    throw new TypeError(`client ${metadata.client_id}: ${method} needs a client_secret`);
+  }
+  return {
+    clientId: metadata.client_id,
+    clientName: metadata.client_name ?? metadata.client_id,
+    secretHash: metadata.client_secret ? createHash("sha256").update(metadata.client_secret, "utf8").digest("base64url") : undefined,
+    redirectUris: metadata.redirect_uris ?? [],
+    postLogoutRedirectUris: metadata.post_logout_redirect_uris ?? [],
+    grantTypes: metadata.grant_types ?? ["authorization_code"],
+    responseTypes: metadata.response_types ?? ["code"],
+    scopes: (metadata.scope ?? "openid").split(" ").filter(Boolean),
+    tokenEndpointAuthMethod: method,
+    idTokenSignedResponseAlg: metadata.id_token_signed_response_alg,
+    requirePkce: metadata.require_pkce ?? true,
+    requireConsent: metadata.require_consent ?? false,
+    accessTokenFormat: metadata.access_token_format ?? "jwt",
+    accessTokenLifetime: metadata.access_token_lifetime,
+    metadata,
+  };
+}
+
+/** A client store over a fixed list. */
+export function createStaticClientStore(clients: ClientMetadata[]): ClientStore {
+  const byId = new Map<string, Client>();
+  for (const metadata of clients) {
+    if (byId.has(metadata.client_id)) throw new TypeError(`duplicate client_id ${metadata.client_id}`);
+    byId.set(metadata.client_id, normalizeClient(metadata));
+  }
+  return { findClientById: async (id) => byId.get(id) };
+}

@@ -1,0 +1,44 @@
+import type { ClientStore } from "./clients.ts";
+import type { KeyManager } from "./keys/key-manager.ts";
+import type { DataProtector } from "./keys/data-protection.ts";
+import type { Logger, ResolvedOptions } from "./options.ts";
+import type { InteractionService } from "./session/interactions.ts";
+import type { SessionService } from "./session/session.ts";
+import type { Store } from "./stores/interfaces.ts";
+import type { ProfileService } from "./tokens/claims.ts";
+
+/** Everything an endpoint may use; built once in provider.ts, no module-level state anywhere. */
+export interface ProviderDeps {
+  options: ResolvedOptions;
+  store: Store;
+  clients: ClientStore;
+  keys: KeyManager;
+  protector: DataProtector;
+  sessions: SessionService;
+  interactions: InteractionService;
+  profile: ProfileService;
+  logger: Logger;
+  /** Milliseconds. */
+  clock: () => number;
+}
+
+/** Current time in Unix seconds. */
+export function nowSeconds(deps: Pick<ProviderDeps, "clock">): number {
+  return Math.floor(deps.clock() / 1000);
+}
+
+/** Endpoint URLs, relative to the issuer. */
+export const PATHS = {
+  discovery: "/.well-known/openid-configuration",
+  oauthMetadata: "/.well-known/oauth-authorization-server",
+  jwks: "/.well-known/openid-configuration/jwks",
+  authorize: "/connect/authorize",
+  authorizeCallback: "/connect/authorize/callback",
+  token: "/connect/token",
+  userinfo: "/connect/userinfo",
+} as const;
+
+/** Absolute URL of an endpoint. */
+export function endpointUrl(deps: Pick<ProviderDeps, "options">, path: string): string {
+  return deps.options.issuer + path;
+}

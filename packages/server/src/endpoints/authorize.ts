@@ -1,0 +1,140 @@
+import { ProtocolError, randomHandle, sha256Base64url } from "@tessera/protocol";
+import { nowSeconds, PATHS, type ProviderDeps } from "../deps.ts";
+import { readForm, toParams, type Params } from "../http/params.ts";
+import { htmlPage, redirect } from "../http/responses.ts";
+import type { Interaction } from "../session/interactions.ts";
+import type { AuthenticationSession } from "../session/session.ts";
+import { errorPage } from "../ui/html.ts";
+import { validateAuthorizeRequest, type ValidatedAuthorizeRequest } from "../validation/authorize-request.ts";
+import { authorizeError, authorizeResponse } from "./authorize-response.ts";
+
+/** What an authorization code stands for; stored hashed under the code. */
+export interface AuthorizationCodeData {
+  redirectUri: string;
+  scopes: string[];
+  nonce?: string;
+  codeChallenge?: string;
+  codeChallengeMethod?: "S256";
+  sid: string;
+  authTime: number;
+  amr: string[];
+  idp: string;
+  sessionClaims: Record<string, unknown>;
+}
+
+/** GET/POST {issuer}/connect/authorize (OIDC Core §3.1.2). */
+export function authorizeEndpoint(deps: ProviderDeps) {
+  return async (request: Request): Promise<Response> => {
+    const limits = deps.options;
+    let params: Params;
+    try {
+      params =
+        request.method === "POST" ? await readForm(request, limits) : toParams(new URL(request.url).searchParams, limits);
+    } catch (error) {
+      // The parameters could not be read, so there is no trustworthy redirect_uri to send an error to.
+      if (error instanceof ProtocolError) return htmlPage(errorPage(error.code, error.description), 400);
+      throw error;
+    }
+    return processAuthorization(request, params, undefined, deps);
+  };
+}
+
+/** GET {issuer}/connect/authorize/callback?interaction=ID: continues a request after login or consent. */
+export function authorizeCallbackEndpoint(deps: ProviderDeps) {
+  return async (request: Request): Promise<Response> => {
+    const id = new URL(request.url).searchParams.get("interaction") ?? "";
+    const interaction = await deps.interactions.get(id);
+    if (!interaction) {
+      return htmlPage(errorPage("invalid_request", "This sign-in request has expired or was already completed."), 400);
+    }
+    return processAuthorization(request, new Map(interaction.params), interaction, deps);
+  };
+}
+
+/**
+ * The authorization decision (OIDC Core §3.1.2.3-§3.1.2.5): validate, then login, then consent, then a
+ * code. `interaction` is set when the request comes back from the login or consent page.
+ */
+async function processAuthorization(request: Request, params: Params, interaction: Interaction | undefined, deps: ProviderDeps): Promise<Response> {
+  const issuer = deps.options.issuer;
+  const validation = await validateAuthorizeRequest(params, deps);
+  if (!validation.ok) return authorizeError(validation.error, validation.reply, issuer);
+  const validated = validation.value;
+  const read = await deps.sessions.read(request);
+  const cookies = read?.cookies ?? [];
+  const session = read?.session;
+  const fail = (code: "login_required" | "consent_required" | "access_denied", description: string) =>
+    authorizeError(new ProtocolError(code, description), validated.reply, issuer, cookies);
+
+  if (needsLogin(validated, session, interaction, deps)) {
+    if (validated.prompt.has("none")) return fail("login_required", "the user must sign in");
+    return redirectToInteraction(deps.options.loginUrl, validated, interaction, deps, cookies);
+  }
+  const current = session!;
+
+  if (interaction?.consent && interaction.consent.sid === current.sid && !interaction.consent.allow) {
+    await deps.interactions.remove(interaction.id);
+    return fail("access_denied", "the user denied the request");
+  }
+  const consentGiven = interaction?.consent?.allow === true && interaction.consent.sid === current.sid;
+  if ((validated.client.requireConsent || validated.prompt.has("consent")) && !consentGiven) {
+    if (validated.prompt.has("none")) return fail("consent_required", "the user must consent");
+    return redirectToInteraction(deps.options.consentUrl, validated, interaction, deps, cookies);
+  }
+
+  if (interaction) await deps.interactions.remove(interaction.id);
+  const code = await storeCode(validated, current, deps);
+  cookies.push(...(await deps.sessions.addClient(current, validated.client.clientId)));
+  return authorizeResponse(validated.reply, { code }, issuer, cookies);
+}
+
+/** OIDC Core §3.1.2.3: no session, prompt=login, max_age exceeded, or a hint for another user. */
+function needsLogin(request: ValidatedAuthorizeRequest, session: AuthenticationSession | undefined, interaction: Interaction | undefined, deps: ProviderDeps): boolean {
+  if (!session) return true;
+  if (request.hintSubject !== undefined && request.hintSubject !== session.sub) return true;
+  // A login that happened after this request was made satisfies prompt=login and max_age.
+  if (interaction && session.signedInAt >= interaction.createdAt) return false;
+  if (request.prompt.has("login")) return true;
+  if (request.maxAge !== undefined) {
+    const age = nowSeconds(deps) - session.authTime;
+    if (request.maxAge === 0 || age > request.maxAge) return true;
+  }
+  return false;
+}
+
+async function redirectToInteraction(page: string, request: ValidatedAuthorizeRequest, interaction: Interaction | undefined, deps: ProviderDeps, cookies: string[]): Promise<Response> {
+  const pending = interaction ?? (await deps.interactions.create(request.client.clientId, request.params));
+  const returnUrl = `${deps.options.basePath}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(pending.id)}`;
+  const target = /^https?:\/\//.test(page) ? new URL(page) : new URL(deps.options.issuer + page);
+  target.searchParams.set("returnUrl", returnUrl);
+  return redirect(target.toString(), cookies);
+}
+
+async function storeCode(request: ValidatedAuthorizeRequest, session: AuthenticationSession, deps: ProviderDeps): Promise<string> {
+  const code = randomHandle(32);
+  const now = nowSeconds(deps);
+  const data: AuthorizationCodeData = {
+    redirectUri: request.reply.redirectUri,
+    scopes: request.scopes,
+    nonce: request.nonce,
+    codeChallenge: request.codeChallenge,
+    codeChallengeMethod: request.codeChallengeMethod,
+    sid: session.sid,
+    authTime: session.authTime,
+    amr: session.amr,
+    idp: session.idp,
+    sessionClaims: session.claims,
+  };
+  await deps.store.grants.put({
+    key: sha256Base64url(code),
+    kind: "authorization_code",
+    clientId: request.client.clientId,
+    subject: session.sub,
+    sessionId: session.sid,
+    grantId: randomHandle(16),
+    data: JSON.stringify(data),
+    createdAt: now,
+    expiresAt: now + deps.options.authorizationCodeLifetime,
+  });
+  return code;
+}

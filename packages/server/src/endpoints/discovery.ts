@@ -1,0 +1,43 @@
+import { CODE_CHALLENGE_METHODS, STANDARD_SCOPE_CLAIMS, type ProviderMetadata } from "@tessera/protocol";
+import { TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
+import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
+import { cacheableJson } from "../http/responses.ts";
+
+/** The provider metadata: only what is implemented is advertised. */
+export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
+  const { options } = deps;
+  const scopes = [...options.identityResources, ...options.apiScopes.map((s) => s.name)];
+  const claims = new Set(["sub", "iss", "auth_time", "amr", "idp", "sid"]);
+  for (const scope of options.identityResources) for (const claim of STANDARD_SCOPE_CLAIMS[scope] ?? []) claims.add(claim);
+  return {
+    issuer: options.issuer,
+    authorization_endpoint: endpointUrl(deps, PATHS.authorize),
+    token_endpoint: endpointUrl(deps, PATHS.token),
+    userinfo_endpoint: endpointUrl(deps, PATHS.userinfo),
+    jwks_uri: endpointUrl(deps, PATHS.jwks),
+    scopes_supported: scopes,
+    claims_supported: [...claims],
+    response_types_supported: ["code"],
+    response_modes_supported: ["query", "fragment", "form_post"],
+    grant_types_supported: ["authorization_code"],
+    subject_types_supported: ["public"],
+    id_token_signing_alg_values_supported: [...options.algorithms],
+    token_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS],
+    code_challenge_methods_supported: [...CODE_CHALLENGE_METHODS],
+    prompt_values_supported: ["none", "login", "consent"],
+    claims_parameter_supported: false,
+    request_parameter_supported: false,
+    request_uri_parameter_supported: false,
+    authorization_response_iss_parameter_supported: true,
+  };
+}
+
+/** GET {issuer}/.well-known/openid-configuration (OIDC Discovery §4) and the RFC 8414 twin. */
+export function discoveryEndpoint(deps: ProviderDeps) {
+  return async (): Promise<Response> => cacheableJson(providerMetadata(deps), 3600);
+}
+
+/** GET the JWKS (RFC 7517): every published public key. */
+export function jwksEndpoint(deps: ProviderDeps) {
+  return async (): Promise<Response> => cacheableJson(await deps.keys.jwks(), 300);
+}

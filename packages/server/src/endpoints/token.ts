@@ -1,0 +1,21 @@
+import { ProtocolError } from "@tessera/protocol";
+import { authenticateClient } from "../client-auth/index.ts";
+import type { ProviderDeps } from "../deps.ts";
+import { grants } from "../grants/index.ts";
+import { readForm } from "../http/params.ts";
+import { noStoreJson } from "../http/responses.ts";
+
+/** POST {issuer}/connect/token (RFC 6749 §3.2). */
+export function tokenEndpoint(deps: ProviderDeps) {
+  return async (request: Request): Promise<Response> => {
+    const form = await readForm(request, deps.options);
+    const client = await authenticateClient(request, form, deps);
+    const grantType = form.get("grant_type");
+    if (!grantType) throw new ProtocolError("invalid_request", "grant_type is missing");
+    const grant = grants[grantType];
+    if (!grant) throw new ProtocolError("unsupported_grant_type", `grant_type ${grantType} is not supported`);
+    if (!client.grantTypes.includes(grantType)) throw new ProtocolError("unauthorized_client", `the client may not use ${grantType}`);
+    const validated = await grant.validate(form, client, deps);
+    return noStoreJson(await grant.issue(validated, deps));
+  };
+}

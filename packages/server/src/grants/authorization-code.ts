@@ -1,0 +1,66 @@
+import { ProtocolError, sha256Base64url, verifyCodeVerifier } from "@tessera/protocol";
+import type { Client } from "../clients.ts";
+import { nowSeconds, type ProviderDeps } from "../deps.ts";
+import type { AuthorizationCodeData } from "../endpoints/authorize.ts";
+import type { Params } from "../http/params.ts";
+import { issueTokens, type TokenResponse } from "../tokens/token-service.ts";
+
+/** A code redemption that passed RFC 6749 §4.1.3 and RFC 7636 §4.6. */
+export interface ValidatedCodeGrant {
+  client: Client;
+  subject: string;
+  grantId: string;
+  data: AuthorizationCodeData;
+}
+
+/** RFC 6749 §4.1.3: one-time code, same client, same redirect_uri, PKCE verifier. */
+export async function validate(form: Params, client: Client, deps: ProviderDeps): Promise<ValidatedCodeGrant> {
+  const code = form.get("code");
+  if (!code) throw new ProtocolError("invalid_request", "code is missing");
+  const now = nowSeconds(deps);
+  const consumed = await deps.store.grants.consume(sha256Base64url(code), now);
+  if (!consumed || consumed.grant.kind !== "authorization_code") throw new ProtocolError("invalid_grant", "the code is invalid");
+  const { grant } = consumed;
+  if (!consumed.firstUse) {
+    // RFC 6749 §4.1.2: a code used twice revokes every token issued from it.
+    const revoked = await deps.store.grants.removeAll({ grantId: grant.grantId! });
+    deps.logger.warn({ clientId: grant.clientId, grantId: grant.grantId, revoked }, "authorization code replayed; tokens revoked");
+    throw new ProtocolError("invalid_grant", "the code was already used");
+  }
+  if (grant.expiresAt < now) throw new ProtocolError("invalid_grant", "the code has expired");
+  if (grant.clientId !== client.clientId) throw new ProtocolError("invalid_grant", "the code was issued to another client");
+  const data = JSON.parse(grant.data) as AuthorizationCodeData;
+  if (form.get("redirect_uri") !== data.redirectUri) throw new ProtocolError("invalid_grant", "redirect_uri does not match the authorization request");
+  const verifier = form.get("code_verifier");
+  if (data.codeChallenge) {
+    if (!verifier) throw new ProtocolError("invalid_grant", "code_verifier is missing");
+    if (!verifyCodeVerifier(verifier, data.codeChallenge, data.codeChallengeMethod ?? "S256")) {
+      throw new ProtocolError("invalid_grant", "code_verifier does not match the code_challenge");
+    }
+  } else if (verifier !== undefined) {
+    // A verifier without a challenge means the challenge was stripped on the way: refuse (PKCE downgrade).
+    throw new ProtocolError("invalid_grant", "code_verifier given but the request had no code_challenge");
+  }
+  return { client, subject: grant.subject!, grantId: grant.grantId!, data };
+}
+
+/** Issues the tokens for a validated code. */
+export async function issue(validated: ValidatedCodeGrant, deps: ProviderDeps): Promise<TokenResponse> {
+  const { client, subject, data } = validated;
+  const active = await deps.profile({ subject, clientId: client.clientId, scopes: data.scopes, caller: "access_token", sessionClaims: data.sessionClaims });
+  if (!active) throw new ProtocolError("invalid_grant", "the user is no longer active");
+  return issueTokens(deps, {
+    client,
+    scopes: data.scopes,
+    user: {
+      sub: subject,
+      sid: data.sid,
+      authTime: data.authTime,
+      amr: data.amr,
+      idp: data.idp,
+      nonce: data.nonce,
+      sessionClaims: data.sessionClaims,
+      grantId: validated.grantId,
+    },
+  });
+}

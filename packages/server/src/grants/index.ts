@@ -1,0 +1,16 @@
+import type { Client } from "../clients.ts";
+import type { ProviderDeps } from "../deps.ts";
+import type { Params } from "../http/params.ts";
+import type { TokenResponse } from "../tokens/token-service.ts";
+import * as authorizationCode from "./authorization-code.ts";
+
+/** A token-endpoint grant: validate every rule, then issue. */
+export interface Grant<V> {
+  validate(form: Params, client: Client, deps: ProviderDeps): Promise<V>;
+  issue(validated: V, deps: ProviderDeps): Promise<TokenResponse>;
+}
+
+/** The grants by `grant_type`. */
+export const grants: Record<string, Grant<unknown>> = {
+  authorization_code: authorizationCode as Grant<authorizationCode.ValidatedCodeGrant> as Grant<unknown>,
+};

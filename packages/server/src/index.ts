@@ -1,0 +1,14 @@
+export { createProvider, type Provider, type InteractionDetails, type SignInResult } from "./provider.ts";
+export type { ProviderOptions, SigningAlgorithm, ApiScope, ApiResource, Logger } from "./options.ts";
+export { SIGNING_ALGORITHMS } from "./options.ts";
+export type { ClientMetadata, TokenEndpointAuthMethod } from "./clients.ts";
+export type { SignInUser, AuthenticationSession } from "./session/session.ts";
+export { SESSION_COOKIE, SESSION_ID_COOKIE } from "./session/session.ts";
+export type { UserRecord, UserStore, ProfileService, ProfileRequest, ClaimsCaller } from "./tokens/claims.ts";
+export { claimsForScopes, defaultProfileService } from "./tokens/claims.ts";
+export type { Store, GrantStore, KeyStore, PersistedGrant, StoredKey, GrantFilter, GrantKind, ConsumeResult } from "./stores/interfaces.ts";
+export { createMemoryStore } from "./stores/memory/index.ts";
+export { createSqliteStore } from "./stores/sql/sqlite.ts";
+export { createSqlStore, migrate } from "./stores/sql/sql-store.ts";
+export { DataProtector } from "./keys/data-protection.ts";
+export { ProtocolError } from "@tessera/protocol";

@@ -1,0 +1,145 @@
+import type { Store } from "./stores/interfaces.ts";
+import type { ClientMetadata } from "./clients.ts";
+import type { ProfileService, UserStore } from "./tokens/claims.ts";
+
+/** Signing algorithms keys can be kept for. */
+export type SigningAlgorithm = "RS256" | "PS256" | "ES256" | "EdDSA";
+export const SIGNING_ALGORITHMS: readonly SigningAlgorithm[] = ["RS256", "PS256", "ES256", "EdDSA"];
+
+/** An API scope (a permission a client may ask for). */
+export interface ApiScope {
+  name: string;
+  displayName?: string;
+  description?: string;
+}
+
+/** An API (resource server): its name becomes the `aud` of tokens carrying its scopes. */
+export interface ApiResource {
+  name: string;
+  scopes: string[];
+  /** Secret the API uses at the introspection endpoint. */
+  secret?: string;
+}
+
+/** Something that records what happened; the host passes pino. */
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** Options of {@link createProvider}. Every group has documented defaults. */
+export interface ProviderOptions {
+  /** The issuer identifier: https URL (http only for localhost/tests), no query or fragment. */
+  issuer: string;
+  /** Where codes, tokens, interactions and keys live. */
+  store: Store;
+  /** 32 bytes (or their base64url) protecting cookies and keys at rest. Keep it stable across restarts. */
+  dataKey: Uint8Array | string;
+  /** Registered clients, in OAuth dynamic-registration metadata names. */
+  clients: ClientMetadata[];
+  /** Standard identity scopes offered (default openid, profile, email, offline_access). */
+  identityResources?: string[];
+  apiScopes?: ApiScope[];
+  apiResources?: ApiResource[];
+  /** Looks users up by subject for claims; when absent, claims given at sign-in are used. */
+  users?: UserStore;
+  /** Decides which claims are issued; defaults to the OIDC scope-to-claim mapping over the user's claims. */
+  profile?: ProfileService;
+  authentication?: {
+    /** Seconds an authentication session lasts (default 36000, 10 h). */
+    cookieLifetime?: number;
+    /** Renew the session when more than half its lifetime has passed (default true). */
+    cookieSlidingExpiration?: boolean;
+  };
+  keys?: {
+    /** Algorithms to keep keys for; the first signs unless a client asks otherwise (default ["RS256"]). */
+    algorithms?: SigningAlgorithm[];
+  };
+  tokens?: {
+    /** Seconds (default 300). */
+    authorizationCodeLifetime?: number;
+    /** Seconds (default 300). */
+    idTokenLifetime?: number;
+    /** Seconds, unless a client sets `access_token_lifetime` (default 3600). */
+    accessTokenLifetime?: number;
+  };
+  interaction?: {
+    /** Login page, relative to the issuer or absolute (default "/login"). Receives `returnUrl`. */
+    loginUrl?: string;
+    /** Consent page, relative to the issuer or absolute (default "/consent"). Receives `returnUrl`. */
+    consentUrl?: string;
+    /** Seconds a pending authorization request waits for login and consent (default 3600). */
+    lifetime?: number;
+  };
+  limits?: {
+    /** Largest form body accepted, in bytes (default 65536). */
+    maxFormBytes?: number;
+    /** Longest single parameter value accepted, in characters (default 4096). */
+    maxParameterLength?: number;
+  };
+  /** Current time in milliseconds; injected for tests. */
+  clock?: () => number;
+  logger?: Logger;
+}
+
+/** Options with every default applied. */
+export interface ResolvedOptions {
+  issuer: string;
+  basePath: string;
+  secureCookies: boolean;
+  identityResources: string[];
+  apiScopes: ApiScope[];
+  apiResources: ApiResource[];
+  cookieLifetime: number;
+  cookieSlidingExpiration: boolean;
+  algorithms: SigningAlgorithm[];
+  authorizationCodeLifetime: number;
+  idTokenLifetime: number;
+  accessTokenLifetime: number;
+  loginUrl: string;
+  consentUrl: string;
+  interactionLifetime: number;
+  maxFormBytes: number;
+  maxParameterLength: number;
+}
+
+const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+export { silentLogger };
+
+/** Applies defaults and checks the options that would otherwise fail later and obscurely. */
+export function resolveOptions(options: ProviderOptions): ResolvedOptions {
+  let issuerUrl: URL;
+  try {
+    issuerUrl = new URL(options.issuer);
+  } catch {
+    throw new TypeError(`issuer is not a URL: ${options.issuer}`);
+  }
+  if (issuerUrl.search || issuerUrl.hash) throw new TypeError("issuer must not have a query or fragment");
+  if (issuerUrl.protocol !== "https:" && issuerUrl.protocol !== "http:") throw new TypeError("issuer must be http(s)");
+  const issuer = options.issuer.replace(/\/+$/, "");
+  const algorithms = options.keys?.algorithms ?? ["RS256"];
+  if (algorithms.length === 0) throw new TypeError("keys.algorithms must name at least one algorithm");
+  for (const alg of algorithms) {
+    if (!SIGNING_ALGORITHMS.includes(alg)) throw new TypeError(`unsupported signing algorithm ${alg}`);
+  }
+  return {
+    issuer,
+    basePath: new URL(issuer).pathname.replace(/\/+$/, ""),
+    secureCookies: issuerUrl.protocol === "https:",
+    identityResources: options.identityResources ?? ["openid", "profile", "email", "offline_access"],
+    apiScopes: options.apiScopes ?? [],
+    apiResources: options.apiResources ?? [],
+    cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
+    cookieSlidingExpiration: options.authentication?.cookieSlidingExpiration ?? true,
+    algorithms,
+    authorizationCodeLifetime: options.tokens?.authorizationCodeLifetime ?? 300,
+    idTokenLifetime: options.tokens?.idTokenLifetime ?? 300,
+    accessTokenLifetime: options.tokens?.accessTokenLifetime ?? 3600,
+    loginUrl: options.interaction?.loginUrl ?? "/login",
+    consentUrl: options.interaction?.consentUrl ?? "/consent",
+    interactionLifetime: options.interaction?.lifetime ?? 3600,
+    maxFormBytes: options.limits?.maxFormBytes ?? 65536,
+    maxParameterLength: options.limits?.maxParameterLength ?? 4096,
+  };
+}

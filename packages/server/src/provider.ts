@@ -1,0 +1,156 @@
+import { ProtocolError, type ProviderMetadata } from "@tessera/protocol";
+import { Hono } from "hono";
+import { createStaticClientStore } from "./clients.ts";
+import { PATHS, type ProviderDeps } from "./deps.ts";
+import { authorizeCallbackEndpoint, authorizeEndpoint } from "./endpoints/authorize.ts";
+import { discoveryEndpoint, jwksEndpoint, providerMetadata } from "./endpoints/discovery.ts";
+import { tokenEndpoint } from "./endpoints/token.ts";
+import { userinfoEndpoint } from "./endpoints/userinfo.ts";
+import { errorJson, noStoreJson } from "./http/responses.ts";
+import { DataProtector } from "./keys/data-protection.ts";
+import { KeyManager } from "./keys/key-manager.ts";
+import { resolveOptions, silentLogger, type ProviderOptions } from "./options.ts";
+import { InteractionService } from "./session/interactions.ts";
+import { SessionService, type AuthenticationSession, type SignInUser } from "./session/session.ts";
+import { defaultProfileService } from "./tokens/claims.ts";
+
+/** What a login or consent page needs to know about the request it serves. */
+export interface InteractionDetails {
+  /** Where to send the browser when the page is done. */
+  returnUrl: string;
+  client: { clientId: string; clientName: string };
+  scopes: string[];
+  loginHint?: string;
+  prompt: string[];
+  uiLocales?: string;
+}
+
+/** The result of signing a user in: the session and the Set-Cookie values to send. */
+export interface SignInResult {
+  session: AuthenticationSession;
+  cookies: string[];
+}
+
+/** An OpenID Provider as a Web-standard request handler. */
+export interface Provider {
+  readonly issuer: string;
+  /** Handles a request to any provider endpoint; 404 for other paths. */
+  fetch(request: Request): Promise<Response>;
+  /** The discovery document. */
+  metadata(): ProviderMetadata;
+  /** Signs a user in (the sign-in API for login pages); send the returned cookies with the response. */
+  signIn(request: Request, user: SignInUser, options?: { persistent?: boolean }): Promise<SignInResult>;
+  /** Set-Cookie values that end the authentication session. */
+  signOut(request: Request): Promise<string[]>;
+  /** The current authentication session, if the request carries a valid one. */
+  getSession(request: Request): Promise<AuthenticationSession | undefined>;
+  /** Details of a pending authorization request from a login/consent page's `returnUrl`. */
+  getInteraction(returnUrl: string): Promise<InteractionDetails | undefined>;
+  /**
+   * Records the signed-in user's consent decision for a pending request; returns the URL to continue
+   * to, or undefined when the request is unknown or no user is signed in.
+   */
+  completeConsent(request: Request, returnUrl: string, allow: boolean): Promise<string | undefined>;
+  /** Stops background jobs and closes the store. */
+  close(): Promise<void>;
+}
+
+const CLEANUP_INTERVAL_MS = 10 * 60_000;
+
+/** Creates an OpenID Provider. Keys are created in the store on first use. */
+export function createProvider(providerOptions: ProviderOptions): Provider {
+  const options = resolveOptions(providerOptions);
+  const clock = providerOptions.clock ?? Date.now;
+  const logger = providerOptions.logger ?? silentLogger;
+  const protector = new DataProtector(providerOptions.dataKey);
+  const store = providerOptions.store;
+  const clients = createStaticClientStore(providerOptions.clients);
+  for (const client of providerOptions.clients) {
+    const alg = client.id_token_signed_response_alg;
+    if (alg !== undefined && !options.algorithms.includes(alg as never)) {
+      throw new TypeError(`client ${client.client_id}: id_token_signed_response_alg ${alg} is not in keys.algorithms`);
+    }
+  }
+  const deps: ProviderDeps = {
+    options,
+    store,
+    clients,
+    keys: new KeyManager(store.keys, protector, options.algorithms, clock),
+    protector,
+    sessions: new SessionService(options, protector, clock),
+    interactions: new InteractionService(store.grants, options.interactionLifetime, clock),
+    profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),
+    logger,
+    clock,
+  };
+
+  const app = new Hono().basePath(options.basePath || "/");
+  const route = (handler: (request: Request) => Promise<Response>) => (c: { req: { raw: Request } }) => handler(c.req.raw);
+  app.get(PATHS.discovery, route(discoveryEndpoint(deps)));
+  app.get(PATHS.oauthMetadata, route(discoveryEndpoint(deps)));
+  app.get(PATHS.jwks, route(jwksEndpoint(deps)));
+  app.on(["GET", "POST"], PATHS.authorize, route(authorizeEndpoint(deps)));
+  app.get(PATHS.authorizeCallback, route(authorizeCallbackEndpoint(deps)));
+  app.post(PATHS.token, route(tokenEndpoint(deps)));
+  app.on(["GET", "POST"], PATHS.userinfo, route(userinfoEndpoint(deps)));
+  app.notFound(() => noStoreJson({ error: "not_found" }, 404));
+  app.onError((error) => {
+    if (error instanceof ProtocolError) return errorJson(error);
+    logger.error({ err: error }, "unhandled error");
+    return errorJson(new ProtocolError("server_error", "an unexpected error occurred"));
+  });
+
+  const cleanup = setInterval(() => {
+    store.grants.removeExpired(Math.floor(clock() / 1000), 1000).catch((err: unknown) => logger.warn({ err }, "grant cleanup failed"));
+  }, CLEANUP_INTERVAL_MS);
+  cleanup.unref();
+
+  const interactionId = (returnUrl: string): string | undefined => {
+    let url: URL;
+    try {
+      url = new URL(returnUrl, options.issuer);
+    } catch {
+      return undefined;
+    }
+    if (url.origin !== new URL(options.issuer).origin || url.pathname !== options.basePath + PATHS.authorizeCallback) return undefined;
+    return url.searchParams.get("interaction") ?? undefined;
+  };
+
+  return {
+    issuer: options.issuer,
+    fetch: async (request) => app.fetch(request),
+    metadata: () => providerMetadata(deps),
+    signIn: (request, user, signInOptions) => deps.sessions.signIn(request, user, signInOptions?.persistent ?? false),
+    signOut: async () => deps.sessions.signOutCookies(),
+    getSession: async (request) => (await deps.sessions.read(request))?.session,
+    async getInteraction(returnUrl) {
+      const id = interactionId(returnUrl);
+      const interaction = id ? await deps.interactions.get(id) : undefined;
+      if (!interaction) return undefined;
+      const client = await clients.findClientById(interaction.clientId);
+      if (!client) return undefined;
+      const params = new Map(interaction.params);
+      return {
+        returnUrl: `${options.basePath}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(interaction.id)}`,
+        client: { clientId: client.clientId, clientName: client.clientName },
+        scopes: (params.get("scope") ?? "").split(" ").filter(Boolean),
+        loginHint: params.get("login_hint"),
+        prompt: (params.get("prompt") ?? "").split(" ").filter(Boolean),
+        uiLocales: params.get("ui_locales"),
+      };
+    },
+    async completeConsent(request, returnUrl, allow) {
+      const id = interactionId(returnUrl);
+      const interaction = id ? await deps.interactions.get(id) : undefined;
+      const session = await deps.sessions.read(request);
+      if (!interaction || !session) return undefined;
+      interaction.consent = { allow, sid: session.session.sid };
+      await deps.interactions.save(interaction);
+      return `${options.basePath}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(interaction.id)}`;
+    },
+    async close() {
+      clearInterval(cleanup);
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,60 @@
+import { randomHandle, sha256Base64url } from "@tessera/protocol";
+import type { GrantStore } from "../stores/interfaces.ts";
+
+/** The user's answer on the consent page. */
+export interface ConsentDecision {
+  allow: boolean;
+  /** Session that answered; the answer counts only for that session. */
+  sid: string;
+}
+
+/** An authorization request waiting for login or consent. */
+export interface Interaction {
+  id: string;
+  clientId: string;
+  /** The original authorization request parameters. */
+  params: [string, string][];
+  /** Milliseconds. */
+  createdAt: number;
+  consent?: ConsentDecision;
+}
+
+/** Keeps pending authorization requests in the grant store while the user logs in and consents. */
+export class InteractionService {
+  constructor(
+    private readonly grants: GrantStore,
+    private readonly lifetime: number,
+    private readonly clock: () => number,
+  ) {}
+
+  async create(clientId: string, params: Iterable<[string, string]>): Promise<Interaction> {
+    const interaction: Interaction = { id: randomHandle(24), clientId, params: [...params], createdAt: this.clock() };
+    await this.save(interaction);
+    return interaction;
+  }
+
+  async get(id: string): Promise<Interaction | undefined> {
+    if (!/^[A-Za-z0-9_-]{16,64}$/.test(id)) return undefined;
+    const grant = await this.grants.get(sha256Base64url(id));
+    if (!grant || grant.kind !== "interaction" || grant.expiresAt < Math.floor(this.clock() / 1000)) return undefined;
+    const data = JSON.parse(grant.data) as Omit<Interaction, "id">;
+    return { ...data, id };
+  }
+
+  async save(interaction: Interaction): Promise<void> {
+    const now = Math.floor(interaction.createdAt / 1000);
+    const { id, ...data } = interaction;
+    await this.grants.put({
+      key: sha256Base64url(id),
+      kind: "interaction",
+      clientId: interaction.clientId,
+      data: JSON.stringify(data),
+      createdAt: now,
+      expiresAt: now + this.lifetime,
+    });
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.grants.remove(sha256Base64url(id));
+  }
+}

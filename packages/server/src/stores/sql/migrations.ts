@@ -1,0 +1,45 @@
+import type { Kysely, Migration, MigrationProvider } from "kysely";
+
+/** Schema migrations in order; names sort in the order they run. Never edit one that has shipped. */
+const migrations: Record<string, Migration> = {
+  "0001_grants_and_keys": {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("tessera_grants")
+        .addColumn("key", "varchar(128)", (c) => c.primaryKey())
+        .addColumn("kind", "varchar(32)", (c) => c.notNull())
+        .addColumn("client_id", "varchar(200)", (c) => c.notNull())
+        .addColumn("subject", "varchar(200)")
+        .addColumn("session_id", "varchar(100)")
+        .addColumn("grant_id", "varchar(100)")
+        .addColumn("data", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .addColumn("consumed_at", "bigint")
+        .execute();
+      await db.schema.createIndex("tessera_grants_expires").on("tessera_grants").column("expires_at").execute();
+      await db.schema.createIndex("tessera_grants_subject").on("tessera_grants").columns(["subject", "client_id"]).execute();
+      await db.schema.createIndex("tessera_grants_session").on("tessera_grants").column("session_id").execute();
+      await db.schema.createIndex("tessera_grants_grant").on("tessera_grants").column("grant_id").execute();
+      await db.schema
+        .createTable("tessera_keys")
+        .addColumn("kid", "varchar(100)", (c) => c.primaryKey())
+        .addColumn("alg", "varchar(16)", (c) => c.notNull())
+        .addColumn("protected_jwk", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("activates_at", "bigint", (c) => c.notNull())
+        .addColumn("retires_at", "bigint")
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable("tessera_keys").execute();
+      await db.schema.dropTable("tessera_grants").execute();
+    },
+  },
+};
+
+export const migrationProvider: MigrationProvider = {
+  async getMigrations() {
+    return migrations;
+  },
+};

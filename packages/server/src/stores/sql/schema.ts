@@ -1,0 +1,27 @@
+/** Kysely table types; one schema for SQLite and PostgreSQL. Times are Unix seconds. */
+export interface GrantsTable {
+  key: string;
+  kind: string;
+  client_id: string;
+  subject: string | null;
+  session_id: string | null;
+  grant_id: string | null;
+  data: string;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+}
+
+export interface KeysTable {
+  kid: string;
+  alg: string;
+  protected_jwk: string;
+  created_at: number;
+  activates_at: number;
+  retires_at: number | null;
+}
+
+export interface Database {
+  tessera_grants: GrantsTable;
+  tessera_keys: KeysTable;
+}

@@ -1,0 +1,143 @@
+import { Migrator, type Kysely, type Selectable } from "kysely";
+import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
+import { migrationProvider } from "./migrations.ts";
+import type { Database, GrantsTable, KeysTable } from "./schema.ts";
+
+const num = (v: number | string | bigint): number => Number(v);
+const optNum = (v: number | string | bigint | null): number | undefined => (v === null ? undefined : Number(v));
+
+function toGrant(row: Selectable<GrantsTable>): PersistedGrant {
+  return {
+    key: row.key,
+    kind: row.kind as PersistedGrant["kind"],
+    clientId: row.client_id,
+    subject: row.subject ?? undefined,
+    sessionId: row.session_id ?? undefined,
+    grantId: row.grant_id ?? undefined,
+    data: row.data,
+    createdAt: num(row.created_at),
+    expiresAt: num(row.expires_at),
+    consumedAt: optNum(row.consumed_at),
+  };
+}
+
+function toKey(row: Selectable<KeysTable>): StoredKey {
+  return {
+    kid: row.kid,
+    alg: row.alg,
+    protectedJwk: row.protected_jwk,
+    createdAt: num(row.created_at),
+    activatesAt: num(row.activates_at),
+    retiresAt: optNum(row.retires_at),
+  };
+}
+
+class SqlGrantStore implements GrantStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async put(grant: PersistedGrant): Promise<void> {
+    const row = {
+      key: grant.key,
+      kind: grant.kind,
+      client_id: grant.clientId,
+      subject: grant.subject ?? null,
+      session_id: grant.sessionId ?? null,
+      grant_id: grant.grantId ?? null,
+      data: grant.data,
+      created_at: grant.createdAt,
+      expires_at: grant.expiresAt,
+      consumed_at: grant.consumedAt ?? null,
+    };
+    await this.db
+      .insertInto("tessera_grants")
+      .values(row)
+      .onConflict((oc) => oc.column("key").doUpdateSet({ ...row }))
+      .execute();
+  }
+
+  async get(key: string): Promise<PersistedGrant | undefined> {
+    const row = await this.db.selectFrom("tessera_grants").selectAll().where("key", "=", key).executeTakeFirst();
+    return row ? toGrant(row) : undefined;
+  }
+
+  async consume(key: string, at: number): Promise<ConsumeResult | undefined> {
+    // One UPDATE decides the winner, so two racing redemptions can never both see firstUse.
+    const result = await this.db
+      .updateTable("tessera_grants")
+      .set({ consumed_at: at })
+      .where("key", "=", key)
+      .where("consumed_at", "is", null)
+      .executeTakeFirst();
+    const grant = await this.get(key);
+    if (!grant) return undefined;
+    return { grant, firstUse: Number(result.numUpdatedRows) === 1 };
+  }
+
+  async remove(key: string): Promise<void> {
+    await this.db.deleteFrom("tessera_grants").where("key", "=", key).execute();
+  }
+
+  async removeAll(filter: GrantFilter): Promise<number> {
+    assertFilter(filter);
+    let query = this.db.deleteFrom("tessera_grants");
+    if (filter.subject !== undefined) query = query.where("subject", "=", filter.subject);
+    if (filter.clientId !== undefined) query = query.where("client_id", "=", filter.clientId);
+    if (filter.sessionId !== undefined) query = query.where("session_id", "=", filter.sessionId);
+    if (filter.grantId !== undefined) query = query.where("grant_id", "=", filter.grantId);
+    if (filter.kind !== undefined) query = query.where("kind", "=", filter.kind);
+    const result = await query.executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  async removeExpired(now: number, limit: number): Promise<number> {
+    const keys = this.db.selectFrom("tessera_grants").select("key").where("expires_at", "<", now).limit(limit);
+    const result = await this.db.deleteFrom("tessera_grants").where("key", "in", keys).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}
+
+class SqlKeyStore implements KeyStore {
+  constructor(private readonly db: Kysely<Database>) {}
+  async list(): Promise<StoredKey[]> {
+    const rows = await this.db.selectFrom("tessera_keys").selectAll().orderBy("created_at").orderBy("kid").execute();
+    return rows.map(toKey);
+  }
+  async add(key: StoredKey): Promise<void> {
+    await this.db
+      .insertInto("tessera_keys")
+      .values({
+        kid: key.kid,
+        alg: key.alg,
+        protected_jwk: key.protectedJwk,
+        created_at: key.createdAt,
+        activates_at: key.activatesAt,
+        retires_at: key.retiresAt ?? null,
+      })
+      .onConflict((oc) => oc.column("kid").doNothing())
+      .execute();
+  }
+  async remove(kid: string): Promise<void> {
+    await this.db.deleteFrom("tessera_keys").where("kid", "=", kid).execute();
+  }
+}
+
+/** Runs pending migrations; throws with the failing migration's error. */
+export async function migrate(db: Kysely<Database>): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider: migrationProvider,
+    migrationTableName: "tessera_migrations",
+    migrationLockTableName: "tessera_migrations_lock",
+  });
+  const { error } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+}
+
+/** A {@link Store} over any Kysely dialect with the Tessera schema. */
+export function createSqlStore(db: Kysely<Database>): Store {
+  return {
+    grants: new SqlGrantStore(db),
+    keys: new SqlKeyStore(db),
+    close: () => db.destroy(),
+  };
+}

@@ -1,0 +1,172 @@
+import { ProtocolError, isValidCodeChallenge, parseScope, type CodeChallengeMethod } from "@tessera/protocol";
+import { createLocalJWKSet, jwtVerify } from "jose";
+import type { Client } from "../clients.ts";
+import type { ProviderDeps } from "../deps.ts";
+import type { Params } from "../http/params.ts";
+
+export type ResponseMode = "query" | "fragment" | "form_post";
+export type Prompt = "none" | "login" | "consent";
+
+/** Where and how an authorization response (or error) goes; known once client and redirect_uri are valid. */
+export interface AuthorizeReply {
+  redirectUri: string;
+  responseMode: ResponseMode;
+  state?: string;
+}
+
+/** An authorization request that passed every rule of OIDC Core §3.1.2.2 and RFC 7636. */
+export interface ValidatedAuthorizeRequest {
+  client: Client;
+  reply: AuthorizeReply;
+  scopes: string[];
+  nonce?: string;
+  codeChallenge?: string;
+  codeChallengeMethod?: CodeChallengeMethod;
+  prompt: ReadonlySet<Prompt>;
+  maxAge?: number;
+  loginHint?: string;
+  /** Subject of a valid `id_token_hint`. */
+  hintSubject?: string;
+  uiLocales?: string;
+  acrValues?: string;
+  /** The parameters as received, kept while the user logs in. */
+  params: Params;
+}
+
+/** A failure: redirectable errors carry the reply they must be sent with. */
+export type AuthorizeValidation =
+  | { ok: true; value: ValidatedAuthorizeRequest }
+  | { ok: false; error: ProtocolError; reply?: AuthorizeReply };
+
+const RESPONSE_MODES: readonly ResponseMode[] = ["query", "fragment", "form_post"];
+const PROMPTS: readonly Prompt[] = ["none", "login", "consent"];
+
+/** RFC 6749 §3.1.2 / OIDC Core §3.1.2.1: the client and an exactly registered redirect_uri. */
+async function validateClientAndRedirect(params: Params, deps: ProviderDeps): Promise<{ client: Client; redirectUri: string }> {
+  const clientId = params.get("client_id");
+  if (!clientId) throw new ProtocolError("invalid_request", "client_id is missing", { redirectable: false });
+  const client = await deps.clients.findClientById(clientId);
+  if (!client) throw new ProtocolError("invalid_client", "the client is unknown", { redirectable: false });
+  const redirectUri = params.get("redirect_uri");
+  if (!redirectUri) throw new ProtocolError("invalid_request", "redirect_uri is missing", { redirectable: false });
+  // Exact string comparison: no normalization, no prefix or wildcard matching.
+  if (!client.redirectUris.includes(redirectUri)) {
+    throw new ProtocolError("invalid_request", "redirect_uri is not registered for this client", { redirectable: false });
+  }
+  return { client, redirectUri };
+}
+
+/** Validates an authorization request; never throws for bad input. */
+export async function validateAuthorizeRequest(params: Params, deps: ProviderDeps): Promise<AuthorizeValidation> {
+  let client: Client;
+  let redirectUri: string;
+  try {
+    ({ client, redirectUri } = await validateClientAndRedirect(params, deps));
+  } catch (error) {
+    if (error instanceof ProtocolError) return { ok: false, error };
+    throw error;
+  }
+  const requestedMode = params.get("response_mode");
+  const validMode = requestedMode === undefined || RESPONSE_MODES.includes(requestedMode as ResponseMode);
+  const reply: AuthorizeReply = {
+    redirectUri,
+    responseMode: validMode && requestedMode ? (requestedMode as ResponseMode) : "query",
+    state: params.get("state"),
+  };
+  const fail = (code: ConstructorParameters<typeof ProtocolError>[0], description: string): AuthorizeValidation => ({
+    ok: false,
+    error: new ProtocolError(code, description),
+    reply,
+  });
+
+  if (!validMode) return fail("invalid_request", "response_mode is not supported");
+  if (params.has("request")) return fail("request_not_supported", "request objects are not supported");
+  if (params.has("request_uri")) return fail("request_uri_not_supported", "request_uri is not supported");
+  if (params.has("registration")) return fail("registration_not_supported", "registration is not supported");
+
+  const responseType = params.get("response_type");
+  if (!responseType) return fail("invalid_request", "response_type is missing");
+  if (responseType !== "code") return fail("unsupported_response_type", "only response_type=code is supported");
+  if (!client.responseTypes.includes("code") || !client.grantTypes.includes("authorization_code")) {
+    return fail("unauthorized_client", "the client may not use the authorization code flow");
+  }
+
+  const scopeParam = params.get("scope");
+  if (!scopeParam) return fail("invalid_request", "scope is missing");
+  const scopes = parseScope(scopeParam);
+  if (!scopes || scopes.length === 0) return fail("invalid_scope", "scope is malformed");
+  const known = new Set([...deps.options.identityResources, ...deps.options.apiScopes.map((s) => s.name)]);
+  for (const scope of scopes) {
+    if (!known.has(scope)) return fail("invalid_scope", `scope ${scope} is unknown`);
+    if (!client.scopes.includes(scope)) return fail("invalid_scope", `scope ${scope} is not allowed for this client`);
+  }
+
+  const codeChallenge = params.get("code_challenge");
+  const method = params.get("code_challenge_method");
+  if (codeChallenge === undefined) {
+    if (method !== undefined) return fail("invalid_request", "code_challenge_method without code_challenge");
+    if (client.requirePkce) return fail("invalid_request", "code_challenge is required (PKCE, RFC 7636)");
+  } else {
+    // RFC 7636 §4.3: the method defaults to plain, which is not accepted.
+    if (method !== "S256") return fail("invalid_request", "code_challenge_method must be S256");
+    if (!isValidCodeChallenge(codeChallenge)) return fail("invalid_request", "code_challenge is malformed");
+  }
+
+  const prompt = new Set<Prompt>();
+  for (const value of (params.get("prompt") ?? "").split(" ").filter(Boolean)) {
+    if (!PROMPTS.includes(value as Prompt)) return fail("invalid_request", `prompt ${value} is not supported`);
+    prompt.add(value as Prompt);
+  }
+  if (prompt.has("none") && prompt.size > 1) return fail("invalid_request", "prompt=none cannot be combined with other values");
+
+  let maxAge: number | undefined;
+  const maxAgeParam = params.get("max_age");
+  if (maxAgeParam !== undefined) {
+    if (!/^\d{1,10}$/.test(maxAgeParam)) return fail("invalid_request", "max_age must be a non-negative integer");
+    maxAge = Number(maxAgeParam);
+  }
+
+  let hintSubject: string | undefined;
+  const idTokenHint = params.get("id_token_hint");
+  if (idTokenHint !== undefined) {
+    hintSubject = await subjectOfIdTokenHint(idTokenHint, client, deps);
+    if (hintSubject === undefined) return fail("invalid_request", "id_token_hint is invalid");
+  }
+
+  return {
+    ok: true,
+    value: {
+      client,
+      reply,
+      scopes,
+      nonce: params.get("nonce"),
+      codeChallenge,
+      codeChallengeMethod: codeChallenge ? "S256" : undefined,
+      prompt,
+      maxAge,
+      loginHint: params.get("login_hint"),
+      hintSubject,
+      uiLocales: params.get("ui_locales"),
+      acrValues: params.get("acr_values"),
+      params,
+    },
+  };
+}
+
+/** OIDC Core §3.1.2.1: an ID token this provider issued to this client; expired ones are accepted. */
+async function subjectOfIdTokenHint(token: string, client: Client, deps: ProviderDeps): Promise<string | undefined> {
+  try {
+    const jwks = createLocalJWKSet(await deps.keys.jwks());
+    const { payload } = await jwtVerify(token, jwks, {
+      issuer: deps.options.issuer,
+      audience: client.clientId,
+      algorithms: deps.options.algorithms,
+      // The hint is evidence of a past session, so its age does not matter; its signature does.
+      currentDate: new Date(0),
+      clockTolerance: Number.MAX_SAFE_INTEGER,
+    });
+    return typeof payload.sub === "string" ? payload.sub : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,68 @@
+import { randomBytes } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { createHostApp, parseConfig, type HostApp, type TesseraConfig } from "@tessera/host";
+import type { Provider } from "@tessera/server";
+
+/** A config for {@link createTestHost}: everything optional; issuer defaults to https://idp.test. */
+export type TestHostConfig = Partial<TesseraConfig>;
+
+/** An identity server in memory for one test. */
+export interface TestHost {
+  /** The in-process request handler (pages and protocol). */
+  fetch(request: Request): Promise<Response>;
+  issuer: string;
+  provider: Provider;
+  /** Stops the listener (if any) and closes the provider. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link createTestHost}. */
+export interface TestHostOptions {
+  /** Milliseconds clock, to test expiry without sleeping. */
+  clock?: () => number;
+  /**
+   * Also serve over HTTP on 127.0.0.1 with a free port; the issuer becomes `http://127.0.0.1:PORT`
+   * (for clients that need a real URL, such as openid-client or a browser).
+   */
+  listen?: boolean;
+}
+
+/** Creates a provider with the host's pages, an in-memory store and a random data key. */
+export async function createTestHost(config: TestHostConfig = {}, options: TestHostOptions = {}): Promise<TestHost> {
+  let app: HostApp | undefined;
+  let server: ReturnType<typeof serve> | undefined;
+  let issuer = config.issuer ?? "https://idp.test";
+  if (options.listen) {
+    server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+      const s = serve(
+        {
+          fetch: (request: Request) => (app ? app.fetch(request) : Promise.resolve(new Response("starting", { status: 503 }))),
+          port: 0,
+          hostname: "127.0.0.1",
+        },
+        () => resolve(s),
+      );
+      s.once("error", reject);
+    });
+    issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+  const validated = parseConfig({ store: { kind: "memory" }, dataKey: randomBytes(32).toString("base64url"), ...config, issuer });
+  app = await createHostApp(validated, { env: {}, clock: options.clock });
+  const hostApp = app;
+  return {
+    fetch: hostApp.fetch,
+    issuer: hostApp.issuer,
+    provider: hostApp.provider,
+    async close() {
+      if (server) {
+        const s = server;
+        await new Promise<void>((done) => {
+          s.close(() => done());
+          if ("closeAllConnections" in s) s.closeAllConnections();
+        });
+      }
+      await hostApp.close();
+    },
+  };
+}
