@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { PersistedGrant, Store } from "../src/stores/interfaces.ts";
+
+const grant = (overrides: Partial<PersistedGrant> = {}): PersistedGrant => ({
+  key: `k-${Math.random().toString(36).slice(2)}`,
+  kind: "authorization_code",
+  clientId: "c1",
+  subject: "s1",
+  sessionId: "sid1",
+  grantId: "g1",
+  data: JSON.stringify({ hello: "world" }),
+  createdAt: 1000,
+  expiresAt: 2000,
+  ...overrides,
+});
+
+/** The behaviour every Store must have; memory and SQL stores run this same suite. */
+export function storeConformance(name: string, open: () => Promise<Store>): void {
+  describe(`store conformance: ${name}`, () => {
+    it("puts, gets and removes grants, keeping every field", async () => {
+      const store = await open();
+      try {
+        const g = grant({ subject: undefined, sessionId: undefined, grantId: undefined });
+        await store.grants.put(g);
+        // Optional fields may come back absent or undefined; both mean "not set".
+        const defined = (o: object | undefined) => JSON.parse(JSON.stringify(o ?? null));
+        assert.deepEqual(defined(await store.grants.get(g.key)), defined(g));
+        await store.grants.remove(g.key);
+        assert.equal(await store.grants.get(g.key), undefined);
+        assert.equal(await store.grants.get("missing"), undefined);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("overwrites a grant put twice under one key", async () => {
+      const store = await open();
+      try {
+        const g = grant();
+        await store.grants.put(g);
+        await store.grants.put({ ...g, data: "{}", expiresAt: 5000 });
+        const stored = await store.grants.get(g.key);
+        assert.equal(stored?.data, "{}");
+        assert.equal(stored?.expiresAt, 5000);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("consumes exactly once, even when racing", async () => {
+      const store = await open();
+      try {
+        const g = grant();
+        await store.grants.put(g);
+        const results = await Promise.all(Array.from({ length: 20 }, () => store.grants.consume(g.key, 1500)));
+        assert.equal(results.filter((r) => r?.firstUse).length, 1);
+        assert.ok(results.every((r) => r?.grant.consumedAt === 1500));
+        assert.equal(await store.grants.consume("missing", 1), undefined);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("removes by filter, and refuses an empty filter", async () => {
+      const store = await open();
+      try {
+        const a = grant({ grantId: "family" });
+        const b = grant({ grantId: "family", kind: "access_token" });
+        const c = grant({ grantId: "other", subject: "s2" });
+        for (const g of [a, b, c]) await store.grants.put(g);
+        assert.equal(await store.grants.removeAll({ grantId: "family" }), 2);
+        assert.equal(await store.grants.get(a.key), undefined);
+        assert.ok(await store.grants.get(c.key));
+        assert.equal(await store.grants.removeAll({ subject: "s2", clientId: "nope" }), 0);
+        assert.equal(await store.grants.removeAll({ subject: "s2", clientId: "c1" }), 1);
+        await assert.rejects(store.grants.removeAll({}));
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("removes expired grants in batches", async () => {
+      const store = await open();
+      try {
+        for (let i = 0; i < 5; i++) await store.grants.put(grant({ expiresAt: 100 + i }));
+        const live = grant({ expiresAt: 10_000 });
+        await store.grants.put(live);
+        assert.equal(await store.grants.removeExpired(1000, 3), 3);
+        assert.equal(await store.grants.removeExpired(1000, 3), 2);
+        assert.equal(await store.grants.removeExpired(1000, 3), 0);
+        assert.ok(await store.grants.get(live.key));
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("keeps keys, ignoring a second add of the same kid", async () => {
+      const store = await open();
+      try {
+        const key = { kid: "k1", alg: "RS256", protectedJwk: "jwe", createdAt: 1, activatesAt: 1, retiresAt: undefined };
+        await store.keys.add(key);
+        await store.keys.add({ ...key, protectedJwk: "other" });
+        await store.keys.add({ ...key, kid: "k2", createdAt: 2, retiresAt: 99 });
+        const defined = (o: object) => JSON.parse(JSON.stringify(o));
+        assert.deepEqual(defined(await store.keys.list()), defined([key, { ...key, kid: "k2", createdAt: 2, retiresAt: 99 }]));
+        await store.keys.remove("k1");
+        assert.deepEqual((await store.keys.list()).map((k) => k.kid), ["k2"]);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+}
