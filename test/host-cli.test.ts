@@ -113,6 +113,21 @@ describe("tessera check", () => {
     assert.match(result.stderr, /config error at users\[0\]: give exactly one of password and password_hash/);
   });
 
+  it("accepts the contract's example config, warning about each setting not in effect yet", async () => {
+    const result = await run(["check", "--config", join(import.meta.dirname, "support", "contract-example.json")]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /warning at serverSideSessions: accepted but not in effect/);
+    assert.match(result.stdout, /warning at clients\[0\]\.backchannel_logout_uri: /);
+  });
+
+  it("refuses the PostgreSQL store, which this version does not have", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "pg.json"), JSON.stringify({ issuer: "https://id.test", store: { kind: "postgres", url: "postgres://x" } }));
+    const result = await run(["check", "--config", join(dir, "pg.json")]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /config error at store\.kind: the PostgreSQL store is not available/);
+  });
+
   it("rejects a file that is not JSON", async () => {
     const dir = tempDir();
     writeFileSync(join(dir, "x.json"), "{ nope");

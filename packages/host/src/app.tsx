@@ -41,6 +41,7 @@ const INVALID_CREDENTIALS = "Invalid username or password.";
 async function openStore(config: TesseraConfig, baseDir: string): Promise<{ store: Store; dataDir?: string }> {
   const kind = config.store ?? { kind: "sqlite", path: "./data/tessera.db" };
   if (kind.kind === "memory") return { store: createMemoryStore() };
+  if (kind.kind === "postgres") throw new Error("the PostgreSQL store is not available in this version");
   const path = resolve(baseDir, kind.path);
   return { store: await createSqliteStore(path), dataDir: join(path, "..") };
 }
@@ -80,7 +81,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   }
   const formAction = [...formTargets].join(" ");
 
-  const render = async (_c: Context, title: string, body: Child, status = 200, cookies: string[] = []) => {
+  const render = async (title: string, body: Child, status = 200, cookies: string[] = []) => {
     const nonce = randomBytes(16).toString("base64url");
     const html = "<!doctype html>" + (await (<Layout title={title} nonce={nonce}>{body}</Layout>).toString());
     const headers = new Headers({
@@ -110,7 +111,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     return out;
   };
   const csrfFailed = (c: Context) =>
-    render(c, "Please try again", <MessagePage base={base} heading="Please try again" text="This form expired or was not sent from this site. Go back, reload the page and try again." />, 400);
+    render("Please try again", <MessagePage base={base} heading="Please try again" text="This form expired or was not sent from this site. Go back, reload the page and try again." />, 400);
 
   const app = new Hono();
   const logger = hostOptions.logger;
@@ -127,7 +128,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   app.get(`${base}/`, async (c) => {
     const session = await provider.getSession(c.req.raw);
     const { token, cookies } = csrfFor(c);
-    return render(c, "Home", <HomePage base={base} sub={session?.sub} name={session?.name} csrf={token} discoveryUrl={`${provider.issuer}/.well-known/openid-configuration`} />, 200, cookies);
+    return render("Home", <HomePage base={base} sub={session?.sub} name={session?.name} csrf={token} discoveryUrl={`${provider.issuer}/.well-known/openid-configuration`} />, 200, cookies);
   });
   if (base) app.get(base, (c) => c.redirect(`${base}/`));
 
@@ -135,7 +136,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const returnUrl = c.req.query("returnUrl");
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
     const { token, cookies } = csrfFor(c);
-    return render(c, "Sign in", <LoginPage base={base} returnUrl={details?.returnUrl} username={details?.loginHint} clientName={details?.client.clientName} csrf={token} />, 200, cookies);
+    return render("Sign in", <LoginPage base={base} returnUrl={details?.returnUrl} username={details?.loginHint} clientName={details?.client.clientName} csrf={token} />, 200, cookies);
   });
 
   app.post(`${base}/login`, limit, async (c) => {
@@ -148,7 +149,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!user) {
       logger?.warn({ event: "login_failed" }, "login failed");
       const { token, cookies } = csrfFor(c);
-      return render(c, "Sign in", <LoginPage base={base} returnUrl={details?.returnUrl} username={username} clientName={details?.client.clientName} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
+      return render("Sign in", <LoginPage base={base} returnUrl={details?.returnUrl} username={username} clientName={details?.client.clientName} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
     }
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
     const { cookies } = await provider.signIn(c.req.raw, { sub: user.sub, name, amr: ["pwd"], idp: "local" }, { persistent: form.remember === "1" });
@@ -159,19 +160,19 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   app.get(`${base}/consent`, async (c) => {
     const returnUrl = c.req.query("returnUrl") ?? "";
     const details = await provider.getInteraction(returnUrl);
-    if (!details) return render(c, "Request expired", <MessagePage base={base} heading="Request expired" text="This request has expired. Return to the application and try again." />, 400);
+    if (!details) return render("Request expired", <MessagePage base={base} heading="Request expired" text="This request has expired. Return to the application and try again." />, 400);
     if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(details.returnUrl)}`);
     const { token, cookies } = csrfFor(c);
     const scopes = details.scopes.map((name) => ({ name, description: config.apiScopes?.find((s) => s.name === name)?.description }));
-    return render(c, "Allow access?", <ConsentPage base={base} clientName={details.client.clientName} scopes={scopes} returnUrl={details.returnUrl} csrf={token} />, 200, cookies);
+    return render("Allow access?", <ConsentPage base={base} clientName={details.client.clientName} scopes={scopes} returnUrl={details.returnUrl} csrf={token} />, 200, cookies);
   });
 
   app.post(`${base}/consent`, limit, async (c) => {
     const form = await formOf(c);
     if (!csrf.verify(getCookie(c, CSRF_COOKIE), form.csrf)) return csrfFailed(c);
-    if (form.decision !== "allow" && form.decision !== "deny") return render(c, "Please try again", <MessagePage base={base} heading="Please try again" text="Choose Allow or Deny." />, 400);
+    if (form.decision !== "allow" && form.decision !== "deny") return render("Please try again", <MessagePage base={base} heading="Please try again" text="Choose Allow or Deny." />, 400);
     const next = await provider.completeConsent(c.req.raw, form.returnUrl ?? "", form.decision === "allow");
-    if (!next) return render(c, "Request expired", <MessagePage base={base} heading="Request expired" text="This request has expired or you are no longer signed in. Return to the application and try again." />, 400);
+    if (!next) return render("Request expired", <MessagePage base={base} heading="Request expired" text="This request has expired or you are no longer signed in. Return to the application and try again." />, 400);
     return redirectTo(next);
   });
 

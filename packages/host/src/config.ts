@@ -63,11 +63,39 @@ export const configSchema = z
     store: z.discriminatedUnion("kind", [
       z.strictObject({ kind: z.literal("memory") }),
       z.strictObject({ kind: z.literal("sqlite"), path: z.string().min(1) }),
+      z.strictObject({ kind: z.literal("postgres"), url: z.string().min(1) }),
     ]).optional(),
     authentication: z
       .strictObject({ cookieLifetime: seconds.min(60).optional(), cookieSlidingExpiration: z.boolean().optional() })
       .optional(),
-    keys: z.strictObject({ algorithms: z.array(signingAlgorithm).min(1).optional() }).optional(),
+    keys: z
+      .strictObject({
+        algorithms: z.array(signingAlgorithm).min(1).optional(),
+        rotationInterval: seconds.min(60).optional(),
+        propagationTime: seconds.optional(),
+        retentionTime: seconds.optional(),
+      })
+      .optional(),
+    serverSideSessions: z
+      .strictObject({
+        enabled: z.boolean().optional(),
+        userDisplayNameClaimType: z.string().min(1).optional(),
+        removeExpiredSessions: z.boolean().optional(),
+        removeExpiredSessionsFrequency: seconds.min(1).optional(),
+        expiredSessionsTriggerBackchannelLogout: z.boolean().optional(),
+      })
+      .optional(),
+    dpop: z.strictObject({ requireNonce: z.boolean().optional(), proofLifetime: seconds.min(1).optional() }).optional(),
+    mtls: z
+      .strictObject({
+        enabled: z.boolean().optional(),
+        port: z.number().int().min(0).max(65535).optional(),
+        cert: z.string().optional(),
+        key: z.string().optional(),
+        clientCa: z.string().optional(),
+        clientCertificateHeader: z.string().nullable().optional(),
+      })
+      .optional(),
     tokens: z
       .strictObject({
         authorizationCodeLifetime: seconds.min(1).optional(),
@@ -84,6 +112,7 @@ export const configSchema = z
   })
   .superRefine((config, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+    if (config.store?.kind === "postgres") issue(["store", "kind"], "the PostgreSQL store is not available in this version; use sqlite or memory");
     const issuer = new URL(config.issuer);
     if (issuer.protocol !== "https:" && issuer.protocol !== "http:") issue(["issuer"], "must be an http(s) URL");
     if (issuer.search) issue(["issuer"], "must not have a query");
@@ -161,6 +190,25 @@ export function parseConfig(json: unknown): TesseraConfig {
       return { path: base, message: issue.message };
     }),
   );
+}
+
+/**
+ * Settings of the contract's config format that this version accepts but does not act on yet, as JSON
+ * paths; the CLI warns about each so nobody relies on them unknowingly.
+ */
+export function inactiveSettings(config: TesseraConfig): string[] {
+  const paths: string[] = [];
+  for (const key of ["rotationInterval", "propagationTime", "retentionTime"] as const) if (config.keys?.[key] !== undefined) paths.push(`keys.${key}`);
+  if (config.serverSideSessions) paths.push("serverSideSessions");
+  if (config.dpop) paths.push("dpop");
+  if (config.mtls?.enabled) paths.push("mtls");
+  const later = ["frontchannel_logout_uri", "backchannel_logout_uri", "post_logout_redirect_uris", "coordinate_lifetime_with_user_session", "dpop_bound_access_tokens", "tls_client_certificate_bound_access_tokens", "refresh_token_absolute_lifetime", "refresh_token_sliding_lifetime"] as const;
+  (config.clients ?? []).forEach((client, i) => {
+    for (const key of later) if (client[key] !== undefined && client[key] !== false) paths.push(`clients[${i}].${key}`);
+    if (client.access_token_format === "reference") paths.push(`clients[${i}].access_token_format`);
+    for (const grant of client.grant_types ?? []) if (grant !== "authorization_code") paths.push(`clients[${i}].grant_types (${grant})`);
+  });
+  return paths;
 }
 
 /** Environment overrides of contract §1. */

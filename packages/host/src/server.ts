@@ -1,7 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import pino from "pino";
-import { loadConfigFile, type ConfigOverrides } from "./config.ts";
+import { inactiveSettings, loadConfigFile, type ConfigOverrides } from "./config.ts";
 import { createHostApp, type HostApp } from "./app.tsx";
 
 /** A running server. */
@@ -18,6 +18,7 @@ export interface RunningServer {
 export async function startServer(configFile: string, overrides: ConfigOverrides & { hostname?: string } = {}): Promise<RunningServer> {
   const logger = pino({ level: process.env.LOG_LEVEL ?? "info", base: { service: "tessera" } });
   const { config, baseDir } = loadConfigFile(configFile, overrides);
+  for (const path of inactiveSettings(config)) logger.warn({ path }, "setting accepted but not in effect in this version");
   const app = await createHostApp(config, { baseDir, logger });
   if (app.dataKeySource === "ephemeral") logger.warn({}, "no data key configured and no data folder: sessions end when the process stops");
   const hostname = overrides.hostname ?? config.host;
