@@ -202,11 +202,11 @@ export function inactiveSettings(config: TesseraConfig): string[] {
   if (config.serverSideSessions) paths.push("serverSideSessions");
   if (config.dpop) paths.push("dpop");
   if (config.mtls?.enabled) paths.push("mtls");
-  const later = ["frontchannel_logout_uri", "backchannel_logout_uri", "post_logout_redirect_uris", "coordinate_lifetime_with_user_session", "dpop_bound_access_tokens", "tls_client_certificate_bound_access_tokens", "refresh_token_absolute_lifetime", "refresh_token_sliding_lifetime"] as const;
+  const later = ["frontchannel_logout_uri", "backchannel_logout_uri", "post_logout_redirect_uris", "coordinate_lifetime_with_user_session", "dpop_bound_access_tokens", "tls_client_certificate_bound_access_tokens"] as const;
   (config.clients ?? []).forEach((client, i) => {
     for (const key of later) if (client[key] !== undefined && client[key] !== false) paths.push(`clients[${i}].${key}`);
     if (client.access_token_format === "reference") paths.push(`clients[${i}].access_token_format`);
-    for (const grant of client.grant_types ?? []) if (grant !== "authorization_code") paths.push(`clients[${i}].grant_types (${grant})`);
+    for (const grant of client.grant_types ?? []) if (grant === "client_credentials") paths.push(`clients[${i}].grant_types (${grant})`);
   });
   return paths;
 }

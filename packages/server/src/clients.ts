@@ -23,6 +23,8 @@ export interface ClientMetadata {
   require_consent?: boolean;
   access_token_format?: "jwt" | "reference";
   access_token_lifetime?: number;
+  refresh_token_absolute_lifetime?: number;
+  refresh_token_sliding_lifetime?: number;
   [extension: string]: unknown;
 }
 
@@ -43,6 +45,10 @@ export interface Client {
   requireConsent: boolean;
   accessTokenFormat: "jwt" | "reference";
   accessTokenLifetime?: number;
+  /** Seconds a refresh-token family lives at most (default 30 days). */
+  refreshTokenAbsoluteLifetime: number;
+  /** Seconds a refresh token lives unused; each rotation slides it, up to the absolute lifetime. */
+  refreshTokenSlidingLifetime?: number;
   metadata: ClientMetadata;
 }
 
@@ -75,6 +81,8 @@ export function normalizeClient(metadata: ClientMetadata): Client {
     requireConsent: metadata.require_consent ?? false,
     accessTokenFormat: metadata.access_token_format ?? "jwt",
     accessTokenLifetime: metadata.access_token_lifetime,
+    refreshTokenAbsoluteLifetime: metadata.refresh_token_absolute_lifetime ?? 2_592_000,
+    refreshTokenSlidingLifetime: metadata.refresh_token_sliding_lifetime || undefined,
     metadata,
   };
 }

@@ -3,7 +3,8 @@ import type { Client } from "../clients.ts";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
 import type { AuthorizationCodeData } from "../endpoints/authorize.ts";
 import type { Params } from "../http/params.ts";
-import { issueTokens, type TokenResponse } from "../tokens/token-service.ts";
+import { createRefreshToken, wantsRefreshToken } from "../tokens/refresh-tokens.ts";
+import { issueTokens, type TokenResponse, type UserTokenContext } from "../tokens/token-service.ts";
 
 /** A code redemption that passed RFC 6749 §4.1.3 and RFC 7636 §4.6. */
 export interface ValidatedCodeGrant {
@@ -49,18 +50,16 @@ export async function issue(validated: ValidatedCodeGrant, deps: ProviderDeps): 
   const { client, subject, data } = validated;
   const active = await deps.profile({ subject, clientId: client.clientId, scopes: data.scopes, caller: "access_token", sessionClaims: data.sessionClaims });
   if (!active) throw new ProtocolError("invalid_grant", "the user is no longer active");
-  return issueTokens(deps, {
-    client,
-    scopes: data.scopes,
-    user: {
-      sub: subject,
-      sid: data.sid,
-      authTime: data.authTime,
-      amr: data.amr,
-      idp: data.idp,
-      nonce: data.nonce,
-      sessionClaims: data.sessionClaims,
-      grantId: validated.grantId,
-    },
-  });
+  const user: UserTokenContext = {
+    sub: subject,
+    sid: data.sid,
+    authTime: data.authTime,
+    amr: data.amr,
+    idp: data.idp,
+    nonce: data.nonce,
+    sessionClaims: data.sessionClaims,
+    grantId: validated.grantId,
+  };
+  const refreshToken = wantsRefreshToken(client, data.scopes) ? await createRefreshToken(deps, client, user, data.scopes) : undefined;
+  return issueTokens(deps, { client, scopes: data.scopes, user, refreshToken });
 }

@@ -3,6 +3,7 @@ import type { ProviderDeps } from "../deps.ts";
 import type { Params } from "../http/params.ts";
 import type { TokenResponse } from "../tokens/token-service.ts";
 import * as authorizationCode from "./authorization-code.ts";
+import * as refreshToken from "./refresh-token.ts";
 
 /** A token-endpoint grant: validate every rule, then issue. */
 export interface Grant<V> {
@@ -13,4 +14,5 @@ export interface Grant<V> {
 /** The grants by `grant_type`. */
 export const grants: Record<string, Grant<unknown>> = {
   authorization_code: authorizationCode as Grant<authorizationCode.ValidatedCodeGrant> as Grant<unknown>,
+  refresh_token: refreshToken as Grant<refreshToken.ValidatedRefresh> as Grant<unknown>,
 };

@@ -3,22 +3,27 @@ import type { Client } from "../clients.ts";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
 import { signJwt } from "./signer.ts";
 
+/** The user an authorization was made for. */
+export interface UserTokenContext {
+  sub: string;
+  sid: string;
+  authTime: number;
+  amr: string[];
+  idp: string;
+  nonce?: string;
+  sessionClaims: Record<string, unknown>;
+  /** Family id, shared by the code and every token issued from it. */
+  grantId: string;
+}
+
 /** What tokens are issued for: a user (authorization) or the client itself. */
 export interface TokenRequestContext {
   client: Client;
   scopes: string[];
   /** Present for user tokens. */
-  user?: {
-    sub: string;
-    sid: string;
-    authTime: number;
-    amr: string[];
-    idp: string;
-    nonce?: string;
-    sessionClaims: Record<string, unknown>;
-    /** Family id, shared with the code that produced these tokens. */
-    grantId: string;
-  };
+  user?: UserTokenContext;
+  /** A refresh token to return (already stored). */
+  refreshToken?: string;
 }
 
 /** A token response (RFC 6749 §5.1, OIDC Core §3.1.3.3). */
@@ -28,6 +33,7 @@ export interface TokenResponse {
   expires_in: number;
   scope: string;
   id_token?: string;
+  refresh_token?: string;
 }
 
 /** Stored alongside a code-flow access token, so it can be revoked and its claims found later. */
@@ -65,6 +71,7 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
     "at+jwt",
   );
   const response: TokenResponse = { access_token: accessToken, token_type: "Bearer", expires_in: lifetime, scope: scopes.join(" ") };
+  if (context.refreshToken) response.refresh_token = context.refreshToken;
   if (!user) return response;
 
   const record: AccessTokenRecord = { scopes, sessionClaims: user.sessionClaims };

@@ -1,0 +1,54 @@
+import { randomHandle, sha256Base64url } from "@tessera/protocol";
+import type { Client } from "../clients.ts";
+import { nowSeconds, type ProviderDeps } from "../deps.ts";
+import type { UserTokenContext } from "./token-service.ts";
+
+/** What a refresh token stands for; stored hashed under the token. */
+export interface RefreshTokenData {
+  /** Scopes of the original grant; a refresh may ask for fewer, never more. */
+  scopes: string[];
+  sid: string;
+  authTime: number;
+  amr: string[];
+  idp: string;
+  sessionClaims: Record<string, unknown>;
+  /** Unix seconds: no token of this family lives past it. */
+  absoluteExpiresAt: number;
+}
+
+/** RFC 6749 §1.5 / OIDC Core §11: a refresh token is issued for offline_access to clients allowed to refresh. */
+export function wantsRefreshToken(client: Client, scopes: readonly string[]): boolean {
+  return scopes.includes("offline_access") && client.grantTypes.includes("refresh_token");
+}
+
+/**
+ * Stores a new refresh token of a family. The first one fixes the absolute expiry; with a sliding lifetime
+ * each rotation extends the expiry by that much, never past the absolute one.
+ */
+export async function createRefreshToken(deps: ProviderDeps, client: Client, user: UserTokenContext, scopes: string[], absoluteExpiresAt?: number): Promise<string> {
+  const now = nowSeconds(deps);
+  const absolute = absoluteExpiresAt ?? now + client.refreshTokenAbsoluteLifetime;
+  const expiresAt = client.refreshTokenSlidingLifetime ? Math.min(absolute, now + client.refreshTokenSlidingLifetime) : absolute;
+  const handle = randomHandle(32);
+  const data: RefreshTokenData = {
+    scopes,
+    sid: user.sid,
+    authTime: user.authTime,
+    amr: user.amr,
+    idp: user.idp,
+    sessionClaims: user.sessionClaims,
+    absoluteExpiresAt: absolute,
+  };
+  await deps.store.grants.put({
+    key: sha256Base64url(handle),
+    kind: "refresh_token",
+    clientId: client.clientId,
+    subject: user.sub,
+    sessionId: user.sid,
+    grantId: user.grantId,
+    data: JSON.stringify(data),
+    createdAt: now,
+    expiresAt,
+  });
+  return handle;
+}

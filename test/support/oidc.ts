@@ -1,0 +1,46 @@
+import { TestBrowser, type TestHost } from "@tessera/testing";
+import * as oidc from "openid-client";
+
+export const CALLBACK = "http://127.0.0.1/cb";
+
+/** openid-client configuration for a client of `host` (over HTTP). */
+export function discover(host: TestHost, clientId: string, auth: oidc.ClientAuth = oidc.None(), metadata: Partial<oidc.ClientMetadata> = {}): Promise<oidc.Configuration> {
+  return oidc.discovery(new URL(host.issuer), clientId, metadata, auth, { execute: [oidc.allowInsecureRequests] });
+}
+
+/** The code flow through the host's login page with openid-client doing PKCE, state and nonce. */
+export async function codeFlow(
+  config: oidc.Configuration,
+  options: { scope: string; browser?: TestBrowser; username?: string; password?: string; extra?: Record<string, string> },
+): Promise<oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers> {
+  const browser = options.browser ?? new TestBrowser();
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: CALLBACK,
+    scope: options.scope,
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: "S256",
+    state,
+    nonce,
+    ...options.extra,
+  });
+  const stopAt = (u: URL) => u.href.startsWith(CALLBACK);
+  let page = await browser.get(url, { stopAt });
+  if (page.query("input[name=password]")) {
+    page = await browser.submitForm(page, { fields: { username: options.username ?? "alice", password: options.password ?? "alice" }, stopAt });
+  }
+  if (!page.location) throw new Error(`no redirect to the client: ${page.status} ${page.url}`);
+  return oidc.authorizationCodeGrant(config, new URL(page.location), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: options.scope.split(" ").includes("openid") });
+}
+
+/** The OAuth error code of a rejected openid-client call. */
+export async function errorOf(promise: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await promise;
+    return undefined;
+  } catch (error) {
+    return (error as { error?: string }).error ?? (error as Error).message;
+  }
+}
