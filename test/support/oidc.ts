@@ -41,6 +41,13 @@ export async function errorOf(promise: Promise<unknown>): Promise<string | undef
     await promise;
     return undefined;
   } catch (error) {
-    return (error as { error?: string }).error ?? (error as Error).message;
+    const e = error as { error?: string; response?: Response; message: string };
+    if (e.error) return e.error;
+    // A 401 with WWW-Authenticate comes as a challenge error; the OAuth code is in the body.
+    if (e.response) {
+      const body = (await e.response.clone().json().catch(() => ({}))) as { error?: string };
+      if (body.error) return body.error;
+    }
+    return e.message;
   }
 }

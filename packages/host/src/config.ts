@@ -205,8 +205,6 @@ export function inactiveSettings(config: TesseraConfig): string[] {
   const later = ["frontchannel_logout_uri", "backchannel_logout_uri", "post_logout_redirect_uris", "coordinate_lifetime_with_user_session", "dpop_bound_access_tokens", "tls_client_certificate_bound_access_tokens"] as const;
   (config.clients ?? []).forEach((client, i) => {
     for (const key of later) if (client[key] !== undefined && client[key] !== false) paths.push(`clients[${i}].${key}`);
-    if (client.access_token_format === "reference") paths.push(`clients[${i}].access_token_format`);
-    for (const grant of client.grant_types ?? []) if (grant === "client_credentials") paths.push(`clients[${i}].grant_types (${grant})`);
   });
   return paths;
 }

@@ -20,7 +20,9 @@ export type ProtocolErrorCode =
   | "invalid_token"
   | "insufficient_scope"
   | "invalid_dpop_proof"
-  | "use_dpop_nonce";
+  | "use_dpop_nonce"
+  | "invalid_target"
+  | "unsupported_token_type";
 
 const defaultStatus: Partial<Record<ProtocolErrorCode, number>> = {
   invalid_client: 401,

@@ -36,6 +36,8 @@ export const PATHS = {
   authorizeCallback: "/connect/authorize/callback",
   token: "/connect/token",
   userinfo: "/connect/userinfo",
+  introspection: "/connect/introspect",
+  revocation: "/connect/revocation",
 } as const;
 
 /** Absolute URL of an endpoint. */

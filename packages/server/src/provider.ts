@@ -6,6 +6,9 @@ import { authorizeCallbackEndpoint, authorizeEndpoint } from "./endpoints/author
 import { discoveryEndpoint, jwksEndpoint, providerMetadata } from "./endpoints/discovery.ts";
 import { tokenEndpoint } from "./endpoints/token.ts";
 import { userinfoEndpoint } from "./endpoints/userinfo.ts";
+import { introspectionEndpoint } from "./endpoints/introspection.ts";
+import { revocationEndpoint } from "./endpoints/revocation.ts";
+import { Params } from "./http/params.ts";
 import { errorJson, noStoreJson } from "./http/responses.ts";
 import { DataProtector } from "./keys/data-protection.ts";
 import { KeyManager } from "./keys/key-manager.ts";
@@ -93,6 +96,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   app.get(PATHS.authorizeCallback, route(authorizeCallbackEndpoint(deps)));
   app.post(PATHS.token, route(tokenEndpoint(deps)));
   app.on(["GET", "POST"], PATHS.userinfo, route(userinfoEndpoint(deps)));
+  app.post(PATHS.introspection, route(introspectionEndpoint(deps)));
+  app.post(PATHS.revocation, route(revocationEndpoint(deps)));
   app.notFound(() => noStoreJson({ error: "not_found" }, 404));
   app.onError((error) => {
     if (error instanceof ProtocolError) return errorJson(error);
@@ -129,7 +134,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       if (!interaction) return undefined;
       const client = await clients.findClientById(interaction.clientId);
       if (!client) return undefined;
-      const params = new Map(interaction.params);
+      const params = Params.fromEntries(interaction.params);
       return {
         returnUrl: `${options.basePath}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(interaction.id)}`,
         client: { clientId: client.clientId, clientName: client.clientName },

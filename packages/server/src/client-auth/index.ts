@@ -5,13 +5,13 @@ import type { Params } from "../http/params.ts";
 import { secretMatches } from "./client-secret.ts";
 
 /** The credentials a request presented, before they are checked. */
-interface PresentedCredentials {
+export interface PresentedCredentials {
   method: TokenEndpointAuthMethod;
   clientId: string;
   secret?: string;
 }
 
-function invalidClient(description: string, basic: boolean): ProtocolError {
+export function invalidClient(description: string, basic: boolean): ProtocolError {
   return new ProtocolError("invalid_client", description, {
     status: 401,
     headers: basic ? { "www-authenticate": 'Basic realm="tessera", charset="UTF-8"' } : {},
@@ -24,7 +24,7 @@ function decodeBasicPart(value: string): string {
 }
 
 /** Which method the request used; more than one is an error (RFC 6749 §2.3). */
-function presentedCredentials(request: Request, form: Params): PresentedCredentials {
+export function presentedCredentials(request: Request, form: Params): PresentedCredentials {
   const authorization = request.headers.get("authorization");
   const basic = authorization && /^basic /i.test(authorization) ? authorization.slice(6).trim() : undefined;
   const bodyId = form.get("client_id");

@@ -1,6 +1,6 @@
 import { ProtocolError, randomHandle, sha256Base64url } from "@tessera/protocol";
 import { nowSeconds, PATHS, type ProviderDeps } from "../deps.ts";
-import { readForm, toParams, type Params } from "../http/params.ts";
+import { Params, readForm, toParams } from "../http/params.ts";
 import { htmlPage, redirect } from "../http/responses.ts";
 import type { Interaction } from "../session/interactions.ts";
 import type { AuthenticationSession } from "../session/session.ts";
@@ -47,7 +47,7 @@ export function authorizeCallbackEndpoint(deps: ProviderDeps) {
     if (!interaction) {
       return htmlPage(errorPage("invalid_request", "This sign-in request has expired or was already completed."), 400);
     }
-    return processAuthorization(request, new Map(interaction.params), interaction, deps);
+    return processAuthorization(request, Params.fromEntries(interaction.params), interaction, deps);
   };
 }
 

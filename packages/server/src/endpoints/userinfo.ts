@@ -7,23 +7,26 @@ import { bearerChallenge, validateBearerToken } from "../validation/bearer-token
 export function userinfoEndpoint(deps: ProviderDeps) {
   return async (request: Request): Promise<Response> => {
     const token = await validateBearerToken(request, deps);
-    if (!token.scopes.includes("openid") || !token.record) {
+    const scopes = token.claims.scope.split(" ");
+    // Only tokens issued for a user with the openid scope may read claims (client tokens have no sid).
+    if (!scopes.includes("openid") || token.claims.sid === undefined) {
       throw new ProtocolError("insufficient_scope", "the token was not issued for the openid scope", {
         headers: { "www-authenticate": bearerChallenge(deps, "insufficient_scope") },
       });
     }
     const claims = await deps.profile({
-      subject: token.payload.sub,
-      clientId: token.payload.client_id,
-      scopes: token.scopes,
+      subject: token.claims.sub,
+      clientId: token.claims.client_id,
+      scopes,
       caller: "userinfo",
-      sessionClaims: token.record.sessionClaims,
+      sessionClaims: token.record?.sessionClaims ?? {},
     });
     if (!claims) {
       throw new ProtocolError("invalid_token", "the user is no longer active", {
+        status: 401,
         headers: { "www-authenticate": bearerChallenge(deps, "invalid_token") },
       });
     }
-    return noStoreJson({ ...claims, sub: token.payload.sub }, 200, { "access-control-allow-origin": "*" });
+    return noStoreJson({ ...claims, sub: token.claims.sub }, 200, { "access-control-allow-origin": "*" });
   };
 }

@@ -3,6 +3,7 @@ import type { ProviderDeps } from "../deps.ts";
 import type { Params } from "../http/params.ts";
 import type { TokenResponse } from "../tokens/token-service.ts";
 import * as authorizationCode from "./authorization-code.ts";
+import * as clientCredentials from "./client-credentials.ts";
 import * as refreshToken from "./refresh-token.ts";
 
 /** A token-endpoint grant: validate every rule, then issue. */
@@ -15,4 +16,5 @@ export interface Grant<V> {
 export const grants: Record<string, Grant<unknown>> = {
   authorization_code: authorizationCode as Grant<authorizationCode.ValidatedCodeGrant> as Grant<unknown>,
   refresh_token: refreshToken as Grant<refreshToken.ValidatedRefresh> as Grant<unknown>,
+  client_credentials: clientCredentials as Grant<clientCredentials.ValidatedClientCredentials> as Grant<unknown>,
 };

@@ -1,29 +1,59 @@
 import { ProtocolError } from "@tessera/protocol";
 
+/** Parameters that may appear more than once (RFC 8707 §2: `resource`). */
+const REPEATABLE = new Set(["resource"]);
+
 /** Request parameters after the size and duplicate rules of RFC 6749 §3.1 / §3.2 were applied. */
-export type Params = ReadonlyMap<string, string>;
+export class Params implements Iterable<[string, string]> {
+  private constructor(private readonly values: ReadonlyMap<string, readonly string[]>) {}
+
+  /** From name/value pairs already checked (a stored request). */
+  static fromEntries(entries: Iterable<[string, string]>): Params {
+    const values = new Map<string, string[]>();
+    for (const [name, value] of entries) values.set(name, [...(values.get(name) ?? []), value]);
+    return new Params(values);
+  }
+
+  /** Builds from a query or form, refusing repeats (but of `resource`) and over-long values. */
+  static parse(search: URLSearchParams, limits: ParamLimits, redirectable = true): Params {
+    const values = new Map<string, string[]>();
+    for (const [name, value] of search) {
+      const existing = values.get(name);
+      if (existing && !REPEATABLE.has(name)) throw new ProtocolError("invalid_request", `parameter ${name} is repeated`, { redirectable });
+      if (value.length > limits.maxParameterLength) throw new ProtocolError("invalid_request", `parameter ${name} is too long`, { redirectable });
+      // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
+      if (value !== "") values.set(name, [...(existing ?? []), value]);
+    }
+    return new Params(values);
+  }
+
+  /** The value of a single-valued parameter. */
+  get(name: string): string | undefined {
+    return this.values.get(name)?.[0];
+  }
+
+  /** Every value of a repeatable parameter. */
+  getAll(name: string): string[] {
+    return [...(this.values.get(name) ?? [])];
+  }
+
+  has(name: string): boolean {
+    return this.values.has(name);
+  }
+
+  *[Symbol.iterator](): Iterator<[string, string]> {
+    for (const [name, values] of this.values) for (const value of values) yield [name, value];
+  }
+}
 
 export interface ParamLimits {
   maxFormBytes: number;
   maxParameterLength: number;
 }
 
-/**
- * Turns URLSearchParams into a map, refusing repeated parameters (RFC 6749 §3.1: "MUST NOT be included
- * more than once") and over-long values. Empty values count as absent (RFC 6749 §3.1).
- */
+/** Query parameters of a request. */
 export function toParams(search: URLSearchParams, limits: ParamLimits, redirectable = true): Params {
-  const params = new Map<string, string>();
-  const seen = new Set<string>();
-  for (const [name, value] of search) {
-    if (seen.has(name)) throw new ProtocolError("invalid_request", `parameter ${name} is repeated`, { redirectable });
-    seen.add(name);
-    if (value.length > limits.maxParameterLength) {
-      throw new ProtocolError("invalid_request", `parameter ${name} is too long`, { redirectable });
-    }
-    if (value !== "") params.set(name, value);
-  }
-  return params;
+  return Params.parse(search, limits, redirectable);
 }
 
 /** Reads an application/x-www-form-urlencoded body within the size limit. */
@@ -33,7 +63,7 @@ export async function readForm(request: Request, limits: ParamLimits): Promise<P
     throw new ProtocolError("invalid_request", "the body must be application/x-www-form-urlencoded");
   }
   const text = await readLimitedText(request, limits.maxFormBytes);
-  return toParams(new URLSearchParams(text), limits);
+  return Params.parse(new URLSearchParams(text), limits);
 }
 
 /** The body as text, refusing more than `maxBytes` without reading it all into memory. */

@@ -1,4 +1,5 @@
 import { leftHalfHash, randomHandle, sha256Base64url } from "@tessera/protocol";
+import type { JWTPayload } from "jose";
 import type { Client } from "../clients.ts";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
 import { signJwt } from "./signer.ts";
@@ -24,6 +25,8 @@ export interface TokenRequestContext {
   user?: UserTokenContext;
   /** A refresh token to return (already stored). */
   refreshToken?: string;
+  /** Explicit audiences (RFC 8707 resources); default: from the granted scopes. */
+  audience?: string[];
 }
 
 /** A token response (RFC 6749 §5.1, OIDC Core §3.1.3.3). */
@@ -36,82 +39,112 @@ export interface TokenResponse {
   refresh_token?: string;
 }
 
-/** Stored alongside a code-flow access token, so it can be revoked and its claims found later. */
+/** Access token claims (RFC 9068 §2.2), as signed into a JWT or kept behind a reference. */
+export interface AccessTokenClaims extends JWTPayload {
+  iss: string;
+  sub: string;
+  aud: string | string[];
+  client_id: string;
+  scope: string;
+  iat: number;
+  exp: number;
+  jti: string;
+  auth_time?: number;
+  amr?: string[];
+  idp?: string;
+  sid?: string;
+}
+
+/**
+ * The server-side record of an access token: every reference token has one (it *is* the token), and so
+ * does every JWT issued for a user, so revoking the grant is seen by userinfo and introspection.
+ */
 export interface AccessTokenRecord {
-  scopes: string[];
+  format: "jwt" | "reference";
+  claims: AccessTokenClaims;
   sessionClaims: Record<string, unknown>;
 }
 
 /** The `aud` of an access token: the API resources whose scopes were granted, else the client. */
-function audienceFor(deps: ProviderDeps, scopes: string[], clientId: string): string | string[] {
+function audienceFor(deps: ProviderDeps, scopes: string[], clientId: string): string[] {
   const audiences = deps.options.apiResources.filter((r) => r.scopes.some((s) => scopes.includes(s))).map((r) => r.name);
-  if (audiences.length === 0) return clientId;
-  return audiences.length === 1 ? audiences[0]! : audiences;
+  return audiences.length ? audiences : [clientId];
 }
 
-/** Issues the access token (RFC 9068 JWT) and, for `openid` user requests, the ID token. */
+/** Issues the access token (RFC 9068 JWT or reference) and, for `openid` user requests, the ID token. */
 export async function issueTokens(deps: ProviderDeps, context: TokenRequestContext): Promise<TokenResponse> {
   const now = nowSeconds(deps);
   const { client, scopes, user } = context;
   const lifetime = client.accessTokenLifetime ?? deps.options.accessTokenLifetime;
-  const jti = randomHandle(16);
-  const { jwt: accessToken } = await signJwt(
+  const audience = context.audience ?? audienceFor(deps, scopes, client.clientId);
+  const extra = user
+    ? await deps.profile({ subject: user.sub, clientId: client.clientId, scopes, caller: "access_token", sessionClaims: user.sessionClaims })
+    : undefined;
+  const claims: AccessTokenClaims = {
+    ...(extra ?? {}),
+    iss: deps.options.issuer,
+    aud: audience.length === 1 ? audience[0]! : audience,
+    sub: user?.sub ?? client.clientId,
+    client_id: client.clientId,
+    iat: now,
+    exp: now + lifetime,
+    jti: randomHandle(16),
+    scope: scopes.join(" "),
+    ...(user ? { auth_time: user.authTime, amr: user.amr, idp: user.idp, sid: user.sid } : {}),
+  };
+
+  let accessToken: string;
+  let recordKey: string | undefined;
+  if (client.accessTokenFormat === "reference") {
+    accessToken = randomHandle(32);
+    recordKey = sha256Base64url(accessToken);
+  } else {
+    accessToken = (await signJwt(deps.keys, claims, "at+jwt")).jwt;
+    if (user) recordKey = sha256Base64url(claims.jti);
+  }
+  if (recordKey) {
+    const record: AccessTokenRecord = { format: client.accessTokenFormat, claims, sessionClaims: user?.sessionClaims ?? {} };
+    await deps.store.grants.put({
+      key: recordKey,
+      kind: "access_token",
+      clientId: client.clientId,
+      subject: user?.sub,
+      sessionId: user?.sid,
+      grantId: user?.grantId,
+      data: JSON.stringify(record),
+      createdAt: now,
+      expiresAt: claims.exp,
+    });
+  }
+
+  const response: TokenResponse = { access_token: accessToken, token_type: "Bearer", expires_in: lifetime, scope: claims.scope };
+  if (context.refreshToken) response.refresh_token = context.refreshToken;
+  if (user && scopes.includes("openid")) response.id_token = await issueIdToken(deps, client, user, scopes, accessToken, now);
+  return response;
+}
+
+async function issueIdToken(deps: ProviderDeps, client: Client, user: UserTokenContext, scopes: string[], accessToken: string, now: number): Promise<string> {
+  const key = await deps.keys.signingKey(client.idTokenSignedResponseAlg);
+  const claims = await deps.profile({ subject: user.sub, clientId: client.clientId, scopes, caller: "id_token", sessionClaims: user.sessionClaims });
+  const { jwt } = await signJwt(
     deps.keys,
     {
+      // Profile claims first, so the protocol claims below can never be overridden by user data.
+      ...(claims ?? {}),
       iss: deps.options.issuer,
-      aud: audienceFor(deps, scopes, client.clientId),
-      sub: user?.sub ?? client.clientId,
-      client_id: client.clientId,
+      sub: user.sub,
+      aud: client.clientId,
       iat: now,
-      exp: now + lifetime,
-      jti,
-      scope: scopes.join(" "),
-      ...(user ? { auth_time: user.authTime, amr: user.amr, idp: user.idp, sid: user.sid } : {}),
+      exp: now + deps.options.idTokenLifetime,
+      auth_time: user.authTime,
+      amr: user.amr,
+      idp: user.idp,
+      sid: user.sid,
+      at_hash: leftHalfHash(accessToken, key.alg),
+      ...(user.nonce !== undefined ? { nonce: user.nonce } : {}),
     },
-    "at+jwt",
+    "JWT",
+    key.alg,
   );
-  const response: TokenResponse = { access_token: accessToken, token_type: "Bearer", expires_in: lifetime, scope: scopes.join(" ") };
-  if (context.refreshToken) response.refresh_token = context.refreshToken;
-  if (!user) return response;
-
-  const record: AccessTokenRecord = { scopes, sessionClaims: user.sessionClaims };
-  await deps.store.grants.put({
-    key: sha256Base64url(jti),
-    kind: "access_token",
-    clientId: client.clientId,
-    subject: user.sub,
-    sessionId: user.sid,
-    grantId: user.grantId,
-    data: JSON.stringify(record),
-    createdAt: now,
-    expiresAt: now + lifetime,
-  });
-
-  if (scopes.includes("openid")) {
-    const alg = client.idTokenSignedResponseAlg;
-    const key = await deps.keys.signingKey(alg);
-    const claims = await deps.profile({ subject: user.sub, clientId: client.clientId, scopes, caller: "id_token", sessionClaims: user.sessionClaims });
-    const { jwt } = await signJwt(
-      deps.keys,
-      {
-        // Claims first, so the protocol claims below can never be overridden by user data.
-        ...(claims ?? {}),
-        iss: deps.options.issuer,
-        sub: user.sub,
-        aud: client.clientId,
-        iat: now,
-        exp: now + deps.options.idTokenLifetime,
-        auth_time: user.authTime,
-        amr: user.amr,
-        idp: user.idp,
-        sid: user.sid,
-        at_hash: leftHalfHash(accessToken, key.alg),
-        ...(user.nonce !== undefined ? { nonce: user.nonce } : {}),
-      },
-      "JWT",
-      key.alg,
-    );
-    response.id_token = jwt;
-  }
-  return response;
+  return jwt;
 }

@@ -1,0 +1,71 @@
+import { ProtocolError, parseScope } from "@tessera/protocol";
+import type { Client } from "../clients.ts";
+import type { ProviderDeps } from "../deps.ts";
+import type { Params } from "../http/params.ts";
+import { issueTokens, type TokenResponse } from "../tokens/token-service.ts";
+
+/** A client-credentials request that passed RFC 6749 §4.4 and RFC 8707. */
+export interface ValidatedClientCredentials {
+  client: Client;
+  scopes: string[];
+  audience?: string[];
+}
+
+/** RFC 8707 §2: an absolute URI without a fragment. */
+function isResourceIndicator(value: string): boolean {
+  try {
+    return new URL(value).hash === "" && !value.includes("#");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * RFC 6749 §4.4.2: only API scopes the client may use (all of them when none are asked for); with
+ * `resource` (RFC 8707), only scopes of those resources, which become the audience.
+ */
+export async function validate(form: Params, client: Client, deps: ProviderDeps): Promise<ValidatedClientCredentials> {
+  if (client.tokenEndpointAuthMethod === "none") throw new ProtocolError("unauthorized_client", "public clients cannot use client_credentials");
+  const apiScopes = new Set(deps.options.apiScopes.map((s) => s.name));
+  const allowed = client.scopes.filter((s) => apiScopes.has(s));
+  let scopes: string[];
+  const requested = form.get("scope");
+  if (requested !== undefined) {
+    const parsed = parseScope(requested);
+    if (!parsed || parsed.length === 0) throw new ProtocolError("invalid_scope", "scope is malformed");
+    for (const scope of parsed) {
+      if (!apiScopes.has(scope)) throw new ProtocolError("invalid_scope", `scope ${scope} is not an API scope`);
+      if (!allowed.includes(scope)) throw new ProtocolError("invalid_scope", `scope ${scope} is not allowed for this client`);
+    }
+    scopes = parsed;
+  } else {
+    scopes = allowed;
+  }
+
+  const resources = form.getAll("resource");
+  let audience: string[] | undefined;
+  if (resources.length > 0) {
+    const inResources = new Set<string>();
+    for (const indicator of resources) {
+      if (!isResourceIndicator(indicator)) throw new ProtocolError("invalid_target", `resource ${indicator} is not an absolute URI`);
+      const resource = deps.options.apiResources.find((r) => r.name === indicator);
+      if (!resource) throw new ProtocolError("invalid_target", `resource ${indicator} is unknown`);
+      const granted = resource.scopes.filter((s) => scopes.includes(s));
+      if (granted.length === 0) throw new ProtocolError("invalid_target", `the client may not use resource ${indicator} with these scopes`);
+      for (const s of granted) inResources.add(s);
+    }
+    if (requested !== undefined) {
+      const outside = scopes.find((s) => !inResources.has(s));
+      if (outside) throw new ProtocolError("invalid_scope", `scope ${outside} does not belong to the requested resources`);
+    }
+    scopes = scopes.filter((s) => inResources.has(s));
+    audience = [...new Set(resources)];
+  }
+  if (scopes.length === 0) throw new ProtocolError("invalid_scope", "no API scope is allowed for this client");
+  return { client, scopes, audience };
+}
+
+/** RFC 6749 §4.4.3: an access token, no refresh token. */
+export async function issue(validated: ValidatedClientCredentials, deps: ProviderDeps): Promise<TokenResponse> {
+  return issueTokens(deps, { client: validated.client, scopes: validated.scopes, audience: validated.audience });
+}

@@ -1,0 +1,55 @@
+import { sha256Base64url } from "@tessera/protocol";
+import { createLocalJWKSet, jwtVerify } from "jose";
+import { nowSeconds, type ProviderDeps } from "../deps.ts";
+import type { PersistedGrant } from "../stores/interfaces.ts";
+import type { AccessTokenClaims, AccessTokenRecord } from "./token-service.ts";
+
+/** An access token issued here that is valid now and not revoked. */
+export interface ResolvedAccessToken {
+  claims: AccessTokenClaims;
+  format: "jwt" | "reference";
+  /** The stored record (reference tokens, user JWTs); absent for self-contained client JWTs. */
+  record?: AccessTokenRecord;
+  /** Store key of the record, for revocation. */
+  recordKey?: string;
+}
+
+const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+function liveRecord(grant: PersistedGrant | undefined, now: number): AccessTokenRecord | undefined {
+  if (!grant || grant.kind !== "access_token" || grant.expiresAt <= now) return undefined;
+  return JSON.parse(grant.data) as AccessTokenRecord;
+}
+
+/**
+ * Resolves a JWT (signature, `typ` at+jwt, issuer, expiry, and for user tokens the revocation record) or a
+ * reference token (its record). Undefined for anything else.
+ */
+export async function resolveAccessToken(token: string, deps: ProviderDeps): Promise<ResolvedAccessToken | undefined> {
+  const now = nowSeconds(deps);
+  if (!JWS_COMPACT.test(token)) {
+    if (token.length > 512) return undefined;
+    const recordKey = sha256Base64url(token);
+    const record = liveRecord(await deps.store.grants.get(recordKey), now);
+    if (!record || record.format !== "reference") return undefined;
+    return { claims: record.claims, format: "reference", record, recordKey };
+  }
+  let claims: AccessTokenClaims;
+  try {
+    ({ payload: claims } = (await jwtVerify(token, createLocalJWKSet(await deps.keys.jwks()), {
+      issuer: deps.options.issuer,
+      typ: "at+jwt",
+      algorithms: deps.options.algorithms,
+      currentDate: new Date(deps.clock()),
+      requiredClaims: ["exp", "iat", "sub", "client_id", "jti"],
+    })) as unknown as { payload: AccessTokenClaims });
+  } catch {
+    return undefined;
+  }
+  if (claims.sid === undefined) return { claims, format: "jwt" };
+  // User tokens have a record; without it the grant was revoked.
+  const recordKey = sha256Base64url(claims.jti);
+  const record = liveRecord(await deps.store.grants.get(recordKey), now);
+  if (!record) return undefined;
+  return { claims, format: "jwt", record, recordKey };
+}
