@@ -27,7 +27,10 @@ const clientSchema = z.strictObject({
   grant_types: z.array(z.enum(["authorization_code", "refresh_token", "client_credentials"])).optional(),
   response_types: z.array(z.literal("code")).optional(),
   scope: z.string().optional(),
-  token_endpoint_auth_method: z.enum(["client_secret_basic", "client_secret_post", "none"]).optional(),
+  token_endpoint_auth_method: z.enum(["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"]).optional(),
+  token_endpoint_auth_signing_alg: z.enum(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "HS256", "HS384", "HS512"]).optional(),
+  jwks: z.strictObject({ keys: z.array(z.looseObject({ kty: z.string() })).min(1) }).optional(),
+  jwks_uri: absoluteUrl.optional(),
   id_token_signed_response_alg: signingAlgorithm.optional(),
   frontchannel_logout_uri: absoluteUrl.optional(),
   frontchannel_logout_session_required: z.boolean().optional(),
@@ -129,7 +132,12 @@ export const configSchema = z
       ids.add(client.client_id);
       const method = client.token_endpoint_auth_method ?? (client.client_secret ? "client_secret_basic" : "none");
       if (method === "none" && client.client_secret) issue(["clients", i, "client_secret"], "a public client (token_endpoint_auth_method none) has no secret");
-      if (method !== "none" && !client.client_secret) issue(["clients", i, "client_secret"], `${method} needs a client_secret`);
+      const needsSecret = method === "client_secret_basic" || method === "client_secret_post" || method === "client_secret_jwt";
+      if (needsSecret && !client.client_secret) issue(["clients", i, "client_secret"], `${method} needs a client_secret`);
+      if (method === "private_key_jwt" && !client.jwks === !client.jwks_uri) issue(["clients", i, "jwks"], "private_key_jwt needs exactly one of jwks and jwks_uri");
+      if (method === "private_key_jwt" && client.client_secret) issue(["clients", i, "client_secret"], "private_key_jwt clients have no secret");
+      const alg = client.token_endpoint_auth_signing_alg;
+      if (alg && (method === "client_secret_jwt") !== alg.startsWith("HS")) issue(["clients", i, "token_endpoint_auth_signing_alg"], `${alg} does not suit ${method}`);
       if (method === "none" && client.require_pkce === false) issue(["clients", i, "require_pkce"], "public clients must use PKCE");
       for (const scope of (client.scope ?? "openid").split(" ").filter(Boolean)) {
         if (!scopes.has(scope)) issue(["clients", i, "scope"], `unknown scope ${scope}`);

@@ -1,8 +1,15 @@
 import { createHash } from "node:crypto";
+import type { JWK } from "jose";
 
 /** Client authentication methods at the token endpoint implemented so far. */
-export type TokenEndpointAuthMethod = "client_secret_basic" | "client_secret_post" | "none";
-export const TOKEN_ENDPOINT_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ["client_secret_basic", "client_secret_post", "none"];
+export type TokenEndpointAuthMethod = "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | "private_key_jwt" | "none";
+export const TOKEN_ENDPOINT_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"];
+
+/** Algorithms accepted for client assertions: asymmetric for private_key_jwt, HMAC for client_secret_jwt. */
+export const ASSERTION_ALGORITHMS = {
+  private_key_jwt: ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"],
+  client_secret_jwt: ["HS256", "HS384", "HS512"],
+} as const;
 
 /**
  * A client as registered: RFC 7591 / OIDC Registration names plus Tessera's extensions
@@ -18,6 +25,11 @@ export interface ClientMetadata {
   response_types?: string[];
   scope?: string;
   token_endpoint_auth_method?: string;
+  token_endpoint_auth_signing_alg?: string;
+  /** Public keys for private_key_jwt (RFC 7591 `jwks`). */
+  jwks?: { keys: JWK[] };
+  /** Where the public keys for private_key_jwt are published. */
+  jwks_uri?: string;
   id_token_signed_response_alg?: string;
   require_pkce?: boolean;
   require_consent?: boolean;
@@ -40,6 +52,12 @@ export interface Client {
   responseTypes: string[];
   scopes: string[];
   tokenEndpointAuthMethod: TokenEndpointAuthMethod;
+  /** The plain secret, kept only for client_secret_jwt, where it is the HMAC key. */
+  sharedSecret?: string;
+  /** Algorithms this client may sign assertions with. */
+  assertionAlgorithms: string[];
+  jwks?: { keys: JWK[] };
+  jwksUri?: string;
   idTokenSignedResponseAlg?: string;
   requirePkce: boolean;
   requireConsent: boolean;
@@ -63,8 +81,15 @@ export function normalizeClient(metadata: ClientMetadata): Client {
   if (!TOKEN_ENDPOINT_AUTH_METHODS.includes(method)) {
     throw new TypeError(`client ${metadata.client_id}: unsupported token_endpoint_auth_method ${method}`);
   }
-  if (method !== "none" && !metadata.client_secret) {
-    throw new TypeError(`client ${metadata.client_id}: ${method} needs a client_secret`);
+  const needsSecret = method === "client_secret_basic" || method === "client_secret_post" || method === "client_secret_jwt";
+  if (needsSecret && !metadata.client_secret) throw new TypeError(`client ${metadata.client_id}: ${method} needs a client_secret`);
+  if (method === "private_key_jwt" && !metadata.jwks === !metadata.jwks_uri) {
+    throw new TypeError(`client ${metadata.client_id}: private_key_jwt needs exactly one of jwks and jwks_uri`);
+  }
+  const family: readonly string[] = method === "private_key_jwt" ? ASSERTION_ALGORITHMS.private_key_jwt : method === "client_secret_jwt" ? ASSERTION_ALGORITHMS.client_secret_jwt : [];
+  const signingAlg = metadata.token_endpoint_auth_signing_alg;
+  if (signingAlg !== undefined && !family.includes(signingAlg)) {
+    throw new TypeError(`client ${metadata.client_id}: token_endpoint_auth_signing_alg ${signingAlg} does not suit ${method}`);
   }
   return {
     clientId: metadata.client_id,
@@ -76,6 +101,10 @@ export function normalizeClient(metadata: ClientMetadata): Client {
     responseTypes: metadata.response_types ?? ["code"],
     scopes: (metadata.scope ?? "openid").split(" ").filter(Boolean),
     tokenEndpointAuthMethod: method,
+    sharedSecret: method === "client_secret_jwt" ? metadata.client_secret : undefined,
+    assertionAlgorithms: signingAlg ? [signingAlg] : [...family],
+    jwks: metadata.jwks,
+    jwksUri: metadata.jwks_uri,
     idTokenSignedResponseAlg: metadata.id_token_signed_response_alg,
     requirePkce: metadata.require_pkce ?? true,
     requireConsent: metadata.require_consent ?? false,

@@ -3,12 +3,14 @@ import type { Client, TokenEndpointAuthMethod } from "../clients.ts";
 import type { ProviderDeps } from "../deps.ts";
 import type { Params } from "../http/params.ts";
 import { secretMatches } from "./client-secret.ts";
+import { JWT_BEARER, verifyClientAssertion } from "./jwt-assertion.ts";
 
 /** The credentials a request presented, before they are checked. */
 export interface PresentedCredentials {
-  method: TokenEndpointAuthMethod;
+  method: TokenEndpointAuthMethod | "jwt_assertion";
   clientId: string;
   secret?: string;
+  assertion?: string;
 }
 
 export function invalidClient(description: string, basic: boolean): ProtocolError {
@@ -29,6 +31,21 @@ export function presentedCredentials(request: Request, form: Params): PresentedC
   const basic = authorization && /^basic /i.test(authorization) ? authorization.slice(6).trim() : undefined;
   const bodyId = form.get("client_id");
   const bodySecret = form.get("client_secret");
+  const assertion = form.get("client_assertion");
+  const assertionType = form.get("client_assertion_type");
+  if (assertion !== undefined || assertionType !== undefined) {
+    if (basic !== undefined || bodySecret !== undefined) throw new ProtocolError("invalid_request", "use one client authentication method only");
+    if (assertionType !== JWT_BEARER || !assertion) throw invalidClient(`client_assertion_type must be ${JWT_BEARER} with a client_assertion`, false);
+    let issuer: unknown;
+    try {
+      issuer = JSON.parse(Buffer.from(assertion.split(".")[1] ?? "", "base64url").toString("utf8")).iss;
+    } catch {
+      throw invalidClient("the client assertion is malformed", false);
+    }
+    if (typeof issuer !== "string" || !issuer) throw invalidClient("the client assertion has no iss", false);
+    if (bodyId !== undefined && bodyId !== issuer) throw new ProtocolError("invalid_request", "client_id does not match the client assertion");
+    return { method: "jwt_assertion", clientId: issuer, assertion };
+  }
   if (basic !== undefined) {
     if (bodySecret !== undefined) throw new ProtocolError("invalid_request", "use one client authentication method only");
     let clientId: string;
@@ -51,12 +68,22 @@ export function presentedCredentials(request: Request, form: Params): PresentedC
   return { method: "none", clientId: bodyId };
 }
 
-/** Authenticates the client at the token endpoint by the method it registered, and only that one. */
+/**
+ * Authenticates the client by the method it registered, and only that one (token, introspection and
+ * revocation endpoints).
+ */
 export async function authenticateClient(request: Request, form: Params, deps: ProviderDeps): Promise<Client> {
   const presented = presentedCredentials(request, form);
   const basic = presented.method === "client_secret_basic";
   const client = await deps.clients.findClientById(presented.clientId);
   if (!client) throw invalidClient("client authentication failed", basic);
+  if (presented.method === "jwt_assertion") {
+    if (client.tokenEndpointAuthMethod !== "private_key_jwt" && client.tokenEndpointAuthMethod !== "client_secret_jwt") {
+      throw invalidClient("client authentication failed", false);
+    }
+    await verifyClientAssertion(presented.assertion!, client, new URL(request.url), deps);
+    return client;
+  }
   if (client.tokenEndpointAuthMethod !== presented.method) throw invalidClient("client authentication failed", basic);
   if (presented.method !== "none" && !secretMatches(client, presented.secret ?? "")) {
     throw invalidClient("client authentication failed", basic);

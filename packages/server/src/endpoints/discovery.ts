@@ -1,5 +1,5 @@
 import { CODE_CHALLENGE_METHODS, STANDARD_SCOPE_CLAIMS, type ProviderMetadata } from "@tessera/protocol";
-import { TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
+import { ASSERTION_ALGORITHMS, TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
 import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
 import { cacheableJson } from "../http/responses.ts";
 import { grants } from "../grants/index.ts";
@@ -26,6 +26,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     subject_types_supported: ["public"],
     id_token_signing_alg_values_supported: [...options.algorithms],
     token_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS],
+    token_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGORITHMS.private_key_jwt, ...ASSERTION_ALGORITHMS.client_secret_jwt],
     introspection_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS].filter((m) => m !== "none"),
     revocation_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS],
     code_challenge_methods_supported: [...CODE_CHALLENGE_METHODS],

@@ -1,5 +1,5 @@
 /** Kinds of persisted grants (IdentityServer's persisted grant store, one table). */
-export type GrantKind = "authorization_code" | "access_token" | "refresh_token" | "interaction" | "consent";
+export type GrantKind = "authorization_code" | "access_token" | "refresh_token" | "interaction" | "consent" | "replay";
 
 /** A stored grant: codes, token records, interactions. `key` is a hash of the handle, never the handle itself. */
 export interface PersistedGrant {
@@ -39,6 +39,11 @@ export interface ConsumeResult {
 /** Storage of grants, codes, token records and interactions. */
 export interface GrantStore {
   put(grant: PersistedGrant): Promise<void>;
+  /**
+   * Stores the grant unless a live one (not expired at `grant.createdAt`) has its key, in one atomic
+   * step; true when stored. Replay caches use it: two racing uses of one value give one winner.
+   */
+  putIfAbsent(grant: PersistedGrant): Promise<boolean>;
   get(key: string): Promise<PersistedGrant | undefined>;
   /** Marks the grant consumed at `at` in one atomic step; tells whether this call was the first. */
   consume(key: string, at: number): Promise<ConsumeResult | undefined>;

@@ -16,6 +16,12 @@ class MemoryGrantStore implements GrantStore {
   async put(grant: PersistedGrant): Promise<void> {
     this.grants.set(grant.key, { ...grant });
   }
+  async putIfAbsent(grant: PersistedGrant): Promise<boolean> {
+    const existing = this.grants.get(grant.key);
+    if (existing && existing.expiresAt >= grant.createdAt) return false;
+    this.grants.set(grant.key, { ...grant });
+    return true;
+  }
   async get(key: string): Promise<PersistedGrant | undefined> {
     const grant = this.grants.get(key);
     return grant ? { ...grant } : undefined;

@@ -32,27 +32,42 @@ function toKey(row: Selectable<KeysTable>): StoredKey {
   };
 }
 
+function toRow(grant: PersistedGrant) {
+  return {
+    key: grant.key,
+    kind: grant.kind,
+    client_id: grant.clientId,
+    subject: grant.subject ?? null,
+    session_id: grant.sessionId ?? null,
+    grant_id: grant.grantId ?? null,
+    data: grant.data,
+    created_at: grant.createdAt,
+    expires_at: grant.expiresAt,
+    consumed_at: grant.consumedAt ?? null,
+  };
+}
+
 class SqlGrantStore implements GrantStore {
   constructor(private readonly db: Kysely<Database>) {}
 
   async put(grant: PersistedGrant): Promise<void> {
-    const row = {
-      key: grant.key,
-      kind: grant.kind,
-      client_id: grant.clientId,
-      subject: grant.subject ?? null,
-      session_id: grant.sessionId ?? null,
-      grant_id: grant.grantId ?? null,
-      data: grant.data,
-      created_at: grant.createdAt,
-      expires_at: grant.expiresAt,
-      consumed_at: grant.consumedAt ?? null,
-    };
+    const row = toRow(grant);
     await this.db
       .insertInto("tessera_grants")
       .values(row)
       .onConflict((oc) => oc.column("key").doUpdateSet({ ...row }))
       .execute();
+  }
+
+  async putIfAbsent(grant: PersistedGrant): Promise<boolean> {
+    const row = toRow(grant);
+    // Inserts, or replaces a row that has expired; a live row makes this a no-op.
+    const result = await this.db
+      .insertInto("tessera_grants")
+      .values(row)
+      .onConflict((oc) => oc.column("key").doUpdateSet({ ...row }).where("tessera_grants.expires_at", "<", grant.createdAt))
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
   }
 
   async get(key: string): Promise<PersistedGrant | undefined> {

@@ -1,0 +1,73 @@
+import { ProtocolError, sha256Base64url } from "@tessera/protocol";
+import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTVerifyGetKey } from "jose";
+import type { Client } from "../clients.ts";
+import { endpointUrl, nowSeconds, PATHS, type ProviderDeps } from "../deps.ts";
+
+/** RFC 7523 §2.2 client assertion type. */
+export const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/** The longest assertion lifetime accepted; it also bounds how long a `jti` is remembered. */
+const MAX_ASSERTION_LIFETIME = 600;
+const CLOCK_TOLERANCE = 30;
+
+const remoteKeySets = new WeakMap<Client, JWTVerifyGetKey>();
+
+function fail(description: string): ProtocolError {
+  return new ProtocolError("invalid_client", description, { status: 401 });
+}
+
+/** The verification key(s) for a client's assertions; remote JWKS are fetched, cached and refreshed on unknown kids. */
+function keyFor(client: Client): JWTVerifyGetKey | Uint8Array {
+  if (client.tokenEndpointAuthMethod === "client_secret_jwt") return new TextEncoder().encode(client.sharedSecret!);
+  if (client.jwks) return createLocalJWKSet(client.jwks);
+  let remote = remoteKeySets.get(client);
+  if (!remote) {
+    remote = createRemoteJWKSet(new URL(client.jwksUri!), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    remoteKeySets.set(client, remote);
+  }
+  return remote;
+}
+
+/**
+ * RFC 7523 §3 / OIDC Core §9: iss = sub = client_id, aud = this server, unexpired, a short lifetime, an
+ * algorithm of the client's method only (no HMAC with a public key, no `none`), and a `jti` used once.
+ */
+export async function verifyClientAssertion(assertion: string, client: Client, requestUrl: URL, deps: ProviderDeps): Promise<void> {
+  let alg: string | undefined;
+  try {
+    alg = decodeProtectedHeader(assertion).alg;
+  } catch {
+    throw fail("the client assertion is malformed");
+  }
+  if (!alg || !client.assertionAlgorithms.includes(alg)) throw fail(`alg ${alg ?? "(none)"} is not accepted for ${client.tokenEndpointAuthMethod}`);
+  const now = nowSeconds(deps);
+  const called = `${requestUrl.origin}${requestUrl.pathname}`;
+  let payload;
+  try {
+    const key = keyFor(client);
+    const options = {
+      algorithms: client.assertionAlgorithms,
+      issuer: client.clientId,
+      subject: client.clientId,
+      audience: [deps.options.issuer, endpointUrl(deps, PATHS.token), called],
+      requiredClaims: ["exp", "jti"],
+      currentDate: new Date(deps.clock()),
+      clockTolerance: CLOCK_TOLERANCE,
+    };
+    ({ payload } = typeof key === "function" ? await jwtVerify(assertion, key, options) : await jwtVerify(assertion, key, options));
+  } catch (error) {
+    deps.logger.warn({ clientId: client.clientId, reason: (error as Error).message }, "client assertion rejected");
+    throw fail("the client assertion is invalid");
+  }
+  const exp = payload.exp!;
+  if (exp - now > MAX_ASSERTION_LIFETIME) throw fail(`the client assertion may live at most ${MAX_ASSERTION_LIFETIME} seconds`);
+  const fresh = await deps.store.grants.putIfAbsent({
+    key: sha256Base64url(`assertion:${client.clientId}:${String(payload.jti)}`),
+    kind: "replay",
+    clientId: client.clientId,
+    data: "{}",
+    createdAt: now,
+    expiresAt: exp + CLOCK_TOLERANCE,
+  });
+  if (!fresh) throw fail("the client assertion was already used (jti)");
+}
