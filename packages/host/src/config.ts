@@ -126,6 +126,8 @@ export const configSchema = z
       }),
     );
     const algorithms = config.keys?.algorithms ?? ["RS256"];
+    const rotation = { rotationInterval: 7_776_000, propagationTime: 1_209_600, ...config.keys };
+    if (rotation.propagationTime >= rotation.rotationInterval) issue(["keys", "propagationTime"], "must be shorter than keys.rotationInterval");
     const ids = new Set<string>();
     (config.clients ?? []).forEach((client, i) => {
       if (ids.has(client.client_id)) issue(["clients", i, "client_id"], `duplicate client_id ${client.client_id}`);
@@ -206,7 +208,6 @@ export function parseConfig(json: unknown): TesseraConfig {
  */
 export function inactiveSettings(config: TesseraConfig): string[] {
   const paths: string[] = [];
-  for (const key of ["rotationInterval", "propagationTime", "retentionTime"] as const) if (config.keys?.[key] !== undefined) paths.push(`keys.${key}`);
   if (config.serverSideSessions) paths.push("serverSideSessions");
   if (config.dpop) paths.push("dpop");
   if (config.mtls?.enabled) paths.push("mtls");

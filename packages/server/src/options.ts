@@ -55,6 +55,12 @@ export interface ProviderOptions {
   keys?: {
     /** Algorithms to keep keys for; the first signs unless a client asks otherwise (default ["RS256"]). */
     algorithms?: SigningAlgorithm[];
+    /** Seconds a key signs before it is replaced (default 7776000, 90 days). */
+    rotationInterval?: number;
+    /** Seconds a new key is published before it signs (default 1209600, 14 days). */
+    propagationTime?: number;
+    /** Seconds a replaced key stays published (default 1209600, 14 days). */
+    retentionTime?: number;
   };
   tokens?: {
     /** Seconds (default 300). */
@@ -94,6 +100,7 @@ export interface ResolvedOptions {
   cookieLifetime: number;
   cookieSlidingExpiration: boolean;
   algorithms: SigningAlgorithm[];
+  keyRotation: { rotationInterval: number; propagationTime: number; retentionTime: number };
   authorizationCodeLifetime: number;
   idTokenLifetime: number;
   accessTokenLifetime: number;
@@ -120,6 +127,10 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
   const issuer = options.issuer.replace(/\/+$/, "");
   const algorithms = options.keys?.algorithms ?? ["RS256"];
   if (algorithms.length === 0) throw new TypeError("keys.algorithms must name at least one algorithm");
+  const rotation = options.keys;
+  if (rotation?.rotationInterval !== undefined && rotation.propagationTime !== undefined && rotation.propagationTime >= rotation.rotationInterval) {
+    throw new TypeError("keys.propagationTime must be shorter than keys.rotationInterval");
+  }
   for (const alg of algorithms) {
     if (!SIGNING_ALGORITHMS.includes(alg)) throw new TypeError(`unsupported signing algorithm ${alg}`);
   }
@@ -133,6 +144,11 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
     cookieSlidingExpiration: options.authentication?.cookieSlidingExpiration ?? true,
     algorithms,
+    keyRotation: {
+      rotationInterval: options.keys?.rotationInterval ?? 7_776_000,
+      propagationTime: options.keys?.propagationTime ?? 1_209_600,
+      retentionTime: options.keys?.retentionTime ?? 1_209_600,
+    },
     authorizationCodeLifetime: options.tokens?.authorizationCodeLifetime ?? 300,
     idTokenLifetime: options.tokens?.idTokenLifetime ?? 300,
     accessTokenLifetime: options.tokens?.accessTokenLifetime ?? 3600,

@@ -78,7 +78,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     options,
     store,
     clients,
-    keys: new KeyManager(store.keys, protector, options.algorithms, clock),
+    keys: new KeyManager(store.keys, protector, options.algorithms, clock, options.keyRotation),
     protector,
     sessions: new SessionService(options, protector, clock),
     interactions: new InteractionService(store.grants, options.interactionLifetime, clock),

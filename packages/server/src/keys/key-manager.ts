@@ -10,6 +10,16 @@ export interface SigningKey {
   privateKey: CryptoKey;
 }
 
+/** Key lifetimes in seconds (IdentityServer's automatic key management model). */
+export interface KeyRotationPolicy {
+  /** Age at which a key stops signing. */
+  rotationInterval: number;
+  /** How long a new key is announced in JWKS before it signs. */
+  propagationTime: number;
+  /** How long a retired key stays in JWKS, so tokens it signed still verify. */
+  retentionTime: number;
+}
+
 interface LoadedKey {
   stored: StoredKey;
   publicJwk: JWK;
@@ -18,10 +28,15 @@ interface LoadedKey {
 
 const RELOAD_INTERVAL_MS = 60_000;
 
+/** Newest activation first; ties broken by kid so every process picks the same key. */
+const byActivation = (a: StoredKey, b: StoredKey) => b.activatesAt - a.activatesAt || b.createdAt - a.createdAt || a.kid.localeCompare(b.kid);
+
 /**
- * Creates signing keys on first use, keeps them encrypted in the store, and picks the active key per
- * algorithm. Several processes may start at once: each inserts a key if it saw none, then all of them
- * settle on the oldest key, so they sign with the same one.
+ * Creates, announces, rotates and retires signing keys, kept encrypted in the store. Per algorithm: a
+ * successor is created `propagationTime` before the active key reaches `rotationInterval`, published at
+ * once and used for signing only after the propagation time; a replaced key stays published for
+ * `retentionTime`, then is deleted. Every process runs the same rules on the shared store, re-reading
+ * it at least every minute.
  */
 export class KeyManager {
   private loaded: LoadedKey[] = [];
@@ -33,30 +48,29 @@ export class KeyManager {
     private readonly protector: DataProtector,
     private readonly algorithms: readonly SigningAlgorithm[],
     private readonly clock: () => number,
+    private readonly policy: KeyRotationPolicy = { rotationInterval: 7_776_000, propagationTime: 1_209_600, retentionTime: 1_209_600 },
   ) {}
 
   /** The key to sign with for `alg` (default: the first configured algorithm). */
   async signingKey(alg?: string): Promise<SigningKey> {
     await this.ensureLoaded();
     const wanted = (alg ?? this.algorithms[0]) as SigningAlgorithm;
-    const now = Math.floor(this.clock() / 1000);
-    const candidates = this.loaded
-      .filter((k) => k.stored.alg === wanted && k.stored.activatesAt <= now && (k.stored.retiresAt ?? Infinity) > now)
-      .sort((a, b) => a.stored.createdAt - b.stored.createdAt || a.stored.kid.localeCompare(b.stored.kid));
-    const key = candidates[0];
+    const now = this.nowSeconds();
+    const key = this.loaded
+      .filter((k) => k.stored.alg === wanted && k.stored.activatesAt <= now)
+      .sort((a, b) => byActivation(a.stored, b.stored))[0];
     if (!key) throw new Error(`no signing key for ${wanted}`);
     return { kid: key.stored.kid, alg: wanted, privateKey: key.privateKey };
   }
 
-  /** The public keys to publish (RFC 7517 JWK Set). */
+  /** The public keys to publish (RFC 7517 JWK Set): announced, active and retained ones. */
   async jwks(): Promise<{ keys: JWK[] }> {
     await this.ensureLoaded();
     return { keys: this.loaded.map((k) => k.publicJwk) };
   }
 
-  /** True when `alg` has keys kept for it. */
-  supports(alg: string): boolean {
-    return this.algorithms.includes(alg as SigningAlgorithm);
+  private nowSeconds(): number {
+    return Math.floor(this.clock() / 1000);
   }
 
   private async ensureLoaded(): Promise<void> {
@@ -68,18 +82,36 @@ export class KeyManager {
   }
 
   private async load(): Promise<void> {
+    const now = this.nowSeconds();
     let stored = await this.store.list();
-    const now = Math.floor(this.clock() / 1000);
-    let created = false;
+    let changed = false;
     for (const alg of this.algorithms) {
-      if (!stored.some((k) => k.alg === alg && (k.retiresAt ?? Infinity) > now)) {
-        await this.store.add(await this.createKey(alg, now));
-        created = true;
+      const mine = stored.filter((k) => k.alg === alg);
+      const newest = [...mine].sort(byActivation)[0];
+      const { rotationInterval, propagationTime, retentionTime } = this.policy;
+      if (!newest || now - newest.activatesAt >= rotationInterval) {
+        // Nothing usable (first start, or down past the rotation): a key that signs at once.
+        await this.store.add(await this.createKey(alg, now, now));
+        changed = true;
+      } else if (newest.activatesAt <= now && now - newest.activatesAt >= rotationInterval - propagationTime) {
+        // Time to announce the successor.
+        await this.store.add(await this.createKey(alg, now, now + propagationTime));
+        changed = true;
+      }
+      // A key retires when its successor activates, and is deleted once retained long enough.
+      const ordered = [...mine].sort((a, b) => a.activatesAt - b.activatesAt || a.kid.localeCompare(b.kid));
+      for (let i = 0; i < ordered.length - 1; i++) {
+        const successorActivates = ordered[i + 1]!.activatesAt;
+        if (successorActivates <= now && successorActivates + retentionTime < now) {
+          await this.store.remove(ordered[i]!.kid);
+          changed = true;
+        }
       }
     }
-    if (created) stored = await this.store.list();
+    if (changed) stored = await this.store.list();
     const loaded: LoadedKey[] = [];
     for (const key of stored) {
+      if (!this.algorithms.includes(key.alg as SigningAlgorithm)) continue;
       const json = await this.protector.unprotect("signing-keys", key.protectedJwk);
       if (!json) throw new Error(`signing key ${key.kid} cannot be decrypted: was the data key changed?`);
       const jwk = JSON.parse(json) as JWK;
@@ -90,7 +122,7 @@ export class KeyManager {
     this.loadedAt = this.clock();
   }
 
-  private async createKey(alg: SigningAlgorithm, now: number): Promise<StoredKey> {
+  private async createKey(alg: SigningAlgorithm, now: number, activatesAt: number): Promise<StoredKey> {
     const options = alg === "EdDSA" ? { extractable: true, crv: "Ed25519" } : alg.startsWith("RS") || alg.startsWith("PS") ? { extractable: true, modulusLength: 2048 } : { extractable: true };
     const { privateKey } = await generateKeyPair(alg, options);
     const jwk = await exportJWK(privateKey);
@@ -103,7 +135,7 @@ export class KeyManager {
       alg,
       protectedJwk: await this.protector.protect("signing-keys", JSON.stringify(jwk)),
       createdAt: now,
-      activatesAt: now,
+      activatesAt,
     };
   }
 }
