@@ -412,8 +412,11 @@ describe("consent", () => {
 
     const again = await flow.authorizeUrl({ client_id: "consent", scope: "openid profile" });
     const page = await flow.go(again.url);
-    const allowed = await flow.browser.submitForm(page, { button: "button[name=decision][value=allow]", stopAt: (u) => u.origin === "https://rp.test" });
+    // Unticking "remember" makes this a one-time decision.
+    const allowed = await flow.browser.submitForm(page, { button: "button[name=decision][value=allow]", fields: { remember: "" }, stopAt: (u) => u.origin === "https://rp.test" });
     assert.ok(Flow.response(allowed).get("code"));
+    const asksAgain = await flow.go((await flow.authorizeUrl({ client_id: "consent", scope: "openid profile" })).url);
+    assert.ok(asksAgain.query("button[name=decision][value=allow]"));
   });
 
   it("answers consent_required to prompt=none when consent is needed, and asks for prompt=consent", async () => {
@@ -429,6 +432,62 @@ describe("consent", () => {
     const page = await flow.go(request.url);
     const forged = await flow.browser.submitForm(page, { button: "button[name=decision][value=allow]", fields: { csrf: "x" } });
     assert.equal(forged.status, 400);
+  });
+});
+
+describe("remembered consent and the grants page", () => {
+  it("remembers an allowed consent, asks again for more scopes or prompt=consent, and forgets it when revoked", async () => {
+    const config = baseConfig();
+    config.clients = [...config.clients!, { client_id: "consent2", client_secret: "c2-secret", redirect_uris: [REDIRECT], grant_types: ["authorization_code", "refresh_token"], scope: "openid profile email offline_access", require_consent: true, client_name: "Second App" }];
+    const flow = await Flow.create(config);
+    try {
+      const stopAt = (u: URL) => u.origin === "https://rp.test";
+      const first = await flow.authorizeUrl({ client_id: "consent2", scope: "openid profile offline_access" });
+      const consent = await flow.login(await flow.go(first.url));
+      assert.ok(consent.query("input[name=remember][checked]"), "remember is ticked by default");
+      const code = Flow.response(await flow.browser.submitForm(consent, { button: "button[name=decision][value=allow]", stopAt })).get("code")!;
+      const tokens = (await (await flow.redeem(code, first.verifier, { id: "consent2", secret: "c2-secret" })).json()) as { refresh_token: string };
+      assert.ok(tokens.refresh_token);
+
+      // Same scopes again, even with prompt=none: no question.
+      const again = await flow.authorizeUrl({ client_id: "consent2", scope: "openid profile", prompt: "none" });
+      assert.ok(Flow.response(await flow.go(again.url)).get("code"));
+      // More scopes, or prompt=consent: asked again.
+      assert.ok((await flow.go((await flow.authorizeUrl({ client_id: "consent2", scope: "openid email" })).url)).query("button[name=decision]"));
+      assert.ok((await flow.go((await flow.authorizeUrl({ client_id: "consent2", scope: "openid", prompt: "consent" })).url)).query("button[name=decision]"));
+
+      // The grants page lists the app; revoking it ends the consent and the refresh token.
+      const grants = await flow.browser.get(`${flow.host.issuer}/grants`);
+      assert.equal(grants.status, 200);
+      assert.match(grants.text("#grants"), /Second App/);
+      assert.match(grants.headers.get("content-security-policy")!, /frame-ancestors 'none'/);
+      const revoked = await flow.browser.submitForm(grants, { form: "li[data-client-id=consent2] form", button: "button[name=revoke]" });
+      assert.ok(revoked.query("#no-grants"));
+      const refresh = await flow.token({ grant_type: "refresh_token", refresh_token: tokens.refresh_token }, { id: "consent2", secret: "c2-secret" });
+      assert.equal(((await refresh.json()) as { error: string }).error, "invalid_grant");
+      const none = await flow.authorizeUrl({ client_id: "consent2", scope: "openid profile", prompt: "none" });
+      assert.equal(Flow.response(await flow.go(none.url)).get("error"), "consent_required");
+    } finally {
+      await flow.close();
+    }
+  });
+
+  it("sends an anonymous visitor of the grants page to login and back, and refuses a forged revoke", async () => {
+    const flow = await Flow.create();
+    try {
+      const login = await flow.browser.get(`${flow.host.issuer}/grants`);
+      assert.ok(login.query("input[name=password]"));
+      const grants = await flow.browser.submitForm(login, { fields: { username: "alice", password: "alice" } });
+      assert.equal(new URL(grants.url).pathname, "/grants");
+      assert.ok(grants.query("#no-grants"));
+      const forged = await flow.browser.post(`${flow.host.issuer}/grants`, { clientId: "web", csrf: "forged" });
+      assert.equal(forged.status, 400);
+      // returnUrl cannot point anywhere else.
+      const evil = await flow.browser.get(`${flow.host.issuer}/login?returnUrl=${encodeURIComponent("https://evil.test/")}`);
+      assert.equal(evil.query("input[name=returnUrl]"), null);
+    } finally {
+      await flow.close();
+    }
   });
 });
 

@@ -18,6 +18,7 @@ function config() {
     { client_id: "ref-worker", client_secret: "ref-secret", grant_types: ["client_credentials"], scope: "api1.read", access_token_format: "reference", token_endpoint_auth_method: "client_secret_post" },
     { client_id: "app", client_secret: "app-secret", redirect_uris: [CALLBACK], grant_types: ["authorization_code", "refresh_token"], scope: "openid profile offline_access api1.read" },
     { client_id: "ref-app", client_secret: "ref-app-secret", redirect_uris: [CALLBACK], grant_types: ["authorization_code", "refresh_token"], scope: "openid profile offline_access api1.read", access_token_format: "reference" },
+    { client_id: "asks", client_secret: "asks-secret", client_name: "Asking App", redirect_uris: [CALLBACK], scope: "openid profile", require_consent: true },
     { client_id: "spa", redirect_uris: [CALLBACK], grant_types: ["authorization_code", "client_credentials"], scope: "openid api1.read", token_endpoint_auth_method: "none" },
   ];
   return c;
@@ -187,5 +188,19 @@ describe("introspection and revocation (openid-client)", () => {
     const tokens = await codeFlow(refApp, { scope: "openid profile api1.read" });
     const info = await oidc.fetchUserInfo(refApp, tokens.access_token, "1");
     assert.equal(info.name, "Alice Smith");
+  });
+});
+
+describe("consent (openid-client)", () => {
+  it("gets tokens after allow, and access_denied after deny", async () => {
+    const host = await createTestHost(config(), { listen: true });
+    try {
+      const asks = await discover(host, "asks", oidc.ClientSecretBasic("asks-secret"));
+      assert.equal(await errorOf(codeFlow(asks, { scope: "openid profile", consent: "deny" })), "access_denied");
+      const tokens = await codeFlow(asks, { scope: "openid profile", consent: "allow" });
+      assert.equal(tokens.claims()!.sub, "1");
+    } finally {
+      await host.close();
+    }
   });
 });

@@ -11,7 +11,7 @@ export function discover(host: TestHost, clientId: string, auth: oidc.ClientAuth
 /** The code flow through the host's login page with openid-client doing PKCE, state and nonce. */
 export async function codeFlow(
   config: oidc.Configuration,
-  options: { scope: string; browser?: TestBrowser; username?: string; password?: string; extra?: Record<string, string> },
+  options: { scope: string; browser?: TestBrowser; username?: string; password?: string; extra?: Record<string, string>; consent?: "allow" | "deny" },
 ): Promise<oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers> {
   const browser = options.browser ?? new TestBrowser();
   const verifier = oidc.randomPKCECodeVerifier();
@@ -30,6 +30,9 @@ export async function codeFlow(
   let page = await browser.get(url, { stopAt });
   if (page.query("input[name=password]")) {
     page = await browser.submitForm(page, { fields: { username: options.username ?? "alice", password: options.password ?? "alice" }, stopAt });
+  }
+  if (options.consent && page.query("button[name=decision]")) {
+    page = await browser.submitForm(page, { button: `button[name=decision][value=${options.consent}]`, stopAt });
   }
   if (!page.location) throw new Error(`no redirect to the client: ${page.status} ${page.url}`);
   return oidc.authorizationCodeGrant(config, new URL(page.location), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: options.scope.split(" ").includes("openid") });

@@ -9,6 +9,7 @@ import type { TesseraConfig } from "./config.ts";
 import { CSRF_COOKIE, CsrfProtection } from "./csrf.ts";
 import { resolveDataKey, type DataKeySource } from "./data-key.ts";
 import { ConsentPage } from "./pages/consent.tsx";
+import { GrantsPage } from "./pages/grants.tsx";
 import { HomePage } from "./pages/home.tsx";
 import { Layout } from "./pages/layout.tsx";
 import { LoginPage } from "./pages/login.tsx";
@@ -132,29 +133,33 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   });
   if (base) app.get(base, (c) => c.redirect(`${base}/`));
 
+  // Pages of this host a login may return to; anything else must be a pending authorization request.
+  const localReturn = new Set([`${base}/grants`]);
   app.get(`${base}/login`, async (c) => {
     const returnUrl = c.req.query("returnUrl");
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
+    const back = details?.returnUrl ?? (returnUrl && localReturn.has(returnUrl) ? returnUrl : undefined);
     const { token, cookies } = csrfFor(c);
-    return render("Sign in", <LoginPage base={base} returnUrl={details?.returnUrl} username={details?.loginHint} clientName={details?.client.clientName} csrf={token} />, 200, cookies);
+    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} csrf={token} />, 200, cookies);
   });
 
   app.post(`${base}/login`, limit, async (c) => {
     const form = await formOf(c);
     if (!csrf.verify(getCookie(c, CSRF_COOKIE), form.csrf)) return csrfFailed(c);
     const details = form.returnUrl ? await provider.getInteraction(form.returnUrl) : undefined;
+    const back = details?.returnUrl ?? (form.returnUrl && localReturn.has(form.returnUrl) ? form.returnUrl : undefined);
     const username = (form.username ?? "").slice(0, 200);
     const password = (form.password ?? "").slice(0, 1024);
     const user = username && password ? await users.validateCredentials(username, password) : undefined;
     if (!user) {
       logger?.warn({ event: "login_failed" }, "login failed");
       const { token, cookies } = csrfFor(c);
-      return render("Sign in", <LoginPage base={base} returnUrl={details?.returnUrl} username={username} clientName={details?.client.clientName} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
     }
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
     const { cookies } = await provider.signIn(c.req.raw, { sub: user.sub, name, amr: ["pwd"], idp: "local" }, { persistent: form.remember === "1" });
     logger?.info({ event: "login_succeeded", sub: user.sub }, "login succeeded");
-    return redirectTo(details?.returnUrl ?? `${base}/`, cookies);
+    return redirectTo(back ?? `${base}/`, cookies);
   });
 
   app.get(`${base}/consent`, async (c) => {
@@ -171,9 +176,25 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const form = await formOf(c);
     if (!csrf.verify(getCookie(c, CSRF_COOKIE), form.csrf)) return csrfFailed(c);
     if (form.decision !== "allow" && form.decision !== "deny") return render("Please try again", <MessagePage base={base} heading="Please try again" text="Choose Allow or Deny." />, 400);
-    const next = await provider.completeConsent(c.req.raw, form.returnUrl ?? "", form.decision === "allow");
+    const next = await provider.completeConsent(c.req.raw, form.returnUrl ?? "", form.decision === "allow", { remember: form.remember === "1" });
     if (!next) return render("Request expired", <MessagePage base={base} heading="Request expired" text="This request has expired or you are no longer signed in. Return to the application and try again." />, 400);
     return redirectTo(next);
+  });
+
+  app.get(`${base}/grants`, async (c) => {
+    const session = await provider.getSession(c.req.raw);
+    if (!session) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(`${base}/grants`)}`);
+    const { token, cookies } = csrfFor(c);
+    return render("Application access", <GrantsPage base={base} grants={await provider.listGrants(session.sub)} csrf={token} />, 200, cookies);
+  });
+
+  app.post(`${base}/grants`, limit, async (c) => {
+    const form = await formOf(c);
+    if (!csrf.verify(getCookie(c, CSRF_COOKIE), form.csrf)) return csrfFailed(c);
+    const session = await provider.getSession(c.req.raw);
+    if (!session) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(`${base}/grants`)}`);
+    if (form.clientId) await provider.revokeGrants(session.sub, form.clientId);
+    return redirectTo(`${base}/grants`);
   });
 
   app.post(`${base}/logout`, limit, async (c) => {

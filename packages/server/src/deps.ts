@@ -1,4 +1,5 @@
 import type { ClientStore } from "./clients.ts";
+import type { ConsentService } from "./consent/consents.ts";
 import type { KeyManager } from "./keys/key-manager.ts";
 import type { DataProtector } from "./keys/data-protection.ts";
 import type { Logger, ResolvedOptions } from "./options.ts";
@@ -16,6 +17,7 @@ export interface ProviderDeps {
   protector: DataProtector;
   sessions: SessionService;
   interactions: InteractionService;
+  consents: ConsentService;
   profile: ProfileService;
   logger: Logger;
   /** Milliseconds. */

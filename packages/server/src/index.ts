@@ -1,4 +1,5 @@
 export { createProvider, type Provider, type InteractionDetails, type SignInResult } from "./provider.ts";
+export type { UserGrant } from "./consent/consents.ts";
 export type { ProviderOptions, SigningAlgorithm, ApiScope, ApiResource, Logger } from "./options.ts";
 export { SIGNING_ALGORITHMS } from "./options.ts";
 export type { ClientMetadata, TokenEndpointAuthMethod } from "./clients.ts";

@@ -77,6 +77,8 @@ export interface ProviderOptions {
     consentUrl?: string;
     /** Seconds a pending authorization request waits for login and consent (default 3600). */
     lifetime?: number;
+    /** Seconds a remembered consent lasts (default 31536000, a year). */
+    consentLifetime?: number;
   };
   limits?: {
     /** Largest form body accepted, in bytes (default 65536). */
@@ -107,6 +109,7 @@ export interface ResolvedOptions {
   loginUrl: string;
   consentUrl: string;
   interactionLifetime: number;
+  consentLifetime: number;
   maxFormBytes: number;
   maxParameterLength: number;
 }
@@ -155,6 +158,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     loginUrl: options.interaction?.loginUrl ?? "/login",
     consentUrl: options.interaction?.consentUrl ?? "/consent",
     interactionLifetime: options.interaction?.lifetime ?? 3600,
+    consentLifetime: options.interaction?.consentLifetime ?? 31_536_000,
     maxFormBytes: options.limits?.maxFormBytes ?? 65536,
     maxParameterLength: options.limits?.maxParameterLength ?? 4096,
   };

@@ -1,6 +1,7 @@
 import { ProtocolError, type ProviderMetadata } from "@tessera/protocol";
 import { Hono } from "hono";
 import { createStaticClientStore } from "./clients.ts";
+import { ConsentService, type UserGrant } from "./consent/consents.ts";
 import { PATHS, type ProviderDeps } from "./deps.ts";
 import { authorizeCallbackEndpoint, authorizeEndpoint } from "./endpoints/authorize.ts";
 import { discoveryEndpoint, jwksEndpoint, providerMetadata } from "./endpoints/discovery.ts";
@@ -53,7 +54,11 @@ export interface Provider {
    * Records the signed-in user's consent decision for a pending request; returns the URL to continue
    * to, or undefined when the request is unknown or no user is signed in.
    */
-  completeConsent(request: Request, returnUrl: string, allow: boolean): Promise<string | undefined>;
+  completeConsent(request: Request, returnUrl: string, allow: boolean, options?: { remember?: boolean }): Promise<string | undefined>;
+  /** The clients a user has consented to or that hold the user's refresh tokens. */
+  listGrants(subject: string): Promise<UserGrant[]>;
+  /** Revokes a user's consent and every token and code of one client (or of all clients). */
+  revokeGrants(subject: string, clientId?: string): Promise<void>;
   /** Stops background jobs and closes the store. */
   close(): Promise<void>;
 }
@@ -82,6 +87,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     protector,
     sessions: new SessionService(options, protector, clock),
     interactions: new InteractionService(store.grants, options.interactionLifetime, clock),
+    consents: new ConsentService(store.grants, clients, options.consentLifetime, () => Math.floor(clock() / 1000)),
     profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),
     logger,
     clock,
@@ -144,14 +150,19 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
         uiLocales: params.get("ui_locales"),
       };
     },
-    async completeConsent(request, returnUrl, allow) {
+    async completeConsent(request, returnUrl, allow, consentOptions) {
       const id = interactionId(returnUrl);
       const interaction = id ? await deps.interactions.get(id) : undefined;
       const session = await deps.sessions.read(request);
       if (!interaction || !session) return undefined;
-      interaction.consent = { allow, sid: session.session.sid };
+      interaction.consent = { allow, remember: consentOptions?.remember ?? false, sid: session.session.sid };
       await deps.interactions.save(interaction);
       return `${options.basePath}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(interaction.id)}`;
+    },
+    listGrants: (subject) => deps.consents.list(subject),
+    async revokeGrants(subject, clientId) {
+      const removed = await deps.consents.revoke(subject, clientId);
+      logger.info({ subject, clientId, removed }, "grants revoked");
     },
     async close() {
       clearInterval(cleanup);

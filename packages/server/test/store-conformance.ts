@@ -80,6 +80,34 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       }
     });
 
+    it("puts if absent atomically, treating expired grants as absent", async () => {
+      const store = await open();
+      try {
+        const g = grant({ kind: "replay", createdAt: 1000, expiresAt: 1100 });
+        const results = await Promise.all(Array.from({ length: 10 }, () => store.grants.putIfAbsent(g)));
+        assert.equal(results.filter(Boolean).length, 1);
+        assert.equal(await store.grants.putIfAbsent({ ...g, createdAt: 1050, expiresAt: 1200 }), false, "still live");
+        assert.equal(await store.grants.putIfAbsent({ ...g, createdAt: 1101, expiresAt: 1300 }), true, "the old one expired");
+        assert.equal((await store.grants.get(g.key))?.expiresAt, 1300);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("finds grants by filter, oldest first, up to a limit", async () => {
+      const store = await open();
+      try {
+        for (let i = 0; i < 4; i++) await store.grants.put(grant({ subject: "finder", kind: "consent", createdAt: 100 - i }));
+        await store.grants.put(grant({ subject: "finder", kind: "refresh_token" }));
+        const found = await store.grants.findAll({ subject: "finder", kind: "consent" }, 3);
+        assert.deepEqual(found.map((g) => g.createdAt), [97, 98, 99]);
+        assert.equal((await store.grants.findAll({ subject: "finder" }, 10)).length, 5);
+        await assert.rejects(store.grants.findAll({}, 1));
+      } finally {
+        await store.close();
+      }
+    });
+
     it("removes expired grants in batches", async () => {
       const store = await open();
       try {

@@ -25,6 +25,9 @@ export function ConsentPage(props: { clientName: string; scopes: { name: string;
       <form method="post" action={`${props.base}/consent`}>
         <input type="hidden" name="csrf" value={props.csrf} />
         <input type="hidden" name="returnUrl" value={props.returnUrl} />
+        <label class="check">
+          <input type="checkbox" name="remember" value="1" checked /> Remember my decision
+        </label>
         <div class="row">
           <button type="submit" name="decision" value="deny" class="secondary">
             Deny

@@ -8,6 +8,9 @@ export function HomePage(props: { base: string; name?: string; sub?: string; csr
           <p id="signed-in">
             Signed in as <strong>{props.name ?? props.sub}</strong> <span class="muted">(sub {props.sub})</span>
           </p>
+          <p>
+            <a href={`${props.base}/grants`}>Applications with access to your account</a>
+          </p>
           <form method="post" action={`${props.base}/logout`}>
             <input type="hidden" name="csrf" value={props.csrf} />
             <button type="submit" class="secondary">

@@ -76,8 +76,10 @@ async function processAuthorization(request: Request, params: Params, interactio
     await deps.interactions.remove(interaction.id);
     return fail("access_denied", "the user denied the request");
   }
-  const consentGiven = interaction?.consent?.allow === true && interaction.consent.sid === current.sid;
-  if ((validated.client.requireConsent || validated.prompt.has("consent")) && !consentGiven) {
+  const decision = interaction?.consent?.sid === current.sid ? interaction.consent : undefined;
+  if (decision?.allow) {
+    if (decision.remember) await deps.consents.remember(current.sub, validated.client.clientId, validated.scopes);
+  } else if (await needsConsent(validated, current, deps)) {
     if (validated.prompt.has("none")) return fail("consent_required", "the user must consent");
     return redirectToInteraction(deps.options.consentUrl, validated, interaction, deps, cookies);
   }
@@ -100,6 +102,14 @@ function needsLogin(request: ValidatedAuthorizeRequest, session: AuthenticationS
     if (request.maxAge === 0 || age > request.maxAge) return true;
   }
   return false;
+}
+
+/** prompt=consent always asks; a client that requires consent asks unless a remembered consent covers the scopes. */
+async function needsConsent(request: ValidatedAuthorizeRequest, session: AuthenticationSession, deps: ProviderDeps): Promise<boolean> {
+  if (request.prompt.has("consent")) return true;
+  if (!request.client.requireConsent) return false;
+  const remembered = await deps.consents.rememberedScopes(session.sub, request.client.clientId);
+  return !request.scopes.every((s) => remembered.includes(s));
 }
 
 async function redirectToInteraction(page: string, request: ValidatedAuthorizeRequest, interaction: Interaction | undefined, deps: ProviderDeps, cookies: string[]): Promise<Response> {

@@ -4,6 +4,8 @@ import type { GrantStore } from "../stores/interfaces.ts";
 /** The user's answer on the consent page. */
 export interface ConsentDecision {
   allow: boolean;
+  /** Keep the decision for later requests of this client. */
+  remember: boolean;
   /** Session that answered; the answer counts only for that session. */
   sid: string;
 }

@@ -48,6 +48,8 @@ export interface GrantStore {
   /** Marks the grant consumed at `at` in one atomic step; tells whether this call was the first. */
   consume(key: string, at: number): Promise<ConsumeResult | undefined>;
   remove(key: string): Promise<void>;
+  /** Up to `limit` grants matching the filter (which must name at least one field), oldest first. */
+  findAll(filter: GrantFilter, limit: number): Promise<PersistedGrant[]>;
   /** Removes every grant matching the filter (which must name at least one field); returns how many. */
   removeAll(filter: GrantFilter): Promise<number>;
   /** Removes up to `limit` grants that expired before `now`; returns how many. */

@@ -36,6 +36,14 @@ class MemoryGrantStore implements GrantStore {
   async remove(key: string): Promise<void> {
     this.grants.delete(key);
   }
+  async findAll(filter: GrantFilter, limit: number): Promise<PersistedGrant[]> {
+    assertFilter(filter);
+    return [...this.grants.values()]
+      .filter((g) => matches(g, filter))
+      .sort((a, b) => a.createdAt - b.createdAt || a.key.localeCompare(b.key))
+      .slice(0, limit)
+      .map((g) => ({ ...g }));
+  }
   async removeAll(filter: GrantFilter): Promise<number> {
     assertFilter(filter);
     let count = 0;

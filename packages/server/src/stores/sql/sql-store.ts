@@ -47,6 +47,17 @@ function toRow(grant: PersistedGrant) {
   };
 }
 
+/** Adds a WHERE for each field the filter names (works for SELECT and DELETE alike). */
+function applyFilter<Q extends { where: WhereFn<Q> }>(query: Q, filter: GrantFilter): Q {
+  if (filter.subject !== undefined) query = query.where("subject", "=", filter.subject);
+  if (filter.clientId !== undefined) query = query.where("client_id", "=", filter.clientId);
+  if (filter.sessionId !== undefined) query = query.where("session_id", "=", filter.sessionId);
+  if (filter.grantId !== undefined) query = query.where("grant_id", "=", filter.grantId);
+  if (filter.kind !== undefined) query = query.where("kind", "=", filter.kind);
+  return query;
+}
+type WhereFn<Q> = (column: "subject" | "client_id" | "session_id" | "grant_id" | "kind", op: "=", value: string) => Q;
+
 class SqlGrantStore implements GrantStore {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -92,15 +103,15 @@ class SqlGrantStore implements GrantStore {
     await this.db.deleteFrom("tessera_grants").where("key", "=", key).execute();
   }
 
+  async findAll(filter: GrantFilter, limit: number): Promise<PersistedGrant[]> {
+    assertFilter(filter);
+    const rows = await applyFilter(this.db.selectFrom("tessera_grants").selectAll(), filter).orderBy("created_at").orderBy("key").limit(limit).execute();
+    return rows.map(toGrant);
+  }
+
   async removeAll(filter: GrantFilter): Promise<number> {
     assertFilter(filter);
-    let query = this.db.deleteFrom("tessera_grants");
-    if (filter.subject !== undefined) query = query.where("subject", "=", filter.subject);
-    if (filter.clientId !== undefined) query = query.where("client_id", "=", filter.clientId);
-    if (filter.sessionId !== undefined) query = query.where("session_id", "=", filter.sessionId);
-    if (filter.grantId !== undefined) query = query.where("grant_id", "=", filter.grantId);
-    if (filter.kind !== undefined) query = query.where("kind", "=", filter.kind);
-    const result = await query.executeTakeFirst();
+    const result = await applyFilter(this.db.deleteFrom("tessera_grants"), filter).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 
