@@ -107,9 +107,20 @@ export const configSchema = z
       })
       .optional(),
     admin: z.strictObject({ role: z.string().min(1) }).optional(),
-    identityResources: z.array(z.enum(["openid", "profile", "email", "address", "phone", "offline_access"])).optional(),
-    apiScopes: z.array(z.strictObject({ name: z.string().min(1), displayName: z.string().optional(), description: z.string().optional() })).optional(),
-    apiResources: z.array(z.strictObject({ name: z.string().min(1), scopes: z.array(z.string()), secret: z.string().optional() })).optional(),
+    identityResources: z
+      .array(
+        z.union([
+          z.enum(["openid", "profile", "email", "address", "phone", "offline_access"]),
+          z.strictObject({ name: z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "not a valid scope name"), userClaims: z.array(z.string().min(1)), displayName: z.string().optional() }),
+        ]),
+      )
+      .optional(),
+    apiScopes: z
+      .array(z.strictObject({ name: z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "not a valid scope name"), displayName: z.string().optional(), description: z.string().optional(), userClaims: z.array(z.string().min(1)).optional() }))
+      .optional(),
+    apiResources: z
+      .array(z.strictObject({ name: z.string().min(1), scopes: z.array(z.string()), secret: z.string().optional(), userClaims: z.array(z.string().min(1)).optional() }))
+      .optional(),
     users: z.array(userSchema).optional(),
     clients: z.array(clientSchema).optional(),
   })
@@ -119,7 +130,13 @@ export const configSchema = z
     const issuer = new URL(config.issuer);
     if (issuer.protocol !== "https:" && issuer.protocol !== "http:") issue(["issuer"], "must be an http(s) URL");
     if (issuer.search) issue(["issuer"], "must not have a query");
-    const scopes = new Set([...(config.identityResources ?? ["openid", "profile", "email", "offline_access"]), ...(config.apiScopes ?? []).map((s) => s.name)]);
+    const identityNames = (config.identityResources ?? ["openid", "profile", "email", "offline_access"]).map((r) => (typeof r === "string" ? r : r.name));
+    const scopes = new Set([...identityNames, ...(config.apiScopes ?? []).map((s) => s.name)]);
+    const seen = new Set<string>();
+    [...identityNames, ...(config.apiScopes ?? []).map((s) => s.name)].forEach((name) => {
+      if (seen.has(name)) issue([], `scope ${name} is defined twice`);
+      seen.add(name);
+    });
     (config.apiResources ?? []).forEach((resource, i) =>
       resource.scopes.forEach((scope, j) => {
         if (!scopes.has(scope)) issue(["apiResources", i, "scopes", j], `unknown scope ${scope}`);

@@ -1,6 +1,6 @@
 export { createProvider, type Provider, type InteractionDetails, type SignInResult } from "./provider.ts";
 export type { UserGrant } from "./consent/consents.ts";
-export type { ProviderOptions, SigningAlgorithm, ApiScope, ApiResource, Logger } from "./options.ts";
+export type { ProviderOptions, SigningAlgorithm, ApiScope, ApiResource, IdentityResource, Logger } from "./options.ts";
 export { SIGNING_ALGORITHMS } from "./options.ts";
 export type { ClientMetadata, TokenEndpointAuthMethod } from "./clients.ts";
 export type { SignInUser, AuthenticationSession } from "./session/session.ts";

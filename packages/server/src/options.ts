@@ -1,3 +1,4 @@
+import { STANDARD_SCOPE_CLAIMS } from "@tessera/protocol";
 import type { Store } from "./stores/interfaces.ts";
 import type { ClientMetadata } from "./clients.ts";
 import type { ProfileService, UserStore } from "./tokens/claims.ts";
@@ -11,6 +12,8 @@ export interface ApiScope {
   name: string;
   displayName?: string;
   description?: string;
+  /** User claims put into access tokens that carry this scope. */
+  userClaims?: string[];
 }
 
 /** An API (resource server): its name becomes the `aud` of tokens carrying its scopes. */
@@ -19,6 +22,15 @@ export interface ApiResource {
   scopes: string[];
   /** Secret the API uses at the introspection endpoint. */
   secret?: string;
+  /** User claims put into access tokens for this API. */
+  userClaims?: string[];
+}
+
+/** A custom identity scope and the user claims it releases (standard scopes are given by name). */
+export interface IdentityResource {
+  name: string;
+  userClaims: string[];
+  displayName?: string;
 }
 
 /** Something that records what happened; the host passes pino. */
@@ -38,8 +50,8 @@ export interface ProviderOptions {
   dataKey: Uint8Array | string;
   /** Registered clients, in OAuth dynamic-registration metadata names. */
   clients: ClientMetadata[];
-  /** Standard identity scopes offered (default openid, profile, email, offline_access). */
-  identityResources?: string[];
+  /** Identity scopes offered: standard ones by name, custom ones with their claims (default openid, profile, email, offline_access). */
+  identityResources?: (string | IdentityResource)[];
   apiScopes?: ApiScope[];
   apiResources?: ApiResource[];
   /** Looks users up by subject for claims; when absent, claims given at sign-in are used. */
@@ -80,6 +92,8 @@ export interface ProviderOptions {
     /** Seconds a remembered consent lasts (default 31536000, a year). */
     consentLifetime?: number;
   };
+  /** Seconds between runs of the job that deletes expired codes, tokens, consents and interactions (default 600). */
+  grantCleanupInterval?: number;
   limits?: {
     /** Largest form body accepted, in bytes (default 65536). */
     maxFormBytes?: number;
@@ -97,6 +111,10 @@ export interface ResolvedOptions {
   basePath: string;
   secureCookies: boolean;
   identityResources: string[];
+  /** User claims each identity scope releases (OIDC Core §5.4 for the standard ones). */
+  identityClaims: ReadonlyMap<string, readonly string[]>;
+  /** User claims each API scope puts into access tokens (its own and its resources'). */
+  apiClaims: ReadonlyMap<string, readonly string[]>;
   apiScopes: ApiScope[];
   apiResources: ApiResource[];
   cookieLifetime: number;
@@ -112,6 +130,26 @@ export interface ResolvedOptions {
   consentLifetime: number;
   maxFormBytes: number;
   maxParameterLength: number;
+  grantCleanupInterval: number;
+}
+
+function scopeClaims(options: ProviderOptions): Pick<ResolvedOptions, "identityResources" | "identityClaims" | "apiClaims"> {
+  const identityClaims = new Map<string, readonly string[]>();
+  for (const resource of options.identityResources ?? ["openid", "profile", "email", "offline_access"]) {
+    if (typeof resource === "string") {
+      const standard = STANDARD_SCOPE_CLAIMS[resource];
+      if (!standard) throw new TypeError(`identity resource ${resource} is not a standard scope; give its userClaims`);
+      identityClaims.set(resource, standard);
+    } else {
+      identityClaims.set(resource.name, resource.userClaims);
+    }
+  }
+  const apiClaims = new Map<string, readonly string[]>();
+  for (const scope of options.apiScopes ?? []) {
+    const fromResources = (options.apiResources ?? []).filter((r) => r.scopes.includes(scope.name)).flatMap((r) => r.userClaims ?? []);
+    apiClaims.set(scope.name, [...new Set([...(scope.userClaims ?? []), ...fromResources])]);
+  }
+  return { identityResources: [...identityClaims.keys()], identityClaims, apiClaims };
 }
 
 const silentLogger: Logger = { info() {}, warn() {}, error() {} };
@@ -141,7 +179,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     issuer,
     basePath: new URL(issuer).pathname.replace(/\/+$/, ""),
     secureCookies: issuerUrl.protocol === "https:",
-    identityResources: options.identityResources ?? ["openid", "profile", "email", "offline_access"],
+    ...scopeClaims(options),
     apiScopes: options.apiScopes ?? [],
     apiResources: options.apiResources ?? [],
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
@@ -161,5 +199,6 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     consentLifetime: options.interaction?.consentLifetime ?? 31_536_000,
     maxFormBytes: options.limits?.maxFormBytes ?? 65536,
     maxParameterLength: options.limits?.maxParameterLength ?? 4096,
+    grantCleanupInterval: options.grantCleanupInterval ?? 600,
   };
 }

@@ -63,7 +63,8 @@ export interface Provider {
   close(): Promise<void>;
 }
 
-const CLEANUP_INTERVAL_MS = 10 * 60_000;
+/** Most expired grants deleted per statement, so one run never holds a long lock. */
+const CLEANUP_BATCH = 1000;
 
 /** Creates an OpenID Provider. Keys are created in the store on first use. */
 export function createProvider(providerOptions: ProviderOptions): Provider {
@@ -111,9 +112,22 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     return errorJson(new ProtocolError("server_error", "an unexpected error occurred"));
   });
 
-  const cleanup = setInterval(() => {
-    store.grants.removeExpired(Math.floor(clock() / 1000), 1000).catch((err: unknown) => logger.warn({ err }, "grant cleanup failed"));
-  }, CLEANUP_INTERVAL_MS);
+  let cleaning = false;
+  const cleanup = setInterval(async () => {
+    if (cleaning) return;
+    cleaning = true;
+    try {
+      let removed = 0;
+      for (let batch = CLEANUP_BATCH; batch === CLEANUP_BATCH; removed += batch) {
+        batch = await store.grants.removeExpired(Math.floor(clock() / 1000), CLEANUP_BATCH);
+      }
+      if (removed > 0) logger.info({ removed }, "expired grants removed");
+    } catch (err) {
+      logger.warn({ err }, "grant cleanup failed");
+    } finally {
+      cleaning = false;
+    }
+  }, options.grantCleanupInterval * 1000);
   cleanup.unref();
 
   const interactionId = (returnUrl: string): string | undefined => {

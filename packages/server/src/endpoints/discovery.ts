@@ -1,4 +1,5 @@
-import { CODE_CHALLENGE_METHODS, STANDARD_SCOPE_CLAIMS, type ProviderMetadata } from "@tessera/protocol";
+import { CODE_CHALLENGE_METHODS, type ProviderMetadata } from "@tessera/protocol";
+import { claimsForScopes } from "../tokens/claims.ts";
 import { ASSERTION_ALGORITHMS, TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
 import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
 import { cacheableJson } from "../http/responses.ts";
@@ -9,7 +10,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
   const { options } = deps;
   const scopes = [...options.identityResources, ...options.apiScopes.map((s) => s.name)];
   const claims = new Set(["sub", "iss", "auth_time", "amr", "idp", "sid"]);
-  for (const scope of options.identityResources) for (const claim of STANDARD_SCOPE_CLAIMS[scope] ?? []) claims.add(claim);
+  for (const claim of claimsForScopes(options.identityResources, options.identityClaims)) claims.add(claim);
   return {
     issuer: options.issuer,
     authorization_endpoint: endpointUrl(deps, PATHS.authorize),

@@ -1,6 +1,7 @@
 import { ProtocolError } from "@tessera/protocol";
 import type { ProviderDeps } from "../deps.ts";
 import { noStoreJson } from "../http/responses.ts";
+import { userClaims } from "../tokens/profile.ts";
 import { bearerChallenge, validateBearerToken } from "../validation/bearer-token.ts";
 
 /** GET/POST {issuer}/connect/userinfo (OIDC Core §5.3). */
@@ -14,11 +15,10 @@ export function userinfoEndpoint(deps: ProviderDeps) {
         headers: { "www-authenticate": bearerChallenge(deps, "insufficient_scope") },
       });
     }
-    const claims = await deps.profile({
+    const claims = await userClaims(deps, "userinfo", {
       subject: token.claims.sub,
       clientId: token.claims.client_id,
       scopes,
-      caller: "userinfo",
       sessionClaims: token.record?.sessionClaims ?? {},
     });
     if (!claims) {

@@ -48,8 +48,6 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps)
 /** Issues the tokens for a validated code. */
 export async function issue(validated: ValidatedCodeGrant, deps: ProviderDeps): Promise<TokenResponse> {
   const { client, subject, data } = validated;
-  const active = await deps.profile({ subject, clientId: client.clientId, scopes: data.scopes, caller: "access_token", sessionClaims: data.sessionClaims });
-  if (!active) throw new ProtocolError("invalid_grant", "the user is no longer active");
   const user: UserTokenContext = {
     sub: subject,
     sid: data.sid,
@@ -60,6 +58,6 @@ export async function issue(validated: ValidatedCodeGrant, deps: ProviderDeps): 
     sessionClaims: data.sessionClaims,
     grantId: validated.grantId,
   };
-  const refreshToken = wantsRefreshToken(client, data.scopes) ? await createRefreshToken(deps, client, user, data.scopes) : undefined;
+  const refreshToken = wantsRefreshToken(client, data.scopes) ? () => createRefreshToken(deps, client, user, data.scopes) : undefined;
   return issueTokens(deps, { client, scopes: data.scopes, user, refreshToken });
 }

@@ -60,8 +60,5 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps)
 /** Rotates: a new refresh token in the same family, and new access (and ID) tokens. */
 export async function issue(validated: ValidatedRefresh, deps: ProviderDeps): Promise<TokenResponse> {
   const { client, user, data, scopes } = validated;
-  const active = await deps.profile({ subject: user.sub, clientId: client.clientId, scopes, caller: "access_token", sessionClaims: user.sessionClaims });
-  if (!active) throw new ProtocolError("invalid_grant", "the user is no longer active");
-  const refreshToken = await createRefreshToken(deps, client, user, data.scopes, data.absoluteExpiresAt);
-  return issueTokens(deps, { client, scopes, user, refreshToken });
+  return issueTokens(deps, { client, scopes, user, refreshToken: () => createRefreshToken(deps, client, user, data.scopes, data.absoluteExpiresAt) });
 }

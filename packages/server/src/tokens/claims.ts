@@ -22,6 +22,11 @@ export interface ProfileRequest {
   caller: ClaimsCaller;
   /** Claims the sign-in API was given for this session (name and extras). */
   sessionClaims: Readonly<Record<string, unknown>>;
+  /**
+   * Claim types the granted scopes ask for in this kind of token: identity-scope claims for userinfo
+   * (and the ID token), API scope and resource `userClaims` for access tokens.
+   */
+  requestedClaims: readonly string[];
 }
 
 /**
@@ -30,18 +35,20 @@ export interface ProfileRequest {
  */
 export type ProfileService = (request: ProfileRequest) => Promise<Record<string, unknown> | undefined>;
 
-/** Claims a set of scopes asks for under the OIDC Core §5.4 mapping. */
-export function claimsForScopes(scopes: readonly string[]): Set<string> {
+/** Claim types the scopes ask for, from a scope-to-claims map. */
+export function claimsForScopes(scopes: readonly string[], map: ReadonlyMap<string, readonly string[]> = new Map(Object.entries(STANDARD_SCOPE_CLAIMS))): string[] {
   const names = new Set<string>();
-  for (const scope of scopes) for (const claim of STANDARD_SCOPE_CLAIMS[scope] ?? []) names.add(claim);
-  return names;
+  for (const scope of scopes) for (const claim of map.get(scope) ?? []) names.add(claim);
+  return [...names];
 }
 
 const PROTOCOL_CLAIMS = new Set(["sub", "iss", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "acr", "amr", "azp", "sid", "idp", "at_hash", "c_hash", "client_id", "scope", "cnf"]);
 
 /**
- * The default profile service: the user's claims (from `users` when given, else those given at sign-in)
- * filtered by the OIDC scope-to-claim mapping, at userinfo. Protocol claims are never taken from user data.
+ * The default profile service: the user's claims (from `users` when given, else those given at sign-in),
+ * filtered to the requested claim types, at userinfo and in access tokens. Like IdentityServer and
+ * oidc-provider, the ID token carries no user claims when an access token is issued (OIDC Core §5.4).
+ * Protocol claims are never taken from user data.
  */
 export function defaultProfileService(users: UserStore | undefined): ProfileService {
   return async (request) => {
@@ -51,10 +58,8 @@ export function defaultProfileService(users: UserStore | undefined): ProfileServ
       if (!user) return undefined;
       claims = user.claims;
     }
-    // Like IdentityServer and oidc-provider: when an access token is issued, user claims come from
-    // userinfo, not the ID token or the access token (OIDC Core §5.4).
-    if (request.caller !== "userinfo") return {};
-    const wanted = claimsForScopes(request.scopes);
+    if (request.caller === "id_token") return {};
+    const wanted = new Set(request.requestedClaims);
     const issued: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(claims)) {
       if (wanted.has(name) && !PROTOCOL_CLAIMS.has(name)) issued[name] = value;

@@ -1,4 +1,5 @@
-import { leftHalfHash, randomHandle, sha256Base64url } from "@tessera/protocol";
+import { ProtocolError, leftHalfHash, randomHandle, sha256Base64url } from "@tessera/protocol";
+import { userClaims } from "./profile.ts";
 import type { JWTPayload } from "jose";
 import type { Client } from "../clients.ts";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
@@ -23,8 +24,8 @@ export interface TokenRequestContext {
   scopes: string[];
   /** Present for user tokens. */
   user?: UserTokenContext;
-  /** A refresh token to return (already stored). */
-  refreshToken?: string;
+  /** Creates (stores) the refresh token to return; called only once the request is known to succeed. */
+  refreshToken?: () => Promise<string>;
   /** Explicit audiences (RFC 8707 resources); default: from the granted scopes. */
   audience?: string[];
 }
@@ -77,9 +78,12 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
   const { client, scopes, user } = context;
   const lifetime = client.accessTokenLifetime ?? deps.options.accessTokenLifetime;
   const audience = context.audience ?? audienceFor(deps, scopes, client.clientId);
-  const extra = user
-    ? await deps.profile({ subject: user.sub, clientId: client.clientId, scopes, caller: "access_token", sessionClaims: user.sessionClaims })
-    : undefined;
+  let extra: Record<string, unknown> | undefined;
+  if (user) {
+    extra = await userClaims(deps, "access_token", { subject: user.sub, clientId: client.clientId, scopes, sessionClaims: user.sessionClaims });
+    // The profile service says the user is no longer active: no tokens (before anything is stored).
+    if (!extra) throw new ProtocolError("invalid_grant", "the user is no longer active");
+  }
   const claims: AccessTokenClaims = {
     ...(extra ?? {}),
     iss: deps.options.issuer,
@@ -118,14 +122,14 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
   }
 
   const response: TokenResponse = { access_token: accessToken, token_type: "Bearer", expires_in: lifetime, scope: claims.scope };
-  if (context.refreshToken) response.refresh_token = context.refreshToken;
+  if (context.refreshToken) response.refresh_token = await context.refreshToken();
   if (user && scopes.includes("openid")) response.id_token = await issueIdToken(deps, client, user, scopes, accessToken, now);
   return response;
 }
 
 async function issueIdToken(deps: ProviderDeps, client: Client, user: UserTokenContext, scopes: string[], accessToken: string, now: number): Promise<string> {
   const key = await deps.keys.signingKey(client.idTokenSignedResponseAlg);
-  const claims = await deps.profile({ subject: user.sub, clientId: client.clientId, scopes, caller: "id_token", sessionClaims: user.sessionClaims });
+  const claims = await userClaims(deps, "id_token", { subject: user.sub, clientId: client.clientId, scopes, sessionClaims: user.sessionClaims });
   const { jwt } = await signJwt(
     deps.keys,
     {
