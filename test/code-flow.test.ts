@@ -509,3 +509,33 @@ describe("id_token_hint", () => {
     }
   });
 });
+
+describe("CORS for browser-based clients", () => {
+  it("allows the token, revocation and userinfo endpoints from registered redirect origins only", async () => {
+    const flow = await Flow.create();
+    try {
+      const metadata = await flow.metadata();
+      for (const endpoint of [metadata.token_endpoint, metadata.revocation_endpoint, metadata.userinfo_endpoint]) {
+        const ok = await flow.host.fetch(new Request(String(endpoint), { method: "OPTIONS", headers: { origin: "https://rp.test", "access-control-request-method": "POST" } }));
+        assert.equal(ok.headers.get("access-control-allow-origin"), "https://rp.test");
+        const other = await flow.host.fetch(new Request(String(endpoint), { method: "OPTIONS", headers: { origin: "https://evil.test", "access-control-request-method": "POST" } }));
+        assert.equal(other.headers.get("access-control-allow-origin"), null);
+      }
+      const { code, verifier } = await flow.signIn({ client_id: "spa", scope: "openid profile" });
+      const response = await flow.host.fetch(
+        new Request(String(metadata.token_endpoint), {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", origin: "https://rp.test" },
+          body: new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: REDIRECT, code_verifier: verifier, client_id: "spa" }).toString(),
+        }),
+      );
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("access-control-allow-origin"), "https://rp.test");
+      const error = await flow.host.fetch(new Request(String(metadata.token_endpoint), { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", origin: "https://rp.test" }, body: "grant_type=x&client_id=spa" }));
+      assert.equal(error.status, 400);
+      assert.equal(error.headers.get("access-control-allow-origin"), "https://rp.test", "errors are readable by the app too");
+    } finally {
+      await flow.close();
+    }
+  });
+});

@@ -9,6 +9,7 @@ import { tokenEndpoint } from "./endpoints/token.ts";
 import { userinfoEndpoint } from "./endpoints/userinfo.ts";
 import { introspectionEndpoint } from "./endpoints/introspection.ts";
 import { revocationEndpoint } from "./endpoints/revocation.ts";
+import { CorsPolicy } from "./http/cors.ts";
 import { Params } from "./http/params.ts";
 import { errorJson, noStoreJson } from "./http/responses.ts";
 import { DataProtector } from "./keys/data-protection.ts";
@@ -94,7 +95,15 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     clock,
   };
 
+  const cors = new CorsPolicy(providerOptions.clients.flatMap((c) => c.redirect_uris ?? []));
   const app = new Hono().basePath(options.basePath || "/");
+  for (const path of [PATHS.token, PATHS.revocation, PATHS.userinfo]) {
+    app.options(path, (c) => cors.preflight(c.req.raw));
+    app.use(path, async (c, next) => {
+      await next();
+      c.res = cors.apply(c.req.raw, c.res);
+    });
+  }
   const route = (handler: (request: Request) => Promise<Response>) => (c: { req: { raw: Request } }) => handler(c.req.raw);
   app.get(PATHS.discovery, route(discoveryEndpoint(deps)));
   app.get(PATHS.oauthMetadata, route(discoveryEndpoint(deps)));

@@ -27,6 +27,6 @@ export function userinfoEndpoint(deps: ProviderDeps) {
         headers: { "www-authenticate": bearerChallenge(deps, "invalid_token") },
       });
     }
-    return noStoreJson({ ...claims, sub: token.claims.sub }, 200, { "access-control-allow-origin": "*" });
+    return noStoreJson({ ...claims, sub: token.claims.sub });
   };
 }
