@@ -117,7 +117,8 @@ describe("tessera check", () => {
     const result = await run(["check", "--config", join(import.meta.dirname, "support", "contract-example.json")]);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /warning at serverSideSessions: accepted but not in effect/);
-    assert.match(result.stdout, /warning at clients\[0\]\.backchannel_logout_uri: /);
+    assert.match(result.stdout, /warning at clients\[0\]\.coordinate_lifetime_with_user_session: /);
+    assert.doesNotMatch(result.stdout, /backchannel_logout_uri/);
   });
 
   it("refuses the PostgreSQL store, which this version does not have", async () => {

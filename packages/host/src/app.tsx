@@ -13,6 +13,7 @@ import { GrantsPage } from "./pages/grants.tsx";
 import { HomePage } from "./pages/home.tsx";
 import { Layout } from "./pages/layout.tsx";
 import { LoginPage } from "./pages/login.tsx";
+import { LogoutPromptPage, SignedOutPage } from "./pages/logout.tsx";
 import { MessagePage } from "./pages/message.tsx";
 import { ConfigUserStore } from "./users.ts";
 
@@ -82,13 +83,16 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   }
   const formAction = [...formTargets].join(" ");
 
-  const render = async (title: string, body: Child, status = 200, cookies: string[] = []) => {
+  /** Renders a page; `body` may take the CSP nonce (for a page's own script), `frameSrc` allows iframes. */
+  const render = async (title: string, body: Child | ((nonce: string) => Child), status = 200, cookies: string[] = [], frameSrc: string[] = []) => {
     const nonce = randomBytes(16).toString("base64url");
-    const html = "<!doctype html>" + (await (<Layout title={title} nonce={nonce}>{body}</Layout>).toString());
+    const content = typeof body === "function" ? body(nonce) : body;
+    const html = "<!doctype html>" + (await (<Layout title={title} nonce={nonce}>{content}</Layout>).toString());
+    const frames = frameSrc.length ? frameSrc.join(" ") : "'none'";
     const headers = new Headers({
       "content-type": "text/html; charset=utf-8",
       "cache-control": "no-store",
-      "content-security-policy": `default-src 'none'; style-src 'nonce-${nonce}'; img-src 'self' data:; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+      "content-security-policy": `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src 'self' data:; frame-src ${frames}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
       "x-frame-options": "DENY",
       "x-content-type-options": "nosniff",
       "referrer-policy": "no-referrer",
@@ -197,10 +201,32 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     return redirectTo(`${base}/grants`);
   });
 
+  app.get(`${base}/logout`, async (c) => {
+    const logoutId = c.req.query("logoutId");
+    const pending = logoutId ? await provider.getLogoutRequest(logoutId) : undefined;
+    if (!(await provider.getSession(c.req.raw))) {
+      // Nobody to sign out: finish the request (the signed-out page still continues to the client).
+      const ended = await provider.endSession(c.req.raw, pending ? logoutId : undefined);
+      return redirectTo(ended.signedOutUrl);
+    }
+    const { token, cookies } = csrfFor(c);
+    return render("Sign out", <LogoutPromptPage base={base} csrf={token} logoutId={pending ? logoutId : undefined} clientName={pending?.clientName} />, 200, cookies);
+  });
+
   app.post(`${base}/logout`, limit, async (c) => {
     const form = await formOf(c);
     if (!csrf.verify(getCookie(c, CSRF_COOKIE), form.csrf)) return csrfFailed(c);
-    return redirectTo(`${base}/`, await provider.signOut(c.req.raw));
+    if (form.decision !== "logout") return render("Please try again", <MessagePage base={base} heading="Please try again" text="Choose Sign out to sign out." />, 400);
+    const ended = await provider.endSession(c.req.raw, form.logoutId);
+    logger?.info({ event: "logout" }, "signed out");
+    return redirectTo(ended.signedOutUrl, ended.cookies);
+  });
+
+  app.get(`${base}/signedout`, async (c) => {
+    const details = await provider.getSignedOut(c.req.query("logoutId") ?? "");
+    if (!details) return render("Signed out", <MessagePage base={base} heading="You are signed out" text="You can close this window." />);
+    const frameOrigins = [...new Set(details.frontChannelUrls.map((u) => new URL(u).origin))];
+    return render("Signed out", (nonce) => <SignedOutPage nonce={nonce} {...details} />, 200, [], frameOrigins);
   });
 
   app.all("*", (c) => provider.fetch(c.req.raw));

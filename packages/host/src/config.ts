@@ -228,7 +228,7 @@ export function inactiveSettings(config: TesseraConfig): string[] {
   if (config.serverSideSessions) paths.push("serverSideSessions");
   if (config.dpop) paths.push("dpop");
   if (config.mtls?.enabled) paths.push("mtls");
-  const later = ["frontchannel_logout_uri", "backchannel_logout_uri", "post_logout_redirect_uris", "coordinate_lifetime_with_user_session", "dpop_bound_access_tokens", "tls_client_certificate_bound_access_tokens"] as const;
+  const later = ["coordinate_lifetime_with_user_session", "dpop_bound_access_tokens", "tls_client_certificate_bound_access_tokens"] as const;
   (config.clients ?? []).forEach((client, i) => {
     for (const key of later) if (client[key] !== undefined && client[key] !== false) paths.push(`clients[${i}].${key}`);
   });

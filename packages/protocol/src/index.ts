@@ -3,4 +3,5 @@ export * from "./encoding.ts";
 export * from "./pkce.ts";
 export * from "./hashes.ts";
 export * from "./scopes.ts";
+export * from "./session-state.ts";
 export type * from "./discovery.ts";

@@ -35,6 +35,10 @@ export interface ClientMetadata {
   require_consent?: boolean;
   access_token_format?: "jwt" | "reference";
   access_token_lifetime?: number;
+  frontchannel_logout_uri?: string;
+  frontchannel_logout_session_required?: boolean;
+  backchannel_logout_uri?: string;
+  backchannel_logout_session_required?: boolean;
   refresh_token_absolute_lifetime?: number;
   refresh_token_sliding_lifetime?: number;
   [extension: string]: unknown;
@@ -63,6 +67,10 @@ export interface Client {
   requireConsent: boolean;
   accessTokenFormat: "jwt" | "reference";
   accessTokenLifetime?: number;
+  frontchannelLogoutUri?: string;
+  frontchannelLogoutSessionRequired: boolean;
+  backchannelLogoutUri?: string;
+  backchannelLogoutSessionRequired: boolean;
   /** Seconds a refresh-token family lives at most (default 30 days). */
   refreshTokenAbsoluteLifetime: number;
   /** Seconds a refresh token lives unused; each rotation slides it, up to the absolute lifetime. */
@@ -110,6 +118,10 @@ export function normalizeClient(metadata: ClientMetadata): Client {
     requireConsent: metadata.require_consent ?? false,
     accessTokenFormat: metadata.access_token_format ?? "jwt",
     accessTokenLifetime: metadata.access_token_lifetime,
+    frontchannelLogoutUri: metadata.frontchannel_logout_uri,
+    frontchannelLogoutSessionRequired: metadata.frontchannel_logout_session_required ?? false,
+    backchannelLogoutUri: metadata.backchannel_logout_uri,
+    backchannelLogoutSessionRequired: metadata.backchannel_logout_session_required ?? false,
     refreshTokenAbsoluteLifetime: metadata.refresh_token_absolute_lifetime ?? 2_592_000,
     refreshTokenSlidingLifetime: metadata.refresh_token_sliding_lifetime || undefined,
     metadata,

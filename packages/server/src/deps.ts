@@ -1,6 +1,8 @@
 import type { ClientStore } from "./clients.ts";
 import type { ConsentService } from "./consent/consents.ts";
 import type { KeyManager } from "./keys/key-manager.ts";
+import type { LogoutService } from "./logout/logout-service.ts";
+import type { BackChannelLogoutService } from "./logout/back-channel.ts";
 import type { DataProtector } from "./keys/data-protection.ts";
 import type { Logger, ResolvedOptions } from "./options.ts";
 import type { InteractionService } from "./session/interactions.ts";
@@ -18,6 +20,8 @@ export interface ProviderDeps {
   sessions: SessionService;
   interactions: InteractionService;
   consents: ConsentService;
+  logout: LogoutService;
+  backChannel: BackChannelLogoutService;
   profile: ProfileService;
   logger: Logger;
   /** Milliseconds. */
@@ -40,6 +44,8 @@ export const PATHS = {
   userinfo: "/connect/userinfo",
   introspection: "/connect/introspect",
   revocation: "/connect/revocation",
+  endSession: "/connect/endsession",
+  checkSession: "/connect/checksession",
 } as const;
 
 /** Absolute URL of an endpoint. */

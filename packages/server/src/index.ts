@@ -1,5 +1,7 @@
 export { createProvider, type Provider, type InteractionDetails, type SignInResult } from "./provider.ts";
 export type { UserGrant } from "./consent/consents.ts";
+export type { SignedOutDetails } from "./logout/logout-service.ts";
+export { BACKCHANNEL_LOGOUT_EVENT } from "./logout/back-channel.ts";
 export type { ProviderOptions, SigningAlgorithm, ApiScope, ApiResource, IdentityResource, Logger } from "./options.ts";
 export { SIGNING_ALGORITHMS } from "./options.ts";
 export type { ClientMetadata, TokenEndpointAuthMethod } from "./clients.ts";

@@ -87,10 +87,20 @@ export interface ProviderOptions {
     loginUrl?: string;
     /** Consent page, relative to the issuer or absolute (default "/consent"). Receives `returnUrl`. */
     consentUrl?: string;
+    /** Logout prompt, relative to the issuer or absolute (default "/logout"). Receives `logoutId`. */
+    logoutUrl?: string;
+    /** Signed-out page, relative to the issuer or absolute (default "/signedout"). Receives `logoutId`. */
+    signedOutUrl?: string;
     /** Seconds a pending authorization request waits for login and consent (default 3600). */
     lifetime?: number;
     /** Seconds a remembered consent lasts (default 31536000, a year). */
     consentLifetime?: number;
+  };
+  logout?: {
+    /** Seconds to wait for one back-channel logout POST (default 5). */
+    backChannelTimeout?: number;
+    /** Further back-channel attempts after a failure (default 2). */
+    backChannelRetries?: number;
   };
   /** Seconds between runs of the job that deletes expired codes, tokens, consents and interactions (default 600). */
   grantCleanupInterval?: number;
@@ -126,6 +136,10 @@ export interface ResolvedOptions {
   accessTokenLifetime: number;
   loginUrl: string;
   consentUrl: string;
+  logoutUrl: string;
+  signedOutUrl: string;
+  backChannelTimeout: number;
+  backChannelRetries: number;
   interactionLifetime: number;
   consentLifetime: number;
   maxFormBytes: number;
@@ -195,6 +209,10 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     accessTokenLifetime: options.tokens?.accessTokenLifetime ?? 3600,
     loginUrl: options.interaction?.loginUrl ?? "/login",
     consentUrl: options.interaction?.consentUrl ?? "/consent",
+    logoutUrl: options.interaction?.logoutUrl ?? "/logout",
+    signedOutUrl: options.interaction?.signedOutUrl ?? "/signedout",
+    backChannelTimeout: options.logout?.backChannelTimeout ?? 5,
+    backChannelRetries: options.logout?.backChannelRetries ?? 2,
     interactionLifetime: options.interaction?.lifetime ?? 3600,
     consentLifetime: options.interaction?.consentLifetime ?? 31_536_000,
     maxFormBytes: options.limits?.maxFormBytes ?? 65536,

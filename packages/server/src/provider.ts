@@ -8,6 +8,10 @@ import { discoveryEndpoint, jwksEndpoint, providerMetadata } from "./endpoints/d
 import { tokenEndpoint } from "./endpoints/token.ts";
 import { userinfoEndpoint } from "./endpoints/userinfo.ts";
 import { introspectionEndpoint } from "./endpoints/introspection.ts";
+import { checkSessionEndpoint } from "./endpoints/check-session.ts";
+import { endSessionEndpoint, logoutPageUrl } from "./endpoints/end-session.ts";
+import { BackChannelLogoutService } from "./logout/back-channel.ts";
+import { LogoutService, type SignedOutDetails } from "./logout/logout-service.ts";
 import { revocationEndpoint } from "./endpoints/revocation.ts";
 import { CorsPolicy } from "./http/cors.ts";
 import { Params } from "./http/params.ts";
@@ -60,7 +64,16 @@ export interface Provider {
   listGrants(subject: string): Promise<UserGrant[]>;
   /** Revokes a user's consent and every token and code of one client (or of all clients). */
   revokeGrants(subject: string, clientId?: string): Promise<void>;
-  /** Stops background jobs and closes the store. */
+  /**
+   * Ends the request's authentication session (single sign-out): back-channel notifications start, and the
+   * returned URL is the signed-out page, which loads the front-channel URLs. Send the cookies with the response.
+   */
+  endSession(request: Request, logoutId?: string): Promise<{ cookies: string[]; signedOutUrl: string }>;
+  /** The client and state of a pending logout (for the logout prompt), if `logoutId` is known. */
+  getLogoutRequest(logoutId: string): Promise<{ clientName?: string; ended: boolean } | undefined>;
+  /** What the signed-out page shows: front-channel iframes and where to continue. */
+  getSignedOut(logoutId: string): Promise<SignedOutDetails | undefined>;
+  /** Stops background jobs, waits for back-channel deliveries in flight, and closes the store. */
   close(): Promise<void>;
 }
 
@@ -81,15 +94,21 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       throw new TypeError(`client ${client.client_id}: id_token_signed_response_alg ${alg} is not in keys.algorithms`);
     }
   }
+  const keys = new KeyManager(store.keys, protector, options.algorithms, clock, options.keyRotation);
+  const sessions = new SessionService(options, protector, clock);
+  const nowSeconds = () => Math.floor(clock() / 1000);
+  const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries });
   const deps: ProviderDeps = {
     options,
     store,
     clients,
-    keys: new KeyManager(store.keys, protector, options.algorithms, clock, options.keyRotation),
+    keys,
     protector,
-    sessions: new SessionService(options, protector, clock),
+    sessions,
+    backChannel,
+    logout: new LogoutService(options.issuer, store.grants, clients, sessions, backChannel, options.interactionLifetime, nowSeconds),
     interactions: new InteractionService(store.grants, options.interactionLifetime, clock),
-    consents: new ConsentService(store.grants, clients, options.consentLifetime, () => Math.floor(clock() / 1000)),
+    consents: new ConsentService(store.grants, clients, options.consentLifetime, nowSeconds),
     profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),
     logger,
     clock,
@@ -114,6 +133,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   app.on(["GET", "POST"], PATHS.userinfo, route(userinfoEndpoint(deps)));
   app.post(PATHS.introspection, route(introspectionEndpoint(deps)));
   app.post(PATHS.revocation, route(revocationEndpoint(deps)));
+  app.on(["GET", "POST"], PATHS.endSession, route(endSessionEndpoint(deps)));
+  app.get(PATHS.checkSession, route(checkSessionEndpoint(deps, cors.origins)));
   app.notFound(() => noStoreJson({ error: "not_found" }, 404));
   app.onError((error) => {
     if (error instanceof ProtocolError) return errorJson(error);
@@ -187,8 +208,20 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       const removed = await deps.consents.revoke(subject, clientId);
       logger.info({ subject, clientId, removed }, "grants revoked");
     },
+    async endSession(request, logoutId) {
+      const ended = await deps.logout.endSession(request, logoutId);
+      return { cookies: ended.cookies, signedOutUrl: logoutPageUrl(deps, options.signedOutUrl, ended.logoutId) };
+    },
+    async getLogoutRequest(logoutId) {
+      const data = await deps.logout.get(logoutId);
+      if (!data) return undefined;
+      const client = data.clientId ? await clients.findClientById(data.clientId) : undefined;
+      return { clientName: client?.clientName, ended: data.ended };
+    },
+    getSignedOut: (logoutId) => deps.logout.signedOut(logoutId),
     async close() {
       clearInterval(cleanup);
+      await backChannel.drain();
       await store.close();
     },
   };

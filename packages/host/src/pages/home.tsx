@@ -13,7 +13,7 @@ export function HomePage(props: { base: string; name?: string; sub?: string; csr
           </p>
           <form method="post" action={`${props.base}/logout`}>
             <input type="hidden" name="csrf" value={props.csrf} />
-            <button type="submit" class="secondary">
+            <button type="submit" name="decision" value="logout" class="secondary">
               Sign out
             </button>
           </form>

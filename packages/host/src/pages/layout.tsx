@@ -16,6 +16,7 @@ button.secondary{background:transparent;color:var(--text);border:1px solid var(-
 .row{display:flex;gap:.75rem}.row button{flex:1}
 .error{color:var(--danger);border:1px solid var(--danger);border-radius:8px;padding:.5rem .75rem;margin-top:1rem}
 ul.scopes{padding-left:1.1rem}code{font-size:.9em}
+iframe.front-channel{display:none}
 `;
 
 /** The page frame: accessible, no external assets, style allowed by nonce only. */

@@ -1,4 +1,4 @@
-import { ProtocolError, randomHandle, sha256Base64url } from "@tessera/protocol";
+import { ProtocolError, computeSessionState, randomHandle, sha256Base64url } from "@tessera/protocol";
 import { nowSeconds, PATHS, type ProviderDeps } from "../deps.ts";
 import { Params, readForm, toParams } from "../http/params.ts";
 import { htmlPage, redirect } from "../http/responses.ts";
@@ -87,7 +87,12 @@ async function processAuthorization(request: Request, params: Params, interactio
   if (interaction) await deps.interactions.remove(interaction.id);
   const code = await storeCode(validated, current, deps);
   cookies.push(...(await deps.sessions.addClient(current, validated.client.clientId)));
-  return authorizeResponse(validated.reply, { code }, issuer, cookies);
+  const fields: Record<string, string> = { code };
+  if (validated.scopes.includes("openid")) {
+    // OIDC Session Management §3: lets the client's check-session iframe notice a change of session.
+    fields.session_state = computeSessionState(validated.client.clientId, new URL(validated.reply.redirectUri).origin, current.sid);
+  }
+  return authorizeResponse(validated.reply, fields, issuer, cookies);
 }
 
 /** OIDC Core §3.1.2.3: no session, prompt=login, max_age exceeded, or a hint for another user. */

@@ -3,7 +3,9 @@
  * some client registered a redirect URI on it (IdentityServer derives allowed origins the same way).
  */
 export class CorsPolicy {
-  private readonly origins: ReadonlySet<string>;
+  /** Origins of the clients' redirect URIs. */
+  readonly origins: readonly string[];
+  private readonly allowed: ReadonlySet<string>;
 
   constructor(redirectUris: Iterable<string>) {
     const origins = new Set<string>();
@@ -15,13 +17,14 @@ export class CorsPolicy {
         // Not a URL: no origin to allow.
       }
     }
-    this.origins = origins;
+    this.allowed = origins;
+    this.origins = [...origins];
   }
 
   /** The answer to a preflight (OPTIONS) request. */
   preflight(request: Request): Response {
     const origin = request.headers.get("origin");
-    if (!origin || !this.origins.has(origin)) return new Response(null, { status: 204 });
+    if (!origin || !this.allowed.has(origin)) return new Response(null, { status: 204 });
     return new Response(null, {
       status: 204,
       headers: {
@@ -37,7 +40,7 @@ export class CorsPolicy {
   /** Adds the CORS headers to a response for an allowed origin. */
   apply(request: Request, response: Response): Response {
     const origin = request.headers.get("origin");
-    if (!origin || !this.origins.has(origin)) return response;
+    if (!origin || !this.allowed.has(origin)) return response;
     const headers = new Headers(response.headers);
     headers.set("access-control-allow-origin", origin);
     headers.set("access-control-expose-headers", "www-authenticate, dpop-nonce");

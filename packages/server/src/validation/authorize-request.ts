@@ -1,8 +1,8 @@
 import { ProtocolError, isValidCodeChallenge, parseScope, type CodeChallengeMethod } from "@tessera/protocol";
-import { createLocalJWKSet, jwtVerify } from "jose";
 import type { Client } from "../clients.ts";
 import type { ProviderDeps } from "../deps.ts";
 import type { Params } from "../http/params.ts";
+import { verifyIdTokenHint } from "./id-token-hint.ts";
 
 export type ResponseMode = "query" | "fragment" | "form_post";
 export type Prompt = "none" | "login" | "consent";
@@ -129,8 +129,9 @@ export async function validateAuthorizeRequest(params: Params, deps: ProviderDep
   let hintSubject: string | undefined;
   const idTokenHint = params.get("id_token_hint");
   if (idTokenHint !== undefined) {
-    hintSubject = await subjectOfIdTokenHint(idTokenHint, client, deps);
-    if (hintSubject === undefined) return fail("invalid_request", "id_token_hint is invalid");
+    const hint = await verifyIdTokenHint(idTokenHint, deps);
+    if (!hint || hint.clientId !== client.clientId) return fail("invalid_request", "id_token_hint is invalid");
+    hintSubject = hint.sub;
   }
 
   return {
@@ -151,22 +152,4 @@ export async function validateAuthorizeRequest(params: Params, deps: ProviderDep
       params,
     },
   };
-}
-
-/** OIDC Core §3.1.2.1: an ID token this provider issued to this client; expired ones are accepted. */
-async function subjectOfIdTokenHint(token: string, client: Client, deps: ProviderDeps): Promise<string | undefined> {
-  try {
-    const jwks = createLocalJWKSet(await deps.keys.jwks());
-    const { payload } = await jwtVerify(token, jwks, {
-      issuer: deps.options.issuer,
-      audience: client.clientId,
-      algorithms: deps.options.algorithms,
-      // The hint is evidence of a past session, so its age does not matter; its signature does.
-      currentDate: new Date(0),
-      clockTolerance: Number.MAX_SAFE_INTEGER,
-    });
-    return typeof payload.sub === "string" ? payload.sub : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -1,0 +1,43 @@
+import { ProtocolError } from "@tessera/protocol";
+import type { ProviderDeps } from "../deps.ts";
+import { readForm, toParams, type Params } from "../http/params.ts";
+import { htmlPage, redirect } from "../http/responses.ts";
+import { errorPage } from "../ui/html.ts";
+import { validateEndSessionRequest } from "../validation/end-session-request.ts";
+
+/** The signed-out or logout-prompt page URL for a logout id. */
+export function logoutPageUrl(deps: ProviderDeps, page: string, logoutId: string): string {
+  const target = /^https?:\/\//.test(page) ? new URL(page) : new URL(deps.options.issuer + page);
+  target.searchParams.set("logoutId", logoutId);
+  return target.toString();
+}
+
+/**
+ * GET/POST {issuer}/connect/endsession (OIDC RP-Initiated Logout 1.0). With a valid id_token_hint for the
+ * current user the session ends at once; otherwise the user confirms on the logout page first.
+ */
+export function endSessionEndpoint(deps: ProviderDeps) {
+  return async (request: Request): Promise<Response> => {
+    let params: Params;
+    try {
+      params = request.method === "POST" ? await readForm(request, deps.options) : toParams(new URL(request.url).searchParams, deps.options, false);
+      const validated = await validateEndSessionRequest(params, deps);
+      const session = (await deps.sessions.read(request))?.session;
+      const logoutId = await deps.logout.create({
+        clientId: validated.client?.clientId,
+        postLogoutRedirectUri: validated.postLogoutRedirectUri,
+        state: validated.state,
+        uiLocales: validated.uiLocales,
+        redirectRejected: validated.redirectRejected,
+      });
+      // A hint for the signed-in user proves the request came from a client of this session.
+      const confirmed = !session || (validated.hint !== undefined && validated.hint.sub === session.sub);
+      if (!confirmed) return redirect(logoutPageUrl(deps, deps.options.logoutUrl, logoutId));
+      const { cookies } = await deps.logout.endSession(request, logoutId);
+      return redirect(logoutPageUrl(deps, deps.options.signedOutUrl, logoutId), session ? cookies : []);
+    } catch (error) {
+      if (error instanceof ProtocolError) return htmlPage(errorPage(error.code, error.description), 400);
+      throw error;
+    }
+  };
+}

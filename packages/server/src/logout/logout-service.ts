@@ -1,0 +1,116 @@
+import { randomHandle, sha256Base64url } from "@tessera/protocol";
+import type { Client, ClientStore } from "../clients.ts";
+import type { GrantStore } from "../stores/interfaces.ts";
+import type { SessionService } from "../session/session.ts";
+import type { BackChannelLogoutService } from "./back-channel.ts";
+
+/** A logout in progress: what the client asked for, and (once ended) whose session ended. */
+export interface LogoutRequestData {
+  clientId?: string;
+  /** Already validated against the client's registered list. */
+  postLogoutRedirectUri?: string;
+  state?: string;
+  uiLocales?: string;
+  /** True when the client asked for a redirect URI that is not registered (so none is followed). */
+  redirectRejected?: boolean;
+  ended: boolean;
+  sub?: string;
+  sid?: string;
+  /** Client ids of the ended session. */
+  clients: string[];
+}
+
+/** What the signed-out page shows and does. */
+export interface SignedOutDetails {
+  /** Front-channel logout URLs to load in hidden iframes (with iss and sid where the client asked). */
+  frontChannelUrls: string[];
+  /** Where to continue, with `state`, when the client asked for a registered URI. */
+  postLogoutRedirectUri?: string;
+  clientName?: string;
+  redirectRejected: boolean;
+}
+
+/** Ends authentication sessions and tells the session's clients (front- and back-channel). */
+export class LogoutService {
+  constructor(
+    private readonly issuer: string,
+    private readonly grants: GrantStore,
+    private readonly clients: ClientStore,
+    private readonly sessions: SessionService,
+    private readonly backChannel: BackChannelLogoutService,
+    private readonly lifetime: number,
+    private readonly now: () => number,
+  ) {}
+
+  async create(data: Omit<LogoutRequestData, "ended" | "clients">): Promise<string> {
+    const id = randomHandle(24);
+    await this.save(id, { ...data, ended: false, clients: [] });
+    return id;
+  }
+
+  async get(id: string): Promise<LogoutRequestData | undefined> {
+    if (!/^[A-Za-z0-9_-]{16,64}$/.test(id)) return undefined;
+    const grant = await this.grants.get(sha256Base64url(id));
+    if (!grant || grant.kind !== "logout" || grant.expiresAt < this.now()) return undefined;
+    return JSON.parse(grant.data) as LogoutRequestData;
+  }
+
+  /**
+   * Ends the request's session: clears both cookies, records the session's clients for the signed-out
+   * page, and starts back-channel notifications. Returns the logout id and the cookies to send.
+   */
+  async endSession(request: Request, logoutId?: string): Promise<{ logoutId: string; cookies: string[] }> {
+    const id = logoutId && (await this.get(logoutId)) ? logoutId : await this.create({});
+    const data = (await this.get(id))!;
+    const session = (await this.sessions.read(request))?.session;
+    if (session && !data.ended) {
+      data.sub = session.sub;
+      data.sid = session.sid;
+      data.clients = session.clients;
+      const clients = (await Promise.all(session.clients.map((c) => this.clients.findClientById(c)))).filter((c): c is Client => !!c);
+      this.backChannel.notify({ sub: session.sub, sid: session.sid, clients });
+    }
+    data.ended = true;
+    await this.save(id, data);
+    return { logoutId: id, cookies: this.sessions.signOutCookies() };
+  }
+
+  /** The signed-out page's data for an ended logout. */
+  async signedOut(id: string): Promise<SignedOutDetails | undefined> {
+    const data = await this.get(id);
+    if (!data || !data.ended) return undefined;
+    const frontChannelUrls: string[] = [];
+    for (const clientId of data.clients) {
+      const client = await this.clients.findClientById(clientId);
+      if (!client?.frontchannelLogoutUri) continue;
+      const url = new URL(client.frontchannelLogoutUri);
+      if (client.frontchannelLogoutSessionRequired && data.sid) {
+        url.searchParams.set("iss", this.issuer);
+        url.searchParams.set("sid", data.sid);
+      }
+      frontChannelUrls.push(url.toString());
+    }
+    let postLogoutRedirectUri: string | undefined;
+    if (data.postLogoutRedirectUri) {
+      const url = new URL(data.postLogoutRedirectUri);
+      if (data.state !== undefined) url.searchParams.set("state", data.state);
+      postLogoutRedirectUri = url.toString();
+    }
+    const client = data.clientId ? await this.clients.findClientById(data.clientId) : undefined;
+    return { frontChannelUrls, postLogoutRedirectUri, clientName: client?.clientName, redirectRejected: data.redirectRejected ?? false };
+  }
+
+  private async save(id: string, data: LogoutRequestData): Promise<void> {
+    const now = this.now();
+    await this.grants.put({
+      key: sha256Base64url(id),
+      kind: "logout",
+      clientId: data.clientId ?? "",
+      subject: data.sub,
+      sessionId: data.sid,
+      data: JSON.stringify(data),
+      createdAt: now,
+      expiresAt: now + this.lifetime,
+    });
+  }
+}
