@@ -66,6 +66,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     authentication: config.authentication,
     keys: config.keys,
     tokens: config.tokens,
+    logout: config.logout,
     logger: hostOptions.logger,
     clock: hostOptions.clock,
   });

@@ -107,6 +107,7 @@ export const configSchema = z
       })
       .optional(),
     admin: z.strictObject({ role: z.string().min(1) }).optional(),
+    logout: z.strictObject({ backChannelTimeout: seconds.min(1).optional(), backChannelRetries: z.number().int().min(0).max(5).optional() }).optional(),
     identityResources: z
       .array(
         z.union([

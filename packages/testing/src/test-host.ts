@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { createHostApp, parseConfig, type HostApp, type TesseraConfig } from "@tessera/host";
-import type { Provider } from "@tessera/server";
+import type { Logger, Provider } from "@tessera/server";
 
 /** A config for {@link createTestHost}: everything optional; issuer defaults to https://idp.test. */
 export type TestHostConfig = Partial<TesseraConfig>;
@@ -26,6 +26,8 @@ export interface TestHostOptions {
    * (for clients that need a real URL, such as openid-client or a browser).
    */
   listen?: boolean;
+  /** Receives the provider's structured logs. */
+  logger?: Logger;
 }
 
 /** Creates a provider with the host's pages, an in-memory store and a random data key. */
@@ -48,7 +50,7 @@ export async function createTestHost(config: TestHostConfig = {}, options: TestH
     issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }
   const validated = parseConfig({ store: { kind: "memory" }, dataKey: randomBytes(32).toString("base64url"), ...config, issuer });
-  app = await createHostApp(validated, { env: {}, clock: options.clock });
+  app = await createHostApp(validated, { env: {}, clock: options.clock, logger: options.logger });
   const hostApp = app;
   return {
     fetch: hostApp.fetch,

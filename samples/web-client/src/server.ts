@@ -26,6 +26,8 @@ export interface WebClientOptions {
 export interface LogoutEvent {
   kind: "front-channel" | "back-channel" | "rp-initiated";
   sid?: string;
+  /** The `iss` a front-channel request carried. */
+  iss?: string;
   sub?: string;
   /** App sessions that ended because of it. */
   ended: number;
@@ -164,7 +166,7 @@ op.addEventListener("load", () => { check(); setInterval(check, ${options.checkS
       const iss = url.searchParams.get("iss");
       const sid = url.searchParams.get("sid") ?? undefined;
       if (iss !== null && iss !== (await configuration()).serverMetadata().issuer) return page(res, "<p>Unknown issuer</p>", 400, { frameAncestors: issuerOrigin() });
-      events.push({ kind: "front-channel", sid, ended: sid ? endSessions({ sid }) : 0 });
+      events.push({ kind: "front-channel", sid, iss: iss ?? undefined, ended: sid ? endSessions({ sid }) : 0 });
       return page(res, "<p>Signed out of the demo app.</p>", 200, { frameAncestors: issuerOrigin() });
     }
 
