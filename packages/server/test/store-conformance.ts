@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { PersistedGrant, Store } from "../src/stores/interfaces.ts";
+import type { PersistedGrant, ServerSideSession, Store } from "../src/stores/interfaces.ts";
 
 const grant = (overrides: Partial<PersistedGrant> = {}): PersistedGrant => ({
   key: `k-${Math.random().toString(36).slice(2)}`,
@@ -118,6 +118,75 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         assert.equal(await store.grants.removeExpired(1000, 3), 2);
         assert.equal(await store.grants.removeExpired(1000, 3), 0);
         assert.ok(await store.grants.get(live.key));
+      } finally {
+        await store.close();
+      }
+    });
+
+    const session = (i: number, overrides: Partial<ServerSideSession> = {}): ServerSideSession => ({
+      key: `key-${String(i).padStart(3, "0")}`,
+      sessionId: `sid-${i}`,
+      subject: `user-${i % 3}`,
+      displayName: i % 2 ? `Alice ${i}` : `Bob_${i}`,
+      created: 1000 + Math.floor(i / 2),
+      renewed: 1000 + i,
+      expires: 5000 + i,
+      clientIds: ["a", "b"],
+      ticket: "sealed",
+      ...overrides,
+    });
+
+    it("keeps server-side sessions: put, get, by sid, update, remove", async () => {
+      const store = await open();
+      try {
+        await store.sessions.put(session(1));
+        assert.deepEqual(await store.sessions.get("key-001"), session(1));
+        assert.deepEqual(await store.sessions.getBySessionId("sid-1"), session(1));
+        await store.sessions.put(session(1, { renewed: 2000, expires: 9000, clientIds: ["a", "b", "c"] }));
+        assert.deepEqual((await store.sessions.get("key-001"))?.clientIds, ["a", "b", "c"]);
+        assert.equal((await store.sessions.get("key-001"))?.expires, 9000);
+        const removed = await store.sessions.remove(["key-001", "missing"]);
+        assert.deepEqual(removed.map((s) => s.sessionId), ["sid-1"]);
+        assert.equal(await store.sessions.get("key-001"), undefined);
+        assert.deepEqual(await store.sessions.remove(["key-001"]), []);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("queries sessions by filters and pages them with a cursor", async () => {
+      const store = await open();
+      try {
+        for (let i = 0; i < 9; i++) await store.sessions.put(session(i));
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        for (let pages = 0; pages < 10; pages++) {
+          const page = await store.sessions.query({ count: 4, cursor });
+          seen.push(...page.sessions.map((s) => s.sessionId));
+          if (!page.next) break;
+          cursor = page.next;
+        }
+        assert.deepEqual(seen, Array.from({ length: 9 }, (_, i) => `sid-${i}`));
+        assert.deepEqual((await store.sessions.query({ count: 10, subject: "USER-1" })).sessions.map((s) => s.sessionId), ["sid-1", "sid-4", "sid-7"]);
+        assert.deepEqual((await store.sessions.query({ count: 10, displayName: "alice" })).sessions.length, 4);
+        assert.deepEqual((await store.sessions.query({ count: 10, sessionId: "sid-8" })).sessions.map((s) => s.sessionId), ["sid-8"]);
+        // LIKE wildcards in a filter are literal characters.
+        assert.deepEqual((await store.sessions.query({ count: 10, displayName: "b_2" })).sessions.map((s) => s.sessionId), ["sid-2"]);
+        assert.deepEqual((await store.sessions.query({ count: 10, displayName: "%" })).sessions, []);
+        assert.equal((await store.sessions.query({ count: 3 })).next !== null, true);
+        assert.equal((await store.sessions.query({ count: 9 })).next, null);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("removes expired sessions once, even when racing", async () => {
+      const store = await open();
+      try {
+        for (let i = 0; i < 6; i++) await store.sessions.put(session(i, { expires: i < 4 ? 100 : 10_000 }));
+        const results = await Promise.all([store.sessions.removeExpired(1000, 10), store.sessions.removeExpired(1000, 10)]);
+        assert.deepEqual(results.flat().map((s) => s.sessionId).sort(), ["sid-0", "sid-1", "sid-2", "sid-3"]);
+        assert.equal((await store.sessions.query({ count: 10 })).sessions.length, 2);
       } finally {
         await store.close();
       }

@@ -77,10 +77,53 @@ export interface KeyStore {
   remove(kid: string): Promise<void>;
 }
 
+/** A server-side authentication session (IdentityServer's server-side session record). */
+export interface ServerSideSession {
+  /** Hash of the handle the session cookie carries. */
+  key: string;
+  sessionId: string;
+  subject: string;
+  displayName?: string | undefined;
+  /** Unix seconds. */
+  created: number;
+  /** Unix seconds: last time the session was renewed (sliding, refresh coordination). */
+  renewed: number;
+  /** Unix seconds. */
+  expires: number;
+  clientIds: string[];
+  /** The session ticket, encrypted with the data key. */
+  ticket: string;
+}
+
+/** Filter and page of a session query; text filters match substrings, case-insensitively. */
+export interface SessionQuery {
+  subject?: string;
+  displayName?: string;
+  sessionId?: string;
+  /** Opaque cursor from a previous page. */
+  cursor?: string;
+  count: number;
+}
+
+/** Storage of server-side sessions. */
+export interface SessionStore {
+  /** Inserts or replaces the session with this key. */
+  put(session: ServerSideSession): Promise<void>;
+  get(key: string): Promise<ServerSideSession | undefined>;
+  getBySessionId(sessionId: string): Promise<ServerSideSession | undefined>;
+  /** Deletes sessions by key; returns the ones it deleted (so each is acted on once). */
+  remove(keys: string[]): Promise<ServerSideSession[]>;
+  /** Sessions in creation order, filtered, a page at a time. */
+  query(query: SessionQuery): Promise<{ sessions: ServerSideSession[]; next: string | null }>;
+  /** Deletes up to `limit` sessions that expired before `now`; returns them. Safe when processes race. */
+  removeExpired(now: number, limit: number): Promise<ServerSideSession[]>;
+}
+
 /** The stores a provider needs for state it creates at run time. */
 export interface Store {
   readonly grants: GrantStore;
   readonly keys: KeyStore;
+  readonly sessions: SessionStore;
   /** Releases connections; the store is unusable afterwards. */
   close(): Promise<void>;
 }
@@ -89,4 +132,20 @@ export function assertFilter(filter: GrantFilter): void {
   if (!filter.subject && !filter.clientId && !filter.sessionId && !filter.grantId && !filter.kind) {
     throw new Error("removeAll needs at least one filter field");
   }
+}
+
+/** Cursor of a session page: the creation time and key of the last session shown. */
+export function encodeSessionCursor(session: Pick<ServerSideSession, "created" | "key">): string {
+  return Buffer.from(JSON.stringify([session.created, session.key])).toString("base64url");
+}
+
+/** Undefined for a cursor that was not made by {@link encodeSessionCursor}. */
+export function decodeSessionCursor(cursor: string): { created: number; key: string } | undefined {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
+    if (Array.isArray(value) && typeof value[0] === "number" && typeof value[1] === "string") return { created: value[0], key: value[1] };
+  } catch {
+    // fall through
+  }
+  return undefined;
 }

@@ -1,3 +1,4 @@
+import { decodeSessionCursor, encodeSessionCursor, type ServerSideSession, type SessionQuery, type SessionStore } from "../interfaces.ts";
 import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
 
 function matches(grant: PersistedGrant, filter: GrantFilter): boolean {
@@ -81,7 +82,46 @@ class MemoryKeyStore implements KeyStore {
   }
 }
 
+const contains = (value: string | undefined, part: string | undefined) => part === undefined || (value ?? "").toLowerCase().includes(part.toLowerCase());
+
+class MemorySessionStore implements SessionStore {
+  private readonly sessions = new Map<string, ServerSideSession>();
+
+  async put(session: ServerSideSession): Promise<void> {
+    this.sessions.set(session.key, { ...session, clientIds: [...session.clientIds] });
+  }
+  async get(key: string): Promise<ServerSideSession | undefined> {
+    const session = this.sessions.get(key);
+    return session ? { ...session } : undefined;
+  }
+  async getBySessionId(sessionId: string): Promise<ServerSideSession | undefined> {
+    for (const session of this.sessions.values()) if (session.sessionId === sessionId) return { ...session };
+    return undefined;
+  }
+  async remove(keys: string[]): Promise<ServerSideSession[]> {
+    const removed: ServerSideSession[] = [];
+    for (const key of keys) {
+      const session = this.sessions.get(key);
+      if (session && this.sessions.delete(key)) removed.push(session);
+    }
+    return removed;
+  }
+  async query(query: SessionQuery): Promise<{ sessions: ServerSideSession[]; next: string | null }> {
+    const after = query.cursor ? decodeSessionCursor(query.cursor) : undefined;
+    const matching = [...this.sessions.values()]
+      .filter((s) => contains(s.subject, query.subject) && contains(s.displayName, query.displayName) && contains(s.sessionId, query.sessionId))
+      .sort((a, b) => a.created - b.created || a.key.localeCompare(b.key))
+      .filter((s) => !after || s.created > after.created || (s.created === after.created && s.key > after.key));
+    const page = matching.slice(0, query.count).map((s) => ({ ...s }));
+    return { sessions: page, next: matching.length > query.count ? encodeSessionCursor(page[page.length - 1]!) : null };
+  }
+  async removeExpired(now: number, limit: number): Promise<ServerSideSession[]> {
+    const expired = [...this.sessions.values()].filter((s) => s.expires < now).slice(0, limit);
+    return this.remove(expired.map((s) => s.key));
+  }
+}
+
 /** A store that keeps everything in this process; for tests and throwaway demos. */
 export function createMemoryStore(): Store {
-  return { grants: new MemoryGrantStore(), keys: new MemoryKeyStore(), close: async () => {} };
+  return { grants: new MemoryGrantStore(), keys: new MemoryKeyStore(), sessions: new MemorySessionStore(), close: async () => {} };
 }

@@ -36,6 +36,28 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable("tessera_grants").execute();
     },
   },
+  "0002_server_side_sessions": {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("tessera_sessions")
+        .addColumn("key", "varchar(128)", (c) => c.primaryKey())
+        .addColumn("session_id", "varchar(100)", (c) => c.notNull().unique())
+        .addColumn("subject", "varchar(255)", (c) => c.notNull())
+        .addColumn("display_name", "varchar(255)")
+        .addColumn("created", "bigint", (c) => c.notNull())
+        .addColumn("renewed", "bigint", (c) => c.notNull())
+        .addColumn("expires", "bigint", (c) => c.notNull())
+        .addColumn("client_ids", "text", (c) => c.notNull())
+        .addColumn("ticket", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("tessera_sessions_subject").on("tessera_sessions").column("subject").execute();
+      await db.schema.createIndex("tessera_sessions_expires").on("tessera_sessions").column("expires").execute();
+      await db.schema.createIndex("tessera_sessions_created").on("tessera_sessions").columns(["created", "key"]).execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable("tessera_sessions").execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -21,7 +21,20 @@ export interface KeysTable {
   retires_at: number | null;
 }
 
+export interface SessionsTable {
+  key: string;
+  session_id: string;
+  subject: string;
+  display_name: string | null;
+  created: number;
+  renewed: number;
+  expires: number;
+  client_ids: string;
+  ticket: string;
+}
+
 export interface Database {
   tessera_grants: GrantsTable;
   tessera_keys: KeysTable;
+  tessera_sessions: SessionsTable;
 }

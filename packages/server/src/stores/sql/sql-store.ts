@@ -1,7 +1,9 @@
 import { Migrator, type Kysely, type Selectable } from "kysely";
+import { decodeSessionCursor, encodeSessionCursor, type ServerSideSession, type SessionQuery, type SessionStore } from "../interfaces.ts";
+import { sql } from "kysely";
 import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
 import { migrationProvider } from "./migrations.ts";
-import type { Database, GrantsTable, KeysTable } from "./schema.ts";
+import type { Database, GrantsTable, KeysTable, SessionsTable } from "./schema.ts";
 
 const num = (v: number | string | bigint): number => Number(v);
 const optNum = (v: number | string | bigint | null): number | undefined => (v === null ? undefined : Number(v));
@@ -147,6 +149,79 @@ class SqlKeyStore implements KeyStore {
   }
 }
 
+function toSession(row: Selectable<SessionsTable>): ServerSideSession {
+  return {
+    key: row.key,
+    sessionId: row.session_id,
+    subject: row.subject,
+    displayName: row.display_name ?? undefined,
+    created: num(row.created),
+    renewed: num(row.renewed),
+    expires: num(row.expires),
+    clientIds: JSON.parse(row.client_ids) as string[],
+    ticket: row.ticket,
+  };
+}
+
+/** `%part%` for LIKE, with the wildcards of the part escaped. */
+const likePattern = (part: string) => `%${part.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
+
+class SqlSessionStore implements SessionStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async put(session: ServerSideSession): Promise<void> {
+    const row = {
+      key: session.key,
+      session_id: session.sessionId,
+      subject: session.subject,
+      display_name: session.displayName ?? null,
+      created: session.created,
+      renewed: session.renewed,
+      expires: session.expires,
+      client_ids: JSON.stringify(session.clientIds),
+      ticket: session.ticket,
+    };
+    await this.db.insertInto("tessera_sessions").values(row).onConflict((oc) => oc.column("key").doUpdateSet({ ...row })).execute();
+  }
+
+  async get(key: string): Promise<ServerSideSession | undefined> {
+    const row = await this.db.selectFrom("tessera_sessions").selectAll().where("key", "=", key).executeTakeFirst();
+    return row ? toSession(row) : undefined;
+  }
+
+  async getBySessionId(sessionId: string): Promise<ServerSideSession | undefined> {
+    const row = await this.db.selectFrom("tessera_sessions").selectAll().where("session_id", "=", sessionId).executeTakeFirst();
+    return row ? toSession(row) : undefined;
+  }
+
+  async remove(keys: string[]): Promise<ServerSideSession[]> {
+    if (keys.length === 0) return [];
+    // RETURNING reports exactly the rows this statement deleted, so racing processes never share one.
+    const rows = await this.db.deleteFrom("tessera_sessions").where("key", "in", keys).returningAll().execute();
+    return rows.map(toSession);
+  }
+
+  async query(query: SessionQuery): Promise<{ sessions: ServerSideSession[]; next: string | null }> {
+    let q = this.db.selectFrom("tessera_sessions").selectAll();
+    const like = (column: "subject" | "display_name" | "session_id", part: string) =>
+      sql<boolean>`lower(${sql.ref(column)}) like ${likePattern(part)} escape '!'`;
+    if (query.subject) q = q.where(like("subject", query.subject));
+    if (query.displayName) q = q.where(like("display_name", query.displayName));
+    if (query.sessionId) q = q.where(like("session_id", query.sessionId));
+    const after = query.cursor ? decodeSessionCursor(query.cursor) : undefined;
+    if (after) q = q.where((eb) => eb.or([eb("created", ">", after.created), eb.and([eb("created", "=", after.created), eb("key", ">", after.key)])]));
+    const rows = await q.orderBy("created").orderBy("key").limit(query.count + 1).execute();
+    const sessions = rows.slice(0, query.count).map(toSession);
+    return { sessions, next: rows.length > query.count ? encodeSessionCursor(sessions[sessions.length - 1]!) : null };
+  }
+
+  async removeExpired(now: number, limit: number): Promise<ServerSideSession[]> {
+    const keys = this.db.selectFrom("tessera_sessions").select("key").where("expires", "<", now).limit(limit);
+    const rows = await this.db.deleteFrom("tessera_sessions").where("key", "in", keys).returningAll().execute();
+    return rows.map(toSession);
+  }
+}
+
 /** Runs pending migrations; throws with the failing migration's error. */
 export async function migrate(db: Kysely<Database>): Promise<void> {
   const migrator = new Migrator({
@@ -164,6 +239,7 @@ export function createSqlStore(db: Kysely<Database>): Store {
   return {
     grants: new SqlGrantStore(db),
     keys: new SqlKeyStore(db),
+    sessions: new SqlSessionStore(db),
     close: () => db.destroy(),
   };
 }
