@@ -39,6 +39,7 @@ export interface ClientMetadata {
   frontchannel_logout_session_required?: boolean;
   backchannel_logout_uri?: string;
   backchannel_logout_session_required?: boolean;
+  coordinate_lifetime_with_user_session?: boolean;
   refresh_token_absolute_lifetime?: number;
   refresh_token_sliding_lifetime?: number;
   [extension: string]: unknown;
@@ -71,6 +72,8 @@ export interface Client {
   frontchannelLogoutSessionRequired: boolean;
   backchannelLogoutUri?: string;
   backchannelLogoutSessionRequired: boolean;
+  /** Using or refreshing this client's tokens extends the user's server-side session, and they die with it. */
+  coordinateLifetimeWithUserSession: boolean;
   /** Seconds a refresh-token family lives at most (default 30 days). */
   refreshTokenAbsoluteLifetime: number;
   /** Seconds a refresh token lives unused; each rotation slides it, up to the absolute lifetime. */
@@ -122,6 +125,7 @@ export function normalizeClient(metadata: ClientMetadata): Client {
     frontchannelLogoutSessionRequired: metadata.frontchannel_logout_session_required ?? false,
     backchannelLogoutUri: metadata.backchannel_logout_uri,
     backchannelLogoutSessionRequired: metadata.backchannel_logout_session_required ?? false,
+    coordinateLifetimeWithUserSession: metadata.coordinate_lifetime_with_user_session ?? false,
     refreshTokenAbsoluteLifetime: metadata.refresh_token_absolute_lifetime ?? 2_592_000,
     refreshTokenSlidingLifetime: metadata.refresh_token_sliding_lifetime || undefined,
     metadata,

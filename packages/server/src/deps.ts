@@ -7,6 +7,8 @@ import type { DataProtector } from "./keys/data-protection.ts";
 import type { Logger, ResolvedOptions } from "./options.ts";
 import type { InteractionService } from "./session/interactions.ts";
 import type { SessionService } from "./session/session.ts";
+import type { SessionManagementService } from "./session/session-management.ts";
+import type { Client } from "./clients.ts";
 import type { Store } from "./stores/interfaces.ts";
 import type { ProfileService } from "./tokens/claims.ts";
 
@@ -18,6 +20,7 @@ export interface ProviderDeps {
   keys: KeyManager;
   protector: DataProtector;
   sessions: SessionService;
+  sessionManagement: SessionManagementService;
   interactions: InteractionService;
   consents: ConsentService;
   logout: LogoutService;
@@ -51,4 +54,13 @@ export const PATHS = {
 /** Absolute URL of an endpoint. */
 export function endpointUrl(deps: Pick<ProviderDeps, "options">, path: string): string {
   return deps.options.issuer + path;
+}
+
+/**
+ * For clients that coordinate their lifetime with the user session (server-side sessions on): is the
+ * session still alive? Always true for other clients.
+ */
+export async function sessionAllows(deps: ProviderDeps, client: Client | undefined, sessionId: string | undefined): Promise<boolean> {
+  if (!deps.options.serverSideSessions.enabled || !client?.coordinateLifetimeWithUserSession || !sessionId) return true;
+  return deps.sessions.isAlive(sessionId);
 }

@@ -1,6 +1,8 @@
 export { createProvider, type Provider, type InteractionDetails, type SignInResult } from "./provider.ts";
 export type { UserGrant } from "./consent/consents.ts";
 export type { SignedOutDetails } from "./logout/logout-service.ts";
+export type { SessionInfo, RemoveSessionsRequest } from "./session/session-management.ts";
+export type { AccessTokenClaims } from "./tokens/token-service.ts";
 export { BACKCHANNEL_LOGOUT_EVENT } from "./logout/back-channel.ts";
 export type { ProviderOptions, SigningAlgorithm, ApiScope, ApiResource, IdentityResource, Logger } from "./options.ts";
 export { SIGNING_ALGORITHMS } from "./options.ts";
@@ -9,7 +11,7 @@ export type { SignInUser, AuthenticationSession } from "./session/session.ts";
 export { SESSION_COOKIE, SESSION_ID_COOKIE } from "./session/session.ts";
 export type { UserRecord, UserStore, ProfileService, ProfileRequest, ClaimsCaller } from "./tokens/claims.ts";
 export { claimsForScopes, defaultProfileService } from "./tokens/claims.ts";
-export type { Store, GrantStore, KeyStore, PersistedGrant, StoredKey, GrantFilter, GrantKind, ConsumeResult } from "./stores/interfaces.ts";
+export type { Store, GrantStore, KeyStore, SessionStore, ServerSideSession, SessionQuery, PersistedGrant, StoredKey, GrantFilter, GrantKind, ConsumeResult } from "./stores/interfaces.ts";
 export { createMemoryStore } from "./stores/memory/index.ts";
 export { createSqliteStore } from "./stores/sql/sqlite.ts";
 export { createSqlStore, migrate } from "./stores/sql/sql-store.ts";

@@ -64,6 +64,19 @@ export interface ProviderOptions {
     /** Renew the session when more than half its lifetime has passed (default true). */
     cookieSlidingExpiration?: boolean;
   };
+  /** Server-side sessions: the cookie carries only a key, the session lives in the store. */
+  serverSideSessions?: {
+    /** Default false. Turning it on migrates cookie-only sessions on their next request; off again converts them back. */
+    enabled?: boolean;
+    /** Claim shown as the session's display name (default "name"). */
+    userDisplayNameClaimType?: string;
+    /** Run the job that deletes expired sessions (default true). */
+    removeExpiredSessions?: boolean;
+    /** Seconds between runs of that job (default 600). */
+    removeExpiredSessionsFrequency?: number;
+    /** Send back-channel logout for sessions that expire (default false). */
+    expiredSessionsTriggerBackchannelLogout?: boolean;
+  };
   keys?: {
     /** Algorithms to keep keys for; the first signs unless a client asks otherwise (default ["RS256"]). */
     algorithms?: SigningAlgorithm[];
@@ -129,6 +142,13 @@ export interface ResolvedOptions {
   apiResources: ApiResource[];
   cookieLifetime: number;
   cookieSlidingExpiration: boolean;
+  serverSideSessions: {
+    enabled: boolean;
+    userDisplayNameClaimType: string;
+    removeExpiredSessions: boolean;
+    removeExpiredSessionsFrequency: number;
+    expiredSessionsTriggerBackchannelLogout: boolean;
+  };
   algorithms: SigningAlgorithm[];
   keyRotation: { rotationInterval: number; propagationTime: number; retentionTime: number };
   authorizationCodeLifetime: number;
@@ -198,6 +218,13 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     apiResources: options.apiResources ?? [],
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
     cookieSlidingExpiration: options.authentication?.cookieSlidingExpiration ?? true,
+    serverSideSessions: {
+      enabled: options.serverSideSessions?.enabled ?? false,
+      userDisplayNameClaimType: options.serverSideSessions?.userDisplayNameClaimType ?? "name",
+      removeExpiredSessions: options.serverSideSessions?.removeExpiredSessions ?? true,
+      removeExpiredSessionsFrequency: options.serverSideSessions?.removeExpiredSessionsFrequency ?? 600,
+      expiredSessionsTriggerBackchannelLogout: options.serverSideSessions?.expiredSessionsTriggerBackchannelLogout ?? false,
+    },
     algorithms,
     keyRotation: {
       rotationInterval: options.keys?.rotationInterval ?? 7_776_000,

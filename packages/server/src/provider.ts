@@ -1,4 +1,6 @@
 import { ProtocolError, type ProviderMetadata } from "@tessera/protocol";
+import { resolveAccessToken } from "./tokens/access-token-resolver.ts";
+import type { AccessTokenClaims } from "./tokens/token-service.ts";
 import { Hono } from "hono";
 import { createStaticClientStore } from "./clients.ts";
 import { ConsentService, type UserGrant } from "./consent/consents.ts";
@@ -21,6 +23,8 @@ import { KeyManager } from "./keys/key-manager.ts";
 import { resolveOptions, silentLogger, type ProviderOptions } from "./options.ts";
 import { InteractionService } from "./session/interactions.ts";
 import { SessionService, type AuthenticationSession, type SignInUser } from "./session/session.ts";
+import { SessionManagementService, type RemoveSessionsRequest, type SessionInfo } from "./session/session-management.ts";
+import type { SessionQuery } from "./stores/interfaces.ts";
 import { defaultProfileService } from "./tokens/claims.ts";
 
 /** What a login or consent page needs to know about the request it serves. */
@@ -73,6 +77,15 @@ export interface Provider {
   getLogoutRequest(logoutId: string): Promise<{ clientName?: string; ended: boolean } | undefined>;
   /** What the signed-out page shows: front-channel iframes and where to continue. */
   getSignedOut(logoutId: string): Promise<SignedOutDetails | undefined>;
+  /** Server-side sessions, filtered and paged (empty when server-side sessions are off). */
+  querySessions(query: SessionQuery): Promise<{ sessions: SessionInfo[]; next: string | null }>;
+  /** Ends server-side sessions: their tokens, optionally consents, and back-channel logout to their clients. */
+  removeSessions(request: RemoveSessionsRequest): Promise<number>;
+  /**
+   * Validates an access token issued here (JWT or reference; signature, expiry, revocation, session);
+   * for APIs hosted next to the provider, such as the admin API.
+   */
+  validateAccessToken(token: string): Promise<AccessTokenClaims | undefined>;
   /** Stops background jobs, waits for back-channel deliveries in flight, and closes the store. */
   close(): Promise<void>;
 }
@@ -95,7 +108,14 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     }
   }
   const keys = new KeyManager(store.keys, protector, options.algorithms, clock, options.keyRotation);
-  const sessions = new SessionService(options, protector, clock);
+  const users = providerOptions.users;
+  const displayNameLookup = users
+    ? async (sub: string, claimType: string) => {
+        const value = (await users.findBySubject(sub))?.claims[claimType];
+        return typeof value === "string" ? value : undefined;
+      }
+    : undefined;
+  const sessions = new SessionService(options, protector, store.sessions, clock, displayNameLookup);
   const nowSeconds = () => Math.floor(clock() / 1000);
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries });
   const deps: ProviderDeps = {
@@ -105,6 +125,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     keys,
     protector,
     sessions,
+    sessionManagement: new SessionManagementService(store.sessions, store.grants, clients, backChannel),
     backChannel,
     logout: new LogoutService(options.issuer, store.grants, clients, sessions, backChannel, options.interactionLifetime, nowSeconds),
     interactions: new InteractionService(store.grants, options.interactionLifetime, clock),
@@ -159,6 +180,30 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     }
   }, options.grantCleanupInterval * 1000);
   cleanup.unref();
+
+  // Expired server-side sessions: each process deletes with RETURNING, so each session is handled once.
+  const ss = options.serverSideSessions;
+  let sessionCleanup: ReturnType<typeof setInterval> | undefined;
+  if (ss.enabled && ss.removeExpiredSessions) {
+    let running = false;
+    sessionCleanup = setInterval(async () => {
+      if (running) return;
+      running = true;
+      try {
+        for (;;) {
+          const removed = await store.sessions.removeExpired(Math.floor(clock() / 1000), CLEANUP_BATCH);
+          await deps.sessionManagement.afterRemoval(removed, { revokeTokens: false, sendBackchannelLogout: ss.expiredSessionsTriggerBackchannelLogout });
+          if (removed.length > 0) logger.info({ removed: removed.length }, "expired sessions removed");
+          if (removed.length < CLEANUP_BATCH) break;
+        }
+      } catch (err) {
+        logger.warn({ err }, "session cleanup failed");
+      } finally {
+        running = false;
+      }
+    }, ss.removeExpiredSessionsFrequency * 1000);
+    sessionCleanup.unref();
+  }
 
   const interactionId = (returnUrl: string): string | undefined => {
     let url: URL;
@@ -219,8 +264,12 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       return { clientName: client?.clientName, ended: data.ended };
     },
     getSignedOut: (logoutId) => deps.logout.signedOut(logoutId),
+    querySessions: (query) => deps.sessionManagement.query(query),
+    removeSessions: (request) => deps.sessionManagement.remove(request),
+    validateAccessToken: async (token) => (await resolveAccessToken(token, deps))?.claims,
     async close() {
       clearInterval(cleanup);
+      if (sessionCleanup) clearInterval(sessionCleanup);
       await backChannel.drain();
       await store.close();
     },

@@ -1,6 +1,6 @@
 import { ProtocolError, sha256Base64url } from "@tessera/protocol";
 import { authenticateIntrospectionCaller, type IntrospectionCaller } from "../client-auth/api-resource.ts";
-import { nowSeconds, type ProviderDeps } from "../deps.ts";
+import { nowSeconds, sessionAllows, type ProviderDeps } from "../deps.ts";
 import { readForm } from "../http/params.ts";
 import { noStoreJson } from "../http/responses.ts";
 import { resolveAccessToken } from "../tokens/access-token-resolver.ts";
@@ -37,6 +37,7 @@ async function introspectRefreshToken(token: string, caller: IntrospectionCaller
   if (!grant || grant.kind !== "refresh_token" || grant.clientId !== caller.client.clientId) return undefined;
   if (grant.consumedAt !== undefined || grant.expiresAt <= nowSeconds(deps)) return undefined;
   const data = JSON.parse(grant.data) as RefreshTokenData;
+  if (!(await sessionAllows(deps, caller.client, data.sid))) return undefined;
   return {
     active: true,
     token_type: "refresh_token",

@@ -1,6 +1,6 @@
 import { ProtocolError, sha256Base64url, verifyCodeVerifier } from "@tessera/protocol";
 import type { Client } from "../clients.ts";
-import { nowSeconds, type ProviderDeps } from "../deps.ts";
+import { nowSeconds, sessionAllows, type ProviderDeps } from "../deps.ts";
 import type { AuthorizationCodeData } from "../endpoints/authorize.ts";
 import type { Params } from "../http/params.ts";
 import { createRefreshToken, wantsRefreshToken } from "../tokens/refresh-tokens.ts";
@@ -31,6 +31,7 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps)
   if (grant.expiresAt < now) throw new ProtocolError("invalid_grant", "the code has expired");
   if (grant.clientId !== client.clientId) throw new ProtocolError("invalid_grant", "the code was issued to another client");
   const data = JSON.parse(grant.data) as AuthorizationCodeData;
+  if (!(await sessionAllows(deps, client, data.sid))) throw new ProtocolError("invalid_grant", "the user session has ended");
   if (form.get("redirect_uri") !== data.redirectUri) throw new ProtocolError("invalid_grant", "redirect_uri does not match the authorization request");
   const verifier = form.get("code_verifier");
   if (data.codeChallenge) {

@@ -23,6 +23,11 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps)
   if (!stored || stored.kind !== "refresh_token" || stored.clientId !== client.clientId) {
     throw new ProtocolError("invalid_grant", "the refresh token is invalid");
   }
+  const storedData = JSON.parse(stored.data) as RefreshTokenData;
+  if (client.coordinateLifetimeWithUserSession && deps.options.serverSideSessions.enabled) {
+    // The token lives as long as the user's session, and using it keeps that session alive.
+    if (!(await deps.sessions.extend(storedData.sid))) throw new ProtocolError("invalid_grant", "the user session has ended");
+  }
   const now = nowSeconds(deps);
   const consumed = await deps.store.grants.consume(key, now);
   if (!consumed) throw new ProtocolError("invalid_grant", "the refresh token is invalid");

@@ -63,6 +63,7 @@ export class LogoutService {
     const id = logoutId && (await this.get(logoutId)) ? logoutId : await this.create({});
     const data = (await this.get(id))!;
     const session = (await this.sessions.read(request))?.session;
+    if (session) await this.sessions.end(session);
     if (session && !data.ended) {
       data.sub = session.sub;
       data.sid = session.sid;

@@ -1,7 +1,8 @@
-import { randomHandle } from "@tessera/protocol";
+import { randomHandle, sha256Base64url } from "@tessera/protocol";
 import type { DataProtector } from "../keys/data-protection.ts";
 import { parseCookies, serializeCookie, type CookieOptions } from "../http/cookies.ts";
 import type { ResolvedOptions } from "../options.ts";
+import type { ServerSideSession, SessionStore } from "../stores/interfaces.ts";
 
 /** Who signed in, as a login page tells the sign-in API. */
 export interface SignInUser {
@@ -30,13 +31,17 @@ export interface AuthenticationSession {
   claims: Record<string, unknown>;
   /** Milliseconds: when the sign-in API was last called for this session. */
   signedInAt: number;
-  /** Unix seconds. */
+  /** Unix seconds: when the session started. */
+  createdAt: number;
+  /** Unix seconds: last renewal. */
   issuedAt: number;
   /** Unix seconds. */
   expiresAt: number;
   /** Client ids that received tokens in this session (for single sign-out). */
   clients: string[];
   persistent: boolean;
+  /** The handle the cookie carries when the session lives in the store. */
+  serverKey?: string;
 }
 
 /** A session read from a request, with any cookies that must be (re)sent with the response. */
@@ -45,22 +50,35 @@ export interface SessionRead {
   cookies: string[];
 }
 
+/** Looks up a display name for a subject when the session's own claims lack it. */
+export type DisplayNameLookup = (sub: string, claimType: string) => Promise<string | undefined>;
+
 export const SESSION_COOKIE = "tessera.session";
 export const SESSION_ID_COOKIE = "tessera.session_id";
 
 /** The largest cookie browsers reliably keep. */
 const MAX_COOKIE_BYTES = 4000;
+/** A key cookie's own expiry: long, because the store's record decides (it may be extended server-side). */
+const KEY_COOKIE_LIFETIME = 400 * 86_400;
 
 /**
- * The cookie-based authentication session: an encrypted, authenticated ticket in an HttpOnly cookie, and
- * a script-readable session-id cookie kept in sync with it (for check-session).
+ * The authentication session. Cookie mode: an encrypted, authenticated ticket in an HttpOnly cookie.
+ * Server-side mode: the cookie carries only a key and the ticket lives in the store. Either way a
+ * script-readable session-id cookie is kept in sync (for check-session). Switching modes migrates
+ * sessions on their next request, so nobody is signed out.
  */
 export class SessionService {
   constructor(
     private readonly options: ResolvedOptions,
     private readonly protector: DataProtector,
+    private readonly store: SessionStore,
     private readonly clock: () => number,
+    private readonly displayNameLookup?: DisplayNameLookup,
   ) {}
+
+  private get serverSide(): boolean {
+    return this.options.serverSideSessions.enabled;
+  }
 
   private get cookiePath(): string {
     return this.options.basePath || "/";
@@ -82,32 +100,47 @@ export class SessionService {
     return Math.floor(this.clock() / 1000);
   }
 
-  /** Reads and verifies the session cookie; renews it (sliding) and re-syncs the session-id cookie. */
+  /** Reads and verifies the session; renews it (sliding), migrates it between modes, re-syncs the session-id cookie. */
   async read(request: Request): Promise<SessionRead | undefined> {
     const cookies = parseCookies(request.headers.get("cookie"));
     const value = cookies.get(SESSION_COOKIE);
     if (!value || value.length > MAX_COOKIE_BYTES) return undefined;
     const now = this.nowSeconds();
     const payload = await this.protector.openJwt("session-cookie", value, now);
-    const session = payload ? toSession(payload) : undefined;
+    if (!payload) return undefined;
+    let session: AuthenticationSession | undefined;
+    let rewrite = false;
+    if (typeof payload.ssk === "string") {
+      session = await this.fromStore(payload.ssk, now);
+      // Server-side sessions were switched off: hand the session back to a cookie (and drop the record).
+      if (session && !this.serverSide) {
+        await this.store.remove([sha256Base64url(session.serverKey!)]);
+        session.serverKey = undefined;
+        rewrite = true;
+      }
+    } else {
+      session = toSession(payload);
+      // Server-side sessions were switched on: this cookie-only session moves into the store.
+      if (session && this.serverSide) rewrite = true;
+    }
     if (!session) return undefined;
-    const out: string[] = [];
     if (this.options.cookieSlidingExpiration && now - session.issuedAt > this.options.cookieLifetime / 2) {
       session.issuedAt = now;
       session.expiresAt = now + this.options.cookieLifetime;
-      out.push(...(await this.write(session)));
-    } else if (cookies.get(SESSION_ID_COOKIE) !== session.sid) {
-      out.push(this.sessionIdCookie(session));
+      rewrite = true;
     }
+    if (rewrite) return { session, cookies: await this.write(session) };
+    const out = cookies.get(SESSION_ID_COOKIE) !== session.sid ? [this.sessionIdCookie(session)] : [];
     return { session, cookies: out };
   }
 
   /** Starts (or, for the same subject, refreshes) the session; returns it and its Set-Cookie values. */
   async signIn(request: Request, user: SignInUser, persistent = false): Promise<SessionRead> {
     validateUser(user);
-    const existing = await this.read(request);
+    const existing = (await this.read(request))?.session;
     const now = this.nowSeconds();
-    const same = existing && existing.session.sub === user.sub ? existing.session : undefined;
+    const same = existing && existing.sub === user.sub ? existing : undefined;
+    if (existing && !same) await this.end(existing);
     const session: AuthenticationSession = {
       // The same user signing in again keeps the sid, so clients' sessions stay tied to it.
       sid: same?.sid ?? randomHandle(16),
@@ -118,10 +151,12 @@ export class SessionService {
       idp: user.idp ?? "local",
       claims: { ...(user.claims ?? {}), ...(user.name !== undefined ? { name: user.name } : {}) },
       signedInAt: this.clock(),
+      createdAt: same?.createdAt ?? now,
       issuedAt: now,
       expiresAt: now + this.options.cookieLifetime,
       clients: same?.clients ?? [],
       persistent,
+      serverKey: same?.serverKey,
     };
     return { session, cookies: await this.write(session) };
   }
@@ -133,6 +168,29 @@ export class SessionService {
     return this.write(session);
   }
 
+  /** Removes the session's server-side record (no-op for cookie sessions). */
+  async end(session: AuthenticationSession): Promise<void> {
+    if (session.serverKey) await this.store.remove([sha256Base64url(session.serverKey)]);
+  }
+
+  /**
+   * Extends a live server-side session by the session lifetime (refresh tokens of clients that coordinate
+   * their lifetime with it); false when the session no longer exists.
+   */
+  async extend(sessionId: string): Promise<boolean> {
+    const record = await this.store.getBySessionId(sessionId);
+    const now = this.nowSeconds();
+    if (!record || record.expires <= now) return false;
+    await this.store.put({ ...record, renewed: now, expires: Math.max(record.expires, now + this.options.cookieLifetime) });
+    return true;
+  }
+
+  /** True when a server-side session with this sid exists and has not expired. */
+  async isAlive(sessionId: string): Promise<boolean> {
+    const record = await this.store.getBySessionId(sessionId);
+    return !!record && record.expires > this.nowSeconds();
+  }
+
   /** Set-Cookie values that remove both cookies. */
   signOutCookies(): string[] {
     const base = { path: this.cookiePath, secure: this.options.secureCookies, maxAge: 0 };
@@ -142,26 +200,42 @@ export class SessionService {
     ];
   }
 
+  private async fromStore(handle: string, now: number): Promise<AuthenticationSession | undefined> {
+    const record = await this.store.get(sha256Base64url(handle));
+    if (!record || record.expires <= now) return undefined;
+    const json = await this.protector.unprotect("session-ticket", record.ticket);
+    const session = json ? toSession(JSON.parse(json) as Record<string, unknown>) : undefined;
+    if (!session || session.sid !== record.sessionId) return undefined;
+    // The record is authoritative for lifetime and clients: admin actions and refreshes change it.
+    return { ...session, serverKey: handle, issuedAt: record.renewed, expiresAt: record.expires, createdAt: record.created, clients: record.clientIds };
+  }
+
   private async write(session: AuthenticationSession): Promise<string[]> {
-    const sealed = await this.protector.sealJwt(
-      "session-cookie",
-      {
-        sid: session.sid,
-        sub: session.sub,
-        name: session.name,
-        amr: session.amr,
-        auth_time: session.authTime,
-        idp: session.idp,
-        claims: session.claims,
-        sat: session.signedInAt,
-        iat: session.issuedAt,
-        clients: session.clients,
-        persistent: session.persistent,
-      },
-      session.expiresAt,
-    );
+    const ticket = ticketOf(session);
+    let sealed: string;
+    if (this.serverSide) {
+      session.serverKey ??= randomHandle(32);
+      const claimType = this.options.serverSideSessions.userDisplayNameClaimType;
+      const own = session.claims[claimType];
+      const displayName = typeof own === "string" ? own : await this.displayNameLookup?.(session.sub, claimType);
+      const record: ServerSideSession = {
+        key: sha256Base64url(session.serverKey),
+        sessionId: session.sid,
+        subject: session.sub,
+        displayName,
+        created: session.createdAt,
+        renewed: session.issuedAt,
+        expires: session.expiresAt,
+        clientIds: session.clients,
+        ticket: await this.protector.protect("session-ticket", JSON.stringify({ ...ticket, exp: session.expiresAt })),
+      };
+      await this.store.put(record);
+      sealed = await this.protector.sealJwt("session-cookie", { ssk: session.serverKey }, this.nowSeconds() + KEY_COOKIE_LIFETIME);
+    } else {
+      sealed = await this.protector.sealJwt("session-cookie", ticket, session.expiresAt);
+    }
     if (sealed.length > MAX_COOKIE_BYTES) {
-      throw new Error("the session does not fit in a cookie: pass fewer claims to signIn");
+      throw new Error("the session does not fit in a cookie: pass fewer claims to signIn, or enable server-side sessions");
     }
     return [serializeCookie(SESSION_COOKIE, sealed, this.cookieOptions(session, true)), this.sessionIdCookie(session)];
   }
@@ -169,6 +243,23 @@ export class SessionService {
   private sessionIdCookie(session: AuthenticationSession): string {
     return serializeCookie(SESSION_ID_COOKIE, session.sid, this.cookieOptions(session, false));
   }
+}
+
+function ticketOf(session: AuthenticationSession): Record<string, unknown> {
+  return {
+    sid: session.sid,
+    sub: session.sub,
+    name: session.name,
+    amr: session.amr,
+    auth_time: session.authTime,
+    idp: session.idp,
+    claims: session.claims,
+    sat: session.signedInAt,
+    cat: session.createdAt,
+    iat: session.issuedAt,
+    clients: session.clients,
+    persistent: session.persistent,
+  };
 }
 
 function validateUser(user: SignInUser): void {
@@ -184,7 +275,7 @@ function validateUser(user: SignInUser): void {
 }
 
 function toSession(payload: Record<string, unknown>): AuthenticationSession | undefined {
-  const { sid, sub, name, amr, auth_time, idp, claims, sat, iat, exp, clients, persistent } = payload;
+  const { sid, sub, name, amr, auth_time, idp, claims, sat, cat, iat, exp, clients, persistent } = payload;
   if (typeof sid !== "string" || typeof sub !== "string" || typeof auth_time !== "number" || typeof iat !== "number" || typeof exp !== "number") {
     return undefined;
   }
@@ -197,6 +288,7 @@ function toSession(payload: Record<string, unknown>): AuthenticationSession | un
     idp: typeof idp === "string" ? idp : "local",
     claims: claims && typeof claims === "object" ? (claims as Record<string, unknown>) : {},
     signedInAt: typeof sat === "number" ? sat : iat * 1000,
+    createdAt: typeof cat === "number" ? cat : iat,
     issuedAt: iat,
     expiresAt: exp,
     clients: Array.isArray(clients) ? clients.filter((v): v is string => typeof v === "string") : [],

@@ -1,6 +1,6 @@
 import { sha256Base64url } from "@tessera/protocol";
 import { createLocalJWKSet, jwtVerify } from "jose";
-import { nowSeconds, type ProviderDeps } from "../deps.ts";
+import { nowSeconds, sessionAllows, type ProviderDeps } from "../deps.ts";
 import type { PersistedGrant } from "../stores/interfaces.ts";
 import type { AccessTokenClaims, AccessTokenRecord } from "./token-service.ts";
 
@@ -32,6 +32,7 @@ export async function resolveAccessToken(token: string, deps: ProviderDeps): Pro
     const recordKey = sha256Base64url(token);
     const record = liveRecord(await deps.store.grants.get(recordKey), now);
     if (!record || record.format !== "reference") return undefined;
+    if (!(await sessionAllows(deps, await deps.clients.findClientById(record.claims.client_id), record.claims.sid))) return undefined;
     return { claims: record.claims, format: "reference", record, recordKey };
   }
   let claims: AccessTokenClaims;
@@ -51,5 +52,6 @@ export async function resolveAccessToken(token: string, deps: ProviderDeps): Pro
   const recordKey = sha256Base64url(claims.jti);
   const record = liveRecord(await deps.store.grants.get(recordKey), now);
   if (!record) return undefined;
+  if (!(await sessionAllows(deps, await deps.clients.findClientById(claims.client_id), claims.sid))) return undefined;
   return { claims, format: "jwt", record, recordKey };
 }
