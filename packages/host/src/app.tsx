@@ -5,7 +5,7 @@ import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
 import type { Child } from "hono/jsx";
-import type { TesseraConfig } from "./config.ts";
+import { ADMIN_SCOPE, type TesseraConfig } from "./config.ts";
 import { CSRF_COOKIE, CsrfProtection } from "./csrf.ts";
 import { resolveDataKey, type DataKeySource } from "./data-key.ts";
 import { ConsentPage } from "./pages/consent.tsx";
@@ -15,6 +15,8 @@ import { Layout } from "./pages/layout.tsx";
 import { LoginPage } from "./pages/login.tsx";
 import { LogoutPromptPage, SignedOutPage } from "./pages/logout.tsx";
 import { MessagePage } from "./pages/message.tsx";
+import { SessionsPage } from "./pages/sessions.tsx";
+import { adminApi, type AdminAccess } from "./admin-api.ts";
 import { ConfigUserStore } from "./users.ts";
 
 /** Options of {@link createHostApp} beyond the config file. */
@@ -54,14 +56,19 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   const { store, dataDir } = await openStore(config, baseDir);
   const dataKey = resolveDataKey(config.dataKey, hostOptions.env ?? process.env, dataDir);
   const users = new ConfigUserStore(config.users ?? []);
+  // The admin API is an API of its own: scope tessera.admin, audience {issuer}/admin/api.
+  const adminAudience = `${config.issuer.replace(/\/+$/, "")}/admin/api`;
+  const apiScopes = [...(config.apiScopes ?? []), ...(config.admin ? [{ name: ADMIN_SCOPE, description: "Manage Tessera (sessions)", userClaims: ["role"] }] : [])];
+  const apiResources = [...(config.apiResources ?? []), ...(config.admin ? [{ name: adminAudience, scopes: [ADMIN_SCOPE] }] : [])];
   const provider = createProvider({
     issuer: config.issuer,
     store,
     dataKey: dataKey.key,
     clients: config.clients ?? [],
     identityResources: config.identityResources,
-    apiScopes: config.apiScopes,
-    apiResources: config.apiResources,
+    apiScopes,
+    apiResources,
+    serverSideSessions: config.serverSideSessions,
     users,
     authentication: config.authentication,
     keys: config.keys,
@@ -139,7 +146,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   if (base) app.get(base, (c) => c.redirect(`${base}/`));
 
   // Pages of this host a login may return to; anything else must be a pending authorization request.
-  const localReturn = new Set([`${base}/grants`]);
+  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`]);
   app.get(`${base}/login`, async (c) => {
     const returnUrl = c.req.query("returnUrl");
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
@@ -201,6 +208,41 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (form.clientId) await provider.revokeGrants(session.sub, form.clientId);
     return redirectTo(`${base}/grants`);
   });
+
+  // Administrators: users whose `role` claim holds admin.role (contract §4).
+  const isAdmin = async (sub: string) => {
+    if (!config.admin) return false;
+    const role = (await users.findBySubject(sub))?.claims.role;
+    return Array.isArray(role) ? role.includes(config.admin.role) : role === config.admin.role;
+  };
+  const forbidden = () => render("Forbidden", <MessagePage base={base} heading="Forbidden" text="This page is for administrators." />, 403);
+  const sessionsPage = `${base}/serversidesessions`;
+
+  app.get(sessionsPage, async (c) => {
+    const session = await provider.getSession(c.req.raw);
+    if (!session) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(sessionsPage)}`);
+    if (!(await isAdmin(session.sub))) return forbidden();
+    const filters = { subject: c.req.query("subject") || undefined, displayName: c.req.query("displayName") || undefined, sessionId: c.req.query("sessionId") || undefined };
+    const page = await provider.querySessions({ ...filters, cursor: c.req.query("cursor") || undefined, count: 10 });
+    const { token, cookies } = csrfFor(c);
+    return render("Server-side sessions", <SessionsPage base={base} csrf={token} enabled={config.serverSideSessions?.enabled ?? false} sessions={page.sessions} filters={filters} next={page.next} />, 200, cookies);
+  });
+
+  app.post(sessionsPage, limit, async (c) => {
+    const form = await formOf(c);
+    if (!csrf.verify(getCookie(c, CSRF_COOKIE), form.csrf)) return csrfFailed(c);
+    const session = await provider.getSession(c.req.raw);
+    if (!session) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(sessionsPage)}`);
+    if (!(await isAdmin(session.sub))) return forbidden();
+    if (form.sessionId) {
+      const removed = await provider.removeSessions({ sessionId: form.sessionId });
+      logger?.info({ event: "session_revoked", by: session.sub, sessionId: form.sessionId, removed }, "session revoked from the sessions page");
+    }
+    return redirectTo(sessionsPage);
+  });
+
+  const access: AdminAccess = { provider, audience: adminAudience, isAdmin, logger };
+  if (config.admin) app.route(`${base}/admin/api`, adminApi(access));
 
   app.get(`${base}/logout`, async (c) => {
     const logoutId = c.req.query("logoutId");

@@ -3,6 +3,9 @@ import { dirname, resolve } from "node:path";
 import { z } from "zod";
 
 const seconds = z.number().int().min(0);
+
+/** The API scope that opens the admin API (contract §5); defined by Tessera when `admin` is configured. */
+export const ADMIN_SCOPE = "tessera.admin";
 const absoluteUrl = z.string().refine((v) => {
   try {
     const url = new URL(v);
@@ -131,8 +134,9 @@ export const configSchema = z
     const issuer = new URL(config.issuer);
     if (issuer.protocol !== "https:" && issuer.protocol !== "http:") issue(["issuer"], "must be an http(s) URL");
     if (issuer.search) issue(["issuer"], "must not have a query");
+    if (config.apiScopes?.some((s) => s.name === ADMIN_SCOPE)) issue(["apiScopes"], `${ADMIN_SCOPE} is defined by Tessera when admin is configured`);
     const identityNames = (config.identityResources ?? ["openid", "profile", "email", "offline_access"]).map((r) => (typeof r === "string" ? r : r.name));
-    const scopes = new Set([...identityNames, ...(config.apiScopes ?? []).map((s) => s.name)]);
+    const scopes = new Set([...identityNames, ...(config.apiScopes ?? []).map((s) => s.name), ...(config.admin ? [ADMIN_SCOPE] : [])]);
     const seen = new Set<string>();
     [...identityNames, ...(config.apiScopes ?? []).map((s) => s.name)].forEach((name) => {
       if (seen.has(name)) issue([], `scope ${name} is defined twice`);
@@ -226,10 +230,9 @@ export function parseConfig(json: unknown): TesseraConfig {
  */
 export function inactiveSettings(config: TesseraConfig): string[] {
   const paths: string[] = [];
-  if (config.serverSideSessions) paths.push("serverSideSessions");
   if (config.dpop) paths.push("dpop");
   if (config.mtls?.enabled) paths.push("mtls");
-  const later = ["coordinate_lifetime_with_user_session", "dpop_bound_access_tokens", "tls_client_certificate_bound_access_tokens"] as const;
+  const later = ["dpop_bound_access_tokens", "tls_client_certificate_bound_access_tokens"] as const;
   (config.clients ?? []).forEach((client, i) => {
     for (const key of later) if (client[key] !== undefined && client[key] !== false) paths.push(`clients[${i}].${key}`);
   });

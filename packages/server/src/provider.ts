@@ -2,6 +2,7 @@ import { ProtocolError, type ProviderMetadata } from "@tessera/protocol";
 import { resolveAccessToken } from "./tokens/access-token-resolver.ts";
 import type { AccessTokenClaims } from "./tokens/token-service.ts";
 import { Hono } from "hono";
+import { startPeriodicJob } from "./jobs.ts";
 import { createStaticClientStore } from "./clients.ts";
 import { ConsentService, type UserGrant } from "./consent/consents.ts";
 import { PATHS, type ProviderDeps } from "./deps.ts";
@@ -163,10 +164,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     return errorJson(new ProtocolError("server_error", "an unexpected error occurred"));
   });
 
-  let cleaning = false;
-  const cleanup = setInterval(async () => {
-    if (cleaning) return;
-    cleaning = true;
+  const grantCleanup = startPeriodicJob(async () => {
     try {
       let removed = 0;
       for (let batch = CLEANUP_BATCH; batch === CLEANUP_BATCH; removed += batch) {
@@ -175,35 +173,24 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       if (removed > 0) logger.info({ removed }, "expired grants removed");
     } catch (err) {
       logger.warn({ err }, "grant cleanup failed");
-    } finally {
-      cleaning = false;
     }
-  }, options.grantCleanupInterval * 1000);
-  cleanup.unref();
+  }, options.grantCleanupInterval);
 
   // Expired server-side sessions: each process deletes with RETURNING, so each session is handled once.
   const ss = options.serverSideSessions;
-  let sessionCleanup: ReturnType<typeof setInterval> | undefined;
-  if (ss.enabled && ss.removeExpiredSessions) {
-    let running = false;
-    sessionCleanup = setInterval(async () => {
-      if (running) return;
-      running = true;
-      try {
-        for (;;) {
-          const removed = await store.sessions.removeExpired(Math.floor(clock() / 1000), CLEANUP_BATCH);
-          await deps.sessionManagement.afterRemoval(removed, { revokeTokens: false, sendBackchannelLogout: ss.expiredSessionsTriggerBackchannelLogout });
-          if (removed.length > 0) logger.info({ removed: removed.length }, "expired sessions removed");
-          if (removed.length < CLEANUP_BATCH) break;
-        }
-      } catch (err) {
-        logger.warn({ err }, "session cleanup failed");
-      } finally {
-        running = false;
+  const removeExpiredSessions = async () => {
+    try {
+      for (;;) {
+        const removed = await store.sessions.removeExpired(Math.floor(clock() / 1000), CLEANUP_BATCH);
+        await deps.sessionManagement.afterRemoval(removed, { revokeTokens: false, sendBackchannelLogout: ss.expiredSessionsTriggerBackchannelLogout });
+        if (removed.length > 0) logger.info({ removed: removed.length }, "expired sessions removed");
+        if (removed.length < CLEANUP_BATCH) break;
       }
-    }, ss.removeExpiredSessionsFrequency * 1000);
-    sessionCleanup.unref();
-  }
+    } catch (err) {
+      logger.warn({ err }, "session cleanup failed");
+    }
+  };
+  const sessionCleanup = ss.enabled && ss.removeExpiredSessions ? startPeriodicJob(removeExpiredSessions, ss.removeExpiredSessionsFrequency) : undefined;
 
   const interactionId = (returnUrl: string): string | undefined => {
     let url: URL;
@@ -268,8 +255,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     removeSessions: (request) => deps.sessionManagement.remove(request),
     validateAccessToken: async (token) => (await resolveAccessToken(token, deps))?.claims,
     async close() {
-      clearInterval(cleanup);
-      if (sessionCleanup) clearInterval(sessionCleanup);
+      await grantCleanup.stop();
+      await sessionCleanup?.stop();
       await backChannel.drain();
       await store.close();
     },

@@ -124,7 +124,9 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
     });
 
     const session = (i: number, overrides: Partial<ServerSideSession> = {}): ServerSideSession => ({
-      key: `key-${String(i).padStart(3, "0")}`,
+      // Mixed case on purpose: paging must agree with the store's ordering of keys.
+      // ("a…" sorts before "B…" by locale, after it by code unit.)
+      key: `${i % 2 ? "B" : "a"}-key-${i}`,
       sessionId: `sid-${i}`,
       subject: `user-${i % 3}`,
       displayName: i % 2 ? `Alice ${i}` : `Bob_${i}`,
@@ -140,15 +142,16 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       const store = await open();
       try {
         await store.sessions.put(session(1));
-        assert.deepEqual(await store.sessions.get("key-001"), session(1));
+        const key1 = session(1).key;
+        assert.deepEqual(await store.sessions.get(key1), session(1));
         assert.deepEqual(await store.sessions.getBySessionId("sid-1"), session(1));
         await store.sessions.put(session(1, { renewed: 2000, expires: 9000, clientIds: ["a", "b", "c"] }));
-        assert.deepEqual((await store.sessions.get("key-001"))?.clientIds, ["a", "b", "c"]);
-        assert.equal((await store.sessions.get("key-001"))?.expires, 9000);
-        const removed = await store.sessions.remove(["key-001", "missing"]);
+        assert.deepEqual((await store.sessions.get(key1))?.clientIds, ["a", "b", "c"]);
+        assert.equal((await store.sessions.get(key1))?.expires, 9000);
+        const removed = await store.sessions.remove([key1, "missing"]);
         assert.deepEqual(removed.map((s) => s.sessionId), ["sid-1"]);
-        assert.equal(await store.sessions.get("key-001"), undefined);
-        assert.deepEqual(await store.sessions.remove(["key-001"]), []);
+        assert.equal(await store.sessions.get(key1), undefined);
+        assert.deepEqual(await store.sessions.remove([key1]), []);
       } finally {
         await store.close();
       }
@@ -166,7 +169,11 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
           if (!page.next) break;
           cursor = page.next;
         }
-        assert.deepEqual(seen, Array.from({ length: 9 }, (_, i) => `sid-${i}`));
+        // Creation order, then key order within one second.
+        assert.deepEqual(seen.length, 9);
+        assert.equal(new Set(seen).size, 9);
+        const byCreated = seen.map((sid) => session(Number(sid.slice(4))).created);
+        assert.deepEqual(byCreated, [...byCreated].sort((a, b) => a - b));
         assert.deepEqual((await store.sessions.query({ count: 10, subject: "USER-1" })).sessions.map((s) => s.sessionId), ["sid-1", "sid-4", "sid-7"]);
         assert.deepEqual((await store.sessions.query({ count: 10, displayName: "alice" })).sessions.length, 4);
         assert.deepEqual((await store.sessions.query({ count: 10, sessionId: "sid-8" })).sessions.map((s) => s.sessionId), ["sid-8"]);

@@ -17,6 +17,7 @@ button.secondary{background:transparent;color:var(--text);border:1px solid var(-
 .error{color:var(--danger);border:1px solid var(--danger);border-radius:8px;padding:.5rem .75rem;margin-top:1rem}
 ul.scopes{padding-left:1.1rem}code{font-size:.9em}
 iframe.front-channel{display:none}
+main:has(table){width:min(72rem,calc(100vw - 2rem))}table{border-collapse:collapse;width:100%;font-size:.9rem;margin-top:1rem}th,td{text-align:left;padding:.4rem;border-bottom:1px solid var(--border);vertical-align:middle}td button{margin:0;padding:.3rem .6rem;width:auto}#filter{display:grid;grid-template-columns:repeat(3,1fr);gap:0 .75rem}#filter label{grid-row:1}#filter input{grid-row:2}#filter button{grid-column:1/4}
 `;
 
 /** The page frame: accessible, no external assets, style allowed by nonce only. */

@@ -82,6 +82,8 @@ class MemoryKeyStore implements KeyStore {
   }
 }
 
+/** Code-unit order, as SQL's binary collation and the cursor's `>` comparison use. */
+const byCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const contains = (value: string | undefined, part: string | undefined) => part === undefined || (value ?? "").toLowerCase().includes(part.toLowerCase());
 
 class MemorySessionStore implements SessionStore {
@@ -110,7 +112,7 @@ class MemorySessionStore implements SessionStore {
     const after = query.cursor ? decodeSessionCursor(query.cursor) : undefined;
     const matching = [...this.sessions.values()]
       .filter((s) => contains(s.subject, query.subject) && contains(s.displayName, query.displayName) && contains(s.sessionId, query.sessionId))
-      .sort((a, b) => a.created - b.created || a.key.localeCompare(b.key))
+      .sort((a, b) => a.created - b.created || byCodeUnits(a.key, b.key))
       .filter((s) => !after || s.created > after.created || (s.created === after.created && s.key > after.key));
     const page = matching.slice(0, query.count).map((s) => ({ ...s }));
     return { sessions: page, next: matching.length > query.count ? encodeSessionCursor(page[page.length - 1]!) : null };

@@ -1,0 +1,73 @@
+import type { AccessTokenClaims, Logger, Provider } from "@tessera/server";
+import { Hono, type Context } from "hono";
+import { ADMIN_SCOPE } from "./config.ts";
+
+/** What the admin API needs from the host. */
+export interface AdminAccess {
+  provider: Provider;
+  /** The admin API's audience ({issuer}/admin/api). */
+  audience: string;
+  isAdmin(sub: string): Promise<boolean>;
+  logger?: Logger;
+}
+
+const MAX_COUNT = 500;
+
+function challenge(c: Context, status: 401 | 403, error: string, description: string) {
+  c.header("www-authenticate", `Bearer error="${error}", error_description="${description}"`);
+  c.header("cache-control", "no-store");
+  return c.json({ error, error_description: description }, status);
+}
+
+/**
+ * The admin API (contract §5): a bearer access token from this server with scope tessera.admin and the
+ * admin API audience; a user's token also needs the admin role.
+ */
+export function adminApi(access: AdminAccess): Hono<{ Variables: { claims: AccessTokenClaims } }> {
+  const api = new Hono<{ Variables: { claims: AccessTokenClaims } }>();
+  api.use(async (c, next) => {
+    const header = c.req.header("authorization");
+    const token = header && /^bearer /i.test(header) ? header.slice(7).trim() : undefined;
+    if (!token) {
+      c.header("www-authenticate", "Bearer");
+      return c.json({ error: "invalid_token", error_description: "a bearer token is required" }, 401);
+    }
+    const claims = await access.provider.validateAccessToken(token);
+    if (!claims) return challenge(c, 401, "invalid_token", "the access token is invalid, expired or revoked");
+    const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+    if (!claims.scope.split(" ").includes(ADMIN_SCOPE) || !audiences.includes(access.audience)) {
+      return challenge(c, 403, "insufficient_scope", `the token needs scope ${ADMIN_SCOPE}`);
+    }
+    if (claims.sid !== undefined && !(await access.isAdmin(claims.sub))) return challenge(c, 403, "insufficient_scope", "the user is not an administrator");
+    c.set("claims", claims);
+    c.header("cache-control", "no-store");
+    await next();
+  });
+
+  api.get("/sessions", async (c) => {
+    const countText = c.req.query("count");
+    const count = countText === undefined || countText === "" ? 25 : Number(countText);
+    if (!Number.isInteger(count) || count < 1 || count > MAX_COUNT) return c.json({ error: "invalid_request", error_description: `count must be 1 to ${MAX_COUNT}` }, 400);
+    const page = await access.provider.querySessions({
+      subject: c.req.query("subject") || undefined,
+      displayName: c.req.query("displayName") || undefined,
+      sessionId: c.req.query("sessionId") || undefined,
+      cursor: c.req.query("cursor") || undefined,
+      count,
+    });
+    const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
+    return c.json({
+      sessions: page.sessions.map((s) => ({ sessionId: s.sessionId, subject: s.subject, displayName: s.displayName ?? null, clientIds: s.clientIds, created: iso(s.created), renewed: iso(s.renewed), expires: iso(s.expires) })),
+      next: page.next,
+    });
+  });
+
+  api.delete("/sessions/:sessionId", async (c) => {
+    const sessionId = c.req.param("sessionId");
+    const removed = await access.provider.removeSessions({ sessionId });
+    if (removed === 0) return c.json({ error: "not_found", error_description: "no such session" }, 404);
+    access.logger?.info({ event: "session_revoked", by: c.get("claims").sub, sessionId }, "session revoked through the admin API");
+    return c.body(null, 204);
+  });
+  return api;
+}
