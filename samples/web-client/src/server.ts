@@ -20,6 +20,8 @@ export interface WebClientOptions {
   scope?: string;
   /** Milliseconds between check-session polls (default 3000). */
   checkSessionInterval?: number;
+  /** An API to call with the user's access token (refreshed when it expires); enables /call-api and /refresh. */
+  apiUrl?: string;
 }
 
 /** A logout this app received, for display and for tests. */
@@ -37,6 +39,12 @@ interface SignedInUser {
   claims: Record<string, unknown>;
   userinfo: Record<string, unknown>;
   idToken: string;
+  accessToken: string;
+  /** Unix milliseconds. */
+  accessTokenExpires: number;
+  refreshToken?: string;
+  /** What the last API call or refresh said, shown on the home page. */
+  lastResult?: string;
   sid?: string;
   sessionState?: string;
 }
@@ -114,10 +122,33 @@ op.addEventListener("load", () => { check(); setInterval(check, ${options.checkS
 <p>Session at the identity provider: <span id="session-status">checking</span></p>
 <h2>ID token claims</h2><pre id="claims">${escape(JSON.stringify(user.claims, null, 2))}</pre>
 <h2>Userinfo</h2><pre id="userinfo">${escape(JSON.stringify(user.userinfo, null, 2))}</pre>
+${apiSection(user)}
 <p><a id="logout" href="/logout">Sign out</a></p>${checkSession}`,
       200,
       { nonce },
     );
+  };
+
+  const apiSection = (user: SignedInUser) =>
+    options.apiUrl
+      ? `<h2>API</h2><form method="post" action="/call-api"><button id="call-api" type="submit">Call the API</button></form>
+<form method="post" action="/refresh"><button id="refresh" type="submit" ${user.refreshToken ? "" : "disabled"}>Refresh the access token</button></form>
+<pre id="result">${escape(user.lastResult ?? "")}</pre>`
+      : "";
+
+  /** Refreshes the user's tokens; with coordinate_lifetime_with_user_session this also extends the provider session. */
+  const refresh = async (user: SignedInUser) => {
+    if (!user.refreshToken) throw new Error("no refresh token (ask for offline_access)");
+    const tokens = await oidc.refreshTokenGrant(await configuration(), user.refreshToken);
+    user.accessToken = tokens.access_token;
+    user.accessTokenExpires = Date.now() + (tokens.expires_in ?? 60) * 1000;
+    user.refreshToken = tokens.refresh_token ?? user.refreshToken;
+  };
+
+  const callApi = async (user: SignedInUser): Promise<string> => {
+    if (Date.now() > user.accessTokenExpires - 5000) await refresh(user);
+    const response = await fetch(options.apiUrl!, { headers: { authorization: `Bearer ${user.accessToken}` } });
+    return `${response.status} ${await response.text()}`;
   };
 
   const readBody = (req: IncomingMessage) =>
@@ -206,6 +237,9 @@ op.addEventListener("load", () => { check(); setInterval(check, ${options.checkS
           claims: { ...claims },
           userinfo: { ...userinfo },
           idToken: tokens.id_token!,
+          accessToken: tokens.access_token,
+          accessTokenExpires: Date.now() + (tokens.expires_in ?? 60) * 1000,
+          refreshToken: tokens.refresh_token,
           sid: typeof claims.sid === "string" ? claims.sid : undefined,
           sessionState: url.searchParams.get("session_state") ?? undefined,
         };
@@ -214,6 +248,28 @@ op.addEventListener("load", () => { check(); setInterval(check, ${options.checkS
         return page(res, `<p>Sign-in failed: <code>${escape(code ?? message)}</code> ${escape(description ?? "")}</p><p><a href="/">Start again</a></p>`, 400);
       }
       res.writeHead(302, { location: "/" });
+      return res.end();
+    }
+    if ((url.pathname === "/call-api" || url.pathname === "/refresh") && req.method === "POST" && options.apiUrl) {
+      const user = session.user;
+      if (!user) {
+        res.writeHead(302, { location: "/" });
+        return res.end();
+      }
+      try {
+        if (url.pathname === "/refresh") {
+          await refresh(user);
+          user.lastResult = "refreshed: the provider session was extended";
+        } else {
+          user.lastResult = await callApi(user);
+        }
+      } catch (error) {
+        const { message, error: code } = error as Error & { error?: string };
+        // The refresh token died with the user's session (revoked or expired): sign out locally.
+        if (code === "invalid_grant") session.user = undefined;
+        else user.lastResult = `failed: ${code ?? message}`;
+      }
+      res.writeHead(303, { location: "/" });
       return res.end();
     }
     if (url.pathname === "/logout") {
