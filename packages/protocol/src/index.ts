@@ -4,4 +4,6 @@ export * from "./pkce.ts";
 export * from "./hashes.ts";
 export * from "./scopes.ts";
 export * from "./session-state.ts";
+export * from "./dpop.ts";
+export * from "./certificates.ts";
 export type * from "./discovery.ts";

@@ -1,0 +1,44 @@
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from "fastify";
+import { peerCertificate, toWebRequest } from "./node-request.ts";
+import { createTokenValidator, type TokenValidator, type TokenValidatorOptions, type ValidationSuccess } from "./validator.ts";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Set by the token validation hook: the validated access token. */
+    auth: Omit<ValidationSuccess, "ok"> | null;
+  }
+}
+
+/**
+ * A Fastify preHandler hook: validates the access token and sets `request.auth`, or replies 401/403 with
+ * the challenge. Add it to routes (`{ preHandler: tokenHook(v) }`) or to an encapsulated context.
+ */
+export function tokenHook(validator: TokenValidator | TokenValidatorOptions) {
+  const v = "validate" in validator ? validator : createTokenValidator(validator);
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const url = `${request.protocol}://${request.host}${request.url}`;
+    const result = await v.validate(toWebRequest(request.method, url, request.headers), { clientCertificate: peerCertificate(request.raw.socket) });
+    if (result.ok) {
+      request.auth = { claims: result.claims, scopes: result.scopes, tokenType: result.tokenType };
+      return;
+    }
+    reply.code(result.status).header("www-authenticate", result.wwwAuthenticate).header("cache-control", "no-store");
+    if (result.dpopNonce) reply.header("dpop-nonce", result.dpopNonce);
+    await reply.send({ error: result.error, ...(result.errorDescription ? { error_description: result.errorDescription } : {}) });
+  };
+}
+
+const plugin: FastifyPluginCallback<{ validator: TokenValidator | TokenValidatorOptions }> = (fastify, options, done) => {
+  fastify.decorateRequest("auth", null);
+  fastify.addHook("preHandler", tokenHook(options.validator));
+  done();
+};
+
+/**
+ * A Fastify plugin: every route of the context it is registered in requires a valid token
+ * (`request.auth`). Like fastify-plugin, it skips encapsulation so its hook reaches that context.
+ */
+export const tokenValidation = Object.assign(plugin, {
+  [Symbol.for("skip-override")]: true,
+  [Symbol.for("fastify.display-name")]: "tessera-token-validation",
+});
