@@ -69,6 +69,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     apiScopes,
     apiResources,
     serverSideSessions: config.serverSideSessions,
+    dpop: config.dpop,
     users,
     authentication: config.authentication,
     keys: config.keys,

@@ -230,9 +230,8 @@ export function parseConfig(json: unknown): TesseraConfig {
  */
 export function inactiveSettings(config: TesseraConfig): string[] {
   const paths: string[] = [];
-  if (config.dpop) paths.push("dpop");
   if (config.mtls?.enabled) paths.push("mtls");
-  const later = ["dpop_bound_access_tokens", "tls_client_certificate_bound_access_tokens"] as const;
+  const later = ["tls_client_certificate_bound_access_tokens"] as const;
   (config.clients ?? []).forEach((client, i) => {
     for (const key of later) if (client[key] !== undefined && client[key] !== false) paths.push(`clients[${i}].${key}`);
   });

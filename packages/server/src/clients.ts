@@ -40,6 +40,7 @@ export interface ClientMetadata {
   backchannel_logout_uri?: string;
   backchannel_logout_session_required?: boolean;
   coordinate_lifetime_with_user_session?: boolean;
+  dpop_bound_access_tokens?: boolean;
   refresh_token_absolute_lifetime?: number;
   refresh_token_sliding_lifetime?: number;
   [extension: string]: unknown;
@@ -72,6 +73,8 @@ export interface Client {
   frontchannelLogoutSessionRequired: boolean;
   backchannelLogoutUri?: string;
   backchannelLogoutSessionRequired: boolean;
+  /** RFC 9449 §5.2: every token request must carry a DPoP proof. */
+  dpopBoundAccessTokens: boolean;
   /** Using or refreshing this client's tokens extends the user's server-side session, and they die with it. */
   coordinateLifetimeWithUserSession: boolean;
   /** Seconds a refresh-token family lives at most (default 30 days). */
@@ -126,6 +129,7 @@ export function normalizeClient(metadata: ClientMetadata): Client {
     backchannelLogoutUri: metadata.backchannel_logout_uri,
     backchannelLogoutSessionRequired: metadata.backchannel_logout_session_required ?? false,
     coordinateLifetimeWithUserSession: metadata.coordinate_lifetime_with_user_session ?? false,
+    dpopBoundAccessTokens: metadata.dpop_bound_access_tokens ?? false,
     refreshTokenAbsoluteLifetime: metadata.refresh_token_absolute_lifetime ?? 2_592_000,
     refreshTokenSlidingLifetime: metadata.refresh_token_sliding_lifetime || undefined,
     metadata,

@@ -77,6 +77,13 @@ export interface ProviderOptions {
     /** Send back-channel logout for sessions that expire (default false). */
     expiredSessionsTriggerBackchannelLogout?: boolean;
   };
+  /** DPoP (RFC 9449). */
+  dpop?: {
+    /** Require server-issued nonces in proofs (default false). */
+    requireNonce?: boolean;
+    /** Seconds a proof is accepted after its iat (default 60). */
+    proofLifetime?: number;
+  };
   keys?: {
     /** Algorithms to keep keys for; the first signs unless a client asks otherwise (default ["RS256"]). */
     algorithms?: SigningAlgorithm[];
@@ -142,6 +149,7 @@ export interface ResolvedOptions {
   apiResources: ApiResource[];
   cookieLifetime: number;
   cookieSlidingExpiration: boolean;
+  dpop: { requireNonce: boolean; proofLifetime: number };
   serverSideSessions: {
     enabled: boolean;
     userDisplayNameClaimType: string;
@@ -218,6 +226,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     apiResources: options.apiResources ?? [],
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
     cookieSlidingExpiration: options.authentication?.cookieSlidingExpiration ?? true,
+    dpop: { requireNonce: options.dpop?.requireNonce ?? false, proofLifetime: options.dpop?.proofLifetime ?? 60 },
     serverSideSessions: {
       enabled: options.serverSideSessions?.enabled ?? false,
       userDisplayNameClaimType: options.serverSideSessions?.userDisplayNameClaimType ?? "name",

@@ -20,6 +20,8 @@ export interface AuthorizationCodeData {
   amr: string[];
   idp: string;
   sessionClaims: Record<string, unknown>;
+  /** RFC 9449 §10: the DPoP key the code must be redeemed with. */
+  dpopJkt?: string;
 }
 
 /** GET/POST {issuer}/connect/authorize (OIDC Core §3.1.2). */
@@ -139,6 +141,7 @@ async function storeCode(request: ValidatedAuthorizeRequest, session: Authentica
     amr: session.amr,
     idp: session.idp,
     sessionClaims: session.claims,
+    dpopJkt: request.dpopJkt,
   };
   await deps.store.grants.put({
     key: sha256Base64url(code),

@@ -1,4 +1,4 @@
-import { CODE_CHALLENGE_METHODS, type ProviderMetadata } from "@tessera/protocol";
+import { CODE_CHALLENGE_METHODS, DPOP_ALGORITHMS, type ProviderMetadata } from "@tessera/protocol";
 import { claimsForScopes } from "../tokens/claims.ts";
 import { ASSERTION_ALGORITHMS, TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
 import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
@@ -42,6 +42,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     request_parameter_supported: false,
     request_uri_parameter_supported: false,
     authorization_response_iss_parameter_supported: true,
+    dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
   };
 }
 

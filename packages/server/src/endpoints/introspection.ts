@@ -18,7 +18,8 @@ async function introspectAccessToken(token: string, caller: IntrospectionCaller,
   if (!visible) return undefined;
   return {
     active: true,
-    token_type: "Bearer",
+    token_type: claims.cnf?.jkt ? "DPoP" : "Bearer",
+    ...(claims.cnf ? { cnf: claims.cnf } : {}),
     iss: claims.iss,
     sub: claims.sub,
     aud: claims.aud,

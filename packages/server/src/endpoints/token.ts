@@ -1,6 +1,7 @@
 import { ProtocolError } from "@tessera/protocol";
 import { authenticateClient } from "../client-auth/index.ts";
-import type { ProviderDeps } from "../deps.ts";
+import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
+import { issueDpopNonce, validateDpop } from "../validation/dpop.ts";
 import { grants } from "../grants/index.ts";
 import { readForm } from "../http/params.ts";
 import { noStoreJson } from "../http/responses.ts";
@@ -15,7 +16,11 @@ export function tokenEndpoint(deps: ProviderDeps) {
     const grant = grants[grantType];
     if (!grant) throw new ProtocolError("unsupported_grant_type", `grant_type ${grantType} is not supported`);
     if (!client.grantTypes.includes(grantType)) throw new ProtocolError("unauthorized_client", `the client may not use ${grantType}`);
-    const validated = await grant.validate(form, client, deps);
-    return noStoreJson(await grant.issue(validated, deps));
+    const dpop = await validateDpop(request, deps, endpointUrl(deps, PATHS.token));
+    // RFC 9449 §5.2: a client registered for DPoP-bound tokens never gets a Bearer token.
+    if (!dpop && client.dpopBoundAccessTokens) throw new ProtocolError("invalid_dpop_proof", "this client must send a DPoP proof");
+    const validated = await grant.validate(form, client, deps, { dpopJkt: dpop?.jkt });
+    const headers: Record<string, string> = dpop && deps.options.dpop.requireNonce ? { "dpop-nonce": issueDpopNonce(deps) } : {};
+    return noStoreJson(await grant.issue(validated, deps), 200, headers);
   };
 }

@@ -1,5 +1,5 @@
 import { ProtocolError } from "@tessera/protocol";
-import type { ProviderDeps } from "../deps.ts";
+import { PATHS, type ProviderDeps } from "../deps.ts";
 import { noStoreJson } from "../http/responses.ts";
 import { userClaims } from "../tokens/profile.ts";
 import { bearerChallenge, validateBearerToken } from "../validation/bearer-token.ts";
@@ -7,7 +7,7 @@ import { bearerChallenge, validateBearerToken } from "../validation/bearer-token
 /** GET/POST {issuer}/connect/userinfo (OIDC Core §5.3). */
 export function userinfoEndpoint(deps: ProviderDeps) {
   return async (request: Request): Promise<Response> => {
-    const token = await validateBearerToken(request, deps);
+    const token = await validateBearerToken(request, deps, PATHS.userinfo);
     const scopes = token.claims.scope.split(" ");
     // Only tokens issued for a user with the openid scope may read claims (client tokens have no sid).
     if (!scopes.includes("openid") || token.claims.sid === undefined) {

@@ -3,19 +3,21 @@ import type { Client } from "../clients.ts";
 import { nowSeconds, sessionAllows, type ProviderDeps } from "../deps.ts";
 import type { AuthorizationCodeData } from "../endpoints/authorize.ts";
 import type { Params } from "../http/params.ts";
+import type { GrantContext } from "./index.ts";
 import { createRefreshToken, wantsRefreshToken } from "../tokens/refresh-tokens.ts";
 import { issueTokens, type TokenResponse, type UserTokenContext } from "../tokens/token-service.ts";
 
 /** A code redemption that passed RFC 6749 §4.1.3 and RFC 7636 §4.6. */
 export interface ValidatedCodeGrant {
   client: Client;
+  dpopJkt?: string;
   subject: string;
   grantId: string;
   data: AuthorizationCodeData;
 }
 
 /** RFC 6749 §4.1.3: one-time code, same client, same redirect_uri, PKCE verifier. */
-export async function validate(form: Params, client: Client, deps: ProviderDeps): Promise<ValidatedCodeGrant> {
+export async function validate(form: Params, client: Client, deps: ProviderDeps, context: GrantContext): Promise<ValidatedCodeGrant> {
   const code = form.get("code");
   if (!code) throw new ProtocolError("invalid_request", "code is missing");
   const now = nowSeconds(deps);
@@ -43,7 +45,9 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps)
     // A verifier without a challenge means the challenge was stripped on the way: refuse (PKCE downgrade).
     throw new ProtocolError("invalid_grant", "code_verifier given but the request had no code_challenge");
   }
-  return { client, subject: grant.subject!, grantId: grant.grantId!, data };
+  // RFC 9449 §10: a code bound with dpop_jkt is redeemed only with a proof by that key.
+  if (data.dpopJkt !== undefined && context.dpopJkt !== data.dpopJkt) throw new ProtocolError("invalid_grant", "the DPoP key does not match the dpop_jkt of the authorization request");
+  return { client, subject: grant.subject!, grantId: grant.grantId!, data, dpopJkt: context.dpopJkt };
 }
 
 /** Issues the tokens for a validated code. */
@@ -59,6 +63,8 @@ export async function issue(validated: ValidatedCodeGrant, deps: ProviderDeps): 
     sessionClaims: data.sessionClaims,
     grantId: validated.grantId,
   };
-  const refreshToken = wantsRefreshToken(client, data.scopes) ? () => createRefreshToken(deps, client, user, data.scopes) : undefined;
-  return issueTokens(deps, { client, scopes: data.scopes, user, refreshToken });
+  // Public clients' refresh tokens are bound to the DPoP key (RFC 9449 §5).
+  const bindTo = client.tokenEndpointAuthMethod === "none" ? validated.dpopJkt : undefined;
+  const refreshToken = wantsRefreshToken(client, data.scopes) ? () => createRefreshToken(deps, client, user, data.scopes, undefined, bindTo) : undefined;
+  return issueTokens(deps, { client, scopes: data.scopes, user, refreshToken, dpopJkt: validated.dpopJkt });
 }

@@ -2,11 +2,13 @@ import { ProtocolError, parseScope } from "@tessera/protocol";
 import type { Client } from "../clients.ts";
 import type { ProviderDeps } from "../deps.ts";
 import type { Params } from "../http/params.ts";
+import type { GrantContext } from "./index.ts";
 import { issueTokens, type TokenResponse } from "../tokens/token-service.ts";
 
 /** A client-credentials request that passed RFC 6749 §4.4 and RFC 8707. */
 export interface ValidatedClientCredentials {
   client: Client;
+  dpopJkt?: string;
   scopes: string[];
   audience?: string[];
 }
@@ -24,7 +26,7 @@ function isResourceIndicator(value: string): boolean {
  * RFC 6749 §4.4.2: only API scopes the client may use (all of them when none are asked for); with
  * `resource` (RFC 8707), only scopes of those resources, which become the audience.
  */
-export async function validate(form: Params, client: Client, deps: ProviderDeps): Promise<ValidatedClientCredentials> {
+export async function validate(form: Params, client: Client, deps: ProviderDeps, context: GrantContext): Promise<ValidatedClientCredentials> {
   if (client.tokenEndpointAuthMethod === "none") throw new ProtocolError("unauthorized_client", "public clients cannot use client_credentials");
   const apiScopes = new Set(deps.options.apiScopes.map((s) => s.name));
   const allowed = client.scopes.filter((s) => apiScopes.has(s));
@@ -62,10 +64,10 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps)
     audience = [...new Set(resources)];
   }
   if (scopes.length === 0) throw new ProtocolError("invalid_scope", "no API scope is allowed for this client");
-  return { client, scopes, audience };
+  return { client, scopes, audience, dpopJkt: context.dpopJkt };
 }
 
 /** RFC 6749 §4.4.3: an access token, no refresh token. */
 export async function issue(validated: ValidatedClientCredentials, deps: ProviderDeps): Promise<TokenResponse> {
-  return issueTokens(deps, { client: validated.client, scopes: validated.scopes, audience: validated.audience });
+  return issueTokens(deps, { client: validated.client, scopes: validated.scopes, audience: validated.audience, dpopJkt: validated.dpopJkt });
 }

@@ -6,9 +6,15 @@ import * as authorizationCode from "./authorization-code.ts";
 import * as clientCredentials from "./client-credentials.ts";
 import * as refreshToken from "./refresh-token.ts";
 
+/** What the token endpoint established before the grant runs. */
+export interface GrantContext {
+  /** Thumbprint of the request's valid DPoP proof key (RFC 9449), if it had one. */
+  dpopJkt?: string;
+}
+
 /** A token-endpoint grant: validate every rule, then issue. */
 export interface Grant<V> {
-  validate(form: Params, client: Client, deps: ProviderDeps): Promise<V>;
+  validate(form: Params, client: Client, deps: ProviderDeps, context: GrantContext): Promise<V>;
   issue(validated: V, deps: ProviderDeps): Promise<TokenResponse>;
 }
 

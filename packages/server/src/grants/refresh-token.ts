@@ -2,19 +2,21 @@ import { ProtocolError, parseScope, sha256Base64url } from "@tessera/protocol";
 import type { Client } from "../clients.ts";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
 import type { Params } from "../http/params.ts";
+import type { GrantContext } from "./index.ts";
 import { createRefreshToken, type RefreshTokenData } from "../tokens/refresh-tokens.ts";
 import { issueTokens, type TokenResponse, type UserTokenContext } from "../tokens/token-service.ts";
 
 /** A refresh that passed RFC 6749 §6 and the rotation rules. */
 export interface ValidatedRefresh {
   client: Client;
+  dpopJkt?: string;
   user: UserTokenContext;
   data: RefreshTokenData;
   scopes: string[];
 }
 
 /** RFC 6749 §6: same client, unexpired, unused (rotation), scope no wider than the original. */
-export async function validate(form: Params, client: Client, deps: ProviderDeps): Promise<ValidatedRefresh> {
+export async function validate(form: Params, client: Client, deps: ProviderDeps, context: GrantContext): Promise<ValidatedRefresh> {
   const token = form.get("refresh_token");
   if (!token) throw new ProtocolError("invalid_request", "refresh_token is missing");
   const key = sha256Base64url(token);
@@ -24,6 +26,8 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps)
     throw new ProtocolError("invalid_grant", "the refresh token is invalid");
   }
   const storedData = JSON.parse(stored.data) as RefreshTokenData;
+  // A key-bound refresh token (public client) is only refreshed with a proof by that key; checked before use.
+  if (storedData.dpopJkt !== undefined && context.dpopJkt !== storedData.dpopJkt) throw new ProtocolError("invalid_grant", "the refresh token is bound to another DPoP key");
   if (client.coordinateLifetimeWithUserSession && deps.options.serverSideSessions.enabled) {
     // The token lives as long as the user's session, and using it keeps that session alive.
     if (!(await deps.sessions.extend(storedData.sid))) throw new ProtocolError("invalid_grant", "the user session has ended");
@@ -59,11 +63,11 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps)
     sessionClaims: data.sessionClaims,
     grantId: grant.grantId!,
   };
-  return { client, user, data, scopes };
+  return { client, user, data, scopes, dpopJkt: context.dpopJkt };
 }
 
 /** Rotates: a new refresh token in the same family, and new access (and ID) tokens. */
 export async function issue(validated: ValidatedRefresh, deps: ProviderDeps): Promise<TokenResponse> {
-  const { client, user, data, scopes } = validated;
-  return issueTokens(deps, { client, scopes, user, refreshToken: () => createRefreshToken(deps, client, user, data.scopes, data.absoluteExpiresAt) });
+  const { client, user, data, scopes, dpopJkt } = validated;
+  return issueTokens(deps, { client, scopes, user, dpopJkt, refreshToken: () => createRefreshToken(deps, client, user, data.scopes, data.absoluteExpiresAt, data.dpopJkt) });
 }

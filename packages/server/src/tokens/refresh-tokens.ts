@@ -14,6 +14,8 @@ export interface RefreshTokenData {
   sessionClaims: Record<string, unknown>;
   /** Unix seconds: no token of this family lives past it. */
   absoluteExpiresAt: number;
+  /** A public client's refresh token is bound to its DPoP key (RFC 9449 §5). */
+  dpopJkt?: string;
 }
 
 /** RFC 6749 §1.5 / OIDC Core §11: a refresh token is issued for offline_access to clients allowed to refresh. */
@@ -25,7 +27,7 @@ export function wantsRefreshToken(client: Client, scopes: readonly string[]): bo
  * Stores a new refresh token of a family. The first one fixes the absolute expiry; with a sliding lifetime
  * each rotation extends the expiry by that much, never past the absolute one.
  */
-export async function createRefreshToken(deps: ProviderDeps, client: Client, user: UserTokenContext, scopes: string[], absoluteExpiresAt?: number): Promise<string> {
+export async function createRefreshToken(deps: ProviderDeps, client: Client, user: UserTokenContext, scopes: string[], absoluteExpiresAt?: number, dpopJkt?: string): Promise<string> {
   const now = nowSeconds(deps);
   const absolute = absoluteExpiresAt ?? now + client.refreshTokenAbsoluteLifetime;
   const expiresAt = client.refreshTokenSlidingLifetime ? Math.min(absolute, now + client.refreshTokenSlidingLifetime) : absolute;
@@ -38,6 +40,7 @@ export async function createRefreshToken(deps: ProviderDeps, client: Client, use
     idp: user.idp,
     sessionClaims: user.sessionClaims,
     absoluteExpiresAt: absolute,
+    ...(dpopJkt ? { dpopJkt } : {}),
   };
   await deps.store.grants.put({
     key: sha256Base64url(handle),

@@ -28,12 +28,14 @@ export interface TokenRequestContext {
   refreshToken?: () => Promise<string>;
   /** Explicit audiences (RFC 8707 resources); default: from the granted scopes. */
   audience?: string[];
+  /** Bind the access token to this DPoP key (RFC 9449 §6: `cnf.jkt`, token type DPoP). */
+  dpopJkt?: string;
 }
 
 /** A token response (RFC 6749 §5.1, OIDC Core §3.1.3.3). */
 export interface TokenResponse {
   access_token: string;
-  token_type: "Bearer";
+  token_type: "Bearer" | "DPoP";
   expires_in: number;
   scope: string;
   id_token?: string;
@@ -54,6 +56,7 @@ export interface AccessTokenClaims extends JWTPayload {
   amr?: string[];
   idp?: string;
   sid?: string;
+  cnf?: { jkt?: string; "x5t#S256"?: string };
 }
 
 /**
@@ -95,6 +98,7 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
     jti: randomHandle(16),
     scope: scopes.join(" "),
     ...(user ? { auth_time: user.authTime, amr: user.amr, idp: user.idp, sid: user.sid } : {}),
+    ...(context.dpopJkt ? { cnf: { jkt: context.dpopJkt } } : {}),
   };
 
   let accessToken: string;
@@ -121,7 +125,7 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
     });
   }
 
-  const response: TokenResponse = { access_token: accessToken, token_type: "Bearer", expires_in: lifetime, scope: claims.scope };
+  const response: TokenResponse = { access_token: accessToken, token_type: context.dpopJkt ? "DPoP" : "Bearer", expires_in: lifetime, scope: claims.scope };
   if (context.refreshToken) response.refresh_token = await context.refreshToken();
   if (user && scopes.includes("openid")) response.id_token = await issueIdToken(deps, client, user, scopes, accessToken, now);
   return response;

@@ -29,6 +29,8 @@ export interface ValidatedAuthorizeRequest {
   hintSubject?: string;
   uiLocales?: string;
   acrValues?: string;
+  /** RFC 9449 §10 `dpop_jkt`. */
+  dpopJkt?: string;
   /** The parameters as received, kept while the user logs in. */
   params: Params;
 }
@@ -126,6 +128,9 @@ export async function validateAuthorizeRequest(params: Params, deps: ProviderDep
     maxAge = Number(maxAgeParam);
   }
 
+  const dpopJkt = params.get("dpop_jkt");
+  if (dpopJkt !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(dpopJkt)) return fail("invalid_request", "dpop_jkt must be a SHA-256 JWK thumbprint");
+
   let hintSubject: string | undefined;
   const idTokenHint = params.get("id_token_hint");
   if (idTokenHint !== undefined) {
@@ -149,6 +154,7 @@ export async function validateAuthorizeRequest(params: Params, deps: ProviderDep
       hintSubject,
       uiLocales: params.get("ui_locales"),
       acrValues: params.get("acr_values"),
+      dpopJkt,
       params,
     },
   };

@@ -1,39 +1,50 @@
 import { ProtocolError } from "@tessera/protocol";
-import type { ProviderDeps } from "../deps.ts";
+import { endpointUrl, type ProviderDeps } from "../deps.ts";
 import { readForm } from "../http/params.ts";
 import { resolveAccessToken, type ResolvedAccessToken } from "../tokens/access-token-resolver.ts";
+import { dpopChallenge, validateDpop } from "./dpop.ts";
 
-/** RFC 6750 §3 challenge. */
+/** RFC 6750 §3 challenge (and RFC 9449 §7.1's DPoP challenge beside it). */
 export function bearerChallenge(deps: ProviderDeps, error?: string, description?: string): string {
   let value = `Bearer realm="${deps.options.issuer}"`;
   if (error) value += `, error="${error}"`;
   if (description) value += `, error_description="${description}"`;
-  return value;
+  return `${value}, ${dpopChallenge()}`;
 }
 
-/** RFC 6750 §2: the token from the Authorization header or (POST) the form body, never both. */
-async function extractToken(request: Request, deps: ProviderDeps): Promise<string> {
+/** RFC 6750 §2 / RFC 9449 §7.1: the token and its scheme, from the Authorization header or (Bearer, POST) the form. */
+async function extractToken(request: Request, deps: ProviderDeps): Promise<{ token: string; scheme: "Bearer" | "DPoP" }> {
   const header = request.headers.get("authorization");
   let fromBody: string | undefined;
   if (request.method === "POST" && request.headers.get("content-type")?.startsWith("application/x-www-form-urlencoded")) {
     fromBody = (await readForm(request, deps.options)).get("access_token");
   }
-  const fromHeader = header && /^bearer /i.test(header) ? header.slice(7).trim() : undefined;
-  if (fromHeader && fromBody) {
+  const match = header ? /^(Bearer|DPoP) +(\S+)$/i.exec(header.trim()) : null;
+  if (match && fromBody) {
     throw new ProtocolError("invalid_request", "more than one access token", { headers: { "www-authenticate": bearerChallenge(deps, "invalid_request") } });
   }
-  const token = fromHeader || fromBody;
-  if (!token) throw new ProtocolError("invalid_token", undefined, { status: 401, headers: { "www-authenticate": bearerChallenge(deps) } });
-  return token;
+  if (match) return { token: match[2]!, scheme: match[1]!.toLowerCase() === "dpop" ? "DPoP" : "Bearer" };
+  if (fromBody) return { token: fromBody, scheme: "Bearer" };
+  throw new ProtocolError("invalid_token", undefined, { status: 401, headers: { "www-authenticate": bearerChallenge(deps) } });
 }
 
-/** A bearer token presented to this provider (userinfo): valid, unexpired and not revoked. */
-export async function validateBearerToken(request: Request, deps: ProviderDeps): Promise<ResolvedAccessToken> {
-  const token = await extractToken(request, deps);
+/**
+ * An access token presented to this provider (userinfo): valid, unexpired, not revoked, and for DPoP-bound
+ * tokens presented with the DPoP scheme and a valid proof by the bound key.
+ */
+export async function validateBearerToken(request: Request, deps: ProviderDeps, path: string): Promise<ResolvedAccessToken> {
+  const { token, scheme } = await extractToken(request, deps);
+  const invalid = (description: string, challenge = bearerChallenge(deps, "invalid_token", description)) =>
+    new ProtocolError("invalid_token", description, { status: 401, headers: { "www-authenticate": challenge } });
   const resolved = await resolveAccessToken(token, deps);
-  if (!resolved) {
-    const description = "the access token is invalid, expired or revoked";
-    throw new ProtocolError("invalid_token", description, { status: 401, headers: { "www-authenticate": bearerChallenge(deps, "invalid_token", description) } });
+  if (!resolved) throw invalid("the access token is invalid, expired or revoked");
+  const jkt = resolved.claims.cnf?.jkt;
+  if (jkt === undefined) {
+    if (scheme === "DPoP") throw invalid("the access token is not DPoP-bound");
+    return resolved;
   }
+  if (scheme !== "DPoP") throw invalid("a DPoP-bound access token needs the DPoP scheme", dpopChallenge("invalid_token", "a DPoP-bound access token needs the DPoP scheme"));
+  const proof = await validateDpop(request, deps, endpointUrl(deps, path), { accessToken: token, jkt, resource: true });
+  if (!proof) throw new ProtocolError("invalid_dpop_proof", "a DPoP proof is required", { status: 401, headers: { "www-authenticate": dpopChallenge("invalid_dpop_proof", "a DPoP proof is required") } });
   return resolved;
 }
