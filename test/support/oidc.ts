@@ -11,7 +11,7 @@ export function discover(host: TestHost, clientId: string, auth: oidc.ClientAuth
 /** The code flow through the host's login page with openid-client doing PKCE, state and nonce. */
 export async function codeFlow(
   config: oidc.Configuration,
-  options: { scope: string; browser?: TestBrowser; username?: string; password?: string; extra?: Record<string, string>; consent?: "allow" | "deny" },
+  options: { scope: string; browser?: TestBrowser; username?: string; password?: string; extra?: Record<string, string>; consent?: "allow" | "deny"; dpop?: oidc.DPoPHandle },
 ): Promise<oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers> {
   const browser = options.browser ?? new TestBrowser();
   const verifier = oidc.randomPKCECodeVerifier();
@@ -35,7 +35,16 @@ export async function codeFlow(
     page = await browser.submitForm(page, { button: `button[name=decision][value=${options.consent}]`, stopAt });
   }
   if (!page.location) throw new Error(`no redirect to the client: ${page.status} ${page.url}`);
-  return oidc.authorizationCodeGrant(config, new URL(page.location), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: options.scope.split(" ").includes("openid") });
+  const checks = { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: options.scope.split(" ").includes("openid") };
+  const callback = new URL(page.location);
+  if (!options.dpop) return oidc.authorizationCodeGrant(config, callback, checks);
+  try {
+    return await oidc.authorizationCodeGrant(config, callback, checks, undefined, { DPoP: options.dpop });
+  } catch (error) {
+    // One retry for a server nonce (the handle keeps it); the code was not consumed by the refusal.
+    if ((error as { error?: string }).error === "use_dpop_nonce") return oidc.authorizationCodeGrant(config, callback, checks, undefined, { DPoP: options.dpop });
+    throw error;
+  }
 }
 
 /** The OAuth error code of a rejected openid-client call. */
