@@ -18,6 +18,8 @@ import { MessagePage } from "./pages/message.tsx";
 import { SessionsPage } from "./pages/sessions.tsx";
 import { adminApi, type AdminAccess } from "./admin-api.ts";
 import { ConfigUserStore } from "./users.ts";
+import { clientCertificateFrom, readMtlsMaterial, type MtlsMaterial } from "./mtls.ts";
+import type { HttpBindings } from "@hono/node-server";
 
 /** Options of {@link createHostApp} beyond the config file. */
 export interface HostOptions {
@@ -32,7 +34,10 @@ export interface HostOptions {
 
 /** The identity server as one request handler: the provider plus the login, consent and home pages. */
 export interface HostApp {
-  fetch(request: Request): Promise<Response>;
+  /** `env` carries the Node request (its TLS socket gives the client certificate on the mTLS listener). */
+  fetch(request: Request, env?: HttpBindings): Promise<Response>;
+  /** The mTLS material when `mtls.enabled`, for the listener. */
+  mtls?: MtlsMaterial;
   provider: Provider;
   issuer: string;
   dataKeySource: DataKeySource;
@@ -56,6 +61,14 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   const { store, dataDir } = await openStore(config, baseDir);
   const dataKey = resolveDataKey(config.dataKey, hostOptions.env ?? process.env, dataDir);
   const users = new ConfigUserStore(config.users ?? []);
+  const mtls = config.mtls?.enabled ? readMtlsMaterial(config.mtls, baseDir) : undefined;
+  // Behind a proxy (a certificate header configured) the mTLS endpoints are the issuer's own URLs.
+  const issuerUrl0 = new URL(config.issuer);
+  const mtlsBaseUrl = mtls
+    ? config.mtls?.clientCertificateHeader
+      ? config.issuer.replace(/\/+$/, "")
+      : `https://${issuerUrl0.hostname}:${config.mtls?.port ?? 5443}${issuerUrl0.pathname.replace(/\/+$/, "")}`
+    : undefined;
   // The admin API is an API of its own: scope tessera.admin, audience {issuer}/admin/api.
   const adminAudience = `${config.issuer.replace(/\/+$/, "")}/admin/api`;
   const apiScopes = [...(config.apiScopes ?? []), ...(config.admin ? [{ name: ADMIN_SCOPE, description: "Manage Tessera (sessions)", userClaims: ["role"] }] : [])];
@@ -70,6 +83,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     apiResources,
     serverSideSessions: config.serverSideSessions,
     dpop: config.dpop,
+    ...(mtls ? { mtls: { clientCa: mtls.clientCa, endpointBaseUrl: mtlsBaseUrl } } : {}),
     users,
     authentication: config.authentication,
     keys: config.keys,
@@ -273,14 +287,16 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     return render("Signed out", (nonce) => <SignedOutPage nonce={nonce} {...details} />, 200, [], frameOrigins);
   });
 
-  app.all("*", (c) => provider.fetch(c.req.raw));
+  const certificateHeader = config.mtls?.enabled ? config.mtls.clientCertificateHeader : undefined;
+  app.all("*", (c) => provider.fetch(c.req.raw, { clientCertificate: clientCertificateFrom(c.env as Partial<HttpBindings> | undefined, c.req.raw, certificateHeader) }));
   app.onError((error, c) => {
     logger?.error({ err: error }, "unhandled error in a page");
     return c.json({ error: "server_error" }, 500);
   });
 
   return {
-    fetch: async (request) => app.fetch(request),
+    fetch: async (request, env) => app.fetch(request, env),
+    mtls,
     provider,
     issuer: provider.issuer,
     dataKeySource: dataKey.source,

@@ -30,7 +30,12 @@ const clientSchema = z.strictObject({
   grant_types: z.array(z.enum(["authorization_code", "refresh_token", "client_credentials"])).optional(),
   response_types: z.array(z.literal("code")).optional(),
   scope: z.string().optional(),
-  token_endpoint_auth_method: z.enum(["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"]).optional(),
+  token_endpoint_auth_method: z.enum(["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth", "none"]).optional(),
+  tls_client_auth_subject_dn: z.string().min(1).optional(),
+  tls_client_auth_san_dns: z.string().min(1).optional(),
+  tls_client_auth_san_uri: z.string().min(1).optional(),
+  tls_client_auth_san_ip: z.string().min(1).optional(),
+  tls_client_auth_san_email: z.string().min(1).optional(),
   token_endpoint_auth_signing_alg: z.enum(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "HS256", "HS384", "HS512"]).optional(),
   jwks: z.strictObject({ keys: z.array(z.looseObject({ kty: z.string() })).min(1) }).optional(),
   jwks_uri: absoluteUrl.optional(),
@@ -130,6 +135,10 @@ export const configSchema = z
   })
   .superRefine((config, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+    if (config.mtls?.enabled) {
+      if (!config.mtls.cert) issue(["mtls", "cert"], "the mTLS listener needs a certificate");
+      if (!config.mtls.key) issue(["mtls", "key"], "the mTLS listener needs a key");
+    }
     if (config.store?.kind === "postgres") issue(["store", "kind"], "the PostgreSQL store is not available in this version; use sqlite or memory");
     const issuer = new URL(config.issuer);
     if (issuer.protocol !== "https:" && issuer.protocol !== "http:") issue(["issuer"], "must be an http(s) URL");
@@ -160,6 +169,13 @@ export const configSchema = z
       if (needsSecret && !client.client_secret) issue(["clients", i, "client_secret"], `${method} needs a client_secret`);
       if (method === "private_key_jwt" && !client.jwks === !client.jwks_uri) issue(["clients", i, "jwks"], "private_key_jwt needs exactly one of jwks and jwks_uri");
       if (method === "private_key_jwt" && client.client_secret) issue(["clients", i, "client_secret"], "private_key_jwt clients have no secret");
+      const tlsNames = [client.tls_client_auth_subject_dn, client.tls_client_auth_san_dns, client.tls_client_auth_san_uri, client.tls_client_auth_san_ip, client.tls_client_auth_san_email].filter((v) => v !== undefined);
+      if (method === "tls_client_auth" && tlsNames.length !== 1) issue(["clients", i], "tls_client_auth needs exactly one tls_client_auth_* name");
+      if (method === "self_signed_tls_client_auth" && !client.jwks) issue(["clients", i, "jwks"], "self_signed_tls_client_auth needs the certificate's key in jwks");
+      if ((method === "tls_client_auth" || method === "self_signed_tls_client_auth" || client.tls_client_certificate_bound_access_tokens) && !config.mtls?.enabled) {
+        issue(["clients", i, "token_endpoint_auth_method"], "needs mtls.enabled");
+      }
+      if (method === "tls_client_auth" && !config.mtls?.clientCa) issue(["mtls", "clientCa"], "tls_client_auth needs the client CA");
       const alg = client.token_endpoint_auth_signing_alg;
       if (alg && (method === "client_secret_jwt") !== alg.startsWith("HS")) issue(["clients", i, "token_endpoint_auth_signing_alg"], `${alg} does not suit ${method}`);
       if (method === "none" && client.require_pkce === false) issue(["clients", i, "require_pkce"], "public clients must use PKCE");
@@ -222,20 +238,6 @@ export function parseConfig(json: unknown): TesseraConfig {
       return { path: base, message: issue.message };
     }),
   );
-}
-
-/**
- * Settings of the contract's config format that this version accepts but does not act on yet, as JSON
- * paths; the CLI warns about each so nobody relies on them unknowingly.
- */
-export function inactiveSettings(config: TesseraConfig): string[] {
-  const paths: string[] = [];
-  if (config.mtls?.enabled) paths.push("mtls");
-  const later = ["tls_client_certificate_bound_access_tokens"] as const;
-  (config.clients ?? []).forEach((client, i) => {
-    for (const key of later) if (client[key] !== undefined && client[key] !== false) paths.push(`clients[${i}].${key}`);
-  });
-  return paths;
 }
 
 /** Environment overrides of contract §1. */

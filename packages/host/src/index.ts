@@ -3,3 +3,4 @@ export { parseConfig, loadConfigFile, configSchema, ConfigError, type TesseraCon
 export { startServer, type RunningServer } from "./server.ts";
 export { ConfigUserStore, hashPassword } from "./users.ts";
 export { main } from "./cli.ts";
+export { startMtlsListener, readMtlsMaterial, clientCertificateFrom, type MtlsMaterial } from "./mtls.ts";

@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 import type { JWK } from "jose";
 
 /** Client authentication methods at the token endpoint implemented so far. */
-export type TokenEndpointAuthMethod = "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | "private_key_jwt" | "none";
-export const TOKEN_ENDPOINT_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"];
+export type TokenEndpointAuthMethod = "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | "private_key_jwt" | "tls_client_auth" | "self_signed_tls_client_auth" | "none";
+export const TOKEN_ENDPOINT_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth", "none"];
 
 /** Algorithms accepted for client assertions: asymmetric for private_key_jwt, HMAC for client_secret_jwt. */
 export const ASSERTION_ALGORITHMS = {
@@ -41,6 +41,12 @@ export interface ClientMetadata {
   backchannel_logout_session_required?: boolean;
   coordinate_lifetime_with_user_session?: boolean;
   dpop_bound_access_tokens?: boolean;
+  tls_client_auth_subject_dn?: string;
+  tls_client_auth_san_dns?: string;
+  tls_client_auth_san_uri?: string;
+  tls_client_auth_san_ip?: string;
+  tls_client_auth_san_email?: string;
+  tls_client_certificate_bound_access_tokens?: boolean;
   refresh_token_absolute_lifetime?: number;
   refresh_token_sliding_lifetime?: number;
   [extension: string]: unknown;
@@ -73,6 +79,10 @@ export interface Client {
   frontchannelLogoutSessionRequired: boolean;
   backchannelLogoutUri?: string;
   backchannelLogoutSessionRequired: boolean;
+  /** RFC 8705 §2.1.2: what a tls_client_auth certificate must name (exactly one kind). */
+  tlsClientAuth?: { subjectDn?: string; sanDns?: string; sanUri?: string; sanIp?: string; sanEmail?: string };
+  /** RFC 8705 §3: access tokens bound to the client certificate (`cnf["x5t#S256"]`). */
+  tlsClientCertificateBoundAccessTokens: boolean;
   /** RFC 9449 §5.2: every token request must carry a DPoP proof. */
   dpopBoundAccessTokens: boolean;
   /** Using or refreshing this client's tokens extends the user's server-side session, and they die with it. */
@@ -97,6 +107,17 @@ export function normalizeClient(metadata: ClientMetadata): Client {
   }
   const needsSecret = method === "client_secret_basic" || method === "client_secret_post" || method === "client_secret_jwt";
   if (needsSecret && !metadata.client_secret) throw new TypeError(`client ${metadata.client_id}: ${method} needs a client_secret`);
+  const tlsNames = {
+    subjectDn: metadata.tls_client_auth_subject_dn,
+    sanDns: metadata.tls_client_auth_san_dns,
+    sanUri: metadata.tls_client_auth_san_uri,
+    sanIp: metadata.tls_client_auth_san_ip,
+    sanEmail: metadata.tls_client_auth_san_email,
+  };
+  if (method === "tls_client_auth" && Object.values(tlsNames).filter((v) => v !== undefined).length !== 1) {
+    throw new TypeError(`client ${metadata.client_id}: tls_client_auth needs exactly one tls_client_auth_* name`);
+  }
+  if (method === "self_signed_tls_client_auth" && !metadata.jwks) throw new TypeError(`client ${metadata.client_id}: self_signed_tls_client_auth needs jwks`);
   if (method === "private_key_jwt" && !metadata.jwks === !metadata.jwks_uri) {
     throw new TypeError(`client ${metadata.client_id}: private_key_jwt needs exactly one of jwks and jwks_uri`);
   }
@@ -130,6 +151,8 @@ export function normalizeClient(metadata: ClientMetadata): Client {
     backchannelLogoutSessionRequired: metadata.backchannel_logout_session_required ?? false,
     coordinateLifetimeWithUserSession: metadata.coordinate_lifetime_with_user_session ?? false,
     dpopBoundAccessTokens: metadata.dpop_bound_access_tokens ?? false,
+    tlsClientAuth: method === "tls_client_auth" ? tlsNames : undefined,
+    tlsClientCertificateBoundAccessTokens: metadata.tls_client_certificate_bound_access_tokens ?? false,
     refreshTokenAbsoluteLifetime: metadata.refresh_token_absolute_lifetime ?? 2_592_000,
     refreshTokenSlidingLifetime: metadata.refresh_token_sliding_lifetime || undefined,
     metadata,

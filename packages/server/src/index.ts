@@ -17,3 +17,4 @@ export { createSqliteStore } from "./stores/sql/sqlite.ts";
 export { createSqlStore, migrate } from "./stores/sql/sql-store.ts";
 export { DataProtector } from "./keys/data-protection.ts";
 export { ProtocolError } from "@tessera/protocol";
+export { parseCertificates, chainsTo, type ClientCertificateContext } from "./client-auth/certificates.ts";

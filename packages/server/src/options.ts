@@ -1,4 +1,5 @@
 import { STANDARD_SCOPE_CLAIMS } from "@tessera/protocol";
+import { parseCertificates } from "./client-auth/certificates.ts";
 import type { Store } from "./stores/interfaces.ts";
 import type { ClientMetadata } from "./clients.ts";
 import type { ProfileService, UserStore } from "./tokens/claims.ts";
@@ -77,6 +78,13 @@ export interface ProviderOptions {
     /** Send back-channel logout for sessions that expire (default false). */
     expiredSessionsTriggerBackchannelLogout?: boolean;
   };
+  /** Mutual TLS (RFC 8705); the host terminates TLS and attaches client certificates to requests. */
+  mtls?: {
+    /** PEM of the CA(s) that issue client certificates for tls_client_auth. */
+    clientCa?: string;
+    /** Base URL of the mTLS listener, for `mtls_endpoint_aliases` (e.g. https://id.example.com:5443). */
+    endpointBaseUrl?: string;
+  };
   /** DPoP (RFC 9449). */
   dpop?: {
     /** Require server-issued nonces in proofs (default false). */
@@ -150,6 +158,7 @@ export interface ResolvedOptions {
   cookieLifetime: number;
   cookieSlidingExpiration: boolean;
   dpop: { requireNonce: boolean; proofLifetime: number };
+  mtls: { clientCas: import("node:crypto").X509Certificate[]; endpointBaseUrl?: string };
   serverSideSessions: {
     enabled: boolean;
     userDisplayNameClaimType: string;
@@ -227,6 +236,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
     cookieSlidingExpiration: options.authentication?.cookieSlidingExpiration ?? true,
     dpop: { requireNonce: options.dpop?.requireNonce ?? false, proofLifetime: options.dpop?.proofLifetime ?? 60 },
+    mtls: { clientCas: options.mtls?.clientCa ? parseCertificates(options.mtls.clientCa) : [], endpointBaseUrl: options.mtls?.endpointBaseUrl?.replace(/\/+$/, "") },
     serverSideSessions: {
       enabled: options.serverSideSessions?.enabled ?? false,
       userDisplayNameClaimType: options.serverSideSessions?.userDisplayNameClaimType ?? "name",

@@ -2,6 +2,7 @@ import { ProtocolError, type ProviderMetadata } from "@tessera/protocol";
 import { resolveAccessToken } from "./tokens/access-token-resolver.ts";
 import type { AccessTokenClaims } from "./tokens/token-service.ts";
 import { Hono } from "hono";
+import { attachClientCertificate, type ClientCertificateContext } from "./client-auth/certificates.ts";
 import { startPeriodicJob } from "./jobs.ts";
 import { createStaticClientStore } from "./clients.ts";
 import { ConsentService, type UserGrant } from "./consent/consents.ts";
@@ -48,8 +49,11 @@ export interface SignInResult {
 /** An OpenID Provider as a Web-standard request handler. */
 export interface Provider {
   readonly issuer: string;
-  /** Handles a request to any provider endpoint; 404 for other paths. */
-  fetch(request: Request): Promise<Response>;
+  /**
+   * Handles a request to any provider endpoint; 404 for other paths. A host terminating mutual TLS passes
+   * the connection's client certificate (never one taken from a request header it did not configure).
+   */
+  fetch(request: Request, context?: { clientCertificate?: ClientCertificateContext }): Promise<Response>;
   /** The discovery document. */
   metadata(): ProviderMetadata;
   /** Signs a user in (the sign-in API for login pages); send the returned cookies with the response. */
@@ -205,7 +209,10 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
 
   return {
     issuer: options.issuer,
-    fetch: async (request) => app.fetch(request),
+    fetch: async (request, context) => {
+      if (context?.clientCertificate) attachClientCertificate(request, context.clientCertificate);
+      return app.fetch(request);
+    },
     metadata: () => providerMetadata(deps),
     signIn: (request, user, signInOptions) => deps.sessions.signIn(request, user, signInOptions?.persistent ?? false),
     signOut: async () => deps.sessions.signOutCookies(),

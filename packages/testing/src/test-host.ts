@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
-import { createHostApp, parseConfig, type HostApp, type TesseraConfig } from "@tessera/host";
+import { createHostApp, parseConfig, startMtlsListener, type HostApp, type TesseraConfig } from "@tessera/host";
+import { createServer } from "node:net";
 import type { Logger, Provider } from "@tessera/server";
 
 /** A config for {@link createTestHost}: everything optional; issuer defaults to https://idp.test. */
@@ -12,6 +13,8 @@ export interface TestHost {
   /** The in-process request handler (pages and protocol). */
   fetch(request: Request): Promise<Response>;
   issuer: string;
+  /** With `mtls.enabled`: the base URL of the mTLS listener (https://127.0.0.1:PORT). */
+  mtlsUrl?: string;
   provider: Provider;
   /** Stops the listener (if any) and closes the provider. */
   close(): Promise<void>;
@@ -49,14 +52,24 @@ export async function createTestHost(config: TestHostConfig = {}, options: TestH
     });
     issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }
-  const validated = parseConfig({ store: { kind: "memory" }, dataKey: randomBytes(32).toString("base64url"), ...config, issuer });
+  let mtlsConfig = config.mtls;
+  if (mtlsConfig?.enabled) mtlsConfig = { ...mtlsConfig, port: await freePort() };
+  const validated = parseConfig({ store: { kind: "memory" }, dataKey: randomBytes(32).toString("base64url"), ...config, ...(mtlsConfig ? { mtls: mtlsConfig } : {}), issuer });
   app = await createHostApp(validated, { env: {}, clock: options.clock, logger: options.logger });
   const hostApp = app;
+  const mtls = hostApp.mtls ? await startMtlsListener(hostApp.fetch, hostApp.mtls, mtlsConfig!.port!, "127.0.0.1") : undefined;
   return {
     fetch: hostApp.fetch,
     issuer: hostApp.issuer,
+    mtlsUrl: mtls ? `https://127.0.0.1:${mtls.port}` : undefined,
     provider: hostApp.provider,
     async close() {
+      if (mtls) {
+        await new Promise<void>((done) => {
+          mtls.server.close(() => done());
+          if ("closeAllConnections" in mtls.server) mtls.server.closeAllConnections();
+        });
+      }
       if (server) {
         const s = server;
         await new Promise<void>((done) => {
@@ -67,4 +80,15 @@ export async function createTestHost(config: TestHostConfig = {}, options: TestH
       await hostApp.close();
     },
   };
+}
+
+/** A port nobody listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.once("error", reject);
+  });
 }

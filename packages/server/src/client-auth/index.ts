@@ -4,6 +4,7 @@ import type { ProviderDeps } from "../deps.ts";
 import type { Params } from "../http/params.ts";
 import { secretMatches } from "./client-secret.ts";
 import { JWT_BEARER, verifyClientAssertion } from "./jwt-assertion.ts";
+import { certificateAuthenticates } from "./tls.ts";
 
 /** The credentials a request presented, before they are checked. */
 export interface PresentedCredentials {
@@ -82,6 +83,10 @@ export async function authenticateClient(request: Request, form: Params, deps: P
       throw invalidClient("client authentication failed", false);
     }
     await verifyClientAssertion(presented.assertion!, client, new URL(request.url), deps);
+    return client;
+  }
+  if (presented.method === "none" && (client.tokenEndpointAuthMethod === "tls_client_auth" || client.tokenEndpointAuthMethod === "self_signed_tls_client_auth")) {
+    if (!(await certificateAuthenticates(request, client, deps))) throw invalidClient("client certificate authentication failed", false);
     return client;
   }
   if (client.tokenEndpointAuthMethod !== presented.method) throw invalidClient("client authentication failed", basic);

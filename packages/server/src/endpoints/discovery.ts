@@ -43,6 +43,17 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     request_uri_parameter_supported: false,
     authorization_response_iss_parameter_supported: true,
     dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
+    tls_client_certificate_bound_access_tokens: true,
+    ...(options.mtls.endpointBaseUrl
+      ? {
+          mtls_endpoint_aliases: {
+            token_endpoint: options.mtls.endpointBaseUrl + PATHS.token,
+            userinfo_endpoint: options.mtls.endpointBaseUrl + PATHS.userinfo,
+            introspection_endpoint: options.mtls.endpointBaseUrl + PATHS.introspection,
+            revocation_endpoint: options.mtls.endpointBaseUrl + PATHS.revocation,
+          },
+        }
+      : {}),
   };
 }
 

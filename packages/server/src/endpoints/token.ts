@@ -2,6 +2,8 @@ import { ProtocolError } from "@tessera/protocol";
 import { authenticateClient } from "../client-auth/index.ts";
 import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
 import { issueDpopNonce, validateDpop } from "../validation/dpop.ts";
+import { clientCertificateOf } from "../client-auth/certificates.ts";
+import { certificateThumbprint as certificateThumbprintOf } from "@tessera/protocol";
 import { grants } from "../grants/index.ts";
 import { readForm } from "../http/params.ts";
 import { noStoreJson } from "../http/responses.ts";
@@ -19,7 +21,14 @@ export function tokenEndpoint(deps: ProviderDeps) {
     const dpop = await validateDpop(request, deps, endpointUrl(deps, PATHS.token));
     // RFC 9449 §5.2: a client registered for DPoP-bound tokens never gets a Bearer token.
     if (!dpop && client.dpopBoundAccessTokens) throw new ProtocolError("invalid_dpop_proof", "this client must send a DPoP proof");
-    const validated = await grant.validate(form, client, deps, { dpopJkt: dpop?.jkt });
+    // RFC 8705 §3: clients registered for certificate-bound tokens get them, and need a certificate for that.
+    let certificateThumbprint: string | undefined;
+    if (client.tlsClientCertificateBoundAccessTokens) {
+      const presented = clientCertificateOf(request);
+      if (!presented) throw new ProtocolError("invalid_request", "this client's tokens are bound to its TLS client certificate: use the mTLS endpoint");
+      certificateThumbprint = certificateThumbprintOf(presented.certificate);
+    }
+    const validated = await grant.validate(form, client, deps, { dpopJkt: dpop?.jkt, certificateThumbprint });
     const headers: Record<string, string> = dpop && deps.options.dpop.requireNonce ? { "dpop-nonce": issueDpopNonce(deps) } : {};
     return noStoreJson(await grant.issue(validated, deps), 200, headers);
   };

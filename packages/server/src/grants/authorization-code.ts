@@ -11,6 +11,7 @@ import { issueTokens, type TokenResponse, type UserTokenContext } from "../token
 export interface ValidatedCodeGrant {
   client: Client;
   dpopJkt?: string;
+  certificateThumbprint?: string;
   subject: string;
   grantId: string;
   data: AuthorizationCodeData;
@@ -47,7 +48,7 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
   }
   // RFC 9449 §10: a code bound with dpop_jkt is redeemed only with a proof by that key.
   if (data.dpopJkt !== undefined && context.dpopJkt !== data.dpopJkt) throw new ProtocolError("invalid_grant", "the DPoP key does not match the dpop_jkt of the authorization request");
-  return { client, subject: grant.subject!, grantId: grant.grantId!, data, dpopJkt: context.dpopJkt };
+  return { client, subject: grant.subject!, grantId: grant.grantId!, data, dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint };
 }
 
 /** Issues the tokens for a validated code. */
@@ -66,5 +67,5 @@ export async function issue(validated: ValidatedCodeGrant, deps: ProviderDeps): 
   // Public clients' refresh tokens are bound to the DPoP key (RFC 9449 §5).
   const bindTo = client.tokenEndpointAuthMethod === "none" ? validated.dpopJkt : undefined;
   const refreshToken = wantsRefreshToken(client, data.scopes) ? () => createRefreshToken(deps, client, user, data.scopes, undefined, bindTo) : undefined;
-  return issueTokens(deps, { client, scopes: data.scopes, user, refreshToken, dpopJkt: validated.dpopJkt });
+  return issueTokens(deps, { client, scopes: data.scopes, user, refreshToken, dpopJkt: validated.dpopJkt, certificateThumbprint: validated.certificateThumbprint });
 }

@@ -9,6 +9,7 @@ import { issueTokens, type TokenResponse } from "../tokens/token-service.ts";
 export interface ValidatedClientCredentials {
   client: Client;
   dpopJkt?: string;
+  certificateThumbprint?: string;
   scopes: string[];
   audience?: string[];
 }
@@ -64,10 +65,10 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
     audience = [...new Set(resources)];
   }
   if (scopes.length === 0) throw new ProtocolError("invalid_scope", "no API scope is allowed for this client");
-  return { client, scopes, audience, dpopJkt: context.dpopJkt };
+  return { client, scopes, audience, dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint };
 }
 
 /** RFC 6749 §4.4.3: an access token, no refresh token. */
 export async function issue(validated: ValidatedClientCredentials, deps: ProviderDeps): Promise<TokenResponse> {
-  return issueTokens(deps, { client: validated.client, scopes: validated.scopes, audience: validated.audience, dpopJkt: validated.dpopJkt });
+  return issueTokens(deps, { client: validated.client, scopes: validated.scopes, audience: validated.audience, dpopJkt: validated.dpopJkt, certificateThumbprint: validated.certificateThumbprint });
 }

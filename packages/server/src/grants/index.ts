@@ -10,6 +10,8 @@ import * as refreshToken from "./refresh-token.ts";
 export interface GrantContext {
   /** Thumbprint of the request's valid DPoP proof key (RFC 9449), if it had one. */
   dpopJkt?: string;
+  /** Thumbprint of the client certificate to bind tokens to (RFC 8705 §3), for clients that asked for it. */
+  certificateThumbprint?: string;
 }
 
 /** A token-endpoint grant: validate every rule, then issue. */

@@ -10,6 +10,7 @@ import { issueTokens, type TokenResponse, type UserTokenContext } from "../token
 export interface ValidatedRefresh {
   client: Client;
   dpopJkt?: string;
+  certificateThumbprint?: string;
   user: UserTokenContext;
   data: RefreshTokenData;
   scopes: string[];
@@ -63,11 +64,11 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
     sessionClaims: data.sessionClaims,
     grantId: grant.grantId!,
   };
-  return { client, user, data, scopes, dpopJkt: context.dpopJkt };
+  return { client, user, data, scopes, dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint };
 }
 
 /** Rotates: a new refresh token in the same family, and new access (and ID) tokens. */
 export async function issue(validated: ValidatedRefresh, deps: ProviderDeps): Promise<TokenResponse> {
-  const { client, user, data, scopes, dpopJkt } = validated;
-  return issueTokens(deps, { client, scopes, user, dpopJkt, refreshToken: () => createRefreshToken(deps, client, user, data.scopes, data.absoluteExpiresAt, data.dpopJkt) });
+  const { client, user, data, scopes, dpopJkt, certificateThumbprint } = validated;
+  return issueTokens(deps, { client, scopes, user, dpopJkt, certificateThumbprint, refreshToken: () => createRefreshToken(deps, client, user, data.scopes, data.absoluteExpiresAt, data.dpopJkt) });
 }

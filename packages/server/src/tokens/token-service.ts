@@ -30,6 +30,8 @@ export interface TokenRequestContext {
   audience?: string[];
   /** Bind the access token to this DPoP key (RFC 9449 §6: `cnf.jkt`, token type DPoP). */
   dpopJkt?: string;
+  /** Bind the access token to this client certificate (RFC 8705 §3: `cnf["x5t#S256"]`). */
+  certificateThumbprint?: string;
 }
 
 /** A token response (RFC 6749 §5.1, OIDC Core §3.1.3.3). */
@@ -98,7 +100,9 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
     jti: randomHandle(16),
     scope: scopes.join(" "),
     ...(user ? { auth_time: user.authTime, amr: user.amr, idp: user.idp, sid: user.sid } : {}),
-    ...(context.dpopJkt ? { cnf: { jkt: context.dpopJkt } } : {}),
+    ...(context.dpopJkt || context.certificateThumbprint
+      ? { cnf: { ...(context.dpopJkt ? { jkt: context.dpopJkt } : {}), ...(context.certificateThumbprint ? { "x5t#S256": context.certificateThumbprint } : {}) } }
+      : {}),
   };
 
   let accessToken: string;

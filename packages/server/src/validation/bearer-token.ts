@@ -1,4 +1,5 @@
-import { ProtocolError } from "@tessera/protocol";
+import { ProtocolError, certificateThumbprint } from "@tessera/protocol";
+import { clientCertificateOf } from "../client-auth/certificates.ts";
 import { endpointUrl, type ProviderDeps } from "../deps.ts";
 import { readForm } from "../http/params.ts";
 import { resolveAccessToken, type ResolvedAccessToken } from "../tokens/access-token-resolver.ts";
@@ -38,6 +39,12 @@ export async function validateBearerToken(request: Request, deps: ProviderDeps, 
     new ProtocolError("invalid_token", description, { status: 401, headers: { "www-authenticate": challenge } });
   const resolved = await resolveAccessToken(token, deps);
   if (!resolved) throw invalid("the access token is invalid, expired or revoked");
+  // RFC 8705 §3: a certificate-bound token is honoured only over a connection with that certificate.
+  const x5t = resolved.claims.cnf?.["x5t#S256"];
+  if (x5t !== undefined) {
+    const presented = clientCertificateOf(request);
+    if (!presented || certificateThumbprint(presented.certificate) !== x5t) throw invalid("the access token is bound to another client certificate");
+  }
   const jkt = resolved.claims.cnf?.jkt;
   if (jkt === undefined) {
     if (scheme === "DPoP") throw invalid("the access token is not DPoP-bound");

@@ -1,0 +1,66 @@
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { resolve } from "node:path";
+import type { TLSSocket } from "node:tls";
+import { serve, type HttpBindings } from "@hono/node-server";
+import type { ClientCertificateContext } from "@tessera/server";
+
+/** The mTLS files of a config, read (paths relative to the config's folder). */
+export interface MtlsMaterial {
+  cert: string;
+  key: string;
+  clientCa?: string;
+}
+
+/** Reads the listener certificate, key and client CA; errors name the config path. */
+export function readMtlsMaterial(mtls: { cert?: string; key?: string; clientCa?: string }, baseDir: string): MtlsMaterial {
+  const read = (path: string | undefined, name: string) => {
+    try {
+      return readFileSync(resolve(baseDir, path!), "utf8");
+    } catch (error) {
+      throw new Error(`cannot read mtls.${name} (${path}): ${(error as Error).message}`);
+    }
+  };
+  return { cert: read(mtls.cert, "cert"), key: read(mtls.key, "key"), ...(mtls.clientCa ? { clientCa: read(mtls.clientCa, "clientCa") } : {}) };
+}
+
+/**
+ * The client certificate of a request: from the TLS connection of the mTLS listener, or, only when a
+ * header is configured (TLS terminated by a proxy), from that header (URL-encoded PEM, as nginx's
+ * $ssl_client_escaped_cert). Header certificates are never trusted as verified: the provider checks them
+ * against the client CA itself.
+ */
+export function clientCertificateFrom(env: Partial<HttpBindings> | undefined, request: Request, header: string | null | undefined): ClientCertificateContext | undefined {
+  const socket = env?.incoming?.socket as TLSSocket | undefined;
+  if (socket && typeof socket.getPeerX509Certificate === "function") {
+    const certificate = socket.getPeerX509Certificate();
+    if (certificate) return { certificate, chainVerified: socket.authorized === true };
+  }
+  if (!header) return undefined;
+  const value = request.headers.get(header);
+  if (!value) return undefined;
+  try {
+    const pem = value.includes("%") ? decodeURIComponent(value) : value;
+    return { certificate: new X509Certificate(pem.includes("BEGIN CERTIFICATE") ? pem : Buffer.from(pem, "base64")), chainVerified: false };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts the HTTPS listener that asks for client certificates (and accepts connections without one). */
+export async function startMtlsListener(fetch: (request: Request, env: HttpBindings) => Promise<Response>, material: MtlsMaterial, port: number, hostname?: string) {
+  const server = serve({
+    fetch: fetch as never,
+    port,
+    ...(hostname ? { hostname } : {}),
+    createServer: createHttpsServer,
+    serverOptions: { cert: material.cert, key: material.key, ...(material.clientCa ? { ca: material.clientCa } : {}), requestCert: true, rejectUnauthorized: false },
+  });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once("listening", () => resolveListen());
+    server.once("error", reject);
+  });
+  return { server, port: (server.address() as AddressInfo).port };
+}
