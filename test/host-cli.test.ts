@@ -119,12 +119,12 @@ describe("tessera check", () => {
     assert.doesNotMatch(result.stdout, /warning/);
   });
 
-  it("refuses the PostgreSQL store, which this version does not have", async () => {
+  it("exits non-zero, saying why, when the PostgreSQL database is unreachable at start", async () => {
     const dir = tempDir();
-    writeFileSync(join(dir, "pg.json"), JSON.stringify({ issuer: "https://id.test", store: { kind: "postgres", url: "postgres://x" } }));
-    const result = await run(["check", "--config", join(dir, "pg.json")]);
+    writeFileSync(join(dir, "pg.json"), JSON.stringify({ issuer: "https://id.test", port: 0, store: { kind: "postgres", url: "postgres://tessera@127.0.0.1:9/none" } }));
+    const result = await run(["start", "--config", join(dir, "pg.json")], { env: { TESSERA_DATA_KEY: "x".repeat(43) } });
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /config error at store\.kind: the PostgreSQL store is not available/);
+    assert.match(result.stderr, /cannot start: .*ECONNREFUSED|cannot start/);
   });
 
   it("rejects a file that is not JSON", async () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import { createMemoryStore, createProvider, createSqliteStore, DataProtector, type Logger, type Provider, type Store } from "@tessera/server";
+import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isStoreUnavailable, type Logger, type Provider, type Store } from "@tessera/server";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
@@ -47,10 +47,10 @@ export interface HostApp {
 const MAX_PAGE_FORM_BYTES = 16 * 1024;
 const INVALID_CREDENTIALS = "Invalid username or password.";
 
-async function openStore(config: TesseraConfig, baseDir: string): Promise<{ store: Store; dataDir?: string }> {
+async function openStore(config: TesseraConfig, baseDir: string): Promise<{ store: Store; dataDir?: string; shared?: boolean }> {
   const kind = config.store ?? { kind: "sqlite", path: "./data/tessera.db" };
   if (kind.kind === "memory") return { store: createMemoryStore() };
-  if (kind.kind === "postgres") throw new Error("the PostgreSQL store is not available in this version");
+  if (kind.kind === "postgres") return { store: await createPostgresStore(kind.url), shared: true };
   const path = resolve(baseDir, kind.path);
   return { store: await createSqliteStore(path), dataDir: join(path, "..") };
 }
@@ -58,8 +58,13 @@ async function openStore(config: TesseraConfig, baseDir: string): Promise<{ stor
 /** Builds the host from a validated config. */
 export async function createHostApp(config: TesseraConfig, hostOptions: HostOptions = {}): Promise<HostApp> {
   const baseDir = hostOptions.baseDir ?? process.cwd();
-  const { store, dataDir } = await openStore(config, baseDir);
+  const { store, dataDir, shared } = await openStore(config, baseDir);
   const dataKey = resolveDataKey(config.dataKey, hostOptions.env ?? process.env, dataDir);
+  if (shared && dataKey.source === "ephemeral") {
+    await store.close();
+    // Every process on a shared database must protect cookies and keys with the same key.
+    throw new Error("the postgres store needs a data key shared by every process: set TESSERA_DATA_KEY or dataKey");
+  }
   const users = new ConfigUserStore(config.users ?? []);
   const mtls = config.mtls?.enabled ? readMtlsMaterial(config.mtls, baseDir) : undefined;
   // Behind a proxy (a certificate header configured) the mTLS endpoints are the issuer's own URLs.
@@ -290,6 +295,11 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   const certificateHeader = config.mtls?.enabled ? config.mtls.clientCertificateHeader : undefined;
   app.all("*", (c) => provider.fetch(c.req.raw, { clientCertificate: clientCertificateFrom(c.env as Partial<HttpBindings> | undefined, c.req.raw, certificateHeader) }));
   app.onError((error, c) => {
+    if (isStoreUnavailable(error)) {
+      logger?.warn({ err: error }, "store unavailable");
+      c.header("retry-after", "5");
+      return c.json({ error: "temporarily_unavailable" }, 503);
+    }
     logger?.error({ err: error }, "unhandled error in a page");
     return c.json({ error: "server_error" }, 500);
   });

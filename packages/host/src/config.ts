@@ -139,7 +139,6 @@ export const configSchema = z
       if (!config.mtls.cert) issue(["mtls", "cert"], "the mTLS listener needs a certificate");
       if (!config.mtls.key) issue(["mtls", "key"], "the mTLS listener needs a key");
     }
-    if (config.store?.kind === "postgres") issue(["store", "kind"], "the PostgreSQL store is not available in this version; use sqlite or memory");
     const issuer = new URL(config.issuer);
     if (issuer.protocol !== "https:" && issuer.protocol !== "http:") issue(["issuer"], "must be an http(s) URL");
     if (issuer.search) issue(["issuer"], "must not have a query");

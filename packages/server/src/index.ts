@@ -14,6 +14,8 @@ export { claimsForScopes, defaultProfileService } from "./tokens/claims.ts";
 export type { Store, GrantStore, KeyStore, SessionStore, ServerSideSession, SessionQuery, PersistedGrant, StoredKey, GrantFilter, GrantKind, ConsumeResult } from "./stores/interfaces.ts";
 export { createMemoryStore } from "./stores/memory/index.ts";
 export { createSqliteStore } from "./stores/sql/sqlite.ts";
+export { createPostgresStore, type PostgresStoreOptions } from "./stores/sql/postgres.ts";
+export { isStoreUnavailable } from "./stores/sql/errors.ts";
 export { createSqlStore, migrate } from "./stores/sql/sql-store.ts";
 export { DataProtector } from "./keys/data-protection.ts";
 export { ProtocolError } from "@tessera/protocol";

@@ -4,6 +4,7 @@ import type { AccessTokenClaims } from "./tokens/token-service.ts";
 import { Hono } from "hono";
 import { attachClientCertificate, type ClientCertificateContext } from "./client-auth/certificates.ts";
 import { startPeriodicJob } from "./jobs.ts";
+import { isStoreUnavailable } from "./stores/sql/errors.ts";
 import { createStaticClientStore } from "./clients.ts";
 import { ConsentService, type UserGrant } from "./consent/consents.ts";
 import { PATHS, type ProviderDeps } from "./deps.ts";
@@ -164,6 +165,10 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   app.notFound(() => noStoreJson({ error: "not_found" }, 404));
   app.onError((error) => {
     if (error instanceof ProtocolError) return errorJson(error);
+    if (isStoreUnavailable(error)) {
+      logger.warn({ err: error }, "store unavailable");
+      return errorJson(new ProtocolError("temporarily_unavailable", "the service is temporarily unavailable", { status: 503, headers: { "retry-after": "5" } }));
+    }
     logger.error({ err: error }, "unhandled error");
     return errorJson(new ProtocolError("server_error", "an unexpected error occurred"));
   });

@@ -83,32 +83,31 @@ export class KeyManager {
 
   private async load(): Promise<void> {
     const now = this.nowSeconds();
-    let stored = await this.store.list();
-    let changed = false;
-    for (const alg of this.algorithms) {
-      const mine = stored.filter((k) => k.alg === alg);
-      const newest = [...mine].sort(byActivation)[0];
+    // Decided under the store's lock, so simultaneous processes create or rotate a key only once.
+    await this.store.update(async (current) => {
+      const add: StoredKey[] = [];
+      const remove: string[] = [];
       const { rotationInterval, propagationTime, retentionTime } = this.policy;
-      if (!newest || now - newest.activatesAt >= rotationInterval) {
-        // Nothing usable (first start, or down past the rotation): a key that signs at once.
-        await this.store.add(await this.createKey(alg, now, now));
-        changed = true;
-      } else if (newest.activatesAt <= now && now - newest.activatesAt >= rotationInterval - propagationTime) {
-        // Time to announce the successor.
-        await this.store.add(await this.createKey(alg, now, now + propagationTime));
-        changed = true;
-      }
-      // A key retires when its successor activates, and is deleted once retained long enough.
-      const ordered = [...mine].sort((a, b) => a.activatesAt - b.activatesAt || a.kid.localeCompare(b.kid));
-      for (let i = 0; i < ordered.length - 1; i++) {
-        const successorActivates = ordered[i + 1]!.activatesAt;
-        if (successorActivates <= now && successorActivates + retentionTime < now) {
-          await this.store.remove(ordered[i]!.kid);
-          changed = true;
+      for (const alg of this.algorithms) {
+        const mine = current.filter((k) => k.alg === alg);
+        const newest = [...mine].sort(byActivation)[0];
+        if (!newest || now - newest.activatesAt >= rotationInterval) {
+          // Nothing usable (first start, or down past the rotation): a key that signs at once.
+          add.push(await this.createKey(alg, now, now));
+        } else if (newest.activatesAt <= now && now - newest.activatesAt >= rotationInterval - propagationTime) {
+          // Time to announce the successor.
+          add.push(await this.createKey(alg, now, now + propagationTime));
+        }
+        // A key retires when its successor activates, and is deleted once retained long enough.
+        const ordered = [...mine].sort((a, b) => a.activatesAt - b.activatesAt || a.kid.localeCompare(b.kid));
+        for (let i = 0; i < ordered.length - 1; i++) {
+          const successorActivates = ordered[i + 1]!.activatesAt;
+          if (successorActivates <= now && successorActivates + retentionTime < now) remove.push(ordered[i]!.kid);
         }
       }
-    }
-    if (changed) stored = await this.store.list();
+      return { add, remove };
+    });
+    const stored = await this.store.list();
     const loaded: LoadedKey[] = [];
     for (const key of stored) {
       if (!this.algorithms.includes(key.alg as SigningAlgorithm)) continue;

@@ -75,6 +75,12 @@ export interface KeyStore {
   list(): Promise<StoredKey[]>;
   add(key: StoredKey): Promise<void>;
   remove(kid: string): Promise<void>;
+  /**
+   * Runs `change` on the current keys under a lock shared by every process of the store, then applies the
+   * keys it returns to add and the kids to remove: key creation and rotation happen once, however many
+   * processes start or rotate at the same moment.
+   */
+  update(change: (keys: StoredKey[]) => Promise<{ add: StoredKey[]; remove: string[] }>): Promise<void>;
 }
 
 /** A server-side authentication session (IdentityServer's server-side session record). */

@@ -80,6 +80,16 @@ class MemoryKeyStore implements KeyStore {
   async remove(kid: string): Promise<void> {
     this.keys.delete(kid);
   }
+  private lock: Promise<void> = Promise.resolve();
+  async update(change: (keys: StoredKey[]) => Promise<{ add: StoredKey[]; remove: string[] }>): Promise<void> {
+    const run = this.lock.then(async () => {
+      const { add, remove } = await change(await this.list());
+      for (const key of add) await this.add(key);
+      for (const kid of remove) await this.remove(kid);
+    });
+    this.lock = run.catch(() => {});
+    await run;
+  }
 }
 
 /** Code-unit order, as SQL's binary collation and the cursor's `>` comparison use. */

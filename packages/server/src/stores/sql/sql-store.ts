@@ -1,4 +1,4 @@
-import { Migrator, type Kysely, type Selectable } from "kysely";
+import { Migrator, type Kysely, type Selectable, type Transaction } from "kysely";
 import { decodeSessionCursor, encodeSessionCursor, type ServerSideSession, type SessionQuery, type SessionStore } from "../interfaces.ts";
 import { sql } from "kysely";
 import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
@@ -124,8 +124,30 @@ class SqlGrantStore implements GrantStore {
   }
 }
 
+/** Takes a lock held until the transaction ends (PostgreSQL: an advisory lock; SQLite: the write lock). */
+export type TransactionLock = (trx: Transaction<Database>, name: string) => Promise<void>;
+
 class SqlKeyStore implements KeyStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly lock: TransactionLock,
+  ) {}
+
+  async update(change: (keys: StoredKey[]) => Promise<{ add: StoredKey[]; remove: string[] }>): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await this.lock(trx, "tessera-keys");
+      const rows = await trx.selectFrom("tessera_keys").selectAll().orderBy("created_at").orderBy("kid").execute();
+      const { add, remove } = await change(rows.map(toKey));
+      for (const key of add) {
+        await trx
+          .insertInto("tessera_keys")
+          .values({ kid: key.kid, alg: key.alg, protected_jwk: key.protectedJwk, created_at: key.createdAt, activates_at: key.activatesAt, retires_at: key.retiresAt ?? null })
+          .onConflict((oc) => oc.column("kid").doNothing())
+          .execute();
+      }
+      if (remove.length > 0) await trx.deleteFrom("tessera_keys").where("kid", "in", remove).execute();
+    });
+  }
   async list(): Promise<StoredKey[]> {
     const rows = await this.db.selectFrom("tessera_keys").selectAll().orderBy("created_at").orderBy("kid").execute();
     return rows.map(toKey);
@@ -234,11 +256,11 @@ export async function migrate(db: Kysely<Database>): Promise<void> {
   if (error) throw error instanceof Error ? error : new Error(String(error));
 }
 
-/** A {@link Store} over any Kysely dialect with the Tessera schema. */
-export function createSqlStore(db: Kysely<Database>): Store {
+/** A {@link Store} over any Kysely dialect with the Tessera schema; `lock` serializes key changes across processes. */
+export function createSqlStore(db: Kysely<Database>, lock: TransactionLock = async () => {}): Store {
   return {
     grants: new SqlGrantStore(db),
-    keys: new SqlKeyStore(db),
+    keys: new SqlKeyStore(db, lock),
     sessions: new SqlSessionStore(db),
     close: () => db.destroy(),
   };

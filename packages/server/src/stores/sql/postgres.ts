@@ -1,0 +1,34 @@
+import { Kysely, PostgresDialect, sql } from "kysely";
+import pg from "pg";
+import type { Store } from "../interfaces.ts";
+import type { Database } from "./schema.ts";
+import { createSqlStore, migrate } from "./sql-store.ts";
+
+/** Options of {@link createPostgresStore}. */
+export interface PostgresStoreOptions {
+  /** Most connections in the pool (default 10). */
+  poolSize?: number;
+  /** Milliseconds to wait for a connection before failing the request (default 5000). */
+  connectionTimeout?: number;
+}
+
+/**
+ * Opens a PostgreSQL store: a connection pool, migrations run under Kysely's advisory lock (safe when
+ * several processes start at once), key changes under an advisory transaction lock. The pool reconnects
+ * by itself after the database comes back.
+ */
+export async function createPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: options.connectionTimeout ?? 5000,
+    idleTimeoutMillis: 30_000,
+  });
+  // A dropped idle connection (database restart) must not crash the process; the pool replaces it.
+  pool.on("error", () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  await migrate(db);
+  return createSqlStore(db, async (trx, name) => {
+    await sql`select pg_advisory_xact_lock(hashtext(${name}))`.execute(trx);
+  });
+}
