@@ -5,11 +5,14 @@ import type { AuthorizationCodeData } from "../endpoints/authorize.ts";
 import type { Params } from "../http/params.ts";
 import type { GrantContext } from "./index.ts";
 import { createRefreshToken, wantsRefreshToken } from "../tokens/refresh-tokens.ts";
+import { revokeReplayedFamily, useOnce } from "./one-time-use.ts";
 import { issueTokens, type TokenResponse, type UserTokenContext } from "../tokens/token-service.ts";
 
 /** A code redemption that passed RFC 6749 §4.1.3 and RFC 7636 §4.6. */
 export interface ValidatedCodeGrant {
   client: Client;
+  /** Store key of the code. */
+  key: string;
   dpopJkt?: string;
   certificateThumbprint?: string;
   subject: string;
@@ -22,15 +25,10 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
   const code = form.get("code");
   if (!code) throw new ProtocolError("invalid_request", "code is missing");
   const now = nowSeconds(deps);
-  const consumed = await deps.store.grants.consume(sha256Base64url(code), now);
-  if (!consumed || consumed.grant.kind !== "authorization_code") throw new ProtocolError("invalid_grant", "the code is invalid");
-  const { grant } = consumed;
-  if (!consumed.firstUse) {
-    // RFC 6749 §4.1.2: a code used twice revokes every token issued from it.
-    const revoked = await deps.store.grants.removeAll({ grantId: grant.grantId! });
-    deps.logger.warn({ clientId: grant.clientId, grantId: grant.grantId, revoked }, "authorization code replayed; tokens revoked");
-    throw new ProtocolError("invalid_grant", "the code was already used");
-  }
+  const key = sha256Base64url(code);
+  const grant = await deps.store.grants.get(key);
+  if (!grant || grant.kind !== "authorization_code") throw new ProtocolError("invalid_grant", "the code is invalid");
+  if (grant.consumedAt !== undefined) await revokeReplayedFamily(deps, grant);
   if (grant.expiresAt < now) throw new ProtocolError("invalid_grant", "the code has expired");
   if (grant.clientId !== client.clientId) throw new ProtocolError("invalid_grant", "the code was issued to another client");
   const data = JSON.parse(grant.data) as AuthorizationCodeData;
@@ -48,7 +46,7 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
   }
   // RFC 9449 §10: a code bound with dpop_jkt is redeemed only with a proof by that key.
   if (data.dpopJkt !== undefined && context.dpopJkt !== data.dpopJkt) throw new ProtocolError("invalid_grant", "the DPoP key does not match the dpop_jkt of the authorization request");
-  return { client, subject: grant.subject!, grantId: grant.grantId!, data, dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint };
+  return { client, key, subject: grant.subject!, grantId: grant.grantId!, data, dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint };
 }
 
 /** Issues the tokens for a validated code. */
@@ -67,5 +65,7 @@ export async function issue(validated: ValidatedCodeGrant, deps: ProviderDeps): 
   // Public clients' refresh tokens are bound to the DPoP key (RFC 9449 §5).
   const bindTo = client.tokenEndpointAuthMethod === "none" ? validated.dpopJkt : undefined;
   const refreshToken = wantsRefreshToken(client, data.scopes) ? () => createRefreshToken(deps, client, user, data.scopes, undefined, bindTo) : undefined;
-  return issueTokens(deps, { client, scopes: data.scopes, user, refreshToken, dpopJkt: validated.dpopJkt, certificateThumbprint: validated.certificateThumbprint });
+  return useOnce(deps, validated.key, { clientId: client.clientId, grantId: validated.grantId, kind: "authorization_code" }, () =>
+    issueTokens(deps, { client, scopes: data.scopes, user, refreshToken, dpopJkt: validated.dpopJkt, certificateThumbprint: validated.certificateThumbprint }),
+  );
 }

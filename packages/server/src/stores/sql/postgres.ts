@@ -24,8 +24,10 @@ export async function createPostgresStore(url: string, options: PostgresStoreOpt
     connectionTimeoutMillis: options.connectionTimeout ?? 5000,
     idleTimeoutMillis: 30_000,
   });
-  // A dropped idle connection (database restart) must not crash the process; the pool replaces it.
+  // A dropped connection (database restart) must not crash the process: idle clients report to the pool,
+  // checked-out ones to themselves; their queries fail (503) and the pool replaces them.
   pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   await migrate(db);
   return createSqlStore(db, async (trx, name) => {

@@ -1,0 +1,25 @@
+import { ProtocolError } from "@tessera/protocol";
+import { nowSeconds, type ProviderDeps } from "../deps.ts";
+import type { PersistedGrant } from "../stores/interfaces.ts";
+
+/**
+ * A code or refresh token came back after its one use: it leaked, so every token of its family goes
+ * (RFC 6749 §4.1.2, OAuth 2.1 §4.3.1), and the request fails.
+ */
+export async function revokeReplayedFamily(deps: ProviderDeps, grant: Pick<PersistedGrant, "clientId" | "grantId" | "kind">): Promise<never> {
+  const revoked = await deps.store.grants.removeAll({ grantId: grant.grantId! });
+  deps.logger.warn({ clientId: grant.clientId, grantId: grant.grantId, kind: grant.kind, revoked }, "one-time grant used again; its token family was revoked");
+  throw new ProtocolError("invalid_grant", `the ${grant.kind === "refresh_token" ? "refresh token" : "code"} was already used`);
+}
+
+/**
+ * Issues first, then takes the one-time use in one atomic step: if the store fails in between, the grant
+ * is still usable (nothing half-written is ever handed out); of racing requests exactly one wins, and the
+ * others revoke the family as a replay.
+ */
+export async function useOnce<T>(deps: ProviderDeps, key: string, grant: Pick<PersistedGrant, "clientId" | "grantId" | "kind">, issue: () => Promise<T>): Promise<T> {
+  const result = await issue();
+  const consumed = await deps.store.grants.consume(key, nowSeconds(deps));
+  if (!consumed?.firstUse) return revokeReplayedFamily(deps, grant);
+  return result;
+}
