@@ -1,7 +1,10 @@
 /** npm run bench: every benchmark, each reported as a ratio against its peer measured in the same run. */
 import { cpus } from "node:os";
 import { benchApiValidation } from "./api-validate.ts";
+import { benchHttp } from "./http.ts";
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 3);
+const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 process.stdout.write(`Tessera benchmarks · Node ${process.version} · ${cpus().length} cores (${cpus()[0]?.model ?? "unknown CPU"}) · ${seconds} s per measurement\n\n`);
+for (const line of await benchHttp(seconds)) process.stdout.write(`${line}\n`);
+process.stdout.write("\n");
 for (const line of await benchApiValidation(seconds)) process.stdout.write(`${line}\n`);

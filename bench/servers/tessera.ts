@@ -1,0 +1,23 @@
+/** Benchmark server: Tessera (host app, no request logging) with the memory or SQLite store. */
+import { mkdtempSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serve } from "@hono/node-server";
+import { createHostApp, parseConfig } from "@tessera/host";
+
+const [storeKind = "memory", alg = "ES256"] = process.argv.slice(2);
+const port = Number(process.env.PORT ?? 0);
+const dir = mkdtempSync(join(tmpdir(), "tessera-bench-"));
+const config = parseConfig({
+  issuer: `http://127.0.0.1:${port}`,
+  dataKey: "a".repeat(43),
+  store: storeKind === "sqlite" ? { kind: "sqlite", path: join(dir, "tessera.db") } : { kind: "memory" },
+  keys: { algorithms: [alg] },
+  apiScopes: [{ name: "api1.read" }],
+  apiResources: [{ name: "urn:api1", scopes: ["api1.read"], secret: "api1-secret" }],
+  clients: [{ client_id: "worker", client_secret: "worker-secret", grant_types: ["client_credentials"], scope: "api1.read" }],
+});
+const app = await createHostApp(config, { baseDir: dir });
+const server = serve({ fetch: (request) => app.fetch(request), port, hostname: "127.0.0.1" }, (info: AddressInfo) => process.stdout.write(`listening on http://127.0.0.1:${info.port}\n`));
+process.once("SIGTERM", () => server.close(() => void app.close().then(() => process.exit(0))));
