@@ -68,8 +68,16 @@ export async function readForm(request: Request, limits: ParamLimits): Promise<P
 
 /** The body as text, refusing more than `maxBytes` without reading it all into memory. */
 export async function readLimitedText(request: Request, maxBytes: number): Promise<string> {
-  const declared = Number(request.headers.get("content-length") ?? "0");
+  const lengthHeader = request.headers.get("content-length");
+  const declared = Number(lengthHeader ?? "0");
   if (declared > maxBytes) throw new ProtocolError("invalid_request", "the request body is too large", { status: 413 });
+  // With a declared length the HTTP layer already bounds the body, so the runtime's fast path is safe;
+  // without one (chunked) the body is streamed and cut off at the limit.
+  if (lengthHeader !== null && /^\d+$/.test(lengthHeader)) {
+    const text = await request.text();
+    if (Buffer.byteLength(text, "utf8") > maxBytes) throw new ProtocolError("invalid_request", "the request body is too large", { status: 413 });
+    return text;
+  }
   if (!request.body) return "";
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
