@@ -61,19 +61,10 @@ async function stop(server: Running): Promise<void> {
   server.child.kill("SIGKILL");
 }
 
-/** Peak resident set of a process so far (Linux: VmHWM), in MB. */
-function peakRssMb(pid: number): number {
+/** A memory figure of a process from /proc (Linux), in MB: VmHWM is the peak resident set, VmRSS the current one. */
+function memoryMb(pid: number, field: "VmHWM" | "VmRSS"): number {
   try {
-    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return match ? Number(match[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-function currentRssMb(pid: number): number {
-  try {
-    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
     return match ? Number(match[1]) / 1024 : NaN;
   } catch {
     return NaN;
@@ -119,7 +110,7 @@ async function scenario(title: string, contenders: Contender[], seconds: number,
       p50: avg(results[i]!, "p50"),
       p99: avg(results[i]!, "p99"),
       errors: results[i]!.reduce((sum, m) => sum + m.errors, 0),
-      rss: peakRssMb(running[i]!.child.pid!),
+      rss: memoryMb(running[i]!.child.pid!, "VmHWM"),
     }));
     const tessera = rows[0]!;
     const lines = [title, `  ${"server".padEnd(26)} ${"req/s".padStart(8)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"peak RSS MB".padStart(12)} ${"errors".padStart(7)}  Tessera/this`];
@@ -153,7 +144,7 @@ async function startup(): Promise<string[]> {
       });
       times.push(performance.now() - started);
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      rss = currentRssMb(child.pid!);
+      rss = memoryMb(child.pid!, "VmRSS");
       const exited = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGTERM");
       await exited;

@@ -10,7 +10,8 @@ export const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-beare
 const MAX_ASSERTION_LIFETIME = 600;
 const CLOCK_TOLERANCE = 30;
 
-const remoteKeySets = new WeakMap<Client, JWTVerifyGetKey>();
+/** Per client: its registered keys, or its jwks_uri's keys fetched and cached. */
+const keySets = new WeakMap<Client, JWTVerifyGetKey>();
 
 function fail(description: string): ProtocolError {
   return new ProtocolError("invalid_client", description, { status: 401 });
@@ -19,13 +20,12 @@ function fail(description: string): ProtocolError {
 /** The verification key(s) for a client's assertions; remote JWKS are fetched, cached and refreshed on unknown kids. */
 function keyFor(client: Client): JWTVerifyGetKey | Uint8Array {
   if (client.tokenEndpointAuthMethod === "client_secret_jwt") return new TextEncoder().encode(client.sharedSecret!);
-  if (client.jwks) return createLocalJWKSet(client.jwks);
-  let remote = remoteKeySets.get(client);
-  if (!remote) {
-    remote = createRemoteJWKSet(new URL(client.jwksUri!), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
-    remoteKeySets.set(client, remote);
+  let keys = keySets.get(client);
+  if (!keys) {
+    keys = client.jwks ? createLocalJWKSet(client.jwks) : createRemoteJWKSet(new URL(client.jwksUri!), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    keySets.set(client, keys);
   }
-  return remote;
+  return keys;
 }
 
 /**

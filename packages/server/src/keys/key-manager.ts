@@ -1,4 +1,4 @@
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
+import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
 import type { SigningAlgorithm } from "../options.ts";
 import type { KeyStore, StoredKey } from "../stores/interfaces.ts";
 import type { DataProtector } from "./data-protection.ts";
@@ -40,6 +40,7 @@ const byActivation = (a: StoredKey, b: StoredKey) => b.activatesAt - a.activates
  */
 export class KeyManager {
   private loaded: LoadedKey[] = [];
+  private localSet: ReturnType<typeof createLocalJWKSet> | undefined;
   private loadedAt = -Infinity;
   private loading: Promise<void> | undefined;
 
@@ -67,6 +68,13 @@ export class KeyManager {
   async jwks(): Promise<{ keys: JWK[] }> {
     await this.ensureLoaded();
     return { keys: this.loaded.map((k) => k.publicJwk) };
+  }
+
+  /** A key resolver over the published keys, for verifying tokens issued here (rebuilt only when keys reload). */
+  async verificationKeys(): Promise<ReturnType<typeof createLocalJWKSet>> {
+    await this.ensureLoaded();
+    this.localSet ??= createLocalJWKSet({ keys: this.loaded.map((k) => k.publicJwk) });
+    return this.localSet;
   }
 
   private nowSeconds(): number {
@@ -118,6 +126,7 @@ export class KeyManager {
       loaded.push({ stored: key, publicJwk: publicPart(jwk, key), privateKey });
     }
     this.loaded = loaded;
+    this.localSet = undefined;
     this.loadedAt = this.clock();
   }
 

@@ -1,5 +1,5 @@
 import { sha256Base64url } from "@tessera/protocol";
-import { createLocalJWKSet, jwtVerify } from "jose";
+import { jwtVerify } from "jose";
 import { nowSeconds, sessionAllows, type ProviderDeps } from "../deps.ts";
 import type { PersistedGrant } from "../stores/interfaces.ts";
 import type { AccessTokenClaims, AccessTokenRecord } from "./token-service.ts";
@@ -37,7 +37,7 @@ export async function resolveAccessToken(token: string, deps: ProviderDeps): Pro
   }
   let claims: AccessTokenClaims;
   try {
-    ({ payload: claims } = (await jwtVerify(token, createLocalJWKSet(await deps.keys.jwks()), {
+    ({ payload: claims } = (await jwtVerify(token, await deps.keys.verificationKeys(), {
       issuer: deps.options.issuer,
       typ: "at+jwt",
       algorithms: deps.options.algorithms,

@@ -1,4 +1,4 @@
-import { createLocalJWKSet, jwtVerify } from "jose";
+import { jwtVerify } from "jose";
 import type { ProviderDeps } from "../deps.ts";
 
 /** What a valid `id_token_hint` tells: whose session it came from, and for which client. */
@@ -15,7 +15,7 @@ export interface IdTokenHint {
  */
 export async function verifyIdTokenHint(token: string, deps: ProviderDeps): Promise<IdTokenHint | undefined> {
   try {
-    const { payload } = await jwtVerify(token, createLocalJWKSet(await deps.keys.jwks()), {
+    const { payload } = await jwtVerify(token, await deps.keys.verificationKeys(), {
       issuer: deps.options.issuer,
       algorithms: deps.options.algorithms,
       currentDate: new Date(0),
