@@ -3,7 +3,7 @@ import { mkdtempSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { serve } from "@hono/node-server";
+import { serve, type HttpBindings } from "@hono/node-server";
 import { createHostApp, parseConfig } from "@tessera/host";
 
 const [storeKind = "memory", alg = "ES256"] = process.argv.slice(2);
@@ -19,5 +19,5 @@ const config = parseConfig({
   clients: [{ client_id: "worker", client_secret: "worker-secret", grant_types: ["client_credentials"], scope: "api1.read" }],
 });
 const app = await createHostApp(config, { baseDir: dir });
-const server = serve({ fetch: (request) => app.fetch(request), port, hostname: "127.0.0.1" }, (info: AddressInfo) => process.stdout.write(`listening on http://127.0.0.1:${info.port}\n`));
+const server = serve({ fetch: (request, env) => app.fetch(request, env as HttpBindings), port, hostname: "127.0.0.1" }, (info: AddressInfo) => process.stdout.write(`listening on http://127.0.0.1:${info.port}\n`));
 process.once("SIGTERM", () => server.close(() => void app.close().then(() => process.exit(0))));

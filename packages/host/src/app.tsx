@@ -18,6 +18,7 @@ import { MessagePage } from "./pages/message.tsx";
 import { SessionsPage } from "./pages/sessions.tsx";
 import { adminApi, type AdminAccess } from "./admin-api.ts";
 import { ConfigUserStore } from "./users.ts";
+import { DEFAULT_THROTTLE, LoginThrottle } from "./throttle.ts";
 import { clientCertificateFrom, readMtlsMaterial, type MtlsMaterial } from "./mtls.ts";
 import type { HttpBindings } from "@hono/node-server";
 
@@ -46,6 +47,7 @@ export interface HostApp {
 
 const MAX_PAGE_FORM_BYTES = 16 * 1024;
 const INVALID_CREDENTIALS = "Invalid username or password.";
+const TOO_MANY_ATTEMPTS = "Too many failed sign-ins. Wait a few minutes and try again.";
 
 async function openStore(config: TesseraConfig, baseDir: string): Promise<{ store: Store; dataDir?: string; shared?: boolean }> {
   const kind = config.store ?? { kind: "sqlite", path: "./data/tessera.db" };
@@ -66,6 +68,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     throw new Error("the postgres store needs a data key shared by every process: set TESSERA_DATA_KEY or dataKey");
   }
   const users = new ConfigUserStore(config.users ?? []);
+  const throttle = new LoginThrottle(store.grants, { ...DEFAULT_THROTTLE, ...config.loginThrottling }, () => Math.floor((hostOptions.clock ?? Date.now)() / 1000));
   const mtls = config.mtls?.enabled ? readMtlsMaterial(config.mtls, baseDir) : undefined;
   // Behind a proxy (a certificate header configured) the mTLS endpoints are the issuer's own URLs.
   const issuerUrl0 = new URL(config.issuer);
@@ -182,12 +185,23 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const back = details?.returnUrl ?? (form.returnUrl && localReturn.has(form.returnUrl) ? form.returnUrl : undefined);
     const username = (form.username ?? "").slice(0, 200);
     const password = (form.password ?? "").slice(0, 1024);
+    const address = (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket?.remoteAddress;
+    const again = () => csrfFor(c);
+    // Refused before the password is even checked, and the same for existing and unknown accounts.
+    if (await throttle.blocked(username, address)) {
+      logger?.warn({ event: "login_throttled" }, "login refused: too many failures");
+      const { token, cookies } = again();
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies);
+    }
     const user = username && password ? await users.validateCredentials(username, password) : undefined;
     if (!user) {
+      const delay = await throttle.recordFailure(username, address);
       logger?.warn({ event: "login_failed" }, "login failed");
-      const { token, cookies } = csrfFor(c);
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      const { token, cookies } = again();
       return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
     }
+    await throttle.recordSuccess(username);
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
     const { cookies } = await provider.signIn(c.req.raw, { sub: user.sub, name, amr: ["pwd"], idp: "local" }, { persistent: form.remember === "1" });
     logger?.info({ event: "login_succeeded", sub: user.sub }, "login succeeded");

@@ -115,6 +115,9 @@ export const configSchema = z
       })
       .optional(),
     admin: z.strictObject({ role: z.string().min(1) }).optional(),
+    loginThrottling: z
+      .strictObject({ window: seconds.min(1).optional(), perAccount: z.number().int().min(1).optional(), perAddress: z.number().int().min(1).optional() })
+      .optional(),
     logout: z.strictObject({ backChannelTimeout: seconds.min(1).optional(), backChannelRetries: z.number().int().min(0).max(5).optional() }).optional(),
     identityResources: z
       .array(

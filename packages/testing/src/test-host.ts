@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
+import { serve, type HttpBindings } from "@hono/node-server";
 import { createHostApp, parseConfig, startMtlsListener, type HostApp, type TesseraConfig } from "@tessera/host";
 import { createServer } from "node:net";
 import type { Logger, Provider } from "@tessera/server";
@@ -42,7 +42,7 @@ export async function createTestHost(config: TestHostConfig = {}, options: TestH
     server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
       const s = serve(
         {
-          fetch: (request: Request) => (app ? app.fetch(request) : Promise.resolve(new Response("starting", { status: 503 }))),
+          fetch: (request: Request, env: unknown) => (app ? app.fetch(request, env as HttpBindings) : Promise.resolve(new Response("starting", { status: 503 }))),
           port: 0,
           hostname: "127.0.0.1",
         },

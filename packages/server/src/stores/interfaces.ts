@@ -1,5 +1,5 @@
 /** Kinds of persisted grants (IdentityServer's persisted grant store, one table). */
-export type GrantKind = "authorization_code" | "access_token" | "refresh_token" | "interaction" | "consent" | "replay" | "logout";
+export type GrantKind = "authorization_code" | "access_token" | "refresh_token" | "interaction" | "consent" | "replay" | "logout" | "throttle";
 
 /** A stored grant: codes, token records, interactions. `key` is a hash of the handle, never the handle itself. */
 export interface PersistedGrant {
