@@ -141,7 +141,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     return { token: issued.token, cookies: issued.cookie ? [issued.cookie] : [] };
   };
   const formOf = async (c: Context): Promise<Record<string, string>> => {
-    const body = await c.req.parseBody();
+    // A body that is not a valid form is an empty form: the CSRF check then refuses it (400), never a 500.
+    const body = await c.req.parseBody().catch(() => ({}) as Record<string, string | File>);
     const out: Record<string, string> = {};
     for (const [name, value] of Object.entries(body)) if (typeof value === "string") out[name] = value;
     return out;
