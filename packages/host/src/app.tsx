@@ -19,6 +19,7 @@ import { SessionsPage } from "./pages/sessions.tsx";
 import { adminApi, type AdminAccess } from "./admin-api.ts";
 import { ConfigUserStore } from "./users.ts";
 import { DEFAULT_THROTTLE, LoginThrottle } from "./throttle.ts";
+import { clientAddress } from "./client-address.ts";
 import { clientCertificateFrom, readMtlsMaterial, type MtlsMaterial } from "./mtls.ts";
 import type { HttpBindings } from "@hono/node-server";
 
@@ -186,7 +187,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const back = details?.returnUrl ?? (form.returnUrl && localReturn.has(form.returnUrl) ? form.returnUrl : undefined);
     const username = (form.username ?? "").slice(0, 200);
     const password = (form.password ?? "").slice(0, 1024);
-    const address = (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket?.remoteAddress;
+    const address = clientAddress(c.req.raw, c.env as Partial<HttpBindings> | undefined, config.trustedProxies ?? 0);
     const again = () => csrfFor(c);
     // Refused before the password is even checked, and the same for existing and unknown accounts.
     if (await throttle.blocked(username, address)) {

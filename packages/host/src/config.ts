@@ -115,6 +115,7 @@ export const configSchema = z
       })
       .optional(),
     admin: z.strictObject({ role: z.string().min(1) }).optional(),
+    trustedProxies: z.number().int().min(0).max(10).optional(),
     loginThrottling: z
       .strictObject({ window: seconds.min(1).optional(), perAccount: z.number().int().min(1).optional(), perAddress: z.number().int().min(1).optional() })
       .optional(),

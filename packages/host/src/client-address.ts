@@ -1,0 +1,26 @@
+import type { HttpBindings } from "@hono/node-server";
+
+/** Addresses named by RFC 7239 `Forwarded: for=…` elements, in order. */
+function forwardedFor(header: string): string[] {
+  const out: string[] = [];
+  for (const element of header.split(",")) {
+    const match = /(?:^|;)\s*for=("?)\[?([^\]";,]+)\]?(?::\d+)?\1/i.exec(element);
+    if (match) out.push(match[2]!.trim());
+  }
+  return out;
+}
+
+/**
+ * The client's address. Behind `trustedProxies` reverse proxies (hops), the address the outermost trusted
+ * proxy saw: taken from `Forwarded` (RFC 7239) or `X-Forwarded-For`, counting hops from the right. With no
+ * trusted proxies those headers are ignored, since anyone can send them.
+ */
+export function clientAddress(request: Request, env: Partial<HttpBindings> | undefined, trustedProxies: number): string | undefined {
+  const socketAddress = env?.incoming?.socket?.remoteAddress;
+  if (trustedProxies <= 0) return socketAddress;
+  const forwarded = request.headers.get("forwarded");
+  const chain = forwarded ? forwardedFor(forwarded) : (request.headers.get("x-forwarded-for") ?? "").split(",").map((a) => a.trim()).filter(Boolean);
+  // The socket is the last proxy; each trusted proxy appended the address it saw.
+  const index = chain.length - trustedProxies;
+  return index >= 0 ? chain[index] : chain[0] ?? socketAddress;
+}
