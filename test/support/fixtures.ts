@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { TestBrowser, createTestHost, type TestHost, type TestHostConfig, type TestPage } from "@tessera/testing";
+import { TestBrowser, createTestHost, type TestHost, type TestHostConfig, type TestHostOptions, type TestPage } from "@tessera/testing";
 
 export const RP = "https://rp.test";
 export const REDIRECT = `${RP}/signin-oidc`;
@@ -39,9 +39,9 @@ export class Flow {
     this.browser = new TestBrowser({ handlers: { [host.issuer]: host.fetch }, clock: () => this.now });
   }
 
-  static async create(config: TestHostConfig = baseConfig(), clock?: () => number): Promise<Flow> {
+  static async create(config: TestHostConfig = baseConfig(), clock?: () => number, options: Omit<TestHostOptions, "clock" | "listen"> = {}): Promise<Flow> {
     let flow: Flow | undefined;
-    const host = await createTestHost(config, { clock: clock ?? (() => flow?.now ?? Date.now()) });
+    const host = await createTestHost(config, { ...options, clock: clock ?? (() => flow?.now ?? Date.now()) });
     flow = new Flow(host);
     return flow;
   }

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isStoreUnavailable, type Logger, type Provider, type Store } from "@tessera/server";
+import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isStoreUnavailable, type EventSink, type Logger, type Provider, type Store, type TesseraEvent } from "@tessera/server";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
@@ -32,6 +32,8 @@ export interface HostOptions {
   logger?: Logger;
   /** Milliseconds clock, for tests. */
   clock?: () => number;
+  /** Receives audit events (default: the logger). */
+  events?: EventSink;
 }
 
 /** The identity server as one request handler: the provider plus the login, consent and home pages. */
@@ -69,6 +71,11 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     throw new Error("the postgres store needs a data key shared by every process: set TESSERA_DATA_KEY or dataKey");
   }
   const users = new ConfigUserStore(config.users ?? []);
+  const emitHost = (event: TesseraEvent) => {
+    const stamped = { ...event, at: new Date((hostOptions.clock ?? Date.now)()).toISOString() };
+    if (hostOptions.events) hostOptions.events(stamped);
+    else hostOptions.logger?.info({ event: stamped }, event.type);
+  };
   const throttle = new LoginThrottle(store.grants, { ...DEFAULT_THROTTLE, ...config.loginThrottling }, () => Math.floor((hostOptions.clock ?? Date.now)() / 1000));
   const mtls = config.mtls?.enabled ? readMtlsMaterial(config.mtls, baseDir) : undefined;
   // Behind a proxy (a certificate header configured) the mTLS endpoints are the issuer's own URLs.
@@ -99,6 +106,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     tokens: config.tokens,
     logout: config.logout,
     logger: hostOptions.logger,
+    events: hostOptions.events,
     clock: hostOptions.clock,
   });
   const issuerUrl = new URL(provider.issuer);
@@ -191,14 +199,15 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const again = () => csrfFor(c);
     // Refused before the password is even checked, and the same for existing and unknown accounts.
     if (await throttle.blocked(username, address)) {
-      logger?.warn({ event: "login_throttled" }, "login refused: too many failures");
+      emitHost({ type: "sign_in.failed", reason: "throttled" });
       const { token, cookies } = again();
       return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies);
     }
     const user = username && password ? await users.validateCredentials(username, password) : undefined;
     if (!user) {
       const delay = await throttle.recordFailure(username, address);
-      logger?.warn({ event: "login_failed" }, "login failed");
+      // Never the submitted username: people type their password into it.
+      emitHost({ type: "sign_in.failed", reason: "credentials" });
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       const { token, cookies } = again();
       return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
@@ -206,7 +215,6 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     await throttle.recordSuccess(username);
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
     const { cookies } = await provider.signIn(c.req.raw, { sub: user.sub, name, amr: ["pwd"], idp: "local" }, { persistent: form.remember === "1" });
-    logger?.info({ event: "login_succeeded", sub: user.sub }, "login succeeded");
     return redirectTo(back ?? `${base}/`, cookies);
   });
 

@@ -5,6 +5,7 @@ import type { LogoutService } from "./logout/logout-service.ts";
 import type { BackChannelLogoutService } from "./logout/back-channel.ts";
 import type { DataProtector } from "./keys/data-protection.ts";
 import type { Logger, ResolvedOptions } from "./options.ts";
+import type { TesseraEvent } from "./events.ts";
 import type { InteractionService } from "./session/interactions.ts";
 import type { SessionService } from "./session/session.ts";
 import type { SessionManagementService } from "./session/session-management.ts";
@@ -27,6 +28,8 @@ export interface ProviderDeps {
   backChannel: BackChannelLogoutService;
   profile: ProfileService;
   logger: Logger;
+  /** Emits an audit event to the configured sink. */
+  emit: (event: TesseraEvent) => void;
   /** Milliseconds. */
   clock: () => number;
 }

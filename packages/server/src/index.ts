@@ -20,3 +20,4 @@ export { createSqlStore, migrate } from "./stores/sql/sql-store.ts";
 export { DataProtector } from "./keys/data-protection.ts";
 export { ProtocolError } from "@tessera/protocol";
 export { parseCertificates, chainsTo, type ClientCertificateContext } from "./client-auth/certificates.ts";
+export type { TesseraEvent, EventSink } from "./events.ts";

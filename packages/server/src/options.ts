@@ -1,6 +1,7 @@
 import { STANDARD_SCOPE_CLAIMS } from "@tessera/protocol";
 import { parseCertificates } from "./client-auth/certificates.ts";
 import type { Store } from "./stores/interfaces.ts";
+import type { EventSink } from "./events.ts";
 import type { ClientMetadata } from "./clients.ts";
 import type { ProfileService, UserStore } from "./tokens/claims.ts";
 
@@ -138,6 +139,8 @@ export interface ProviderOptions {
     /** Longest single parameter value accepted, in characters (default 4096). */
     maxParameterLength?: number;
   };
+  /** Receives audit events (default: the logger, at info level). */
+  events?: EventSink;
   /** Current time in milliseconds; injected for tests. */
   clock?: () => number;
   logger?: Logger;

@@ -2,6 +2,7 @@ import { ProtocolError, type ProviderMetadata } from "@tessera/protocol";
 import { resolveAccessToken } from "./tokens/access-token-resolver.ts";
 import type { AccessTokenClaims } from "./tokens/token-service.ts";
 import { Hono } from "hono";
+import type { TesseraEvent } from "./events.ts";
 import { attachClientCertificate, type ClientCertificateContext } from "./client-auth/certificates.ts";
 import { startPeriodicJob } from "./jobs.ts";
 import { isStoreUnavailable } from "./stores/sql/errors.ts";
@@ -105,6 +106,14 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const clock = providerOptions.clock ?? Date.now;
   const logger = providerOptions.logger ?? silentLogger;
   const protector = new DataProtector(providerOptions.dataKey);
+  const sink = providerOptions.events ?? ((event) => logger.info({ event }, event.type));
+  const emit = (event: TesseraEvent) => {
+    try {
+      sink({ ...event, at: new Date(clock()).toISOString() });
+    } catch (err) {
+      logger.warn({ err }, "event sink failed");
+    }
+  };
   const store = providerOptions.store;
   const clients = createStaticClientStore(providerOptions.clients);
   for (const client of providerOptions.clients) {
@@ -113,7 +122,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       throw new TypeError(`client ${client.client_id}: id_token_signed_response_alg ${alg} is not in keys.algorithms`);
     }
   }
-  const keys = new KeyManager(store.keys, protector, options.algorithms, clock, options.keyRotation);
+  const keys = new KeyManager(store.keys, protector, options.algorithms, clock, options.keyRotation, (change) => emit(change));
   const users = providerOptions.users;
   const displayNameLookup = users
     ? async (sub: string, claimType: string) => {
@@ -123,7 +132,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     : undefined;
   const sessions = new SessionService(options, protector, store.sessions, clock, displayNameLookup);
   const nowSeconds = () => Math.floor(clock() / 1000);
-  const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries });
+  const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit);
   const deps: ProviderDeps = {
     options,
     store,
@@ -131,13 +140,14 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     keys,
     protector,
     sessions,
-    sessionManagement: new SessionManagementService(store.sessions, store.grants, clients, backChannel),
+    sessionManagement: new SessionManagementService(store.sessions, store.grants, clients, backChannel, emit),
     backChannel,
-    logout: new LogoutService(options.issuer, store.grants, clients, sessions, backChannel, options.interactionLifetime, nowSeconds),
+    logout: new LogoutService(options.issuer, store.grants, clients, sessions, backChannel, options.interactionLifetime, nowSeconds, emit),
     interactions: new InteractionService(store.grants, options.interactionLifetime, clock),
     consents: new ConsentService(store.grants, clients, options.consentLifetime, nowSeconds),
     profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),
     logger,
+    emit,
     clock,
   };
 
@@ -191,6 +201,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     try {
       for (;;) {
         const removed = await store.sessions.removeExpired(Math.floor(clock() / 1000), CLEANUP_BATCH);
+        for (const session of removed) emit({ type: "session.revoked", sub: session.subject, sid: session.sessionId, reason: "expired" });
         await deps.sessionManagement.afterRemoval(removed, { revokeTokens: false, sendBackchannelLogout: ss.expiredSessionsTriggerBackchannelLogout });
         if (removed.length > 0) logger.info({ removed: removed.length }, "expired sessions removed");
         if (removed.length < CLEANUP_BATCH) break;
@@ -219,7 +230,11 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       return app.fetch(request);
     },
     metadata: () => providerMetadata(deps),
-    signIn: (request, user, signInOptions) => deps.sessions.signIn(request, user, signInOptions?.persistent ?? false),
+    async signIn(request, user, signInOptions) {
+      const result = await deps.sessions.signIn(request, user, signInOptions?.persistent ?? false);
+      emit({ type: "session.started", sub: result.session.sub, sid: result.session.sid, idp: result.session.idp, amr: result.session.amr });
+      return result;
+    },
     signOut: async () => deps.sessions.signOutCookies(),
     getSession: async (request) => (await deps.sessions.read(request))?.session,
     async getInteraction(returnUrl) {

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { serve, type HttpBindings } from "@hono/node-server";
 import { createHostApp, parseConfig, startMtlsListener, type HostApp, type TesseraConfig } from "@tessera/host";
 import { createServer } from "node:net";
-import type { Logger, Provider } from "@tessera/server";
+import type { EventSink, Logger, Provider } from "@tessera/server";
 
 /** A config for {@link createTestHost}: everything optional; issuer defaults to https://idp.test. */
 export type TestHostConfig = Partial<TesseraConfig>;
@@ -31,6 +31,8 @@ export interface TestHostOptions {
   listen?: boolean;
   /** Receives the provider's structured logs. */
   logger?: Logger;
+  /** Receives audit events. */
+  events?: EventSink;
 }
 
 /** Creates a provider with the host's pages, an in-memory store and a random data key. */
@@ -55,7 +57,7 @@ export async function createTestHost(config: TestHostConfig = {}, options: TestH
   let mtlsConfig = config.mtls;
   if (mtlsConfig?.enabled) mtlsConfig = { ...mtlsConfig, port: await freePort() };
   const validated = parseConfig({ store: { kind: "memory" }, dataKey: randomBytes(32).toString("base64url"), ...config, ...(mtlsConfig ? { mtls: mtlsConfig } : {}), issuer });
-  app = await createHostApp(validated, { env: {}, clock: options.clock, logger: options.logger });
+  app = await createHostApp(validated, { env: {}, clock: options.clock, logger: options.logger, events: options.events });
   const hostApp = app;
   const mtls = hostApp.mtls ? await startMtlsListener(hostApp.fetch, hostApp.mtls, mtlsConfig!.port!, "127.0.0.1") : undefined;
   return {

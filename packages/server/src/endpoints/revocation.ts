@@ -11,7 +11,10 @@ async function revokeRefreshToken(token: string, client: Client, deps: ProviderD
   if (token.length > 512) return false;
   const grant = await deps.store.grants.get(sha256Base64url(token));
   if (!grant || grant.kind !== "refresh_token") return false;
-  if (grant.clientId === client.clientId) await deps.store.grants.removeAll({ grantId: grant.grantId! });
+  if (grant.clientId === client.clientId) {
+    await deps.store.grants.removeAll({ grantId: grant.grantId! });
+    deps.emit({ type: "token.revoked", clientId: client.clientId, kind: "refresh_token" });
+  }
   return true;
 }
 
@@ -24,6 +27,7 @@ async function revokeAccessToken(token: string, client: Client, deps: ProviderDe
     throw new ProtocolError("unsupported_token_type", "self-contained access tokens cannot be revoked; use reference tokens");
   }
   await deps.store.grants.remove(resolved.recordKey);
+  deps.emit({ type: "token.revoked", clientId: client.clientId, kind: "access_token" });
   return true;
 }
 

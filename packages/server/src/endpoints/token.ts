@@ -30,6 +30,9 @@ export function tokenEndpoint(deps: ProviderDeps) {
     }
     const validated = await grant.validate(form, client, deps, { dpopJkt: dpop?.jkt, certificateThumbprint });
     const headers: Record<string, string> = dpop && deps.options.dpop.requireNonce ? { "dpop-nonce": issueDpopNonce(deps) } : {};
-    return noStoreJson(await grant.issue(validated, deps), 200, headers);
+    const issued = await grant.issue(validated, deps);
+    const sub = (validated as { user?: { sub: string }; subject?: string }).user?.sub ?? (validated as { subject?: string }).subject;
+    deps.emit({ type: "token.issued", grantType, clientId: client.clientId, ...(sub ? { sub } : {}), scope: issued.scope, tokenType: issued.token_type, refreshToken: issued.refresh_token !== undefined });
+    return noStoreJson(issued, 200, headers);
   };
 }

@@ -8,6 +8,7 @@ import type { PersistedGrant } from "../stores/interfaces.ts";
  */
 export async function revokeReplayedFamily(deps: ProviderDeps, grant: Pick<PersistedGrant, "clientId" | "grantId" | "kind">): Promise<never> {
   const revoked = await deps.store.grants.removeAll({ grantId: grant.grantId! });
+  deps.emit({ type: "token.replay_detected", clientId: grant.clientId, kind: grant.kind === "refresh_token" ? "refresh_token" : "authorization_code" });
   deps.logger.warn({ clientId: grant.clientId, grantId: grant.grantId, kind: grant.kind, revoked }, "one-time grant used again; its token family was revoked");
   throw new ProtocolError("invalid_grant", `the ${grant.kind === "refresh_token" ? "refresh token" : "code"} was already used`);
 }

@@ -50,6 +50,7 @@ export class KeyManager {
     private readonly algorithms: readonly SigningAlgorithm[],
     private readonly clock: () => number,
     private readonly policy: KeyRotationPolicy = { rotationInterval: 7_776_000, propagationTime: 1_209_600, retentionTime: 1_209_600 },
+    private readonly onChange: (change: { type: "key.created"; kid: string; alg: string; activatesAt: number } | { type: "key.removed"; kid: string }) => void = () => {},
   ) {}
 
   /** The key to sign with for `alg` (default: the first configured algorithm). */
@@ -92,6 +93,7 @@ export class KeyManager {
   private async load(): Promise<void> {
     const now = this.nowSeconds();
     // Decided under the store's lock, so simultaneous processes create or rotate a key only once.
+    let changes: { add: StoredKey[]; remove: string[] } = { add: [], remove: [] };
     await this.store.update(async (current) => {
       const add: StoredKey[] = [];
       const remove: string[] = [];
@@ -113,8 +115,11 @@ export class KeyManager {
           if (successorActivates <= now && successorActivates + retentionTime < now) remove.push(ordered[i]!.kid);
         }
       }
-      return { add, remove };
+      changes = { add, remove };
+      return changes;
     });
+    for (const key of changes.add) this.onChange({ type: "key.created", kid: key.kid, alg: key.alg, activatesAt: key.activatesAt });
+    for (const kid of changes.remove) this.onChange({ type: "key.removed", kid });
     const stored = await this.store.list();
     const loaded: LoadedKey[] = [];
     for (const key of stored) {

@@ -2,6 +2,7 @@ import { randomHandle } from "@tessera/protocol";
 import type { Client } from "../clients.ts";
 import type { KeyManager } from "../keys/key-manager.ts";
 import type { Logger } from "../options.ts";
+import type { TesseraEvent } from "../events.ts";
 import { signJwt } from "../tokens/signer.ts";
 
 /** OIDC Back-Channel Logout 1.0 §2.4 event. */
@@ -35,6 +36,7 @@ export class BackChannelLogoutService {
     private readonly logger: Logger,
     private readonly clock: () => number,
     private readonly options: BackChannelOptions,
+    private readonly emit: (event: TesseraEvent) => void = () => {},
   ) {}
 
   /** Starts the deliveries and returns immediately. */
@@ -80,7 +82,7 @@ export class BackChannelLogoutService {
         });
         await response.body?.cancel();
         if (response.ok) {
-          this.logger.info({ clientId: client.clientId, sid: session.sid }, "back-channel logout delivered");
+          this.emit({ type: "logout.backchannel.sent", clientId: client.clientId, sid: session.sid });
           return;
         }
         lastError = `HTTP ${response.status}`;
@@ -91,5 +93,6 @@ export class BackChannelLogoutService {
       }
     }
     this.logger.warn({ clientId: client.clientId, uri, sid: session.sid, error: lastError }, "back-channel logout failed");
+    this.emit({ type: "logout.backchannel.failed", clientId: client.clientId, sid: session.sid, error: lastError });
   }
 }

@@ -3,6 +3,7 @@ import type { Client, ClientStore } from "../clients.ts";
 import type { GrantStore } from "../stores/interfaces.ts";
 import type { SessionService } from "../session/session.ts";
 import type { BackChannelLogoutService } from "./back-channel.ts";
+import type { TesseraEvent } from "../events.ts";
 
 /** A logout in progress: what the client asked for, and (once ended) whose session ended. */
 export interface LogoutRequestData {
@@ -40,6 +41,7 @@ export class LogoutService {
     private readonly backChannel: BackChannelLogoutService,
     private readonly lifetime: number,
     private readonly now: () => number,
+    private readonly emit: (event: TesseraEvent) => void = () => {},
   ) {}
 
   async create(data: Omit<LogoutRequestData, "ended" | "clients">): Promise<string> {
@@ -70,6 +72,7 @@ export class LogoutService {
       data.clients = session.clients;
       const clients = (await Promise.all(session.clients.map((c) => this.clients.findClientById(c)))).filter((c): c is Client => !!c);
       this.backChannel.notify({ sub: session.sub, sid: session.sid, clients });
+      this.emit({ type: "session.ended", sub: session.sub, sid: session.sid, clients: session.clients });
     }
     data.ended = true;
     await this.save(id, data);

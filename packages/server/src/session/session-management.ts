@@ -1,5 +1,6 @@
 import type { Client, ClientStore } from "../clients.ts";
 import type { BackChannelLogoutService } from "../logout/back-channel.ts";
+import type { TesseraEvent } from "../events.ts";
 import type { GrantStore, ServerSideSession, SessionQuery, SessionStore } from "../stores/interfaces.ts";
 
 /** A server-side session as administrators see it. */
@@ -37,6 +38,7 @@ export class SessionManagementService {
     private readonly grants: GrantStore,
     private readonly clients: ClientStore,
     private readonly backChannel: BackChannelLogoutService,
+    private readonly emit: (event: TesseraEvent) => void = () => {},
   ) {}
 
   /** Sessions in creation order, filtered by substrings of subject, display name or session id. */
@@ -62,6 +64,7 @@ export class SessionManagementService {
       throw new TypeError("removeSessions needs a sessionId or a subject");
     }
     const removed = await this.sessions.remove(targets.map((s) => s.key));
+    for (const session of removed) this.emit({ type: "session.revoked", sub: session.subject, sid: session.sessionId, reason: "admin" });
     await this.afterRemoval(removed, request);
     return removed.length;
   }
