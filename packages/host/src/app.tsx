@@ -105,6 +105,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     keys: config.keys,
     tokens: config.tokens,
     logout: config.logout,
+    outbound: config.outbound,
     logger: hostOptions.logger,
     events: hostOptions.events,
     clock: hostOptions.clock,

@@ -116,6 +116,9 @@ export const configSchema = z
       .optional(),
     admin: z.strictObject({ role: z.string().min(1) }).optional(),
     trustedProxies: z.number().int().min(0).max(10).optional(),
+    outbound: z
+      .strictObject({ allowLoopback: z.boolean().optional(), allowPrivateNetworks: z.boolean().optional(), timeout: seconds.min(1).optional(), maxResponseBytes: z.number().int().min(1024).optional() })
+      .optional(),
     loginThrottling: z
       .strictObject({ window: seconds.min(1).optional(), perAccount: z.number().int().min(1).optional(), perAddress: z.number().int().min(1).optional() })
       .optional(),

@@ -28,6 +28,8 @@ export interface ProviderDeps {
   backChannel: BackChannelLogoutService;
   profile: ProfileService;
   logger: Logger;
+  /** Fetch for URLs clients register (SSRF-guarded, no redirects, size-capped). */
+  outboundFetch: (url: string, init?: RequestInit) => Promise<Response>;
   /** Emits an audit event to the configured sink. */
   emit: (event: TesseraEvent) => void;
   /** Milliseconds. */

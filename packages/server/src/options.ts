@@ -2,6 +2,7 @@ import { STANDARD_SCOPE_CLAIMS } from "@tessera/protocol";
 import { parseCertificates } from "./client-auth/certificates.ts";
 import type { Store } from "./stores/interfaces.ts";
 import type { EventSink } from "./events.ts";
+import type { OutboundPolicy } from "./http/outbound.ts";
 import type { ClientMetadata } from "./clients.ts";
 import type { ProfileService, UserStore } from "./tokens/claims.ts";
 
@@ -139,6 +140,8 @@ export interface ProviderOptions {
     /** Longest single parameter value accepted, in characters (default 4096). */
     maxParameterLength?: number;
   };
+  /** Requests the provider makes to URLs clients register (jwks_uri, back-channel logout). */
+  outbound?: Partial<OutboundPolicy>;
   /** Receives audit events (default: the logger, at info level). */
   events?: EventSink;
   /** Current time in milliseconds; injected for tests. */
@@ -185,6 +188,7 @@ export interface ResolvedOptions {
   maxFormBytes: number;
   maxParameterLength: number;
   grantCleanupInterval: number;
+  outbound: OutboundPolicy;
 }
 
 function scopeClaims(options: ProviderOptions): Pick<ResolvedOptions, "identityResources" | "identityClaims" | "apiClaims"> {
@@ -267,5 +271,6 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     maxFormBytes: options.limits?.maxFormBytes ?? 65536,
     maxParameterLength: options.limits?.maxParameterLength ?? 4096,
     grantCleanupInterval: options.grantCleanupInterval ?? 600,
+    outbound: { allowLoopback: false, allowPrivateNetworks: false, timeout: 5, maxResponseBytes: 65536, ...options.outbound },
   };
 }

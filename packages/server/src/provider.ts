@@ -5,6 +5,7 @@ import { Hono } from "hono";
 import type { TesseraEvent } from "./events.ts";
 import { attachClientCertificate, type ClientCertificateContext } from "./client-auth/certificates.ts";
 import { startPeriodicJob } from "./jobs.ts";
+import { createOutboundFetch } from "./http/outbound.ts";
 import { isStoreUnavailable } from "./stores/sql/errors.ts";
 import { createStaticClientStore } from "./clients.ts";
 import { ConsentService, type UserGrant } from "./consent/consents.ts";
@@ -132,7 +133,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     : undefined;
   const sessions = new SessionService(options, protector, store.sessions, clock, displayNameLookup);
   const nowSeconds = () => Math.floor(clock() / 1000);
-  const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit);
+  const outboundFetch = createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, options.backChannelTimeout) });
+  const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);
   const deps: ProviderDeps = {
     options,
     store,
@@ -148,6 +150,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),
     logger,
     emit,
+    outboundFetch,
     clock,
   };
 

@@ -56,7 +56,8 @@ export async function createTestHost(config: TestHostConfig = {}, options: TestH
   }
   let mtlsConfig = config.mtls;
   if (mtlsConfig?.enabled) mtlsConfig = { ...mtlsConfig, port: await freePort() };
-  const validated = parseConfig({ store: { kind: "memory" }, dataKey: randomBytes(32).toString("base64url"), ...config, ...(mtlsConfig ? { mtls: mtlsConfig } : {}), issuer });
+  // Tests run their receivers and JWKS servers on loopback: allowed here explicitly, never by default.
+  const validated = parseConfig({ store: { kind: "memory" }, dataKey: randomBytes(32).toString("base64url"), outbound: { allowLoopback: true }, ...config, ...(mtlsConfig ? { mtls: mtlsConfig } : {}), issuer });
   app = await createHostApp(validated, { env: {}, clock: options.clock, logger: options.logger, events: options.events });
   const hostApp = app;
   const mtls = hostApp.mtls ? await startMtlsListener(hostApp.fetch, hostApp.mtls, mtlsConfig!.port!, "127.0.0.1") : undefined;

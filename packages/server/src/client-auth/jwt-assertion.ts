@@ -1,5 +1,5 @@
 import { ProtocolError, sha256Base64url } from "@tessera/protocol";
-import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTVerifyGetKey } from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeProtectedHeader, jwtVerify, type JWTVerifyGetKey } from "jose";
 import type { Client } from "../clients.ts";
 import { endpointUrl, nowSeconds, PATHS, type ProviderDeps } from "../deps.ts";
 
@@ -18,11 +18,13 @@ function fail(description: string): ProtocolError {
 }
 
 /** The verification key(s) for a client's assertions; remote JWKS are fetched, cached and refreshed on unknown kids. */
-function keyFor(client: Client): JWTVerifyGetKey | Uint8Array {
+function keyFor(client: Client, deps: ProviderDeps): JWTVerifyGetKey | Uint8Array {
   if (client.tokenEndpointAuthMethod === "client_secret_jwt") return new TextEncoder().encode(client.sharedSecret!);
   let keys = keySets.get(client);
   if (!keys) {
-    keys = client.jwks ? createLocalJWKSet(client.jwks) : createRemoteJWKSet(new URL(client.jwksUri!), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    keys = client.jwks
+      ? createLocalJWKSet(client.jwks)
+      : createRemoteJWKSet(new URL(client.jwksUri!), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 600_000, [customFetch]: (url: string, init: RequestInit) => deps.outboundFetch(url, init) });
     keySets.set(client, keys);
   }
   return keys;
@@ -44,7 +46,7 @@ export async function verifyClientAssertion(assertion: string, client: Client, r
   const called = `${requestUrl.origin}${requestUrl.pathname}`;
   let payload;
   try {
-    const key = keyFor(client);
+    const key = keyFor(client, deps);
     const options = {
       algorithms: client.assertionAlgorithms,
       issuer: client.clientId,

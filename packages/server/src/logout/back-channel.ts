@@ -37,6 +37,7 @@ export class BackChannelLogoutService {
     private readonly clock: () => number,
     private readonly options: BackChannelOptions,
     private readonly emit: (event: TesseraEvent) => void = () => {},
+    private readonly send: (url: string, init?: RequestInit) => Promise<Response> = fetch,
   ) {}
 
   /** Starts the deliveries and returns immediately. */
@@ -73,14 +74,7 @@ export class BackChannelLogoutService {
       try {
         // A fresh token per attempt: each carries its own jti, so a receiver's replay check cannot refuse a retry.
         const body = new URLSearchParams({ logout_token: await this.logoutToken(client, session) });
-        const response = await fetch(uri, {
-          method: "POST",
-          headers: { "content-type": "application/x-www-form-urlencoded" },
-          body,
-          redirect: "manual",
-          signal: AbortSignal.timeout(this.options.timeout * 1000),
-        });
-        await response.body?.cancel();
+        const response = await this.send(uri, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body });
         if (response.ok) {
           this.emit({ type: "logout.backchannel.sent", clientId: client.clientId, sid: session.sid });
           return;
@@ -90,6 +84,7 @@ export class BackChannelLogoutService {
         if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) break;
       } catch (error) {
         lastError = (error as Error).name === "TimeoutError" ? "timed out" : (error as Error).message;
+        if ((error as Error).name === "OutboundRefused") break;
       }
     }
     this.logger.warn({ clientId: client.clientId, uri, sid: session.sid, error: lastError }, "back-channel logout failed");
