@@ -79,11 +79,12 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   const throttle = new LoginThrottle(store.grants, { ...DEFAULT_THROTTLE, ...config.loginThrottling }, () => Math.floor((hostOptions.clock ?? Date.now)() / 1000));
   const mtls = config.mtls?.enabled ? readMtlsMaterial(config.mtls, baseDir) : undefined;
   // Behind a proxy (a certificate header configured) the mTLS endpoints are the issuer's own URLs.
-  const issuerUrl0 = new URL(config.issuer);
+  const issuerUrl = new URL(config.issuer);
+  const base = issuerUrl.pathname.replace(/\/+$/, "");
   const mtlsBaseUrl = mtls
     ? config.mtls?.clientCertificateHeader
       ? config.issuer.replace(/\/+$/, "")
-      : `https://${issuerUrl0.hostname}:${config.mtls?.port ?? 5443}${issuerUrl0.pathname.replace(/\/+$/, "")}`
+      : `https://${issuerUrl.hostname}:${config.mtls?.port ?? 5443}${base}`
     : undefined;
   // The admin API is an API of its own: scope tessera.admin, audience {issuer}/admin/api.
   const adminAudience = `${config.issuer.replace(/\/+$/, "")}/admin/api`;
@@ -110,8 +111,6 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     events: hostOptions.events,
     clock: hostOptions.clock,
   });
-  const issuerUrl = new URL(provider.issuer);
-  const base = issuerUrl.pathname.replace(/\/+$/, "");
   const csrf = new CsrfProtection(new DataProtector(dataKey.key).subkey("csrf"), issuerUrl.protocol === "https:", base || "/");
   // Chromium applies form-action to the redirects that follow a form post, and login and consent end in
   // a redirect to a client, so the clients' redirect origins are allowed as form targets.

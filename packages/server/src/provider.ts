@@ -61,7 +61,10 @@ export interface Provider {
   metadata(): ProviderMetadata;
   /** Signs a user in (the sign-in API for login pages); send the returned cookies with the response. */
   signIn(request: Request, user: SignInUser, options?: { persistent?: boolean }): Promise<SignInResult>;
-  /** Set-Cookie values that end the authentication session. */
+  /**
+   * Ends the request's authentication session here (its server-side record too) without notifying its
+   * clients, and returns the Set-Cookie values that clear it; `endSession` is the single sign-out.
+   */
   signOut(request: Request): Promise<string[]>;
   /** The current authentication session, if the request carries a valid one. */
   getSession(request: Request): Promise<AuthenticationSession | undefined>;
@@ -238,7 +241,11 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       emit({ type: "session.started", sub: result.session.sub, sid: result.session.sid, idp: result.session.idp, amr: result.session.amr });
       return result;
     },
-    signOut: async () => deps.sessions.signOutCookies(),
+    async signOut(request) {
+      const session = (await deps.sessions.read(request))?.session;
+      if (session) await deps.sessions.end(session);
+      return deps.sessions.signOutCookies();
+    },
     getSession: async (request) => (await deps.sessions.read(request))?.session,
     async getInteraction(returnUrl) {
       const id = interactionId(returnUrl);

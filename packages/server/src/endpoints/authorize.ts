@@ -1,6 +1,6 @@
 import { ProtocolError, computeSessionState, randomHandle, sha256Base64url } from "@tessera/protocol";
 import { nowSeconds, PATHS, type ProviderDeps } from "../deps.ts";
-import { Params, readForm, toParams } from "../http/params.ts";
+import { Params, readForm } from "../http/params.ts";
 import { htmlPage, redirect } from "../http/responses.ts";
 import type { Interaction } from "../session/interactions.ts";
 import type { AuthenticationSession } from "../session/session.ts";
@@ -31,7 +31,7 @@ export function authorizeEndpoint(deps: ProviderDeps) {
     let params: Params;
     try {
       params =
-        request.method === "POST" ? await readForm(request, limits) : toParams(new URL(request.url).searchParams, limits);
+        request.method === "POST" ? await readForm(request, limits) : Params.parse(new URL(request.url).searchParams, limits);
     } catch (error) {
       // The parameters could not be read, so there is no trustworthy redirect_uri to send an error to.
       if (error instanceof ProtocolError) return htmlPage(errorPage(error.code, error.description), 400);

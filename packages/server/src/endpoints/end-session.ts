@@ -1,6 +1,6 @@
 import { ProtocolError } from "@tessera/protocol";
 import type { ProviderDeps } from "../deps.ts";
-import { readForm, toParams, type Params } from "../http/params.ts";
+import { Params, readForm } from "../http/params.ts";
 import { htmlPage, redirect } from "../http/responses.ts";
 import { errorPage } from "../ui/html.ts";
 import { validateEndSessionRequest } from "../validation/end-session-request.ts";
@@ -20,7 +20,7 @@ export function endSessionEndpoint(deps: ProviderDeps) {
   return async (request: Request): Promise<Response> => {
     let params: Params;
     try {
-      params = request.method === "POST" ? await readForm(request, deps.options) : toParams(new URL(request.url).searchParams, deps.options, false);
+      params = request.method === "POST" ? await readForm(request, deps.options) : Params.parse(new URL(request.url).searchParams, deps.options, false);
       const validated = await validateEndSessionRequest(params, deps);
       const session = (await deps.sessions.read(request))?.session;
       const logoutId = await deps.logout.create({

@@ -51,11 +51,6 @@ export interface ParamLimits {
   maxParameterLength: number;
 }
 
-/** Query parameters of a request. */
-export function toParams(search: URLSearchParams, limits: ParamLimits, redirectable = true): Params {
-  return Params.parse(search, limits, redirectable);
-}
-
 /** Reads an application/x-www-form-urlencoded body within the size limit. */
 export async function readForm(request: Request, limits: ParamLimits): Promise<Params> {
   const type = request.headers.get("content-type")?.split(";")[0]?.trim().toLowerCase();
