@@ -368,7 +368,7 @@ describe("authorization code flow: bad input", () => {
       ["code=x", form, 400, "invalid_request"],
       ["grant_type=authorization_code&grant_type=authorization_code&code=x", form, 400, "invalid_request"],
       ["grant_type=authorization_code", form, 400, "invalid_request"],
-      ["grant_type=authorization_code&code=%E0%A4%A", form, 400, "invalid_grant"],
+      ["grant_type=authorization_code&code=%E0%A4%A", form, 400, "invalid_request"],
       ["grant_type=authorization_code&code=x", { "content-type": "application/x-www-form-urlencoded", authorization: "Basic !!!" }, 401, "invalid_client"],
       ["grant_type=authorization_code&code=x", { "content-type": "application/x-www-form-urlencoded" }, 401, "invalid_client"],
       ["a=" + "x".repeat(70_000), form, 413, "invalid_request"],

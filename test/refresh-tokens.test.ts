@@ -120,3 +120,62 @@ describe("refresh token lifetimes (fake clock)", () => {
     }
   });
 });
+
+describe("refresh token reuse grace period (fake clock)", () => {
+  it("returns the same successor to a reuse within the period, and revokes the family after it", async () => {
+    let now = Date.now();
+    const c = config();
+    c.clients![0] = { ...c.clients![0]!, refresh_token_reuse_grace_period: 10 };
+    const host = await createTestHost(c, { listen: true, clock: () => now });
+    try {
+      const app = await discover(host, "app", oidc.ClientSecretBasic("app-secret"));
+      const refresh = async (token: string) => {
+        const response = await fetch(app.serverMetadata().token_endpoint!, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from("app:app-secret").toString("base64")}` },
+          body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: token }).toString(),
+        });
+        return (await response.json()) as { refresh_token?: string; access_token?: string; error?: string };
+      };
+      const first = await codeFlow(app, { scope: "openid offline_access" });
+
+      // Two tabs refresh with the same token at once: both succeed with the same new refresh token.
+      const [a, b] = await Promise.all([refresh(first.refresh_token!), refresh(first.refresh_token!)]);
+      assert.ok(a.refresh_token && a.access_token, a.error);
+      assert.equal(b.refresh_token, a.refresh_token);
+      assert.notEqual(b.access_token, a.access_token);
+
+      now += 9_000;
+      const late = await refresh(first.refresh_token!);
+      assert.equal(late.refresh_token, a.refresh_token, "still within 10 s of the rotation");
+
+      // The successor rotates normally, and a used successor is never revived by a reuse of its parent.
+      const next = await refresh(a.refresh_token!);
+      assert.ok(next.refresh_token && next.refresh_token !== a.refresh_token);
+      now += 1_000;
+      assert.equal((await refresh(first.refresh_token!)).refresh_token, a.refresh_token);
+      now += 11_000;
+      const after = await refresh(a.refresh_token!);
+      assert.equal(after.error, "invalid_grant", "a reused successor past its own period revokes the family");
+      assert.equal((await refresh(next.refresh_token!)).error, "invalid_grant");
+      assert.equal((await refresh(first.refresh_token!)).error, "invalid_grant");
+    } finally {
+      await host.close();
+    }
+  });
+
+  it("is off by default: racing refreshes revoke the family", async () => {
+    const host = await createTestHost(config(), { listen: true });
+    try {
+      const app = await discover(host, "app", oidc.ClientSecretBasic("app-secret"));
+      const first = await codeFlow(app, { scope: "openid offline_access" });
+      const results = await Promise.allSettled([oidc.refreshTokenGrant(app, first.refresh_token!), oidc.refreshTokenGrant(app, first.refresh_token!)]);
+      const won = results.find((r) => r.status === "fulfilled");
+      assert.equal(results.filter((r) => r.status === "rejected").length, 1);
+      assert.ok(won && won.status === "fulfilled");
+      assert.equal(await errorOf(oidc.refreshTokenGrant(app, won.value.refresh_token!)), "invalid_grant");
+    } finally {
+      await host.close();
+    }
+  });
+});

@@ -59,3 +59,87 @@ describe("failed sign-in throttling", () => {
     }
   });
 });
+
+describe("failed client authentication throttling", () => {
+  const tokenRequest = (host: TestHost, secret: string, address?: string) =>
+    fetch(`${host.issuer}/connect/token`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        authorization: `Basic ${Buffer.from(`web:${secret}`).toString("base64")}`,
+        ...(address ? { "x-forwarded-for": address } : {}),
+      },
+      body: "grant_type=client_credentials",
+    });
+
+  it("refuses a client from an address after its failures, even with the right secret, until the window passes", async () => {
+    let now = Date.now();
+    const config = { ...baseConfig(), trustedProxies: 1, clientAuthThrottling: { window: 60, maxPerClient: 3, maxPerAddress: 100 } };
+    config.clients![0] = { ...config.clients![0]!, grant_types: ["authorization_code", "client_credentials"] };
+    const events: { type: string; reason?: string }[] = [];
+    const host = await createTestHost(config, { listen: true, clock: () => now, events: (e) => events.push(e as { type: string; reason?: string }) });
+    try {
+      assert.equal((await tokenRequest(host, "web-secret", "198.51.100.1")).status, 200);
+      for (let i = 0; i < 3; i++) assert.equal((await tokenRequest(host, "wrong", "198.51.100.1")).status, 401);
+      const refused = await tokenRequest(host, "web-secret", "198.51.100.1");
+      assert.equal(refused.status, 429);
+      assert.equal(((await refused.json()) as { error: string }).error, "invalid_client");
+      assert.equal(refused.headers.get("retry-after"), "60");
+      // Another address is not locked out by an attacker elsewhere.
+      assert.equal((await tokenRequest(host, "web-secret", "198.51.100.2")).status, 200);
+      assert.deepEqual(
+        events.filter((e) => e.type === "client.authentication_failed").map((e) => e.reason),
+        ["credentials", "credentials", "credentials", "throttled"],
+      );
+      now += 61_000;
+      assert.equal((await tokenRequest(host, "web-secret", "198.51.100.1")).status, 200, "the window passed");
+    } finally {
+      await host.close();
+    }
+  });
+
+  it("limits failures per address across client ids, and counts API resource secrets at introspection", async () => {
+    const config = { ...baseConfig(), trustedProxies: 1, clientAuthThrottling: { window: 60, maxPerClient: 100, maxPerAddress: 4 } };
+    const host = await createTestHost(config, { listen: true });
+    try {
+      const introspect = (id: string, secret: string) =>
+        fetch(`${host.issuer}/connect/introspect`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`, "x-forwarded-for": "203.0.113.9" },
+          body: "token=x",
+        });
+      for (const id of ["urn:api1", "web", "nobody", "spa"]) assert.equal((await introspect(id, "wrong")).status, 401, id);
+      assert.equal((await introspect("urn:api1", "api1-secret")).status, 429);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it("shares counts through the store: a second process refuses after its own first failure", async () => {
+    const { createMemoryStore, createProvider } = await import("@tessera/server");
+    const store = createMemoryStore();
+    const dataKey = Buffer.alloc(32, 7).toString("base64url");
+    const clients = [{ client_id: "svc", client_secret: "svc-secret", grant_types: ["client_credentials"], scope: "api1.read" }];
+    const options = { issuer: "https://idp.test", store, dataKey, clients, apiScopes: [{ name: "api1.read" }], clientAuthThrottling: { maxPerClient: 3 } };
+    const one = createProvider(options);
+    const two = createProvider(options);
+    const send = (provider: typeof one, secret: string) =>
+      provider.fetch(
+        new Request("https://idp.test/connect/token", {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`svc:${secret}`).toString("base64")}` },
+          body: "grant_type=client_credentials",
+        }),
+        { clientAddress: "192.0.2.7" },
+      );
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await send(one, "wrong")).status, 401);
+      assert.equal((await send(one, "svc-secret")).status, 429);
+      assert.equal((await send(two, "wrong")).status, 401);
+      assert.equal((await send(two, "svc-secret")).status, 429);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+});

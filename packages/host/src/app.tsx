@@ -107,6 +107,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     tokens: config.tokens,
     logout: config.logout,
     outbound: config.outbound,
+    limits: config.limits && { maxFormBytes: config.limits.maxFormBytes, maxParameterLength: config.limits.maxParameterLength, maxParameters: config.limits.maxParameters },
+    clientAuthThrottling: config.clientAuthThrottling,
     logger: hostOptions.logger,
     events: hostOptions.events,
     clock: hostOptions.clock,
@@ -317,7 +319,13 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   });
 
   const certificateHeader = config.mtls?.enabled ? config.mtls.clientCertificateHeader : undefined;
-  app.all("*", (c) => provider.fetch(c.req.raw, { clientCertificate: clientCertificateFrom(c.env as Partial<HttpBindings> | undefined, c.req.raw, certificateHeader) }));
+  app.all("*", (c) => {
+    const env = c.env as Partial<HttpBindings> | undefined;
+    return provider.fetch(c.req.raw, {
+      clientCertificate: clientCertificateFrom(env, c.req.raw, certificateHeader),
+      clientAddress: clientAddress(c.req.raw, env, config.trustedProxies ?? 0),
+    });
+  });
   app.onError((error, c) => {
     if (isStoreUnavailable(error)) {
       logger?.warn({ err: error }, "store unavailable");

@@ -53,6 +53,7 @@ const clientSchema = z.strictObject({
   access_token_lifetime: seconds.min(1).optional(),
   refresh_token_absolute_lifetime: seconds.optional(),
   refresh_token_sliding_lifetime: seconds.optional(),
+  refresh_token_reuse_grace_period: seconds.max(300).optional(),
 });
 
 const userSchema = z.strictObject({
@@ -121,6 +122,20 @@ export const configSchema = z
       .optional(),
     loginThrottling: z
       .strictObject({ window: seconds.min(1).optional(), perAccount: z.number().int().min(1).optional(), perAddress: z.number().int().min(1).optional() })
+      .optional(),
+    clientAuthThrottling: z
+      .union([
+        z.literal(false),
+        z.strictObject({ window: seconds.min(1).optional(), maxPerClient: z.number().int().min(1).optional(), maxPerAddress: z.number().int().min(1).optional() }),
+      ])
+      .optional(),
+    limits: z
+      .strictObject({
+        maxFormBytes: z.number().int().min(1024).max(10_485_760).optional(),
+        maxParameterLength: z.number().int().min(256).max(1_048_576).optional(),
+        maxParameters: z.number().int().min(16).max(1000).optional(),
+        requestTimeout: seconds.min(1).max(600).optional(),
+      })
       .optional(),
     logout: z.strictObject({ backChannelTimeout: seconds.min(1).optional(), backChannelRetries: z.number().int().min(0).max(5).optional() }).optional(),
     identityResources: z

@@ -49,14 +49,23 @@ export function clientCertificateFrom(env: Partial<HttpBindings> | undefined, re
   }
 }
 
+/**
+ * Node server timeouts: a request (headers and body) must arrive within `requestTimeout` seconds, so a slow
+ * or stalled client gets 408 and its connection closed instead of holding it open.
+ */
+export function serverTimeouts(requestTimeout: number): { requestTimeout: number; headersTimeout: number; connectionsCheckingInterval: number; keepAliveTimeout: number } {
+  const ms = requestTimeout * 1000;
+  return { requestTimeout: ms, headersTimeout: Math.min(ms, 20_000), connectionsCheckingInterval: Math.min(ms, 5_000) / 2, keepAliveTimeout: 5_000 };
+}
+
 /** Starts the HTTPS listener that asks for client certificates (and accepts connections without one). */
-export async function startMtlsListener(fetch: (request: Request, env: HttpBindings) => Promise<Response>, material: MtlsMaterial, port: number, hostname?: string) {
+export async function startMtlsListener(fetch: (request: Request, env: HttpBindings) => Promise<Response>, material: MtlsMaterial, port: number, hostname?: string, requestTimeout = 30) {
   const server = serve({
     fetch: fetch as never,
     port,
     ...(hostname ? { hostname } : {}),
     createServer: createHttpsServer,
-    serverOptions: { cert: material.cert, key: material.key, ...(material.clientCa ? { ca: material.clientCa } : {}), requestCert: true, rejectUnauthorized: false },
+    serverOptions: { cert: material.cert, key: material.key, ...(material.clientCa ? { ca: material.clientCa } : {}), requestCert: true, rejectUnauthorized: false, ...serverTimeouts(requestTimeout) },
   });
   await new Promise<void>((resolveListen, reject) => {
     server.once("listening", () => resolveListen());

@@ -3,7 +3,7 @@ import { serve, type HttpBindings } from "@hono/node-server";
 import pino from "pino";
 import { loadConfigFile, type ConfigOverrides } from "./config.ts";
 import { createHostApp, type HostApp } from "./app.tsx";
-import { startMtlsListener } from "./mtls.ts";
+import { serverTimeouts, startMtlsListener } from "./mtls.ts";
 
 /** A running server. */
 export interface RunningServer {
@@ -24,12 +24,13 @@ export async function startServer(configFile: string, overrides: ConfigOverrides
   const app = await createHostApp(config, { baseDir, logger });
   if (app.dataKeySource === "ephemeral") logger.warn({}, "no data key configured and no data folder: sessions end when the process stops");
   const hostname = overrides.hostname ?? config.host;
+  const requestTimeout = config.limits?.requestTimeout ?? 30;
   const server = await new Promise<ReturnType<typeof serve>>((resolveListen, reject) => {
-    const s = serve({ fetch: (request, env) => app.fetch(request, env as HttpBindings), port: config.port ?? 5000, ...(hostname ? { hostname } : {}) }, () => resolveListen(s));
+    const s = serve({ fetch: (request, env) => app.fetch(request, env as HttpBindings), port: config.port ?? 5000, ...(hostname ? { hostname } : {}), serverOptions: serverTimeouts(requestTimeout) }, () => resolveListen(s));
     s.once("error", reject);
   });
   const port = (server.address() as AddressInfo).port;
-  const mtlsListener = app.mtls ? await startMtlsListener(app.fetch, app.mtls, config.mtls?.port ?? 5443, hostname) : undefined;
+  const mtlsListener = app.mtls ? await startMtlsListener(app.fetch, app.mtls, config.mtls?.port ?? 5443, hostname, requestTimeout) : undefined;
   if (mtlsListener) logger.info({ port: mtlsListener.port }, "mTLS listener started");
   const url = `http://${hostname && hostname !== "0.0.0.0" && hostname !== "::" ? hostname : "localhost"}:${port}`;
   let stopping: Promise<void> | undefined;

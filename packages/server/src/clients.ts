@@ -49,6 +49,11 @@ export interface ClientMetadata {
   tls_client_certificate_bound_access_tokens?: boolean;
   refresh_token_absolute_lifetime?: number;
   refresh_token_sliding_lifetime?: number;
+  /**
+   * Seconds after a rotation in which the old refresh token may be used again and yields the same new
+   * refresh token (concurrent refreshes from several tabs or pods); 0, the default, means strict one-time use.
+   */
+  refresh_token_reuse_grace_period?: number;
   [extension: string]: unknown;
 }
 
@@ -91,6 +96,8 @@ export interface Client {
   refreshTokenAbsoluteLifetime: number;
   /** Seconds a refresh token lives unused; each rotation slides it, up to the absolute lifetime. */
   refreshTokenSlidingLifetime?: number;
+  /** Seconds a rotated refresh token may still be used, returning the same successor (0: never). */
+  refreshTokenReuseGracePeriod: number;
   metadata: ClientMetadata;
 }
 
@@ -155,6 +162,7 @@ export function normalizeClient(metadata: ClientMetadata): Client {
     tlsClientCertificateBoundAccessTokens: metadata.tls_client_certificate_bound_access_tokens ?? false,
     refreshTokenAbsoluteLifetime: metadata.refresh_token_absolute_lifetime ?? 2_592_000,
     refreshTokenSlidingLifetime: metadata.refresh_token_sliding_lifetime || undefined,
+    refreshTokenReuseGracePeriod: metadata.refresh_token_reuse_grace_period ?? 0,
     metadata,
   };
 }

@@ -12,6 +12,7 @@ import type { SessionManagementService } from "./session/session-management.ts";
 import type { Client } from "./clients.ts";
 import type { Store } from "./stores/interfaces.ts";
 import type { ProfileService } from "./tokens/claims.ts";
+import type { FailureThrottle } from "./security/failure-throttle.ts";
 
 /** Everything an endpoint may use; built once in provider.ts, no module-level state anywhere. */
 export interface ProviderDeps {
@@ -27,6 +28,8 @@ export interface ProviderDeps {
   logout: LogoutService;
   backChannel: BackChannelLogoutService;
   profile: ProfileService;
+  /** Store-backed failure counters (client authentication). */
+  throttle: FailureThrottle;
   logger: Logger;
   /** Fetch for URLs clients register (SSRF-guarded, no redirects, size-capped). */
   outboundFetch: (url: string, init?: RequestInit) => Promise<Response>;

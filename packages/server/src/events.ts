@@ -1,6 +1,7 @@
 /** Audit events: what happened, to whom and through which client; never a secret, password or token. */
 export type TesseraEvent =
   | { type: "sign_in.failed"; reason: "credentials" | "throttled" }
+  | { type: "client.authentication_failed"; clientId: string; reason: "credentials" | "throttled" }
   | { type: "session.started"; sub: string; sid: string; idp: string; amr: string[] }
   | { type: "session.ended"; sub: string; sid: string; clients: string[] }
   | { type: "session.revoked"; sub: string; sid: string; reason: "admin" | "expired" }

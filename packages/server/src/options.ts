@@ -139,7 +139,15 @@ export interface ProviderOptions {
     maxFormBytes?: number;
     /** Longest single parameter value accepted, in characters (default 4096). */
     maxParameterLength?: number;
+    /** Most parameters one query or form may carry (default 64). */
+    maxParameters?: number;
   };
+  /**
+   * Failed client authentications (token, introspection, revocation) counted in the store per client and
+   * client address; past `maxPerClient` (default 10) or `maxPerAddress` (default 50) failures within
+   * `window` seconds (default 900) the endpoint answers 429 until the window passes. `false` turns it off.
+   */
+  clientAuthThrottling?: false | { window?: number; maxPerClient?: number; maxPerAddress?: number };
   /** Requests the provider makes to URLs clients register (jwks_uri, back-channel logout). */
   outbound?: Partial<OutboundPolicy>;
   /** Receives audit events (default: the logger, at info level). */
@@ -187,6 +195,8 @@ export interface ResolvedOptions {
   consentLifetime: number;
   maxFormBytes: number;
   maxParameterLength: number;
+  maxParameters: number;
+  clientAuthThrottling: false | { window: number; maxPerClient: number; maxPerAddress: number };
   grantCleanupInterval: number;
   outbound: OutboundPolicy;
 }
@@ -270,6 +280,8 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     consentLifetime: options.interaction?.consentLifetime ?? 31_536_000,
     maxFormBytes: options.limits?.maxFormBytes ?? 65536,
     maxParameterLength: options.limits?.maxParameterLength ?? 4096,
+    maxParameters: options.limits?.maxParameters ?? 64,
+    clientAuthThrottling: options.clientAuthThrottling === false ? false : { window: 900, maxPerClient: 10, maxPerAddress: 50, ...options.clientAuthThrottling },
     grantCleanupInterval: options.grantCleanupInterval ?? 600,
     outbound: { allowLoopback: false, allowPrivateNetworks: false, timeout: 5, maxResponseBytes: 65536, ...options.outbound },
   };

@@ -6,6 +6,8 @@ import type { TesseraEvent } from "./events.ts";
 import { attachClientCertificate, type ClientCertificateContext } from "./client-auth/certificates.ts";
 import { startPeriodicJob } from "./jobs.ts";
 import { createOutboundFetch } from "./http/outbound.ts";
+import { attachClientAddress } from "./http/request-context.ts";
+import { FailureThrottle } from "./security/failure-throttle.ts";
 import { isStoreUnavailable } from "./stores/sql/errors.ts";
 import { createStaticClientStore } from "./clients.ts";
 import { ConsentService, type UserGrant } from "./consent/consents.ts";
@@ -49,6 +51,14 @@ export interface SignInResult {
   cookies: string[];
 }
 
+/** What the host knows about a request's connection. */
+export interface RequestContext {
+  /** The TLS client certificate the connection presented (mutual TLS). */
+  clientCertificate?: ClientCertificateContext;
+  /** The client's network address after the host's trusted-proxy rules (failure throttling). */
+  clientAddress?: string;
+}
+
 /** An OpenID Provider as a Web-standard request handler. */
 export interface Provider {
   readonly issuer: string;
@@ -56,7 +66,7 @@ export interface Provider {
    * Handles a request to any provider endpoint; 404 for other paths. A host terminating mutual TLS passes
    * the connection's client certificate (never one taken from a request header it did not configure).
    */
-  fetch(request: Request, context?: { clientCertificate?: ClientCertificateContext }): Promise<Response>;
+  fetch(request: Request, context?: RequestContext): Promise<Response>;
   /** The discovery document. */
   metadata(): ProviderMetadata;
   /** Signs a user in (the sign-in API for login pages); send the returned cookies with the response. */
@@ -151,6 +161,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     interactions: new InteractionService(store.grants, options.interactionLifetime, clock),
     consents: new ConsentService(store.grants, clients, options.consentLifetime, nowSeconds),
     profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),
+    throttle: new FailureThrottle(store.grants, () => Math.floor(clock() / 1000)),
     logger,
     emit,
     outboundFetch,
@@ -233,6 +244,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     issuer: options.issuer,
     fetch: async (request, context) => {
       if (context?.clientCertificate) attachClientCertificate(request, context.clientCertificate);
+      if (context?.clientAddress) attachClientAddress(request, context.clientAddress);
       return app.fetch(request);
     },
     metadata: () => providerMetadata(deps),

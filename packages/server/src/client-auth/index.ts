@@ -5,6 +5,7 @@ import type { Params } from "../http/params.ts";
 import { secretMatches } from "./client-secret.ts";
 import { JWT_BEARER, verifyClientAssertion } from "./jwt-assertion.ts";
 import { certificateAuthenticates } from "./tls.ts";
+import { clientAddressOf } from "../http/request-context.ts";
 
 /** The credentials a request presented, before they are checked. */
 export interface PresentedCredentials {
@@ -70,11 +71,45 @@ export function presentedCredentials(request: Request, form: Params): PresentedC
 }
 
 /**
+ * Runs a client authentication under the failure throttle: refused with 429 while the client (from this
+ * address) or the address has too many recent failures; each `invalid_client` failure is counted.
+ */
+export async function throttledAuthentication<T>(request: Request, clientId: string, deps: ProviderDeps, authenticate: () => Promise<T>): Promise<T> {
+  const policy = deps.options.clientAuthThrottling;
+  if (!policy) return authenticate();
+  const address = clientAddressOf(request);
+  const subjects = [{ subject: `client:${clientId}\n${address ?? ""}`, limit: { window: policy.window, max: policy.maxPerClient } }];
+  if (address) subjects.push({ subject: `client-address:${address}`, limit: { window: policy.window, max: policy.maxPerAddress } });
+  for (const { subject, limit } of subjects) {
+    if (await deps.throttle.blocked(subject, limit)) {
+      deps.emit({ type: "client.authentication_failed", clientId, reason: "throttled" });
+      throw new ProtocolError("invalid_client", "too many failed client authentications; try again later", {
+        status: 429,
+        headers: { "retry-after": String(policy.window) },
+      });
+    }
+  }
+  try {
+    return await authenticate();
+  } catch (error) {
+    if (error instanceof ProtocolError && error.code === "invalid_client") {
+      deps.emit({ type: "client.authentication_failed", clientId, reason: "credentials" });
+      for (const { subject, limit } of subjects) await deps.throttle.record(subject, limit);
+    }
+    throw error;
+  }
+}
+
+/**
  * Authenticates the client by the method it registered, and only that one (token, introspection and
- * revocation endpoints).
+ * revocation endpoints), under the failure throttle.
  */
 export async function authenticateClient(request: Request, form: Params, deps: ProviderDeps): Promise<Client> {
   const presented = presentedCredentials(request, form);
+  return throttledAuthentication(request, presented.clientId, deps, () => checkCredentials(request, presented, deps));
+}
+
+async function checkCredentials(request: Request, presented: PresentedCredentials, deps: ProviderDeps): Promise<Client> {
   const basic = presented.method === "client_secret_basic";
   const client = await deps.clients.findClientById(presented.clientId);
   if (!client) throw invalidClient("client authentication failed", basic);

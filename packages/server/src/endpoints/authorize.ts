@@ -31,10 +31,10 @@ export function authorizeEndpoint(deps: ProviderDeps) {
     let params: Params;
     try {
       params =
-        request.method === "POST" ? await readForm(request, limits) : Params.parse(new URL(request.url).searchParams, limits);
+        request.method === "POST" ? await readForm(request, limits) : Params.parse(new URL(request.url).search, limits);
     } catch (error) {
       // The parameters could not be read, so there is no trustworthy redirect_uri to send an error to.
-      if (error instanceof ProtocolError) return htmlPage(errorPage(error.code, error.description), 400);
+      if (error instanceof ProtocolError) return htmlPage(errorPage(error.code, error.description), error.status === 413 ? 413 : 400);
       throw error;
     }
     return processAuthorization(request, params, undefined, deps);

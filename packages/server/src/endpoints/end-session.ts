@@ -20,7 +20,7 @@ export function endSessionEndpoint(deps: ProviderDeps) {
   return async (request: Request): Promise<Response> => {
     let params: Params;
     try {
-      params = request.method === "POST" ? await readForm(request, deps.options) : Params.parse(new URL(request.url).searchParams, deps.options, false);
+      params = request.method === "POST" ? await readForm(request, deps.options, false) : Params.parse(new URL(request.url).search, deps.options, false);
       const validated = await validateEndSessionRequest(params, deps);
       const session = (await deps.sessions.read(request))?.session;
       const logoutId = await deps.logout.create({
@@ -36,7 +36,7 @@ export function endSessionEndpoint(deps: ProviderDeps) {
       const { cookies } = await deps.logout.endSession(request, logoutId);
       return redirect(logoutPageUrl(deps, deps.options.signedOutUrl, logoutId), session ? cookies : []);
     } catch (error) {
-      if (error instanceof ProtocolError) return htmlPage(errorPage(error.code, error.description), 400);
+      if (error instanceof ProtocolError) return htmlPage(errorPage(error.code, error.description), error.status === 413 ? 413 : 400);
       throw error;
     }
   };

@@ -18,9 +18,17 @@ export async function revokeReplayedFamily(deps: ProviderDeps, grant: Pick<Persi
  * is still usable (nothing half-written is ever handed out); of racing requests exactly one wins, and the
  * others revoke the family as a replay.
  */
-export async function useOnce<T>(deps: ProviderDeps, key: string, grant: Pick<PersistedGrant, "clientId" | "grantId" | "kind">, issue: () => Promise<T>): Promise<T> {
+export async function useOnce<T>(deps: ProviderDeps, key: string, grant: Pick<PersistedGrant, "clientId" | "grantId" | "kind">, issue: () => Promise<T>, graceSeconds = 0): Promise<T> {
   const result = await issue();
-  const consumed = await deps.store.grants.consume(key, nowSeconds(deps));
-  if (!consumed?.firstUse) return revokeReplayedFamily(deps, grant);
-  return result;
+  const now = nowSeconds(deps);
+  const consumed = await deps.store.grants.consume(key, now);
+  if (consumed?.firstUse) return result;
+  // A racing request used it a moment ago, within the client's reuse grace period: same successor, no harm.
+  if (consumed && withinGrace(consumed.grant.consumedAt, now, graceSeconds)) return result;
+  return revokeReplayedFamily(deps, grant);
+}
+
+/** True when a grant used at `consumedAt` may still be used again at `now`. */
+export function withinGrace(consumedAt: number | undefined, now: number, graceSeconds: number): boolean {
+  return graceSeconds > 0 && consumedAt !== undefined && now - consumedAt <= graceSeconds;
 }

@@ -4,14 +4,17 @@ import { nowSeconds, type ProviderDeps } from "../deps.ts";
 import type { Params } from "../http/params.ts";
 import type { GrantContext } from "./index.ts";
 import { createRefreshToken, type RefreshTokenData } from "../tokens/refresh-tokens.ts";
-import { revokeReplayedFamily, useOnce } from "./one-time-use.ts";
+import { revokeReplayedFamily, useOnce, withinGrace } from "./one-time-use.ts";
 import { issueTokens, type TokenResponse, type UserTokenContext } from "../tokens/token-service.ts";
 
 /** A refresh that passed RFC 6749 §6 and the rotation rules. */
 export interface ValidatedRefresh {
   client: Client;
-  /** Store key of the presented refresh token. */
+  /** The presented refresh token and its store key. */
+  token: string;
   key: string;
+  /** Already rotated, but used again within the client's reuse grace period. */
+  reused: boolean;
   dpopJkt?: string;
   certificateThumbprint?: string;
   user: UserTokenContext;
@@ -30,7 +33,8 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
     throw new ProtocolError("invalid_grant", "the refresh token is invalid");
   }
   const now = nowSeconds(deps);
-  if (grant.consumedAt !== undefined) await revokeReplayedFamily(deps, grant);
+  const reused = grant.consumedAt !== undefined;
+  if (reused && !withinGrace(grant.consumedAt, now, client.refreshTokenReuseGracePeriod)) await revokeReplayedFamily(deps, grant);
   if (grant.expiresAt < now) throw new ProtocolError("invalid_grant", "the refresh token has expired");
   const data = JSON.parse(grant.data) as RefreshTokenData;
   // A key-bound refresh token (public client) is only refreshed with a proof by that key; checked before use.
@@ -58,11 +62,18 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
     sessionClaims: data.sessionClaims,
     grantId: grant.grantId!,
   };
-  return { client, key, user, data, scopes, dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint };
+  return { client, token, key, reused, user, data, scopes, dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint };
 }
 
 /** Rotates: a new refresh token in the same family, and new access (and ID) tokens. */
 export async function issue(validated: ValidatedRefresh, deps: ProviderDeps): Promise<TokenResponse> {
   const { client, user, data, scopes, dpopJkt, certificateThumbprint } = validated;
-  return useOnce(deps, validated.key, { clientId: client.clientId, grantId: user.grantId, kind: "refresh_token" }, () => issueTokens(deps, { client, scopes, user, dpopJkt, certificateThumbprint, refreshToken: () => createRefreshToken(deps, client, user, data.scopes, data.absoluteExpiresAt, data.dpopJkt) }));
+  const grace = client.refreshTokenReuseGracePeriod;
+  const tokens = () =>
+    issueTokens(deps, { client, scopes, user, dpopJkt, certificateThumbprint, refreshToken: () => createRefreshToken(deps, client, user, data.scopes, data.absoluteExpiresAt, data.dpopJkt, validated.token) });
+  if (validated.reused) {
+    deps.logger.info({ clientId: client.clientId, grantId: user.grantId }, "rotated refresh token used again within the reuse grace period");
+    return tokens();
+  }
+  return useOnce(deps, validated.key, { clientId: client.clientId, grantId: user.grantId, kind: "refresh_token" }, tokens, grace);
 }

@@ -14,13 +14,24 @@ export class Params implements Iterable<[string, string]> {
     return new Params(values);
   }
 
-  /** Builds from a query or form, refusing repeats (but of `resource`) and over-long values. */
-  static parse(search: URLSearchParams, limits: ParamLimits, redirectable = true): Params {
+  /**
+   * Parses a query string or form body (`application/x-www-form-urlencoded`), refusing repeats (but of
+   * `resource`), over-long values, too many parameters and percent-encodings that are not UTF-8.
+   */
+  static parse(raw: string, limits: ParamLimits, redirectable = true): Params {
     const values = new Map<string, string[]>();
-    for (const [name, value] of search) {
+    if (raw.startsWith("?")) raw = raw.slice(1);
+    if (raw === "") return new Params(values);
+    const pairs = raw.split("&");
+    if (pairs.length > limits.maxParameters) throw new ProtocolError("invalid_request", "too many parameters", { redirectable });
+    for (const pair of pairs) {
+      if (pair === "") continue;
+      const equals = pair.indexOf("=");
+      const name = decodeComponent(equals < 0 ? pair : pair.slice(0, equals), redirectable);
+      const value = equals < 0 ? "" : decodeComponent(pair.slice(equals + 1), redirectable);
       const existing = values.get(name);
-      if (existing && !REPEATABLE.has(name)) throw new ProtocolError("invalid_request", `parameter ${name} is repeated`, { redirectable });
-      if (value.length > limits.maxParameterLength) throw new ProtocolError("invalid_request", `parameter ${name} is too long`, { redirectable });
+      if (existing && !REPEATABLE.has(name)) throw new ProtocolError("invalid_request", `parameter ${name.slice(0, 64)} is repeated`, { redirectable });
+      if (value.length > limits.maxParameterLength) throw new ProtocolError("invalid_request", `parameter ${name.slice(0, 64)} is too long`, { redirectable });
       // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
       if (value !== "") values.set(name, [...(existing ?? []), value]);
     }
@@ -49,16 +60,28 @@ export class Params implements Iterable<[string, string]> {
 export interface ParamLimits {
   maxFormBytes: number;
   maxParameterLength: number;
+  maxParameters: number;
+}
+
+/** Strict form decoding: `+` is a space, and a percent-encoding must spell valid UTF-8. */
+function decodeComponent(text: string, redirectable: boolean): string {
+  const spaced = text.includes("+") ? text.replace(/\+/g, " ") : text;
+  if (!spaced.includes("%")) return spaced;
+  try {
+    return decodeURIComponent(spaced);
+  } catch {
+    throw new ProtocolError("invalid_request", "a parameter is not valid percent-encoded UTF-8", { redirectable });
+  }
 }
 
 /** Reads an application/x-www-form-urlencoded body within the size limit. */
-export async function readForm(request: Request, limits: ParamLimits): Promise<Params> {
+export async function readForm(request: Request, limits: ParamLimits, redirectable = true): Promise<Params> {
   const type = request.headers.get("content-type")?.split(";")[0]?.trim().toLowerCase();
   if (type !== "application/x-www-form-urlencoded") {
     throw new ProtocolError("invalid_request", "the body must be application/x-www-form-urlencoded");
   }
   const text = await readLimitedText(request, limits.maxFormBytes);
-  return Params.parse(new URLSearchParams(text), limits);
+  return Params.parse(text, limits, redirectable);
 }
 
 /** The body as text, refusing more than `maxBytes` without reading it all into memory. */
@@ -69,16 +92,16 @@ export async function readLimitedText(request: Request, maxBytes: number): Promi
   // With a declared length the HTTP layer already bounds the body, so the runtime's fast path is safe;
   // without one (chunked) the body is streamed and cut off at the limit.
   if (lengthHeader !== null && /^\d+$/.test(lengthHeader)) {
-    const text = await request.text();
-    if (Buffer.byteLength(text, "utf8") > maxBytes) throw new ProtocolError("invalid_request", "the request body is too large", { status: 413 });
-    return text;
+    const bytes = new Uint8Array(await request.arrayBuffer().catch(unreadable));
+    if (bytes.byteLength > maxBytes) throw new ProtocolError("invalid_request", "the request body is too large", { status: 413 });
+    return decodeUtf8(bytes);
   }
   if (!request.body) return "";
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await reader.read().catch(unreadable);
     if (done) break;
     size += value.byteLength;
     if (size > maxBytes) {
@@ -87,5 +110,21 @@ export async function readLimitedText(request: Request, maxBytes: number): Promi
     }
     chunks.push(value);
   }
-  return new TextDecoder("utf-8", { fatal: false }).decode(Buffer.concat(chunks));
+  return decodeUtf8(Buffer.concat(chunks));
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** A body must be UTF-8; anything else is refused rather than silently repaired. */
+function decodeUtf8(bytes: Uint8Array): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new ProtocolError("invalid_request", "the request body is not valid UTF-8");
+  }
+}
+
+/** The client went away or sent a broken body: its error, not the server's (no 5xx, no "store unavailable"). */
+function unreadable(): never {
+  throw new ProtocolError("invalid_request", "the request body could not be read");
 }

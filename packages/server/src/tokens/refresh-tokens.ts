@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import { randomHandle, sha256Base64url } from "@tessera/protocol";
 import type { Client } from "../clients.ts";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
@@ -24,14 +25,25 @@ export function wantsRefreshToken(client: Client, scopes: readonly string[]): bo
 }
 
 /**
- * Stores a new refresh token of a family. The first one fixes the absolute expiry; with a sliding lifetime
- * each rotation extends the expiry by that much, never past the absolute one.
+ * The successor of a refresh token under a reuse grace period: derived from the presented token with a
+ * key only the server holds, so every request racing with the same token gets the same successor.
  */
-export async function createRefreshToken(deps: ProviderDeps, client: Client, user: UserTokenContext, scopes: string[], absoluteExpiresAt?: number, dpopJkt?: string): Promise<string> {
+function successorHandle(deps: ProviderDeps, predecessor: string): string {
+  return createHmac("sha256", deps.protector.subkey("refresh-successor")).update(predecessor).digest("base64url");
+}
+
+/**
+ * Stores a new refresh token of a family. The first one fixes the absolute expiry; with a sliding lifetime
+ * each rotation extends the expiry by that much, never past the absolute one. With `predecessor` (a
+ * rotation for a client with a reuse grace period) the successor is derived, and an existing one is kept
+ * as it is (never revived once used).
+ */
+export async function createRefreshToken(deps: ProviderDeps, client: Client, user: UserTokenContext, scopes: string[], absoluteExpiresAt?: number, dpopJkt?: string, predecessor?: string): Promise<string> {
   const now = nowSeconds(deps);
   const absolute = absoluteExpiresAt ?? now + client.refreshTokenAbsoluteLifetime;
   const expiresAt = client.refreshTokenSlidingLifetime ? Math.min(absolute, now + client.refreshTokenSlidingLifetime) : absolute;
-  const handle = randomHandle(32);
+  const derived = predecessor !== undefined && client.refreshTokenReuseGracePeriod > 0;
+  const handle = derived ? successorHandle(deps, predecessor) : randomHandle(32);
   const data: RefreshTokenData = {
     scopes,
     sid: user.sid,
@@ -42,7 +54,7 @@ export async function createRefreshToken(deps: ProviderDeps, client: Client, use
     absoluteExpiresAt: absolute,
     ...(dpopJkt ? { dpopJkt } : {}),
   };
-  await deps.store.grants.put({
+  const grant = {
     key: sha256Base64url(handle),
     kind: "refresh_token",
     clientId: client.clientId,
@@ -52,6 +64,8 @@ export async function createRefreshToken(deps: ProviderDeps, client: Client, use
     data: JSON.stringify(data),
     createdAt: now,
     expiresAt,
-  });
+  } as const;
+  if (derived) await deps.store.grants.putIfAbsent(grant);
+  else await deps.store.grants.put(grant);
   return handle;
 }

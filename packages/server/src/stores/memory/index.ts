@@ -11,16 +11,71 @@ function matches(grant: PersistedGrant, filter: GrantFilter): boolean {
   );
 }
 
+type IndexedField = "subject" | "grantId" | "sessionId" | "clientId";
+const INDEXED: readonly IndexedField[] = ["subject", "grantId", "sessionId", "clientId"];
+
 class MemoryGrantStore implements GrantStore {
   private readonly grants = new Map<string, PersistedGrant>();
+  /** Keys by subject, grant id, session id and client id, so filtered reads never scan every grant. */
+  private readonly indexes = new Map<IndexedField, Map<string, Set<string>>>(INDEXED.map((field) => [field, new Map()]));
+
+  private index(grant: PersistedGrant): void {
+    for (const field of INDEXED) {
+      const value = grant[field];
+      if (value === undefined) continue;
+      const byValue = this.indexes.get(field)!;
+      let keys = byValue.get(value);
+      if (!keys) byValue.set(value, (keys = new Set()));
+      keys.add(grant.key);
+    }
+  }
+
+  private unindex(grant: PersistedGrant): void {
+    for (const field of INDEXED) {
+      const value = grant[field];
+      if (value === undefined) continue;
+      const byValue = this.indexes.get(field)!;
+      const keys = byValue.get(value);
+      keys?.delete(grant.key);
+      if (keys?.size === 0) byValue.delete(value);
+    }
+  }
+
+  private store(grant: PersistedGrant): void {
+    const previous = this.grants.get(grant.key);
+    if (previous) this.unindex(previous);
+    this.grants.set(grant.key, { ...grant });
+    this.index(grant);
+  }
+
+  private delete(key: string): void {
+    const grant = this.grants.get(key);
+    if (!grant) return;
+    this.unindex(grant);
+    this.grants.delete(key);
+  }
+
+  /** Grants matching the filter, read through the smallest index that applies. */
+  private matching(filter: GrantFilter): PersistedGrant[] {
+    let smallest: Set<string> | undefined;
+    for (const field of INDEXED) {
+      const value = filter[field];
+      if (value === undefined) continue;
+      const keys = this.indexes.get(field)!.get(value);
+      if (!keys) return [];
+      if (!smallest || keys.size < smallest.size) smallest = keys;
+    }
+    const candidates = smallest ? [...smallest].map((key) => this.grants.get(key)!) : [...this.grants.values()];
+    return candidates.filter((g) => matches(g, filter));
+  }
 
   async put(grant: PersistedGrant): Promise<void> {
-    this.grants.set(grant.key, { ...grant });
+    this.store(grant);
   }
   async putIfAbsent(grant: PersistedGrant): Promise<boolean> {
     const existing = this.grants.get(grant.key);
     if (existing && existing.expiresAt >= grant.createdAt) return false;
-    this.grants.set(grant.key, { ...grant });
+    this.store(grant);
     return true;
   }
   async get(key: string): Promise<PersistedGrant | undefined> {
@@ -35,37 +90,29 @@ class MemoryGrantStore implements GrantStore {
     return { grant: { ...grant }, firstUse };
   }
   async remove(key: string): Promise<void> {
-    this.grants.delete(key);
+    this.delete(key);
   }
   async findAll(filter: GrantFilter, limit: number): Promise<PersistedGrant[]> {
     assertFilter(filter);
-    return [...this.grants.values()]
-      .filter((g) => matches(g, filter))
+    return this.matching(filter)
       .sort((a, b) => a.createdAt - b.createdAt || a.key.localeCompare(b.key))
       .slice(0, limit)
       .map((g) => ({ ...g }));
   }
   async removeAll(filter: GrantFilter): Promise<number> {
     assertFilter(filter);
-    let count = 0;
-    for (const [key, grant] of this.grants) {
-      if (matches(grant, filter)) {
-        this.grants.delete(key);
-        count++;
-      }
-    }
-    return count;
+    const found = this.matching(filter);
+    for (const grant of found) this.delete(grant.key);
+    return found.length;
   }
   async removeExpired(now: number, limit: number): Promise<number> {
-    let count = 0;
+    const expired: string[] = [];
     for (const [key, grant] of this.grants) {
-      if (count >= limit) break;
-      if (grant.expiresAt < now) {
-        this.grants.delete(key);
-        count++;
-      }
+      if (expired.length >= limit) break;
+      if (grant.expiresAt < now) expired.push(key);
     }
-    return count;
+    for (const key of expired) this.delete(key);
+    return expired.length;
   }
 }
 
