@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
+import { CONNECTIONS, FORM, basicFor, referenceToken, refreshWorkload, ssoWorkload, userAccessToken, type Measurement, type Workload } from "./flows.ts";
 
 const SERVERS = join(import.meta.dirname, "servers");
 
@@ -16,13 +17,6 @@ interface Running {
   name: string;
   url: string;
   child: ChildProcess;
-}
-
-interface Measurement {
-  reqPerSec: number;
-  p50: number;
-  p99: number;
-  errors: number;
 }
 
 function freePort(): Promise<number> {
@@ -71,17 +65,32 @@ function memoryMb(pid: number, field: "VmHWM" | "VmRSS"): number {
   }
 }
 
-async function load(url: string, request: { method: string; path: string; headers?: Record<string, string>; body?: string }, seconds: number): Promise<Measurement> {
-  const result = await autocannon({ url: url + request.path, method: request.method as "GET", headers: request.headers, body: request.body, connections: 16, duration: seconds });
+async function load(url: string, request: Request, seconds: number): Promise<Measurement> {
+  const result = await autocannon({ url: url + request.path, method: request.method as "GET", headers: request.headers, body: request.body, connections: CONNECTIONS, duration: seconds });
   return { reqPerSec: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.non2xx + result.errors + result.timeouts };
 }
 
 type Request = { method: string; path: string; headers?: Record<string, string>; body?: string };
+
+/** A fixed request driven by autocannon; it must answer 200 or its numbers mean nothing. */
+function fixed(request: Request | ((url: string) => Promise<Request>)): (url: string) => Promise<Workload> {
+  return async (url) => {
+    const resolved = typeof request === "function" ? await request(url) : request;
+    return {
+      check: async () => {
+        const answer = await fetch(url + resolved.path, { method: resolved.method, headers: resolved.headers, body: resolved.body });
+        if (answer.status !== 200) throw new Error(`answered ${answer.status}: ${(await answer.text()).slice(0, 200)}`);
+      },
+      run: (seconds) => load(url, resolved, seconds),
+    };
+  };
+}
+
 interface Contender {
   name: string;
   script: string;
   args: string[];
-  request: Request;
+  workload: (url: string) => Promise<Workload>;
 }
 
 const basic = { authorization: `Basic ${Buffer.from("worker:worker-secret").toString("base64")}`, "content-type": "application/x-www-form-urlencoded" };
@@ -93,15 +102,20 @@ async function scenario(title: string, contenders: Contender[], seconds: number,
   try {
     for (const c of contenders) running.push(await start(c.name, c.script, c.args));
     // Every contender must do the work, or its numbers mean nothing.
+    const workloads: Workload[] = [];
     for (let i = 0; i < contenders.length; i++) {
-      const { method, path, headers, body } = contenders[i]!.request;
-      const check = await fetch(running[i]!.url + path, { method, headers, body });
-      if (check.status !== 200) throw new Error(`${contenders[i]!.name} answered ${check.status}: ${(await check.text()).slice(0, 200)}`);
+      try {
+        const workload = await contenders[i]!.workload(running[i]!.url);
+        await workload.check();
+        workloads.push(workload);
+      } catch (error) {
+        throw new Error(`${title}: ${contenders[i]!.name}: ${(error as Error).message}`);
+      }
     }
-    for (let i = 0; i < contenders.length; i++) await load(running[i]!.url, contenders[i]!.request, 2);
+    for (const workload of workloads) await workload.run(2);
     const results = contenders.map(() => [] as Measurement[]);
     for (let round = 0; round < rounds; round++) {
-      for (let i = 0; i < contenders.length; i++) results[i]!.push(await load(running[i]!.url, contenders[i]!.request, seconds));
+      for (let i = 0; i < contenders.length; i++) results[i]!.push(await workloads[i]!.run(seconds));
     }
     const avg = (ms: Measurement[], key: keyof Measurement) => ms.reduce((sum, m) => sum + m[key], 0) / ms.length;
     const rows = contenders.map((c, i) => ({
@@ -159,38 +173,56 @@ async function startup(): Promise<string[]> {
   ];
 }
 
-export async function benchHttp(seconds: number): Promise<string[]> {
+const tessera = (store: "memory" | "sqlite", alg: string, workload: Contender["workload"]): Contender => ({ name: `Tessera (${store} store)`, script: "tessera.ts", args: [store, alg], workload });
+const peer = (alg: string, workload: Contender["workload"]): Contender => ({ name: "oidc-provider", script: "oidc-provider.ts", args: [alg], workload });
+const pathOf = (url: string) => new URL(url).pathname;
+
+/** Scenarios by name; `BENCH_ONLY=sso,refresh` runs a subset. */
+const SCENARIOS: Record<string, () => [string, Contender[]]> = {
+  ...Object.fromEntries(
+    ["ES256", "RS256"].map((alg) => [
+      `cc-${alg.toLowerCase()}`,
+      () => [
+        `client_credentials, ${alg} JWT access tokens`,
+        [
+          tessera("memory", alg, fixed(cc("/connect/token"))),
+          tessera("sqlite", alg, fixed(cc("/connect/token"))),
+          peer(alg, fixed(cc("/token"))),
+          { name: "floor (node:http + crypto)", script: "floor.ts", args: [alg], workload: fixed(cc("/token")) },
+        ],
+      ],
+    ]),
+  ),
+  sso: () => [
+    "SSO round trip: prompt=none authorize with the session cookie, then code redemption (ES256 ID + JWT access token)",
+    [tessera("memory", "ES256", ssoWorkload), tessera("sqlite", "ES256", ssoWorkload), peer("ES256", ssoWorkload)],
+  ],
+  refresh: () => ["refresh token rotation (new refresh, ES256 ID and JWT access token each time)", [tessera("memory", "ES256", refreshWorkload), tessera("sqlite", "ES256", refreshWorkload), peer("ES256", refreshWorkload)]],
+  introspection: () => {
+    const introspect = fixed(async (url) => {
+      const { token, introspection } = await referenceToken(url);
+      return { method: "POST", path: pathOf(introspection), headers: { authorization: basicFor("ref"), "content-type": FORM }, body: `token=${token}` };
+    });
+    return ["introspection of a reference token (by its client)", [tessera("memory", "ES256", introspect), tessera("sqlite", "ES256", introspect), peer("ES256", introspect)]];
+  },
+  userinfo: () => {
+    const userinfo = fixed(async (url) => {
+      const { token, userinfo } = await userAccessToken(url);
+      return { method: "GET", path: pathOf(userinfo), headers: { authorization: `Bearer ${token}` } };
+    });
+    return ["userinfo (Tessera: JWT access token; oidc-provider: its opaque token)", [tessera("memory", "ES256", userinfo), tessera("sqlite", "ES256", userinfo), peer("ES256", userinfo)]];
+  },
+  discovery: () => ["discovery document", [tessera("memory", "ES256", fixed({ method: "GET", path: "/.well-known/openid-configuration" })), peer("ES256", fixed({ method: "GET", path: "/.well-known/openid-configuration" }))]],
+  jwks: () => ["JWKS", [tessera("memory", "ES256", fixed({ method: "GET", path: "/.well-known/openid-configuration/jwks" })), peer("ES256", fixed({ method: "GET", path: "/jwks" }))]],
+};
+
+export async function benchHttp(seconds: number, only?: Set<string>): Promise<string[]> {
   const out: string[] = [];
-  for (const alg of ["ES256", "RS256"]) {
-    out.push(
-      ...(await scenario(
-        `client_credentials, ${alg} JWT access tokens, 16 connections`,
-        [
-          { name: "Tessera (memory store)", script: "tessera.ts", args: ["memory", alg], request: cc("/connect/token") },
-          { name: "Tessera (SQLite store)", script: "tessera.ts", args: ["sqlite", alg], request: cc("/connect/token") },
-          { name: "oidc-provider", script: "oidc-provider.ts", args: [alg], request: cc("/token") },
-          { name: "floor (node:http + crypto)", script: "floor.ts", args: [alg], request: cc("/token") },
-        ],
-        seconds,
-        2,
-      )),
-      "",
-    );
+  for (const [name, define] of Object.entries(SCENARIOS)) {
+    if (only && !only.has(name)) continue;
+    const [title, contenders] = define();
+    out.push(...(await scenario(`${title}, ${CONNECTIONS} connections`, contenders, seconds, 2)), "");
   }
-  for (const [title, tesseraPath, peerPath] of [["discovery document", "/.well-known/openid-configuration", "/.well-known/openid-configuration"], ["JWKS", "/.well-known/openid-configuration/jwks", "/jwks"]] as const) {
-    out.push(
-      ...(await scenario(
-        `${title}, 16 connections`,
-        [
-          { name: "Tessera (memory store)", script: "tessera.ts", args: ["memory", "ES256"], request: { method: "GET", path: tesseraPath } },
-          { name: "oidc-provider", script: "oidc-provider.ts", args: ["ES256"], request: { method: "GET", path: peerPath } },
-        ],
-        seconds,
-        2,
-      )),
-      "",
-    );
-  }
-  out.push(...(await startup()));
+  if (!only || only.has("startup")) out.push(...(await startup()));
   return out;
 }

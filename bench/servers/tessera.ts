@@ -8,6 +8,7 @@ import { createHostApp, parseConfig } from "@tessera/host";
 
 const [storeKind = "memory", alg = "ES256"] = process.argv.slice(2);
 const port = Number(process.env.PORT ?? 0);
+const REDIRECT = "http://127.0.0.1/callback";
 const dir = mkdtempSync(join(tmpdir(), "tessera-bench-"));
 const config = parseConfig({
   issuer: `http://127.0.0.1:${port}`,
@@ -16,7 +17,16 @@ const config = parseConfig({
   keys: { algorithms: [alg] },
   apiScopes: [{ name: "api1.read" }],
   apiResources: [{ name: "urn:api1", scopes: ["api1.read"], secret: "api1-secret" }],
-  clients: [{ client_id: "worker", client_secret: "worker-secret", grant_types: ["client_credentials"], scope: "api1.read" }],
+  users: [{ sub: "alice", username: "alice", password: "alice", claims: { name: "Alice Smith" } }],
+  clients: [
+    { client_id: "worker", client_secret: "worker-secret", grant_types: ["client_credentials"], scope: "api1.read" },
+    { client_id: "ref", client_secret: "ref-secret", grant_types: ["client_credentials"], scope: "api1.read", access_token_format: "reference" },
+    ...[
+      { client_id: "sso", grant_types: ["authorization_code"] },
+      { client_id: "web", grant_types: ["authorization_code", "refresh_token"] },
+      { client_id: "ui", grant_types: ["authorization_code"] },
+    ].map((client) => ({ ...client, client_secret: `${client.client_id}-secret`, redirect_uris: [REDIRECT], scope: "openid profile offline_access api1.read" })),
+  ],
 });
 const app = await createHostApp(config, { baseDir: dir });
 const server = serve({ fetch: (request, env) => app.fetch(request, env as HttpBindings), port, hostname: "127.0.0.1" }, (info: AddressInfo) => process.stdout.write(`listening on http://127.0.0.1:${info.port}\n`));
