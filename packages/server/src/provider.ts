@@ -170,27 +170,11 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
 
   const cors = new CorsPolicy(providerOptions.clients.flatMap((c) => c.redirect_uris ?? []));
   const app = new Hono().basePath(options.basePath || "/");
-  for (const path of [PATHS.token, PATHS.revocation, PATHS.userinfo]) {
-    app.options(path, (c) => cors.preflight(c.req.raw));
-    app.use(path, async (c, next) => {
-      await next();
-      c.res = cors.apply(c.req.raw, c.res);
-    });
-  }
+  for (const path of [PATHS.token, PATHS.revocation, PATHS.userinfo]) app.options(path, (c) => cors.preflight(c.req.raw));
   const route = (handler: (request: Request) => Promise<Response>) => (c: { req: { raw: Request } }) => handler(c.req.raw);
-  app.get(PATHS.discovery, route(discoveryEndpoint(deps)));
-  app.get(PATHS.oauthMetadata, route(discoveryEndpoint(deps)));
-  app.get(PATHS.jwks, route(jwksEndpoint(deps)));
-  app.on(["GET", "POST"], PATHS.authorize, route(authorizeEndpoint(deps)));
-  app.get(PATHS.authorizeCallback, route(authorizeCallbackEndpoint(deps)));
-  app.post(PATHS.token, route(tokenEndpoint(deps)));
-  app.on(["GET", "POST"], PATHS.userinfo, route(userinfoEndpoint(deps)));
-  app.post(PATHS.introspection, route(introspectionEndpoint(deps)));
-  app.post(PATHS.revocation, route(revocationEndpoint(deps)));
-  app.on(["GET", "POST"], PATHS.endSession, route(endSessionEndpoint(deps)));
-  app.get(PATHS.checkSession, route(checkSessionEndpoint(deps, cors.origins)));
-  app.notFound(() => noStoreJson({ error: "not_found" }, 404));
-  app.onError((error) => {
+  // CORS headers are added by wrapping the handler: a middleware assigning c.res would make Hono copy
+  // every response into a new streamed one.
+  const errorResponse = (error: unknown): Response => {
     if (error instanceof ProtocolError) return errorJson(error);
     if (isStoreUnavailable(error)) {
       logger.warn({ err: error }, "store unavailable");
@@ -198,7 +182,22 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     }
     logger.error({ err: error }, "unhandled error");
     return errorJson(new ProtocolError("server_error", "an unexpected error occurred"));
-  });
+  };
+  const corsRoute = (handler: (request: Request) => Promise<Response>) =>
+    route(async (request) => cors.apply(request, await handler(request).catch(errorResponse)));
+  app.get(PATHS.discovery, route(discoveryEndpoint(deps)));
+  app.get(PATHS.oauthMetadata, route(discoveryEndpoint(deps)));
+  app.get(PATHS.jwks, route(jwksEndpoint(deps)));
+  app.on(["GET", "POST"], PATHS.authorize, route(authorizeEndpoint(deps)));
+  app.get(PATHS.authorizeCallback, route(authorizeCallbackEndpoint(deps)));
+  app.post(PATHS.token, corsRoute(tokenEndpoint(deps)));
+  app.on(["GET", "POST"], PATHS.userinfo, corsRoute(userinfoEndpoint(deps)));
+  app.post(PATHS.introspection, route(introspectionEndpoint(deps)));
+  app.post(PATHS.revocation, corsRoute(revocationEndpoint(deps)));
+  app.on(["GET", "POST"], PATHS.endSession, route(endSessionEndpoint(deps)));
+  app.get(PATHS.checkSession, route(checkSessionEndpoint(deps, cors.origins)));
+  app.notFound(() => noStoreJson({ error: "not_found" }, 404));
+  app.onError(errorResponse);
 
   const grantCleanup = startPeriodicJob(async () => {
     try {

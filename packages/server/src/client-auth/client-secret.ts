@@ -1,9 +1,13 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
+import { sha256 } from "@tessera/protocol";
 import type { Client } from "../clients.ts";
+
+const decodedHashes = new WeakMap<Client, Buffer>();
 
 /** Compares a presented secret with the client's stored hash in constant time. */
 export function secretMatches(client: Client, presented: string): boolean {
   if (!client.secretHash) return false;
-  const presentedHash = createHash("sha256").update(presented, "utf8").digest();
-  return timingSafeEqual(presentedHash, Buffer.from(client.secretHash, "base64url"));
+  let stored = decodedHashes.get(client);
+  if (!stored) decodedHashes.set(client, (stored = Buffer.from(client.secretHash, "base64url")));
+  return timingSafeEqual(sha256(presented), stored);
 }
