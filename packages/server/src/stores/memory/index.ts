@@ -19,39 +19,34 @@ class MemoryGrantStore implements GrantStore {
   /** Keys by subject, grant id, session id and client id, so filtered reads never scan every grant. */
   private readonly indexes = new Map<IndexedField, Map<string, Set<string>>>(INDEXED.map((field) => [field, new Map()]));
 
-  private index(grant: PersistedGrant): void {
+  /** Adds the grant's key to (or removes it from) the index of each field it has. */
+  private reindex(grant: PersistedGrant, add: boolean): void {
     for (const field of INDEXED) {
       const value = grant[field];
       if (value === undefined) continue;
       const byValue = this.indexes.get(field)!;
       let keys = byValue.get(value);
-      if (!keys) byValue.set(value, (keys = new Set()));
-      keys.add(grant.key);
-    }
-  }
-
-  private unindex(grant: PersistedGrant): void {
-    for (const field of INDEXED) {
-      const value = grant[field];
-      if (value === undefined) continue;
-      const byValue = this.indexes.get(field)!;
-      const keys = byValue.get(value);
-      keys?.delete(grant.key);
-      if (keys?.size === 0) byValue.delete(value);
+      if (add) {
+        if (!keys) byValue.set(value, (keys = new Set()));
+        keys.add(grant.key);
+      } else if (keys) {
+        keys.delete(grant.key);
+        if (keys.size === 0) byValue.delete(value);
+      }
     }
   }
 
   private store(grant: PersistedGrant): void {
     const previous = this.grants.get(grant.key);
-    if (previous) this.unindex(previous);
+    if (previous) this.reindex(previous, false);
     this.grants.set(grant.key, { ...grant });
-    this.index(grant);
+    this.reindex(grant, true);
   }
 
   private delete(key: string): void {
     const grant = this.grants.get(key);
     if (!grant) return;
-    this.unindex(grant);
+    this.reindex(grant, false);
     this.grants.delete(key);
   }
 
