@@ -72,6 +72,7 @@ async function closedLoop(seconds: number, iteration: (worker: number) => Promis
 interface Endpoints {
   authorization_endpoint: string;
   token_endpoint: string;
+  userinfo_endpoint: string;
 }
 
 /** Signs alice in through the server's own login page (Tessera's, or oidc-provider's dev interactions). */
@@ -154,8 +155,7 @@ export async function refreshWorkload(base: string): Promise<Workload> {
 export async function userAccessToken(base: string): Promise<{ token: string; userinfo: string }> {
   const { cookie, metadata } = await signIn(base, "ui");
   const tokens = await roundTrip(metadata, cookie, "ui", "openid profile", pkce());
-  const { userinfo_endpoint } = (await (await fetch(`${base}/.well-known/openid-configuration`)).json()) as { userinfo_endpoint: string };
-  return { token: tokens.access_token!, userinfo: userinfo_endpoint };
+  return { token: tokens.access_token!, userinfo: metadata.userinfo_endpoint };
 }
 
 /** A reference (opaque) access token of client `ref` by client credentials, for introspection. */

@@ -1,4 +1,5 @@
-export { createProvider, type Provider, type InteractionDetails, type SignInResult, type RequestContext } from "./provider.ts";
+export { createProvider, type Provider, type InteractionDetails, type SignInResult } from "./provider.ts";
+export type { RequestContext } from "./http/request-context.ts";
 export { FailureThrottle, type FailureLimit } from "./security/failure-throttle.ts";
 export type { UserGrant } from "./consent/consents.ts";
 export type { SignedOutDetails } from "./logout/logout-service.ts";

@@ -3,10 +3,9 @@ import { resolveAccessToken } from "./tokens/access-token-resolver.ts";
 import type { AccessTokenClaims } from "./tokens/token-service.ts";
 import { Hono } from "hono";
 import type { TesseraEvent } from "./events.ts";
-import { attachClientCertificate, type ClientCertificateContext } from "./client-auth/certificates.ts";
 import { startPeriodicJob } from "./jobs.ts";
 import { createOutboundFetch } from "./http/outbound.ts";
-import { attachClientAddress } from "./http/request-context.ts";
+import { attachRequestContext, type RequestContext } from "./http/request-context.ts";
 import { FailureThrottle } from "./security/failure-throttle.ts";
 import { isStoreUnavailable } from "./stores/sql/errors.ts";
 import { createStaticClientStore } from "./clients.ts";
@@ -49,14 +48,6 @@ export interface InteractionDetails {
 export interface SignInResult {
   session: AuthenticationSession;
   cookies: string[];
-}
-
-/** What the host knows about a request's connection. */
-export interface RequestContext {
-  /** The TLS client certificate the connection presented (mutual TLS). */
-  clientCertificate?: ClientCertificateContext;
-  /** The client's network address after the host's trusted-proxy rules (failure throttling). */
-  clientAddress?: string;
 }
 
 /** An OpenID Provider as a Web-standard request handler. */
@@ -242,8 +233,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   return {
     issuer: options.issuer,
     fetch: async (request, context) => {
-      if (context?.clientCertificate) attachClientCertificate(request, context.clientCertificate);
-      if (context?.clientAddress) attachClientAddress(request, context.clientAddress);
+      if (context) attachRequestContext(request, context);
       return app.fetch(request);
     },
     metadata: () => providerMetadata(deps),

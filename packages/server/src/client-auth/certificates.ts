@@ -7,18 +7,6 @@ export interface ClientCertificateContext {
   chainVerified: boolean;
 }
 
-const contexts = new WeakMap<Request, ClientCertificateContext>();
-
-/** Attaches the connection's client certificate to a request (the host does this; clients cannot). */
-export function attachClientCertificate(request: Request, context: ClientCertificateContext): void {
-  contexts.set(request, context);
-}
-
-/** The request's client certificate, if its connection presented one. */
-export function clientCertificateOf(request: Request): ClientCertificateContext | undefined {
-  return contexts.get(request);
-}
-
 /** Parses PEM certificates (a bundle allowed). */
 export function parseCertificates(pem: string): X509Certificate[] {
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];

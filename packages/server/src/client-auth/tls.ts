@@ -1,7 +1,8 @@
 import { calculateJwkThumbprint, exportJWK, type JWK } from "jose";
 import type { Client } from "../clients.ts";
 import type { ProviderDeps } from "../deps.ts";
-import { chainsTo, clientCertificateOf, isCurrent, normalizeDn, subjectAltNames } from "./certificates.ts";
+import { chainsTo, isCurrent, normalizeDn, subjectAltNames } from "./certificates.ts";
+import { clientCertificateOf } from "../http/request-context.ts";
 
 /**
  * RFC 8705 §2: tls_client_auth (chain to the client CA, then the registered subject DN or SAN) and

@@ -2,7 +2,7 @@ import { ProtocolError } from "@tessera/protocol";
 import { authenticateClient } from "../client-auth/index.ts";
 import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
 import { issueDpopNonce, validateDpop } from "../validation/dpop.ts";
-import { clientCertificateOf } from "../client-auth/certificates.ts";
+import { clientCertificateOf } from "../http/request-context.ts";
 import { certificateThumbprint as certificateThumbprintOf } from "@tessera/protocol";
 import { grants } from "../grants/index.ts";
 import { readForm } from "../http/params.ts";

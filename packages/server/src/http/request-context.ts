@@ -1,12 +1,27 @@
-/** Facts about a request that only the host knows (the connection's address), kept beside the request. */
-const addresses = new WeakMap<Request, string>();
+import type { ClientCertificateContext } from "../client-auth/certificates.ts";
 
-/** Records the client address the host determined (after its trusted-proxy rules). */
-export function attachClientAddress(request: Request, address: string): void {
-  addresses.set(request, address);
+/** What the host knows about a request's connection. */
+export interface RequestContext {
+  /** The TLS client certificate the connection presented (mutual TLS). */
+  clientCertificate?: ClientCertificateContext;
+  /** The client's network address after the host's trusted-proxy rules (failure throttling). */
+  clientAddress?: string;
+}
+
+/** Facts only the host knows, kept beside the request (clients cannot set them through headers). */
+const contexts = new WeakMap<Request, RequestContext>();
+
+/** Records what the host established about the request's connection. */
+export function attachRequestContext(request: Request, context: RequestContext): void {
+  contexts.set(request, context);
+}
+
+/** The request's client certificate, if its connection presented one. */
+export function clientCertificateOf(request: Request): ClientCertificateContext | undefined {
+  return contexts.get(request)?.clientCertificate;
 }
 
 /** The client address the host gave for the request, if any. */
 export function clientAddressOf(request: Request): string | undefined {
-  return addresses.get(request);
+  return contexts.get(request)?.clientAddress;
 }

@@ -1,5 +1,5 @@
 import { ProtocolError, certificateThumbprint } from "@tessera/protocol";
-import { clientCertificateOf } from "../client-auth/certificates.ts";
+import { clientCertificateOf } from "../http/request-context.ts";
 import { endpointUrl, type ProviderDeps } from "../deps.ts";
 import { readForm } from "../http/params.ts";
 import { resolveAccessToken, type ResolvedAccessToken } from "../tokens/access-token-resolver.ts";
