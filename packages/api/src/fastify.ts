@@ -1,6 +1,7 @@
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from "fastify";
-import { peerCertificate, toWebRequest } from "./node-request.ts";
+import { parseBaseUrl, peerCertificate, requestUrl, toWebRequest, type NodeAdapterOptions } from "./node-request.ts";
 import { createTokenValidator, type TokenValidator, type TokenValidatorOptions, type ValidationSuccess } from "./validator.ts";
+export type { NodeAdapterOptions } from "./node-request.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -12,11 +13,13 @@ declare module "fastify" {
 /**
  * A Fastify preHandler hook: validates the access token and sets `request.auth`, or replies 401/403 with
  * the challenge. Add it to routes (`{ preHandler: tokenHook(v) }`) or to an encapsulated context.
+ * `options.baseUrl` is the API's public URL (for DPoP `htu`).
  */
-export function tokenHook(validator: TokenValidator | TokenValidatorOptions) {
+export function tokenHook(validator: TokenValidator | TokenValidatorOptions, options: NodeAdapterOptions = {}) {
   const v = "validate" in validator ? validator : createTokenValidator(validator);
+  const base = parseBaseUrl(options.baseUrl);
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const url = `${request.protocol}://${request.host}${request.url}`;
+    const url = requestUrl(base, request.url, () => `${request.protocol}://${request.host}${request.url}`);
     const result = await v.validate(toWebRequest(request.method, url, request.headers), { clientCertificate: peerCertificate(request.raw.socket) });
     if (result.ok) {
       request.auth = { claims: result.claims, scopes: result.scopes, tokenType: result.tokenType };
@@ -28,9 +31,9 @@ export function tokenHook(validator: TokenValidator | TokenValidatorOptions) {
   };
 }
 
-const plugin: FastifyPluginCallback<{ validator: TokenValidator | TokenValidatorOptions }> = (fastify, options, done) => {
+const plugin: FastifyPluginCallback<{ validator: TokenValidator | TokenValidatorOptions } & NodeAdapterOptions> = (fastify, options, done) => {
   fastify.decorateRequest("auth", null);
-  fastify.addHook("preHandler", tokenHook(options.validator));
+  fastify.addHook("preHandler", tokenHook(options.validator, { baseUrl: options.baseUrl }));
   done();
 };
 

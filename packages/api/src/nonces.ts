@@ -1,15 +1,28 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 
-/** Issues and checks the API's own DPoP nonces (RFC 9449 §9): stateless, HMAC-signed, time-limited. */
+/** Shortest accepted `nonceSecret`, in bytes (UTF-8 for a string). */
+const MIN_SECRET_BYTES = 32;
+
+/**
+ * Issues and checks the API's own DPoP nonces (RFC 9449 §9): stateless, HMAC-signed, time-limited. With a
+ * shared secret, every process of the API issues and accepts the same nonces without sharing state.
+ */
 export class NonceIssuer {
   private readonly key: Uint8Array;
 
   constructor(
     private readonly lifetimeSeconds: number,
     private readonly clock: () => number,
-    key?: Uint8Array,
+    secret?: string | Uint8Array,
   ) {
-    this.key = key ?? randomBytes(32);
+    if (secret === undefined) {
+      this.key = randomBytes(32);
+      return;
+    }
+    const bytes = typeof secret === "string" ? Buffer.from(secret, "utf8") : secret;
+    if (bytes.length < MIN_SECRET_BYTES) throw new TypeError(`dpop.nonceSecret must be at least ${MIN_SECRET_BYTES} bytes`);
+    // A key of its own, so a secret also used elsewhere never signs anything but these nonces.
+    this.key = createHmac("sha256", bytes).update("tessera-api dpop nonce").digest();
   }
 
   issue(): string {

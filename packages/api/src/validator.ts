@@ -19,10 +19,19 @@ export interface TokenValidatorOptions {
     /** Seconds an introspection result is reused (default 10; 0 turns caching off). */
     cacheTtl?: number;
   };
-  /** DPoP (RFC 9449): `required` refuses Bearer tokens; `requireNonce` makes clients use this API's nonces. */
+  /**
+   * DPoP (RFC 9449). Without this option both schemes are accepted: Bearer for tokens that are not
+   * sender-constrained, DPoP (with a valid proof) for `cnf.jkt` tokens. `required` refuses Bearer;
+   * `requireNonce` makes clients use this API's nonces.
+   */
   dpop?: {
     required?: boolean;
     requireNonce?: boolean;
+    /**
+     * Key of this API's stateless nonces (at least 32 characters or bytes). Every process given the same
+     * secret accepts the others' nonces; without it each process makes a random key of its own.
+     */
+    nonceSecret?: string | Uint8Array;
     /** Seconds a proof is accepted after its iat (default 60). */
     proofLifetime?: number;
     /** Where used proof `jti`s are remembered (default: in this process). */
@@ -106,7 +115,7 @@ export function createTokenValidator(options: TokenValidatorOptions): TokenValid
   const algorithms = options.algorithms ?? DEFAULT_ALGORITHMS;
   const dpopOptions = options.dpop ?? {};
   const replayCache = dpopOptions.replayCache ?? createMemoryReplayCache(clock);
-  const nonces = new NonceIssuer(Math.max(60, (dpopOptions.proofLifetime ?? 60) * 5), clock);
+  const nonces = new NonceIssuer(Math.max(60, (dpopOptions.proofLifetime ?? 60) * 5), clock, dpopOptions.nonceSecret);
   const introspectionCache = new Map<string, { result: IntrospectionResult; until: number }>();
   let metadata: Promise<{ jwks_uri: string; introspection_endpoint?: string; issuer: string }> | undefined;
   let jwks: JWTVerifyGetKey | undefined;
@@ -127,7 +136,7 @@ export function createTokenValidator(options: TokenValidatorOptions): TokenValid
 
   const schemes = () => {
     const dpopChallenge = `DPoP algs="${DPOP_ALGORITHMS.join(" ")}"`;
-    return dpopOptions.required ? [dpopChallenge] : options.dpop ? ["Bearer", dpopChallenge] : ["Bearer"];
+    return dpopOptions.required ? [dpopChallenge] : ["Bearer", dpopChallenge];
   };
   const fail = (status: 401 | 403, error: string, description?: string, scheme?: "Bearer" | "DPoP", extra: Record<string, string> = {}): ValidationFailure => {
     const params = [`error="${error}"`, ...(description ? [`error_description="${description.replace(/"/g, "'")}"`] : []), ...Object.entries(extra).map(([k, v]) => `${k}="${v}"`)];
@@ -212,7 +221,6 @@ export function createTokenValidator(options: TokenValidatorOptions): TokenValid
       const scheme = match[1]!.toLowerCase() === "dpop" ? "DPoP" : "Bearer";
       const token = match[2]!;
       if (scheme === "Bearer" && dpopOptions.required) return fail(401, "invalid_token", "this API requires DPoP", "DPoP");
-      if (scheme === "DPoP" && !options.dpop) return fail(401, "invalid_request", "DPoP is not enabled for this API", "Bearer");
 
       let verified: Verified | ValidationFailure;
       try {

@@ -42,7 +42,7 @@ describe("framework adapters", () => {
     assert.deepEqual(await ok.json(), { sub: "worker", scopes: ["api1.read"] });
     const missing = await fetch(url);
     assert.equal(missing.status, 401);
-    assert.equal(missing.headers.get("www-authenticate"), "Bearer");
+    assert.match(missing.headers.get("www-authenticate")!, /^Bearer, DPoP algs="[^"]+"$/);
     const bad = await fetch(url, { headers: { authorization: "Bearer nope.nope.nope" } });
     assert.equal(bad.status, 401);
     assert.match(bad.headers.get("www-authenticate")!, /error="invalid_token"/);

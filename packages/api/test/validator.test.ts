@@ -64,12 +64,12 @@ describe("createTokenValidator against a running Tessera", () => {
     assert.deepEqual(result.scopes, ["api1.read", "api1.write", "api2"]);
   });
 
-  it("answers a missing token with 401 and a bare challenge", async () => {
+  it("answers a missing token with 401 and bare Bearer and DPoP challenges", async () => {
     const result = await validator().validate(request());
     assert.equal(result.ok, false);
     if (result.ok) return;
     assert.equal(result.status, 401);
-    assert.equal(result.wwwAuthenticate, "Bearer");
+    assert.match(result.wwwAuthenticate, /^Bearer, DPoP algs="[^"]+"$/);
   });
 
   it("refuses expired and not-yet-valid tokens (clock skew aside)", async () => {

@@ -1,0 +1,249 @@
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { createTokenValidator, type TokenValidatorOptions } from "@tessera/api";
+import { requireToken } from "@tessera/api/express";
+import { tokenHook } from "@tessera/api/fastify";
+import { mtlsFetch } from "@tessera/client";
+import { accessTokenHash, certificateThumbprint } from "@tessera/protocol";
+import { createTestHost, type TestHost } from "@tessera/testing";
+import express from "express";
+import Fastify from "fastify";
+import { SignJWT, calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
+import { makePki, type TestPki } from "../../../test/support/certs.ts";
+
+const API = "https://api.test/data";
+
+interface ProofKey {
+  privateKey: CryptoKey;
+  jwk: JWK;
+  jkt: string;
+}
+
+async function proofKey(): Promise<ProofKey> {
+  const pair = await generateKeyPair("ES256", { extractable: true });
+  const jwk = await exportJWK(pair.publicKey);
+  return { privateKey: pair.privateKey, jwk, jkt: await calculateJwkThumbprint(jwk) };
+}
+
+/** An RFC 9449 proof for `htm` `htu`, with `ath` when a token is given. */
+function dpopProof(key: ProofKey, htm: string, htu: string, extra: { accessToken?: string; nonce?: string; ath?: string } = {}): Promise<string> {
+  return new SignJWT({
+    htm,
+    htu,
+    jti: crypto.randomUUID(),
+    ...(extra.accessToken ? { ath: extra.ath ?? accessTokenHash(extra.accessToken) } : {}),
+    ...(extra.nonce ? { nonce: extra.nonce } : {}),
+  })
+    .setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk: key.jwk })
+    .setIssuedAt()
+    .sign(key.privateKey);
+}
+
+/** A client-credentials token from the provider, DPoP-bound when a proof key is given. */
+async function clientToken(host: TestHost, client: string, key?: ProofKey): Promise<{ access_token: string; token_type: string }> {
+  const tokenEndpoint = `${host.issuer}/connect/token`;
+  const response = await fetch(tokenEndpoint, {
+    method: "POST",
+    headers: {
+      "content-type": "application/x-www-form-urlencoded",
+      authorization: `Basic ${Buffer.from(`${client}:${client}-secret`).toString("base64")}`,
+      ...(key ? { dpop: await dpopProof(key, "POST", tokenEndpoint) } : {}),
+    },
+    body: "grant_type=client_credentials",
+  });
+  assert.equal(response.status, 200, `token for ${client}`);
+  return (await response.json()) as { access_token: string; token_type: string };
+}
+
+const config = () => ({
+  apiScopes: [{ name: "api1.read" }],
+  apiResources: [{ name: "urn:api1", scopes: ["api1.read"] }],
+  clients: [
+    { client_id: "bound", client_secret: "bound-secret", grant_types: ["client_credentials" as const], scope: "api1.read", dpop_bound_access_tokens: true },
+    { client_id: "plain", client_secret: "plain-secret", grant_types: ["client_credentials" as const], scope: "api1.read" },
+  ],
+});
+
+describe("review: @tessera/api", () => {
+  let host: TestHost;
+  let key: ProofKey;
+  let other: ProofKey;
+  let bound: string;
+  let plain: string;
+  const validator = (extra: Partial<TokenValidatorOptions> = {}) => createTokenValidator({ issuer: host.issuer, audience: "urn:api1", requiredScopes: ["api1.read"], ...extra });
+  const call = (scheme: string, token: string, proof?: string, url = API) => new Request(url, { headers: { authorization: `${scheme} ${token}`, ...(proof ? { dpop: proof } : {}) } });
+
+  before(async () => {
+    host = await createTestHost(config(), { listen: true });
+    key = await proofKey();
+    other = await proofKey();
+    const issued = await clientToken(host, "bound", key);
+    assert.equal(issued.token_type, "DPoP");
+    bound = issued.access_token;
+    assert.equal((decodeJwt(bound).cnf as { jkt: string }).jkt, key.jkt);
+    plain = (await clientToken(host, "plain")).access_token;
+  });
+  after(() => host.close());
+
+  test("9.1 default validator (no dpop option) accepts a DPoP-bound token with the DPoP scheme and a valid proof", async () => {
+    const result = await validator().validate(call("DPoP", bound, await dpopProof(key, "GET", API, { accessToken: bound })));
+    assert.equal(result.ok, true, result.ok ? "" : `${result.error}: ${result.errorDescription}`);
+    if (result.ok) {
+      assert.equal(result.tokenType, "DPoP");
+      assert.equal(result.claims.sub, "bound");
+    }
+  });
+
+  test("9.2 default validator still accepts Bearer for tokens that are not sender-constrained", async () => {
+    const result = await validator().validate(call("Bearer", plain));
+    assert.equal(result.ok, true);
+    if (result.ok) assert.equal(result.tokenType, "Bearer");
+  });
+
+  test("9.3 default validator refuses a DPoP-bound token as Bearer, and DPoP requests with a bad or missing proof", async () => {
+    const v = validator();
+    const cases: [string, Request][] = [
+      ["bound token as Bearer", call("Bearer", bound)],
+      ["bound token as Bearer with a proof", call("Bearer", bound, await dpopProof(key, "GET", API, { accessToken: bound }))],
+      ["no proof", call("DPoP", bound)],
+      ["wrong htm", call("DPoP", bound, await dpopProof(key, "POST", API, { accessToken: bound }))],
+      ["wrong htu", call("DPoP", bound, await dpopProof(key, "GET", "https://api.test/other", { accessToken: bound }))],
+      ["ath of another token", call("DPoP", bound, await dpopProof(key, "GET", API, { accessToken: bound, ath: accessTokenHash(plain) }))],
+      ["a key other than cnf.jkt", call("DPoP", bound, await dpopProof(other, "GET", API, { accessToken: bound }))],
+      ["unbound token with the DPoP scheme", call("DPoP", plain, await dpopProof(key, "GET", API, { accessToken: plain }))],
+    ];
+    for (const [name, request] of cases) {
+      const result = await v.validate(request);
+      assert.equal(result.ok, false, name);
+      if (result.ok) continue;
+      assert.equal(result.status, 401, name);
+      assert.match(result.wwwAuthenticate, /DPoP algs="[^"]+", error="(invalid_token|invalid_dpop_proof)"/, name);
+    }
+    const replayed = await dpopProof(key, "GET", API, { accessToken: bound });
+    assert.equal((await v.validate(call("DPoP", bound, replayed))).ok, true);
+    assert.equal((await v.validate(call("DPoP", bound, replayed))).ok, false, "replayed proof");
+  });
+
+  test("9.4 dpop.required refuses Bearer and accepts DPoP; a missing token is challenged with both schemes by default", async () => {
+    const strict = validator({ dpop: { required: true } });
+    const refused = await strict.validate(call("Bearer", plain));
+    assert.equal(refused.ok, false);
+    if (!refused.ok) assert.match(refused.wwwAuthenticate, /^DPoP algs="[^"]+", error="invalid_token"/);
+    assert.equal((await strict.validate(call("DPoP", bound, await dpopProof(key, "GET", API, { accessToken: bound })))).ok, true);
+    const missing = await validator().validate(new Request(API));
+    assert.equal(missing.ok, false);
+    if (!missing.ok) assert.match(missing.wwwAuthenticate, /^Bearer, DPoP algs="[^"]+"$/);
+  });
+
+  test("17.c DPoP nonces made with one dpop.nonceSecret are accepted by every validator sharing it", async () => {
+    const secret = "a-shared-nonce-secret-of-32-bytes!";
+    const first = validator({ dpop: { requireNonce: true, nonceSecret: secret } });
+    const second = validator({ dpop: { requireNonce: true, nonceSecret: secret } });
+    const stranger = validator({ dpop: { requireNonce: true, nonceSecret: "another-secret-that-is-long-enough" } });
+    const challenge = await first.validate(call("DPoP", bound, await dpopProof(key, "GET", API, { accessToken: bound })));
+    assert.equal(challenge.ok, false);
+    if (challenge.ok) return;
+    assert.equal(challenge.error, "use_dpop_nonce");
+    const nonce = challenge.dpopNonce!;
+    const accepted = await second.validate(call("DPoP", bound, await dpopProof(key, "GET", API, { accessToken: bound, nonce })));
+    assert.equal(accepted.ok, true, accepted.ok ? "" : `${accepted.error}: ${accepted.errorDescription}`);
+    const refused = await stranger.validate(call("DPoP", bound, await dpopProof(key, "GET", API, { accessToken: bound, nonce })));
+    assert.equal(refused.ok, false);
+    if (!refused.ok) assert.equal(refused.error, "use_dpop_nonce");
+    assert.throws(() => validator({ dpop: { nonceSecret: "short" } }), TypeError);
+  });
+
+  test("17.b adapters build the DPoP htu from a configured baseUrl, not from the Host header", async () => {
+    const v = validator();
+    const app = express();
+    app.get("/data", requireToken(v, { baseUrl: "https://api.example.com" }), (req, res) => res.json({ sub: req.auth!.claims.sub }));
+    app.get("/host", requireToken(v), (req, res) => res.json({ sub: req.auth!.claims.sub }));
+    const server = app.listen(0, "127.0.0.1");
+    await new Promise((resolve) => server.once("listening", resolve));
+    const fastify = Fastify();
+    fastify.get("/data", { preHandler: tokenHook(v, { baseUrl: "https://api.example.com/" }) }, async (request) => ({ sub: request.auth!.claims.sub }));
+    await fastify.listen({ port: 0, host: "127.0.0.1" });
+    try {
+      for (const local of [`http://127.0.0.1:${(server.address() as AddressInfo).port}`, `http://127.0.0.1:${(fastify.server.address() as AddressInfo).port}`]) {
+        const send = async (path: string, htu: string, headers: Record<string, string> = {}) =>
+          fetch(`${local}${path}`, { headers: { authorization: `DPoP ${bound}`, dpop: await dpopProof(key, "GET", htu, { accessToken: bound }), ...headers } });
+        assert.equal((await send("/data", "https://api.example.com/data")).status, 200, `${local}: htu from baseUrl`);
+        assert.equal((await send("/data", `${local}/data`)).status, 401, `${local}: htu from the Host header is not the public URL`);
+        assert.equal((await send("/data", "http://evil.test/data", { host: "evil.test" })).status, 401, `${local}: a forged Host header does not change htu`);
+      }
+      // Without baseUrl the URL still comes from the request (Host header), as before.
+      const local = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const plainHost = await fetch(`${local}/host`, { headers: { authorization: `DPoP ${bound}`, dpop: await dpopProof(key, "GET", `${local}/host`, { accessToken: bound }) } });
+      assert.equal(plainHost.status, 200);
+      assert.throws(() => requireToken(v, { baseUrl: "not a url" }), TypeError);
+    } finally {
+      server.close();
+      await fastify.close();
+    }
+  });
+});
+
+describe("review: node adapters and unverified client certificates", () => {
+  let pki: TestPki;
+  let host: TestHost;
+
+  before(async () => {
+    pki = makePki();
+    const selfJwk = { ...(await exportJWK(new X509Certificate(pki.client("self").cert).publicKey)), kty: "EC" };
+    host = await createTestHost(
+      {
+        apiScopes: [{ name: "api1.read" }],
+        apiResources: [{ name: "urn:api1", scopes: ["api1.read"] }],
+        clients: [{ client_id: "self", token_endpoint_auth_method: "self_signed_tls_client_auth", jwks: { keys: [selfJwk] }, grant_types: ["client_credentials"], scope: "api1.read", tls_client_certificate_bound_access_tokens: true }],
+        mtls: { enabled: true, cert: pki.paths.serverCert, key: pki.paths.serverKey, clientCa: pki.paths.ca },
+      },
+      { listen: true },
+    );
+  });
+  after(async () => {
+    await host.close();
+    pki.cleanup();
+  });
+
+  test("17.a Express and Fastify pass a self-signed (unverified) peer certificate on, so certificate-bound tokens work", async () => {
+    const self = pki.client("self");
+    const withCert = mtlsFetch({ cert: self.cert, key: self.key, ca: pki.ca });
+    const tokenResponse = await withCert(`${host.mtlsUrl}/connect/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: "client_credentials", client_id: "self" }).toString(),
+    });
+    assert.equal(tokenResponse.status, 200);
+    const token = ((await tokenResponse.json()) as { access_token: string }).access_token;
+    assert.equal((decodeJwt(token).cnf as Record<string, string>)["x5t#S256"], certificateThumbprint(self.cert));
+
+    const v = createTokenValidator({ issuer: host.issuer, audience: "urn:api1" });
+    const tls = { cert: pki.server.cert, key: pki.server.key, ca: pki.ca, requestCert: true, rejectUnauthorized: false };
+    const app = express();
+    app.get("/data", requireToken(v), (req, res) => res.json({ sub: req.auth!.claims.sub }));
+    const expressServer = createHttpsServer(tls, app);
+    await new Promise<void>((resolve) => expressServer.listen(0, "127.0.0.1", resolve));
+    const fastify = Fastify({ https: tls });
+    fastify.get("/data", { preHandler: tokenHook(v) }, async (request) => ({ sub: request.auth!.claims.sub }));
+    await fastify.listen({ port: 0, host: "127.0.0.1" });
+    const other = pki.client("a");
+    const withOther = mtlsFetch({ cert: other.cert, key: other.key, ca: pki.ca });
+    const noCert = mtlsFetch({ ca: pki.ca } as never);
+    try {
+      for (const port of [(expressServer.address() as AddressInfo).port, (fastify.server.address() as AddressInfo).port]) {
+        const url = `https://127.0.0.1:${port}/data`;
+        const ok = await withCert(url, { headers: { authorization: `Bearer ${token}` } });
+        assert.equal(ok.status, 200, `${port}: the bound self-signed certificate`);
+        assert.deepEqual(await ok.json(), { sub: "self" });
+        assert.equal((await withOther(url, { headers: { authorization: `Bearer ${token}` } })).status, 401, `${port}: another (CA-trusted) certificate`);
+        assert.equal((await noCert(url, { headers: { authorization: `Bearer ${token}` } })).status, 401, `${port}: no certificate`);
+      }
+    } finally {
+      expressServer.close();
+      await fastify.close();
+    }
+  });
+});
