@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import * as oauth from "oauth4webapi";
 import { Agent, fetch as undiciFetch } from "undici";
 import { discovery, requestOptions, withMtlsAliases } from "./authorization-server.ts";
@@ -50,6 +51,13 @@ function dpopKeyPair(cacheKey: string): Promise<CryptoKeyPair> {
   return pair;
 }
 
+/** RFC 7638 JWK thumbprint of a public key (EC, RSA or OKP). */
+async function jwkThumbprint(publicKey: CryptoKey): Promise<string> {
+  const jwk = await crypto.subtle.exportKey("jwk", publicKey);
+  const members = jwk.kty === "EC" ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y } : jwk.kty === "RSA" ? { e: jwk.e, kty: jwk.kty, n: jwk.n } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x };
+  return createHash("sha256").update(JSON.stringify(members)).digest("base64url");
+}
+
 /** An mTLS-capable fetch (undici Agent with the client certificate). */
 export function mtlsFetch(tls: { cert: string; key: string; ca?: string }): typeof fetch {
   const dispatcher = new Agent({ connect: { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) } });
@@ -57,8 +65,8 @@ export function mtlsFetch(tls: { cert: string; key: string; ca?: string }): type
 }
 
 /**
- * Creates a fetch that gets a client-credentials token on first need, caches it per client, scope and
- * resource until shortly before it expires (one token request in flight per key, however many callers
+ * Creates a fetch that gets a client-credentials token on first need, caches it per client, scope,
+ * resource and DPoP key until shortly before it expires (one token request in flight per key, however many callers
  * wait), attaches it (with a DPoP proof when `dpop`), answers DPoP nonce challenges from the token
  * endpoint and the API, and retries once with a new token on a 401.
  */
@@ -71,7 +79,13 @@ export function createClientCredentialsFetch(options: ClientCredentialsOptions):
   const http = { fetch: baseFetch };
   const authorizationServer = discovery(issuer, http);
   const resources = options.resource === undefined ? [] : Array.isArray(options.resource) ? options.resource : [options.resource];
-  const cacheKey = JSON.stringify([options.issuer, options.clientId, options.scope ?? "", resources]);
+  // The DPoP key is part of the key: a token bound to one key is useless (and refused) with another.
+  let cacheKeyOnce: Promise<string> | undefined;
+  const cacheKey = () =>
+    (cacheKeyOnce ??= (async () => {
+      const pair = await dpopKeys();
+      return JSON.stringify([options.issuer, options.clientId, options.scope ?? "", resources, pair ? await jwkThumbprint(pair.publicKey) : null]);
+    })());
   const client: oauth.Client = { client_id: options.clientId };
   const clientAuth: oauth.ClientAuth = options.clientSecret
     ? oauth.ClientSecretBasic(options.clientSecret)
@@ -82,9 +96,11 @@ export function createClientCredentialsFetch(options: ClientCredentialsOptions):
         : oauth.None();
   const flights = new SingleFlight<CachedToken>();
   let dpop: oauth.DPoPHandle | undefined;
+  const dpopKeys = async () => (!options.dpop ? undefined : options.dpop === true ? dpopKeyPair(`${options.issuer} ${options.clientId}`) : options.dpop);
   const dpopHandle = async () => {
-    if (!options.dpop) return undefined;
-    dpop ??= oauth.DPoP(client, options.dpop === true ? await dpopKeyPair(`${options.issuer} ${options.clientId}`) : options.dpop);
+    const pair = await dpopKeys();
+    if (!pair) return undefined;
+    dpop ??= oauth.DPoP(client, pair);
     return dpop;
   };
 
@@ -117,18 +133,19 @@ export function createClientCredentialsFetch(options: ClientCredentialsOptions):
       expiresAt: clock() + (result.expires_in ?? 300) * 1000,
       scope: result.scope,
     };
-    await cache.set(cacheKey, token);
+    await cache.set(await cacheKey(), token);
     return token;
   };
 
   const token = async (forceRenew: boolean): Promise<CachedToken> => {
+    const key = await cacheKey();
     if (!forceRenew) {
-      const cached = await cache.get(cacheKey);
+      const cached = await cache.get(key);
       if (cached && cached.expiresAt - renewBefore > clock()) return cached;
     } else {
-      await cache.delete(cacheKey);
+      await cache.delete(key);
     }
-    return flights.run(cacheKey, requestToken);
+    return flights.run(key, requestToken);
   };
 
   const resourceFetch = createResourceFetch({
@@ -144,7 +161,7 @@ export function createClientCredentialsFetch(options: ClientCredentialsOptions):
   }) as ClientCredentialsFetch;
   wrapped.getToken = async () => (await token(false)).accessToken;
   wrapped.invalidate = async () => {
-    await cache.delete(cacheKey);
+    await cache.delete(await cacheKey());
   };
   return wrapped;
 }
