@@ -121,6 +121,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     for (const uri of client.redirect_uris ?? []) {
       const url = new URL(uri);
       formTargets.add(url.protocol === "http:" || url.protocol === "https:" ? url.origin : url.protocol);
+      // RFC 8252 §7.3: a loopback IP redirect URI matches any port, so the form target does too.
+      if (url.protocol === "http:" && (url.hostname === "127.0.0.1" || url.hostname === "[::1]")) formTargets.add(`http://${url.hostname}:*`);
     }
   }
   const formAction = [...formTargets].join(" ");

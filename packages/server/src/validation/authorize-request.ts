@@ -3,6 +3,7 @@ import type { Client } from "../clients.ts";
 import type { ProviderDeps } from "../deps.ts";
 import type { Params } from "../http/params.ts";
 import { verifyIdTokenHint } from "./id-token-hint.ts";
+import { redirectUriMatches } from "./redirect-uri.ts";
 
 export type ResponseMode = "query" | "fragment" | "form_post";
 export type Prompt = "none" | "login" | "consent";
@@ -43,7 +44,7 @@ export type AuthorizeValidation =
 const RESPONSE_MODES: readonly ResponseMode[] = ["query", "fragment", "form_post"];
 const PROMPTS: readonly Prompt[] = ["none", "login", "consent"];
 
-/** RFC 6749 §3.1.2 / OIDC Core §3.1.2.1: the client and an exactly registered redirect_uri. */
+/** RFC 6749 §3.1.2 / OIDC Core §3.1.2.1 / RFC 8252 §7.3: the client and a registered redirect_uri. */
 async function validateClientAndRedirect(params: Params, deps: ProviderDeps): Promise<{ client: Client; redirectUri: string }> {
   const clientId = params.get("client_id");
   if (!clientId) throw new ProtocolError("invalid_request", "client_id is missing", { redirectable: false });
@@ -51,8 +52,8 @@ async function validateClientAndRedirect(params: Params, deps: ProviderDeps): Pr
   if (!client) throw new ProtocolError("invalid_client", "the client is unknown", { redirectable: false });
   const redirectUri = params.get("redirect_uri");
   if (!redirectUri) throw new ProtocolError("invalid_request", "redirect_uri is missing", { redirectable: false });
-  // Exact string comparison: no normalization, no prefix or wildcard matching.
-  if (!client.redirectUris.includes(redirectUri)) {
+  // Exact string comparison (any port for loopback IPs): no normalization, no prefix or wildcard matching.
+  if (!redirectUriMatches(client.redirectUris, redirectUri)) {
     throw new ProtocolError("invalid_request", "redirect_uri is not registered for this client", { redirectable: false });
   }
   return { client, redirectUri };
