@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { Flow, baseConfig } from "./support/fixtures.ts";
+import { createTestHost } from "@tessera/testing";
+import { chromiumPath, launchChromium } from "./support/chromium.ts";
+import { Flow, baseConfig, pkce } from "./support/fixtures.ts";
 
 const REGISTERED = ["http://127.0.0.1/callback", "http://[::1]:8080/cb?app=1", "http://localhost/cb", "https://127.0.0.1/secure", "https://rp.test/native"];
 
@@ -96,6 +100,38 @@ describe("review: loopback redirects and the pages' form-action", () => {
       assert.ok(!formAction.includes("http://localhost:*") && !formAction.includes("https://127.0.0.1:*"), "only loopback IPs over http");
     } finally {
       await flow.close();
+    }
+  });
+});
+
+const executable = chromiumPath();
+
+describe("review: a native app's loopback redirect in a real browser", { skip: executable ? false : "Chromium is not installed (set CI=true to make this a failure)" }, () => {
+  test("15.5 Chromium signs in and lands on the app's ephemeral loopback port", async () => {
+    // The "native app": a one-shot listener on a port the OS picks, as RFC 8252 §7.3 describes.
+    const app = createServer((req, res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end(`<p id="got">${new URL(req.url!, "http://127.0.0.1").searchParams.get("code") ? "code" : "none"}</p>`);
+    });
+    await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
+    const redirectUri = `http://127.0.0.1:${(app.address() as AddressInfo).port}/callback`;
+    const config = baseConfig();
+    config.clients = [...config.clients!, { client_id: "native", token_endpoint_auth_method: "none", redirect_uris: ["http://127.0.0.1/callback"], scope: "openid profile" }];
+    const host = await createTestHost(config, { listen: true });
+    const browser = await launchChromium(executable!);
+    try {
+      const page = await browser.context.newPage();
+      const url = new URL(`${host.issuer}/connect/authorize`);
+      for (const [k, v] of Object.entries({ client_id: "native", redirect_uri: redirectUri, response_type: "code", scope: "openid profile", state: "s", code_challenge: pkce().challenge, code_challenge_method: "S256" })) url.searchParams.set(k, v);
+      await page.goto(url.href);
+      await page.fill("input[name=username]", "alice");
+      await page.fill("input[name=password]", "alice");
+      await Promise.all([page.waitForURL((u) => u.href.startsWith(redirectUri), { timeout: 15_000 }), page.click("button[type=submit]")]);
+      assert.equal((await page.textContent("#got"))?.trim(), "code");
+    } finally {
+      await browser.close();
+      await host.close();
+      app.close();
     }
   });
 });
