@@ -81,6 +81,22 @@ describe("review: mutual TLS, sender-constrained tokens at the provider, discove
     assert.equal(forged.status, 401);
   });
 
+  test("2 forwarded-address headers on the mTLS listener are ignored too (its peers are clients, not the proxy)", async () => {
+    const throttled = await createTestHost({ ...config(), trustedProxies: 1, clientAuthThrottling: { window: 60, maxPerClient: 100, maxPerAddress: 3 }, mtls: mtlsFiles() }, { listen: true });
+    try {
+      const attempt = (i: number) =>
+        noCert()(`${throttled.mtlsUrl}/connect/token`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`nobody-${i}:wrong`).toString("base64")}`, "x-forwarded-for": `198.51.100.${i}` },
+          body: "grant_type=client_credentials",
+        });
+      for (let i = 1; i <= 3; i++) assert.equal((await attempt(i)).status, 401);
+      assert.equal((await attempt(4)).status, 429, "every attempt counts against the connection's address");
+    } finally {
+      await throttled.close();
+    }
+  });
+
   test("4 admin API: a DPoP-bound token needs the DPoP scheme and a valid proof", async () => {
     const tokenUrl = `${host.issuer}/connect/token`;
     const issued = await fetch(tokenUrl, {

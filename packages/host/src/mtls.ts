@@ -40,7 +40,7 @@ export function clientCertificateFrom(env: Partial<HttpBindings> | undefined, re
     const certificate = socket.getPeerX509Certificate();
     return certificate ? { certificate, chainVerified: socket.authorized === true } : undefined;
   }
-  if (!header || !fromTrustedProxy(trustedProxies)) return undefined;
+  if (!header || !fromTrustedProxy(env, trustedProxies)) return undefined;
   const value = request.headers.get(header);
   if (!value) return undefined;
   try {
