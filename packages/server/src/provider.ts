@@ -51,7 +51,7 @@ export interface SignInResult {
   cookies: string[];
 }
 
-/** The outcome of {@link Provider.authenticateRequest}: the token's claims, or the 401 to answer with. */
+/** The outcome of {@link Provider.authenticateRequest}: the token's claims, or the error to answer with (its status and `WWW-Authenticate`). */
 export type RequestAuthentication =
   | { ok: true; claims: AccessTokenClaims; tokenType: "Bearer" | "DPoP" }
   | { ok: false; error: ProtocolError };
