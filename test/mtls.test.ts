@@ -28,7 +28,7 @@ describe("mutual TLS (RFC 8705)", () => {
     ];
     const common = { apiScopes: [{ name: "api1.read" }], apiResources: [{ name: "urn:api1", scopes: ["api1.read"], secret: "api1-secret" }], clients };
     host = await createTestHost({ ...common, mtls: { enabled: true, cert: pki.paths.serverCert, key: pki.paths.serverKey, clientCa: pki.paths.ca } }, { listen: true });
-    proxied = await createTestHost({ ...common, mtls: { enabled: true, cert: pki.paths.serverCert, key: pki.paths.serverKey, clientCa: pki.paths.ca, clientCertificateHeader: "x-client-cert" } }, { listen: true });
+    proxied = await createTestHost({ ...common, trustedProxies: 1, mtls: { enabled: true, cert: pki.paths.serverCert, key: pki.paths.serverKey, clientCa: pki.paths.ca, clientCertificateHeader: "x-client-cert" } }, { listen: true });
 
     // An API over mTLS that accepts only certificate-bound tokens presented with their certificate.
     const validator = createTokenValidator({ issuer: host.issuer, audience: "urn:api1" });

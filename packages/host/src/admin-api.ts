@@ -1,5 +1,7 @@
-import type { AccessTokenClaims, Logger, Provider } from "@tessera/server";
+import type { HttpBindings } from "@hono/node-server";
+import type { AccessTokenClaims, Logger, Provider, RequestContext } from "@tessera/server";
 import { Hono, type Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ADMIN_SCOPE } from "./config.ts";
 
 /** What the admin API needs from the host. */
@@ -9,6 +11,8 @@ export interface AdminAccess {
   audience: string;
   isAdmin(sub: string): Promise<boolean>;
   logger?: Logger;
+  /** What the host knows of the request's connection (client certificate, address). */
+  requestContext(request: Request, env: Partial<HttpBindings> | undefined): RequestContext;
 }
 
 const MAX_COUNT = 500;
@@ -20,20 +24,21 @@ function challenge(c: Context, status: 401 | 403, error: string, description: st
 }
 
 /**
- * The admin API (contract §5): a bearer access token from this server with scope tessera.admin and the
- * admin API audience; a user's token also needs the admin role.
+ * The admin API (contract §5): an access token from this server with scope tessera.admin and the admin
+ * API audience, sender-constrained ones with their DPoP proof or certificate; a user's token also needs
+ * the admin role.
  */
 export function adminApi(access: AdminAccess): Hono<{ Variables: { claims: AccessTokenClaims } }> {
   const api = new Hono<{ Variables: { claims: AccessTokenClaims } }>();
   api.use(async (c, next) => {
-    const header = c.req.header("authorization");
-    const token = header && /^bearer /i.test(header) ? header.slice(7).trim() : undefined;
-    if (!token) {
-      c.header("www-authenticate", "Bearer");
-      return c.json({ error: "invalid_token", error_description: "a bearer token is required" }, 401);
+    const authentication = await access.provider.authenticateRequest(c.req.raw, access.requestContext(c.req.raw, c.env as Partial<HttpBindings> | undefined));
+    if (!authentication.ok) {
+      const { error } = authentication;
+      for (const [name, value] of Object.entries(error.headers)) c.header(name, value);
+      c.header("cache-control", "no-store");
+      return c.json({ error: error.code, ...(error.description ? { error_description: error.description } : {}) }, error.status as ContentfulStatusCode);
     }
-    const claims = await access.provider.validateAccessToken(token);
-    if (!claims) return challenge(c, 401, "invalid_token", "the access token is invalid, expired or revoked");
+    const { claims } = authentication;
     const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
     if (!claims.scope.split(" ").includes(ADMIN_SCOPE) || !audiences.includes(access.audience)) {
       return challenge(c, 403, "insufficient_scope", `the token needs scope ${ADMIN_SCOPE}`);

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isStoreUnavailable, type EventSink, type Logger, type Provider, type Store, type TesseraEvent } from "@tessera/server";
+import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isStoreUnavailable, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
@@ -112,6 +112,17 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     logger: hostOptions.logger,
     events: hostOptions.events,
     clock: hostOptions.clock,
+  });
+  // What the connection tells about a request: its certificate (mTLS listener, or a trusted proxy's header)
+  // and the client's address after the trusted-proxy rules.
+  const certificateHeader = config.mtls?.enabled ? config.mtls.clientCertificateHeader : undefined;
+  const trustedProxies = config.trustedProxies ?? 0;
+  if (certificateHeader && trustedProxies === 0) {
+    hostOptions.logger?.warn({ header: certificateHeader }, "mtls.clientCertificateHeader is ignored: it is honoured only from a trusted proxy (set trustedProxies)");
+  }
+  const requestContext = (request: Request, env: Partial<HttpBindings> | undefined): RequestContext => ({
+    clientCertificate: clientCertificateFrom(env, request, certificateHeader, trustedProxies),
+    clientAddress: clientAddress(request, env, trustedProxies),
   });
   const csrf = new CsrfProtection(new DataProtector(dataKey.key).subkey("csrf"), issuerUrl.protocol === "https:", base || "/");
   // Chromium applies form-action to the redirects that follow a form post, and login and consent end in
@@ -289,7 +300,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     return redirectTo(sessionsPage);
   });
 
-  const access: AdminAccess = { provider, audience: adminAudience, isAdmin, logger };
+  const access: AdminAccess = { provider, audience: adminAudience, isAdmin, logger, requestContext };
   if (config.admin) app.route(`${base}/admin/api`, adminApi(access));
 
   app.get(`${base}/logout`, async (c) => {
@@ -320,14 +331,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     return render("Signed out", (nonce) => <SignedOutPage nonce={nonce} {...details} />, 200, [], frameOrigins);
   });
 
-  const certificateHeader = config.mtls?.enabled ? config.mtls.clientCertificateHeader : undefined;
-  app.all("*", (c) => {
-    const env = c.env as Partial<HttpBindings> | undefined;
-    return provider.fetch(c.req.raw, {
-      clientCertificate: clientCertificateFrom(env, c.req.raw, certificateHeader),
-      clientAddress: clientAddress(c.req.raw, env, config.trustedProxies ?? 0),
-    });
-  });
+  app.all("*", (c) => provider.fetch(c.req.raw, requestContext(c.req.raw, c.env as Partial<HttpBindings> | undefined)));
   app.onError((error, c) => {
     if (isStoreUnavailable(error)) {
       logger?.warn({ err: error }, "store unavailable");

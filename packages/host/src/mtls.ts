@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import type { TLSSocket } from "node:tls";
 import { serve, type HttpBindings } from "@hono/node-server";
 import type { ClientCertificateContext } from "@tessera/server";
+import { fromTrustedProxy } from "./client-address.ts";
 
 /** The mTLS files of a config, read (paths relative to the config's folder). */
 export interface MtlsMaterial {
@@ -27,18 +28,19 @@ export function readMtlsMaterial(mtls: { cert?: string; key?: string; clientCa?:
 }
 
 /**
- * The client certificate of a request: from the TLS connection of the mTLS listener, or, only when a
- * header is configured (TLS terminated by a proxy), from that header (URL-encoded PEM, as nginx's
- * $ssl_client_escaped_cert). Header certificates are never trusted as verified: the provider checks them
- * against the client CA itself.
+ * The client certificate of a request. On a TLS connection (the mTLS listener) only the connection's own
+ * certificate counts. On the plain listener a certificate header (URL-encoded PEM, as nginx's
+ * $ssl_client_escaped_cert) counts only when one is configured and the direct peer is a trusted proxy
+ * (`trustedProxies` > 0), since anyone else can send that header. Header certificates are never trusted
+ * as verified: the provider checks them against the client CA itself.
  */
-export function clientCertificateFrom(env: Partial<HttpBindings> | undefined, request: Request, header: string | null | undefined): ClientCertificateContext | undefined {
+export function clientCertificateFrom(env: Partial<HttpBindings> | undefined, request: Request, header: string | null | undefined, trustedProxies: number): ClientCertificateContext | undefined {
   const socket = env?.incoming?.socket as TLSSocket | undefined;
-  if (socket && typeof socket.getPeerX509Certificate === "function") {
+  if (socket?.encrypted) {
     const certificate = socket.getPeerX509Certificate();
-    if (certificate) return { certificate, chainVerified: socket.authorized === true };
+    return certificate ? { certificate, chainVerified: socket.authorized === true } : undefined;
   }
-  if (!header) return undefined;
+  if (!header || !fromTrustedProxy(env, trustedProxies)) return undefined;
   const value = request.headers.get(header);
   if (!value) return undefined;
   try {

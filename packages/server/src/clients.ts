@@ -5,6 +5,9 @@ import type { JWK } from "jose";
 export type TokenEndpointAuthMethod = "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | "private_key_jwt" | "tls_client_auth" | "self_signed_tls_client_auth" | "none";
 export const TOKEN_ENDPOINT_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth", "none"];
 
+/** The RFC 8705 §2 methods, which need the host's mutual TLS. */
+export const TLS_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ["tls_client_auth", "self_signed_tls_client_auth"];
+
 /** Algorithms accepted for client assertions: asymmetric for private_key_jwt, HMAC for client_secret_jwt. */
 export const ASSERTION_ALGORITHMS = {
   private_key_jwt: ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"],

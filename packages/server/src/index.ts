@@ -1,4 +1,4 @@
-export { createProvider, type Provider, type InteractionDetails, type SignInResult } from "./provider.ts";
+export { createProvider, type Provider, type InteractionDetails, type RequestAuthentication, type SignInResult } from "./provider.ts";
 export type { RequestContext } from "./http/request-context.ts";
 export { FailureThrottle, type FailureLimit } from "./security/failure-throttle.ts";
 export type { UserGrant } from "./consent/consents.ts";

@@ -80,7 +80,10 @@ export interface ProviderOptions {
     /** Send back-channel logout for sessions that expire (default false). */
     expiredSessionsTriggerBackchannelLogout?: boolean;
   };
-  /** Mutual TLS (RFC 8705); the host terminates TLS and attaches client certificates to requests. */
+  /**
+   * Mutual TLS (RFC 8705); the host terminates TLS and attaches client certificates to requests. Given
+   * (even empty), discovery advertises the certificate methods and certificate-bound tokens; absent, neither.
+   */
   mtls?: {
     /** PEM of the CA(s) that issue client certificates for tls_client_auth. */
     clientCa?: string;
@@ -172,7 +175,8 @@ export interface ResolvedOptions {
   cookieLifetime: number;
   cookieSlidingExpiration: boolean;
   dpop: { requireNonce: boolean; proofLifetime: number };
-  mtls: { clientCas: import("node:crypto").X509Certificate[]; endpointBaseUrl?: string };
+  /** `enabled`: the host does mutual TLS (the `mtls` option was given). */
+  mtls: { enabled: boolean; clientCas: import("node:crypto").X509Certificate[]; endpointBaseUrl?: string };
   serverSideSessions: {
     enabled: boolean;
     userDisplayNameClaimType: string;
@@ -253,7 +257,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
     cookieSlidingExpiration: options.authentication?.cookieSlidingExpiration ?? true,
     dpop: { requireNonce: options.dpop?.requireNonce ?? false, proofLifetime: options.dpop?.proofLifetime ?? 60 },
-    mtls: { clientCas: options.mtls?.clientCa ? parseCertificates(options.mtls.clientCa) : [], endpointBaseUrl: options.mtls?.endpointBaseUrl?.replace(/\/+$/, "") },
+    mtls: { enabled: options.mtls !== undefined, clientCas: options.mtls?.clientCa ? parseCertificates(options.mtls.clientCa) : [], endpointBaseUrl: options.mtls?.endpointBaseUrl?.replace(/\/+$/, "") },
     serverSideSessions: {
       enabled: options.serverSideSessions?.enabled ?? false,
       userDisplayNameClaimType: options.serverSideSessions?.userDisplayNameClaimType ?? "name",

@@ -15,6 +15,7 @@ import { authorizeCallbackEndpoint, authorizeEndpoint } from "./endpoints/author
 import { discoveryEndpoint, jwksEndpoint, providerMetadata } from "./endpoints/discovery.ts";
 import { tokenEndpoint } from "./endpoints/token.ts";
 import { userinfoEndpoint } from "./endpoints/userinfo.ts";
+import { validateBearerToken } from "./validation/bearer-token.ts";
 import { introspectionEndpoint } from "./endpoints/introspection.ts";
 import { checkSessionEndpoint } from "./endpoints/check-session.ts";
 import { endSessionEndpoint, logoutPageUrl } from "./endpoints/end-session.ts";
@@ -49,6 +50,11 @@ export interface SignInResult {
   session: AuthenticationSession;
   cookies: string[];
 }
+
+/** The outcome of {@link Provider.authenticateRequest}: the token's claims, or the error to answer with (its status and `WWW-Authenticate`). */
+export type RequestAuthentication =
+  | { ok: true; claims: AccessTokenClaims; tokenType: "Bearer" | "DPoP" }
+  | { ok: false; error: ProtocolError };
 
 /** An OpenID Provider as a Web-standard request handler. */
 export interface Provider {
@@ -94,10 +100,18 @@ export interface Provider {
   /** Ends server-side sessions: their tokens, optionally consents, and back-channel logout to their clients. */
   removeSessions(request: RemoveSessionsRequest): Promise<number>;
   /**
-   * Validates an access token issued here (JWT or reference; signature, expiry, revocation, session);
-   * for APIs hosted next to the provider, such as the admin API.
+   * Validates an access token issued here (JWT or reference; signature, expiry, revocation, session).
+   * Sender-constrained tokens (`cnf`) are refused, since the token alone proves no possession: an API
+   * hosted next to the provider authenticates its requests with {@link Provider.authenticateRequest}.
    */
   validateAccessToken(token: string): Promise<AccessTokenClaims | undefined>;
+  /**
+   * Authenticates a request to an API hosted beside the provider (the admin API) by the access token it
+   * carries, with the rules of the provider's own endpoints: a DPoP-bound token only with the DPoP scheme
+   * and a proof for this request (RFC 9449 §7), a certificate-bound token only over a connection with that
+   * certificate (RFC 8705 §3), which the host passes in `context` as for {@link Provider.fetch}.
+   */
+  authenticateRequest(request: Request, context?: RequestContext): Promise<RequestAuthentication>;
   /** Stops background jobs, waits for back-channel deliveries in flight, and closes the store. */
   close(): Promise<void>;
 }
@@ -291,7 +305,24 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     getSignedOut: (logoutId) => deps.logout.signedOut(logoutId),
     querySessions: (query) => deps.sessionManagement.query(query),
     removeSessions: (request) => deps.sessionManagement.remove(request),
-    validateAccessToken: async (token) => (await resolveAccessToken(token, deps))?.claims,
+    async validateAccessToken(token) {
+      const claims = (await resolveAccessToken(token, deps))?.claims;
+      return claims && claims.cnf === undefined ? claims : undefined;
+    },
+    async authenticateRequest(request, context) {
+      // The API reads the body itself afterwards; the validator may read a form-encoded one.
+      const presented = request.body ? request.clone() : request;
+      if (context) attachRequestContext(presented, context);
+      const pathname = new URL(request.url).pathname;
+      const path = pathname.startsWith(options.basePath) ? pathname.slice(options.basePath.length) : pathname;
+      try {
+        const resolved = await validateBearerToken(presented, deps, path);
+        return { ok: true, claims: resolved.claims, tokenType: resolved.claims.cnf?.jkt ? "DPoP" : "Bearer" };
+      } catch (error) {
+        if (error instanceof ProtocolError) return { ok: false, error };
+        throw error;
+      }
+    },
     async close() {
       await grantCleanup.stop();
       await sessionCleanup?.stop();

@@ -1,6 +1,6 @@
 import { CODE_CHALLENGE_METHODS, DPOP_ALGORITHMS, type ProviderMetadata } from "@tessera/protocol";
 import { claimsForScopes } from "../tokens/claims.ts";
-import { ASSERTION_ALGORITHMS, TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
+import { ASSERTION_ALGORITHMS, TLS_AUTH_METHODS, TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
 import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
 import { cacheableJson } from "../http/responses.ts";
 import { grants } from "../grants/index.ts";
@@ -11,6 +11,8 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
   const scopes = [...options.identityResources, ...options.apiScopes.map((s) => s.name)];
   const claims = new Set(["sub", "iss", "auth_time", "amr", "idp", "sid"]);
   for (const claim of claimsForScopes(options.identityResources, options.identityClaims)) claims.add(claim);
+  // RFC 8705: the certificate methods and bound tokens exist only when the host does mutual TLS.
+  const authMethods = TOKEN_ENDPOINT_AUTH_METHODS.filter((m) => options.mtls.enabled || !TLS_AUTH_METHODS.includes(m));
   return {
     issuer: options.issuer,
     authorization_endpoint: endpointUrl(deps, PATHS.authorize),
@@ -32,10 +34,10 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     grant_types_supported: Object.keys(grants),
     subject_types_supported: ["public"],
     id_token_signing_alg_values_supported: [...options.algorithms],
-    token_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS],
+    token_endpoint_auth_methods_supported: authMethods,
     token_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGORITHMS.private_key_jwt, ...ASSERTION_ALGORITHMS.client_secret_jwt],
-    introspection_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS].filter((m) => m !== "none"),
-    revocation_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS],
+    introspection_endpoint_auth_methods_supported: authMethods.filter((m) => m !== "none"),
+    revocation_endpoint_auth_methods_supported: [...authMethods],
     code_challenge_methods_supported: [...CODE_CHALLENGE_METHODS],
     prompt_values_supported: ["none", "login", "consent"],
     claims_parameter_supported: false,
@@ -43,8 +45,8 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     request_uri_parameter_supported: false,
     authorization_response_iss_parameter_supported: true,
     dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
-    tls_client_certificate_bound_access_tokens: true,
-    ...(options.mtls.endpointBaseUrl
+    ...(options.mtls.enabled ? { tls_client_certificate_bound_access_tokens: true } : {}),
+    ...(options.mtls.enabled && options.mtls.endpointBaseUrl
       ? {
           mtls_endpoint_aliases: {
             token_endpoint: options.mtls.endpointBaseUrl + PATHS.token,

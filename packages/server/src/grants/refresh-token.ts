@@ -37,8 +37,9 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
   if (reused && !withinGrace(grant.consumedAt, now, client.refreshTokenReuseGracePeriod)) await revokeReplayedFamily(deps, grant);
   if (grant.expiresAt < now) throw new ProtocolError("invalid_grant", "the refresh token has expired");
   const data = JSON.parse(grant.data) as RefreshTokenData;
-  // A key-bound refresh token (public client) is only refreshed with a proof by that key; checked before use.
+  // A key- or certificate-bound refresh token (public client) is only refreshed with that key or certificate; checked before use.
   if (data.dpopJkt !== undefined && context.dpopJkt !== data.dpopJkt) throw new ProtocolError("invalid_grant", "the refresh token is bound to another DPoP key");
+  if (data.certificateThumbprint !== undefined && context.certificateThumbprint !== data.certificateThumbprint) throw new ProtocolError("invalid_grant", "the refresh token is bound to another client certificate");
   if (client.coordinateLifetimeWithUserSession && deps.options.serverSideSessions.enabled) {
     // The token lives as long as the user's session, and using it keeps that session alive.
     if (!(await deps.sessions.extend(data.sid))) throw new ProtocolError("invalid_grant", "the user session has ended");
@@ -70,7 +71,7 @@ export async function issue(validated: ValidatedRefresh, deps: ProviderDeps): Pr
   const { client, user, data, scopes, dpopJkt, certificateThumbprint } = validated;
   const grace = client.refreshTokenReuseGracePeriod;
   const tokens = () =>
-    issueTokens(deps, { client, scopes, user, dpopJkt, certificateThumbprint, refreshToken: () => createRefreshToken(deps, client, user, data.scopes, data.absoluteExpiresAt, data.dpopJkt, validated.token) });
+    issueTokens(deps, { client, scopes, user, dpopJkt, certificateThumbprint, refreshToken: () => createRefreshToken(deps, client, user, data.scopes, data.absoluteExpiresAt, { dpopJkt: data.dpopJkt, certificateThumbprint: data.certificateThumbprint }, validated.token) });
   if (validated.reused) {
     deps.logger.info({ clientId: client.clientId, grantId: user.grantId }, "rotated refresh token used again within the reuse grace period");
     return tokens();

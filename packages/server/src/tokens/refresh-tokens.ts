@@ -17,6 +17,14 @@ export interface RefreshTokenData {
   absoluteExpiresAt: number;
   /** A public client's refresh token is bound to its DPoP key (RFC 9449 §5). */
   dpopJkt?: string;
+  /** A public client's refresh token is bound to its TLS client certificate (RFC 8705 §4): `x5t#S256`. */
+  certificateThumbprint?: string;
+}
+
+/** What a public client's refresh token is bound to; it is refreshed only with the same key or certificate. */
+export interface RefreshTokenBinding {
+  dpopJkt?: string;
+  certificateThumbprint?: string;
 }
 
 /** RFC 6749 §1.5 / OIDC Core §11: a refresh token is issued for offline_access to clients allowed to refresh. */
@@ -38,7 +46,7 @@ function successorHandle(deps: ProviderDeps, predecessor: string): string {
  * rotation for a client with a reuse grace period) the successor is derived, and an existing one is kept
  * as it is (never revived once used).
  */
-export async function createRefreshToken(deps: ProviderDeps, client: Client, user: UserTokenContext, scopes: string[], absoluteExpiresAt?: number, dpopJkt?: string, predecessor?: string): Promise<string> {
+export async function createRefreshToken(deps: ProviderDeps, client: Client, user: UserTokenContext, scopes: string[], absoluteExpiresAt?: number, binding: RefreshTokenBinding = {}, predecessor?: string): Promise<string> {
   const now = nowSeconds(deps);
   const absolute = absoluteExpiresAt ?? now + client.refreshTokenAbsoluteLifetime;
   const expiresAt = client.refreshTokenSlidingLifetime ? Math.min(absolute, now + client.refreshTokenSlidingLifetime) : absolute;
@@ -52,7 +60,8 @@ export async function createRefreshToken(deps: ProviderDeps, client: Client, use
     idp: user.idp,
     sessionClaims: user.sessionClaims,
     absoluteExpiresAt: absolute,
-    ...(dpopJkt ? { dpopJkt } : {}),
+    ...(binding.dpopJkt ? { dpopJkt: binding.dpopJkt } : {}),
+    ...(binding.certificateThumbprint ? { certificateThumbprint: binding.certificateThumbprint } : {}),
   };
   const grant = {
     key: sha256Base64url(handle),

@@ -1,0 +1,199 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { mtlsFetch } from "@tessera/client";
+import { accessTokenHash } from "@tessera/protocol";
+import { TestBrowser, createTestHost, type TestHost, type TestHostConfig } from "@tessera/testing";
+import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
+import { makePki, type TestPki } from "./support/certs.ts";
+import { pkce } from "./support/fixtures.ts";
+
+const CALLBACK = "http://127.0.0.1/cb";
+
+describe("review: mutual TLS, sender-constrained tokens at the provider, discovery", () => {
+  let pki: TestPki;
+  /** mTLS on, no certificate header. */
+  let host: TestHost;
+  /** A certificate header configured, but no trusted proxy. */
+  let direct: TestHost;
+  /** A certificate header configured behind one trusted proxy (the test itself, at 127.0.0.1). */
+  let proxied: TestHost;
+  let dpopKey: { privateKey: CryptoKey; jwk: JWK };
+
+  const mtlsFiles = () => ({ enabled: true, cert: pki.paths.serverCert, key: pki.paths.serverKey, clientCa: pki.paths.ca });
+  const config = (): TestHostConfig => ({
+    admin: { role: "admin" },
+    apiScopes: [{ name: "api1.read" }],
+    apiResources: [{ name: "urn:api1", scopes: ["api1.read"], secret: "api1-secret" }],
+    users: [{ sub: "1", username: "alice", password: "alice", claims: { name: "Alice", role: ["admin"] } }],
+    clients: [
+      { client_id: "tls-san", token_endpoint_auth_method: "tls_client_auth", tls_client_auth_san_dns: "client-a.test", grant_types: ["client_credentials"], scope: "api1.read tessera.admin", tls_client_certificate_bound_access_tokens: true },
+      { client_id: "dpop-admin", client_secret: "dpop-admin-secret", grant_types: ["client_credentials"], scope: "tessera.admin", dpop_bound_access_tokens: true },
+      { client_id: "mtls-spa", token_endpoint_auth_method: "none", redirect_uris: [CALLBACK], grant_types: ["authorization_code", "refresh_token"], scope: "openid offline_access", tls_client_certificate_bound_access_tokens: true },
+    ],
+  });
+
+  before(async () => {
+    pki = makePki();
+    host = await createTestHost({ ...config(), mtls: mtlsFiles() }, { listen: true });
+    direct = await createTestHost({ ...config(), mtls: { ...mtlsFiles(), clientCertificateHeader: "x-client-cert" } }, { listen: true });
+    proxied = await createTestHost({ ...config(), trustedProxies: 1, mtls: { ...mtlsFiles(), clientCertificateHeader: "x-client-cert" } }, { listen: true });
+    const pair = await generateKeyPair("ES256");
+    dpopKey = { privateKey: pair.privateKey, jwk: await exportJWK(pair.publicKey) };
+  });
+  after(async () => {
+    await host.close();
+    await direct.close();
+    await proxied.close();
+    pki.cleanup();
+  });
+
+  const form = (body: Record<string, string>) => ({ method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(body).toString() });
+  const withCert = (name: "a" | "b") => mtlsFetch({ ...pki.client(name), ca: pki.ca });
+  const noCert = () => mtlsFetch({ ca: pki.ca } as never);
+  const status = async (response: Response) => ({ status: response.status, error: ((await response.json().catch(() => ({}))) as { error?: string }).error });
+  const proof = (htm: string, htu: string, accessToken?: string) =>
+    new SignJWT({ htm, htu, jti: randomUUID(), ...(accessToken ? { ath: accessTokenHash(accessToken) } : {}) })
+      .setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk: dpopKey.jwk })
+      .setIssuedAt()
+      .sign(dpopKey.privateKey);
+  /** A client-credentials request for tls-san carrying client-a's certificate in the configured header. */
+  const headerCertRequest = (on: TestHost, url = `${on.issuer}/connect/token`, doFetch: typeof fetch = fetch) =>
+    doFetch(url, { ...form({ grant_type: "client_credentials", client_id: "tls-san", scope: "api1.read" }), headers: { "content-type": "application/x-www-form-urlencoded", "x-client-cert": encodeURIComponent(pki.client("a").cert) } });
+
+  test("2 certificate header from a direct, untrusted peer: no certificate-based authentication", async () => {
+    assert.deepEqual(await status(await headerCertRequest(direct)), { status: 401, error: "invalid_client" });
+  });
+
+  test("2 certificate header on the mTLS listener: ignored, the TLS connection's certificate is the only source", async () => {
+    for (const on of [direct, proxied]) {
+      assert.deepEqual(await status(await headerCertRequest(on, `${on.mtlsUrl}/connect/token`, noCert())), { status: 401, error: "invalid_client" }, "no certificate on the connection");
+      assert.deepEqual(await status(await headerCertRequest(on, `${on.mtlsUrl}/connect/token`, withCert("b"))), { status: 401, error: "invalid_client" }, "the connection's certificate wins");
+    }
+    // The connection's own certificate still works there.
+    assert.equal((await withCert("a")(`${proxied.mtlsUrl}/connect/token`, form({ grant_type: "client_credentials", client_id: "tls-san", scope: "api1.read" }))).status, 200);
+  });
+
+  test("2 certificate header through a trusted proxy: honoured (and still checked against the client CA)", async () => {
+    const response = await headerCertRequest(proxied);
+    assert.equal(response.status, 200);
+    const forged = await fetch(`${proxied.issuer}/connect/token`, { ...form({ grant_type: "client_credentials", client_id: "tls-san", scope: "api1.read" }), headers: { "content-type": "application/x-www-form-urlencoded", "x-client-cert": encodeURIComponent(pki.client("a-other-ca").cert) } });
+    assert.equal(forged.status, 401);
+  });
+
+  test("2 forwarded-address headers on the mTLS listener are ignored too (its peers are clients, not the proxy)", async () => {
+    const throttled = await createTestHost({ ...config(), trustedProxies: 1, clientAuthThrottling: { window: 60, maxPerClient: 100, maxPerAddress: 3 }, mtls: mtlsFiles() }, { listen: true });
+    try {
+      const attempt = (i: number) =>
+        noCert()(`${throttled.mtlsUrl}/connect/token`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`nobody-${i}:wrong`).toString("base64")}`, "x-forwarded-for": `198.51.100.${i}` },
+          body: "grant_type=client_credentials",
+        });
+      for (let i = 1; i <= 3; i++) assert.equal((await attempt(i)).status, 401);
+      assert.equal((await attempt(4)).status, 429, "every attempt counts against the connection's address");
+    } finally {
+      await throttled.close();
+    }
+  });
+
+  test("4 admin API: a DPoP-bound token needs the DPoP scheme and a valid proof", async () => {
+    const tokenUrl = `${host.issuer}/connect/token`;
+    const issued = await fetch(tokenUrl, {
+      ...form({ grant_type: "client_credentials", scope: "tessera.admin" }),
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from("dpop-admin:dpop-admin-secret").toString("base64")}`, dpop: await proof("POST", tokenUrl) },
+    });
+    assert.equal(issued.status, 200);
+    const { access_token: token, token_type } = (await issued.json()) as { access_token: string; token_type: string };
+    assert.equal(token_type, "DPoP");
+    const sessions = `${host.issuer}/admin/api/sessions`;
+    assert.equal((await fetch(sessions, { headers: { authorization: `Bearer ${token}` } })).status, 401, "as a plain bearer token");
+    assert.equal((await fetch(sessions, { headers: { authorization: `DPoP ${token}` } })).status, 401, "DPoP scheme without a proof");
+    assert.equal((await fetch(sessions, { headers: { authorization: `DPoP ${token}`, dpop: await proof("POST", sessions, token) } })).status, 401, "proof for another method");
+    assert.equal((await fetch(sessions, { headers: { authorization: `DPoP ${token}`, dpop: await proof("GET", `${host.issuer}/connect/userinfo`, token) } })).status, 401, "proof for another URL");
+    assert.equal((await fetch(sessions, { headers: { authorization: `DPoP ${token}`, dpop: await proof("GET", sessions) } })).status, 401, "proof without ath");
+    const ok = await fetch(`${sessions}?count=5`, { headers: { authorization: `DPoP ${token}`, dpop: await proof("GET", sessions, token) } });
+    assert.equal(ok.status, 200);
+    assert.ok(Array.isArray(((await ok.json()) as { sessions: unknown[] }).sessions));
+  });
+
+  test("4 admin API: a certificate-bound token needs its certificate", async () => {
+    const issued = await withCert("a")(`${host.mtlsUrl}/connect/token`, form({ grant_type: "client_credentials", client_id: "tls-san", scope: "tessera.admin" }));
+    assert.equal(issued.status, 200);
+    const { access_token: token } = (await issued.json()) as { access_token: string };
+    const headers = { authorization: `Bearer ${token}` };
+    assert.equal((await fetch(`${host.issuer}/admin/api/sessions`, { headers })).status, 401, "plain listener, no certificate");
+    assert.equal((await noCert()(`${host.mtlsUrl}/admin/api/sessions`, { headers })).status, 401, "mTLS listener, no certificate");
+    assert.equal((await withCert("b")(`${host.mtlsUrl}/admin/api/sessions`, { headers })).status, 401, "another certificate");
+    assert.equal((await withCert("a")(`${host.mtlsUrl}/admin/api/sessions`, { headers })).status, 200, "its certificate");
+    // The token-only check of the library cannot see a certificate, so it refuses bound tokens.
+    assert.equal(await host.provider.validateAccessToken(token), undefined);
+  });
+
+  test("4 userinfo: a certificate-bound token needs its certificate (the provider's own bearer validation)", async () => {
+    const spa = await signInSpa();
+    const redeemed = await withCert("a")(`${host.mtlsUrl}/connect/token`, form({ grant_type: "authorization_code", client_id: "mtls-spa", code: spa.code, redirect_uri: CALLBACK, code_verifier: spa.verifier }));
+    assert.equal(redeemed.status, 200);
+    const { access_token: token } = (await redeemed.json()) as { access_token: string };
+    assert.equal((await fetch(`${host.issuer}/connect/userinfo`, { headers: { authorization: `Bearer ${token}` } })).status, 401, "certificate-bound, no certificate");
+    assert.equal((await withCert("a")(`${host.mtlsUrl}/connect/userinfo`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+  });
+
+  /** Signs alice in for mtls-spa and returns the authorization code and its PKCE verifier. */
+  async function signInSpa(on: TestHost = host): Promise<{ code: string; verifier: string }> {
+    const { verifier, challenge } = pkce();
+    const url = new URL(`${on.issuer}/connect/authorize`);
+    for (const [k, v] of Object.entries({ client_id: "mtls-spa", redirect_uri: CALLBACK, response_type: "code", scope: "openid offline_access", state: "s", nonce: "n", code_challenge: challenge, code_challenge_method: "S256", prompt: "consent" })) url.searchParams.set(k, v);
+    const browser = new TestBrowser();
+    const stopAt = (u: URL) => u.href.startsWith(CALLBACK);
+    let page = await browser.get(url, { stopAt });
+    if (page.query("input[name=password]")) page = await browser.submitForm(page, { fields: { username: "alice", password: "alice" }, stopAt });
+    if (page.query("button[name=decision]")) page = await browser.submitForm(page, { button: "button[name=decision][value=allow]", stopAt });
+    assert.ok(page.location, `no redirect to the client: ${page.status} ${page.url}`);
+    const code = new URL(page.location).searchParams.get("code");
+    assert.ok(code);
+    return { code, verifier };
+  }
+
+  test("5 public client's refresh token issued over mTLS is bound to that certificate", async () => {
+    const { code, verifier } = await signInSpa();
+    const token = `${host.mtlsUrl}/connect/token`;
+    const redeemed = await withCert("a")(token, form({ grant_type: "authorization_code", client_id: "mtls-spa", code, redirect_uri: CALLBACK, code_verifier: verifier }));
+    assert.equal(redeemed.status, 200);
+    const { refresh_token: refreshToken } = (await redeemed.json()) as { refresh_token: string };
+    assert.ok(refreshToken);
+    const refresh = (doFetch: typeof fetch, value = refreshToken) => doFetch(token, form({ grant_type: "refresh_token", client_id: "mtls-spa", refresh_token: value }));
+    assert.deepEqual(await status(await refresh(withCert("b"))), { status: 400, error: "invalid_grant" }, "another certificate");
+    assert.equal((await refresh(noCert())).status, 400, "no certificate");
+    assert.equal((await fetch(`${host.issuer}/connect/token`, form({ grant_type: "refresh_token", client_id: "mtls-spa", refresh_token: refreshToken }))).status, 400, "plain listener");
+    const ok = await refresh(withCert("a"));
+    assert.equal(ok.status, 200);
+    const { refresh_token: rotated } = (await ok.json()) as { refresh_token: string };
+    assert.deepEqual(await status(await refresh(withCert("b"), rotated)), { status: 400, error: "invalid_grant" }, "the rotated token keeps the binding");
+    assert.equal((await refresh(withCert("a"), rotated)).status, 200);
+  });
+
+  test("16 discovery advertises mTLS methods, bound tokens and aliases only when mTLS is enabled", async () => {
+    const on = (await (await fetch(`${host.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    for (const key of ["token_endpoint_auth_methods_supported", "introspection_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported"]) {
+      assert.ok((on[key] as string[]).includes("tls_client_auth"), key);
+      assert.ok((on[key] as string[]).includes("self_signed_tls_client_auth"), key);
+    }
+    assert.equal(on.tls_client_certificate_bound_access_tokens, true);
+    assert.equal((on.mtls_endpoint_aliases as Record<string, string>).token_endpoint, `${host.mtlsUrl}/connect/token`);
+
+    const off = await createTestHost({ apiScopes: [{ name: "api1.read" }], clients: [{ client_id: "web", client_secret: "web-secret", redirect_uris: [CALLBACK], scope: "openid" }] });
+    try {
+      const metadata = (await (await off.fetch(new Request(`${off.issuer}/.well-known/openid-configuration`))).json()) as Record<string, unknown>;
+      for (const key of ["token_endpoint_auth_methods_supported", "introspection_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported"]) {
+        assert.ok(!(metadata[key] as string[]).includes("tls_client_auth"), key);
+        assert.ok(!(metadata[key] as string[]).includes("self_signed_tls_client_auth"), key);
+        assert.ok((metadata[key] as string[]).includes("client_secret_basic"), key);
+      }
+      assert.equal(metadata.tls_client_certificate_bound_access_tokens, undefined);
+      assert.equal(metadata.mtls_endpoint_aliases, undefined);
+    } finally {
+      await off.close();
+    }
+  });
+});
