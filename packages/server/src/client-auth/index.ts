@@ -117,7 +117,7 @@ async function checkCredentials(request: Request, presented: PresentedCredential
     if (client.tokenEndpointAuthMethod !== "private_key_jwt" && client.tokenEndpointAuthMethod !== "client_secret_jwt") {
       throw invalidClient("client authentication failed", false);
     }
-    await verifyClientAssertion(presented.assertion!, client, new URL(request.url), deps);
+    await verifyClientAssertion(presented.assertion!, client, deps);
     return client;
   }
   if (presented.method === "none" && (client.tokenEndpointAuthMethod === "tls_client_auth" || client.tokenEndpointAuthMethod === "self_signed_tls_client_auth")) {

@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { createTestHost, type TestHost } from "@tessera/testing";
+import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from "jose";
+import { Flow, baseConfig } from "./support/fixtures.ts";
+
+const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+describe("client assertion audience (RFC 7523 §3)", () => {
+  let host: TestHost;
+  let key: CryptoKey;
+
+  before(async () => {
+    const pair = await generateKeyPair("ES256", { extractable: true });
+    key = pair.privateKey;
+    const c = baseConfig();
+    c.clients = [{ client_id: "pkjwt", token_endpoint_auth_method: "private_key_jwt", jwks: { keys: [{ ...(await exportJWK(pair.publicKey)), kid: "k1" }] }, grant_types: ["client_credentials"], scope: "api1.read" }];
+    host = await createTestHost(c);
+  });
+  after(() => host.close());
+
+  const assertion = (aud: string) =>
+    new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: "ES256", kid: "k1" }).setIssuer("pkjwt").setSubject("pkjwt").setAudience(aud).setIssuedAt().setExpirationTime("60s").sign(key);
+  const send = async (url: string, aud: string, headers: Record<string, string> = {}) => {
+    const body = new URLSearchParams({ grant_type: "client_credentials", client_assertion_type: JWT_BEARER, client_assertion: await assertion(aud) });
+    const response = await host.fetch(new Request(url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, body: body.toString() }));
+    return { status: response.status, error: ((await response.json()) as { error?: string }).error };
+  };
+
+  test("1.1 client assertion aud: the issuer and the configured token endpoint are accepted", async () => {
+    assert.equal((await send(`${host.issuer}/connect/token`, host.issuer)).status, 200);
+    assert.equal((await send(`${host.issuer}/connect/token`, `${host.issuer}/connect/token`)).status, 200);
+  });
+
+  test("1.2 client assertion aud: a token endpoint URL derived from the request (another origin) is refused", async () => {
+    // An assertion minted for another server whose token endpoint has the same path.
+    assert.deepEqual(await send("http://evil.example/connect/token", "http://evil.example/connect/token"), { status: 401, error: "invalid_client" });
+    assert.deepEqual(await send(`${host.issuer}/connect/token`, "http://evil.example/connect/token", { host: "evil.example" }), { status: 401, error: "invalid_client" });
+  });
+});
+
+describe("authorization code replay (RFC 6749 §4.1.3)", () => {
+  let flow: Flow;
+  before(async () => {
+    flow = await Flow.create();
+  });
+  after(() => flow.close());
+
+  const userinfo = async (accessToken: string) => (await flow.host.fetch(new Request(`${flow.host.issuer}/connect/userinfo`, { headers: { authorization: `Bearer ${accessToken}` } }))).status;
+  const errorOf = async (response: Response) => ((await response.json()) as { error?: string }).error;
+
+  test("3.1 code replay: another client or a wrong verifier gets invalid_grant and revokes nothing; the owner's replay revokes", async () => {
+    const { code, verifier } = await flow.signIn();
+    const first = await flow.redeem(code, verifier);
+    assert.equal(first.status, 200);
+    const { access_token } = (await first.json()) as { access_token: string };
+    assert.equal(await userinfo(access_token), 200);
+
+    // Another client, with the right verifier: the code is not its own.
+    const other = await flow.token({ grant_type: "authorization_code", code, redirect_uri: "https://rp.test/signin-oidc", code_verifier: verifier, client_id: "post", client_secret: "post-secret" });
+    assert.equal(other.status, 400);
+    assert.equal(await errorOf(other), "invalid_grant");
+    assert.equal(await userinfo(access_token), 200, "another client's replay revoked the owner's tokens");
+
+    // Its own client without the right verifier: not proven to be the code's holder.
+    const wrongVerifier = await flow.redeem(code, "x".repeat(43));
+    assert.equal(await errorOf(wrongVerifier), "invalid_grant");
+    assert.equal(await userinfo(access_token), 200, "a replay without the verifier revoked the owner's tokens");
+
+    // The legitimate client replaying it: the code leaked, the family goes.
+    const replay = await flow.redeem(code, verifier);
+    assert.equal(await errorOf(replay), "invalid_grant");
+    assert.equal(await userinfo(access_token), 401);
+  });
+});
