@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createTestHost, type TestHost } from "@tessera/testing";
+import { sha256Base64url } from "@tessera/protocol";
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from "jose";
+import { FailureThrottle, createMemoryStore, createPostgresStore, createSqliteStore, type Store } from "@tessera/server";
 import { Flow, baseConfig } from "./support/fixtures.ts";
+import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 
 const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -73,4 +79,43 @@ describe("authorization code replay (RFC 6749 §4.1.3)", () => {
     assert.equal(await errorOf(replay), "invalid_grant");
     assert.equal(await userinfo(access_token), 401);
   });
+});
+
+describe("failure counts above 100 (throttle)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tessera-review-throttle-"));
+  let postgres: TestPostgres | undefined;
+  before(async () => {
+    postgres = await startTestPostgres();
+  });
+  after(async () => {
+    await postgres?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const stores: [string, () => Promise<Store>][] = [
+    ["memory", async () => createMemoryStore()],
+    ["sqlite", () => createSqliteStore(join(dir, "throttle.db"))],
+    ["postgres", async () => (postgres ? createPostgresStore(await postgres.createDatabase()) : Promise.reject(new Error("no PostgreSQL")))],
+  ];
+  for (const [name, open] of stores) {
+    test(`14.${name} throttle limit 150: the 151st failure is refused, the 150th is not`, async (t) => {
+      if (name === "postgres" && !postgres) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+      const store = await open();
+      try {
+        const now = 1_000_000;
+        const throttle = new FailureThrottle(store.grants, () => now);
+        const limit = { window: 900, max: 150 };
+        // Expired failures of the same subject must not count (nor hide live ones).
+        const hashed = `throttle:${sha256Base64url("client:c1")}`;
+        for (let i = 0; i < 5; i++) await store.grants.put({ key: `old-${i}`, kind: "throttle", clientId: "", subject: hashed, data: "{}", createdAt: now - 2000, expiresAt: now - 1000 });
+        for (let i = 0; i < 149; i++) await throttle.record("client:c1", limit);
+        assert.equal(await throttle.blocked("client:c1", limit), false, "149 failures stay under a limit of 150");
+        assert.equal(await throttle.record("client:c1", limit), 150);
+        assert.equal(await throttle.blocked("client:c1", limit), true, "150 failures refuse the next attempt");
+        assert.equal(await store.grants.count({ subject: hashed, kind: "throttle" }, now), 150, "count: live rows only");
+        assert.equal(await store.grants.count({ subject: hashed, kind: "throttle" }, now - 1500), 155);
+      } finally {
+        await store.close();
+      }
+    });
+  }
 });
