@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { createTestHost, type TestHost } from "@tessera/testing";
 import { sha256Base64url } from "@tessera/protocol";
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from "jose";
-import { FailureThrottle, createMemoryStore, createPostgresStore, createSqliteStore, type Store } from "@tessera/server";
+import { FailureThrottle, createMemoryStore, createPostgresStore, createProvider, createSqliteStore, type Store } from "@tessera/server";
 import { Flow, baseConfig } from "./support/fixtures.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 
@@ -118,4 +118,36 @@ describe("failure counts above 100 (throttle)", () => {
       }
     });
   }
+});
+
+describe("client authentication throttling behind a shared address (NAT)", () => {
+  test("18.1 client auth throttle: one client's wrong secrets from a shared address do not lock out 20 healthy clients", async () => {
+    const clients = [{ client_id: "attacker", client_secret: "attacker-secret", grant_types: ["client_credentials"], scope: "api1.read" }];
+    for (let i = 0; i < 20; i++) clients.push({ client_id: `svc${i}`, client_secret: `svc${i}-secret`, grant_types: ["client_credentials"], scope: "api1.read" });
+    const provider = createProvider({ issuer: "https://idp.test", store: createMemoryStore(), dataKey: Buffer.alloc(32, 9).toString("base64url"), clients, apiScopes: [{ name: "api1.read" }], clientAuthThrottling: { window: 900, maxPerClient: 10, maxPerAddress: 10 } });
+    const send = (id: string, secret: string, address = "192.0.2.7") =>
+      provider.fetch(
+        new Request("https://idp.test/connect/token", {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}` },
+          body: "grant_type=client_credentials",
+        }),
+        { clientAddress: address },
+      );
+    try {
+      // The one attacking client id alone uses up the address's failures too.
+      let refused = 0;
+      for (let i = 0; i < 60; i++) if ((await send("attacker", `guess-${i}`)).status === 429) refused++;
+      assert.equal(refused, 50, "the attacking client id is throttled after its 10 failures");
+      for (let i = 0; i < 20; i++) assert.equal((await send(`svc${i}`, `svc${i}-secret`)).status, 200, `svc${i} shares the address and must still get tokens`);
+      assert.equal((await send("attacker", "attacker-secret")).status, 429, "the attacking client id stays throttled from that address");
+      // The address is over its limit: a wrong secret for any other client id from there is refused too.
+      for (let i = 0; i < 3; i++) assert.equal((await send("svc0", "wrong")).status, 429, "failures from a locked address are answered 429");
+      assert.equal((await send("svc0", "svc0-secret")).status, 429, "a client id that failed from the locked address is refused outright");
+      assert.equal((await send("svc1", "svc1-secret")).status, 200);
+      assert.equal((await send("attacker", "attacker-secret", "198.51.100.1")).status, 200, "another address is not affected");
+    } finally {
+      await provider.close();
+    }
+  });
 });
