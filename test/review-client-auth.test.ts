@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { createTestHost, type TestHost } from "@tessera/testing";
+import { TestBrowser, createTestHost, type TestHost, type TestPage } from "@tessera/testing";
 import { sha256Base64url } from "@tessera/protocol";
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from "jose";
 import { FailureThrottle, createMemoryStore, createPostgresStore, createProvider, createSqliteStore, type Store } from "@tessera/server";
@@ -148,6 +148,39 @@ describe("client authentication throttling behind a shared address (NAT)", () =>
       assert.equal((await send("attacker", "attacker-secret", "198.51.100.1")).status, 200, "another address is not affected");
     } finally {
       await provider.close();
+    }
+  });
+});
+
+describe("login throttling with device cookies (OWASP)", () => {
+  test("18.2 login throttle: wrong passwords for an account do not lock out its owner's browser that signed in before; that browser has its own limit", async () => {
+    const host = await createTestHost({ ...baseConfig(), loginThrottling: { window: 900, perAccount: 5, perAddress: 1000 } });
+    const owner = new TestBrowser({ handlers: { [host.issuer]: host.fetch } });
+    const attacker = new TestBrowser({ handlers: { [host.issuer]: host.fetch } });
+    const attempt = async (browser: TestBrowser, username: string, password: string) => browser.submitForm(await browser.get(`${host.issuer}/login`), { fields: { username, password } });
+    const signedIn = (page: TestPage) => page.status === 200 && new URL(page.url).pathname === "/" && !page.query("input[name=password]");
+    try {
+      assert.ok(signedIn(await attempt(owner, "alice", "alice")));
+      assert.ok(owner.cookies.get("tessera.device", host.issuer), "a successful sign-in leaves a device cookie");
+      owner.cookies.clear("tessera.session");
+
+      for (let i = 0; i < 5; i++) assert.equal((await attempt(attacker, "alice", `guess-${i}`)).text("#login-error"), "Invalid username or password.");
+      assert.equal((await attempt(attacker, "alice", "alice")).status, 429, "anonymous attempts for the account are locked");
+      // A forged or copied-for-another-account device cookie is anonymous.
+      attacker.cookies.set({ ...owner.cookies.get("tessera.device", host.issuer)!, value: `${owner.cookies.get("tessera.device", host.issuer)!.value.slice(0, -2)}xx` });
+      assert.equal((await attempt(attacker, "alice", "alice")).status, 429, "a device cookie with a bad signature counts for nothing");
+
+      assert.ok(signedIn(await attempt(owner, "alice", "alice")), "the owner's browser still signs in");
+      owner.cookies.clear("tessera.session");
+      // The device cookie names alice only: for bob it is an anonymous attempt.
+      for (let i = 0; i < 5; i++) await attempt(attacker, "bob", "wrong");
+      assert.equal((await attempt(owner, "bob", "bob-password")).status, 429);
+
+      // The device cookie has a limit of its own.
+      for (let i = 0; i < 5; i++) assert.equal((await attempt(owner, "alice", "wrong")).status, 200);
+      assert.equal((await attempt(owner, "alice", "alice")).status, 429, "the device cookie's own failures lock it");
+    } finally {
+      await host.close();
     }
   });
 });
