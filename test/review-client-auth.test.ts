@@ -5,10 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { TestBrowser, createTestHost, type TestHost, type TestPage } from "@tessera/testing";
+import { mtlsFetch } from "@tessera/client";
 import { sha256Base64url } from "@tessera/protocol";
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from "jose";
+import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
 import { FailureThrottle, createMemoryStore, createPostgresStore, createProvider, createSqliteStore, type Store } from "@tessera/server";
 import { Flow, baseConfig } from "./support/fixtures.ts";
+import { makePki, type TestPki } from "./support/certs.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 
 const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -182,5 +184,58 @@ describe("login throttling with device cookies (OWASP)", () => {
     } finally {
       await host.close();
     }
+  });
+});
+
+describe("DPoP htu on the mTLS listener and the plain one (RFC 9449 §4.3, RFC 8705 §5)", () => {
+  let pki: TestPki;
+  let host: TestHost;
+  let key: CryptoKey;
+  let jwk: JWK;
+  before(async () => {
+    pki = makePki();
+    const pair = await generateKeyPair("ES256", { extractable: true });
+    key = pair.privateKey;
+    jwk = await exportJWK(pair.publicKey);
+    host = await createTestHost(
+      {
+        apiScopes: [{ name: "api1.read" }],
+        clients: [
+          { client_id: "worker", client_secret: "worker-secret", grant_types: ["client_credentials"], scope: "api1.read" },
+          { client_id: "tls-dpop", token_endpoint_auth_method: "tls_client_auth", tls_client_auth_san_dns: "client-a.test", grant_types: ["client_credentials"], scope: "api1.read", dpop_bound_access_tokens: true, tls_client_certificate_bound_access_tokens: true },
+        ],
+        mtls: { enabled: true, cert: pki.paths.serverCert, key: pki.paths.serverKey, clientCa: pki.paths.ca },
+      },
+      { listen: true },
+    );
+  });
+  after(async () => {
+    await host.close();
+    pki.cleanup();
+  });
+
+  const proof = (htu: string) =>
+    new SignJWT({ htm: "POST", htu, jti: randomUUID() }).setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk }).setIssuedAt().sign(key);
+  const basic = { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from("worker:worker-secret").toString("base64")}` };
+  const outcome = async (response: Response) => ({ status: response.status, error: ((await response.json()) as { error?: string }).error });
+  const overMtls = async (htu: string) =>
+    outcome(await mtlsFetch({ ...pki.client("a"), ca: pki.ca })(`${host.mtlsUrl}/connect/token`, { method: "POST", headers: { ...basic, dpop: await proof(htu) }, body: "grant_type=client_credentials" }));
+  const overPlain = async (htu: string) => outcome(await fetch(`${host.issuer}/connect/token`, { method: "POST", headers: { ...basic, dpop: await proof(htu) }, body: "grant_type=client_credentials" }));
+
+  test("7.1 DPoP htu: the mTLS alias is accepted on the mTLS listener and refused on the plain one", async () => {
+    const alias = `${host.mtlsUrl}/connect/token`;
+    const plain = `${host.issuer}/connect/token`;
+    assert.deepEqual(await overMtls(alias), { status: 200, error: undefined });
+    assert.deepEqual(await overPlain(alias), { status: 400, error: "invalid_dpop_proof" });
+    assert.deepEqual(await overPlain(plain), { status: 200, error: undefined });
+    assert.deepEqual(await overMtls(plain), { status: 400, error: "invalid_dpop_proof" }, "the URL used on the mTLS listener is the alias");
+  });
+
+  test("7.2 DPoP htu: a htu built from a spoofed Host (or request URL) is refused", async () => {
+    const spoofed = "http://evil.example/connect/token";
+    const response = await host.fetch(new Request(spoofed, { method: "POST", headers: { ...basic, dpop: await proof(spoofed) }, body: "grant_type=client_credentials" }));
+    assert.deepEqual(await outcome(response), { status: 400, error: "invalid_dpop_proof" });
+    const viaHost = await fetch(`${host.issuer}/connect/token`, { method: "POST", headers: { ...basic, host: "evil.example", dpop: await proof(spoofed) }, body: "grant_type=client_credentials" });
+    assert.deepEqual(await outcome(viaHost), { status: 400, error: "invalid_dpop_proof" });
   });
 });

@@ -21,7 +21,7 @@ import { ConfigUserStore } from "./users.ts";
 import { DEFAULT_THROTTLE, LoginThrottle } from "./throttle.ts";
 import { DEVICE_COOKIE, DeviceCookies } from "./device-cookie.ts";
 import { clientAddress } from "./client-address.ts";
-import { clientCertificateFrom, readMtlsMaterial, type MtlsMaterial } from "./mtls.ts";
+import { clientCertificateFrom, onMtlsListener, readMtlsMaterial, type MtlsMaterial } from "./mtls.ts";
 import type { HttpBindings } from "@hono/node-server";
 
 /** Options of {@link createHostApp} beyond the config file. */
@@ -329,6 +329,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     return provider.fetch(c.req.raw, {
       clientCertificate: clientCertificateFrom(env, c.req.raw, certificateHeader),
       clientAddress: clientAddress(c.req.raw, env, config.trustedProxies ?? 0),
+      mtlsListener: mtls !== undefined && onMtlsListener(env),
     });
   });
   app.onError((error, c) => {
