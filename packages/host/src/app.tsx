@@ -19,8 +19,9 @@ import { SessionsPage } from "./pages/sessions.tsx";
 import { adminApi, type AdminAccess } from "./admin-api.ts";
 import { ConfigUserStore } from "./users.ts";
 import { DEFAULT_THROTTLE, LoginThrottle } from "./throttle.ts";
+import { DEVICE_COOKIE, DeviceCookies } from "./device-cookie.ts";
 import { clientAddress } from "./client-address.ts";
-import { clientCertificateFrom, readMtlsMaterial, type MtlsMaterial } from "./mtls.ts";
+import { clientCertificateFrom, onMtlsListener, readMtlsMaterial, type MtlsMaterial } from "./mtls.ts";
 import type { HttpBindings } from "@hono/node-server";
 
 /** Options of {@link createHostApp} beyond the config file. */
@@ -123,8 +124,11 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   const requestContext = (request: Request, env: Partial<HttpBindings> | undefined): RequestContext => ({
     clientCertificate: clientCertificateFrom(env, request, certificateHeader, trustedProxies),
     clientAddress: clientAddress(request, env, trustedProxies),
+    mtlsListener: mtls !== undefined && onMtlsListener(env),
   });
-  const csrf = new CsrfProtection(new DataProtector(dataKey.key).subkey("csrf"), issuerUrl.protocol === "https:", base || "/");
+  const pageProtector = new DataProtector(dataKey.key);
+  const csrf = new CsrfProtection(pageProtector.subkey("csrf"), issuerUrl.protocol === "https:", base || "/");
+  const devices = new DeviceCookies(pageProtector.subkey("device-cookie"), issuerUrl.protocol === "https:", base || "/", () => Math.floor((hostOptions.clock ?? Date.now)() / 1000));
   // Chromium applies form-action to the redirects that follow a form post, and login and consent end in
   // a redirect to a client, so the clients' redirect origins are allowed as form targets.
   const formTargets = new Set<string>(["'self'"]);
@@ -212,25 +216,27 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const password = (form.password ?? "").slice(0, 1024);
     const address = clientAddress(c.req.raw, c.env as Partial<HttpBindings> | undefined, config.trustedProxies ?? 0);
     const again = () => csrfFor(c);
+    // A browser that signed in to this account before has its own counter (OWASP device cookies).
+    const device = username ? devices.deviceFor(getCookie(c, DEVICE_COOKIE), username) : undefined;
     // Refused before the password is even checked, and the same for existing and unknown accounts.
-    if (await throttle.blocked(username, address)) {
+    if (await throttle.blocked(username, address, device)) {
       emitHost({ type: "sign_in.failed", reason: "throttled" });
       const { token, cookies } = again();
       return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies);
     }
     const user = username && password ? await users.validateCredentials(username, password) : undefined;
     if (!user) {
-      const delay = await throttle.recordFailure(username, address);
+      const delay = await throttle.recordFailure(username, address, device);
       // Never the submitted username: people type their password into it.
       emitHost({ type: "sign_in.failed", reason: "credentials" });
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       const { token, cookies } = again();
       return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
     }
-    await throttle.recordSuccess(username);
+    await throttle.recordSuccess(username, device);
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
     const { cookies } = await provider.signIn(c.req.raw, { sub: user.sub, name, amr: ["pwd"], idp: "local" }, { persistent: form.remember === "1" });
-    return redirectTo(back ?? `${base}/`, cookies);
+    return redirectTo(back ?? `${base}/`, [...cookies, devices.issue(username)]);
   });
 
   app.get(`${base}/consent`, async (c) => {

@@ -52,6 +52,14 @@ export function clientCertificateFrom(env: Partial<HttpBindings> | undefined, re
 }
 
 /**
+ * True when the request came over TLS, which here only the mTLS listener speaks (the main listener is plain
+ * HTTP, TLS being terminated in front of it); its endpoints are the `mtls_endpoint_aliases`.
+ */
+export function onMtlsListener(env: Partial<HttpBindings> | undefined): boolean {
+  return (env?.incoming?.socket as TLSSocket | undefined)?.encrypted === true;
+}
+
+/**
  * Node server timeouts: a request (headers and body) must arrive within `requestTimeout` seconds, so a slow
  * or stalled client gets 408 and its connection closed instead of holding it open.
  */

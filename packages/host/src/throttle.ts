@@ -27,28 +27,37 @@ export class LoginThrottle {
     this.counter = new FailureThrottle(grants, now);
   }
 
-  private subjects(account: string, address: string | undefined): { subject: string; limit: { window: number; max: number } }[] {
+  /**
+   * Anonymous attempts count per account name and per address. Attempts from a browser with a valid device
+   * cookie for the account (`device`, its id) count on that device only, so anonymous lockout of the
+   * account does not reach its owner, and a stolen device cookie still gets only `perAccount` failures.
+   */
+  private subjects(account: string, address: string | undefined, device?: string): { subject: string; limit: { window: number; max: number } }[] {
+    if (device !== undefined) return [{ subject: `device:${device}`, limit: { window: this.policy.window, max: this.policy.perAccount } }];
     const subjects = [{ subject: `account:${account.toLowerCase()}`, limit: { window: this.policy.window, max: this.policy.perAccount } }];
     if (address) subjects.push({ subject: `address:${address}`, limit: { window: this.policy.window, max: this.policy.perAddress } });
     return subjects;
   }
 
-  /** True when the account or the address has used up its failures (always read from the store). */
-  async blocked(account: string, address: string | undefined): Promise<boolean> {
-    for (const { subject, limit } of this.subjects(account, address)) if (await this.counter.blocked(subject, limit, true)) return true;
+  /** True when the account (or the device) or the address has used up its failures (always read from the store). */
+  async blocked(account: string, address: string | undefined, device?: string): Promise<boolean> {
+    for (const { subject, limit } of this.subjects(account, address, device)) if (await this.counter.blocked(subject, limit, true)) return true;
     return false;
   }
 
   /** Records a failure; returns the progressive delay (ms) to apply before answering. */
-  async recordFailure(account: string, address: string | undefined): Promise<number> {
+  async recordFailure(account: string, address: string | undefined, device?: string): Promise<number> {
     let most = 0;
-    for (const { subject, limit } of this.subjects(account, address)) most = Math.max(most, await this.counter.record(subject, limit));
+    for (const { subject, limit } of this.subjects(account, address, device)) most = Math.max(most, await this.counter.record(subject, limit));
     // 0, 0, 250, 500, 1000, 2000 ms …: a person barely notices, a guessing script slows to a crawl.
     return most < 3 ? 0 : Math.min(2000, 250 * 2 ** (most - 3));
   }
 
-  /** A successful sign-in clears the account's failures (the address keeps its count). */
-  async recordSuccess(account: string): Promise<void> {
-    await this.counter.clear(this.subjects(account, undefined)[0]!.subject);
+  /**
+   * A successful sign-in clears the failures it was counted under: the account's for an anonymous one, the
+   * device's for one with a device cookie (an attacker's anonymous failures stay). The address keeps its count.
+   */
+  async recordSuccess(account: string, device?: string): Promise<void> {
+    await this.counter.clear(this.subjects(account, undefined, device)[0]!.subject);
   }
 }

@@ -13,6 +13,7 @@ import type { Client } from "./clients.ts";
 import type { Store } from "./stores/interfaces.ts";
 import type { ProfileService } from "./tokens/claims.ts";
 import type { FailureThrottle } from "./security/failure-throttle.ts";
+import { arrivedOnMtlsListener } from "./http/request-context.ts";
 
 /** Everything an endpoint may use; built once in provider.ts, no module-level state anywhere. */
 export interface ProviderDeps {
@@ -62,6 +63,16 @@ export const PATHS = {
 /** Absolute URL of an endpoint. */
 export function endpointUrl(deps: Pick<ProviderDeps, "options">, path: string): string {
   return deps.options.issuer + path;
+}
+
+/**
+ * The URL of an endpoint as this request reached it (DPoP `htu`, RFC 9449 §4.3): its mTLS alias when the
+ * host says the request came on the mTLS listener, else the issuer-based URL. Both come from configuration,
+ * never from the request's Host or URL, so a proof made for another server is never accepted.
+ */
+export function endpointUrlFor(deps: Pick<ProviderDeps, "options">, request: Request, path: string): string {
+  const mtlsBase = deps.options.mtls.endpointBaseUrl;
+  return mtlsBase && arrivedOnMtlsListener(request) ? mtlsBase + path : endpointUrl(deps, path);
 }
 
 /**

@@ -108,6 +108,21 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       }
     });
 
+    it("14 counts live grants by filter, with no page-size cap", async () => {
+      const store = await open();
+      try {
+        for (let i = 0; i < 130; i++) await store.grants.put(grant({ subject: "counted", kind: "throttle", expiresAt: 2000 }));
+        for (let i = 0; i < 3; i++) await store.grants.put(grant({ subject: "counted", kind: "throttle", expiresAt: 500 }));
+        await store.grants.put(grant({ subject: "counted", kind: "consent", expiresAt: 2000 }));
+        assert.equal(await store.grants.count({ subject: "counted", kind: "throttle" }, 1000), 130);
+        assert.equal(await store.grants.count({ subject: "counted", kind: "throttle" }, 100), 133);
+        assert.equal(await store.grants.count({ subject: "counted" }, 2000), 0, "a grant expiring at liveAt is not live");
+        await assert.rejects(store.grants.count({}, 0));
+      } finally {
+        await store.close();
+      }
+    });
+
     it("removes expired grants in batches", async () => {
       const store = await open();
       try {

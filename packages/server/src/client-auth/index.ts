@@ -71,30 +71,36 @@ export function presentedCredentials(request: Request, form: Params): PresentedC
 }
 
 /**
- * Runs a client authentication under the failure throttle: refused with 429 while the client (from this
- * address) or the address has too many recent failures; each `invalid_client` failure is counted.
+ * Runs a client authentication under the failure throttle; each `invalid_client` failure is counted per
+ * client id from this address and per address. A client id over its limit from this address is refused
+ * with 429 before its credentials are checked. An address over its limit (an attacker behind a NAT egress
+ * many clients share) only stops the client ids that failed from it: a client whose credentials verify
+ * still passes, every failure from there is answered 429, and a client id that already failed from there
+ * is refused outright.
  */
 export async function throttledAuthentication<T>(request: Request, clientId: string, deps: ProviderDeps, authenticate: () => Promise<T>): Promise<T> {
   const policy = deps.options.clientAuthThrottling;
   if (!policy) return authenticate();
   const address = clientAddressOf(request);
-  const subjects = [{ subject: `client:${clientId}\n${address ?? ""}`, limit: { window: policy.window, max: policy.maxPerClient } }];
-  if (address) subjects.push({ subject: `client-address:${address}`, limit: { window: policy.window, max: policy.maxPerAddress } });
-  for (const { subject, limit } of subjects) {
-    if (await deps.throttle.blocked(subject, limit)) {
-      deps.emit({ type: "client.authentication_failed", clientId, reason: "throttled" });
-      throw new ProtocolError("invalid_client", "too many failed client authentications; try again later", {
-        status: 429,
-        headers: { "retry-after": String(policy.window) },
-      });
-    }
-  }
+  const perClient = { subject: `client:${clientId}\n${address ?? ""}`, limit: { window: policy.window, max: policy.maxPerClient } };
+  const perAddress = address ? { subject: `client-address:${address}`, limit: { window: policy.window, max: policy.maxPerAddress } } : undefined;
+  const throttled = (reason: "throttled" | "credentials") => {
+    deps.emit({ type: "client.authentication_failed", clientId, reason });
+    return new ProtocolError("invalid_client", "too many failed client authentications; try again later", {
+      status: 429,
+      headers: { "retry-after": String(policy.window) },
+    });
+  };
+  if (await deps.throttle.blocked(perClient.subject, perClient.limit)) throw throttled("throttled");
+  const addressLocked = perAddress ? await deps.throttle.blocked(perAddress.subject, perAddress.limit) : false;
+  if (addressLocked && (await deps.throttle.failures(perClient.subject)) > 0) throw throttled("throttled");
   try {
     return await authenticate();
   } catch (error) {
     if (error instanceof ProtocolError && error.code === "invalid_client") {
+      for (const { subject, limit } of perAddress ? [perClient, perAddress] : [perClient]) await deps.throttle.record(subject, limit);
+      if (addressLocked) throw throttled("credentials");
       deps.emit({ type: "client.authentication_failed", clientId, reason: "credentials" });
-      for (const { subject, limit } of subjects) await deps.throttle.record(subject, limit);
     }
     throw error;
   }
@@ -117,7 +123,7 @@ async function checkCredentials(request: Request, presented: PresentedCredential
     if (client.tokenEndpointAuthMethod !== "private_key_jwt" && client.tokenEndpointAuthMethod !== "client_secret_jwt") {
       throw invalidClient("client authentication failed", false);
     }
-    await verifyClientAssertion(presented.assertion!, client, new URL(request.url), deps);
+    await verifyClientAssertion(presented.assertion!, client, deps);
     return client;
   }
   if (presented.method === "none" && (client.tokenEndpointAuthMethod === "tls_client_auth" || client.tokenEndpointAuthMethod === "self_signed_tls_client_auth")) {

@@ -31,10 +31,23 @@ function keyFor(client: Client, deps: ProviderDeps): JWTVerifyGetKey | Uint8Arra
 }
 
 /**
- * RFC 7523 §3 / OIDC Core §9: iss = sub = client_id, aud = this server, unexpired, a short lifetime, an
- * algorithm of the client's method only (no HMAC with a public key, no `none`), and a `jti` used once.
+ * RFC 7523 §3 (and draft-ietf-oauth-rfc7523bis): the audiences that name this server, all from
+ * configuration and never from the request (its Host or URL would accept assertions minted for another
+ * server): the issuer (recommended), the token endpoint URL and its mTLS alias (for compatibility).
  */
-export async function verifyClientAssertion(assertion: string, client: Client, requestUrl: URL, deps: ProviderDeps): Promise<void> {
+export function assertionAudiences(deps: Pick<ProviderDeps, "options">): string[] {
+  const audiences = [deps.options.issuer, endpointUrl(deps, PATHS.token)];
+  const mtlsBase = deps.options.mtls.endpointBaseUrl;
+  if (mtlsBase) audiences.push(mtlsBase + PATHS.token);
+  return audiences;
+}
+
+/**
+ * RFC 7523 §3 / OIDC Core §9: iss = sub = client_id, aud = this server ({@link assertionAudiences}),
+ * unexpired, a short lifetime, an algorithm of the client's method only (no HMAC with a public key, no
+ * `none`), and a `jti` used once.
+ */
+export async function verifyClientAssertion(assertion: string, client: Client, deps: ProviderDeps): Promise<void> {
   let alg: string | undefined;
   try {
     alg = decodeProtectedHeader(assertion).alg;
@@ -43,7 +56,6 @@ export async function verifyClientAssertion(assertion: string, client: Client, r
   }
   if (!alg || !client.assertionAlgorithms.includes(alg)) throw fail(`alg ${alg ?? "(none)"} is not accepted for ${client.tokenEndpointAuthMethod}`);
   const now = nowSeconds(deps);
-  const called = `${requestUrl.origin}${requestUrl.pathname}`;
   let payload;
   try {
     const key = keyFor(client, deps);
@@ -51,7 +63,7 @@ export async function verifyClientAssertion(assertion: string, client: Client, r
       algorithms: client.assertionAlgorithms,
       issuer: client.clientId,
       subject: client.clientId,
-      audience: [deps.options.issuer, endpointUrl(deps, PATHS.token), called],
+      audience: assertionAudiences(deps),
       requiredClaims: ["exp", "jti"],
       currentDate: new Date(deps.clock()),
       clockTolerance: CLOCK_TOLERANCE,

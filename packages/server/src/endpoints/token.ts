@@ -1,6 +1,6 @@
 import { ProtocolError } from "@tessera/protocol";
 import { authenticateClient } from "../client-auth/index.ts";
-import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
+import { endpointUrlFor, PATHS, type ProviderDeps } from "../deps.ts";
 import { issueDpopNonce, validateDpop } from "../validation/dpop.ts";
 import { clientCertificateOf } from "../http/request-context.ts";
 import { certificateThumbprint as certificateThumbprintOf } from "@tessera/protocol";
@@ -18,7 +18,7 @@ export function tokenEndpoint(deps: ProviderDeps) {
     const grant = grants[grantType];
     if (!grant) throw new ProtocolError("unsupported_grant_type", `grant_type ${grantType} is not supported`);
     if (!client.grantTypes.includes(grantType)) throw new ProtocolError("unauthorized_client", `the client may not use ${grantType}`);
-    const dpop = await validateDpop(request, deps, endpointUrl(deps, PATHS.token));
+    const dpop = await validateDpop(request, deps, endpointUrlFor(deps, request, PATHS.token));
     // RFC 9449 §5.2: a client registered for DPoP-bound tokens never gets a Bearer token.
     if (!dpop && client.dpopBoundAccessTokens) throw new ProtocolError("invalid_dpop_proof", "this client must send a DPoP proof");
     // RFC 8705 §3: clients registered for certificate-bound tokens get them, and need a certificate for that.

@@ -28,11 +28,9 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
   const key = sha256Base64url(code);
   const grant = await deps.store.grants.get(key);
   if (!grant || grant.kind !== "authorization_code") throw new ProtocolError("invalid_grant", "the code is invalid");
-  if (grant.consumedAt !== undefined) await revokeReplayedFamily(deps, grant);
-  if (grant.expiresAt < now) throw new ProtocolError("invalid_grant", "the code has expired");
-  if (grant.clientId !== client.clientId) throw new ProtocolError("invalid_grant", "the code was issued to another client");
+  // Another client's code is simply invalid: only its own client, proving PKCE, can trigger replay revocation.
+  if (grant.clientId !== client.clientId) throw new ProtocolError("invalid_grant", "the code is invalid");
   const data = JSON.parse(grant.data) as AuthorizationCodeData;
-  if (!(await sessionAllows(deps, client, data.sid))) throw new ProtocolError("invalid_grant", "the user session has ended");
   if (form.get("redirect_uri") !== data.redirectUri) throw new ProtocolError("invalid_grant", "redirect_uri does not match the authorization request");
   const verifier = form.get("code_verifier");
   if (data.codeChallenge) {
@@ -44,6 +42,10 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
     // A verifier without a challenge means the challenge was stripped on the way: refuse (PKCE downgrade).
     throw new ProtocolError("invalid_grant", "code_verifier given but the request had no code_challenge");
   }
+  // RFC 6749 §4.1.2: a used code presented again by its own, verified client leaked; its tokens go.
+  if (grant.consumedAt !== undefined) await revokeReplayedFamily(deps, grant);
+  if (grant.expiresAt < now) throw new ProtocolError("invalid_grant", "the code has expired");
+  if (!(await sessionAllows(deps, client, data.sid))) throw new ProtocolError("invalid_grant", "the user session has ended");
   // RFC 9449 §10: a code bound with dpop_jkt is redeemed only with a proof by that key.
   if (data.dpopJkt !== undefined && context.dpopJkt !== data.dpopJkt) throw new ProtocolError("invalid_grant", "the DPoP key does not match the dpop_jkt of the authorization request");
   return { client, key, subject: grant.subject!, grantId: grant.grantId!, data, dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint };

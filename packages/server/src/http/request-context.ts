@@ -6,6 +6,8 @@ export interface RequestContext {
   clientCertificate?: ClientCertificateContext;
   /** The client's network address after the host's trusted-proxy rules (failure throttling). */
   clientAddress?: string;
+  /** The request arrived on the mTLS listener, whose endpoint URLs are the `mtls_endpoint_aliases` (DPoP `htu`). */
+  mtlsListener?: boolean;
 }
 
 /** Facts only the host knows, kept beside the request (clients cannot set them through headers). */
@@ -24,4 +26,9 @@ export function clientCertificateOf(request: Request): ClientCertificateContext 
 /** The client address the host gave for the request, if any. */
 export function clientAddressOf(request: Request): string | undefined {
   return contexts.get(request)?.clientAddress;
+}
+
+/** True when the host says the request arrived on the mTLS listener. */
+export function arrivedOnMtlsListener(request: Request): boolean {
+  return contexts.get(request)?.mtlsListener === true;
 }

@@ -10,7 +10,6 @@ export interface FailureLimit {
   max: number;
 }
 
-const MAX_COUNTED = 100;
 const MAX_LOCAL_SUBJECTS = 10_000;
 
 /**
@@ -36,9 +35,8 @@ export class FailureThrottle {
 
   /** Failures of the subject within the window, read from the store. */
   async failures(subject: string): Promise<number> {
-    const now = this.now();
-    const rows = await this.grants.findAll({ subject: FailureThrottle.key(subject), kind: "throttle" }, MAX_COUNTED);
-    return rows.filter((row) => row.expiresAt > now).length;
+    // A real count, not a page of rows: a limit above any page size must still be reached.
+    return this.grants.count({ subject: FailureThrottle.key(subject), kind: "throttle" }, this.now());
   }
 
   /** True when the subject has used up its failures. `eager` reads the store even if this process saw no failure. */

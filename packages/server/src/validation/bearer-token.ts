@@ -1,6 +1,6 @@
 import { ProtocolError, certificateThumbprint } from "@tessera/protocol";
 import { clientCertificateOf } from "../http/request-context.ts";
-import { endpointUrl, type ProviderDeps } from "../deps.ts";
+import { endpointUrlFor, type ProviderDeps } from "../deps.ts";
 import { readForm } from "../http/params.ts";
 import { resolveAccessToken, type ResolvedAccessToken } from "../tokens/access-token-resolver.ts";
 import { dpopChallenge, validateDpop } from "./dpop.ts";
@@ -51,7 +51,7 @@ export async function validateBearerToken(request: Request, deps: ProviderDeps, 
     return resolved;
   }
   if (scheme !== "DPoP") throw invalid("a DPoP-bound access token needs the DPoP scheme", dpopChallenge("invalid_token", "a DPoP-bound access token needs the DPoP scheme"));
-  const proof = await validateDpop(request, deps, endpointUrl(deps, path), { accessToken: token, jkt, resource: true });
+  const proof = await validateDpop(request, deps, endpointUrlFor(deps, request, path), { accessToken: token, jkt, resource: true });
   if (!proof) throw new ProtocolError("invalid_dpop_proof", "a DPoP proof is required", { status: 401, headers: { "www-authenticate": dpopChallenge("invalid_dpop_proof", "a DPoP proof is required") } });
   return resolved;
 }
