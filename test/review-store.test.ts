@@ -117,3 +117,105 @@ describe("6 values that do not fit the SQL schema", { skip: noPostgres }, () => 
   });
 });
 
+
+/** Watches JWKS and signatures over fake time: when each kid is first published and when it first signs. */
+class RotationWatch {
+  readonly firstSeen = new Map<string, number>();
+  readonly firstSigned = new Map<string, number>();
+  constructor(private readonly now: () => number) {}
+
+  /** Reads the publisher's JWKS, then has the signer sign a token. */
+  async observe(publisher: TestHost, signer: TestHost): Promise<void> {
+    await this.published(publisher);
+    await this.signed(signer);
+  }
+
+  async published(host: TestHost): Promise<void> {
+    const jwks = (await (await host.fetch(new Request(`${host.issuer}/.well-known/openid-configuration/jwks`))).json()) as { keys: { kid: string }[] };
+    for (const { kid } of jwks.keys) if (!this.firstSeen.has(kid)) this.firstSeen.set(kid, this.now());
+  }
+
+  async signed(host: TestHost): Promise<void> {
+    const response = await host.fetch(
+      new Request(`${host.issuer}/connect/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from("worker:worker-secret").toString("base64")}` },
+        body: "grant_type=client_credentials",
+      }),
+    );
+    assert.equal(response.status, 200);
+    const { access_token } = (await response.json()) as { access_token: string };
+    const kid = JSON.parse(Buffer.from(access_token.split(".")[0]!, "base64url").toString()).kid as string;
+    if (!this.firstSigned.has(kid)) this.firstSigned.set(kid, this.now());
+  }
+
+  /** Every key after the first one was published at least `propagation` seconds before it first signed. */
+  assertPromiseKept(propagation: number, rotations: number): void {
+    const signed = [...this.firstSigned.entries()].sort((a, b) => a[1] - b[1]);
+    assert.ok(signed.length >= rotations + 1, `at least ${rotations} rotations (saw ${signed.length} signing keys)`);
+    for (const [kid, at] of signed.slice(1)) {
+      const seen = this.firstSeen.get(kid);
+      assert.ok(seen !== undefined && at - seen >= propagation, `kid ${kid.slice(0, 8)} first in JWKS at ${seen}s, first signed at ${at}s: less than ${propagation}s apart`);
+    }
+  }
+}
+
+const rotationConfig = () => {
+  const config = baseConfig();
+  config.keys = { algorithms: ["ES256"], rotationInterval: 60, propagationTime: 20, retentionTime: 30 };
+  config.clients = [{ client_id: "worker", client_secret: "worker-secret", grant_types: ["client_credentials"], scope: "api1.read" }];
+  return config;
+};
+
+describe("10 key rotation keeps its promise (fake clock)", () => {
+  it("10.1 with propagation (20 s) shorter than the reload interval, a new key is in JWKS at least 20 s before it signs", async () => {
+    let seconds = 0;
+    const host = await createTestHost(rotationConfig(), { clock: () => 1_800_000_000_000 + seconds * 1000 });
+    const watch = new RotationWatch(() => seconds);
+    try {
+      for (; seconds <= 400; seconds += 3) await watch.observe(host, host);
+      watch.assertPromiseKept(20, 4);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it("10.2 two processes on one store: a key one process creates is in the other's JWKS at least 20 s before either signs with it", async () => {
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { randomBytes } = await import("node:crypto");
+    const dir = mkdtempSync(join(tmpdir(), "tessera-rotation-"));
+    let seconds = 0;
+    const clock = () => 1_800_000_000_000 + seconds * 1000;
+    const shared = { ...rotationConfig(), store: { kind: "sqlite" as const, path: join(dir, "shared.db") }, dataKey: randomBytes(32).toString("base64url") };
+    const publisher = await createTestHost(shared, { clock });
+    const signer = await createTestHost(shared, { clock });
+    const watch = new RotationWatch(() => seconds);
+    try {
+      // The signer reads the store first (so it creates the successors); the publisher reloads 9 s out of
+      // phase with it, as far behind as its reload interval allows.
+      for (; seconds <= 400; seconds++) {
+        if (seconds % 2 === 0) await watch.signed(signer);
+        else if (seconds >= 9) await watch.published(publisher);
+      }
+      watch.assertPromiseKept(20, 4);
+    } finally {
+      await publisher.close();
+      await signer.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("10.3 an idle server (no request between announce time and rotation) announces the successor before it signs", async () => {
+    let seconds = 0;
+    const host = await createTestHost(rotationConfig(), { clock: () => 1_800_000_000_000 + seconds * 1000 });
+    const watch = new RotationWatch(() => seconds);
+    try {
+      for (; seconds <= 700; seconds += 70) await watch.observe(host, host);
+      watch.assertPromiseKept(20, 3);
+    } finally {
+      await host.close();
+    }
+  });
+});
