@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isStoreUnavailable, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
+import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isStoreUnavailable, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
@@ -339,6 +339,10 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
 
   app.all("*", (c) => provider.fetch(c.req.raw, requestContext(c.req.raw, c.env as Partial<HttpBindings> | undefined)));
   app.onError((error, c) => {
+    if (error instanceof StoreValueError) {
+      logger?.warn({ err: error }, "value refused by the store");
+      return c.json({ error: "invalid_request", error_description: "a value is too long or contains characters that cannot be stored" }, 400);
+    }
     if (isStoreUnavailable(error)) {
       logger?.warn({ err: error }, "store unavailable");
       c.header("retry-after", "5");

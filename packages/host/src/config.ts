@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { isStorableText, STORE_LIMITS } from "@tessera/server";
 import { z } from "zod";
 
 const seconds = z.number().int().min(0);
@@ -15,10 +16,21 @@ const absoluteUrl = z.string().refine((v) => {
   }
 }, "must be an absolute URL without a fragment");
 
+/** An identifier that ends up in a store column: bounded by it, and text every store keeps (no NUL, no lone surrogate). */
+const storedId = (max: number) => z.string().min(1).max(max).refine(isStorableText, "must not contain NUL or unpaired surrogate characters");
+
+/** Paths (below `claims`) of strings that hold NUL or a lone surrogate: a claim may become a stored display name. */
+function unstorableStrings(value: unknown, path: (string | number)[] = []): (string | number)[][] {
+  if (typeof value === "string") return isStorableText(value) ? [] : [path];
+  if (Array.isArray(value)) return value.flatMap((v, i) => unstorableStrings(v, [...path, i]));
+  if (value && typeof value === "object") return Object.entries(value).flatMap(([k, v]) => unstorableStrings(v, [...path, k]));
+  return [];
+}
+
 const signingAlgorithm = z.enum(["RS256", "PS256", "ES256", "EdDSA"]);
 
 const clientSchema = z.strictObject({
-  client_id: z.string().min(1).max(200),
+  client_id: storedId(STORE_LIMITS.clientId),
   client_secret: z.string().min(1).optional(),
   client_name: z.string().optional(),
   client_uri: absoluteUrl.optional(),
@@ -57,7 +69,7 @@ const clientSchema = z.strictObject({
 });
 
 const userSchema = z.strictObject({
-  sub: z.string().min(1).max(255),
+  sub: storedId(STORE_LIMITS.subject),
   username: z.string().min(1).max(200),
   password: z.string().min(1).optional(),
   password_hash: z.string().startsWith("$argon2id$", "must be an argon2id hash (tessera hash-password)").optional(),
@@ -216,6 +228,7 @@ export const configSchema = z
       if (subs.has(user.sub)) issue(["users", i, "sub"], `duplicate sub ${user.sub}`);
       if (usernames.has(user.username.toLowerCase())) issue(["users", i, "username"], `duplicate username ${user.username}`);
       subs.add(user.sub);
+      for (const path of unstorableStrings(user.claims ?? {})) issue(["users", i, "claims", ...path], "must not contain NUL or unpaired surrogate characters");
       usernames.add(user.username.toLowerCase());
       if ((user.password === undefined) === (user.password_hash === undefined)) {
         issue(["users", i], "give exactly one of password and password_hash");

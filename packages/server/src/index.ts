@@ -18,6 +18,7 @@ export { createMemoryStore } from "./stores/memory/index.ts";
 export { createSqliteStore } from "./stores/sql/sqlite.ts";
 export { createPostgresStore, type PostgresStoreOptions } from "./stores/sql/postgres.ts";
 export { isStoreUnavailable } from "./stores/sql/errors.ts";
+export { StoreValueError, STORE_LIMITS, isStorableText } from "./stores/values.ts";
 export { createSqlStore, migrate } from "./stores/sql/sql-store.ts";
 export { DataProtector } from "./keys/data-protection.ts";
 export { ProtocolError } from "@tessera/protocol";

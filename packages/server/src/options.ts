@@ -102,7 +102,7 @@ export interface ProviderOptions {
     algorithms?: SigningAlgorithm[];
     /** Seconds a key signs before it is replaced (default 7776000, 90 days). */
     rotationInterval?: number;
-    /** Seconds a new key is published before it signs (default 1209600, 14 days). */
+    /** Seconds a new key is published, by every process, before it signs (default 1209600, 14 days); keys are re-read every min(60, propagationTime / 2) s. */
     propagationTime?: number;
     /** Seconds a replaced key stays published (default 1209600, 14 days). */
     retentionTime?: number;

@@ -8,6 +8,7 @@ import { createOutboundFetch } from "./http/outbound.ts";
 import { attachRequestContext, type RequestContext } from "./http/request-context.ts";
 import { FailureThrottle } from "./security/failure-throttle.ts";
 import { isStoreUnavailable } from "./stores/sql/errors.ts";
+import { StoreValueError } from "./stores/values.ts";
 import { createStaticClientStore } from "./clients.ts";
 import { ConsentService, type UserGrant } from "./consent/consents.ts";
 import { PATHS, type ProviderDeps } from "./deps.ts";
@@ -181,6 +182,11 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   // every response into a new streamed one.
   const errorResponse = (error: unknown): Response => {
     if (error instanceof ProtocolError) return errorJson(error);
+    if (error instanceof StoreValueError) {
+      // A value that slipped past the edge checks: the request's fault, not the server's.
+      logger.warn({ err: error }, "value refused by the store");
+      return errorJson(new ProtocolError("invalid_request", "a value is too long or contains characters that cannot be stored"));
+    }
     if (isStoreUnavailable(error)) {
       logger.warn({ err: error }, "store unavailable");
       return errorJson(new ProtocolError("temporarily_unavailable", "the service is temporarily unavailable", { status: 503, headers: { "retry-after": "5" } }));

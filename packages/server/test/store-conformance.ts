@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { PersistedGrant, ServerSideSession, Store } from "../src/stores/interfaces.ts";
+import { encodeSessionCursor, type PersistedGrant, type ServerSideSession, type Store } from "../src/stores/interfaces.ts";
+import { STORE_LIMITS, StoreValueError } from "../src/stores/values.ts";
 
 const grant = (overrides: Partial<PersistedGrant> = {}): PersistedGrant => ({
   key: `k-${Math.random().toString(36).slice(2)}`,
@@ -209,6 +210,92 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         const results = await Promise.all([store.sessions.removeExpired(1000, 10), store.sessions.removeExpired(1000, 10)]);
         assert.deepEqual(results.flat().map((s) => s.sessionId).sort(), ["sid-0", "sid-1", "sid-2", "sid-3"]);
         assert.equal((await store.sessions.query({ count: 10 })).sessions.length, 2);
+      } finally {
+        await store.close();
+      }
+    });
+
+    // Bad input (review item 6): what one store keeps, every store keeps unchanged; what one refuses,
+    // every store refuses with a StoreValueError (never a database error); lookups by it find nothing.
+    const odd = ["名前", "🙂‍↔️", "e\u0301", "\u202Eevil", "\uFEFF", "\uFFFD", "'; drop table x; --", "%_!\\"];
+
+    it("6 bad input: values at the column limits and odd unicode round-trip exactly", async () => {
+      const store = await open();
+      try {
+        const g = grant({ key: "k".repeat(STORE_LIMITS.key), clientId: "c".repeat(STORE_LIMITS.clientId), subject: "ü".repeat(STORE_LIMITS.subject), sessionId: "s".repeat(STORE_LIMITS.sessionId), grantId: odd.join("").slice(0, STORE_LIMITS.grantId), data: JSON.stringify({ nul: "\u0000", odd }) });
+        await store.grants.put(g);
+        const defined = (o: object | undefined) => JSON.parse(JSON.stringify(o ?? null));
+        assert.deepEqual(defined(await store.grants.get(g.key)), defined(g));
+        assert.equal((await store.grants.findAll({ subject: g.subject!, grantId: g.grantId! }, 5)).length, 1);
+        for (const [i, text] of odd.entries()) {
+          const s = session(i, { subject: text, displayName: text.repeat(500), sessionId: `sid-${text}` });
+          await store.sessions.put(s);
+          assert.deepEqual(await store.sessions.getBySessionId(s.sessionId), s, JSON.stringify(text));
+        }
+        assert.deepEqual((await store.sessions.query({ count: 20, subject: "%_!\\" })).sessions.map((s) => s.subject), ["%_!\\"]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("6 bad input: too-long values, NUL and lone surrogates are refused with a StoreValueError on every write", async () => {
+      const store = await open();
+      try {
+        const bad: Partial<PersistedGrant>[] = [
+          { key: "k".repeat(STORE_LIMITS.key + 1) },
+          { clientId: "c".repeat(STORE_LIMITS.clientId + 1) },
+          { subject: "s".repeat(STORE_LIMITS.subject + 1) },
+          { sessionId: "s".repeat(STORE_LIMITS.sessionId + 1) },
+          { grantId: "g".repeat(STORE_LIMITS.grantId + 1) },
+          { subject: "a\u0000b" },
+          { clientId: "\u0000" },
+          { data: "{\"x\":\"\u0000\"}" },
+          { subject: "lone \uD800 surrogate" },
+          { sessionId: "\uDC00" },
+        ];
+        for (const overrides of bad) {
+          const g = grant(overrides);
+          await assert.rejects(store.grants.put(g), StoreValueError, JSON.stringify(overrides).slice(0, 60));
+          await assert.rejects(store.grants.putIfAbsent(g), StoreValueError);
+        }
+        for (const overrides of [{ subject: "s".repeat(STORE_LIMITS.subject + 1) }, { sessionId: "a\u0000" }, { displayName: "Bob\u0000" }, { ticket: "\uD800" }, { key: "\u0000" }]) {
+          await assert.rejects(store.sessions.put(session(1, overrides)), StoreValueError, JSON.stringify(overrides).slice(0, 60));
+        }
+        await assert.rejects(store.keys.add({ kid: "k\u0000", alg: "RS256", protectedJwk: "jwe", createdAt: 1, activatesAt: 1 }), StoreValueError);
+        await assert.rejects(store.keys.update(async () => ({ add: [{ kid: "k".repeat(STORE_LIMITS.kid + 1), alg: "RS256", protectedJwk: "jwe", createdAt: 1, activatesAt: 1 }], remove: [] })), StoreValueError);
+        assert.deepEqual(await store.keys.list(), []);
+        assert.equal((await store.sessions.query({ count: 10 })).sessions.length, 0, "nothing half-written");
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("6 bad input: lookups and filters by values no store keeps find nothing, and never throw", async () => {
+      const store = await open();
+      try {
+        await store.grants.put(grant({ key: "live", subject: "s" }));
+        await store.sessions.put(session(1));
+        for (const value of ["a\u0000b", "\u0000", "x".repeat(5000), "\uD800", "\uDFFF"]) {
+          assert.equal(await store.grants.get(value), undefined);
+          assert.equal(await store.grants.consume(value, 1), undefined);
+          await store.grants.remove(value);
+          assert.deepEqual(await store.grants.findAll({ subject: value }, 5), []);
+          assert.deepEqual(await store.grants.findAll({ clientId: value, kind: "consent" }, 5), []);
+          assert.equal(await store.grants.removeAll({ sessionId: value }), 0);
+          assert.equal(await store.grants.removeAll({ grantId: value }), 0);
+          assert.equal(await store.sessions.get(value), undefined);
+          assert.equal(await store.sessions.getBySessionId(value), undefined);
+          assert.deepEqual(await store.sessions.remove([value, session(9).key]), []);
+          for (const filter of ["subject", "displayName", "sessionId"] as const) {
+            if (value.length > 100) continue; // a long substring is an ordinary filter
+            assert.deepEqual((await store.sessions.query({ count: 5, [filter]: value })).sessions, [], `${filter} ${JSON.stringify(value)}`);
+          }
+          const forged = encodeSessionCursor({ created: 1, key: value });
+          assert.equal((await store.sessions.query({ count: 5, cursor: forged })).sessions.length, 1, "a cursor no store made is ignored");
+          await store.keys.remove(value);
+        }
+        assert.ok(await store.grants.get("live"));
+        assert.ok(await store.sessions.get(session(1).key));
       } finally {
         await store.close();
       }

@@ -26,23 +26,34 @@ interface LoadedKey {
   privateKey: CryptoKey;
 }
 
-const RELOAD_INTERVAL_MS = 60_000;
+/** Longest time, in seconds, a process serves keys without re-reading the store. */
+const MAX_RELOAD_SECONDS = 60;
+
+/**
+ * Seconds between two reads of the store's keys under `policy`: at most a minute, at most half the
+ * propagation time (at least one second), so every process sees a new key soon enough for its promise.
+ */
+export function keyReloadInterval(policy: KeyRotationPolicy): number {
+  return Math.max(1, Math.min(MAX_RELOAD_SECONDS, Math.floor(policy.propagationTime / 2)));
+}
 
 /** Newest activation first; ties broken by kid so every process picks the same key. */
 const byActivation = (a: StoredKey, b: StoredKey) => b.activatesAt - a.activatesAt || b.createdAt - a.createdAt || a.kid.localeCompare(b.kid);
 
 /**
  * Creates, announces, rotates and retires signing keys, kept encrypted in the store. Per algorithm: a
- * successor is created `propagationTime` before the active key reaches `rotationInterval`, published at
- * once and used for signing only after the propagation time; a replaced key stays published for
- * `retentionTime`, then is deleted. Every process runs the same rules on the shared store, re-reading
- * it at least every minute.
+ * successor is created before the active key reaches `rotationInterval` and signs only from its stored
+ * `activatesAt`, `propagationTime` plus the reload interval after its creation: every process re-reads
+ * the keys within the reload interval ({@link keyReloadInterval}), so each one publishes the new key at
+ * least `propagationTime` before any process signs with it. A replaced key stays published for
+ * `retentionTime`, then is deleted.
  */
 export class KeyManager {
   private loaded: LoadedKey[] = [];
   private localSet: ReturnType<typeof createLocalJWKSet> | undefined;
   private loadedAt = -Infinity;
   private loading: Promise<void> | undefined;
+  private readonly reloadSeconds: number;
 
   constructor(
     private readonly store: KeyStore,
@@ -51,7 +62,9 @@ export class KeyManager {
     private readonly clock: () => number,
     private readonly policy: KeyRotationPolicy = { rotationInterval: 7_776_000, propagationTime: 1_209_600, retentionTime: 1_209_600 },
     private readonly onChange: (change: { type: "key.created"; kid: string; alg: string; activatesAt: number } | { type: "key.removed"; kid: string }) => void = () => {},
-  ) {}
+  ) {
+    this.reloadSeconds = keyReloadInterval(policy);
+  }
 
   /** The key to sign with for `alg` (default: the first configured algorithm). */
   async signingKey(alg?: string): Promise<SigningKey> {
@@ -83,7 +96,7 @@ export class KeyManager {
   }
 
   private async ensureLoaded(): Promise<void> {
-    if (this.clock() - this.loadedAt < RELOAD_INTERVAL_MS && this.loaded.length > 0) return;
+    if (this.clock() - this.loadedAt < this.reloadSeconds * 1000 && this.loaded.length > 0) return;
     this.loading ??= this.load().finally(() => {
       this.loading = undefined;
     });
@@ -98,15 +111,18 @@ export class KeyManager {
       const add: StoredKey[] = [];
       const remove: string[] = [];
       const { rotationInterval, propagationTime, retentionTime } = this.policy;
+      // From creation to signing: the propagation time, after every process has had time to reload.
+      const lead = propagationTime + this.reloadSeconds;
       for (const alg of this.algorithms) {
         const mine = current.filter((k) => k.alg === alg);
         const newest = [...mine].sort(byActivation)[0];
-        if (!newest || now - newest.activatesAt >= rotationInterval) {
-          // Nothing usable (first start, or down past the rotation): a key that signs at once.
+        if (!newest || now - newest.activatesAt >= rotationInterval + lead) {
+          // Nothing usable (first start, or every process was down or idle far past the rotation): a key that signs at once.
           add.push(await this.createKey(alg, now, now));
-        } else if (newest.activatesAt <= now && now - newest.activatesAt >= rotationInterval - propagationTime) {
-          // Time to announce the successor.
-          add.push(await this.createKey(alg, now, now + propagationTime));
+        } else if (newest.activatesAt <= now && now - newest.activatesAt >= rotationInterval - lead) {
+          // Time to announce the successor. The current key signs until it activates, even past its
+          // rotation age when no request came in time: a new key never signs unannounced.
+          add.push(await this.createKey(alg, now, now + lead));
         }
         // A key retires when its successor activates, and is deleted once retained long enough.
         const ordered = [...mine].sort((a, b) => a.activatesAt - b.activatesAt || a.kid.localeCompare(b.kid));

@@ -3,18 +3,19 @@ import type { DataProtector } from "../keys/data-protection.ts";
 import { parseCookies, serializeCookie, type CookieOptions } from "../http/cookies.ts";
 import type { ResolvedOptions } from "../options.ts";
 import type { ServerSideSession, SessionStore } from "../stores/interfaces.ts";
+import { isStorableText, STORE_LIMITS } from "../stores/values.ts";
 
 /** Who signed in, as a login page tells the sign-in API. */
 export interface SignInUser {
-  /** Subject identifier; required, at most 255 characters. */
+  /** Subject identifier; required, at most 255 characters. No string here may hold NUL or a lone surrogate. */
   sub: string;
-  /** Display name. */
+  /** Display name (kept in an unbounded column). */
   name?: string;
-  /** Authentication methods (RFC 8176); default ["pwd"]. */
+  /** Authentication methods (RFC 8176), each at most 255 characters; default ["pwd"]. */
   amr?: string[];
   /** When the user authenticated, Unix seconds; default now. */
   auth_time?: number;
-  /** Identity provider that authenticated the user; default "local". */
+  /** Identity provider that authenticated the user, at most 255 characters; default "local". */
   idp?: string;
   /** Further claims kept with the session (used when no user store is configured). */
   claims?: Record<string, unknown>;
@@ -55,6 +56,9 @@ export type DisplayNameLookup = (sub: string, claimType: string) => Promise<stri
 
 export const SESSION_COOKIE = "tessera.session";
 export const SESSION_ID_COOKIE = "tessera.session_id";
+
+/** Longest idp and amr value the sign-in API takes (identifiers; they travel in tokens and the session). */
+const MAX_IDENTIFIER_LENGTH = 255;
 
 /** The largest cookie browsers reliably keep. */
 const MAX_COOKIE_BYTES = 4000;
@@ -262,15 +266,37 @@ function ticketOf(session: AuthenticationSession): Record<string, unknown> {
   };
 }
 
+/** A string every store keeps unchanged (no NUL, no lone surrogate), of 1 to `max` characters. */
+const storableString = (value: unknown, max: number): value is string => typeof value === "string" && value.length > 0 && value.length <= max && isStorableText(value);
+
+/** True when no string inside `value` holds text a store refuses (a claim may become the display name). */
+function storableClaims(value: unknown, depth = 0): boolean {
+  if (typeof value === "string") return isStorableText(value);
+  if (depth > 20) return false;
+  if (Array.isArray(value)) return value.every((v) => storableClaims(v, depth + 1));
+  if (value && typeof value === "object") return Object.entries(value).every(([k, v]) => isStorableText(k) && storableClaims(v, depth + 1));
+  return true;
+}
+
+/** The sign-in API's edge: what a login page passes must fit every store, or it is refused here with a clear error. */
 function validateUser(user: SignInUser): void {
-  if (typeof user.sub !== "string" || user.sub.length === 0 || user.sub.length > 255) {
-    throw new TypeError("signIn: sub must be a non-empty string of at most 255 characters");
+  if (!storableString(user.sub, STORE_LIMITS.subject)) {
+    throw new TypeError(`signIn: sub must be a non-empty string of at most ${STORE_LIMITS.subject} characters, without NUL or lone surrogates`);
   }
-  if (user.amr !== undefined && (!Array.isArray(user.amr) || !user.amr.every((v) => typeof v === "string"))) {
-    throw new TypeError("signIn: amr must be an array of strings");
+  if (user.name !== undefined && !storableString(user.name, Infinity)) {
+    throw new TypeError("signIn: name must be a non-empty string without NUL or lone surrogates");
+  }
+  if (user.idp !== undefined && !storableString(user.idp, MAX_IDENTIFIER_LENGTH)) {
+    throw new TypeError(`signIn: idp must be a non-empty string of at most ${MAX_IDENTIFIER_LENGTH} characters, without NUL or lone surrogates`);
+  }
+  if (user.amr !== undefined && (!Array.isArray(user.amr) || !user.amr.every((v) => storableString(v, MAX_IDENTIFIER_LENGTH)))) {
+    throw new TypeError(`signIn: amr must be an array of non-empty strings of at most ${MAX_IDENTIFIER_LENGTH} characters, without NUL or lone surrogates`);
   }
   if (user.auth_time !== undefined && !Number.isInteger(user.auth_time)) {
     throw new TypeError("signIn: auth_time must be whole Unix seconds");
+  }
+  if (user.claims !== undefined && (typeof user.claims !== "object" || user.claims === null || Array.isArray(user.claims) || !storableClaims(user.claims))) {
+    throw new TypeError("signIn: claims must be an object whose strings hold no NUL or lone surrogates");
   }
 }
 

@@ -1,3 +1,5 @@
+import { findable, STORE_LIMITS } from "./values.ts";
+
 /** Kinds of persisted grants (IdentityServer's persisted grant store, one table). */
 export type GrantKind = "authorization_code" | "access_token" | "refresh_token" | "interaction" | "consent" | "replay" | "logout" | "throttle";
 
@@ -151,7 +153,10 @@ export function encodeSessionCursor(session: Pick<ServerSideSession, "created" |
 export function decodeSessionCursor(cursor: string): { created: number; key: string } | undefined {
   try {
     const value = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
-    if (Array.isArray(value) && typeof value[0] === "number" && typeof value[1] === "string") return { created: value[0], key: value[1] };
+    // Only what a store could have written: a whole number of seconds and a key a store can keep.
+    if (Array.isArray(value) && Number.isSafeInteger(value[0]) && typeof value[1] === "string" && findable(value[1], STORE_LIMITS.key)) {
+      return { created: value[0] as number, key: value[1] };
+    }
   } catch {
     // fall through
   }

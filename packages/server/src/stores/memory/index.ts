@@ -1,5 +1,6 @@
 import { decodeSessionCursor, encodeSessionCursor, type ServerSideSession, type SessionQuery, type SessionStore } from "../interfaces.ts";
 import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
+import { assertStorableGrant, assertStorableKey, assertStorableSession, isStorableText } from "../values.ts";
 
 function matches(grant: PersistedGrant, filter: GrantFilter): boolean {
   return (
@@ -37,6 +38,7 @@ class MemoryGrantStore implements GrantStore {
   }
 
   private store(grant: PersistedGrant): void {
+    assertStorableGrant(grant);
     const previous = this.grants.get(grant.key);
     if (previous) this.reindex(previous, false);
     this.grants.set(grant.key, { ...grant });
@@ -68,6 +70,7 @@ class MemoryGrantStore implements GrantStore {
     this.store(grant);
   }
   async putIfAbsent(grant: PersistedGrant): Promise<boolean> {
+    assertStorableGrant(grant);
     const existing = this.grants.get(grant.key);
     if (existing && existing.expiresAt >= grant.createdAt) return false;
     this.store(grant);
@@ -121,6 +124,7 @@ class MemoryKeyStore implements KeyStore {
     return [...this.keys.values()].map((k) => ({ ...k }));
   }
   async add(key: StoredKey): Promise<void> {
+    assertStorableKey(key);
     if (!this.keys.has(key.kid)) this.keys.set(key.kid, { ...key });
   }
   async remove(kid: string): Promise<void> {
@@ -130,6 +134,7 @@ class MemoryKeyStore implements KeyStore {
   async update(change: (keys: StoredKey[]) => Promise<{ add: StoredKey[]; remove: string[] }>): Promise<void> {
     const run = this.lock.then(async () => {
       const { add, remove } = await change(await this.list());
+      add.forEach(assertStorableKey);
       for (const key of add) await this.add(key);
       for (const kid of remove) await this.remove(kid);
     });
@@ -146,6 +151,7 @@ class MemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, ServerSideSession>();
 
   async put(session: ServerSideSession): Promise<void> {
+    assertStorableSession(session);
     this.sessions.set(session.key, { ...session, clientIds: [...session.clientIds] });
   }
   async get(key: string): Promise<ServerSideSession | undefined> {
@@ -165,6 +171,8 @@ class MemorySessionStore implements SessionStore {
     return removed;
   }
   async query(query: SessionQuery): Promise<{ sessions: ServerSideSession[]; next: string | null }> {
+    // Text no store keeps is in no stored value (as the SQL stores, which never send it to the database).
+    if ([query.subject, query.displayName, query.sessionId].some((part) => part !== undefined && !isStorableText(part))) return { sessions: [], next: null };
     const after = query.cursor ? decodeSessionCursor(query.cursor) : undefined;
     const matching = [...this.sessions.values()]
       .filter((s) => contains(s.subject, query.subject) && contains(s.displayName, query.displayName) && contains(s.sessionId, query.sessionId))

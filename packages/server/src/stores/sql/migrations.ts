@@ -1,4 +1,4 @@
-import type { Kysely, Migration, MigrationProvider } from "kysely";
+import { SqliteAdapter, type Kysely, type Migration, type MigrationProvider } from "kysely";
 
 /** Schema migrations in order; names sort in the order they run. Never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -56,6 +56,20 @@ const migrations: Record<string, Migration> = {
     },
     async down(db: Kysely<unknown>) {
       await db.schema.dropTable("tessera_sessions").execute();
+    },
+  },
+  "0003_widen_subject_and_display_name": {
+    // Every sub the config and the sign-in API accept (255) fits in grants too, and display names are
+    // whatever a user's claim holds. SQLite never enforces varchar lengths, so only PostgreSQL changes.
+    async up(db: Kysely<unknown>) {
+      if (db.getExecutor().adapter instanceof SqliteAdapter) return;
+      await db.schema.alterTable("tessera_grants").alterColumn("subject", (c) => c.setDataType("varchar(255)")).execute();
+      await db.schema.alterTable("tessera_sessions").alterColumn("display_name", (c) => c.setDataType("text")).execute();
+    },
+    async down(db: Kysely<unknown>) {
+      if (db.getExecutor().adapter instanceof SqliteAdapter) return;
+      await db.schema.alterTable("tessera_sessions").alterColumn("display_name", (c) => c.setDataType("varchar(255)")).execute();
+      await db.schema.alterTable("tessera_grants").alterColumn("subject", (c) => c.setDataType("varchar(200)")).execute();
     },
   },
 };

@@ -2,6 +2,7 @@ import { Migrator, type Kysely, type Selectable, type Transaction } from "kysely
 import { decodeSessionCursor, encodeSessionCursor, type ServerSideSession, type SessionQuery, type SessionStore } from "../interfaces.ts";
 import { sql } from "kysely";
 import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
+import { assertStorableGrant, assertStorableKey, assertStorableSession, findable, isStorableText, STORE_LIMITS } from "../values.ts";
 import { migrationProvider } from "./migrations.ts";
 import type { Database, GrantsTable, KeysTable, SessionsTable } from "./schema.ts";
 
@@ -35,6 +36,7 @@ function toKey(row: Selectable<KeysTable>): StoredKey {
 }
 
 function toRow(grant: PersistedGrant) {
+  assertStorableGrant(grant);
   return {
     key: grant.key,
     kind: grant.kind,
@@ -48,6 +50,9 @@ function toRow(grant: PersistedGrant) {
     consumed_at: grant.consumedAt ?? null,
   };
 }
+
+/** False when the filter names a value no row can hold (PostgreSQL would refuse NUL in a parameter). */
+const filterFindable = (filter: GrantFilter) => Object.values(filter).every((v) => v === undefined || findable(v));
 
 /** Adds a WHERE for each field the filter names (works for SELECT and DELETE alike). */
 function applyFilter<Q extends { where: WhereFn<Q> }>(query: Q, filter: GrantFilter): Q {
@@ -84,11 +89,13 @@ class SqlGrantStore implements GrantStore {
   }
 
   async get(key: string): Promise<PersistedGrant | undefined> {
+    if (!findable(key, STORE_LIMITS.key)) return undefined;
     const row = await this.db.selectFrom("tessera_grants").selectAll().where("key", "=", key).executeTakeFirst();
     return row ? toGrant(row) : undefined;
   }
 
   async consume(key: string, at: number): Promise<ConsumeResult | undefined> {
+    if (!findable(key, STORE_LIMITS.key)) return undefined;
     // One UPDATE decides the winner, so two racing redemptions can never both see firstUse.
     const result = await this.db
       .updateTable("tessera_grants")
@@ -102,11 +109,13 @@ class SqlGrantStore implements GrantStore {
   }
 
   async remove(key: string): Promise<void> {
+    if (!findable(key, STORE_LIMITS.key)) return;
     await this.db.deleteFrom("tessera_grants").where("key", "=", key).execute();
   }
 
   async findAll(filter: GrantFilter, limit: number): Promise<PersistedGrant[]> {
     assertFilter(filter);
+    if (!filterFindable(filter)) return [];
     const rows = await applyFilter(this.db.selectFrom("tessera_grants").selectAll(), filter).orderBy("created_at").orderBy("key").limit(limit).execute();
     return rows.map(toGrant);
   }
@@ -120,6 +129,7 @@ class SqlGrantStore implements GrantStore {
   }
   async removeAll(filter: GrantFilter): Promise<number> {
     assertFilter(filter);
+    if (!filterFindable(filter)) return 0;
     const result = await applyFilter(this.db.deleteFrom("tessera_grants"), filter).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
@@ -145,6 +155,7 @@ class SqlKeyStore implements KeyStore {
       await this.lock(trx, "tessera-keys");
       const rows = await trx.selectFrom("tessera_keys").selectAll().orderBy("created_at").orderBy("kid").execute();
       const { add, remove } = await change(rows.map(toKey));
+      add.forEach(assertStorableKey);
       for (const key of add) {
         await trx
           .insertInto("tessera_keys")
@@ -160,6 +171,7 @@ class SqlKeyStore implements KeyStore {
     return rows.map(toKey);
   }
   async add(key: StoredKey): Promise<void> {
+    assertStorableKey(key);
     await this.db
       .insertInto("tessera_keys")
       .values({
@@ -174,6 +186,7 @@ class SqlKeyStore implements KeyStore {
       .execute();
   }
   async remove(kid: string): Promise<void> {
+    if (!findable(kid, STORE_LIMITS.kid)) return;
     await this.db.deleteFrom("tessera_keys").where("kid", "=", kid).execute();
   }
 }
@@ -199,6 +212,7 @@ class SqlSessionStore implements SessionStore {
   constructor(private readonly db: Kysely<Database>) {}
 
   async put(session: ServerSideSession): Promise<void> {
+    assertStorableSession(session);
     const row = {
       key: session.key,
       session_id: session.sessionId,
@@ -214,16 +228,19 @@ class SqlSessionStore implements SessionStore {
   }
 
   async get(key: string): Promise<ServerSideSession | undefined> {
+    if (!findable(key, STORE_LIMITS.key)) return undefined;
     const row = await this.db.selectFrom("tessera_sessions").selectAll().where("key", "=", key).executeTakeFirst();
     return row ? toSession(row) : undefined;
   }
 
   async getBySessionId(sessionId: string): Promise<ServerSideSession | undefined> {
+    if (!findable(sessionId, STORE_LIMITS.sessionId)) return undefined;
     const row = await this.db.selectFrom("tessera_sessions").selectAll().where("session_id", "=", sessionId).executeTakeFirst();
     return row ? toSession(row) : undefined;
   }
 
   async remove(keys: string[]): Promise<ServerSideSession[]> {
+    keys = keys.filter((key) => findable(key, STORE_LIMITS.key));
     if (keys.length === 0) return [];
     // RETURNING reports exactly the rows this statement deleted, so racing processes never share one.
     const rows = await this.db.deleteFrom("tessera_sessions").where("key", "in", keys).returningAll().execute();
@@ -231,6 +248,7 @@ class SqlSessionStore implements SessionStore {
   }
 
   async query(query: SessionQuery): Promise<{ sessions: ServerSideSession[]; next: string | null }> {
+    if ([query.subject, query.displayName, query.sessionId].some((part) => part !== undefined && !isStorableText(part))) return { sessions: [], next: null };
     let q = this.db.selectFrom("tessera_sessions").selectAll();
     const like = (column: "subject" | "display_name" | "session_id", part: string) =>
       sql<boolean>`lower(${sql.ref(column)}) like ${likePattern(part)} escape '!'`;
