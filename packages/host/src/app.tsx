@@ -292,7 +292,9 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
 
   app.get(`${base}/logout`, async (c) => {
     const logoutId = c.req.query("logoutId");
-    const pending = logoutId ? await provider.getLogoutRequest(logoutId) : undefined;
+    const known = logoutId ? await provider.getLogoutRequest(logoutId) : undefined;
+    // An ended request is not carried on: confirming then signs out the current session afresh.
+    const pending = known && !known.ended ? known : undefined;
     if (!(await provider.getSession(c.req.raw))) {
       // Nobody to sign out: finish the request (the signed-out page still continues to the client).
       const ended = await provider.endSession(c.req.raw, pending ? logoutId : undefined);
@@ -312,10 +314,11 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   });
 
   app.get(`${base}/signedout`, async (c) => {
-    const details = await provider.getSignedOut(c.req.query("logoutId") ?? "");
-    if (!details) return render("Signed out", <MessagePage base={base} heading="You are signed out" text="You can close this window." />);
+    const found = await provider.getSignedOut(c.req.query("logoutId") ?? "", c.req.raw);
+    if (!found) return render("Signed out", <MessagePage base={base} heading="You are signed out" text="You can close this window." />);
+    const { cookies = [], ...details } = found;
     const frameOrigins = [...new Set(details.frontChannelUrls.map((u) => new URL(u).origin))];
-    return render("Signed out", (nonce) => <SignedOutPage nonce={nonce} {...details} />, 200, [], frameOrigins);
+    return render("Signed out", (nonce) => <SignedOutPage nonce={nonce} {...details} />, 200, cookies, frameOrigins);
   });
 
   const certificateHeader = config.mtls?.enabled ? config.mtls.clientCertificateHeader : undefined;

@@ -88,7 +88,7 @@ export interface Provider {
   /** The client and state of a pending logout (for the logout prompt), if `logoutId` is known. */
   getLogoutRequest(logoutId: string): Promise<{ clientName?: string; ended: boolean } | undefined>;
   /** What the signed-out page shows: front-channel iframes and where to continue. */
-  getSignedOut(logoutId: string): Promise<SignedOutDetails | undefined>;
+  getSignedOut(logoutId: string, request?: Request): Promise<SignedOutDetails | undefined>;
   /** Server-side sessions, filtered and paged (empty when server-side sessions are off). */
   querySessions(query: SessionQuery): Promise<{ sessions: SessionInfo[]; next: string | null }>;
   /** Ends server-side sessions: their tokens, optionally consents, and back-channel logout to their clients. */
@@ -288,7 +288,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       const client = data.clientId ? await clients.findClientById(data.clientId) : undefined;
       return { clientName: client?.clientName, ended: data.ended };
     },
-    getSignedOut: (logoutId) => deps.logout.signedOut(logoutId),
+    getSignedOut: (logoutId, request) => deps.logout.signedOut(logoutId, request),
     querySessions: (query) => deps.sessionManagement.query(query),
     removeSessions: (request) => deps.sessionManagement.remove(request),
     validateAccessToken: async (token) => (await resolveAccessToken(token, deps))?.claims,

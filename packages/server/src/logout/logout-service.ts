@@ -29,6 +29,8 @@ export interface SignedOutDetails {
   postLogoutRedirectUri?: string;
   clientName?: string;
   redirectRejected: boolean;
+  /** Set-Cookie values to send with the page (when showing it ended a session). */
+  cookies?: string[];
 }
 
 /** Ends authentication sessions and tells the session's clients (front- and back-channel). */
@@ -62,11 +64,13 @@ export class LogoutService {
    * page, and starts back-channel notifications. Returns the logout id and the cookies to send.
    */
   async endSession(request: Request, logoutId?: string): Promise<{ logoutId: string; cookies: string[] }> {
-    const id = logoutId && (await this.get(logoutId)) ? logoutId : await this.create({});
-    const data = (await this.get(id))!;
+    const pending = logoutId ? await this.get(logoutId) : undefined;
+    // An ended request is never reused: its redirect and notifications belong to a session already gone.
+    // Whoever is signed in now gets a fresh logout of their own session.
+    const [id, data] = pending && !pending.ended ? [logoutId!, pending] : await this.fresh();
     const session = (await this.sessions.read(request))?.session;
     if (session) await this.sessions.end(session);
-    if (session && !data.ended) {
+    if (session) {
       data.sub = session.sub;
       data.sid = session.sid;
       data.clients = session.clients;
@@ -79,10 +83,21 @@ export class LogoutService {
     return { logoutId: id, cookies: this.sessions.signOutCookies() };
   }
 
-  /** The signed-out page's data for an ended logout. */
-  async signedOut(id: string): Promise<SignedOutDetails | undefined> {
+  /**
+   * The signed-out page's data for an ended logout, once: a replayed id never shows the old logout's
+   * iframes or redirect again. With `request`, a replay ends the session signed in now (if any) and shows
+   * that logout instead, with the cookies that clear it.
+   */
+  async signedOut(id: string, request?: Request): Promise<SignedOutDetails | undefined> {
     const data = await this.get(id);
     if (!data || !data.ended) return undefined;
+    const shown = await this.grants.consume(sha256Base64url(id), this.now());
+    if (!shown?.firstUse) {
+      if (!request || !(await this.sessions.read(request))) return undefined;
+      const ended = await this.endSession(request);
+      const details = await this.signedOut(ended.logoutId);
+      return details && { ...details, cookies: ended.cookies };
+    }
     const frontChannelUrls: string[] = [];
     for (const clientId of data.clients) {
       const client = await this.clients.findClientById(clientId);
@@ -102,6 +117,11 @@ export class LogoutService {
     }
     const client = data.clientId ? await this.clients.findClientById(data.clientId) : undefined;
     return { frontChannelUrls, postLogoutRedirectUri, clientName: client?.clientName, redirectRejected: data.redirectRejected ?? false };
+  }
+
+  private async fresh(): Promise<[string, LogoutRequestData]> {
+    const id = await this.create({});
+    return [id, { ended: false, clients: [] }];
   }
 
   private async save(id: string, data: LogoutRequestData): Promise<void> {

@@ -1,0 +1,170 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { createMemoryStore, createProvider, createSqliteStore, type Provider, type Store } from "@tessera/server";
+import { TestBrowser, createTestHost, type TestHost, type TestHostConfig } from "@tessera/testing";
+import { REDIRECT, RP, baseConfig, pkce } from "./support/fixtures.ts";
+
+/** A back-channel receiver that records the logout tokens it got. */
+async function receiver() {
+  const tokens: string[] = [];
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d));
+    req.on("end", () => {
+      tokens.push(new URLSearchParams(body).get("logout_token") ?? "");
+      res.writeHead(200);
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/bc`,
+    tokens,
+    close: () => new Promise<void>((r) => {
+      server.close(() => r());
+      server.closeAllConnections();
+    }),
+  };
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  if (!condition()) throw new Error(`gave up waiting for ${what}`);
+}
+
+function claimsOf(jwt: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString()) as Record<string, unknown>;
+}
+
+/** Signs in (logging in on the way when asked) for `clientId`; returns the token response. */
+async function signInTo(host: TestHost, browser: TestBrowser, clientId: string, extra: Record<string, string> = {}) {
+  const { challenge, verifier } = pkce();
+  const url = new URL(`${host.issuer}/connect/authorize`);
+  url.search = new URLSearchParams({ client_id: clientId, redirect_uri: REDIRECT, response_type: "code", scope: "openid profile", code_challenge: challenge, code_challenge_method: "S256", state: "s", ...extra }).toString();
+  const stopAt = (u: URL) => u.origin === RP;
+  let page = await browser.get(url, { stopAt });
+  if (page.query("input[name=password]")) page = await browser.submitForm(page, { fields: { username: "alice", password: "alice" }, stopAt });
+  const code = new URL(page.location!).searchParams.get("code")!;
+  const response = await host.fetch(
+    new Request(`${host.issuer}/connect/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${clientId}:${clientId}-secret`).toString("base64")}` },
+      body: new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: REDIRECT, code_verifier: verifier }).toString(),
+    }),
+  );
+  return (await response.json()) as { id_token: string; access_token: string };
+}
+
+describe("logout requests and id_token_hint", () => {
+  let host: TestHost;
+  let a: Awaited<ReturnType<typeof receiver>>;
+  let b: Awaited<ReturnType<typeof receiver>>;
+
+  before(async () => {
+    a = await receiver();
+    b = await receiver();
+    const config = baseConfig();
+    const common = { redirect_uris: [REDIRECT], post_logout_redirect_uris: [`${RP}/signed-out`], scope: "openid profile", access_token_format: "jwt" as const };
+    config.clients = [
+      { client_id: "a", client_secret: "a-secret", ...common, frontchannel_logout_uri: `${RP}/a/front`, backchannel_logout_uri: a.url },
+      { client_id: "b", client_secret: "b-secret", ...common, frontchannel_logout_uri: `${RP}/b/front`, backchannel_logout_uri: b.url },
+    ];
+    host = await createTestHost(config, { listen: true });
+  });
+  after(async () => {
+    await host.close();
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  const endSessionUrl = (params: Record<string, string>) => {
+    const url = new URL(`${host.issuer}/connect/endsession`);
+    url.search = new URLSearchParams(params).toString();
+    return url;
+  };
+
+  test("8 a replayed logoutId logs out the current session, not the old one again", async () => {
+    const browser = new TestBrowser();
+    const first = await signInTo(host, browser, "a");
+    const ended = await browser.get(endSessionUrl({ id_token_hint: first.id_token, post_logout_redirect_uri: `${RP}/signed-out`, state: "old" }), { stopAt: (u) => u.origin === RP });
+    assert.ok(ended.query("#signed-out"));
+    const logoutId = new URL(ended.url).searchParams.get("logoutId")!;
+    assert.ok(logoutId);
+    await until(() => a.tokens.length === 1, "a's back-channel token");
+
+    const sidB = claimsOf((await signInTo(host, browser, "b")).id_token).sid;
+    const replay = await browser.get(`${host.issuer}/signedout?logoutId=${encodeURIComponent(logoutId)}`, { stopAt: (u) => u.origin === RP });
+    assert.equal(replay.status, 200);
+    const frames = replay.queryAll("iframe.front-channel").map((f) => f.getAttribute("src"));
+    assert.deepEqual(frames, [`${RP}/b/front`], "b's front-channel iframe, not a's");
+    assert.equal(replay.query("#continue"), null, "no redirect of the old request");
+    assert.doesNotMatch(replay.body, /state=old/);
+    await until(() => b.tokens.length === 1, "b's back-channel token");
+    assert.equal(claimsOf(b.tokens[0]!).sid, sidB);
+    assert.equal(a.tokens.length, 1, "a is not told again");
+    assert.equal(browser.cookies.all().some((c) => c.name.includes("tessera.session") && c.value), false, "signed out");
+
+    // Nobody signed in: a plain signed-out page.
+    const again = await browser.get(`${host.issuer}/signedout?logoutId=${encodeURIComponent(logoutId)}`, { stopAt: (u) => u.origin === RP });
+    assert.equal(again.status, 200);
+    assert.equal(again.queryAll("iframe").length, 0);
+    assert.equal(again.query("#continue"), null);
+  });
+
+  test("8 the logout prompt with an ended logoutId ends the current session of its own clients", async () => {
+    const browser = new TestBrowser();
+    const first = await signInTo(host, browser, "a");
+    const ended = await browser.get(endSessionUrl({ id_token_hint: first.id_token, post_logout_redirect_uri: `${RP}/signed-out`, state: "old" }), { stopAt: (u) => u.origin === RP });
+    const logoutId = new URL(ended.url).searchParams.get("logoutId")!;
+    const before = b.tokens.length;
+    await signInTo(host, browser, "b");
+    const prompt = await browser.get(`${host.issuer}/logout?logoutId=${encodeURIComponent(logoutId)}`);
+    const done = await browser.submitForm(prompt, { button: "button[name=decision][value=logout]", stopAt: (u) => u.origin === RP });
+    assert.deepEqual(done.queryAll("iframe.front-channel").map((f) => f.getAttribute("src")), [`${RP}/b/front`]);
+    assert.equal(done.query("#continue"), null);
+    await until(() => b.tokens.length === before + 1, "b's back-channel token");
+  });
+
+  test("12 an access token as id_token_hint does not log out silently", async () => {
+    const browser = new TestBrowser();
+    const tokens = await signInTo(host, browser, "a");
+    assert.equal(claimsOf(tokens.access_token).aud, "a");
+    const page = await browser.get(endSessionUrl({ id_token_hint: tokens.access_token }), { stopAt: (u) => u.origin === RP });
+    assert.equal(page.query("#signed-out"), null, "not signed out");
+    assert.ok(page.status === 400 || page.query("button[name=decision][value=logout]"));
+    assert.ok(browser.cookies.all().some((c) => c.name.endsWith("tessera.session") && c.value), "still signed in");
+  });
+
+  test("12 a logout token as id_token_hint does not log out silently", async () => {
+    const browser = new TestBrowser();
+    const tokens = await signInTo(host, browser, "a");
+    const count = a.tokens.length;
+    await browser.get(endSessionUrl({ id_token_hint: tokens.id_token }), { stopAt: (u) => u.origin === RP });
+    await until(() => a.tokens.length === count + 1, "a logout token");
+    const logoutToken = a.tokens[count]!;
+    await signInTo(host, browser, "a");
+    const page = await browser.get(endSessionUrl({ id_token_hint: logoutToken }), { stopAt: (u) => u.origin === RP });
+    assert.equal(page.query("#signed-out"), null, "not signed out");
+    assert.ok(page.status === 400 || page.query("button[name=decision][value=logout]"));
+    assert.ok(browser.cookies.all().some((c) => c.name.endsWith("tessera.session") && c.value), "still signed in");
+  });
+
+  test("12 an ID token of an older session leads to the logout prompt", async () => {
+    const browser = new TestBrowser();
+    const old = await signInTo(host, browser, "a");
+    await browser.get(endSessionUrl({ id_token_hint: old.id_token }), { stopAt: (u) => u.origin === RP });
+    const current = await signInTo(host, browser, "a");
+    assert.notEqual(claimsOf(current.id_token).sid, claimsOf(old.id_token).sid);
+    const page = await browser.get(endSessionUrl({ id_token_hint: old.id_token }), { stopAt: (u) => u.origin === RP });
+    assert.ok(page.query("button[name=decision][value=logout]"), "the user is asked");
+    assert.ok(browser.cookies.all().some((c) => c.name.endsWith("tessera.session") && c.value), "still signed in");
+    // The current session's own ID token still logs out at once.
+    const ok = await browser.get(endSessionUrl({ id_token_hint: current.id_token }), { stopAt: (u) => u.origin === RP });
+    assert.ok(ok.query("#signed-out"));
+  });
+});
