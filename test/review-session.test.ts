@@ -6,9 +6,10 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { createMemoryStore, createProvider, createSqliteStore, type Provider, type Store } from "@tessera/server";
+import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, type Provider, type Store } from "@tessera/server";
 import { TestBrowser, createTestHost, type TestHost, type TestHostConfig } from "@tessera/testing";
 import { REDIRECT, RP, baseConfig, pkce } from "./support/fixtures.ts";
+import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 
 /** A back-channel receiver that records the logout tokens it got. */
 async function receiver() {
@@ -167,4 +168,46 @@ describe("logout requests and id_token_hint", () => {
     const ok = await browser.get(endSessionUrl({ id_token_hint: current.id_token }), { stopAt: (u) => u.origin === RP });
     assert.ok(ok.query("#signed-out"));
   });
+});
+
+describe("13 migrating cookie sessions to server-side sessions", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tessera-review-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const issuer = "https://idp.test";
+  const dataKey = randomBytes(32).toString("base64url");
+  const make = (store: Store, enabled: boolean): Provider => createProvider({ issuer, store, dataKey, clients: [], serverSideSessions: { enabled } });
+  const cookieHeader = (setCookies: string[]) => setCookies.map((c) => c.split(";")[0]!).join("; ");
+
+  let postgres: TestPostgres | undefined;
+  after(async () => postgres?.close());
+
+  for (const kind of ["memory", "sqlite", "postgres"] as const) {
+    test(`13 ten concurrent requests with one pre-migration cookie make one server-side session (${kind})`, async (t) => {
+      let store: Store;
+      if (kind === "memory") store = createMemoryStore();
+      else if (kind === "sqlite") store = await createSqliteStore(join(dir, `migrate-${randomBytes(4).toString("hex")}.db`));
+      else {
+        postgres ??= await startTestPostgres();
+        if (!postgres) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+        store = await createPostgresStore(await postgres.createDatabase());
+      }
+      const cookieOnly = make(store, false);
+      const { cookies, session } = await cookieOnly.signIn(new Request(`${issuer}/login`), { sub: "1", name: "Alice" });
+      const on = make(store, true);
+      try {
+        const cookie = cookieHeader(cookies);
+        const results = await Promise.allSettled(Array.from({ length: 10 }, () => on.getSession(new Request(`${issuer}/`, { headers: { cookie } }))));
+        for (const result of results) {
+          assert.equal(result.status, "fulfilled", result.status === "rejected" ? String(result.reason) : "");
+          assert.equal(result.status === "fulfilled" && result.value?.sid, session.sid);
+        }
+        const listed = await on.querySessions({ count: 50 });
+        assert.deepEqual(listed.sessions.map((s) => s.sessionId), [session.sid]);
+        const response = await on.fetch(new Request(`${issuer}/connect/checksession`, { headers: { cookie } }));
+        assert.ok(response.status < 500);
+      } finally {
+        await on.close();
+      }
+    });
+  }
 });

@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import { randomHandle, sha256Base64url } from "@tessera/protocol";
 import type { DataProtector } from "../keys/data-protection.ts";
 import { parseCookies, serializeCookie, type CookieOptions } from "../http/cookies.ts";
@@ -120,8 +121,13 @@ export class SessionService {
       }
     } else {
       session = toSession(payload);
-      // Server-side sessions were switched on: this cookie-only session moves into the store.
-      if (session && this.serverSide) rewrite = true;
+      // Server-side sessions were switched on: this cookie-only session moves into the store. The key is
+      // derived from the sid under a server secret, so concurrent requests carrying the same cookie all
+      // write the same record (an idempotent upsert) instead of racing on the sid's uniqueness.
+      if (session && this.serverSide) {
+        session.serverKey = createHmac("sha256", this.protector.subkey("session-migration")).update(session.sid).digest("base64url");
+        rewrite = true;
+      }
     }
     if (!session) return undefined;
     if (this.options.cookieSlidingExpiration && now - session.issuedAt > this.options.cookieLifetime / 2) {
