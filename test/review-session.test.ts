@@ -44,7 +44,7 @@ function claimsOf(jwt: string): Record<string, unknown> {
 }
 
 /** Signs in (logging in on the way when asked) for `clientId`; returns the token response. */
-async function signInTo(host: TestHost, browser: TestBrowser, clientId: string, extra: Record<string, string> = {}) {
+async function signInTo(host: TestHost, browser: TestBrowser, clientId: string, extra: Record<string, string> = {}, secret = `${clientId}-secret`) {
   const { challenge, verifier } = pkce();
   const url = new URL(`${host.issuer}/connect/authorize`);
   url.search = new URLSearchParams({ client_id: clientId, redirect_uri: REDIRECT, response_type: "code", scope: "openid profile", code_challenge: challenge, code_challenge_method: "S256", state: "s", ...extra }).toString();
@@ -55,7 +55,7 @@ async function signInTo(host: TestHost, browser: TestBrowser, clientId: string, 
   const response = await host.fetch(
     new Request(`${host.issuer}/connect/token`, {
       method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${clientId}:${clientId}-secret`).toString("base64")}` },
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString("base64")}` },
       body: new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: REDIRECT, code_verifier: verifier }).toString(),
     }),
   );
@@ -207,6 +207,100 @@ describe("13 migrating cookie sessions to server-side sessions", () => {
         assert.ok(response.status < 500);
       } finally {
         await on.close();
+      }
+    });
+  }
+});
+
+describe("11 cookies", () => {
+  const hosts: TestHost[] = [];
+  after(async () => Promise.all(hosts.map((h) => h.close())));
+  const start = async (config: TestHostConfig = baseConfig(), listen = false) => {
+    const host = await createTestHost(config, { listen });
+    hosts.push(host);
+    return host;
+  };
+  const browserFor = (host: TestHost) => new TestBrowser({ handlers: { [host.issuer]: host.fetch } });
+  const login = async (host: TestHost, browser: TestBrowser, user: [string, string]) => {
+    const page = await browser.get(`${host.issuer}/login`);
+    return browser.submitForm(page, { fields: { username: user[0], password: user[1] }, stopAt: () => true });
+  };
+
+  test("11.a an https issuer uses __Host- cookies (Secure, Path=/, no Domain); http keeps the names", async () => {
+    const host = await start();
+    const browser = browserFor(host);
+    const loginPage = await browser.get(`${host.issuer}/login`);
+    const csrf = loginPage.headers.getSetCookie().find((c) => c.includes("tessera.csrf="))!;
+    assert.match(csrf, /^__Host-tessera\.csrf=/);
+    const signedIn = await browser.submitForm(loginPage, { fields: { username: "alice", password: "alice" }, stopAt: () => true });
+    const session = signedIn.headers.getSetCookie().find((c) => /^[^=]*tessera\.session=/.test(c))!;
+    assert.match(session, /^__Host-tessera\.session=/);
+    for (const cookie of [csrf, session]) {
+      assert.match(cookie, /; Path=\/(;|$)/);
+      assert.match(cookie, /; Secure/);
+      assert.doesNotMatch(cookie, /Domain=/i);
+    }
+    // A non-prefixed cookie (as a sibling subdomain could plant) is not read on https.
+    const planted = browser.cookies.get("__Host-tessera.session", host.issuer)!.value;
+    assert.equal(await host.provider.getSession(new Request(`${host.issuer}/`, { headers: { cookie: `tessera.session=${planted}` } })), undefined);
+    assert.ok(await host.provider.getSession(new Request(`${host.issuer}/`, { headers: { cookie: `__Host-tessera.session=${planted}` } })));
+
+    const plain = await start(baseConfig(), true);
+    const plainPage = await fetch(`${plain.issuer}/login`);
+    assert.match(plainPage.headers.getSetCookie().find((c) => c.includes("csrf"))!, /^tessera\.csrf=/);
+    const signed = await login(plain, new TestBrowser(), ["alice", "alice"]);
+    assert.ok(signed.headers.getSetCookie().some((c) => c.startsWith("tessera.session=")));
+  });
+
+  test("11.b a CSRF cookie and token from the attacker's own session do not pass in the victim's session", async () => {
+    const host = await start();
+    const attacker = browserFor(host);
+    await login(host, attacker, ["bob", "bob-password"]);
+    const attackerPage = await attacker.get(`${host.issuer}/logout`);
+    const attackerToken = attackerPage.query("input[name=csrf]")!.getAttribute("value")!;
+    const attackerCookie = attacker.cookies.all().find((c) => c.name.endsWith("tessera.csrf"))!;
+
+    const victim = browserFor(host);
+    await login(host, victim, ["alice", "alice"]);
+    const victimSession = victim.cookies.all().find((c) => c.name.endsWith("tessera.session"))!;
+    const post = (csrfCookie: string, token: string) =>
+      host.fetch(
+        new Request(`${host.issuer}/logout`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", cookie: `${victimSession.name}=${victimSession.value}; ${attackerCookie.name}=${csrfCookie}` },
+          body: new URLSearchParams({ csrf: token, decision: "logout" }).toString(),
+        }),
+      );
+    assert.equal((await post(attackerCookie.value, attackerToken)).status, 400, "the planted pair is refused");
+    // The victim's own page, with the same cookie value, yields a token that works.
+    const victimPage = await host.fetch(new Request(`${host.issuer}/logout`, { headers: { cookie: `${victimSession.name}=${victimSession.value}; ${attackerCookie.name}=${attackerCookie.value}` } }));
+    const own = /name="csrf" value="([^"]+)"/.exec(await victimPage.text())![1]!;
+    assert.equal((await post(attackerCookie.value, own)).status, 302);
+  });
+
+  for (const serverSide of [false, true]) {
+    test(`11.c every sign-in rotates the session handle and sid, re-authentication included (server-side ${serverSide})`, async () => {
+      const config = baseConfig();
+      if (serverSide) config.serverSideSessions = { enabled: true };
+      const host = await start(config);
+      const browser = browserFor(host);
+      const sessionCookie = () => browser.cookies.all().find((c) => c.name.endsWith("tessera.session"))!.value;
+      const first = await signInTo(host, browser, "web");
+      const firstCookie = sessionCookie();
+      const sids = [claimsOf(first.id_token).sid];
+      const cookies = [firstCookie];
+      for (const extra of [{ prompt: "login" }, { max_age: "0" }]) {
+        const again = await signInTo(host, browser, "web", extra);
+        sids.push(claimsOf(again.id_token).sid);
+        cookies.push(sessionCookie());
+      }
+      assert.equal(new Set(sids).size, 3, `a new sid each time: ${sids.join(", ")}`);
+      assert.equal(new Set(cookies).size, 3);
+      if (serverSide) {
+        // The pre-sign-in handle is useless afterwards.
+        const name = browser.cookies.all().find((c) => c.name.endsWith("tessera.session"))!.name;
+        assert.equal(await host.provider.getSession(new Request(`${host.issuer}/`, { headers: { cookie: `${name}=${firstCookie}` } })), undefined);
+        assert.equal((await host.provider.querySessions({ count: 50 })).sessions.length, 1);
       }
     });
   }
