@@ -305,3 +305,36 @@ describe("11 cookies", () => {
     });
   }
 });
+
+describe("19 authorization requests", () => {
+  const hosts: TestHost[] = [];
+  after(async () => Promise.all(hosts.map((h) => h.close())));
+  const authorizeUrl = (host: TestHost, extra: Record<string, string>) => {
+    const url = new URL(`${host.issuer}/connect/authorize`);
+    url.search = new URLSearchParams({ client_id: "web", redirect_uri: REDIRECT, response_type: "code", scope: "openid", code_challenge: pkce().challenge, code_challenge_method: "S256", ...extra }).toString();
+    return url;
+  };
+  const cookieHeader = (setCookies: string[]) => setCookies.map((c) => c.split(";")[0]!).join("; ");
+
+  for (const [name, extra] of [["prompt=login", { prompt: "login" }], ["max_age=60", { max_age: "60" }]] as const) {
+    test(`19.a ${name} is satisfied only by an authentication after the request, not an older one`, async () => {
+      const host = await createTestHost(baseConfig());
+      hosts.push(host);
+      const first = await host.fetch(new Request(authorizeUrl(host, extra)));
+      assert.equal(first.status, 302);
+      const login = new URL(first.headers.get("location")!);
+      assert.equal(login.pathname, "/login");
+      const returnUrl = login.searchParams.get("returnUrl")!;
+      const now = Math.floor(Date.now() / 1000);
+      // A sign-in that happened before the request (an older session's, another tab's) does not count.
+      const stale = await host.provider.signIn(new Request(`${host.issuer}/login`), { sub: "1", auth_time: now - 3600 });
+      const back = await host.fetch(new Request(new URL(returnUrl, host.issuer), { headers: { cookie: cookieHeader(stale.cookies) } }));
+      assert.equal(back.status, 302);
+      assert.equal(new URL(back.headers.get("location")!).pathname, "/login", "asked to sign in again");
+      // A sign-in after the request does.
+      const fresh = await host.provider.signIn(new Request(`${host.issuer}/login`), { sub: "1" });
+      const done = await host.fetch(new Request(new URL(returnUrl, host.issuer), { headers: { cookie: cookieHeader(fresh.cookies) } }));
+      assert.ok(new URL(done.headers.get("location")!).searchParams.get("code"), "a code after a fresh sign-in");
+    });
+  }
+});

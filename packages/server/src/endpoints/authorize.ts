@@ -97,16 +97,20 @@ async function processAuthorization(request: Request, params: Params, interactio
   return authorizeResponse(validated.reply, fields, issuer, cookies);
 }
 
-/** OIDC Core §3.1.2.3: no session, prompt=login, max_age exceeded, or a hint for another user. */
+/**
+ * OIDC Core §3.1.2.3: no session, prompt=login, max_age exceeded, or a hint for another user. What counts is
+ * the session's auth_time against the time of the authorization request (when its interaction was created):
+ * prompt=login and max_age=0 need an authentication at or after the request, max_age one within max_age
+ * of it. An older authentication (an earlier session, a sign-in in another tab) never satisfies them.
+ */
 function needsLogin(request: ValidatedAuthorizeRequest, session: AuthenticationSession | undefined, interaction: Interaction | undefined, deps: ProviderDeps): boolean {
   if (!session) return true;
   if (request.hintSubject !== undefined && request.hintSubject !== session.sub) return true;
-  // A login that happened after this request was made satisfies prompt=login and max_age.
-  if (interaction && session.signedInAt >= interaction.createdAt) return false;
-  if (request.prompt.has("login")) return true;
+  const requestedAt = interaction ? Math.floor(interaction.createdAt / 1000) : nowSeconds(deps);
+  const authenticatedSinceRequest = interaction !== undefined && session.authTime >= requestedAt;
+  if (request.prompt.has("login") && !authenticatedSinceRequest) return true;
   if (request.maxAge !== undefined) {
-    const age = nowSeconds(deps) - session.authTime;
-    if (request.maxAge === 0 || age > request.maxAge) return true;
+    if (request.maxAge === 0 ? !authenticatedSinceRequest : requestedAt - session.authTime > request.maxAge) return true;
   }
   return false;
 }
