@@ -338,3 +338,53 @@ describe("19 authorization requests", () => {
     });
   }
 });
+
+describe("19.b pending requests are capped", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tessera-pending-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const issuer = "https://idp.test";
+  const clients = [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], scope: "openid" }];
+  const authorize = () => {
+    const url = new URL(`${issuer}/connect/authorize`);
+    url.search = new URLSearchParams({ client_id: "web", redirect_uri: REDIRECT, response_type: "code", scope: "openid", code_challenge: pkce().challenge, code_challenge_method: "S256" }).toString();
+    return new Request(url);
+  };
+  const endSession = () => new Request(`${issuer}/connect/endsession?client_id=web`);
+  const rows = async (store: Store, kind: "interaction" | "logout") => (await store.grants.findAll({ kind }, 100_000)).length;
+
+  for (const kind of ["memory", "sqlite"] as const) {
+    test(`19.b 1,000 unauthenticated authorize and end-session requests leave at most the caps' rows (${kind})`, async () => {
+      const open = async () => (kind === "memory" ? createMemoryStore() : await createSqliteStore(join(dir, `pending-${randomBytes(4).toString("hex")}.db`)));
+      // One address: the per-address cap (default 100) holds.
+      const store = await open();
+      const provider = createProvider({ issuer, store, dataKey: randomBytes(32), clients });
+      try {
+        for (let i = 0; i < 1000; i++) {
+          assert.equal((await provider.fetch(authorize(), { clientAddress: "203.0.113.7" })).status, 302);
+          assert.ok((await provider.fetch(endSession(), { clientAddress: "203.0.113.7" })).status < 500);
+        }
+        assert.equal(await rows(store, "interaction"), 100);
+        assert.equal(await rows(store, "logout"), 100);
+        // The newest request still works: the oldest were dropped.
+        const latest = await provider.fetch(authorize(), { clientAddress: "203.0.113.7" });
+        const returnUrl = new URL(latest.headers.get("location")!).searchParams.get("returnUrl")!;
+        assert.ok(await provider.getInteraction(returnUrl));
+      } finally {
+        await provider.close();
+      }
+      // Many addresses (or none known): the global cap holds.
+      const spread = await open();
+      const capped = createProvider({ issuer, store: spread, dataKey: randomBytes(32), clients, interaction: { maxPending: 50 } });
+      try {
+        for (let i = 0; i < 1000; i++) {
+          await capped.fetch(authorize(), { clientAddress: `198.51.${i >> 8}.${i & 255}` });
+          await capped.fetch(endSession(), i % 2 ? {} : { clientAddress: `198.51.${i >> 8}.${i & 255}` });
+        }
+        assert.equal(await rows(spread, "interaction"), 50);
+        assert.equal(await rows(spread, "logout"), 50);
+      } finally {
+        await capped.close();
+      }
+    });
+  }
+});

@@ -28,6 +28,7 @@ import { DataProtector } from "./keys/data-protection.ts";
 import { KeyManager } from "./keys/key-manager.ts";
 import { resolveOptions, silentLogger, type ProviderOptions } from "./options.ts";
 import { InteractionService } from "./session/interactions.ts";
+import { PendingRequestCap } from "./security/pending-requests.ts";
 import { SessionService, type AuthenticationSession, type SignInUser } from "./session/session.ts";
 import { SessionManagementService, type RemoveSessionsRequest, type SessionInfo } from "./session/session-management.ts";
 import type { SessionQuery } from "./stores/interfaces.ts";
@@ -139,6 +140,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const nowSeconds = () => Math.floor(clock() / 1000);
   const outboundFetch = createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, options.backChannelTimeout) });
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);
+  const pendingCap = new PendingRequestCap(store.grants, options.maxPending, options.maxPendingPerAddress);
   const deps: ProviderDeps = {
     options,
     store,
@@ -148,8 +150,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     sessions,
     sessionManagement: new SessionManagementService(store.sessions, store.grants, clients, backChannel, emit),
     backChannel,
-    logout: new LogoutService(options.issuer, store.grants, clients, sessions, backChannel, options.interactionLifetime, nowSeconds, emit),
-    interactions: new InteractionService(store.grants, options.interactionLifetime, clock),
+    logout: new LogoutService(options.issuer, store.grants, clients, sessions, backChannel, options.interactionLifetime, nowSeconds, pendingCap, emit),
+    interactions: new InteractionService(store.grants, options.interactionLifetime, clock, pendingCap),
     consents: new ConsentService(store.grants, clients, options.consentLifetime, nowSeconds),
     profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),
     throttle: new FailureThrottle(store.grants, () => Math.floor(clock() / 1000)),

@@ -1,6 +1,7 @@
 import { ProtocolError, computeSessionState, randomHandle, sha256Base64url } from "@tessera/protocol";
 import { nowSeconds, PATHS, type ProviderDeps } from "../deps.ts";
 import { Params, readForm } from "../http/params.ts";
+import { clientAddressOf } from "../http/request-context.ts";
 import { htmlPage, redirect } from "../http/responses.ts";
 import type { Interaction } from "../session/interactions.ts";
 import type { AuthenticationSession } from "../session/session.ts";
@@ -70,7 +71,7 @@ async function processAuthorization(request: Request, params: Params, interactio
 
   if (needsLogin(validated, session, interaction, deps)) {
     if (validated.prompt.has("none")) return fail("login_required", "the user must sign in");
-    return redirectToInteraction(deps.options.loginUrl, validated, interaction, deps, cookies);
+    return redirectToInteraction(request, deps.options.loginUrl, validated, interaction, deps, cookies);
   }
   const current = session!;
 
@@ -83,7 +84,7 @@ async function processAuthorization(request: Request, params: Params, interactio
     if (decision.remember) await deps.consents.remember(current.sub, validated.client.clientId, validated.scopes);
   } else if (await needsConsent(validated, current, deps)) {
     if (validated.prompt.has("none")) return fail("consent_required", "the user must consent");
-    return redirectToInteraction(deps.options.consentUrl, validated, interaction, deps, cookies);
+    return redirectToInteraction(request, deps.options.consentUrl, validated, interaction, deps, cookies);
   }
 
   if (interaction) await deps.interactions.remove(interaction.id);
@@ -123,8 +124,8 @@ async function needsConsent(request: ValidatedAuthorizeRequest, session: Authent
   return !request.scopes.every((s) => remembered.includes(s));
 }
 
-async function redirectToInteraction(page: string, request: ValidatedAuthorizeRequest, interaction: Interaction | undefined, deps: ProviderDeps, cookies: string[]): Promise<Response> {
-  const pending = interaction ?? (await deps.interactions.create(request.client.clientId, request.params));
+async function redirectToInteraction(http: Request, page: string, request: ValidatedAuthorizeRequest, interaction: Interaction | undefined, deps: ProviderDeps, cookies: string[]): Promise<Response> {
+  const pending = interaction ?? (await deps.interactions.create(request.client.clientId, request.params, clientAddressOf(http)));
   const returnUrl = `${deps.options.basePath}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(pending.id)}`;
   const target = /^https?:\/\//.test(page) ? new URL(page) : new URL(deps.options.issuer + page);
   target.searchParams.set("returnUrl", returnUrl);

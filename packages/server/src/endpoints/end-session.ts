@@ -1,6 +1,7 @@
 import { ProtocolError } from "@tessera/protocol";
 import type { ProviderDeps } from "../deps.ts";
 import { Params, readForm } from "../http/params.ts";
+import { clientAddressOf } from "../http/request-context.ts";
 import { htmlPage, redirect } from "../http/responses.ts";
 import { errorPage } from "../ui/html.ts";
 import { validateEndSessionRequest } from "../validation/end-session-request.ts";
@@ -29,7 +30,7 @@ export function endSessionEndpoint(deps: ProviderDeps) {
         state: validated.state,
         uiLocales: validated.uiLocales,
         redirectRejected: validated.redirectRejected,
-      });
+      }, clientAddressOf(request));
       // Only an ID token of this very session (same sub and sid) proves the request came from one of its
       // clients; a token of an older session of the same user asks first (RP-Initiated Logout 1.0 §2).
       const hint = validated.hint;

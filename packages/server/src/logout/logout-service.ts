@@ -1,5 +1,7 @@
 import { randomHandle, sha256Base64url } from "@tessera/protocol";
+import { clientAddressOf } from "../http/request-context.ts";
 import type { Client, ClientStore } from "../clients.ts";
+import type { PendingRequestCap, PendingTags } from "../security/pending-requests.ts";
 import type { GrantStore } from "../stores/interfaces.ts";
 import type { SessionService } from "../session/session.ts";
 import type { BackChannelLogoutService } from "./back-channel.ts";
@@ -19,6 +21,8 @@ export interface LogoutRequestData {
   sid?: string;
   /** Client ids of the ended session. */
   clients: string[];
+  /** Where the request is counted against the caps on pending requests. */
+  pending?: PendingTags;
 }
 
 /** What the signed-out page shows and does. */
@@ -43,12 +47,14 @@ export class LogoutService {
     private readonly backChannel: BackChannelLogoutService,
     private readonly lifetime: number,
     private readonly now: () => number,
+    private readonly cap: PendingRequestCap,
     private readonly emit: (event: TesseraEvent) => void = () => {},
   ) {}
 
-  async create(data: Omit<LogoutRequestData, "ended" | "clients">): Promise<string> {
+  /** Stores a new logout request; `address` (the client's) counts it against the per-address cap. */
+  async create(data: Omit<LogoutRequestData, "ended" | "clients" | "pending">, address?: string): Promise<string> {
     const id = randomHandle(24);
-    await this.save(id, { ...data, ended: false, clients: [] });
+    await this.save(id, { ...data, ended: false, clients: [], pending: await this.cap.admit("logout", address) });
     return id;
   }
 
@@ -67,7 +73,7 @@ export class LogoutService {
     const pending = logoutId ? await this.get(logoutId) : undefined;
     // An ended request is never reused: its redirect and notifications belong to a session already gone.
     // Whoever is signed in now gets a fresh logout of their own session.
-    const [id, data] = pending && !pending.ended ? [logoutId!, pending] : await this.fresh();
+    const [id, data] = pending && !pending.ended ? [logoutId!, pending] : await this.fresh(clientAddressOf(request));
     const session = (await this.sessions.read(request))?.session;
     if (session) await this.sessions.end(session);
     if (session) {
@@ -119,9 +125,9 @@ export class LogoutService {
     return { frontChannelUrls, postLogoutRedirectUri, clientName: client?.clientName, redirectRejected: data.redirectRejected ?? false };
   }
 
-  private async fresh(): Promise<[string, LogoutRequestData]> {
-    const id = await this.create({});
-    return [id, { ended: false, clients: [] }];
+  private async fresh(address: string | undefined): Promise<[string, LogoutRequestData]> {
+    const id = await this.create({}, address);
+    return [id, (await this.get(id)) ?? { ended: false, clients: [] }];
   }
 
   private async save(id: string, data: LogoutRequestData): Promise<void> {
@@ -130,7 +136,8 @@ export class LogoutService {
       key: sha256Base64url(id),
       kind: "logout",
       clientId: data.clientId ?? "",
-      subject: data.sub,
+      grantId: data.pending?.grantId,
+      subject: data.sub ?? data.pending?.subject,
       sessionId: data.sid,
       data: JSON.stringify(data),
       createdAt: now,

@@ -50,6 +50,8 @@ export interface GrantStore {
   remove(key: string): Promise<void>;
   /** Up to `limit` grants matching the filter (which must name at least one field), oldest first. */
   findAll(filter: GrantFilter, limit: number): Promise<PersistedGrant[]>;
+  /** How many grants match the filter (which must name at least one field). */
+  count(filter: GrantFilter): Promise<number>;
   /** Removes every grant matching the filter (which must name at least one field); returns how many. */
   removeAll(filter: GrantFilter): Promise<number>;
   /** Removes up to `limit` grants that expired before `now`; returns how many. */

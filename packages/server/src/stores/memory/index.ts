@@ -94,6 +94,10 @@ class MemoryGrantStore implements GrantStore {
       .slice(0, limit)
       .map((g) => ({ ...g }));
   }
+  async count(filter: GrantFilter): Promise<number> {
+    assertFilter(filter);
+    return this.matching(filter).length;
+  }
   async removeAll(filter: GrantFilter): Promise<number> {
     assertFilter(filter);
     const found = this.matching(filter);

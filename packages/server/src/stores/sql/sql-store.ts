@@ -111,6 +111,12 @@ class SqlGrantStore implements GrantStore {
     return rows.map(toGrant);
   }
 
+  async count(filter: GrantFilter): Promise<number> {
+    assertFilter(filter);
+    const row = await applyFilter(this.db.selectFrom("tessera_grants").select((eb) => eb.fn.countAll<number | string | bigint>().as("n")), filter).executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+
   async removeAll(filter: GrantFilter): Promise<number> {
     assertFilter(filter);
     const result = await applyFilter(this.db.deleteFrom("tessera_grants"), filter).executeTakeFirst();
