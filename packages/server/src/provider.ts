@@ -88,7 +88,10 @@ export interface Provider {
   endSession(request: Request, logoutId?: string): Promise<{ cookies: string[]; signedOutUrl: string }>;
   /** The client and state of a pending logout (for the logout prompt), if `logoutId` is known. */
   getLogoutRequest(logoutId: string): Promise<{ clientName?: string; ended: boolean } | undefined>;
-  /** What the signed-out page shows: front-channel iframes and where to continue. */
+  /**
+   * What the signed-out page shows: front-channel iframes and where to continue, once per logout. Shown
+   * again (a replayed id), it ends the session `request` carries, if any, and shows that logout instead.
+   */
   getSignedOut(logoutId: string, request?: Request): Promise<SignedOutDetails | undefined>;
   /** Server-side sessions, filtered and paged (empty when server-side sessions are off). */
   querySessions(query: SessionQuery): Promise<{ sessions: SessionInfo[]; next: string | null }>;
