@@ -61,7 +61,7 @@ describe("authorization code flow (TestBrowser, in-process)", () => {
     assert.deepEqual(await userinfo.json(), { sub: "1", name: "Alice Smith", email: "alice@example.com" });
 
     // The session cookie is HttpOnly and Lax; the session-id cookie is readable by script and matches sid.
-    const session = flow.browser.cookies.get("tessera.session", flow.host.issuer)!;
+    const session = flow.browser.cookies.get("__Host-tessera.session", flow.host.issuer)!;
     assert.equal(session.httpOnly, true);
     assert.equal(session.sameSite, "Lax");
     assert.equal(session.secure, true);
@@ -198,9 +198,9 @@ describe("authorization code flow: bad input", () => {
         assert.equal(page.status, 200);
         assert.ok(page.query("input[name=password]"));
         assert.equal(page.text("#login-error"), "Invalid username or password.");
-        assert.equal(page.headers.getSetCookie().some((c) => c.startsWith("tessera.session=")), false);
+        assert.equal(page.headers.getSetCookie().some((c) => c.startsWith("__Host-tessera.session=")), false);
       }
-      assert.equal(fresh.browser.cookies.get("tessera.session", fresh.host.issuer), undefined);
+      assert.equal(fresh.browser.cookies.get("__Host-tessera.session", fresh.host.issuer), undefined);
       // The right password (argon2id hash) still works afterwards, from the same form.
       const ok = await fresh.login(loginPage, "bob", "bob-password");
       assert.ok(Flow.response(ok).get("code"));
@@ -216,7 +216,7 @@ describe("authorization code flow: bad input", () => {
       const loginPage = await fresh.go(url);
       const forged = await fresh.browser.submitForm(loginPage, { fields: { username: "alice", password: "alice", csrf: "forged" } });
       assert.equal(forged.status, 400);
-      assert.equal(fresh.browser.cookies.get("tessera.session", fresh.host.issuer), undefined);
+      assert.equal(fresh.browser.cookies.get("__Host-tessera.session", fresh.host.issuer), undefined);
     } finally {
       await fresh.close();
     }
@@ -251,7 +251,7 @@ describe("authorization code flow: bad input", () => {
     const fresh = await Flow.create();
     try {
       await fresh.signIn();
-      const real = fresh.browser.cookies.get("tessera.session", fresh.host.issuer)!;
+      const real = fresh.browser.cookies.get("__Host-tessera.session", fresh.host.issuer)!;
       const tampered = real.value.slice(0, -4) + (real.value.endsWith("AAAA") ? "BBBB" : "AAAA");
       for (const value of [tampered, "garbage", "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.", "x".repeat(5000)]) {
         fresh.browser.cookies.set({ ...real, value });
@@ -287,7 +287,7 @@ describe("authorization code flow: bad input", () => {
       const still = await fresh.authorizeUrl({ prompt: "none" });
       assert.ok(Flow.response(await fresh.go(still.url)).get("code"));
       // Idle past the lifetime: gone, even if the browser kept the cookie.
-      const cookie = fresh.browser.cookies.get("tessera.session", fresh.host.issuer)!;
+      const cookie = fresh.browser.cookies.get("__Host-tessera.session", fresh.host.issuer)!;
       now += 700_000;
       sync();
       fresh.browser.cookies.set({ ...cookie, expires: undefined });

@@ -77,9 +77,10 @@ describe("custom login page through the library API", () => {
     const back = await browser.submitForm(loginPage, { stopAt });
     const code = new URL(back.location!).searchParams.get("code")!;
 
-    // The session cookies are scoped to the issuer's path.
-    assert.equal(browser.cookies.get("tessera.session", `${ISSUER}/`)!.path, "/idp");
-    assert.equal(browser.cookies.get("tessera.session", "https://login.test/other"), undefined);
+    // On https the session cookie is __Host- (Path=/, as the prefix requires); the session-id cookie keeps the issuer's path.
+    assert.equal(browser.cookies.get("__Host-tessera.session", `${ISSUER}/`)!.path, "/");
+    assert.equal(browser.cookies.get("tessera.session_id", `${ISSUER}/`)!.path, "/idp");
+    assert.equal(browser.cookies.get("tessera.session_id", "https://login.test/other"), undefined);
 
     const token = await provider.fetch(
       new Request(`${ISSUER}/connect/token`, {
@@ -111,11 +112,11 @@ describe("custom login page through the library API", () => {
     await assert.rejects(provider.signIn(new Request(`${ISSUER}/x`), { sub: "x", amr: "pwd" as never }), TypeError);
   });
 
-  it("keeps the sid when the same user signs in again, and starts a new one for another user", async () => {
+  it("starts a new sid on every sign-in, for the same user (re-authentication) and for another", async () => {
     const first = await provider.signIn(new Request(`${ISSUER}/x`), { sub: "u1" });
     const cookie = first.cookies.map((c) => c.split(";")[0]).join("; ");
     const again = await provider.signIn(new Request(`${ISSUER}/x`, { headers: { cookie } }), { sub: "u1" });
-    assert.equal(again.session.sid, first.session.sid);
+    assert.notEqual(again.session.sid, first.session.sid);
     const other = await provider.signIn(new Request(`${ISSUER}/x`, { headers: { cookie } }), { sub: "u2" });
     assert.notEqual(other.session.sid, first.session.sid);
   });

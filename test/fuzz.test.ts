@@ -130,7 +130,7 @@ function fuzzSuite(storeName: string, store: () => Promise<StoreConfig>, RUNS: n
     it("survives random cookies on every page", async () => {
       await fc.assert(
         fc.asyncProperty(fc.constantFrom("/login", "/connect/authorize?client_id=web", "/", "/grants", "/serversidesessions", "/logout"), hostile, hostile, async (path, session, csrf) => {
-          const cookie = `tessera.session=${session}; tessera.csrf=${csrf}; tessera.session_id=${session}`;
+          const cookie = `__Host-tessera.session=${session}; __Host-tessera.csrf=${csrf}; tessera.session=${session}; tessera.csrf=${csrf}; tessera.session_id=${session}`;
           let request: Request;
           try {
             request = new Request(`${host.issuer}${path}`, { headers: { cookie } });

@@ -221,7 +221,7 @@ describe("single sign-out", () => {
       url.search = new URLSearchParams({ id_token_hint: id_token }).toString();
       const page = await flow.browser.get(url);
       assert.ok(page.query("#signed-out"));
-      assert.equal(flow.browser.cookies.get("tessera.session", flow.host.issuer), undefined);
+      assert.equal(flow.browser.cookies.get("__Host-tessera.session", flow.host.issuer), undefined);
     } finally {
       await flow.close();
     }

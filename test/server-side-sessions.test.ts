@@ -238,7 +238,7 @@ describe("server-side sessions: persistence and migration", () => {
   it("migrates cookie-only sessions when switched on, and back when switched off, signing nobody out", async () => {
     const cookieOnly = await hostOn("migrate.db", false);
     const { browser, sid } = await signIn(cookieOnly, ["alice", "alice"]);
-    const cookieBefore = browser.cookies.get("tessera.session", cookieOnly.issuer)!.value;
+    const cookieBefore = browser.cookies.get("__Host-tessera.session", cookieOnly.issuer)!.value;
     assert.equal((await cookieOnly.provider.querySessions({ count: 10 })).sessions.length, 0);
     await cookieOnly.close();
 
@@ -252,7 +252,7 @@ describe("server-side sessions: persistence and migration", () => {
     assert.ok((await promptNone(on, current)).get("code"), "still signed in after switching on");
     const listed = (await on.provider.querySessions({ count: 10 })).sessions;
     assert.deepEqual(listed.map((s) => s.sessionId), [sid], "the session moved into the store, same sid");
-    const keyCookie = current.cookies.get("tessera.session", on.issuer)!.value;
+    const keyCookie = current.cookies.get("__Host-tessera.session", on.issuer)!.value;
     assert.ok(keyCookie.length < cookieBefore.length, "the cookie now carries only a key");
     await on.close();
 

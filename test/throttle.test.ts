@@ -21,11 +21,11 @@ describe("failed sign-in throttling", () => {
         assert.equal(refused.text("#login-error"), "Too many failed sign-ins. Wait a few minutes and try again.", account);
         assert.ok(refused.query("input[name=password]"));
       }
-      assert.equal(browser.cookies.get("tessera.session", host.issuer), undefined, "the right password did not get through");
+      assert.equal(browser.cookies.get("__Host-tessera.session", host.issuer), undefined, "the right password did not get through");
       now += 61_000;
       const later = await attempt("alice", "alice");
       assert.equal(new URL(later.url).pathname, "/", "after the window the right password works");
-      assert.ok(browser.cookies.get("tessera.session", host.issuer));
+      assert.ok(browser.cookies.get("__Host-tessera.session", host.issuer));
     } finally {
       await host.close();
     }

@@ -6,7 +6,7 @@ import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
 import type { Child } from "hono/jsx";
 import { ADMIN_SCOPE, type TesseraConfig } from "./config.ts";
-import { CSRF_COOKIE, CsrfProtection } from "./csrf.ts";
+import { CsrfProtection } from "./csrf.ts";
 import { resolveDataKey, type DataKeySource } from "./data-key.ts";
 import { ConsentPage } from "./pages/consent.tsx";
 import { GrantsPage } from "./pages/grants.tsx";
@@ -164,10 +164,17 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     for (const cookie of cookies) headers.append("set-cookie", cookie);
     return new Response(null, { status: 302, headers });
   };
-  const csrfFor = (c: Context) => {
-    const issued = csrf.issue(getCookie(c, CSRF_COOKIE));
+  // A form's CSRF token is bound to the session (its sid) or, before sign-in, to the pending request it serves.
+  const csrfBinding = async (c: Context, pending?: string) => {
+    const session = await provider.getSession(c.req.raw);
+    return session ? `sid:${session.sid}` : `pre:${pending ?? ""}`;
+  };
+  const csrfFor = async (c: Context, pending?: string) => {
+    const issued = csrf.issue(getCookie(c, csrf.cookieName), await csrfBinding(c, pending));
     return { token: issued.token, cookies: issued.cookie ? [issued.cookie] : [] };
   };
+  const csrfOk = async (c: Context, form: Record<string, string>, pending?: string) =>
+    csrf.verify(getCookie(c, csrf.cookieName), form.csrf, await csrfBinding(c, pending));
   const formOf = async (c: Context): Promise<Record<string, string>> => {
     // A body that is not a valid form is an empty form: the CSRF check then refuses it (400), never a 500.
     const body = await c.req.parseBody().catch(() => ({}) as Record<string, string | File>);
@@ -192,7 +199,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
 
   app.get(`${base}/`, async (c) => {
     const session = await provider.getSession(c.req.raw);
-    const { token, cookies } = csrfFor(c);
+    const { token, cookies } = await csrfFor(c);
     return render("Home", <HomePage base={base} sub={session?.sub} name={session?.name} csrf={token} discoveryUrl={`${provider.issuer}/.well-known/openid-configuration`} />, 200, cookies);
   });
   if (base) app.get(base, (c) => c.redirect(`${base}/`));
@@ -203,25 +210,25 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const returnUrl = c.req.query("returnUrl");
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
     const back = details?.returnUrl ?? (returnUrl && localReturn.has(returnUrl) ? returnUrl : undefined);
-    const { token, cookies } = csrfFor(c);
+    const { token, cookies } = await csrfFor(c, back);
     return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} csrf={token} />, 200, cookies);
   });
 
   app.post(`${base}/login`, limit, async (c) => {
     const form = await formOf(c);
-    if (!csrf.verify(getCookie(c, CSRF_COOKIE), form.csrf)) return csrfFailed(c);
     const details = form.returnUrl ? await provider.getInteraction(form.returnUrl) : undefined;
     const back = details?.returnUrl ?? (form.returnUrl && localReturn.has(form.returnUrl) ? form.returnUrl : undefined);
+    if (!(await csrfOk(c, form, back))) return csrfFailed(c);
     const username = (form.username ?? "").slice(0, 200);
     const password = (form.password ?? "").slice(0, 1024);
     const address = clientAddress(c.req.raw, c.env as Partial<HttpBindings> | undefined, config.trustedProxies ?? 0);
-    const again = () => csrfFor(c);
+    const again = () => csrfFor(c, back);
     // A browser that signed in to this account before has its own counter (OWASP device cookies).
     const device = username ? devices.deviceFor(getCookie(c, DEVICE_COOKIE), username) : undefined;
     // Refused before the password is even checked, and the same for existing and unknown accounts.
     if (await throttle.blocked(username, address, device)) {
       emitHost({ type: "sign_in.failed", reason: "throttled" });
-      const { token, cookies } = again();
+      const { token, cookies } = await again();
       return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies);
     }
     const user = username && password ? await users.validateCredentials(username, password) : undefined;
@@ -230,7 +237,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       // Never the submitted username: people type their password into it.
       emitHost({ type: "sign_in.failed", reason: "credentials" });
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-      const { token, cookies } = again();
+      const { token, cookies } = await again();
       return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
     }
     await throttle.recordSuccess(username, device);
@@ -244,14 +251,14 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const details = await provider.getInteraction(returnUrl);
     if (!details) return render("Request expired", <MessagePage base={base} heading="Request expired" text="This request has expired. Return to the application and try again." />, 400);
     if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(details.returnUrl)}`);
-    const { token, cookies } = csrfFor(c);
+    const { token, cookies } = await csrfFor(c);
     const scopes = details.scopes.map((name) => ({ name, description: config.apiScopes?.find((s) => s.name === name)?.description }));
     return render("Allow access?", <ConsentPage base={base} clientName={details.client.clientName} scopes={scopes} returnUrl={details.returnUrl} csrf={token} />, 200, cookies);
   });
 
   app.post(`${base}/consent`, limit, async (c) => {
     const form = await formOf(c);
-    if (!csrf.verify(getCookie(c, CSRF_COOKIE), form.csrf)) return csrfFailed(c);
+    if (!(await csrfOk(c, form))) return csrfFailed(c);
     if (form.decision !== "allow" && form.decision !== "deny") return render("Please try again", <MessagePage base={base} heading="Please try again" text="Choose Allow or Deny." />, 400);
     const next = await provider.completeConsent(c.req.raw, form.returnUrl ?? "", form.decision === "allow", { remember: form.remember === "1" });
     if (!next) return render("Request expired", <MessagePage base={base} heading="Request expired" text="This request has expired or you are no longer signed in. Return to the application and try again." />, 400);
@@ -261,13 +268,13 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   app.get(`${base}/grants`, async (c) => {
     const session = await provider.getSession(c.req.raw);
     if (!session) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(`${base}/grants`)}`);
-    const { token, cookies } = csrfFor(c);
+    const { token, cookies } = await csrfFor(c);
     return render("Application access", <GrantsPage base={base} grants={await provider.listGrants(session.sub)} csrf={token} />, 200, cookies);
   });
 
   app.post(`${base}/grants`, limit, async (c) => {
     const form = await formOf(c);
-    if (!csrf.verify(getCookie(c, CSRF_COOKIE), form.csrf)) return csrfFailed(c);
+    if (!(await csrfOk(c, form))) return csrfFailed(c);
     const session = await provider.getSession(c.req.raw);
     if (!session) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(`${base}/grants`)}`);
     if (form.clientId) await provider.revokeGrants(session.sub, form.clientId);
@@ -289,13 +296,13 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!(await isAdmin(session.sub))) return forbidden();
     const filters = { subject: c.req.query("subject") || undefined, displayName: c.req.query("displayName") || undefined, sessionId: c.req.query("sessionId") || undefined };
     const page = await provider.querySessions({ ...filters, cursor: c.req.query("cursor") || undefined, count: 10 });
-    const { token, cookies } = csrfFor(c);
+    const { token, cookies } = await csrfFor(c);
     return render("Server-side sessions", <SessionsPage base={base} csrf={token} enabled={config.serverSideSessions?.enabled ?? false} sessions={page.sessions} filters={filters} next={page.next} />, 200, cookies);
   });
 
   app.post(sessionsPage, limit, async (c) => {
     const form = await formOf(c);
-    if (!csrf.verify(getCookie(c, CSRF_COOKIE), form.csrf)) return csrfFailed(c);
+    if (!(await csrfOk(c, form))) return csrfFailed(c);
     const session = await provider.getSession(c.req.raw);
     if (!session) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(sessionsPage)}`);
     if (!(await isAdmin(session.sub))) return forbidden();
@@ -311,19 +318,21 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
 
   app.get(`${base}/logout`, async (c) => {
     const logoutId = c.req.query("logoutId");
-    const pending = logoutId ? await provider.getLogoutRequest(logoutId) : undefined;
+    const known = logoutId ? await provider.getLogoutRequest(logoutId) : undefined;
+    // An ended request is not carried on: confirming then signs out the current session afresh.
+    const pending = known && !known.ended ? known : undefined;
     if (!(await provider.getSession(c.req.raw))) {
       // Nobody to sign out: finish the request (the signed-out page still continues to the client).
       const ended = await provider.endSession(c.req.raw, pending ? logoutId : undefined);
       return redirectTo(ended.signedOutUrl);
     }
-    const { token, cookies } = csrfFor(c);
+    const { token, cookies } = await csrfFor(c);
     return render("Sign out", <LogoutPromptPage base={base} csrf={token} logoutId={pending ? logoutId : undefined} clientName={pending?.clientName} />, 200, cookies);
   });
 
   app.post(`${base}/logout`, limit, async (c) => {
     const form = await formOf(c);
-    if (!csrf.verify(getCookie(c, CSRF_COOKIE), form.csrf)) return csrfFailed(c);
+    if (!(await csrfOk(c, form))) return csrfFailed(c);
     if (form.decision !== "logout") return render("Please try again", <MessagePage base={base} heading="Please try again" text="Choose Sign out to sign out." />, 400);
     const ended = await provider.endSession(c.req.raw, form.logoutId);
     logger?.info({ event: "logout" }, "signed out");
@@ -331,10 +340,11 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   });
 
   app.get(`${base}/signedout`, async (c) => {
-    const details = await provider.getSignedOut(c.req.query("logoutId") ?? "");
-    if (!details) return render("Signed out", <MessagePage base={base} heading="You are signed out" text="You can close this window." />);
+    const found = await provider.getSignedOut(c.req.query("logoutId") ?? "", c.req.raw);
+    if (!found) return render("Signed out", <MessagePage base={base} heading="You are signed out" text="You can close this window." />);
+    const { cookies = [], ...details } = found;
     const frameOrigins = [...new Set(details.frontChannelUrls.map((u) => new URL(u).origin))];
-    return render("Signed out", (nonce) => <SignedOutPage nonce={nonce} {...details} />, 200, [], frameOrigins);
+    return render("Signed out", (nonce) => <SignedOutPage nonce={nonce} {...details} />, 200, cookies, frameOrigins);
   });
 
   app.all("*", (c) => provider.fetch(c.req.raw, requestContext(c.req.raw, c.env as Partial<HttpBindings> | undefined)));

@@ -10,7 +10,7 @@ export type { ProviderOptions, SigningAlgorithm, ApiScope, ApiResource, Identity
 export { SIGNING_ALGORITHMS } from "./options.ts";
 export type { ClientMetadata, TokenEndpointAuthMethod } from "./clients.ts";
 export type { SignInUser, AuthenticationSession } from "./session/session.ts";
-export { SESSION_COOKIE, SESSION_ID_COOKIE } from "./session/session.ts";
+export { SESSION_COOKIE, SESSION_ID_COOKIE, sessionCookieName } from "./session/session.ts";
 export type { UserRecord, UserStore, ProfileService, ProfileRequest, ClaimsCaller } from "./tokens/claims.ts";
 export { claimsForScopes, defaultProfileService } from "./tokens/claims.ts";
 export type { Store, GrantStore, KeyStore, SessionStore, ServerSideSession, SessionQuery, PersistedGrant, StoredKey, GrantFilter, GrantKind, ConsumeResult } from "./stores/interfaces.ts";

@@ -126,6 +126,13 @@ export interface ProviderOptions {
     signedOutUrl?: string;
     /** Seconds a pending authorization request waits for login and consent (default 3600). */
     lifetime?: number;
+    /**
+     * Most pending authorization and logout requests kept (each kind counted apart); past it the oldest are
+     * dropped, so unauthenticated requests cannot grow the store without bound (default 10000).
+     */
+    maxPending?: number;
+    /** Most pending requests of each kind per client address, oldest dropped first (default 100). */
+    maxPendingPerAddress?: number;
     /** Seconds a remembered consent lasts (default 31536000, a year). */
     consentLifetime?: number;
   };
@@ -196,6 +203,8 @@ export interface ResolvedOptions {
   backChannelTimeout: number;
   backChannelRetries: number;
   interactionLifetime: number;
+  maxPending: number;
+  maxPendingPerAddress: number;
   consentLifetime: number;
   maxFormBytes: number;
   maxParameterLength: number;
@@ -281,6 +290,8 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     backChannelTimeout: options.logout?.backChannelTimeout ?? 5,
     backChannelRetries: options.logout?.backChannelRetries ?? 2,
     interactionLifetime: options.interaction?.lifetime ?? 3600,
+    maxPending: options.interaction?.maxPending ?? 10_000,
+    maxPendingPerAddress: options.interaction?.maxPendingPerAddress ?? 100,
     consentLifetime: options.interaction?.consentLifetime ?? 31_536_000,
     maxFormBytes: options.limits?.maxFormBytes ?? 65536,
     maxParameterLength: options.limits?.maxParameterLength ?? 4096,

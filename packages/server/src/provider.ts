@@ -30,6 +30,7 @@ import { DataProtector } from "./keys/data-protection.ts";
 import { KeyManager } from "./keys/key-manager.ts";
 import { resolveOptions, silentLogger, type ProviderOptions } from "./options.ts";
 import { InteractionService } from "./session/interactions.ts";
+import { PendingRequestCap } from "./security/pending-requests.ts";
 import { SessionService, type AuthenticationSession, type SignInUser } from "./session/session.ts";
 import { SessionManagementService, type RemoveSessionsRequest, type SessionInfo } from "./session/session-management.ts";
 import type { SessionQuery } from "./stores/interfaces.ts";
@@ -94,8 +95,11 @@ export interface Provider {
   endSession(request: Request, logoutId?: string): Promise<{ cookies: string[]; signedOutUrl: string }>;
   /** The client and state of a pending logout (for the logout prompt), if `logoutId` is known. */
   getLogoutRequest(logoutId: string): Promise<{ clientName?: string; ended: boolean } | undefined>;
-  /** What the signed-out page shows: front-channel iframes and where to continue. */
-  getSignedOut(logoutId: string): Promise<SignedOutDetails | undefined>;
+  /**
+   * What the signed-out page shows: front-channel iframes and where to continue, once per logout. Shown
+   * again (a replayed id), it ends the session `request` carries, if any, and shows that logout instead.
+   */
+  getSignedOut(logoutId: string, request?: Request): Promise<SignedOutDetails | undefined>;
   /** Server-side sessions, filtered and paged (empty when server-side sessions are off). */
   querySessions(query: SessionQuery): Promise<{ sessions: SessionInfo[]; next: string | null }>;
   /** Ends server-side sessions: their tokens, optionally consents, and back-channel logout to their clients. */
@@ -154,6 +158,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const nowSeconds = () => Math.floor(clock() / 1000);
   const outboundFetch = createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, options.backChannelTimeout) });
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);
+  const pendingCap = new PendingRequestCap(store.grants, options.maxPending, options.maxPendingPerAddress, () => Math.floor(clock() / 1000));
   const deps: ProviderDeps = {
     options,
     store,
@@ -163,8 +168,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     sessions,
     sessionManagement: new SessionManagementService(store.sessions, store.grants, clients, backChannel, emit),
     backChannel,
-    logout: new LogoutService(options.issuer, store.grants, clients, sessions, backChannel, options.interactionLifetime, nowSeconds, emit),
-    interactions: new InteractionService(store.grants, options.interactionLifetime, clock),
+    logout: new LogoutService(options.issuer, store.grants, clients, sessions, backChannel, options.interactionLifetime, nowSeconds, pendingCap, emit),
+    interactions: new InteractionService(store.grants, options.interactionLifetime, clock, pendingCap),
     consents: new ConsentService(store.grants, clients, options.consentLifetime, nowSeconds),
     profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),
     throttle: new FailureThrottle(store.grants, () => Math.floor(clock() / 1000)),
@@ -308,7 +313,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       const client = data.clientId ? await clients.findClientById(data.clientId) : undefined;
       return { clientName: client?.clientName, ended: data.ended };
     },
-    getSignedOut: (logoutId) => deps.logout.signedOut(logoutId),
+    getSignedOut: (logoutId, request) => deps.logout.signedOut(logoutId, request),
     querySessions: (query) => deps.sessionManagement.query(query),
     removeSessions: (request) => deps.sessionManagement.remove(request),
     async validateAccessToken(token) {

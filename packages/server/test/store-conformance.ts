@@ -104,6 +104,9 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         assert.deepEqual(found.map((g) => g.createdAt), [97, 98, 99]);
         assert.equal((await store.grants.findAll({ subject: "finder" }, 10)).length, 5);
         await assert.rejects(store.grants.findAll({}, 1));
+        assert.equal(await store.grants.count({ subject: "finder" }, 0), 5);
+        assert.equal(await store.grants.count({ subject: "finder", kind: "consent" }, 0), (await store.grants.findAll({ subject: "finder", kind: "consent" }, 10)).length);
+        await assert.rejects(store.grants.count({}, 0));
       } finally {
         await store.close();
       }

@@ -1,6 +1,7 @@
 import { ProtocolError, computeSessionState, randomHandle, sha256Base64url } from "@tessera/protocol";
 import { nowSeconds, PATHS, type ProviderDeps } from "../deps.ts";
 import { Params, readForm } from "../http/params.ts";
+import { clientAddressOf } from "../http/request-context.ts";
 import { htmlPage, redirect } from "../http/responses.ts";
 import type { Interaction } from "../session/interactions.ts";
 import type { AuthenticationSession } from "../session/session.ts";
@@ -70,7 +71,7 @@ async function processAuthorization(request: Request, params: Params, interactio
 
   if (needsLogin(validated, session, interaction, deps)) {
     if (validated.prompt.has("none")) return fail("login_required", "the user must sign in");
-    return redirectToInteraction(deps.options.loginUrl, validated, interaction, deps, cookies);
+    return redirectToInteraction(request, deps.options.loginUrl, validated, interaction, deps, cookies);
   }
   const current = session!;
 
@@ -83,7 +84,7 @@ async function processAuthorization(request: Request, params: Params, interactio
     if (decision.remember) await deps.consents.remember(current.sub, validated.client.clientId, validated.scopes);
   } else if (await needsConsent(validated, current, deps)) {
     if (validated.prompt.has("none")) return fail("consent_required", "the user must consent");
-    return redirectToInteraction(deps.options.consentUrl, validated, interaction, deps, cookies);
+    return redirectToInteraction(request, deps.options.consentUrl, validated, interaction, deps, cookies);
   }
 
   if (interaction) await deps.interactions.remove(interaction.id);
@@ -97,16 +98,20 @@ async function processAuthorization(request: Request, params: Params, interactio
   return authorizeResponse(validated.reply, fields, issuer, cookies);
 }
 
-/** OIDC Core §3.1.2.3: no session, prompt=login, max_age exceeded, or a hint for another user. */
+/**
+ * OIDC Core §3.1.2.3: no session, prompt=login, max_age exceeded, or a hint for another user. What counts is
+ * the session's auth_time against the time of the authorization request (when its interaction was created):
+ * prompt=login and max_age=0 need an authentication at or after the request, max_age one within max_age
+ * of it. An older authentication (an earlier session, a sign-in in another tab) never satisfies them.
+ */
 function needsLogin(request: ValidatedAuthorizeRequest, session: AuthenticationSession | undefined, interaction: Interaction | undefined, deps: ProviderDeps): boolean {
   if (!session) return true;
   if (request.hintSubject !== undefined && request.hintSubject !== session.sub) return true;
-  // A login that happened after this request was made satisfies prompt=login and max_age.
-  if (interaction && session.signedInAt >= interaction.createdAt) return false;
-  if (request.prompt.has("login")) return true;
+  const requestedAt = interaction ? Math.floor(interaction.createdAt / 1000) : nowSeconds(deps);
+  const authenticatedSinceRequest = interaction !== undefined && session.authTime >= requestedAt;
+  if (request.prompt.has("login") && !authenticatedSinceRequest) return true;
   if (request.maxAge !== undefined) {
-    const age = nowSeconds(deps) - session.authTime;
-    if (request.maxAge === 0 || age > request.maxAge) return true;
+    if (request.maxAge === 0 ? !authenticatedSinceRequest : requestedAt - session.authTime > request.maxAge) return true;
   }
   return false;
 }
@@ -119,8 +124,8 @@ async function needsConsent(request: ValidatedAuthorizeRequest, session: Authent
   return !request.scopes.every((s) => remembered.includes(s));
 }
 
-async function redirectToInteraction(page: string, request: ValidatedAuthorizeRequest, interaction: Interaction | undefined, deps: ProviderDeps, cookies: string[]): Promise<Response> {
-  const pending = interaction ?? (await deps.interactions.create(request.client.clientId, request.params));
+async function redirectToInteraction(http: Request, page: string, request: ValidatedAuthorizeRequest, interaction: Interaction | undefined, deps: ProviderDeps, cookies: string[]): Promise<Response> {
+  const pending = interaction ?? (await deps.interactions.create(request.client.clientId, request.params, clientAddressOf(http)));
   const returnUrl = `${deps.options.basePath}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(pending.id)}`;
   const target = /^https?:\/\//.test(page) ? new URL(page) : new URL(deps.options.issuer + page);
   target.searchParams.set("returnUrl", returnUrl);

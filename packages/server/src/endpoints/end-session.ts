@@ -1,6 +1,7 @@
 import { ProtocolError } from "@tessera/protocol";
 import type { ProviderDeps } from "../deps.ts";
 import { Params, readForm } from "../http/params.ts";
+import { clientAddressOf } from "../http/request-context.ts";
 import { htmlPage, redirect } from "../http/responses.ts";
 import { errorPage } from "../ui/html.ts";
 import { validateEndSessionRequest } from "../validation/end-session-request.ts";
@@ -29,9 +30,11 @@ export function endSessionEndpoint(deps: ProviderDeps) {
         state: validated.state,
         uiLocales: validated.uiLocales,
         redirectRejected: validated.redirectRejected,
-      });
-      // A hint for the signed-in user proves the request came from a client of this session.
-      const confirmed = !session || (validated.hint !== undefined && validated.hint.sub === session.sub);
+      }, clientAddressOf(request));
+      // Only an ID token of this very session (same sub and sid) proves the request came from one of its
+      // clients; a token of an older session of the same user asks first (RP-Initiated Logout 1.0 §2).
+      const hint = validated.hint;
+      const confirmed = !session || (hint !== undefined && hint.sub === session.sub && hint.sid !== undefined && hint.sid === session.sid);
       if (!confirmed) return redirect(logoutPageUrl(deps, deps.options.logoutUrl, logoutId));
       const { cookies } = await deps.logout.endSession(request, logoutId);
       return redirect(logoutPageUrl(deps, deps.options.signedOutUrl, logoutId), session ? cookies : []);

@@ -1,5 +1,7 @@
 import { randomHandle, sha256Base64url } from "@tessera/protocol";
+import { clientAddressOf } from "../http/request-context.ts";
 import type { Client, ClientStore } from "../clients.ts";
+import type { PendingRequestCap, PendingTags } from "../security/pending-requests.ts";
 import type { GrantStore } from "../stores/interfaces.ts";
 import type { SessionService } from "../session/session.ts";
 import type { BackChannelLogoutService } from "./back-channel.ts";
@@ -19,6 +21,8 @@ export interface LogoutRequestData {
   sid?: string;
   /** Client ids of the ended session. */
   clients: string[];
+  /** Where the request is counted against the caps on pending requests. */
+  pending?: PendingTags;
 }
 
 /** What the signed-out page shows and does. */
@@ -29,6 +33,8 @@ export interface SignedOutDetails {
   postLogoutRedirectUri?: string;
   clientName?: string;
   redirectRejected: boolean;
+  /** Set-Cookie values to send with the page (when showing it ended a session). */
+  cookies?: string[];
 }
 
 /** Ends authentication sessions and tells the session's clients (front- and back-channel). */
@@ -41,12 +47,14 @@ export class LogoutService {
     private readonly backChannel: BackChannelLogoutService,
     private readonly lifetime: number,
     private readonly now: () => number,
+    private readonly cap: PendingRequestCap,
     private readonly emit: (event: TesseraEvent) => void = () => {},
   ) {}
 
-  async create(data: Omit<LogoutRequestData, "ended" | "clients">): Promise<string> {
+  /** Stores a new logout request; `address` (the client's) counts it against the per-address cap. */
+  async create(data: Omit<LogoutRequestData, "ended" | "clients" | "pending">, address?: string): Promise<string> {
     const id = randomHandle(24);
-    await this.save(id, { ...data, ended: false, clients: [] });
+    await this.save(id, { ...data, ended: false, clients: [], pending: await this.cap.admit("logout", address) });
     return id;
   }
 
@@ -62,11 +70,13 @@ export class LogoutService {
    * page, and starts back-channel notifications. Returns the logout id and the cookies to send.
    */
   async endSession(request: Request, logoutId?: string): Promise<{ logoutId: string; cookies: string[] }> {
-    const id = logoutId && (await this.get(logoutId)) ? logoutId : await this.create({});
-    const data = (await this.get(id))!;
+    const pending = logoutId ? await this.get(logoutId) : undefined;
+    // An ended request is never reused: its redirect and notifications belong to a session already gone.
+    // Whoever is signed in now gets a fresh logout of their own session.
+    const [id, data] = pending && !pending.ended ? [logoutId!, pending] : await this.fresh(clientAddressOf(request));
     const session = (await this.sessions.read(request))?.session;
     if (session) await this.sessions.end(session);
-    if (session && !data.ended) {
+    if (session) {
       data.sub = session.sub;
       data.sid = session.sid;
       data.clients = session.clients;
@@ -79,10 +89,21 @@ export class LogoutService {
     return { logoutId: id, cookies: this.sessions.signOutCookies() };
   }
 
-  /** The signed-out page's data for an ended logout. */
-  async signedOut(id: string): Promise<SignedOutDetails | undefined> {
+  /**
+   * The signed-out page's data for an ended logout, once: a replayed id never shows the old logout's
+   * iframes or redirect again. With `request`, a replay ends the session signed in now (if any) and shows
+   * that logout instead, with the cookies that clear it.
+   */
+  async signedOut(id: string, request?: Request): Promise<SignedOutDetails | undefined> {
     const data = await this.get(id);
     if (!data || !data.ended) return undefined;
+    const shown = await this.grants.consume(sha256Base64url(id), this.now());
+    if (!shown?.firstUse) {
+      if (!request || !(await this.sessions.read(request))) return undefined;
+      const ended = await this.endSession(request);
+      const details = await this.signedOut(ended.logoutId);
+      return details && { ...details, cookies: ended.cookies };
+    }
     const frontChannelUrls: string[] = [];
     for (const clientId of data.clients) {
       const client = await this.clients.findClientById(clientId);
@@ -104,13 +125,19 @@ export class LogoutService {
     return { frontChannelUrls, postLogoutRedirectUri, clientName: client?.clientName, redirectRejected: data.redirectRejected ?? false };
   }
 
+  private async fresh(address: string | undefined): Promise<[string, LogoutRequestData]> {
+    const id = await this.create({}, address);
+    return [id, (await this.get(id)) ?? { ended: false, clients: [] }];
+  }
+
   private async save(id: string, data: LogoutRequestData): Promise<void> {
     const now = this.now();
     await this.grants.put({
       key: sha256Base64url(id),
       kind: "logout",
       clientId: data.clientId ?? "",
-      subject: data.sub,
+      grantId: data.pending?.grantId,
+      subject: data.sub ?? data.pending?.subject,
       sessionId: data.sid,
       data: JSON.stringify(data),
       createdAt: now,

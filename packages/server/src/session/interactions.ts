@@ -1,4 +1,5 @@
 import { randomHandle, sha256Base64url } from "@tessera/protocol";
+import type { PendingRequestCap, PendingTags } from "../security/pending-requests.ts";
 import type { GrantStore } from "../stores/interfaces.ts";
 
 /** The user's answer on the consent page. */
@@ -19,6 +20,8 @@ export interface Interaction {
   /** Milliseconds. */
   createdAt: number;
   consent?: ConsentDecision;
+  /** Where the request is counted against the caps on pending requests. */
+  pending?: PendingTags;
 }
 
 /** Keeps pending authorization requests in the grant store while the user logs in and consents. */
@@ -27,10 +30,13 @@ export class InteractionService {
     private readonly grants: GrantStore,
     private readonly lifetime: number,
     private readonly clock: () => number,
+    private readonly cap: PendingRequestCap,
   ) {}
 
-  async create(clientId: string, params: Iterable<[string, string]>): Promise<Interaction> {
-    const interaction: Interaction = { id: randomHandle(24), clientId, params: [...params], createdAt: this.clock() };
+  /** Stores a new pending request; `address` (the client's) counts it against the per-address cap. */
+  async create(clientId: string, params: Iterable<[string, string]>, address?: string): Promise<Interaction> {
+    const pending = await this.cap.admit("interaction", address);
+    const interaction: Interaction = { id: randomHandle(24), clientId, params: [...params], createdAt: this.clock(), pending };
     await this.save(interaction);
     return interaction;
   }
@@ -50,6 +56,8 @@ export class InteractionService {
       key: sha256Base64url(id),
       kind: "interaction",
       clientId: interaction.clientId,
+      grantId: interaction.pending?.grantId,
+      subject: interaction.pending?.subject,
       data: JSON.stringify(data),
       createdAt: now,
       expiresAt: now + this.lifetime,

@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import { randomHandle, sha256Base64url } from "@tessera/protocol";
 import type { DataProtector } from "../keys/data-protection.ts";
 import { parseCookies, serializeCookie, type CookieOptions } from "../http/cookies.ts";
@@ -59,6 +60,13 @@ export const SESSION_ID_COOKIE = "tessera.session_id";
 
 /** Longest idp and amr value the sign-in API takes (identifiers; they travel in tokens and the session). */
 const MAX_IDENTIFIER_LENGTH = 255;
+/**
+ * The session cookie's name: `__Host-tessera.session` on an https issuer, so only this exact origin can set
+ * it (Secure, Path=/, no Domain: a sibling subdomain cannot plant or shadow it); `tessera.session` on http.
+ */
+export function sessionCookieName(secure: boolean): string {
+  return secure ? `__Host-${SESSION_COOKIE}` : SESSION_COOKIE;
+}
 
 /** The largest cookie browsers reliably keep. */
 const MAX_COOKIE_BYTES = 4000;
@@ -88,10 +96,15 @@ export class SessionService {
     return this.options.basePath || "/";
   }
 
+  private get sessionCookie(): string {
+    return sessionCookieName(this.options.secureCookies);
+  }
+
   private cookieOptions(session: AuthenticationSession | undefined, httpOnly: boolean): CookieOptions {
     const secure = this.options.secureCookies;
     return {
-      path: this.cookiePath,
+      // __Host- requires Path=/.
+      path: httpOnly && secure ? "/" : this.cookiePath,
       httpOnly,
       secure,
       // The session-id cookie is read inside the check-session iframe, which may be third-party.
@@ -107,7 +120,7 @@ export class SessionService {
   /** Reads and verifies the session; renews it (sliding), migrates it between modes, re-syncs the session-id cookie. */
   async read(request: Request): Promise<SessionRead | undefined> {
     const cookies = parseCookies(request.headers.get("cookie"));
-    const value = cookies.get(SESSION_COOKIE);
+    const value = cookies.get(this.sessionCookie);
     if (!value || value.length > MAX_COOKIE_BYTES) return undefined;
     const now = this.nowSeconds();
     const payload = await this.protector.openJwt("session-cookie", value, now);
@@ -124,8 +137,13 @@ export class SessionService {
       }
     } else {
       session = toSession(payload);
-      // Server-side sessions were switched on: this cookie-only session moves into the store.
-      if (session && this.serverSide) rewrite = true;
+      // Server-side sessions were switched on: this cookie-only session moves into the store. The key is
+      // derived from the sid under a server secret, so concurrent requests carrying the same cookie all
+      // write the same record (an idempotent upsert) instead of racing on the sid's uniqueness.
+      if (session && this.serverSide) {
+        session.serverKey = createHmac("sha256", this.protector.subkey("session-migration")).update(session.sid).digest("base64url");
+        rewrite = true;
+      }
     }
     if (!session) return undefined;
     if (this.options.cookieSlidingExpiration && now - session.issuedAt > this.options.cookieLifetime / 2) {
@@ -144,10 +162,11 @@ export class SessionService {
     const existing = (await this.read(request))?.session;
     const now = this.nowSeconds();
     const same = existing && existing.sub === user.sub ? existing : undefined;
-    if (existing && !same) await this.end(existing);
+    // Every sign-in (re-authentication included) starts a new session: a new sid and a new server-side key,
+    // so a handle planted or seen before the sign-in is worth nothing after it (session fixation).
+    if (existing) await this.end(existing);
     const session: AuthenticationSession = {
-      // The same user signing in again keeps the sid, so clients' sessions stay tied to it.
-      sid: same?.sid ?? randomHandle(16),
+      sid: randomHandle(16),
       sub: user.sub,
       name: user.name,
       amr: user.amr ?? ["pwd"],
@@ -155,12 +174,12 @@ export class SessionService {
       idp: user.idp ?? "local",
       claims: { ...(user.claims ?? {}), ...(user.name !== undefined ? { name: user.name } : {}) },
       signedInAt: this.clock(),
-      createdAt: same?.createdAt ?? now,
+      createdAt: now,
       issuedAt: now,
       expiresAt: now + this.options.cookieLifetime,
+      // The same user's clients stay on the list, so single sign-out still reaches them.
       clients: same?.clients ?? [],
       persistent,
-      serverKey: same?.serverKey,
     };
     return { session, cookies: await this.write(session) };
   }
@@ -199,7 +218,7 @@ export class SessionService {
   signOutCookies(): string[] {
     const base = { path: this.cookiePath, secure: this.options.secureCookies, maxAge: 0 };
     return [
-      serializeCookie(SESSION_COOKIE, "", { ...base, httpOnly: true, sameSite: "Lax" }),
+      serializeCookie(this.sessionCookie, "", { ...base, path: this.options.secureCookies ? "/" : this.cookiePath, httpOnly: true, sameSite: "Lax" }),
       serializeCookie(SESSION_ID_COOKIE, "", { ...base, httpOnly: false, sameSite: this.options.secureCookies ? "None" : "Lax" }),
     ];
   }
@@ -241,7 +260,7 @@ export class SessionService {
     if (sealed.length > MAX_COOKIE_BYTES) {
       throw new Error("the session does not fit in a cookie: pass fewer claims to signIn, or enable server-side sessions");
     }
-    return [serializeCookie(SESSION_COOKIE, sealed, this.cookieOptions(session, true)), this.sessionIdCookie(session)];
+    return [serializeCookie(this.sessionCookie, sealed, this.cookieOptions(session, true)), this.sessionIdCookie(session)];
   }
 
   private sessionIdCookie(session: AuthenticationSession): string {

@@ -1,0 +1,390 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, type Provider, type Store } from "@tessera/server";
+import { TestBrowser, createTestHost, type TestHost, type TestHostConfig } from "@tessera/testing";
+import { REDIRECT, RP, baseConfig, pkce } from "./support/fixtures.ts";
+import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
+
+/** A back-channel receiver that records the logout tokens it got. */
+async function receiver() {
+  const tokens: string[] = [];
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d));
+    req.on("end", () => {
+      tokens.push(new URLSearchParams(body).get("logout_token") ?? "");
+      res.writeHead(200);
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/bc`,
+    tokens,
+    close: () => new Promise<void>((r) => {
+      server.close(() => r());
+      server.closeAllConnections();
+    }),
+  };
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  if (!condition()) throw new Error(`gave up waiting for ${what}`);
+}
+
+function claimsOf(jwt: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString()) as Record<string, unknown>;
+}
+
+/** Signs in (logging in on the way when asked) for `clientId`; returns the token response. */
+async function signInTo(host: TestHost, browser: TestBrowser, clientId: string, extra: Record<string, string> = {}, secret = `${clientId}-secret`) {
+  const { challenge, verifier } = pkce();
+  const url = new URL(`${host.issuer}/connect/authorize`);
+  url.search = new URLSearchParams({ client_id: clientId, redirect_uri: REDIRECT, response_type: "code", scope: "openid profile", code_challenge: challenge, code_challenge_method: "S256", state: "s", ...extra }).toString();
+  const stopAt = (u: URL) => u.origin === RP;
+  let page = await browser.get(url, { stopAt });
+  if (page.query("input[name=password]")) page = await browser.submitForm(page, { fields: { username: "alice", password: "alice" }, stopAt });
+  const code = new URL(page.location!).searchParams.get("code")!;
+  const response = await host.fetch(
+    new Request(`${host.issuer}/connect/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString("base64")}` },
+      body: new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: REDIRECT, code_verifier: verifier }).toString(),
+    }),
+  );
+  return (await response.json()) as { id_token: string; access_token: string };
+}
+
+describe("logout requests and id_token_hint", () => {
+  let host: TestHost;
+  let a: Awaited<ReturnType<typeof receiver>>;
+  let b: Awaited<ReturnType<typeof receiver>>;
+
+  before(async () => {
+    a = await receiver();
+    b = await receiver();
+    const config = baseConfig();
+    const common = { redirect_uris: [REDIRECT], post_logout_redirect_uris: [`${RP}/signed-out`], scope: "openid profile", access_token_format: "jwt" as const };
+    config.clients = [
+      { client_id: "a", client_secret: "a-secret", ...common, frontchannel_logout_uri: `${RP}/a/front`, backchannel_logout_uri: a.url },
+      { client_id: "b", client_secret: "b-secret", ...common, frontchannel_logout_uri: `${RP}/b/front`, backchannel_logout_uri: b.url },
+    ];
+    host = await createTestHost(config, { listen: true });
+  });
+  after(async () => {
+    await host.close();
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  const endSessionUrl = (params: Record<string, string>) => {
+    const url = new URL(`${host.issuer}/connect/endsession`);
+    url.search = new URLSearchParams(params).toString();
+    return url;
+  };
+
+  test("8 a replayed logoutId logs out the current session, not the old one again", async () => {
+    const browser = new TestBrowser();
+    const first = await signInTo(host, browser, "a");
+    const ended = await browser.get(endSessionUrl({ id_token_hint: first.id_token, post_logout_redirect_uri: `${RP}/signed-out`, state: "old" }), { stopAt: (u) => u.origin === RP });
+    assert.ok(ended.query("#signed-out"));
+    const logoutId = new URL(ended.url).searchParams.get("logoutId")!;
+    assert.ok(logoutId);
+    await until(() => a.tokens.length === 1, "a's back-channel token");
+
+    const sidB = claimsOf((await signInTo(host, browser, "b")).id_token).sid;
+    const replay = await browser.get(`${host.issuer}/signedout?logoutId=${encodeURIComponent(logoutId)}`, { stopAt: (u) => u.origin === RP });
+    assert.equal(replay.status, 200);
+    const frames = replay.queryAll("iframe.front-channel").map((f) => f.getAttribute("src"));
+    assert.deepEqual(frames, [`${RP}/b/front`], "b's front-channel iframe, not a's");
+    assert.equal(replay.query("#continue"), null, "no redirect of the old request");
+    assert.doesNotMatch(replay.body, /state=old/);
+    await until(() => b.tokens.length === 1, "b's back-channel token");
+    assert.equal(claimsOf(b.tokens[0]!).sid, sidB);
+    assert.equal(a.tokens.length, 1, "a is not told again");
+    assert.equal(browser.cookies.all().some((c) => c.name.includes("tessera.session") && c.value), false, "signed out");
+
+    // Nobody signed in: a plain signed-out page.
+    const again = await browser.get(`${host.issuer}/signedout?logoutId=${encodeURIComponent(logoutId)}`, { stopAt: (u) => u.origin === RP });
+    assert.equal(again.status, 200);
+    assert.equal(again.queryAll("iframe").length, 0);
+    assert.equal(again.query("#continue"), null);
+  });
+
+  test("8 the logout prompt with an ended logoutId ends the current session of its own clients", async () => {
+    const browser = new TestBrowser();
+    const first = await signInTo(host, browser, "a");
+    const ended = await browser.get(endSessionUrl({ id_token_hint: first.id_token, post_logout_redirect_uri: `${RP}/signed-out`, state: "old" }), { stopAt: (u) => u.origin === RP });
+    const logoutId = new URL(ended.url).searchParams.get("logoutId")!;
+    const before = b.tokens.length;
+    await signInTo(host, browser, "b");
+    const prompt = await browser.get(`${host.issuer}/logout?logoutId=${encodeURIComponent(logoutId)}`);
+    const done = await browser.submitForm(prompt, { button: "button[name=decision][value=logout]", stopAt: (u) => u.origin === RP });
+    assert.deepEqual(done.queryAll("iframe.front-channel").map((f) => f.getAttribute("src")), [`${RP}/b/front`]);
+    assert.equal(done.query("#continue"), null);
+    await until(() => b.tokens.length === before + 1, "b's back-channel token");
+  });
+
+  test("12 an access token as id_token_hint does not log out silently", async () => {
+    const browser = new TestBrowser();
+    const tokens = await signInTo(host, browser, "a");
+    assert.equal(claimsOf(tokens.access_token).aud, "a");
+    const page = await browser.get(endSessionUrl({ id_token_hint: tokens.access_token }), { stopAt: (u) => u.origin === RP });
+    assert.equal(page.query("#signed-out"), null, "not signed out");
+    assert.ok(page.status === 400 || page.query("button[name=decision][value=logout]"));
+    assert.ok(browser.cookies.all().some((c) => c.name.endsWith("tessera.session") && c.value), "still signed in");
+  });
+
+  test("12 a logout token as id_token_hint does not log out silently", async () => {
+    const browser = new TestBrowser();
+    const tokens = await signInTo(host, browser, "a");
+    const count = a.tokens.length;
+    await browser.get(endSessionUrl({ id_token_hint: tokens.id_token }), { stopAt: (u) => u.origin === RP });
+    await until(() => a.tokens.length === count + 1, "a logout token");
+    const logoutToken = a.tokens[count]!;
+    await signInTo(host, browser, "a");
+    const page = await browser.get(endSessionUrl({ id_token_hint: logoutToken }), { stopAt: (u) => u.origin === RP });
+    assert.equal(page.query("#signed-out"), null, "not signed out");
+    assert.ok(page.status === 400 || page.query("button[name=decision][value=logout]"));
+    assert.ok(browser.cookies.all().some((c) => c.name.endsWith("tessera.session") && c.value), "still signed in");
+  });
+
+  test("12 an ID token of an older session leads to the logout prompt", async () => {
+    const browser = new TestBrowser();
+    const old = await signInTo(host, browser, "a");
+    await browser.get(endSessionUrl({ id_token_hint: old.id_token }), { stopAt: (u) => u.origin === RP });
+    const current = await signInTo(host, browser, "a");
+    assert.notEqual(claimsOf(current.id_token).sid, claimsOf(old.id_token).sid);
+    const page = await browser.get(endSessionUrl({ id_token_hint: old.id_token }), { stopAt: (u) => u.origin === RP });
+    assert.ok(page.query("button[name=decision][value=logout]"), "the user is asked");
+    assert.ok(browser.cookies.all().some((c) => c.name.endsWith("tessera.session") && c.value), "still signed in");
+    // The current session's own ID token still logs out at once.
+    const ok = await browser.get(endSessionUrl({ id_token_hint: current.id_token }), { stopAt: (u) => u.origin === RP });
+    assert.ok(ok.query("#signed-out"));
+  });
+});
+
+describe("13 migrating cookie sessions to server-side sessions", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tessera-review-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const issuer = "https://idp.test";
+  const dataKey = randomBytes(32).toString("base64url");
+  const make = (store: Store, enabled: boolean): Provider => createProvider({ issuer, store, dataKey, clients: [], serverSideSessions: { enabled } });
+  const cookieHeader = (setCookies: string[]) => setCookies.map((c) => c.split(";")[0]!).join("; ");
+
+  let postgres: TestPostgres | undefined;
+  after(async () => postgres?.close());
+
+  for (const kind of ["memory", "sqlite", "postgres"] as const) {
+    test(`13 ten concurrent requests with one pre-migration cookie make one server-side session (${kind})`, async (t) => {
+      let store: Store;
+      if (kind === "memory") store = createMemoryStore();
+      else if (kind === "sqlite") store = await createSqliteStore(join(dir, `migrate-${randomBytes(4).toString("hex")}.db`));
+      else {
+        postgres ??= await startTestPostgres();
+        if (!postgres) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+        store = await createPostgresStore(await postgres.createDatabase());
+      }
+      const cookieOnly = make(store, false);
+      const { cookies, session } = await cookieOnly.signIn(new Request(`${issuer}/login`), { sub: "1", name: "Alice" });
+      const on = make(store, true);
+      try {
+        const cookie = cookieHeader(cookies);
+        const results = await Promise.allSettled(Array.from({ length: 10 }, () => on.getSession(new Request(`${issuer}/`, { headers: { cookie } }))));
+        for (const result of results) {
+          assert.equal(result.status, "fulfilled", result.status === "rejected" ? String(result.reason) : "");
+          assert.equal(result.status === "fulfilled" && result.value?.sid, session.sid);
+        }
+        const listed = await on.querySessions({ count: 50 });
+        assert.deepEqual(listed.sessions.map((s) => s.sessionId), [session.sid]);
+        const response = await on.fetch(new Request(`${issuer}/connect/checksession`, { headers: { cookie } }));
+        assert.ok(response.status < 500);
+      } finally {
+        await on.close();
+      }
+    });
+  }
+});
+
+describe("11 cookies", () => {
+  const hosts: TestHost[] = [];
+  after(async () => Promise.all(hosts.map((h) => h.close())));
+  const start = async (config: TestHostConfig = baseConfig(), listen = false) => {
+    const host = await createTestHost(config, { listen });
+    hosts.push(host);
+    return host;
+  };
+  const browserFor = (host: TestHost) => new TestBrowser({ handlers: { [host.issuer]: host.fetch } });
+  const login = async (host: TestHost, browser: TestBrowser, user: [string, string]) => {
+    const page = await browser.get(`${host.issuer}/login`);
+    return browser.submitForm(page, { fields: { username: user[0], password: user[1] }, stopAt: () => true });
+  };
+
+  test("11.a an https issuer uses __Host- cookies (Secure, Path=/, no Domain); http keeps the names", async () => {
+    const host = await start();
+    const browser = browserFor(host);
+    const loginPage = await browser.get(`${host.issuer}/login`);
+    const csrf = loginPage.headers.getSetCookie().find((c) => c.includes("tessera.csrf="))!;
+    assert.match(csrf, /^__Host-tessera\.csrf=/);
+    const signedIn = await browser.submitForm(loginPage, { fields: { username: "alice", password: "alice" }, stopAt: () => true });
+    const session = signedIn.headers.getSetCookie().find((c) => /^[^=]*tessera\.session=/.test(c))!;
+    assert.match(session, /^__Host-tessera\.session=/);
+    for (const cookie of [csrf, session]) {
+      assert.match(cookie, /; Path=\/(;|$)/);
+      assert.match(cookie, /; Secure/);
+      assert.doesNotMatch(cookie, /Domain=/i);
+    }
+    // A non-prefixed cookie (as a sibling subdomain could plant) is not read on https.
+    const planted = browser.cookies.get("__Host-tessera.session", host.issuer)!.value;
+    assert.equal(await host.provider.getSession(new Request(`${host.issuer}/`, { headers: { cookie: `tessera.session=${planted}` } })), undefined);
+    assert.ok(await host.provider.getSession(new Request(`${host.issuer}/`, { headers: { cookie: `__Host-tessera.session=${planted}` } })));
+
+    const plain = await start(baseConfig(), true);
+    const plainPage = await fetch(`${plain.issuer}/login`);
+    assert.match(plainPage.headers.getSetCookie().find((c) => c.includes("csrf"))!, /^tessera\.csrf=/);
+    const signed = await login(plain, new TestBrowser(), ["alice", "alice"]);
+    assert.ok(signed.headers.getSetCookie().some((c) => c.startsWith("tessera.session=")));
+  });
+
+  test("11.b a CSRF cookie and token from the attacker's own session do not pass in the victim's session", async () => {
+    const host = await start();
+    const attacker = browserFor(host);
+    await login(host, attacker, ["bob", "bob-password"]);
+    const attackerPage = await attacker.get(`${host.issuer}/logout`);
+    const attackerToken = attackerPage.query("input[name=csrf]")!.getAttribute("value")!;
+    const attackerCookie = attacker.cookies.all().find((c) => c.name.endsWith("tessera.csrf"))!;
+
+    const victim = browserFor(host);
+    await login(host, victim, ["alice", "alice"]);
+    const victimSession = victim.cookies.all().find((c) => c.name.endsWith("tessera.session"))!;
+    const post = (csrfCookie: string, token: string) =>
+      host.fetch(
+        new Request(`${host.issuer}/logout`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", cookie: `${victimSession.name}=${victimSession.value}; ${attackerCookie.name}=${csrfCookie}` },
+          body: new URLSearchParams({ csrf: token, decision: "logout" }).toString(),
+        }),
+      );
+    assert.equal((await post(attackerCookie.value, attackerToken)).status, 400, "the planted pair is refused");
+    // The victim's own page, with the same cookie value, yields a token that works.
+    const victimPage = await host.fetch(new Request(`${host.issuer}/logout`, { headers: { cookie: `${victimSession.name}=${victimSession.value}; ${attackerCookie.name}=${attackerCookie.value}` } }));
+    const own = /name="csrf" value="([^"]+)"/.exec(await victimPage.text())![1]!;
+    assert.equal((await post(attackerCookie.value, own)).status, 302);
+  });
+
+  for (const serverSide of [false, true]) {
+    test(`11.c every sign-in rotates the session handle and sid, re-authentication included (server-side ${serverSide})`, async () => {
+      const config = baseConfig();
+      if (serverSide) config.serverSideSessions = { enabled: true };
+      const host = await start(config);
+      const browser = browserFor(host);
+      const sessionCookie = () => browser.cookies.all().find((c) => c.name.endsWith("tessera.session"))!.value;
+      const first = await signInTo(host, browser, "web");
+      const firstCookie = sessionCookie();
+      const sids = [claimsOf(first.id_token).sid];
+      const cookies = [firstCookie];
+      for (const extra of [{ prompt: "login" }, { max_age: "0" }]) {
+        const again = await signInTo(host, browser, "web", extra);
+        sids.push(claimsOf(again.id_token).sid);
+        cookies.push(sessionCookie());
+      }
+      assert.equal(new Set(sids).size, 3, `a new sid each time: ${sids.join(", ")}`);
+      assert.equal(new Set(cookies).size, 3);
+      if (serverSide) {
+        // The pre-sign-in handle is useless afterwards.
+        const name = browser.cookies.all().find((c) => c.name.endsWith("tessera.session"))!.name;
+        assert.equal(await host.provider.getSession(new Request(`${host.issuer}/`, { headers: { cookie: `${name}=${firstCookie}` } })), undefined);
+        assert.equal((await host.provider.querySessions({ count: 50 })).sessions.length, 1);
+      }
+    });
+  }
+});
+
+describe("19 authorization requests", () => {
+  const hosts: TestHost[] = [];
+  after(async () => Promise.all(hosts.map((h) => h.close())));
+  const authorizeUrl = (host: TestHost, extra: Record<string, string>) => {
+    const url = new URL(`${host.issuer}/connect/authorize`);
+    url.search = new URLSearchParams({ client_id: "web", redirect_uri: REDIRECT, response_type: "code", scope: "openid", code_challenge: pkce().challenge, code_challenge_method: "S256", ...extra }).toString();
+    return url;
+  };
+  const cookieHeader = (setCookies: string[]) => setCookies.map((c) => c.split(";")[0]!).join("; ");
+
+  for (const [name, extra] of [["prompt=login", { prompt: "login" }], ["max_age=60", { max_age: "60" }]] as const) {
+    test(`19.a ${name} is satisfied only by an authentication after the request, not an older one`, async () => {
+      const host = await createTestHost(baseConfig());
+      hosts.push(host);
+      const first = await host.fetch(new Request(authorizeUrl(host, extra)));
+      assert.equal(first.status, 302);
+      const login = new URL(first.headers.get("location")!);
+      assert.equal(login.pathname, "/login");
+      const returnUrl = login.searchParams.get("returnUrl")!;
+      const now = Math.floor(Date.now() / 1000);
+      // A sign-in that happened before the request (an older session's, another tab's) does not count.
+      const stale = await host.provider.signIn(new Request(`${host.issuer}/login`), { sub: "1", auth_time: now - 3600 });
+      const back = await host.fetch(new Request(new URL(returnUrl, host.issuer), { headers: { cookie: cookieHeader(stale.cookies) } }));
+      assert.equal(back.status, 302);
+      assert.equal(new URL(back.headers.get("location")!).pathname, "/login", "asked to sign in again");
+      // A sign-in after the request does.
+      const fresh = await host.provider.signIn(new Request(`${host.issuer}/login`), { sub: "1" });
+      const done = await host.fetch(new Request(new URL(returnUrl, host.issuer), { headers: { cookie: cookieHeader(fresh.cookies) } }));
+      assert.ok(new URL(done.headers.get("location")!).searchParams.get("code"), "a code after a fresh sign-in");
+    });
+  }
+});
+
+describe("19.b pending requests are capped", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tessera-pending-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const issuer = "https://idp.test";
+  const clients = [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], scope: "openid" }];
+  const authorize = () => {
+    const url = new URL(`${issuer}/connect/authorize`);
+    url.search = new URLSearchParams({ client_id: "web", redirect_uri: REDIRECT, response_type: "code", scope: "openid", code_challenge: pkce().challenge, code_challenge_method: "S256" }).toString();
+    return new Request(url);
+  };
+  const endSession = () => new Request(`${issuer}/connect/endsession?client_id=web`);
+  const rows = async (store: Store, kind: "interaction" | "logout") => (await store.grants.findAll({ kind }, 100_000)).length;
+
+  for (const kind of ["memory", "sqlite"] as const) {
+    test(`19.b 1,000 unauthenticated authorize and end-session requests leave at most the caps' rows (${kind})`, async () => {
+      const open = async () => (kind === "memory" ? createMemoryStore() : await createSqliteStore(join(dir, `pending-${randomBytes(4).toString("hex")}.db`)));
+      // One address: the per-address cap (default 100) holds.
+      const store = await open();
+      const provider = createProvider({ issuer, store, dataKey: randomBytes(32), clients });
+      try {
+        for (let i = 0; i < 1000; i++) {
+          assert.equal((await provider.fetch(authorize(), { clientAddress: "203.0.113.7" })).status, 302);
+          assert.ok((await provider.fetch(endSession(), { clientAddress: "203.0.113.7" })).status < 500);
+        }
+        assert.equal(await rows(store, "interaction"), 100);
+        assert.equal(await rows(store, "logout"), 100);
+        // The newest request still works: the oldest were dropped.
+        const latest = await provider.fetch(authorize(), { clientAddress: "203.0.113.7" });
+        const returnUrl = new URL(latest.headers.get("location")!).searchParams.get("returnUrl")!;
+        assert.ok(await provider.getInteraction(returnUrl));
+      } finally {
+        await provider.close();
+      }
+      // Many addresses (or none known): the global cap holds.
+      const spread = await open();
+      const capped = createProvider({ issuer, store: spread, dataKey: randomBytes(32), clients, interaction: { maxPending: 50 } });
+      try {
+        for (let i = 0; i < 1000; i++) {
+          await capped.fetch(authorize(), { clientAddress: `198.51.${i >> 8}.${i & 255}` });
+          await capped.fetch(endSession(), i % 2 ? {} : { clientAddress: `198.51.${i >> 8}.${i & 255}` });
+        }
+        assert.equal(await rows(spread, "interaction"), 50);
+        assert.equal(await rows(spread, "logout"), 50);
+      } finally {
+        await capped.close();
+      }
+    });
+  }
+});
