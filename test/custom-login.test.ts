@@ -112,11 +112,12 @@ describe("custom login page through the library API", () => {
     await assert.rejects(provider.signIn(new Request(`${ISSUER}/x`), { sub: "x", amr: "pwd" as never }), TypeError);
   });
 
-  it("starts a new sid on every sign-in, for the same user (re-authentication) and for another", async () => {
+  it("keeps the sid when the same user signs in again (with a new cookie), and starts a new one for another user", async () => {
     const first = await provider.signIn(new Request(`${ISSUER}/x`), { sub: "u1" });
     const cookie = first.cookies.map((c) => c.split(";")[0]).join("; ");
     const again = await provider.signIn(new Request(`${ISSUER}/x`, { headers: { cookie } }), { sub: "u1" });
-    assert.notEqual(again.session.sid, first.session.sid);
+    assert.equal(again.session.sid, first.session.sid);
+    assert.notEqual(again.cookies[0], first.cookies[0]);
     const other = await provider.signIn(new Request(`${ISSUER}/x`, { headers: { cookie } }), { sub: "u2" });
     assert.notEqual(other.session.sid, first.session.sid);
   });

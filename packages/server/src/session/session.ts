@@ -162,11 +162,13 @@ export class SessionService {
     const existing = (await this.read(request))?.session;
     const now = this.nowSeconds();
     const same = existing && existing.sub === user.sub ? existing : undefined;
-    // Every sign-in (re-authentication included) starts a new session: a new sid and a new server-side key,
-    // so a handle planted or seen before the sign-in is worth nothing after it (session fixation).
+    // Every sign-in (re-authentication included) gets a new handle: a new cookie and a new server-side key,
+    // the old record removed, so a handle planted or seen before the sign-in is worth nothing after it
+    // (session fixation). The same user keeps the sid (as IdentityServer does), so the clients that know it
+    // stay in the session: their logout notifications still match and coordinated refresh tokens live on.
     if (existing) await this.end(existing);
     const session: AuthenticationSession = {
-      sid: randomHandle(16),
+      sid: same?.sid ?? randomHandle(16),
       sub: user.sub,
       name: user.name,
       amr: user.amr ?? ["pwd"],
@@ -174,7 +176,7 @@ export class SessionService {
       idp: user.idp ?? "local",
       claims: { ...(user.claims ?? {}), ...(user.name !== undefined ? { name: user.name } : {}) },
       signedInAt: this.clock(),
-      createdAt: now,
+      createdAt: same?.createdAt ?? now,
       issuedAt: now,
       expiresAt: now + this.options.cookieLifetime,
       // The same user's clients stay on the list, so single sign-out still reaches them.
