@@ -363,6 +363,33 @@ describe("throttles count attempts before checking them (parallel requests)", ()
   }
 });
 
+describe("throttle slots on PostgreSQL, shared by two processes", () => {
+  let postgres: TestPostgres | undefined;
+  before(async () => {
+    postgres = await startTestPostgres();
+  });
+  after(() => postgres?.close());
+
+  test("18.4 client auth throttle (postgres): 50 parallel wrong secrets through two processes get at most maxPerClient real checks", async (t) => {
+    if (!postgres) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+    const url = await postgres.createDatabase();
+    const throttling = { window: 900, maxPerClient: 5, maxPerAddress: 1000 };
+    const one = await throttledProvider(await createPostgresStore(url), throttling);
+    const two = await throttledProvider(await createPostgresStore(url), throttling);
+    try {
+      const statuses = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? one : two).basic("svc", `guess-${i}`).then((r) => r.status)));
+      assert.equal(statuses.filter((s) => s === 401).length, 5, "exactly maxPerClient secrets were checked");
+      assert.equal(statuses.filter((s) => s === 429).length, 45);
+      assert.equal((await one.basic("svc", "svc-secret")).status, 429);
+      assert.equal((await two.basic("svc", "svc-secret")).status, 429);
+      assert.deepEqual(await Promise.all(Array.from({ length: 4 }, (_, i) => (i % 2 ? one : two).basic("known0", "known0-secret").then((r) => r.status))), [200, 200, 200, 200]);
+    } finally {
+      await one.provider.close();
+      await two.provider.close();
+    }
+  });
+});
+
 describe("client authentication throttle: locked addresses and unguessable credentials", () => {
   test("18.5 client auth throttle: a locked address stores no more rows for new client ids, and unknown client ids get no rows of their own", async () => {
     const store = createMemoryStore();

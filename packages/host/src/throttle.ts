@@ -60,7 +60,10 @@ export class LoginThrottle {
   /** The attempt's password was wrong: its slots stay held. Returns the progressive delay (ms) to apply before answering. */
   async failed(attempt: LoginAttempt): Promise<number> {
     let most = 0;
-    for (const { reservation, max } of attempt.held) most = Math.max(most, await this.counter.failures(reservation.subject, max + 1));
+    for (const { reservation, max } of attempt.held) {
+      await this.counter.fail(reservation);
+      most = Math.max(most, await this.counter.failures(reservation.subject, max + 1));
+    }
     // 0, 0, 250, 500, 1000, 2000 ms …: a person barely notices, a guessing script slows to a crawl.
     return most < 3 ? 0 : Math.min(2000, 250 * 2 ** (most - 3));
   }

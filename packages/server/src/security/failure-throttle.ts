@@ -63,8 +63,15 @@ export class FailureThrottle {
    */
   async reserve(subject: string, limit: FailureLimit): Promise<ThrottleReservation | undefined> {
     const max = Math.floor(limit.max);
-    if (max < 1 || (await this.failures(subject, max)) >= max) return undefined;
     const now = this.now();
+    const refused = () => {
+      this.remember(subject, now + limit.window);
+      return undefined;
+    };
+    if (max < 1) return undefined;
+    // Holding a slot is what admits an attempt; counting first only spares a locked subject the writes,
+    // so it is done for subjects this process saw failing (a healthy one costs a write and a delete).
+    if (this.recentlyFailed(subject, now) && (await this.failures(subject, max)) >= max) return refused();
     const hashed = FailureThrottle.key(subject);
     // A random first slot, so parallel attempts rarely race for the same one.
     const first = randomInt(max);
@@ -72,13 +79,14 @@ export class FailureThrottle {
       const key = sha256Base64url(`${hashed}:slot:${(first + i) % max}`);
       const slot = { key, kind: "throttle" as const, clientId: "", subject: hashed, data: "{}", createdAt: now, expiresAt: now + limit.window };
       if (await this.grants.putIfAbsent(slot)) return { subject, key, createdAt: slot.createdAt, expiresAt: slot.expiresAt };
-      if ((await this.failures(subject, max)) >= max) return undefined;
+      if ((await this.failures(subject, max)) >= max) return refused();
     }
-    return undefined;
+    return refused();
   }
 
   /** The reserved attempt failed: its slot stays held for the window, marked as a failure. */
   async fail(reservation: ThrottleReservation): Promise<void> {
+    this.remember(reservation.subject, reservation.expiresAt);
     const hashed = FailureThrottle.key(reservation.subject);
     await this.grants.put({ key: reservation.key, kind: "throttle", clientId: FAILED, subject: hashed, data: "{}", createdAt: reservation.createdAt, expiresAt: reservation.expiresAt });
   }
@@ -95,15 +103,17 @@ export class FailureThrottle {
 
   /** True when the subject has used up its failures. `eager` reads the store even if this process saw no failure. */
   async blocked(subject: string, limit: FailureLimit, eager = false): Promise<boolean> {
-    if (!eager) {
-      const until = this.seen.get(subject);
-      if (until === undefined) return false;
-      if (until <= this.now()) {
-        this.seen.delete(subject);
-        return false;
-      }
-    }
+    if (!eager && !this.recentlyFailed(subject, this.now())) return false;
     return (await this.failures(subject, limit.max)) >= limit.max;
+  }
+
+  /** This process saw a failure (or refusal) of the subject within its window. */
+  private recentlyFailed(subject: string, now: number): boolean {
+    const until = this.seen.get(subject);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.seen.delete(subject);
+    return false;
   }
 
   /** Records one failure; returns the subject's failures within the window, this one included (counted up to `max + 1`). */
