@@ -35,7 +35,8 @@ const FAILED = "failed";
  * with fixed keys, claimed with the store's atomic putIfAbsent), so however many attempts run in
  * parallel, in this process or another on the same store, at most `max` are checked; a failed attempt
  * keeps its slot for the window, a successful one releases it. {@link blocked} and {@link record} are the
- * read-then-write form, which only reads a subject's count once this process has seen a failure of it.
+ * read-then-write form, which only reads a subject's count once this process has seen a failure of it
+ * (and lets parallel attempts through); use one form per subject.
  */
 export class FailureThrottle {
   private readonly seen = new Map<string, number>();
