@@ -163,13 +163,13 @@ describe("login throttling with device cookies (OWASP)", () => {
     const signedIn = (page: TestPage) => page.status === 200 && new URL(page.url).pathname === "/" && !page.query("input[name=password]");
     try {
       assert.ok(signedIn(await attempt(owner, "alice", "alice")));
-      assert.ok(owner.cookies.get("tessera.device", host.issuer), "a successful sign-in leaves a device cookie");
+      assert.ok(owner.cookies.get("__Host-tessera.device", host.issuer), "a successful sign-in leaves a device cookie");
       owner.cookies.clear("tessera.session");
 
       for (let i = 0; i < 5; i++) assert.equal((await attempt(attacker, "alice", `guess-${i}`)).text("#login-error"), "Invalid username or password.");
       assert.equal((await attempt(attacker, "alice", "alice")).status, 429, "anonymous attempts for the account are locked");
       // A forged or copied-for-another-account device cookie is anonymous.
-      attacker.cookies.set({ ...owner.cookies.get("tessera.device", host.issuer)!, value: `${owner.cookies.get("tessera.device", host.issuer)!.value.slice(0, -2)}xx` });
+      attacker.cookies.set({ ...owner.cookies.get("__Host-tessera.device", host.issuer)!, value: `${owner.cookies.get("__Host-tessera.device", host.issuer)!.value.slice(0, -2)}xx` });
       assert.equal((await attempt(attacker, "alice", "alice")).status, 429, "a device cookie with a bad signature counts for nothing");
 
       assert.ok(signedIn(await attempt(owner, "alice", "alice")), "the owner's browser still signs in");
@@ -237,5 +237,238 @@ describe("DPoP htu on the mTLS listener and the plain one (RFC 9449 §4.3, RFC 8
     assert.deepEqual(await outcome(response), { status: 400, error: "invalid_dpop_proof" });
     const viaHost = await fetch(`${host.issuer}/connect/token`, { method: "POST", headers: { ...basic, host: "evil.example", dpop: await proof(spoofed) }, body: "grant_type=client_credentials" });
     assert.deepEqual(await outcome(viaHost), { status: 400, error: "invalid_dpop_proof" });
+  });
+});
+
+describe("client assertion audience and errors (draft-ietf-oauth-rfc7523bis)", () => {
+  let host: TestHost;
+  let key: CryptoKey;
+
+  before(async () => {
+    const pair = await generateKeyPair("ES256", { extractable: true });
+    key = pair.privateKey;
+    const c = baseConfig();
+    c.clients = [{ client_id: "pkjwt", token_endpoint_auth_method: "private_key_jwt", jwks: { keys: [{ ...(await exportJWK(pair.publicKey)), kid: "k1" }] }, grant_types: ["client_credentials"], scope: "api1.read" }];
+    host = await createTestHost(c);
+  });
+  after(() => host.close());
+
+  const send = async (assertion: string) => {
+    const body = new URLSearchParams({ grant_type: "client_credentials", client_assertion_type: JWT_BEARER, client_assertion: assertion });
+    const response = await host.fetch(new Request(`${host.issuer}/connect/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: body.toString() }));
+    const json = (await response.json()) as { error?: string; error_description?: string };
+    return { status: response.status, error: json.error, description: json.error_description };
+  };
+  const signed = (aud: string | string[]) =>
+    new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: "ES256", kid: "k1" }).setIssuer("pkjwt").setSubject("pkjwt").setAudience(aud).setIssuedAt().setExpirationTime("60s").sign(key);
+
+  test("1.3 client assertion aud: an array naming another audience besides this server is refused; a one-element array with the issuer passes", async () => {
+    const refused = await send(await signed(["https://evil.example", host.issuer]));
+    assert.deepEqual([refused.status, refused.error], [401, "invalid_client"]);
+    assert.deepEqual([(await send(await signed([host.issuer, `${host.issuer}/connect/token`]))).status], [401], "two audiences, both this server's, are still more than one");
+    assert.equal((await send(await signed([host.issuer]))).status, 200);
+    assert.equal((await send(await signed([`${host.issuer}/connect/token`]))).status, 200);
+    assert.equal((await send(await signed(host.issuer))).status, 200);
+  });
+
+  test("1.4 client assertion: an algorithm the client may not use gets a generic error, not the accepted algorithms", async () => {
+    const hmac = await new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: "HS256" }).setIssuer("pkjwt").setSubject("pkjwt").setAudience(host.issuer).setIssuedAt().setExpirationTime("60s").sign(new Uint8Array(32));
+    const outcome = await send(hmac);
+    assert.deepEqual([outcome.status, outcome.error], [401, "invalid_client"]);
+    assert.doesNotMatch(outcome.description ?? "", /alg|HS256|private_key_jwt/);
+  });
+});
+
+/** A provider with secret, private_key_jwt and tls_client_auth clients, over the given store. */
+async function throttledProvider(store: Store, throttling: { window: number; maxPerClient: number; maxPerAddress: number }, extra: { jwk?: JWK; ca?: string } = {}) {
+  const clients: Record<string, unknown>[] = [{ client_id: "svc", client_secret: "svc-secret", grant_types: ["client_credentials"], scope: "api1.read" }];
+  for (let i = 0; i < 5; i++) clients.push({ client_id: `known${i}`, client_secret: `known${i}-secret`, grant_types: ["client_credentials"], scope: "api1.read" });
+  if (extra.jwk) clients.push({ client_id: "pkjwt", token_endpoint_auth_method: "private_key_jwt", jwks: { keys: [extra.jwk] }, grant_types: ["client_credentials"], scope: "api1.read" });
+  if (extra.ca) clients.push({ client_id: "tls", token_endpoint_auth_method: "tls_client_auth", tls_client_auth_san_dns: "client-a.test", grant_types: ["client_credentials"], scope: "api1.read" });
+  const provider = createProvider({
+    issuer: "https://idp.test",
+    store,
+    dataKey: Buffer.alloc(32, 9).toString("base64url"),
+    clients: clients as Parameters<typeof createProvider>[0]["clients"],
+    apiScopes: [{ name: "api1.read" }],
+    clientAuthThrottling: throttling,
+    ...(extra.ca ? { mtls: { clientCa: extra.ca } } : {}),
+  });
+  const request = (body: Record<string, string>, headers: Record<string, string> = {}) =>
+    new Request("https://idp.test/connect/token", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, body: new URLSearchParams({ grant_type: "client_credentials", ...body }).toString() });
+  const basic = (id: string, secret: string, address = "192.0.2.7") =>
+    provider.fetch(request({}, { authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}` }), { clientAddress: address });
+  return { provider, request, basic };
+}
+
+describe("throttles count attempts before checking them (parallel requests)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tessera-review-parallel-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  let n = 0;
+  const stores: [string, () => Promise<Store>][] = [
+    ["memory", async () => createMemoryStore()],
+    ["sqlite", () => createSqliteStore(join(dir, `parallel-${n++}.db`))],
+  ];
+  const INVALID = "Invalid username or password.";
+
+  for (const [name, open] of stores) {
+    test(`18.3 login throttle (${name}): 60 parallel wrong passwords for one account get at most perAccount real checks`, async () => {
+      const store = name === "memory" ? { kind: "memory" as const } : { kind: "sqlite" as const, path: join(dir, `login-${n++}.db`) };
+      const host = await createTestHost({ ...baseConfig(), store, loginThrottling: { window: 900, perAccount: 5, perAddress: 20 } });
+      try {
+        const browser = new TestBrowser({ handlers: { [host.issuer]: host.fetch } });
+        const page = await browser.get(`${host.issuer}/login`);
+        const outcomes = await Promise.all(Array.from({ length: 60 }, (_, i) => browser.submitForm(page, { fields: { username: "bob", password: `guess-${i}` } })));
+        const checked = outcomes.filter((p) => p.status === 200 && p.text("#login-error") === INVALID).length;
+        const refused = outcomes.filter((p) => p.status === 429).length;
+        assert.equal(checked + refused, 60);
+        assert.equal(checked, 5, "exactly perAccount passwords were checked");
+        assert.equal((await browser.submitForm(page, { fields: { username: "bob", password: "bob-password" } })).status, 429, "the account is locked");
+      } finally {
+        await host.close();
+      }
+    });
+
+    test(`18.3 login throttle (${name}): 60 parallel wrong passwords for different accounts from one address get at most perAddress real checks`, async () => {
+      const store = name === "memory" ? { kind: "memory" as const } : { kind: "sqlite" as const, path: join(dir, `login-${n++}.db`) };
+      const host = await createTestHost({ ...baseConfig(), store, loginThrottling: { window: 900, perAccount: 5, perAddress: 20 } }, { listen: true });
+      try {
+        const browser = new TestBrowser();
+        const page = await browser.get(`${host.issuer}/login`);
+        const outcomes = await Promise.all(Array.from({ length: 60 }, (_, i) => browser.submitForm(page, { fields: { username: `user${i}`, password: "wrong" } })));
+        const checked = outcomes.filter((p) => p.status === 200 && p.text("#login-error") === INVALID).length;
+        assert.equal(checked + outcomes.filter((p) => p.status === 429).length, 60);
+        assert.equal(checked, 20, "exactly perAddress sign-ins were checked");
+      } finally {
+        await host.close();
+      }
+    });
+
+    test(`18.4 client auth throttle (${name}): 50 parallel wrong secrets for one client get at most maxPerClient real checks`, async () => {
+      const { provider, basic } = await throttledProvider(await open(), { window: 900, maxPerClient: 5, maxPerAddress: 1000 });
+      try {
+        const statuses = await Promise.all(Array.from({ length: 50 }, (_, i) => basic("svc", `guess-${i}`).then((r) => r.status)));
+        const checked = statuses.filter((s) => s === 401).length;
+        assert.equal(checked + statuses.filter((s) => s === 429).length, 50);
+        assert.equal(checked, 5, "exactly maxPerClient secrets were checked");
+        assert.equal((await basic("svc", "svc-secret")).status, 429);
+        assert.equal((await basic("svc", "svc-secret", "198.51.100.1")).status, 200, "another address is not affected");
+        // A success leaves nothing counted: five good requests in parallel, then four failures still get 401.
+        assert.deepEqual(await Promise.all(Array.from({ length: 5 }, () => basic("known0", "known0-secret", "198.51.100.2").then((r) => r.status))), [200, 200, 200, 200, 200]);
+        for (let i = 0; i < 4; i++) assert.equal((await basic("known0", "wrong", "198.51.100.2")).status, 401);
+      } finally {
+        await provider.close();
+      }
+    });
+  }
+});
+
+describe("throttle slots on PostgreSQL, shared by two processes", () => {
+  let postgres: TestPostgres | undefined;
+  before(async () => {
+    postgres = await startTestPostgres();
+  });
+  after(() => postgres?.close());
+
+  test("18.4 client auth throttle (postgres): 50 parallel wrong secrets through two processes get at most maxPerClient real checks", async (t) => {
+    if (!postgres) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+    const url = await postgres.createDatabase();
+    const throttling = { window: 900, maxPerClient: 5, maxPerAddress: 1000 };
+    const one = await throttledProvider(await createPostgresStore(url), throttling);
+    const two = await throttledProvider(await createPostgresStore(url), throttling);
+    try {
+      const statuses = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? one : two).basic("svc", `guess-${i}`).then((r) => r.status)));
+      assert.equal(statuses.filter((s) => s === 401).length, 5, "exactly maxPerClient secrets were checked");
+      assert.equal(statuses.filter((s) => s === 429).length, 45);
+      assert.equal((await one.basic("svc", "svc-secret")).status, 429);
+      assert.equal((await two.basic("svc", "svc-secret")).status, 429);
+      assert.deepEqual(await Promise.all(Array.from({ length: 4 }, (_, i) => (i % 2 ? one : two).basic("known0", "known0-secret").then((r) => r.status))), [200, 200, 200, 200]);
+    } finally {
+      await one.provider.close();
+      await two.provider.close();
+    }
+  });
+});
+
+describe("client authentication throttle: locked addresses and unguessable credentials", () => {
+  test("18.5 client auth throttle: a locked address stores no more rows for new client ids, and unknown client ids get no rows of their own", async () => {
+    const store = createMemoryStore();
+    const { provider, basic } = await throttledProvider(store, { window: 900, maxPerClient: 10, maxPerAddress: 10 });
+    const rows = async () => (await store.grants.findAll({ kind: "throttle" }, 100_000)).length;
+    try {
+      for (let i = 0; i < 10; i++) assert.equal((await basic(`random-${i}`, "x")).status, 401);
+      assert.equal(await rows(), 10, "unknown client ids count on the address only");
+      for (let i = 0; i < 200; i++) assert.equal((await basic(`random-more-${i}`, "x")).status, 429);
+      assert.equal(await rows(), 10, "a locked address records nothing for unknown client ids");
+      // A known client id that fails from the locked address is marked there (one row), the address is not.
+      assert.equal((await basic("known1", "wrong")).status, 429);
+      assert.equal((await basic("known1", "wrong")).status, 429);
+      assert.equal(await rows(), 11);
+      assert.equal((await basic("known2", "known2-secret")).status, 200, "a client whose secret verifies still passes");
+      assert.equal((await basic("known1", "known1-secret")).status, 429, "a client id that failed from the locked address is refused");
+    } finally {
+      await provider.close();
+    }
+  });
+
+  test("18.6 client auth throttle: private_key_jwt and tls_client_auth clients locked by someone else's failures still pass with verified credentials; secret clients stay locked", async () => {
+    const pki = makePki();
+    const real = await generateKeyPair("ES256", { extractable: true });
+    const forged = await generateKeyPair("ES256", { extractable: true });
+    const { provider, request, basic } = await throttledProvider(createMemoryStore(), { window: 900, maxPerClient: 3, maxPerAddress: 1000 }, { jwk: { ...(await exportJWK(real.publicKey)), kid: "k1" }, ca: pki.ca });
+    const { X509Certificate } = await import("node:crypto");
+    const assertion = (signingKey: CryptoKey) =>
+      new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: "ES256", kid: "k1" }).setIssuer("pkjwt").setSubject("pkjwt").setAudience("https://idp.test").setIssuedAt().setExpirationTime("60s").sign(signingKey);
+    const pkjwt = async (signingKey: CryptoKey) => (await provider.fetch(request({ client_assertion_type: JWT_BEARER, client_assertion: await assertion(signingKey) }), { clientAddress: "192.0.2.7" })).status;
+    const tls = async (certificate?: string) =>
+      (await provider.fetch(request({ client_id: "tls" }), { clientAddress: "192.0.2.7", ...(certificate ? { clientCertificate: { certificate: new X509Certificate(certificate), chainVerified: false } } : {}) })).status;
+    try {
+      for (let i = 0; i < 3; i++) assert.equal(await pkjwt(forged.privateKey), 401);
+      assert.equal(await pkjwt(forged.privateKey), 429, "forged assertions are still throttled");
+      assert.equal(await pkjwt(real.privateKey), 200, "the client's own signed assertion passes although its id is locked from this address");
+      assert.equal(await pkjwt(forged.privateKey), 429);
+
+      for (let i = 0; i < 3; i++) assert.equal(await tls(), 401);
+      assert.equal(await tls(pki.client("b").cert), 429, "a certificate that does not fit is still throttled");
+      assert.equal(await tls(pki.client("a").cert), 200, "the client's certificate passes although its id is locked from this address");
+
+      for (let i = 0; i < 3; i++) assert.equal((await basic("svc", "wrong")).status, 401);
+      assert.equal((await basic("svc", "svc-secret")).status, 429, "a shared secret can be guessed: that client id stays locked");
+    } finally {
+      await provider.close();
+      pki.cleanup();
+    }
+  });
+});
+
+describe("device cookie name (cookie prefixes)", () => {
+  const deviceCookie = async (issuer: string | undefined, listen = false) => {
+    const host = await createTestHost({ ...baseConfig(), ...(issuer ? { issuer } : {}) }, { listen });
+    try {
+      const browser = new TestBrowser(listen ? {} : { handlers: { [new URL(host.issuer).origin]: host.fetch } });
+      const page = await browser.get(`${host.issuer}/login`);
+      const csrf = page.query("input[name=csrf]")!.getAttribute("value")!;
+      const response = await browser.request("POST", new URL(`${host.issuer}/login`), new URLSearchParams({ csrf, username: "alice", password: "alice" }));
+      await response.body?.cancel();
+      assert.equal(response.status, 302, "signed in");
+      const setCookie = response.headers.getSetCookie().find((c) => c.includes("tessera.device="));
+      return setCookie ?? "";
+    } finally {
+      await host.close();
+    }
+  };
+
+  test("18.7 device cookie: __Host- on an https issuer at /, __Secure- on an https issuer with a path, the plain name on http", async () => {
+    const root = await deviceCookie(undefined);
+    assert.match(root, /^__Host-tessera\.device=/);
+    assert.match(root, /; Path=\/;/);
+    assert.match(root, /; Secure/);
+    const sub = await deviceCookie("https://idp.test/tenant");
+    assert.match(sub, /^__Secure-tessera\.device=/);
+    assert.match(sub, /; Path=\/tenant;/);
+    assert.match(sub, /; Secure/);
+    const plain = await deviceCookie(undefined, true);
+    assert.match(plain, /^tessera\.device=/);
+    assert.doesNotMatch(plain, /Secure/);
   });
 });

@@ -19,7 +19,7 @@ import { SessionsPage } from "./pages/sessions.tsx";
 import { adminApi, type AdminAccess } from "./admin-api.ts";
 import { ConfigUserStore } from "./users.ts";
 import { DEFAULT_THROTTLE, LoginThrottle } from "./throttle.ts";
-import { DEVICE_COOKIE, DeviceCookies } from "./device-cookie.ts";
+import { DeviceCookies } from "./device-cookie.ts";
 import { clientAddress } from "./client-address.ts";
 import { clientCertificateFrom, onMtlsListener, readMtlsMaterial, type MtlsMaterial } from "./mtls.ts";
 import type { HttpBindings } from "@hono/node-server";
@@ -224,23 +224,26 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const address = clientAddress(c.req.raw, c.env as Partial<HttpBindings> | undefined, config.trustedProxies ?? 0);
     const again = () => csrfFor(c, back);
     // A browser that signed in to this account before has its own counter (OWASP device cookies).
-    const device = username ? devices.deviceFor(getCookie(c, DEVICE_COOKIE), username) : undefined;
-    // Refused before the password is even checked, and the same for existing and unknown accounts.
-    if (await throttle.blocked(username, address, device)) {
+    const device = username ? devices.deviceFor(getCookie(c, devices.name), username) : undefined;
+    // Taken before the password is checked (so parallel attempts count each other), refused when a limit
+    // is used up, and the same for existing and unknown accounts.
+    const attempt = await throttle.begin(username, address, device);
+    if (!attempt) {
       emitHost({ type: "sign_in.failed", reason: "throttled" });
       const { token, cookies } = await again();
       return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies);
     }
+    // Should the check throw, the attempt's slots stay held: it counts as a failure.
     const user = username && password ? await users.validateCredentials(username, password) : undefined;
     if (!user) {
-      const delay = await throttle.recordFailure(username, address, device);
+      const delay = await throttle.failed(attempt);
       // Never the submitted username: people type their password into it.
       emitHost({ type: "sign_in.failed", reason: "credentials" });
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       const { token, cookies } = await again();
       return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
     }
-    await throttle.recordSuccess(username, device);
+    await throttle.succeeded(attempt);
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
     const { cookies } = await provider.signIn(c.req.raw, { sub: user.sub, name, amr: ["pwd"], idp: "local" }, { persistent: form.remember === "1" });
     return redirectTo(back ?? `${base}/`, [...cookies, devices.issue(username)]);

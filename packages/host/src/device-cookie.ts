@@ -1,9 +1,19 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 
+/** The device cookie's name without a prefix (the name on an http issuer). */
 export const DEVICE_COOKIE = "tessera.device";
 
-/** How long a browser stays known for an account after a successful sign-in (seconds). */
-const DEVICE_LIFETIME = 180 * 24 * 3600;
+/** How long a browser stays known for an account after a successful sign-in (seconds; 180 days). */
+export const DEVICE_LIFETIME = 180 * 24 * 3600;
+
+/**
+ * The device cookie's name: `__Host-` on https at path "/" (no Domain, so no sibling host can set or
+ * shadow it), `__Secure-` on https under a path, the plain name on http (cookie prefixes, RFC 6265bis §4.1.3).
+ */
+export function deviceCookieName(secure: boolean, path: string): string {
+  if (!secure) return DEVICE_COOKIE;
+  return path === "/" ? `__Host-${DEVICE_COOKIE}` : `__Secure-${DEVICE_COOKIE}`;
+}
 
 /**
  * OWASP "device cookies": after a successful sign-in the browser gets a cookie naming the account, signed
@@ -11,18 +21,23 @@ const DEVICE_LIFETIME = 180 * 24 * 3600;
  * on their own counter, so an attacker's failures for that account do not lock its owner out.
  */
 export class DeviceCookies {
+  /** The cookie's name ({@link deviceCookieName}). */
+  readonly name: string;
+
   constructor(
     private readonly key: Uint8Array,
     private readonly secure: boolean,
     private readonly path: string,
     /** Unix seconds. */
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.name = deviceCookieName(secure, path);
+  }
 
   /** The Set-Cookie value of a fresh device cookie for the account (a new device id every sign-in). */
   issue(account: string): string {
     const payload = Buffer.from(JSON.stringify({ a: account.toLowerCase(), d: randomBytes(16).toString("base64url"), e: this.now() + DEVICE_LIFETIME })).toString("base64url");
-    return `${DEVICE_COOKIE}=${payload}.${this.sign(payload)}; Path=${this.path}; Max-Age=${DEVICE_LIFETIME}; HttpOnly; SameSite=Lax${this.secure ? "; Secure" : ""}`;
+    return `${this.name}=${payload}.${this.sign(payload)}; Path=${this.path}; Max-Age=${DEVICE_LIFETIME}; HttpOnly; SameSite=Lax${this.secure ? "; Secure" : ""}`;
   }
 
   /** The device id of the cookie when it is authentic, unexpired and names this account; otherwise undefined. */

@@ -1,4 +1,4 @@
-import { FailureThrottle, type GrantStore } from "@tessera/server";
+import { FailureThrottle, type GrantStore, type ThrottleReservation } from "@tessera/server";
 
 /** Limits on failed sign-ins; counted in the store, so every process sees the same counts. */
 export interface ThrottlePolicy {
@@ -39,25 +39,48 @@ export class LoginThrottle {
     return subjects;
   }
 
-  /** True when the account (or the device) or the address has used up its failures (always read from the store). */
-  async blocked(account: string, address: string | undefined, device?: string): Promise<boolean> {
-    for (const { subject, limit } of this.subjects(account, address, device)) if (await this.counter.blocked(subject, limit, true)) return true;
-    return false;
+  /**
+   * Takes a sign-in attempt before its password is checked: it holds a slot of each counter it counts on
+   * (in the store, so parallel attempts in any process see each other and at most the limit get checked).
+   * Undefined, with nothing recorded, when a counter has used up its failures: refuse the attempt.
+   */
+  async begin(account: string, address: string | undefined, device?: string): Promise<LoginAttempt | undefined> {
+    const held: { reservation: ThrottleReservation; max: number }[] = [];
+    for (const { subject, limit } of this.subjects(account, address, device)) {
+      const reservation = await this.counter.reserve(subject, limit);
+      if (!reservation) {
+        for (const taken of held) await this.counter.release(taken.reservation);
+        return undefined;
+      }
+      held.push({ reservation, max: limit.max });
+    }
+    return { held };
   }
 
-  /** Records a failure; returns the progressive delay (ms) to apply before answering. */
-  async recordFailure(account: string, address: string | undefined, device?: string): Promise<number> {
+  /** The attempt's password was wrong: its slots stay held. Returns the progressive delay (ms) to apply before answering. */
+  async failed(attempt: LoginAttempt): Promise<number> {
     let most = 0;
-    for (const { subject, limit } of this.subjects(account, address, device)) most = Math.max(most, await this.counter.record(subject, limit));
+    for (const { reservation, max } of attempt.held) {
+      await this.counter.fail(reservation);
+      most = Math.max(most, await this.counter.failures(reservation.subject, max + 1));
+    }
     // 0, 0, 250, 500, 1000, 2000 ms …: a person barely notices, a guessing script slows to a crawl.
     return most < 3 ? 0 : Math.min(2000, 250 * 2 ** (most - 3));
   }
 
   /**
-   * A successful sign-in clears the failures it was counted under: the account's for an anonymous one, the
-   * device's for one with a device cookie (an attacker's anonymous failures stay). The address keeps its count.
+   * The attempt signed in: it clears the failures it was counted under, the account's for an anonymous
+   * one, the device's for one with a device cookie (an attacker's anonymous failures stay). The address
+   * keeps its count (only this attempt's slot is freed).
    */
-  async recordSuccess(account: string, device?: string): Promise<void> {
-    await this.counter.clear(this.subjects(account, undefined, device)[0]!.subject);
+  async succeeded(attempt: LoginAttempt): Promise<void> {
+    const [first, ...rest] = attempt.held;
+    if (first) await this.counter.clear(first.reservation.subject);
+    for (const { reservation } of rest) await this.counter.release(reservation);
   }
+}
+
+/** A sign-in attempt taken by {@link LoginThrottle.begin}. */
+export interface LoginAttempt {
+  readonly held: readonly { reservation: ThrottleReservation; max: number }[];
 }

@@ -112,6 +112,22 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       }
     });
 
+    it("14.2 count with a max stops counting there (live grants only)", async () => {
+      const store = await open();
+      try {
+        for (let i = 0; i < 40; i++) await store.grants.put(grant({ subject: "capped", kind: "throttle", expiresAt: 2000 }));
+        for (let i = 0; i < 10; i++) await store.grants.put(grant({ subject: "capped", kind: "throttle", expiresAt: 500 }));
+        assert.equal(await store.grants.count({ subject: "capped", kind: "throttle" }, 1000, 5), 5);
+        assert.equal(await store.grants.count({ subject: "capped", kind: "throttle" }, 1000, 40), 40);
+        assert.equal(await store.grants.count({ subject: "capped", kind: "throttle" }, 1000, 100), 40, "expired grants never count, even under the cap");
+        assert.equal(await store.grants.count({ subject: "capped", kind: "throttle" }, 100, 45), 45);
+        assert.equal(await store.grants.count({ subject: "capped", kind: "throttle" }, 1000, 0), 0);
+        assert.equal(await store.grants.count({ subject: "capped", kind: "consent" }, 1000, 5), 0);
+      } finally {
+        await store.close();
+      }
+    });
+
     it("14 counts live grants by filter, with no page-size cap", async () => {
       const store = await open();
       try {

@@ -13,7 +13,7 @@ export async function authenticateIntrospectionCaller(request: Request, form: Pa
   const presented = presentedCredentials(request, form);
   const resource = deps.options.apiResources.find((r) => r.name === presented.clientId && r.secret !== undefined);
   if (resource) {
-    return throttledAuthentication(request, presented.clientId, deps, async () => {
+    return throttledAuthentication(request, presented.clientId, deps, "guessable", async () => {
       if (presented.method === "none" || !constantTimeEqual(presented.secret ?? "", resource.secret!)) {
         throw invalidClient("API resource authentication failed", presented.method === "client_secret_basic");
       }

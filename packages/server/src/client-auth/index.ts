@@ -71,16 +71,42 @@ export function presentedCredentials(request: Request, form: Params): PresentedC
 }
 
 /**
- * Runs a client authentication under the failure throttle; each `invalid_client` failure is counted per
- * client id from this address and per address. A client id over its limit from this address is refused
- * with 429 before its credentials are checked. An address over its limit (an attacker behind a NAT egress
- * many clients share) only stops the client ids that failed from it: a client whose credentials verify
- * still passes, every failure from there is answered 429, and a client id that already failed from there
- * is refused outright.
+ * What a failing client authentication may have been guessing, which decides how it is throttled:
+ * `guessable` a shared secret (client secrets, `client_secret_jwt`, API resource secrets), `unguessable`
+ * a private key or certificate (`private_key_jwt`, `tls_client_auth`, `self_signed_tls_client_auth`) or
+ * nothing at all (a public client), `unknown` a client id that is not registered.
  */
-export async function throttledAuthentication<T>(request: Request, clientId: string, deps: ProviderDeps, authenticate: () => Promise<T>): Promise<T> {
+export type CredentialKind = "guessable" | "unguessable" | "unknown";
+
+/** The registered methods whose credentials cannot be guessed (checked before the throttle is consulted). */
+const UNGUESSABLE: readonly TokenEndpointAuthMethod[] = ["private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth", "none"];
+
+/** How the client's credentials are throttled ({@link CredentialKind}). */
+export function credentialKind(client: Client | undefined): CredentialKind {
+  if (!client) return "unknown";
+  return UNGUESSABLE.includes(client.tokenEndpointAuthMethod) ? "unguessable" : "guessable";
+}
+
+const isFailure = (error: unknown) => error instanceof ProtocolError && error.code === "invalid_client";
+
+/**
+ * Runs a client authentication under the failure throttle; each `invalid_client` failure is counted per
+ * client id from this address and per address, and answered 429 (with `Retry-After`) once a limit is
+ * used up. The attempt is recorded before its credentials are checked (and released when they verify),
+ * so parallel attempts see each other. By {@link CredentialKind}:
+ * - `guessable`: a client id over its limit from this address is refused before its credentials are
+ *   checked. An address over its limit (an attacker behind a NAT egress many clients share) only stops
+ *   the client ids that failed from it: a client whose credentials verify still passes, every failure
+ *   from there is answered 429, and a client id that already failed from there is refused outright.
+ * - `unguessable`: the credentials are checked first and a client whose credentials verify passes even
+ *   when its id is locked (someone else's failures cannot lock it out); failures are counted as above.
+ * - `unknown`: counted on the address only (no rows per unregistered id).
+ * Attempts refused for a used-up limit record nothing, so a locked address costs the store no rows.
+ */
+export async function throttledAuthentication<T>(request: Request, clientId: string, deps: ProviderDeps, kind: CredentialKind, authenticate: () => Promise<T>): Promise<T> {
   const policy = deps.options.clientAuthThrottling;
   if (!policy) return authenticate();
+  const throttle = deps.throttle;
   const address = clientAddressOf(request);
   const perClient = { subject: `client:${clientId}\n${address ?? ""}`, limit: { window: policy.window, max: policy.maxPerClient } };
   const perAddress = address ? { subject: `client-address:${address}`, limit: { window: policy.window, max: policy.maxPerAddress } } : undefined;
@@ -91,19 +117,55 @@ export async function throttledAuthentication<T>(request: Request, clientId: str
       headers: { "retry-after": String(policy.window) },
     });
   };
-  if (await deps.throttle.blocked(perClient.subject, perClient.limit)) throw throttled("throttled");
-  const addressLocked = perAddress ? await deps.throttle.blocked(perAddress.subject, perAddress.limit) : false;
-  if (addressLocked && (await deps.throttle.failures(perClient.subject)) > 0) throw throttled("throttled");
-  try {
-    return await authenticate();
-  } catch (error) {
-    if (error instanceof ProtocolError && error.code === "invalid_client") {
-      for (const { subject, limit } of perAddress ? [perClient, perAddress] : [perClient]) await deps.throttle.record(subject, limit);
-      if (addressLocked) throw throttled("credentials");
-      deps.emit({ type: "client.authentication_failed", clientId, reason: "credentials" });
+  const failed = (error: unknown) => {
+    deps.emit({ type: "client.authentication_failed", clientId, reason: "credentials" });
+    return error;
+  };
+
+  if (kind === "unguessable") {
+    try {
+      return await authenticate();
+    } catch (error) {
+      if (!isFailure(error)) throw error;
+      const client = await throttle.reserve(perClient.subject, perClient.limit);
+      if (!client) throw throttled("credentials");
+      await throttle.fail(client);
+      const fromAddress = perAddress ? await throttle.reserve(perAddress.subject, perAddress.limit) : undefined;
+      if (perAddress && !fromAddress) throw throttled("credentials");
+      if (fromAddress) await throttle.fail(fromAddress);
+      throw failed(error);
     }
-    throw error;
   }
+
+  const client = kind === "guessable" ? await throttle.reserve(perClient.subject, perClient.limit) : undefined;
+  if (kind === "guessable" && !client) throw throttled("throttled");
+  const fromAddress = perAddress ? await throttle.reserve(perAddress.subject, perAddress.limit) : undefined;
+  const addressLocked = perAddress !== undefined && fromAddress === undefined;
+  const release = async () => {
+    if (client) await throttle.release(client);
+    if (fromAddress) await throttle.release(fromAddress);
+  };
+  // From a locked address: an unknown client id cannot pass, and one that failed there is refused outright.
+  if (addressLocked && (kind === "unknown" || (await throttle.failedAttempts(perClient.subject, 1)) > 0)) {
+    await release();
+    throw throttled("throttled");
+  }
+  let result: T;
+  try {
+    result = await authenticate();
+  } catch (error) {
+    if (!isFailure(error)) {
+      await release();
+      throw error;
+    }
+    // The reserved slots stay held: they are this failure.
+    if (client) await throttle.fail(client);
+    if (fromAddress) await throttle.fail(fromAddress);
+    if (addressLocked) throw throttled("credentials");
+    throw failed(error);
+  }
+  await release();
+  return result;
 }
 
 /**
@@ -112,12 +174,12 @@ export async function throttledAuthentication<T>(request: Request, clientId: str
  */
 export async function authenticateClient(request: Request, form: Params, deps: ProviderDeps): Promise<Client> {
   const presented = presentedCredentials(request, form);
-  return throttledAuthentication(request, presented.clientId, deps, () => checkCredentials(request, presented, deps));
+  const client = await deps.clients.findClientById(presented.clientId);
+  return throttledAuthentication(request, presented.clientId, deps, credentialKind(client), () => checkCredentials(request, presented, client, deps));
 }
 
-async function checkCredentials(request: Request, presented: PresentedCredentials, deps: ProviderDeps): Promise<Client> {
+async function checkCredentials(request: Request, presented: PresentedCredentials, client: Client | undefined, deps: ProviderDeps): Promise<Client> {
   const basic = presented.method === "client_secret_basic";
-  const client = await deps.clients.findClientById(presented.clientId);
   if (!client) throw invalidClient("client authentication failed", basic);
   if (presented.method === "jwt_assertion") {
     if (client.tokenEndpointAuthMethod !== "private_key_jwt" && client.tokenEndpointAuthMethod !== "client_secret_jwt") {

@@ -43,9 +43,10 @@ export function assertionAudiences(deps: Pick<ProviderDeps, "options">): string[
 }
 
 /**
- * RFC 7523 §3 / OIDC Core §9: iss = sub = client_id, aud = this server ({@link assertionAudiences}),
- * unexpired, a short lifetime, an algorithm of the client's method only (no HMAC with a public key, no
- * `none`), and a `jti` used once.
+ * RFC 7523 §3 / OIDC Core §9: iss = sub = client_id, aud = this server ({@link assertionAudiences}) as
+ * one value, unexpired, a short lifetime, an algorithm of the client's method only (no HMAC with a public
+ * key, no `none`), and a `jti` used once. Until the signature verifies, errors say no more than "invalid"
+ * (the reason is logged).
  */
 export async function verifyClientAssertion(assertion: string, client: Client, deps: ProviderDeps): Promise<void> {
   let alg: string | undefined;
@@ -54,7 +55,11 @@ export async function verifyClientAssertion(assertion: string, client: Client, d
   } catch {
     throw fail("the client assertion is malformed");
   }
-  if (!alg || !client.assertionAlgorithms.includes(alg)) throw fail(`alg ${alg ?? "(none)"} is not accepted for ${client.tokenEndpointAuthMethod}`);
+  if (!alg || !client.assertionAlgorithms.includes(alg)) {
+    // The detail is for the operator: an unauthenticated caller learns nothing about accepted algorithms.
+    deps.logger.warn({ clientId: client.clientId, reason: `alg ${alg ?? "(none)"} is not accepted for ${client.tokenEndpointAuthMethod}` }, "client assertion rejected");
+    throw fail("the client assertion is invalid");
+  }
   const now = nowSeconds(deps);
   let payload;
   try {
@@ -71,6 +76,12 @@ export async function verifyClientAssertion(assertion: string, client: Client, d
     ({ payload } = typeof key === "function" ? await jwtVerify(assertion, key, options) : await jwtVerify(assertion, key, options));
   } catch (error) {
     deps.logger.warn({ clientId: client.clientId, reason: (error as Error).message }, "client assertion rejected");
+    throw fail("the client assertion is invalid");
+  }
+  // draft-ietf-oauth-rfc7523bis: aud is this server alone; an array naming others too (one of them perhaps
+  // an attacker's server) is refused, a one-element array is the same as the single value.
+  if (Array.isArray(payload.aud) && payload.aud.length !== 1) {
+    deps.logger.warn({ clientId: client.clientId, reason: "aud names more than one audience" }, "client assertion rejected");
     throw fail("the client assertion is invalid");
   }
   const exp = payload.exp!;

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 import { sha256Base64url } from "@tessera/protocol";
 import type { GrantStore } from "../stores/interfaces.ts";
 
@@ -13,12 +13,30 @@ export interface FailureLimit {
 const MAX_LOCAL_SUBJECTS = 10_000;
 
 /**
+ * One attempt taken under a limit by {@link FailureThrottle.reserve}: it holds one of the subject's
+ * `max` slots, which {@link FailureThrottle.release} frees when the attempt turns out not to be a failure.
+ */
+export interface ThrottleReservation {
+  readonly subject: string;
+  /** The stored row of the slot. */
+  readonly key: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+}
+
+/** Marks a slot whose attempt failed (a pending one has the empty client id). */
+const FAILED = "failed";
+
+/**
  * Failure counters kept in the store (one row per failure, inserted atomically), so every process
- * sees every other's failures. Subjects are hashed before they are stored.
+ * sees every other's failures. Subjects are hashed before they are stored, and counts stop at the limit.
  *
- * To keep the success path free of store reads, a process only reads a subject's count once it has
- * itself seen a failure of that subject within the window; a subject attacked through several processes
- * thus gets at most one extra attempt per process before every process refuses it.
+ * {@link reserve} takes an attempt before it is checked: it claims one of the subject's `max` slots (rows
+ * with fixed keys, claimed with the store's atomic putIfAbsent), so however many attempts run in
+ * parallel, in this process or another on the same store, at most `max` are checked; a failed attempt
+ * keeps its slot for the window, a successful one releases it. {@link blocked} and {@link record} are the
+ * read-then-write form, which only reads a subject's count once this process has seen a failure of it
+ * (and lets parallel attempts through); use one form per subject.
  */
 export class FailureThrottle {
   private readonly seen = new Map<string, number>();
@@ -33,32 +51,79 @@ export class FailureThrottle {
     return `throttle:${sha256Base64url(subject)}`;
   }
 
-  /** Failures of the subject within the window, read from the store. */
-  async failures(subject: string): Promise<number> {
+  /** Failures of the subject within the window, read from the store (counting no further than `max`). */
+  async failures(subject: string, max?: number): Promise<number> {
     // A real count, not a page of rows: a limit above any page size must still be reached.
-    return this.grants.count({ subject: FailureThrottle.key(subject), kind: "throttle" }, this.now());
+    return this.grants.count({ subject: FailureThrottle.key(subject), kind: "throttle" }, this.now(), max);
+  }
+
+  /**
+   * Takes one attempt of the subject before it is checked, in one of its `max` slots; undefined, with
+   * nothing recorded, when every slot is held (failures within the window and attempts in flight), so
+   * refused attempts never add rows. Call {@link fail} or {@link release} once the attempt is decided.
+   */
+  async reserve(subject: string, limit: FailureLimit): Promise<ThrottleReservation | undefined> {
+    const max = Math.floor(limit.max);
+    const now = this.now();
+    const refused = () => {
+      this.remember(subject, now + limit.window);
+      return undefined;
+    };
+    if (max < 1) return undefined;
+    // Holding a slot is what admits an attempt; counting first only spares a locked subject the writes,
+    // so it is done for subjects this process saw failing (a healthy one costs a write and a delete).
+    if (this.recentlyFailed(subject, now) && (await this.failures(subject, max)) >= max) return refused();
+    const hashed = FailureThrottle.key(subject);
+    // A random first slot, so parallel attempts rarely race for the same one.
+    const first = randomInt(max);
+    for (let i = 0; i < max; i++) {
+      const key = sha256Base64url(`${hashed}:slot:${(first + i) % max}`);
+      const slot = { key, kind: "throttle" as const, clientId: "", subject: hashed, data: "{}", createdAt: now, expiresAt: now + limit.window };
+      if (await this.grants.putIfAbsent(slot)) return { subject, key, createdAt: slot.createdAt, expiresAt: slot.expiresAt };
+      if ((await this.failures(subject, max)) >= max) return refused();
+    }
+    return refused();
+  }
+
+  /** The reserved attempt failed: its slot stays held for the window, marked as a failure. */
+  async fail(reservation: ThrottleReservation): Promise<void> {
+    this.remember(reservation.subject, reservation.expiresAt);
+    const hashed = FailureThrottle.key(reservation.subject);
+    await this.grants.put({ key: reservation.key, kind: "throttle", clientId: FAILED, subject: hashed, data: "{}", createdAt: reservation.createdAt, expiresAt: reservation.expiresAt });
+  }
+
+  /** The reserved attempt was no failure (it succeeded, or was refused for another reason): its slot is freed. */
+  async release(reservation: ThrottleReservation): Promise<void> {
+    await this.grants.remove(reservation.key);
+  }
+
+  /** Failed attempts of the subject within the window that {@link fail} marked (attempts in flight excluded), counted up to `max`. */
+  async failedAttempts(subject: string, max: number): Promise<number> {
+    return this.grants.count({ subject: FailureThrottle.key(subject), kind: "throttle", clientId: FAILED }, this.now(), max);
   }
 
   /** True when the subject has used up its failures. `eager` reads the store even if this process saw no failure. */
   async blocked(subject: string, limit: FailureLimit, eager = false): Promise<boolean> {
-    if (!eager) {
-      const until = this.seen.get(subject);
-      if (until === undefined) return false;
-      if (until <= this.now()) {
-        this.seen.delete(subject);
-        return false;
-      }
-    }
-    return (await this.failures(subject)) >= limit.max;
+    if (!eager && !this.recentlyFailed(subject, this.now())) return false;
+    return (await this.failures(subject, limit.max)) >= limit.max;
   }
 
-  /** Records one failure; returns the subject's failures within the window, this one included. */
+  /** This process saw a failure (or refusal) of the subject within its window. */
+  private recentlyFailed(subject: string, now: number): boolean {
+    const until = this.seen.get(subject);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.seen.delete(subject);
+    return false;
+  }
+
+  /** Records one failure; returns the subject's failures within the window, this one included (counted up to `max + 1`). */
   async record(subject: string, limit: FailureLimit): Promise<number> {
     const now = this.now();
     const key = FailureThrottle.key(subject);
     await this.grants.putIfAbsent({ key: sha256Base64url(`${key}:${randomBytes(16).toString("hex")}`), kind: "throttle", clientId: "", subject: key, data: "{}", createdAt: now, expiresAt: now + limit.window });
     this.remember(subject, now + limit.window);
-    return this.failures(subject);
+    return this.failures(subject, limit.max + 1);
   }
 
   /** Forgets the subject's failures (a success that should reset the count). */

@@ -52,8 +52,12 @@ export interface GrantStore {
   remove(key: string): Promise<void>;
   /** Up to `limit` grants matching the filter (which must name at least one field), oldest first. */
   findAll(filter: GrantFilter, limit: number): Promise<PersistedGrant[]>;
-  /** How many grants match the filter (which must name at least one field) and are live (expire after `liveAt`); never capped. */
-  count(filter: GrantFilter, liveAt: number): Promise<number>;
+  /**
+   * How many grants match the filter (which must name at least one field) and are live (expire after
+   * `liveAt`), counting no further than `max` when given (so a count costs at most `max` rows); never
+   * capped by a page size.
+   */
+  count(filter: GrantFilter, liveAt: number, max?: number): Promise<number>;
   /** Removes every grant matching the filter (which must name at least one field); returns how many. */
   removeAll(filter: GrantFilter): Promise<number>;
   /** Removes up to `limit` grants that expired before `now`; returns how many. */

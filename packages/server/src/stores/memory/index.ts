@@ -52,18 +52,23 @@ class MemoryGrantStore implements GrantStore {
     this.grants.delete(key);
   }
 
-  /** Grants matching the filter, read through the smallest index that applies. */
-  private matching(filter: GrantFilter): PersistedGrant[] {
+  /** The grants the filter may match, read through the smallest index that applies (unfiltered). */
+  private *candidates(filter: GrantFilter): Iterable<PersistedGrant> {
     let smallest: Set<string> | undefined;
     for (const field of INDEXED) {
       const value = filter[field];
       if (value === undefined) continue;
       const keys = this.indexes.get(field)!.get(value);
-      if (!keys) return [];
+      if (!keys) return;
       if (!smallest || keys.size < smallest.size) smallest = keys;
     }
-    const candidates = smallest ? [...smallest].map((key) => this.grants.get(key)!) : [...this.grants.values()];
-    return candidates.filter((g) => matches(g, filter));
+    if (!smallest) yield* this.grants.values();
+    else for (const key of smallest) yield this.grants.get(key)!;
+  }
+
+  /** Grants matching the filter. */
+  private matching(filter: GrantFilter): PersistedGrant[] {
+    return [...this.candidates(filter)].filter((g) => matches(g, filter));
   }
 
   async put(grant: PersistedGrant): Promise<void> {
@@ -97,9 +102,14 @@ class MemoryGrantStore implements GrantStore {
       .slice(0, limit)
       .map((g) => ({ ...g }));
   }
-  async count(filter: GrantFilter, liveAt: number): Promise<number> {
+  async count(filter: GrantFilter, liveAt: number, max = Infinity): Promise<number> {
     assertFilter(filter);
-    return this.matching(filter).filter((g) => g.expiresAt > liveAt).length;
+    let n = 0;
+    for (const grant of this.candidates(filter)) {
+      if (n >= max) break;
+      if (grant.expiresAt > liveAt && matches(grant, filter)) n++;
+    }
+    return n;
   }
   async removeAll(filter: GrantFilter): Promise<number> {
     assertFilter(filter);

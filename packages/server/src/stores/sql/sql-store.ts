@@ -120,10 +120,22 @@ class SqlGrantStore implements GrantStore {
     return rows.map(toGrant);
   }
 
-  async count(filter: GrantFilter, liveAt: number): Promise<number> {
+  async count(filter: GrantFilter, liveAt: number, max?: number): Promise<number> {
     assertFilter(filter);
-    const row = await applyFilter(this.db.selectFrom("tessera_grants").select((eb) => eb.fn.countAll<number | string | bigint>().as("n")), filter)
+    if (max === undefined) {
+      const row = await applyFilter(this.db.selectFrom("tessera_grants").select((eb) => eb.fn.countAll<number | string | bigint>().as("n")), filter)
+        .where("expires_at", ">", liveAt)
+        .executeTakeFirst();
+      return Number(row?.n ?? 0);
+    }
+    if (max <= 0) return 0;
+    // The inner LIMIT stops the scan at `max` rows, however many match.
+    const matching = applyFilter(this.db.selectFrom("tessera_grants").select(sql<number>`1`.as("one")), filter)
       .where("expires_at", ">", liveAt)
+      .limit(Math.floor(max));
+    const row = await this.db
+      .selectFrom(matching.as("capped"))
+      .select((eb) => eb.fn.countAll<number | string | bigint>().as("n"))
       .executeTakeFirst();
     return Number(row?.n ?? 0);
   }
