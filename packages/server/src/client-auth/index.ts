@@ -137,6 +137,24 @@ export async function throttledAuthentication<T>(request: Request, clientId: str
     }
   }
 
+  // Subjects this process has not seen failing take the fast path: no store access before the check, no
+  // cap on parallel requests of healthy clients. A shared-secret check is a constant-time comparison, so
+  // parallel guesses from a first burst finish before they can pile up; the burst's failures are recorded
+  // and from then on every attempt of those subjects takes a slot first.
+  if (kind === "guessable" && !throttle.suspect(perClient.subject) && !(perAddress && throttle.suspect(perAddress.subject))) {
+    try {
+      return await authenticate();
+    } catch (error) {
+      if (!isFailure(error)) throw error;
+      const client = await throttle.reserve(perClient.subject, perClient.limit);
+      if (client) await throttle.fail(client);
+      const fromAddress = perAddress ? await throttle.reserve(perAddress.subject, perAddress.limit) : undefined;
+      if (fromAddress) await throttle.fail(fromAddress);
+      if (!client) throw throttled("credentials");
+      throw failed(error);
+    }
+  }
+
   const client = kind === "guessable" ? await throttle.reserve(perClient.subject, perClient.limit) : undefined;
   if (kind === "guessable" && !client) throw throttled("throttled");
   const fromAddress = perAddress ? await throttle.reserve(perAddress.subject, perAddress.limit) : undefined;

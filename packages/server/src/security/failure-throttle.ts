@@ -108,6 +108,11 @@ export class FailureThrottle {
     return (await this.failures(subject, limit.max)) >= limit.max;
   }
 
+  /** True when this process saw a failure (or refusal) of the subject within its window. */
+  suspect(subject: string): boolean {
+    return this.recentlyFailed(subject, this.now());
+  }
+
   /** This process saw a failure (or refusal) of the subject within its window. */
   private recentlyFailed(subject: string, now: number): boolean {
     const until = this.seen.get(subject);
