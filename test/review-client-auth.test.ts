@@ -109,10 +109,13 @@ describe("failure counts above 100 (throttle)", () => {
         // Expired failures of the same subject must not count (nor hide live ones).
         const hashed = `throttle:${sha256Base64url("client:c1")}`;
         for (let i = 0; i < 5; i++) await store.grants.put({ key: `old-${i}`, kind: "throttle", clientId: "", subject: hashed, data: "{}", createdAt: now - 2000, expiresAt: now - 1000 });
-        for (let i = 0; i < 149; i++) await throttle.record("client:c1", limit);
-        assert.equal(await throttle.blocked("client:c1", limit), false, "149 failures stay under a limit of 150");
-        assert.equal(await throttle.record("client:c1", limit), 150);
-        assert.equal(await throttle.blocked("client:c1", limit), true, "150 failures refuse the next attempt");
+        for (let i = 0; i < 149; i++) await throttle.fail((await throttle.reserve("client:c1", limit))!);
+        assert.equal(await throttle.failures("client:c1"), 149);
+        const last = await throttle.reserve("client:c1", limit);
+        assert.ok(last, "149 failures stay under a limit of 150");
+        await throttle.fail(last);
+        assert.equal(await throttle.failures("client:c1"), 150);
+        assert.equal(await throttle.reserve("client:c1", limit), undefined, "150 failures refuse the next attempt");
         assert.equal(await store.grants.count({ subject: hashed, kind: "throttle" }, now), 150, "count: live rows only");
         assert.equal(await store.grants.count({ subject: hashed, kind: "throttle" }, now - 1500), 155);
       } finally {

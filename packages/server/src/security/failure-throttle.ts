@@ -1,4 +1,4 @@
-import { randomBytes, randomInt } from "node:crypto";
+import { randomInt } from "node:crypto";
 import { sha256Base64url } from "@tessera/protocol";
 import type { GrantStore } from "../stores/interfaces.ts";
 
@@ -34,9 +34,9 @@ const FAILED = "failed";
  * {@link reserve} takes an attempt before it is checked: it claims one of the subject's `max` slots (rows
  * with fixed keys, claimed with the store's atomic putIfAbsent), so however many attempts run in
  * parallel, in this process or another on the same store, at most `max` are checked; a failed attempt
- * keeps its slot for the window, a successful one releases it. {@link blocked} and {@link record} are the
- * read-then-write form, which only reads a subject's count once this process has seen a failure of it
- * (and lets parallel attempts through); use one form per subject.
+ * keeps its slot for the window, a successful one releases it. Callers may skip the
+ * reservation for subjects this process has not seen failing ({@link suspect}), trading strictness for
+ * a store-free fast path.
  */
 export class FailureThrottle {
   private readonly seen = new Map<string, number>();
@@ -102,12 +102,6 @@ export class FailureThrottle {
     return this.grants.count({ subject: FailureThrottle.key(subject), kind: "throttle", clientId: FAILED }, this.now(), max);
   }
 
-  /** True when the subject has used up its failures. `eager` reads the store even if this process saw no failure. */
-  async blocked(subject: string, limit: FailureLimit, eager = false): Promise<boolean> {
-    if (!eager && !this.recentlyFailed(subject, this.now())) return false;
-    return (await this.failures(subject, limit.max)) >= limit.max;
-  }
-
   /** True when this process saw a failure (or refusal) of the subject within its window. */
   suspect(subject: string): boolean {
     return this.recentlyFailed(subject, this.now());
@@ -120,15 +114,6 @@ export class FailureThrottle {
     if (until > now) return true;
     this.seen.delete(subject);
     return false;
-  }
-
-  /** Records one failure; returns the subject's failures within the window, this one included (counted up to `max + 1`). */
-  async record(subject: string, limit: FailureLimit): Promise<number> {
-    const now = this.now();
-    const key = FailureThrottle.key(subject);
-    await this.grants.putIfAbsent({ key: sha256Base64url(`${key}:${randomBytes(16).toString("hex")}`), kind: "throttle", clientId: "", subject: key, data: "{}", createdAt: now, expiresAt: now + limit.window });
-    this.remember(subject, now + limit.window);
-    return this.failures(subject, limit.max + 1);
   }
 
   /** Forgets the subject's failures (a success that should reset the count). */
