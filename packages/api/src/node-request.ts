@@ -9,7 +9,9 @@ export interface NodeAdapterOptions {
    * The API's public base URL, e.g. `https://api.example.com` (a path prefix is kept). The request URL that
    * DPoP proofs are checked against (`htu`) is this plus the request path, whatever the `Host` header says.
    * Without it the URL is built from the request's protocol and `Host` header (fine when the API is reached
-   * directly; behind a proxy that rewrites the host, set it).
+   * directly; behind a proxy that rewrites the host, set it). Set it in production: without it, another API
+   * accepting tokens for an overlapping audience could, if compromised, replay a proof it received here,
+   * naming its own host in `Host`, within the proof's lifetime.
    */
   baseUrl?: string;
 }
