@@ -84,6 +84,43 @@ describe("review: RFC 8252 §7.3 loopback redirect URIs", () => {
   });
 });
 
+describe("review: the any-port loopback match needs PKCE (RFC 8252 §8.1)", () => {
+  let flow: Flow;
+  before(async () => {
+    const config = baseConfig();
+    config.clients = [
+      ...config.clients!,
+      { client_id: "legacy-native", client_secret: "legacy-secret", require_pkce: false, redirect_uris: ["http://127.0.0.1/callback", "http://[::1]:7000/cb"], scope: "openid profile" },
+    ];
+    flow = await Flow.create(config);
+  });
+  after(() => flow.close());
+
+  /** True when the authorize endpoint takes `redirectUri` (a login page follows), false for the error page. */
+  const accepted = async (redirectUri: string, usePkce: boolean) => {
+    const { url } = await flow.authorizeUrl({ client_id: "legacy-native", redirect_uri: redirectUri, scope: "openid profile", ...(usePkce ? {} : { code_challenge: undefined, code_challenge_method: undefined }) });
+    const response = await flow.host.fetch(new Request(url));
+    if (response.status === 400) {
+      assert.equal(response.headers.get("location"), null, redirectUri);
+      assert.match(await response.text(), /redirect_uri/);
+      return false;
+    }
+    assert.ok(response.status >= 300 && response.status < 400, `${redirectUri}: ${response.status}`);
+    assert.ok(!response.headers.get("location")!.startsWith(redirectUri.split("?")[0]!), "not an error sent to the client");
+    return true;
+  };
+
+  test("15.6 without a code_challenge a loopback redirect URI must match exactly; with PKCE any port", async () => {
+    for (const uri of ["http://127.0.0.1:51234/callback", "http://127.0.0.1:1/callback", "http://[::1]:7001/cb", "http://[::1]/cb"]) {
+      assert.equal(await accepted(uri, false), false, `no PKCE: ${uri}`);
+      assert.equal(await accepted(uri, true), true, `PKCE: ${uri}`);
+    }
+    for (const uri of ["http://127.0.0.1/callback", "http://[::1]:7000/cb"]) {
+      assert.equal(await accepted(uri, false), true, `no PKCE, exact: ${uri}`);
+    }
+  });
+});
+
 describe("review: loopback redirects and the pages' form-action", () => {
   test("15.4 the login page's CSP lets the login form's redirect reach a loopback redirect URI on any port", async () => {
     const config = baseConfig();
@@ -98,6 +135,29 @@ describe("review: loopback redirects and the pages' form-action", () => {
       assert.ok(formAction.includes("http://127.0.0.1:*"), formAction.join(" "));
       assert.ok(formAction.includes("http://[::1]:*"), formAction.join(" "));
       assert.ok(!formAction.includes("http://localhost:*") && !formAction.includes("https://127.0.0.1:*"), "only loopback IPs over http");
+    } finally {
+      await flow.close();
+    }
+  });
+});
+
+describe("review: form-action and the redirect-URI matcher agree on what is a loopback redirect", () => {
+  test("15.7 a URI the matcher does not treat as loopback (another spelling of ::1) gets no any-port form target", async () => {
+    const config = baseConfig();
+    config.clients = [...config.clients!, { client_id: "native", token_endpoint_auth_method: "none", redirect_uris: ["http://[0:0:0:0:0:0:0:1]:8080/cb", "http://127.0.0.1:9000/cb"], scope: "openid profile" }];
+    const flow = await Flow.create(config);
+    try {
+      // The matcher: the non-canonical spelling matches only itself; the canonical loopback IP any port.
+      const status = async (redirectUri: string) => (await flow.host.fetch(new Request((await flow.authorizeUrl({ client_id: "native", redirect_uri: redirectUri, scope: "openid profile" })).url))).status;
+      assert.equal(await status("http://[0:0:0:0:0:0:0:1]:8081/cb"), 400);
+      assert.equal(await status("http://[::1]:8081/cb"), 400);
+      assert.notEqual(await status("http://127.0.0.1:9001/cb"), 400);
+      const { url } = await flow.authorizeUrl({ client_id: "native", redirect_uri: "http://127.0.0.1:9001/cb", scope: "openid profile" });
+      const page = await flow.browser.get(url, { stopAt: (u) => u.hostname === "127.0.0.1" });
+      const login = await flow.host.fetch(new Request(page.url));
+      const formAction = / form-action ([^;]+);/.exec(login.headers.get("content-security-policy") ?? "")?.[1]?.split(" ") ?? [];
+      assert.ok(formAction.includes("http://127.0.0.1:*"), formAction.join(" "));
+      assert.ok(!formAction.includes("http://[::1]:*"), `the form target follows the matcher: ${formAction.join(" ")}`);
     } finally {
       await flow.close();
     }

@@ -1,5 +1,5 @@
 import type { NextFunction, Request as ExpressRequest, RequestHandler, Response as ExpressResponse } from "express";
-import { parseBaseUrl, peerCertificate, requestUrl, toWebRequest, type NodeAdapterOptions } from "./node-request.ts";
+import { invalidRequestBody, nodeWebRequest, parseBaseUrl, peerCertificate, refusalHeaders, type NodeAdapterOptions } from "./node-request.ts";
 import { createTokenValidator, type TokenValidator, type TokenValidatorOptions, type ValidationSuccess } from "./validator.ts";
 export type { NodeAdapterOptions } from "./node-request.ts";
 
@@ -18,14 +18,22 @@ export function requireToken(validator: TokenValidator | TokenValidatorOptions, 
   const v = "validate" in validator ? validator : createTokenValidator(validator);
   const base = parseBaseUrl(options.baseUrl);
   return (req: ExpressRequest, res: ExpressResponse, next: NextFunction) => {
-    const url = requestUrl(base, req.originalUrl, () => `${req.protocol}://${req.get("host")}${req.originalUrl}`);
-    v.validate(toWebRequest(req.method, url, req.headers), { clientCertificate: peerCertificate(req.socket) }).then((result) => {
-      if (result.ok) {
-        req.auth = { claims: result.claims, scopes: result.scopes, tokenType: result.tokenType };
-        return next();
-      }
-      res.status(result.status).set({ "www-authenticate": result.wwwAuthenticate, "cache-control": "no-store", ...(result.dpopNonce ? { "dpop-nonce": result.dpopNonce } : {}) });
-      res.json({ error: result.error, ...(result.errorDescription ? { error_description: result.errorDescription } : {}) });
-    }, next);
+    const built = nodeWebRequest(base, req.method, req.originalUrl, req.headers, () => ({ protocol: req.protocol, host: req.get("host") }));
+    if (!built.ok) {
+      res.status(400).set("cache-control", "no-store").json(invalidRequestBody(built.description));
+      return;
+    }
+    // Every failure, of the validator or of writing the answer, goes to Express's error handling (never an unhandled rejection).
+    v.validate(built.request, { clientCertificate: peerCertificate(req.socket) })
+      .then((result) => {
+        if (result.ok) {
+          req.auth = { claims: result.claims, scopes: result.scopes, tokenType: result.tokenType };
+          return next();
+        }
+        const headers = refusalHeaders(result); // throws, before anything is set, for a value Node refuses
+        res.status(result.status).set(headers);
+        res.json({ error: result.error, ...(result.errorDescription ? { error_description: result.errorDescription } : {}) });
+      })
+      .catch(next);
   };
 }

@@ -1,5 +1,5 @@
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from "fastify";
-import { parseBaseUrl, peerCertificate, requestUrl, toWebRequest, type NodeAdapterOptions } from "./node-request.ts";
+import { invalidRequestBody, nodeWebRequest, parseBaseUrl, peerCertificate, refusalHeaders, type NodeAdapterOptions } from "./node-request.ts";
 import { createTokenValidator, type TokenValidator, type TokenValidatorOptions, type ValidationSuccess } from "./validator.ts";
 export type { NodeAdapterOptions } from "./node-request.ts";
 
@@ -19,15 +19,19 @@ export function tokenHook(validator: TokenValidator | TokenValidatorOptions, opt
   const v = "validate" in validator ? validator : createTokenValidator(validator);
   const base = parseBaseUrl(options.baseUrl);
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const url = requestUrl(base, request.url, () => `${request.protocol}://${request.host}${request.url}`);
-    const result = await v.validate(toWebRequest(request.method, url, request.headers), { clientCertificate: peerCertificate(request.raw.socket) });
+    const built = nodeWebRequest(base, request.method, request.url, request.headers, () => ({ protocol: request.protocol, host: request.host }));
+    if (!built.ok) {
+      await reply.code(400).header("cache-control", "no-store").send(invalidRequestBody(built.description));
+      return;
+    }
+    const result = await v.validate(built.request, { clientCertificate: peerCertificate(request.raw.socket) });
     if (result.ok) {
       request.auth = { claims: result.claims, scopes: result.scopes, tokenType: result.tokenType };
       return;
     }
-    reply.code(result.status).header("www-authenticate", result.wwwAuthenticate).header("cache-control", "no-store");
-    if (result.dpopNonce) reply.header("dpop-nonce", result.dpopNonce);
-    await reply.send({ error: result.error, ...(result.errorDescription ? { error_description: result.errorDescription } : {}) });
+    // A header value Node refuses throws here, before anything is sent: Fastify then answers 500.
+    const headers = refusalHeaders(result);
+    await reply.code(result.status).headers(headers).send({ error: result.error, ...(result.errorDescription ? { error_description: result.errorDescription } : {}) });
   };
 }
 

@@ -1,6 +1,7 @@
-import type { IncomingHttpHeaders } from "node:http";
+import { validateHeaderValue, type IncomingHttpHeaders } from "node:http";
 import type { TLSSocket } from "node:tls";
 import { X509Certificate } from "node:crypto";
+import type { ValidationFailure } from "./validator.ts";
 
 /** Options of the Node adapters (`@tessera/api/express`, `@tessera/api/fastify`). */
 export interface NodeAdapterOptions {
@@ -8,7 +9,9 @@ export interface NodeAdapterOptions {
    * The API's public base URL, e.g. `https://api.example.com` (a path prefix is kept). The request URL that
    * DPoP proofs are checked against (`htu`) is this plus the request path, whatever the `Host` header says.
    * Without it the URL is built from the request's protocol and `Host` header (fine when the API is reached
-   * directly; behind a proxy that rewrites the host, set it).
+   * directly; behind a proxy that rewrites the host, set it). Set it in production: without it, another API
+   * accepting tokens for an overlapping audience could, if compromised, replay a proof it received here,
+   * naming its own host in `Host`, within the proof's lifetime.
    */
   baseUrl?: string;
 }
@@ -28,27 +31,59 @@ export function parseBaseUrl(baseUrl: string | undefined): URL | undefined {
   return url;
 }
 
-/** The absolute URL of a request: on the configured base URL when there is one, else from the request. */
-export function requestUrl(base: URL | undefined, path: string, fromRequest: () => string): string {
-  if (!base) return fromRequest();
-  // Only the path and query of the request target count (an absolute-form target's host is ignored).
-  let target: URL;
-  try {
-    target = new URL(path, "http://invalid");
-  } catch {
-    target = new URL("http://invalid/");
+/** A Node request as a Web Request, or why none can be made (the adapters answer 400 invalid_request). */
+export type NodeWebRequest = { ok: true; request: Request } | { ok: false; description: string };
+
+/** Host header: a DNS name or IPv4 address, or a bracketed IPv6 literal, and an optional port. */
+const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?$/;
+/** A dot segment (RFC 3986 §3.3), also percent-encoded, which a URL parser would resolve. */
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+
+/**
+ * The Web Request a token is checked against, built from the raw request target without resolving it:
+ * only origin-form targets (a single leading "/", no backslash or control character, no dot segments), so the URL is the one the
+ * router serves; on the configured base URL when there is one, else on the request's protocol and `Host`.
+ */
+export function nodeWebRequest(base: URL | undefined, method: string, target: string, headers: IncomingHttpHeaders, origin: () => { protocol: string; host: string | undefined }): NodeWebRequest {
+  // (Control characters too: a URL parser drops tabs and newlines, which would join "." and "." into "..".)
+  if (!target.startsWith("/") || target.startsWith("//") || /[\\\x00-\x20\x7f]/.test(target)) return { ok: false, description: "the request target must be a path" };
+  const path = target.split(/[?#]/, 1)[0]!;
+  if (path.split("/").some((segment) => DOT_SEGMENT.test(segment))) return { ok: false, description: "the request path must not contain dot segments" };
+  let prefix: string;
+  if (base) {
+    prefix = `${base.origin}${base.pathname.replace(/\/+$/, "")}`;
+  } else {
+    const { protocol, host } = origin();
+    const valid = host === undefined ? undefined : HOST.exec(host);
+    if (!valid || (valid[1] !== undefined && Number(valid[1]) > 65535)) return { ok: false, description: "the Host header is invalid" };
+    if (protocol !== "http" && protocol !== "https") return { ok: false, description: "the request protocol is not http or https" };
+    prefix = `${protocol}://${host}`;
   }
-  return `${base.origin}${base.pathname.replace(/\/+$/, "")}${target.pathname}${target.search}`;
+  try {
+    const web = new Headers();
+    for (const [name, value] of Object.entries(headers)) {
+      if (value === undefined || name.startsWith(":")) continue;
+      for (const v of Array.isArray(value) ? value : [value]) web.append(name, v);
+    }
+    return { ok: true, request: new Request(`${prefix}${target}`, { method, headers: web }) };
+  } catch {
+    return { ok: false, description: "the request's URL or headers cannot be read" };
+  }
 }
 
-/** A body-less Web Request carrying a Node request's method, absolute URL and headers (enough to validate a token). */
-export function toWebRequest(method: string, url: string, headers: IncomingHttpHeaders): Request {
-  const web = new Headers();
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || name.startsWith(":")) continue;
-    for (const v of Array.isArray(value) ? value : [value]) web.append(name, v);
-  }
-  return new Request(url, { method, headers: web });
+/** The 400 body for a request {@link nodeWebRequest} refused (RFC 6750 §3.1 invalid_request). */
+export function invalidRequestBody(description: string): { error: "invalid_request"; error_description: string } {
+  return { error: "invalid_request", error_description: description };
+}
+
+/**
+ * The response headers of a refused request, checked before anything is written: a value Node would refuse
+ * throws here, so the framework answers 500 cleanly instead of failing halfway through the response.
+ */
+export function refusalHeaders(failure: ValidationFailure): Record<string, string> {
+  const headers: Record<string, string> = { "www-authenticate": failure.wwwAuthenticate, "cache-control": "no-store", ...(failure.dpopNonce ? { "dpop-nonce": failure.dpopNonce } : {}) };
+  for (const [name, value] of Object.entries(headers)) validateHeaderValue(name, value);
+  return headers;
 }
 
 /**

@@ -5,7 +5,8 @@ const MIN_SECRET_BYTES = 32;
 
 /**
  * Issues and checks the API's own DPoP nonces (RFC 9449 §9): stateless, HMAC-signed, time-limited. With a
- * shared secret, every process of the API issues and accepts the same nonces without sharing state.
+ * shared secret (32 random bytes), every process of the API issues and accepts the same nonces without
+ * sharing state. Nonces do not stop replay: processes sharing a secret also need a shared replay cache.
  */
 export class NonceIssuer {
   private readonly key: Uint8Array;
@@ -32,7 +33,9 @@ export class NonceIssuer {
 
   valid(nonce: string | undefined): boolean {
     if (!nonce) return false;
-    const [issuedAt, mac] = nonce.split(".");
+    const parts = nonce.split(".");
+    if (parts.length !== 2) return false; // exactly what issue() makes: nothing before, between or after
+    const [issuedAt, mac] = parts as [string, string];
     if (!issuedAt || !mac) return false;
     const expected = Buffer.from(this.mac(issuedAt));
     const given = Buffer.from(mac);

@@ -28,13 +28,14 @@ export interface TokenValidatorOptions {
     required?: boolean;
     requireNonce?: boolean;
     /**
-     * Key of this API's stateless nonces (at least 32 characters or bytes). Every process given the same
-     * secret accepts the others' nonces; without it each process makes a random key of its own.
+     * Key of this API's stateless nonces: 32 random bytes (at least 32 characters or bytes). Every process
+     * given the same secret accepts the others' nonces; without it each process makes a random key of its own.
+     * Processes sharing it should share `replayCache` too, or a proof can be replayed at another process.
      */
     nonceSecret?: string | Uint8Array;
     /** Seconds a proof is accepted after its iat (default 60). */
     proofLifetime?: number;
-    /** Where used proof `jti`s are remembered (default: in this process). */
+    /** Where used proof `jti`s are remembered (default: in this process, at most 100 000; refused when full). */
     replayCache?: ReplayCache;
   };
   /** JWS algorithms accepted for access tokens (default RS256, PS256, ES256, EdDSA). */
@@ -253,9 +254,9 @@ export function createTokenValidator(options: TokenValidatorOptions): TokenValid
           if (checked.error.code === "use_dpop_nonce") failure.dpopNonce = nonces.issue();
           return failure;
         }
-        if (!(await replayCache.add(`${jkt}:${checked.proof.jti}`, (checked.proof.iat + lifetime + 10) * 1000))) {
-          return fail(401, "invalid_dpop_proof", "the DPoP proof was already used", "DPoP");
-        }
+        const remembered = await replayCache.add(`${jkt}:${checked.proof.jti}`, (checked.proof.iat + lifetime + 10) * 1000);
+        if (remembered === "full") return fail(401, "invalid_dpop_proof", "the replay cache is full, retry with a new proof later", "DPoP");
+        if (remembered !== true) return fail(401, "invalid_dpop_proof", "the DPoP proof was already used", "DPoP");
       }
       const x5t = valid.cnf?.["x5t#S256"];
       if (x5t !== undefined) {

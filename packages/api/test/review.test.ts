@@ -1,16 +1,19 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
+import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { createTokenValidator, type TokenValidatorOptions } from "@tessera/api";
+import { createMemoryReplayCache, createTokenValidator, type TokenValidator, type TokenValidatorOptions } from "@tessera/api";
 import { requireToken } from "@tessera/api/express";
 import { tokenHook } from "@tessera/api/fastify";
+import { tokenAuth } from "@tessera/api/hono";
 import { mtlsFetch } from "@tessera/client";
 import { accessTokenHash, certificateThumbprint } from "@tessera/protocol";
 import { createTestHost, type TestHost } from "@tessera/testing";
 import express from "express";
-import Fastify from "fastify";
+import Fastify, { type FastifyInstance } from "fastify";
+import { Hono } from "hono";
 import { SignJWT, calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
 import { makePki, type TestPki } from "../../../test/support/certs.ts";
 
@@ -56,6 +59,41 @@ async function clientToken(host: TestHost, client: string, key?: ProofKey): Prom
   });
   assert.equal(response.status, 200, `token for ${client}`);
   return (await response.json()) as { access_token: string; token_type: string };
+}
+
+/** One raw HTTP/1.1 request over a socket (so targets and Host headers reach the app exactly as written). */
+function rawRequest(port: number, target: string, host: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1");
+    let data = "";
+    socket.setEncoding("latin1");
+    socket.on("data", (chunk) => (data += chunk));
+    socket.on("error", reject);
+    socket.on("close", () => {
+      const status = /^HTTP\/1\.1 (\d{3}) /.exec(data)?.[1];
+      if (!status) return reject(new Error(`no HTTP response to ${target}: ${JSON.stringify(data)}`));
+      resolve({ status: Number(status), body: data.slice(data.indexOf("\r\n\r\n") + 4) });
+    });
+    const lines = [`GET ${target} HTTP/1.1`, `Host: ${host}`, ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`), "Connection: close", "", ""];
+    socket.write(lines.join("\r\n"));
+  });
+}
+
+/** An Express app and a Fastify app behind `hook`, both listening on 127.0.0.1; `run` gets their ports. */
+async function withServers(makeExpress: (app: express.Express) => void, makeFastify: (fastify: FastifyInstance) => void, run: (ports: { express: number; fastify: number }) => Promise<void>, http: { insecureHTTPParser?: boolean } = {}): Promise<void> {
+  const app = express();
+  makeExpress(app);
+  const server: Server = createHttpServer(http, app);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const fastify = Fastify({ http });
+  makeFastify(fastify);
+  await fastify.listen({ port: 0, host: "127.0.0.1" });
+  try {
+    await run({ express: (server.address() as AddressInfo).port, fastify: (fastify.server.address() as AddressInfo).port });
+  } finally {
+    server.close();
+    await fastify.close();
+  }
 }
 
 const config = () => ({
@@ -183,6 +221,172 @@ describe("review: @tessera/api", () => {
       server.close();
       await fastify.close();
     }
+  });
+
+  test("17.f adapters accept only origin-form targets and never resolve them onto another path (//host, dot segments, absolute-form)", async () => {
+    const v = validator();
+    const base = "https://api.example.com";
+    await withServers(
+      (app) => app.use(requireToken(v, { baseUrl: base }), (req, res) => res.json({ path: req.originalUrl })),
+      (fastify) => fastify.get("/*", { preHandler: tokenHook(v, { baseUrl: base }) }, async (request) => ({ path: request.url })),
+      async (ports) => {
+        for (const port of [ports.express, ports.fastify]) {
+          const send = async (target: string, htu: string) =>
+            rawRequest(port, target, "api.example.com", { authorization: `DPoP ${bound}`, dpop: await dpopProof(key, "GET", htu, { accessToken: bound }) });
+          // Before: each of these was checked as https://api.example.com/data, though the router serves another path.
+          for (const target of ["//evil.com/data", "/a/%2e%2e/data", "/a/%2E./data", "/a/.%2e/data", "/a/../data", "/./data", "/a/%2e/../data", "http://other.test/data", "*"]) {
+            const response = await send(target, `${base}/data`);
+            assert.equal(response.status, 400, `${port} ${target}`);
+            assert.equal((JSON.parse(response.body) as { error: string }).error, "invalid_request", `${port} ${target}`);
+          }
+          const fine = await send("/data?x=1", `${base}/data`);
+          assert.equal(fine.status, 200, `${port}: an ordinary target`);
+          assert.equal((JSON.parse(fine.body) as { path: string }).path, "/data?x=1");
+          assert.equal((await send("/a..b/.c/data", `${base}/a..b/.c/data`)).status, 200, `${port}: dots inside segments are not dot segments`);
+        }
+      },
+    );
+    // Without baseUrl the same rules hold (the URL is the request's own origin plus the raw target).
+    await withServers(
+      (app) => app.use(requireToken(v), (req, res) => res.json({ path: req.originalUrl })),
+      (fastify) => fastify.get("/*", { preHandler: tokenHook(v) }, async (request) => ({ path: request.url })),
+      async (ports) => {
+        for (const port of [ports.express, ports.fastify]) {
+          const origin = `http://127.0.0.1:${port}`;
+          const send = async (target: string, htu: string) => rawRequest(port, target, `127.0.0.1:${port}`, { authorization: `DPoP ${bound}`, dpop: await dpopProof(key, "GET", htu, { accessToken: bound }) });
+          assert.equal((await send("/a/%2e%2e/data", `${origin}/data`)).status, 400, `${port}: dot segments without baseUrl`);
+          assert.equal((await send("//evil.com/data", `${origin}//evil.com/data`)).status, 400, `${port}: a leading // without baseUrl`);
+          assert.equal((await send("/data", `${origin}/data`)).status, 200, `${port}: an ordinary target without baseUrl`);
+        }
+      },
+    );
+    // A backslash never reaches the app through Node's strict parser; with the lenient one it must still be refused.
+    await withServers(
+      (app) => app.use(requireToken(v, { baseUrl: base }), (req, res) => res.json({ path: req.originalUrl })),
+      (fastify) => fastify.get("/*", { preHandler: tokenHook(v, { baseUrl: base }) }, async (request) => ({ path: request.url })),
+      async (ports) => {
+        for (const port of [ports.express, ports.fastify]) {
+          for (const target of ["/a\\..\\data", "/\\evil.com/data"]) {
+            const response = await rawRequest(port, target, "api.example.com", { authorization: `DPoP ${bound}`, dpop: await dpopProof(key, "GET", `${base}/data`, { accessToken: bound }) });
+            assert.equal(response.status, 400, `${port} ${target}`);
+          }
+        }
+      },
+      { insecureHTTPParser: true },
+    );
+  });
+
+  test("17.g a Host header no URL can be built from is a 400 invalid_request, not a 500", async () => {
+    const v = validator();
+    await withServers(
+      (app) => {
+        app.get("/data", requireToken(v), (req, res) => res.json({ sub: req.auth!.claims.sub }));
+        app.get("/based", requireToken(v, { baseUrl: "https://api.example.com" }), (req, res) => res.json({ sub: req.auth!.claims.sub }));
+      },
+      (fastify) => {
+        fastify.get("/data", { preHandler: tokenHook(v) }, async (request) => ({ sub: request.auth!.claims.sub }));
+        fastify.get("/based", { preHandler: tokenHook(v, { baseUrl: "https://api.example.com" }) }, async (request) => ({ sub: request.auth!.claims.sub }));
+      },
+      async (ports) => {
+        for (const port of [ports.express, ports.fastify]) {
+          for (const host of ["a b", "[", "x:99999", "", "x:1:2", "a/b", "a@b", "[::1"]) {
+            const response = await rawRequest(port, "/data", host, { authorization: `Bearer ${plain}` });
+            assert.equal(response.status, 400, `${port} Host ${JSON.stringify(host)}`);
+            assert.equal((JSON.parse(response.body) as { error: string }).error, "invalid_request", `${port} Host ${JSON.stringify(host)}`);
+          }
+          assert.equal((await rawRequest(port, "/data", `127.0.0.1:${port}`, { authorization: `Bearer ${plain}` })).status, 200, `${port}: a good Host`);
+          assert.equal((await rawRequest(port, "/data", "[::1]:8080", { authorization: `Bearer ${plain}` })).status, 200, `${port}: an IPv6 Host`);
+          // With baseUrl the Host header plays no part.
+          assert.equal((await rawRequest(port, "/based", "a b", { authorization: `Bearer ${plain}` })).status, 200, `${port}: baseUrl ignores Host`);
+        }
+      },
+    );
+  });
+
+  test("17.h a DPoP nonce must be exactly the two dot-separated parts the API issued", async () => {
+    const v = validator({ dpop: { requireNonce: true, nonceSecret: "a-shared-nonce-secret-of-32-bytes!" } });
+    const challenge = await v.validate(call("DPoP", bound, await dpopProof(key, "GET", API, { accessToken: bound })));
+    assert.equal(challenge.ok, false);
+    if (challenge.ok) return;
+    const nonce = challenge.dpopNonce!;
+    assert.equal(nonce.split(".").length, 2);
+    for (const forged of [`${nonce}.x`, `${nonce}.`, `${nonce}..${nonce}`, `.${nonce}`]) {
+      const refused = await v.validate(call("DPoP", bound, await dpopProof(key, "GET", API, { accessToken: bound, nonce: forged })));
+      assert.equal(refused.ok, false, forged);
+      if (!refused.ok) assert.equal(refused.error, "use_dpop_nonce", forged);
+    }
+    const accepted = await v.validate(call("DPoP", bound, await dpopProof(key, "GET", API, { accessToken: bound, nonce })));
+    assert.equal(accepted.ok, true);
+  });
+
+  test("9.5 a full replay cache refuses new proofs (fail closed) instead of forgetting a live jti", async () => {
+    const v = validator({ dpop: { replayCache: createMemoryReplayCache(Date.now, 1) } });
+    const first = await dpopProof(key, "GET", API, { accessToken: bound });
+    assert.equal((await v.validate(call("DPoP", bound, first))).ok, true);
+    const second = await v.validate(call("DPoP", bound, await dpopProof(key, "GET", API, { accessToken: bound })));
+    assert.equal(second.ok, false, "no room to remember a new jti");
+    if (!second.ok) {
+      assert.equal(second.status, 401);
+      assert.equal(second.error, "invalid_dpop_proof");
+      assert.match(second.errorDescription ?? "", /replay cache is full/);
+    }
+    assert.equal((await v.validate(call("DPoP", bound, first))).ok, false, "the first proof is still remembered: its replay is refused");
+
+    // Expired entries make room again; live ones are never dropped.
+    let now = 1_000_000;
+    const cache = createMemoryReplayCache(() => now, 2);
+    assert.equal(await cache.add("a", now + 1000), true);
+    assert.equal(await cache.add("b", now + 5000), true);
+    assert.equal(await cache.add("c", now + 5000), "full");
+    assert.equal(await cache.add("a", now + 1000), false, "a is live and remembered");
+    now += 1000;
+    assert.equal(await cache.add("c", now + 5000), true, "a has expired: room for c");
+    assert.equal(await cache.add("b", now + 5000), false, "b is still remembered");
+    assert.equal(await cache.add("d", now + 5000), "full");
+  });
+
+  test("17.e adapters answer cleanly when the response cannot be written or validation throws: no unhandled rejection", async () => {
+    const badHeader: TokenValidator = { validate: async () => ({ ok: false, status: 401, error: "invalid_token", wwwAuthenticate: 'Bearer error="invalid_token"\nx-injected: 1' }) };
+    const throwing: TokenValidator = {
+      validate: async () => {
+        throw new Error("validator failed");
+      },
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      await withServers(
+        (app) => {
+          app.get("/header", requireToken(badHeader), (_req, res) => res.json({}));
+          app.get("/throws", requireToken(throwing), (_req, res) => res.json({}));
+        },
+        (fastify) => {
+          fastify.get("/header", { preHandler: tokenHook(badHeader) }, async () => ({}));
+          fastify.get("/throws", { preHandler: tokenHook(throwing) }, async () => ({}));
+        },
+        async (ports) => {
+          for (const port of [ports.express, ports.fastify]) {
+            for (const path of ["/header", "/throws"]) {
+              const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(10_000) });
+              assert.equal(response.status, 500, `${port}${path}`);
+              assert.equal(response.headers.get("x-injected"), null);
+              await response.arrayBuffer();
+            }
+            // The server still serves.
+            assert.equal((await fetch(`http://127.0.0.1:${port}/throws`, { signal: AbortSignal.timeout(10_000) })).status, 500);
+          }
+        },
+      );
+      const hono = new Hono();
+      hono.get("/header", tokenAuth(badHeader), (c) => c.json({}));
+      hono.get("/throws", tokenAuth(throwing), (c) => c.json({}));
+      for (const path of ["/header", "/throws"]) assert.equal((await hono.request(path)).status, 500, `hono ${path}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+    assert.deepEqual(unhandled, []);
   });
 });
 

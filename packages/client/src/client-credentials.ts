@@ -45,7 +45,10 @@ const keyPairs = new Map<string, Promise<CryptoKeyPair>>();
 function dpopKeyPair(cacheKey: string): Promise<CryptoKeyPair> {
   let pair = keyPairs.get(cacheKey);
   if (!pair) {
-    pair = oauth.generateKeyPair("ES256");
+    pair = oauth.generateKeyPair("ES256").catch((error: unknown) => {
+      keyPairs.delete(cacheKey); // not kept: the next call makes a new one
+      throw error;
+    });
     keyPairs.set(cacheKey, pair);
   }
   return pair;
@@ -80,12 +83,16 @@ export function createClientCredentialsFetch(options: ClientCredentialsOptions):
   const authorizationServer = discovery(issuer, http);
   const resources = options.resource === undefined ? [] : Array.isArray(options.resource) ? options.resource : [options.resource];
   // The DPoP key is part of the key: a token bound to one key is useless (and refused) with another.
+  // Worked out once; a failure is not kept, so the next call tries again.
   let cacheKeyOnce: Promise<string> | undefined;
   const cacheKey = () =>
     (cacheKeyOnce ??= (async () => {
       const pair = await dpopKeys();
       return JSON.stringify([options.issuer, options.clientId, options.scope ?? "", resources, pair ? await jwkThumbprint(pair.publicKey) : null]);
-    })());
+    })().catch((error: unknown) => {
+      cacheKeyOnce = undefined;
+      throw error;
+    }));
   const client: oauth.Client = { client_id: options.clientId };
   const clientAuth: oauth.ClientAuth = options.clientSecret
     ? oauth.ClientSecretBasic(options.clientSecret)

@@ -36,4 +36,21 @@ describe("review: @tessera/client token cache", () => {
     assert.equal(await second.getToken(), secondToken);
     assert.equal(await createClientCredentialsFetch({ ...options, dpop: keys[0] }).getToken(), firstToken, "the same key shares the cached token");
   });
+
+  test("17.i a failure while working out the cache key is not kept: the next call tries again", async () => {
+    const pair = await generateKeyPair("ES256", { extractable: true });
+    let failures = 1;
+    // A key pair whose public key cannot be read once (as a key held by an unreachable key store would fail).
+    const flaky = {
+      privateKey: pair.privateKey,
+      get publicKey() {
+        if (failures-- > 0) throw new Error("the key store is unavailable");
+        return pair.publicKey;
+      },
+    } as CryptoKeyPair;
+    const fetcher = createClientCredentialsFetch({ issuer: host.issuer, clientId: "worker", clientSecret: "worker-secret", scope: "api1.read", resource: "urn:api1", dpop: flaky });
+    await assert.rejects(fetcher.getToken(), /the key store is unavailable/);
+    const token = await fetcher.getToken();
+    assert.equal((decodeJwt(token).cnf as { jkt: string }).jkt, await calculateJwkThumbprint(await exportJWK(pair.publicKey)));
+  });
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isStoreUnavailable, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
+import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isLoopbackIpRedirect, isStoreUnavailable, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
@@ -136,8 +136,9 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     for (const uri of client.redirect_uris ?? []) {
       const url = new URL(uri);
       formTargets.add(url.protocol === "http:" || url.protocol === "https:" ? url.origin : url.protocol);
-      // RFC 8252 §7.3: a loopback IP redirect URI matches any port, so the form target does too.
-      if (url.protocol === "http:" && (url.hostname === "127.0.0.1" || url.hostname === "[::1]")) formTargets.add(`http://${url.hostname}:*`);
+      // RFC 8252 §7.3: a loopback IP redirect URI matches any port (with PKCE), so the form target does too;
+      // the matcher's own predicate decides. (`http://[::1]:*` is no valid CSP source: browsers ignore it.)
+      if (isLoopbackIpRedirect(uri)) formTargets.add(`http://${url.hostname}:*`);
     }
   }
   const formAction = [...formTargets].join(" ");

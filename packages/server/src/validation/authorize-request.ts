@@ -52,8 +52,8 @@ async function validateClientAndRedirect(params: Params, deps: ProviderDeps): Pr
   if (!client) throw new ProtocolError("invalid_client", "the client is unknown", { redirectable: false });
   const redirectUri = params.get("redirect_uri");
   if (!redirectUri) throw new ProtocolError("invalid_request", "redirect_uri is missing", { redirectable: false });
-  // Exact string comparison (any port for loopback IPs): no normalization, no prefix or wildcard matching.
-  if (!redirectUriMatches(client.redirectUris, redirectUri)) {
+  // Exact string comparison (any port for loopback IPs when PKCE is used): no normalization, no prefix or wildcard matching.
+  if (!redirectUriMatches(client.redirectUris, redirectUri, { anyLoopbackPort: !!params.get("code_challenge") })) {
     throw new ProtocolError("invalid_request", "redirect_uri is not registered for this client", { redirectable: false });
   }
   return { client, redirectUri };

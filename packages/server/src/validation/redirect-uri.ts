@@ -13,12 +13,24 @@ function withoutLoopbackPort(uri: string): string | undefined {
 }
 
 /**
- * RFC 6749 §3.1.2.3 with RFC 8252 §7.3: a requested redirect URI matches a registered one when the two are
- * the same string, or when both are loopback IP (`http://127.0.0.1`, `http://[::1]`) redirect URIs that
- * differ only in the port (native apps listen on an ephemeral port). No other normalization, no prefixes.
+ * True for a loopback IP redirect URI in the form RFC 8252 §7.3 names (`http://127.0.0.1…`, `http://[::1]…`),
+ * the only URIs whose port {@link redirectUriMatches} may ignore. The host's CSP uses it too, so its
+ * `form-action` allows any port exactly where the matcher does.
  */
-export function redirectUriMatches(registered: readonly string[], requested: string): boolean {
+export function isLoopbackIpRedirect(uri: string): boolean {
+  return withoutLoopbackPort(uri) !== undefined;
+}
+
+/**
+ * RFC 6749 §3.1.2.3 with RFC 8252 §7.3: a requested redirect URI matches a registered one when the two are
+ * the same string, or, when the request uses PKCE (`anyLoopbackPort`), when both are loopback IP redirect
+ * URIs (`http://127.0.0.1`, `http://[::1]`) that differ only in the port (native apps listen on an ephemeral
+ * port). Without PKCE another app on the device could listen on another port and take the code (RFC 8252
+ * §8.1), so the match is exact. No other normalization, no prefixes.
+ */
+export function redirectUriMatches(registered: readonly string[], requested: string, options: { anyLoopbackPort: boolean }): boolean {
   if (registered.includes(requested)) return true;
+  if (!options.anyLoopbackPort) return false;
   const portless = withoutLoopbackPort(requested);
   if (portless === undefined) return false;
   return registered.some((uri) => withoutLoopbackPort(uri) === portless);
