@@ -289,6 +289,7 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
           await assert.rejects(store.keys.update(async () => ({ add: [{ kid: "k2", alg: "RS256", protectedJwk: "jwe", createdAt: t, activatesAt: 1 }], remove: [] })), StoreValueError, `createdAt ${t}`);
           await assert.rejects(store.keys.add({ kid: "k3", alg: "RS256", protectedJwk: "jwe", createdAt: 1, activatesAt: 1, retiresAt: t }), StoreValueError, `retiresAt ${t}`);
         }
+        await assert.rejects(store.grants.put(grant({ expiresAt: 1.5 })), (e: unknown) => e instanceof StoreValueError && e.field === "expiresAt" && e.origin === "server", "times from requests are rounded first: any other is the server's fault");
         assert.deepEqual(await store.keys.list(), []);
         assert.equal((await store.sessions.query({ count: 10 })).sessions.length, 0, "nothing half-written");
         // Whole seconds at the edges of the safe range are kept exactly.

@@ -27,7 +27,8 @@ export function isStorableText(value: string): boolean {
 /**
  * A value a store cannot keep (too long for its column, characters text cannot hold, or a time that is not
  * whole seconds). `origin` is `"server"` when the value came from the server itself (its keys, its user
- * store) rather than from a request: a fault to log at error level, not bad input.
+ * store, any time: those from requests are rounded first) rather than from a request: a fault to log at
+ * error level, not bad input.
  */
 export class StoreValueError extends Error {
   readonly code = "store_value_refused";
@@ -52,7 +53,8 @@ export function findable(value: string, limit?: number): boolean {
 function check(record: object, limits: Partial<Record<string, number>>, origin: "input" | "server" = "input"): void {
   for (const [field, value] of Object.entries(record)) {
     if (TIME_FIELDS.has(field) && value !== undefined && !Number.isSafeInteger(value)) {
-      throw new StoreValueError(field, "is not a whole number of seconds within the safe integer range", origin);
+      // Times from requests are bounded and rounded before they get here: any other is the server's own fault.
+      throw new StoreValueError(field, "is not a whole number of seconds within the safe integer range", "server");
     }
     const values = typeof value === "string" ? [value] : Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
     for (const text of values) {
