@@ -129,6 +129,19 @@ describe("10 key rotation across processes and config changes (fake clock)", () 
     assert.ok((await rsOnly.jwks()).keys.some((k) => k.kid === es.kid), "the ES256 key still verifies");
   });
 
+  it("10.6 dropping the signing algorithm while an added one is still announced does not stop signing", async () => {
+    const store = createMemoryStore();
+    const dataKey = randomBytes(32);
+    let t = 1_800_000_000;
+    const clock = () => t * 1000;
+    await new KeyManager(store.keys, new DataProtector(dataKey), ["ES256"], clock, policy).signingKey();
+    t += 10;
+    await new KeyManager(store.keys, new DataProtector(dataKey), ["ES256", "RS256"], clock, policy).jwks(); // RS256 announced
+    t += 10;
+    const rsOnly = new KeyManager(store.keys, new DataProtector(dataKey), ["RS256"], clock, policy);
+    assert.equal((await rsOnly.signingKey()).alg, "RS256");
+  });
+
   it("10.7 keys of an algorithm removed from the config stay in JWKS (tokens they signed verify) until retention deletes them", async () => {
     const store = createMemoryStore();
     const dataKey = randomBytes(32);

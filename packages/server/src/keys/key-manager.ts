@@ -146,8 +146,9 @@ export class KeyManager {
         if (!newest && othersSign) {
           // An algorithm added to the config: announced like a successor while the others keep signing.
           add.push(await this.createKey(alg, now, now + lead));
-        } else if (!newest || now - newest.activatesAt >= rotationInterval + lead) {
-          // Nothing usable (first start, or every process was down or idle far past the rotation): a key that signs at once.
+        } else if (!newest || now - newest.activatesAt >= rotationInterval + lead || (!othersSign && alg === this.algorithms[0] && newest.activatesAt > now)) {
+          // Nothing usable (first start; every process was down or idle far past the rotation; or no configured
+          // algorithm can sign while this one is still announced): a key that signs at once.
           add.push(await this.createKey(alg, now, now));
         } else if (newest.activatesAt <= now && now - newest.activatesAt >= rotationInterval - lead) {
           // Time to announce the successor. The current key signs until it activates, even past its
