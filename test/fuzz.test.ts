@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { TestHost } from "@tessera/testing";
 import fc from "fast-check";
+import { CompactSign, exportJWK, generateKeyPair, type CompactJWSHeaderParameters, type CryptoKey } from "jose";
 import { Flow, REDIRECT, baseConfig } from "./support/fixtures.ts";
 import { startTestPostgres } from "./support/postgres.ts";
 
@@ -30,6 +31,27 @@ const encode = (pairs: [string, string][]) => {
   return search.toString();
 };
 
+/**
+ * Times as a request may carry them: near now and fractional (mostly inside the accepted window [min, max]
+ * seconds from now, so they reach the store), whole, negative, huge, beyond the safe integers, or not finite
+ * once parsed (`1e400`).
+ */
+const seconds = (now: number, min: number, max: number) =>
+  fc.oneof(
+    { arbitrary: fc.integer({ min: min * 1000, max: max * 1000 }).map((ms) => now + ms / 1000), weight: 6 },
+    { arbitrary: fc.integer({ min: min - 10, max: max + 10 }).map((d) => now + d), weight: 1 },
+    { arbitrary: fc.constantFrom<number | "1e400">(-1, 0, 0.5, -0.5, 1e300, -1e300, 2 ** 53, 2 ** 53 + 2, Number.MAX_VALUE, Number.MIN_VALUE, now + 1e-9, "1e400"), weight: 2 },
+  );
+/** Clients for signed assertions: several, so the failed-authentication throttle (per client) rarely locks the valid cases out. */
+const HMAC_CLIENTS = 20;
+const HMAC_SECRET = "a-long-shared-secret-of-at-least-32-bytes!";
+/** A JWT's payload with `time` written as given: `1e400` (not finite once parsed) cannot come from JSON.stringify. */
+const withTime = (payload: Record<string, unknown>, claim: string, time: number | "1e400") => JSON.stringify({ ...payload, [claim]: 0 }).replace(`"${claim}":0`, `"${claim}":${time}`);
+async function signRaw(payloadJson: string, header: CompactJWSHeaderParameters, key: CryptoKey | Uint8Array): Promise<string> {
+  // Signed over the exact payload text: jose's SignJWT would re-serialize it.
+  return new CompactSign(new TextEncoder().encode(payloadJson)).setProtectedHeader(header).sign(key);
+}
+
 const dir = mkdtempSync(join(tmpdir(), "tessera-fuzz-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const postgres = await startTestPostgres();
@@ -54,7 +76,7 @@ function fuzzSuite(storeName: string, store: () => Promise<StoreConfig>, RUNS: n
       config.store = await store();
       config.admin = { role: "admin" };
       config.serverSideSessions = { enabled: true };
-      config.clients = [...config.clients!, { client_id: "offline", client_secret: "offline-secret", redirect_uris: [REDIRECT], grant_types: ["authorization_code", "refresh_token", "client_credentials"], scope: "openid offline_access api1.read" }, { client_id: "admin-cli", client_secret: "cli-secret", grant_types: ["client_credentials"], scope: "tessera.admin" }];
+      config.clients = [...config.clients!, { client_id: "offline", client_secret: "offline-secret", redirect_uris: [REDIRECT], grant_types: ["authorization_code", "refresh_token", "client_credentials"], scope: "openid offline_access api1.read" }, { client_id: "admin-cli", client_secret: "cli-secret", grant_types: ["client_credentials"], scope: "tessera.admin" }, ...Array.from({ length: HMAC_CLIENTS }, (_, i) => ({ client_id: `hmac${i}`, client_secret: HMAC_SECRET, token_endpoint_auth_method: "client_secret_jwt" as const, grant_types: ["client_credentials"], scope: "api1.read" }))];
       flow = await Flow.create(config);
       host = flow.host;
       const { code, verifier } = await flow.signIn({ client_id: "offline", scope: "openid offline_access" });
@@ -107,6 +129,28 @@ function fuzzSuite(storeName: string, store: () => Promise<StoreConfig>, RUNS: n
     it("leaves state alone when requests are rejected: the refresh token still rotates afterwards", async () => {
       const token = await flow.token({ grant_type: "refresh_token", refresh_token: refreshToken }, { id: "offline", secret: "offline-secret" });
       assert.equal(token.status, 200);
+    });
+
+    it("6.5 DPoP proofs and client assertions, each validly signed, with fractional, huge, negative or non-finite times", async () => {
+      const { privateKey, publicKey } = await generateKeyPair("ES256");
+      const jwk = await exportJWK(publicKey);
+      const url = `${host.issuer}/connect/token`;
+      const secret = new TextEncoder().encode(HMAC_SECRET);
+      const now = Math.floor(Date.now() / 1000);
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom("dpop", "assertion", "both"), seconds(now, -65, 5), seconds(now, -30, 600), fc.nat(HMAC_CLIENTS - 1), fc.constantFrom("authorization_code", "refresh_token"), async (what, iat, exp, n, codeGrant) => {
+          const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded" };
+          // The public client redeems (a bad code or token: after the proof is checked); an hmac client gets client credentials.
+          const body: Record<string, string> = what === "dpop" ? { grant_type: codeGrant, client_id: "spa", code: "x", code_verifier: "v".repeat(43), redirect_uri: REDIRECT, refresh_token: "x" } : { grant_type: "client_credentials" };
+          if (what !== "assertion") headers.dpop = await signRaw(withTime({ htm: "POST", htu: url, jti: crypto.randomUUID() }, "iat", iat), { alg: "ES256", typ: "dpop+jwt", jwk }, privateKey);
+          if (what !== "dpop") {
+            body.client_assertion_type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+            body.client_assertion = await signRaw(withTime({ iss: `hmac${n}`, sub: `hmac${n}`, aud: host.issuer, jti: crypto.randomUUID() }, "exp", exp), { alg: "HS256" }, secret);
+          }
+          await check(await send(new Request(url, { method: "POST", headers, body: new URLSearchParams(body).toString() })), `${what} iat=${iat} exp=${exp}`);
+        }),
+        { numRuns: Math.max(50, Math.floor(RUNS / 4)) },
+      );
     });
 
     it("admin API and sessions page, signed in as an administrator, with random filters, cursors and session ids", async () => {

@@ -48,9 +48,9 @@ describe("signing key rotation (fake clock)", () => {
       const beforeActivation = await token();
       assert.equal(kidOf(beforeActivation), k1);
 
-      advance(105); // propagation time over, but not the 50 s more every process gets to reload (half of it)
+      advance(105); // propagation time over, but not the 65 s more (the longest reload interval of any process, 60 s, and 5 s for clock skew)
       assert.equal(kidOf(await token()), k1);
-      advance(50); // now every process has published the new key for the propagation time: it signs, the old one is retained
+      advance(65); // now every process has published the new key for the propagation time: it signs, the old one is retained
       const after = await token();
       assert.equal(kidOf(after), k2);
       assert.deepEqual((await kids()).sort(), [k1, k2].sort());

@@ -219,3 +219,145 @@ describe("10 key rotation keeps its promise (fake clock)", () => {
     }
   });
 });
+
+/** A DPoP proof signed by its own fresh key, with exactly the `iat` given (fractional, huge, negative). */
+async function proofWithIat(url: string, iat: number): Promise<string> {
+  const { SignJWT, exportJWK, generateKeyPair } = await import("jose");
+  const { privateKey, publicKey } = await generateKeyPair("ES256");
+  return new SignJWT({ htm: "POST", htu: url, jti: crypto.randomUUID(), iat }).setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk: await exportJWK(publicKey) }).sign(privateKey);
+}
+
+const HMAC_SECRET = "a-long-shared-secret-of-at-least-32-bytes!";
+const tokenForm = (body: Record<string, string>, headers: Record<string, string> = {}) => ({
+  method: "POST",
+  headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+  body: new URLSearchParams(body).toString(),
+});
+
+describe("6.5 times taken from requests are stored as whole seconds (PostgreSQL bigint)", { skip: noPostgres }, () => {
+  let host: TestHost;
+  before(async () => {
+    const config = baseConfig();
+    config.store = { kind: "postgres", url: await postgres!.createDatabase() };
+    config.clients = [...config.clients!, { client_id: "hmac", client_secret: HMAC_SECRET, token_endpoint_auth_method: "client_secret_jwt", grant_types: ["client_credentials"], scope: "api1.read" }];
+    host = await createTestHost(config);
+  });
+  after(() => host.close());
+
+  it("6.5 a DPoP proof with a fractional iat at the token endpoint (public client) is checked like any other, never a 500; its replay is refused", async () => {
+    const url = `${host.issuer}/connect/token`;
+    const now = Math.floor(Date.now() / 1000);
+    for (const iat of [now + 0.5, now - 0.25, now - 59.999]) {
+      const proof = await proofWithIat(url, iat);
+      const send = () => host.fetch(new Request(url, tokenForm({ grant_type: "authorization_code", client_id: "spa", code: "nope", code_verifier: "v".repeat(43), redirect_uri: "https://rp.test/signin-oidc" }, { dpop: proof })));
+      const first = await send();
+      assert.equal(first.status, 400, `iat ${iat}: ${await first.clone().text()}`);
+      assert.equal(((await first.json()) as { error: string }).error, "invalid_grant", `iat ${iat}: the proof passed, the code did not`);
+      const replay = await send();
+      assert.equal(((await replay.json()) as { error: string }).error, "invalid_dpop_proof", `iat ${iat}: replay`);
+    }
+    for (const iat of [1e300, -1e300, -1, 2 ** 53 + 2, Number.MAX_VALUE, now + 1e-9]) {
+      const response = await host.fetch(new Request(url, tokenForm({ grant_type: "client_credentials", client_id: "spa" }, { dpop: await proofWithIat(url, iat) })));
+      assert.ok(response.status < 500, `iat ${iat}: ${response.status} ${await response.text()}`);
+    }
+  });
+
+  it("6.5 a client assertion with a fractional exp authenticates once, never a 500; its replay is refused", async () => {
+    const { SignJWT } = await import("jose");
+    const url = `${host.issuer}/connect/token`;
+    const now = Math.floor(Date.now() / 1000);
+    for (const exp of [now + 60.5, now + 0.001, now + 599.9]) {
+      const assertion = await new SignJWT({ iss: "hmac", sub: "hmac", aud: host.issuer, jti: crypto.randomUUID(), exp }).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(HMAC_SECRET));
+      const body = { grant_type: "client_credentials", client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", client_assertion: assertion };
+      const first = await host.fetch(new Request(url, tokenForm(body)));
+      assert.equal(first.status, 200, `exp ${exp}: ${await first.clone().text()}`);
+      const replay = await host.fetch(new Request(url, tokenForm(body)));
+      assert.equal(replay.status, 401, `exp ${exp}: replay`);
+    }
+    for (const exp of [1e300, -1e300, -1, 2 ** 53 + 2, now + 601.5]) {
+      const assertion = await new SignJWT({ iss: "hmac", sub: "hmac", aud: host.issuer, jti: crypto.randomUUID(), exp }).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(HMAC_SECRET));
+      const response = await host.fetch(new Request(url, tokenForm({ grant_type: "client_credentials", client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", client_assertion: assertion })));
+      assert.equal(response.status, 401, `exp ${exp}: ${await response.text()}`);
+    }
+  });
+
+  it("6.5 sign-in API: an auth_time that is not whole, safe Unix seconds is refused", async () => {
+    const signIn = (auth_time: number) => host.provider.signIn(new Request(`${host.issuer}/login`), { sub: "1", auth_time });
+    for (const bad of [1.5, 1e300, 2 ** 53, Number.NaN, -1]) await assert.rejects(signIn(bad), /signIn: auth_time/, String(bad));
+    assert.ok(await signIn(Math.floor(Date.now() / 1000) - 10));
+  });
+});
+
+describe("6.6 a legacy cookie-only session holding a value no store keeps", () => {
+  it("6.6 once server-side sessions are on, it counts as no session (not a 400 on every request), and signing in again works", async () => {
+    const { randomBytes } = await import("node:crypto");
+    const { DataProtector, sessionCookieName } = await import("@tessera/server");
+    const dataKey = randomBytes(32).toString("base64url");
+    const config = baseConfig();
+    config.dataKey = dataKey;
+    config.serverSideSessions = { enabled: true };
+    const host = await createTestHost(config);
+    try {
+      // What a release before the store checks wrote in cookie mode: a ticket whose sub holds NUL.
+      const now = Math.floor(Date.now() / 1000);
+      const ticket = { sid: "legacy-sid", sub: "a\u0000b", name: "Old\u0000Name", amr: ["pwd"], auth_time: now - 60, idp: "local", claims: {}, sat: (now - 60) * 1000, cat: now - 60, iat: now - 60, clients: [], persistent: false };
+      const sealed = await new DataProtector(dataKey).sealJwt("session-cookie", ticket, now + 3600);
+      const name = sessionCookieName(host.issuer.startsWith("https:"));
+      const cookie = `${name}=${sealed}`;
+      const authorize = await host.fetch(new Request(`${host.issuer}/connect/authorize?client_id=web&response_type=code&scope=openid&redirect_uri=${encodeURIComponent("https://rp.test/signin-oidc")}&code_challenge=${"c".repeat(43)}&code_challenge_method=S256`, { headers: { cookie } }));
+      assert.equal(authorize.status, 302, `authorize: ${authorize.status} ${await authorize.text()}`);
+      assert.match(authorize.headers.get("location") ?? "", /\/login\?/, "sent to the login page, as with no session");
+      assert.equal(await host.provider.getSession(new Request(host.issuer, { headers: { cookie } })), undefined);
+      const signedIn = await host.provider.signIn(new Request(`${host.issuer}/login`, { headers: { cookie } }), { sub: "1" });
+      assert.equal(signedIn.session.sub, "1");
+      assert.ok(signedIn.cookies.some((c) => c.startsWith(`${name}=`) && !c.includes(sealed)), "the sign-in replaces the unusable cookie");
+    } finally {
+      await host.close();
+    }
+  });
+});
+
+describe("6.7 PostgreSQL operations", { skip: noPostgres }, () => {
+  it("6.7 a database whose server_encoding is not UTF8 is refused at open with a clear message", async () => {
+    const pg = (await import("pg")).default;
+    const { createPostgresStore } = await import("@tessera/server");
+    const base = new URL(await postgres!.createDatabase());
+    const name = `ascii_${process.pid}_${Date.now()}`;
+    const client = new pg.Client({ connectionString: base.toString() });
+    await client.connect();
+    await client.query(`create database ${name} encoding 'SQL_ASCII' lc_collate 'C' lc_ctype 'C' template template0`);
+    await client.end();
+    base.pathname = `/${name}`;
+    await assert.rejects(createPostgresStore(base.toString()), /server_encoding is SQL_ASCII.*UTF8/);
+  });
+
+});
+
+describe("6.8 values from the server itself that a store refuses", () => {
+  it("6.8 a display name from the user store that no store keeps is logged at error level (a server fault, not the request's)", async () => {
+    const { createProvider, createMemoryStore } = await import("@tessera/server");
+    const lines: { level: string; msg: string }[] = [];
+    const log = (level: string) => (_obj: object, msg?: string) => void lines.push({ level, msg: msg ?? "" });
+    let name = "Alice";
+    const provider = createProvider({
+      issuer: "https://idp.test",
+      dataKey: crypto.getRandomValues(new Uint8Array(32)),
+      store: createMemoryStore(),
+      logger: { info: log("info"), warn: log("warn"), error: log("error"), debug: log("debug") },
+      clients: [{ client_id: "app", client_secret: "s3cret", redirect_uris: ["https://rp.test/cb"], scope: "openid" }],
+      serverSideSessions: { enabled: true },
+      users: { findBySubject: async (sub: string) => ({ sub, claims: { name } }) },
+    });
+    try {
+      const { cookies } = await provider.signIn(new Request("https://idp.test/login"), { sub: "1" });
+      const cookie = cookies.map((c) => c.split(";")[0]).join("; ");
+      name = "Bad\u0000Name"; // the user store changed; the next session write looks the name up again
+      const response = await provider.fetch(new Request(`https://idp.test/connect/authorize?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent("https://rp.test/cb")}&code_challenge=${"c".repeat(43)}&code_challenge_method=S256`, { headers: { cookie } }));
+      assert.ok(response.status < 500, `${response.status}`);
+      const refused = lines.filter((l) => l.msg.includes("refused by the store"));
+      assert.deepEqual(refused.map((l) => l.level), ["error"], JSON.stringify(lines));
+    } finally {
+      await provider.close();
+    }
+  });
+});

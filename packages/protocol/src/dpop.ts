@@ -87,7 +87,7 @@ export async function verifyDpopProof(proof: string, expected: DpopProofExpectat
   if (!htu || htu !== normalizeHtu(expected.url)) return fail("htu does not match the request URL");
   const lifetime = expected.lifetime ?? 60;
   const tolerance = expected.clockTolerance ?? 5;
-  if (typeof payload.iat !== "number") return fail("iat is missing");
+  if (typeof payload.iat !== "number" || !Number.isFinite(payload.iat)) return fail("iat is missing");
   if (payload.iat > now + tolerance) return fail("iat is in the future");
   if (payload.iat < now - lifetime - tolerance) return fail("the DPoP proof is too old");
   if (expected.accessToken !== undefined && payload.ath !== accessTokenHash(expected.accessToken)) return fail("ath does not match the access token");

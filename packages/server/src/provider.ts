@@ -188,8 +188,9 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const errorResponse = (error: unknown): Response => {
     if (error instanceof ProtocolError) return errorJson(error);
     if (error instanceof StoreValueError) {
-      // A value that slipped past the edge checks: the request's fault, not the server's.
-      logger.warn({ err: error }, "value refused by the store");
+      // A value that slipped past the edge checks: the request's fault, unless the server produced it.
+      if (error.origin === "server") logger.error({ err: error }, "server value refused by the store");
+      else logger.warn({ err: error }, "value refused by the store");
       return errorJson(new ProtocolError("invalid_request", "a value is too long or contains characters that cannot be stored"));
     }
     if (isStoreUnavailable(error)) {

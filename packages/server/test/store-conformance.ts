@@ -289,6 +289,34 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       }
     });
 
+    it("6.5 bad input: a time that is not whole, safe Unix seconds (fractional, huge, not finite) is refused with a StoreValueError on every write", async () => {
+      const store = await open();
+      try {
+        const notSeconds = [1.5, 1e300, 2 ** 53, -1e300, Number.NaN, Number.POSITIVE_INFINITY];
+        for (const t of notSeconds) {
+          for (const overrides of [{ expiresAt: t }, { createdAt: t }, { consumedAt: t }] as Partial<PersistedGrant>[]) {
+            await assert.rejects(store.grants.put(grant(overrides)), StoreValueError, `${JSON.stringify(Object.keys(overrides))} ${t}`);
+            await assert.rejects(store.grants.putIfAbsent(grant(overrides)), StoreValueError, `${JSON.stringify(Object.keys(overrides))} ${t}`);
+          }
+          for (const overrides of [{ created: t }, { renewed: t }, { expires: t }] as Partial<ServerSideSession>[]) {
+            await assert.rejects(store.sessions.put(session(1, overrides)), StoreValueError, `${JSON.stringify(Object.keys(overrides))} ${t}`);
+          }
+          await assert.rejects(store.keys.add({ kid: "k1", alg: "RS256", protectedJwk: "jwe", createdAt: 1, activatesAt: t }), StoreValueError, `activatesAt ${t}`);
+          await assert.rejects(store.keys.update(async () => ({ add: [{ kid: "k2", alg: "RS256", protectedJwk: "jwe", createdAt: t, activatesAt: 1 }], remove: [] })), StoreValueError, `createdAt ${t}`);
+          await assert.rejects(store.keys.add({ kid: "k3", alg: "RS256", protectedJwk: "jwe", createdAt: 1, activatesAt: 1, retiresAt: t }), StoreValueError, `retiresAt ${t}`);
+        }
+        await assert.rejects(store.grants.put(grant({ expiresAt: 1.5 })), (e: unknown) => e instanceof StoreValueError && e.field === "expiresAt" && e.origin === "server", "times from requests are rounded first: any other is the server's fault");
+        assert.deepEqual(await store.keys.list(), []);
+        assert.equal((await store.sessions.query({ count: 10 })).sessions.length, 0, "nothing half-written");
+        // Whole seconds at the edges of the safe range are kept exactly.
+        const edge = grant({ createdAt: 0, expiresAt: Number.MAX_SAFE_INTEGER, consumedAt: -1 });
+        await store.grants.put(edge);
+        assert.equal((await store.grants.get(edge.key))?.expiresAt, Number.MAX_SAFE_INTEGER);
+      } finally {
+        await store.close();
+      }
+    });
+
     it("6 bad input: lookups and filters by values no store keeps find nothing, and never throw", async () => {
       const store = await open();
       try {

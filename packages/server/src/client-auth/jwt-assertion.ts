@@ -92,7 +92,8 @@ export async function verifyClientAssertion(assertion: string, client: Client, d
     clientId: client.clientId,
     data: "{}",
     createdAt: now,
-    expiresAt: exp + CLOCK_TOLERANCE,
+    // exp may be fractional (RFC 7519 NumericDate); the store keeps whole seconds, rounded towards later.
+    expiresAt: Math.ceil(exp) + CLOCK_TOLERANCE,
   });
   if (!fresh) throw fail("the client assertion was already used (jti)");
 }

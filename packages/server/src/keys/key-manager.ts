@@ -1,3 +1,4 @@
+import { ProtocolError } from "@tessera/protocol";
 import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
 import type { SigningAlgorithm } from "../options.ts";
 import type { KeyStore, StoredKey } from "../stores/interfaces.ts";
@@ -23,11 +24,23 @@ export interface KeyRotationPolicy {
 interface LoadedKey {
   stored: StoredKey;
   publicJwk: JWK;
-  privateKey: CryptoKey;
+  /** Only for configured algorithms; keys of others are published, never used. */
+  privateKey: CryptoKey | undefined;
 }
 
-/** Longest time, in seconds, a process serves keys without re-reading the store. */
+/** Longest time, in seconds, any process serves keys without re-reading the store, whatever its config. */
 const MAX_RELOAD_SECONDS = 60;
+/** How far apart the clocks of a deployment's processes may be, in seconds. */
+const CLOCK_SKEW_SECONDS = 5;
+
+/**
+ * Seconds from a key's creation to its first signature under `policy`: the propagation time, plus the
+ * longest reload interval any process uses (so every process, whatever its own config during a rolling
+ * deploy, has published the key for the propagation time), plus a margin for clock skew between processes.
+ */
+export function keyActivationLead(policy: KeyRotationPolicy): number {
+  return policy.propagationTime + MAX_RELOAD_SECONDS + CLOCK_SKEW_SECONDS;
+}
 
 /**
  * Seconds between two reads of the store's keys under `policy`: at most a minute, at most half the
@@ -43,10 +56,12 @@ const byActivation = (a: StoredKey, b: StoredKey) => b.activatesAt - a.activates
 /**
  * Creates, announces, rotates and retires signing keys, kept encrypted in the store. Per algorithm: a
  * successor is created before the active key reaches `rotationInterval` and signs only from its stored
- * `activatesAt`, `propagationTime` plus the reload interval after its creation: every process re-reads
- * the keys within the reload interval ({@link keyReloadInterval}), so each one publishes the new key at
- * least `propagationTime` before any process signs with it. A replaced key stays published for
- * `retentionTime`, then is deleted.
+ * `activatesAt`, {@link keyActivationLead} after its creation: every process re-reads the keys within a
+ * minute ({@link keyReloadInterval}), so each one publishes the new key at least `propagationTime` before
+ * any process signs with it. An algorithm added to the config later is announced the same way while the
+ * others keep signing; a default signature comes from the first configured algorithm with an active key.
+ * A replaced key stays published for `retentionTime`, then is deleted; so does every key of an algorithm
+ * no longer configured (other processes may still sign with it), once it can no longer be signing.
  */
 export class KeyManager {
   private loaded: LoadedKey[] = [];
@@ -66,16 +81,27 @@ export class KeyManager {
     this.reloadSeconds = keyReloadInterval(policy);
   }
 
-  /** The key to sign with for `alg` (default: the first configured algorithm). */
+  /**
+   * The key to sign with for `alg`; by default the first configured algorithm that has an active key (an
+   * algorithm just added to the config signs once its key has been announced). An `alg` whose key is still
+   * being announced is a 503 `temporarily_unavailable`.
+   */
   async signingKey(alg?: string): Promise<SigningKey> {
     await this.ensureLoaded();
-    const wanted = (alg ?? this.algorithms[0]) as SigningAlgorithm;
     const now = this.nowSeconds();
-    const key = this.loaded
-      .filter((k) => k.stored.alg === wanted && k.stored.activatesAt <= now)
-      .sort((a, b) => byActivation(a.stored, b.stored))[0];
-    if (!key) throw new Error(`no signing key for ${wanted}`);
-    return { kid: key.stored.kid, alg: wanted, privateKey: key.privateKey };
+    const activeKey = (wanted: string) =>
+      this.loaded
+        .filter((k) => k.stored.alg === wanted && k.privateKey && k.stored.activatesAt <= now)
+        .sort((a, b) => byActivation(a.stored, b.stored))[0];
+    const wanted = alg ?? this.algorithms.find((a) => activeKey(a)) ?? this.algorithms[0]!;
+    const key = activeKey(wanted);
+    if (!key) {
+      if (this.loaded.some((k) => k.stored.alg === wanted && k.privateKey)) {
+        throw new ProtocolError("temporarily_unavailable", `the ${wanted} signing key is still being announced`, { status: 503, headers: { "retry-after": "60" } });
+      }
+      throw new Error(`no signing key for ${wanted}`);
+    }
+    return { kid: key.stored.kid, alg: wanted as SigningAlgorithm, privateKey: key.privateKey! };
   }
 
   /** The public keys to publish (RFC 7517 JWK Set): announced, active and retained ones. */
@@ -110,14 +136,19 @@ export class KeyManager {
     await this.store.update(async (current) => {
       const add: StoredKey[] = [];
       const remove: string[] = [];
-      const { rotationInterval, propagationTime, retentionTime } = this.policy;
-      // From creation to signing: the propagation time, after every process has had time to reload.
-      const lead = propagationTime + this.reloadSeconds;
+      const { rotationInterval, retentionTime } = this.policy;
+      const lead = keyActivationLead(this.policy);
+      // Some configured algorithm can sign right now: a new algorithm's first key need not sign unannounced.
+      const othersSign = current.some((k) => this.algorithms.includes(k.alg as SigningAlgorithm) && k.activatesAt <= now);
       for (const alg of this.algorithms) {
         const mine = current.filter((k) => k.alg === alg);
         const newest = [...mine].sort(byActivation)[0];
-        if (!newest || now - newest.activatesAt >= rotationInterval + lead) {
-          // Nothing usable (first start, or every process was down or idle far past the rotation): a key that signs at once.
+        if (!newest && othersSign) {
+          // An algorithm added to the config: announced like a successor while the others keep signing.
+          add.push(await this.createKey(alg, now, now + lead));
+        } else if (!newest || now - newest.activatesAt >= rotationInterval + lead || (!othersSign && alg === this.algorithms[0] && newest.activatesAt > now)) {
+          // Nothing usable (first start; every process was down or idle far past the rotation; or no configured
+          // algorithm can sign while this one is still announced): a key that signs at once.
           add.push(await this.createKey(alg, now, now));
         } else if (newest.activatesAt <= now && now - newest.activatesAt >= rotationInterval - lead) {
           // Time to announce the successor. The current key signs until it activates, even past its
@@ -131,24 +162,31 @@ export class KeyManager {
           if (successorActivates <= now && successorActivates + retentionTime < now) remove.push(ordered[i]!.kid);
         }
       }
+      // Keys of algorithms no longer configured stay published: processes still on the old config may sign
+      // with one until it would have been rotated (rotation plus lead after it activated); retained after that.
+      for (const key of current) {
+        if (!this.algorithms.includes(key.alg as SigningAlgorithm) && key.activatesAt + rotationInterval + lead + retentionTime < now) remove.push(key.kid);
+      }
       changes = { add, remove };
       return changes;
     });
     for (const key of changes.add) this.onChange({ type: "key.created", kid: key.kid, alg: key.alg, activatesAt: key.activatesAt });
     for (const kid of changes.remove) this.onChange({ type: "key.removed", kid });
+    // The keys served are as old as this read, however long decrypting them takes.
+    const readAt = this.clock();
     const stored = await this.store.list();
     const loaded: LoadedKey[] = [];
     for (const key of stored) {
-      if (!this.algorithms.includes(key.alg as SigningAlgorithm)) continue;
       const json = await this.protector.unprotect("signing-keys", key.protectedJwk);
       if (!json) throw new Error(`signing key ${key.kid} cannot be decrypted: was the data key changed?`);
       const jwk = JSON.parse(json) as JWK;
-      const privateKey = (await importJWK(jwk, key.alg)) as CryptoKey;
+      const configured = this.algorithms.includes(key.alg as SigningAlgorithm);
+      const privateKey = configured ? ((await importJWK(jwk, key.alg)) as CryptoKey) : undefined;
       loaded.push({ stored: key, publicJwk: publicPart(jwk, key), privateKey });
     }
     this.loaded = loaded;
     this.localSet = undefined;
-    this.loadedAt = this.clock();
+    this.loadedAt = readAt;
   }
 
   private async createKey(alg: SigningAlgorithm, now: number, activatesAt: number): Promise<StoredKey> {

@@ -4,7 +4,7 @@ import type { DataProtector } from "../keys/data-protection.ts";
 import { parseCookies, serializeCookie, type CookieOptions } from "../http/cookies.ts";
 import type { ResolvedOptions } from "../options.ts";
 import type { ServerSideSession, SessionStore } from "../stores/interfaces.ts";
-import { isStorableText, STORE_LIMITS } from "../stores/values.ts";
+import { isStorableText, STORE_LIMITS, StoreValueError } from "../stores/values.ts";
 
 /** Who signed in, as a login page tells the sign-in API. */
 export interface SignInUser {
@@ -127,6 +127,7 @@ export class SessionService {
     if (!payload) return undefined;
     let session: AuthenticationSession | undefined;
     let rewrite = false;
+    let migrating = false;
     if (typeof payload.ssk === "string") {
       session = await this.fromStore(payload.ssk, now);
       // Server-side sessions were switched off: hand the session back to a cookie (and drop the record).
@@ -143,6 +144,7 @@ export class SessionService {
       if (session && this.serverSide) {
         session.serverKey = createHmac("sha256", this.protector.subkey("session-migration")).update(session.sid).digest("base64url");
         rewrite = true;
+        migrating = true;
       }
     }
     if (!session) return undefined;
@@ -151,7 +153,16 @@ export class SessionService {
       session.expiresAt = now + this.options.cookieLifetime;
       rewrite = true;
     }
-    if (rewrite) return { session, cookies: await this.write(session) };
+    if (rewrite) {
+      try {
+        return { session, cookies: await this.write(session) };
+      } catch (error) {
+        // A cookie from before the store checks may hold what no store keeps (a NUL in sub or name): it
+        // cannot move into the store, so it counts as no session; the next sign-in replaces the cookie.
+        if (migrating && error instanceof StoreValueError) return undefined;
+        throw error;
+      }
+    }
     const out = cookies.get(SESSION_ID_COOKIE) !== session.sid ? [this.sessionIdCookie(session)] : [];
     return { session, cookies: out };
   }
@@ -254,7 +265,15 @@ export class SessionService {
         clientIds: session.clients,
         ticket: await this.protector.protect("session-ticket", JSON.stringify({ ...ticket, exp: session.expiresAt })),
       };
-      await this.store.put(record);
+      try {
+        await this.store.put(record);
+      } catch (error) {
+        // A display name looked up in the user store is the server's own data, not the request's.
+        if (error instanceof StoreValueError && error.field === "displayName" && typeof own !== "string") {
+          throw new StoreValueError("displayName", `from the user store (claim ${claimType}) cannot be stored: ${error.message}`, "server");
+        }
+        throw error;
+      }
       sealed = await this.protector.sealJwt("session-cookie", { ssk: session.serverKey }, this.nowSeconds() + KEY_COOKIE_LIFETIME);
     } else {
       sealed = await this.protector.sealJwt("session-cookie", ticket, session.expiresAt);
@@ -313,8 +332,8 @@ function validateUser(user: SignInUser): void {
   if (user.amr !== undefined && (!Array.isArray(user.amr) || !user.amr.every((v) => storableString(v, MAX_IDENTIFIER_LENGTH)))) {
     throw new TypeError(`signIn: amr must be an array of non-empty strings of at most ${MAX_IDENTIFIER_LENGTH} characters, without NUL or lone surrogates`);
   }
-  if (user.auth_time !== undefined && !Number.isInteger(user.auth_time)) {
-    throw new TypeError("signIn: auth_time must be whole Unix seconds");
+  if (user.auth_time !== undefined && !(Number.isSafeInteger(user.auth_time) && user.auth_time >= 0)) {
+    throw new TypeError("signIn: auth_time must be whole, non-negative Unix seconds");
   }
   if (user.claims !== undefined && (typeof user.claims !== "object" || user.claims === null || Array.isArray(user.claims) || !storableClaims(user.claims))) {
     throw new TypeError("signIn: claims must be an object whose strings hold no NUL or lone surrogates");

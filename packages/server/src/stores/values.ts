@@ -24,27 +24,43 @@ export function isStorableText(value: string): boolean {
   return !UNSTORABLE.test(value);
 }
 
-/** A value a store cannot keep (too long for its column, or characters text cannot hold). */
+/**
+ * A value a store cannot keep (too long for its column, characters text cannot hold, or a time that is not
+ * whole seconds). `origin` is `"server"` when the value came from the server itself (its keys, its user
+ * store, any time: those from requests are rounded first) rather than from a request: a fault to log at
+ * error level, not bad input.
+ */
 export class StoreValueError extends Error {
   readonly code = "store_value_refused";
-  constructor(readonly field: string, reason: string) {
+  constructor(
+    readonly field: string,
+    reason: string,
+    readonly origin: "input" | "server" = "input",
+  ) {
     super(`${field} ${reason}`);
     this.name = "StoreValueError";
   }
 }
+
+/** Time fields (Unix seconds) of grants, sessions and keys: `bigint` columns, so whole, safe integers only. */
+const TIME_FIELDS = new Set(["createdAt", "expiresAt", "consumedAt", "created", "renewed", "expires", "activatesAt", "retiresAt"]);
 
 /** True when an equality lookup by `value` may find something (a value no store keeps finds nothing). */
 export function findable(value: string, limit?: number): boolean {
   return (limit === undefined || value.length <= limit) && isStorableText(value);
 }
 
-function check(record: object, limits: Partial<Record<string, number>>): void {
+function check(record: object, limits: Partial<Record<string, number>>, origin: "input" | "server" = "input"): void {
   for (const [field, value] of Object.entries(record)) {
+    if (TIME_FIELDS.has(field) && value !== undefined && !Number.isSafeInteger(value)) {
+      // Times from requests are bounded and rounded before they get here: any other is the server's own fault.
+      throw new StoreValueError(field, "is not a whole number of seconds within the safe integer range", "server");
+    }
     const values = typeof value === "string" ? [value] : Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
     for (const text of values) {
       const limit = limits[field];
-      if (limit !== undefined && text.length > limit) throw new StoreValueError(field, `is longer than ${limit} characters`);
-      if (!isStorableText(text)) throw new StoreValueError(field, "contains a NUL character or a lone surrogate");
+      if (limit !== undefined && text.length > limit) throw new StoreValueError(field, `is longer than ${limit} characters`, origin);
+      if (!isStorableText(text)) throw new StoreValueError(field, "contains a NUL character or a lone surrogate", origin);
     }
   }
 }
@@ -59,7 +75,7 @@ export function assertStorableSession(session: ServerSideSession): void {
   check(session, { key: STORE_LIMITS.key, sessionId: STORE_LIMITS.sessionId, subject: STORE_LIMITS.subject, clientIds: STORE_LIMITS.clientId });
 }
 
-/** Throws {@link StoreValueError} unless every store can keep the key unchanged. */
+/** Throws {@link StoreValueError} unless every store can keep the key unchanged (keys are the server's own values). */
 export function assertStorableKey(key: StoredKey): void {
-  check(key, STORE_LIMITS);
+  check(key, STORE_LIMITS, "server");
 }

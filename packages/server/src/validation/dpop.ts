@@ -74,7 +74,8 @@ export async function validateDpop(request: Request, deps: ProviderDeps, url: st
     clientId: "",
     data: "{}",
     createdAt: nowSeconds(deps),
-    expiresAt: result.proof.iat + lifetime + 10,
+    // iat may be fractional (RFC 7519 NumericDate); the store keeps whole seconds, rounded towards later.
+    expiresAt: Math.ceil(result.proof.iat) + lifetime + 10,
   });
   if (!fresh) throw fail("invalid_dpop_proof", "the DPoP proof was already used");
   return { jkt: result.proof.jkt };

@@ -1,4 +1,4 @@
-import { SqliteAdapter, type Kysely, type Migration, type MigrationProvider } from "kysely";
+import { SqliteAdapter, sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
 
 /** Schema migrations in order; names sort in the order they run. Never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -61,13 +61,18 @@ const migrations: Record<string, Migration> = {
   "0003_widen_subject_and_display_name": {
     // Every sub the config and the sign-in API accept (255) fits in grants too, and display names are
     // whatever a user's claim holds. SQLite never enforces varchar lengths, so only PostgreSQL changes.
+    // Each ALTER takes an ACCESS EXCLUSIVE lock for a moment: wait at most 5 s for it (SET LOCAL lasts until
+    // the migration transaction ends), so a long query holding the tables fails the start-up instead of
+    // queueing every other request behind the ALTER.
     async up(db: Kysely<unknown>) {
       if (db.getExecutor().adapter instanceof SqliteAdapter) return;
+      await sql`set local lock_timeout = '5s'`.execute(db);
       await db.schema.alterTable("tessera_grants").alterColumn("subject", (c) => c.setDataType("varchar(255)")).execute();
       await db.schema.alterTable("tessera_sessions").alterColumn("display_name", (c) => c.setDataType("text")).execute();
     },
     async down(db: Kysely<unknown>) {
       if (db.getExecutor().adapter instanceof SqliteAdapter) return;
+      await sql`set local lock_timeout = '5s'`.execute(db);
       await db.schema.alterTable("tessera_sessions").alterColumn("display_name", (c) => c.setDataType("varchar(255)")).execute();
       await db.schema.alterTable("tessera_grants").alterColumn("subject", (c) => c.setDataType("varchar(200)")).execute();
     },

@@ -29,8 +29,26 @@ export async function createPostgresStore(url: string, options: PostgresStoreOpt
   pool.on("error", () => {});
   pool.on("connect", (client) => client.on("error", () => {}));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  await migrate(db);
+  try {
+    await assertUtf8(db);
+    await migrate(db);
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
   return createSqlStore(db, async (trx, name) => {
     await sql`select pg_advisory_xact_lock(hashtext(${name}))`.execute(trx);
   });
+}
+
+/**
+ * Text must round-trip unchanged (values.ts checks for what UTF-8 can hold): a database in another encoding
+ * (SQL_ASCII, LATIN1) would refuse or garble characters the other stores keep, so it is refused at open.
+ */
+async function assertUtf8(db: Kysely<Database>): Promise<void> {
+  const { rows } = await sql<{ server_encoding: string }>`show server_encoding`.execute(db);
+  const encoding = rows[0]?.server_encoding;
+  if (encoding !== "UTF8") {
+    throw new Error(`PostgreSQL: the database's server_encoding is ${encoding ?? "unknown"}, Tessera needs UTF8 (create it with ENCODING 'UTF8' TEMPLATE template0)`);
+  }
 }
