@@ -389,3 +389,35 @@ describe("19.b pending requests are capped", () => {
     });
   }
 });
+
+describe("F id_token_hint typ", () => {
+  test("12.f an ID-token-shaped JWT of this server without typ JWT is no hint: the user is asked", async () => {
+    const { DataProtector } = await import("@tessera/server");
+    const { KeyManager } = await import("../packages/server/src/keys/key-manager.ts");
+    const { SignJWT } = await import("jose");
+    const issuer = "https://idp.test";
+    const store = createMemoryStore();
+    const dataKey = randomBytes(32).toString("base64url");
+    const provider = createProvider({ issuer, store, dataKey, clients: [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], scope: "openid" }] });
+    try {
+      const { cookies, session } = await provider.signIn(new Request(`${issuer}/login`), { sub: "1" });
+      const cookie = cookies.map((c) => c.split(";")[0]!).join("; ");
+      const key = await new KeyManager(store.keys, new DataProtector(dataKey), ["RS256"], Date.now).signingKey();
+      const now = Math.floor(Date.now() / 1000);
+      const claims = { iss: issuer, sub: "1", aud: "web", sid: session.sid, iat: now, exp: now + 300 };
+      const sign = (header: Record<string, string>) => new SignJWT(claims).setProtectedHeader({ alg: key.alg, kid: key.kid, ...header }).sign(key.privateKey);
+      const endSession = async (hint: string) => {
+        const response = await provider.fetch(new Request(`${issuer}/connect/endsession?id_token_hint=${hint}`, { headers: { cookie } }));
+        // A refused hint is an error page (400) or the logout prompt; never an immediate logout.
+        return response.status === 302 ? new URL(response.headers.get("location")!).pathname : String(response.status);
+      };
+      for (const header of [{}, { typ: "jwt" }, { typ: "application/jwt" }]) {
+        assert.ok(["/logout", "400"].includes(await endSession(await sign(header))), `not logged out for ${JSON.stringify(header)}`);
+      }
+      assert.ok(await provider.getSession(new Request(`${issuer}/`, { headers: { cookie } })), "still signed in");
+      assert.equal(await endSession(await sign({ typ: "JWT" })), "/signedout", "a real ID token's header logs out at once");
+    } finally {
+      await provider.close();
+    }
+  });
+});
