@@ -89,7 +89,7 @@ describe("logout requests and id_token_hint", () => {
     return url;
   };
 
-  test("8 a replayed logoutId logs out the current session, not the old one again", async () => {
+  test("8.a a replayed logoutId never signs anyone out on a GET: a signed-in user gets the logout prompt", async () => {
     const browser = new TestBrowser();
     const first = await signInTo(host, browser, "a");
     const ended = await browser.get(endSessionUrl({ id_token_hint: first.id_token, post_logout_redirect_uri: `${RP}/signed-out`, state: "old" }), { stopAt: (u) => u.origin === RP });
@@ -99,25 +99,58 @@ describe("logout requests and id_token_hint", () => {
     await until(() => a.tokens.length === 1, "a's back-channel token");
 
     const sidB = claimsOf((await signInTo(host, browser, "b")).id_token).sid;
+    const bBefore = b.tokens.length;
     const replay = await browser.get(`${host.issuer}/signedout?logoutId=${encodeURIComponent(logoutId)}`, { stopAt: (u) => u.origin === RP });
     assert.equal(replay.status, 200);
-    const frames = replay.queryAll("iframe.front-channel").map((f) => f.getAttribute("src"));
-    assert.deepEqual(frames, [`${RP}/b/front`], "b's front-channel iframe, not a's");
-    assert.equal(replay.query("#continue"), null, "no redirect of the old request");
-    assert.doesNotMatch(replay.body, /state=old/);
-    await until(() => b.tokens.length === 1, "b's back-channel token");
-    assert.equal(claimsOf(b.tokens[0]!).sid, sidB);
+    assert.equal(new URL(replay.url).pathname, "/logout", "sent to the logout prompt");
+    assert.ok(replay.query("button[name=decision][value=logout]"));
+    assert.equal(replay.queryAll("iframe").length, 0, "no iframes of the old logout");
+    assert.doesNotMatch(replay.body, /state=old|signed-out/);
+    assert.ok(browser.cookies.all().some((c) => c.name.endsWith("tessera.session") && c.value), "still signed in after the GET");
+    assert.equal(b.tokens.length, bBefore, "b is not told by a GET");
+
+    // Only the prompt's CSRF-protected POST ends the current session, notifying its own clients.
+    const done = await browser.submitForm(replay, { button: "button[name=decision][value=logout]", stopAt: (u) => u.origin === RP });
+    assert.deepEqual(done.queryAll("iframe.front-channel").map((f) => f.getAttribute("src")), [`${RP}/b/front`], "b's front-channel iframe, not a's");
+    assert.equal(done.query("#continue"), null, "no redirect of the old request");
+    assert.doesNotMatch(done.body, /state=old/);
+    await until(() => b.tokens.length === bBefore + 1, "b's back-channel token");
+    assert.equal(claimsOf(b.tokens[bBefore]!).sid, sidB);
     assert.equal(a.tokens.length, 1, "a is not told again");
     assert.equal(browser.cookies.all().some((c) => c.name.includes("tessera.session") && c.value), false, "signed out");
 
     // Nobody signed in: a plain signed-out page.
     const again = await browser.get(`${host.issuer}/signedout?logoutId=${encodeURIComponent(logoutId)}`, { stopAt: (u) => u.origin === RP });
     assert.equal(again.status, 200);
+    assert.equal(new URL(again.url).pathname, "/signedout");
     assert.equal(again.queryAll("iframe").length, 0);
     assert.equal(again.query("#continue"), null);
   });
 
-  test("8 the logout prompt with an ended logoutId ends the current session of its own clients", async () => {
+  test("8.b logout CSRF: an attacker's burnt logoutId sent to a victim does not sign the victim out", async () => {
+    // The attacker, with no session, makes a logout request and views its signed-out page once.
+    const attacker = new TestBrowser();
+    const made = await attacker.get(endSessionUrl({ client_id: "a", post_logout_redirect_uri: `${RP}/signed-out`, state: "evil" }), { stopAt: (u) => u.origin === RP });
+    const logoutId = new URL(made.url).searchParams.get("logoutId")!;
+    assert.ok(logoutId);
+    const victim = new TestBrowser();
+    await signInTo(host, victim, "b");
+    const bBefore = b.tokens.length;
+    for (const path of ["signedout", "logout"]) {
+      const page = await victim.get(`${host.issuer}/${path}?logoutId=${encodeURIComponent(logoutId)}`, { stopAt: (u) => u.origin === RP });
+      assert.equal(page.status, 200, path);
+      assert.ok(page.query("button[name=decision][value=logout]"), `${path}: the victim is asked`);
+      assert.equal(page.queryAll("iframe").length, 0);
+      assert.doesNotMatch(page.body, /state=evil/);
+    }
+    assert.ok(victim.cookies.all().some((c) => c.name.endsWith("tessera.session") && c.value), "the victim is still signed in");
+    const session = victim.cookies.all().find((c) => c.name.endsWith("tessera.session"))!;
+    assert.ok(await host.provider.getSession(new Request(`${host.issuer}/`, { headers: { cookie: `${session.name}=${session.value}` } })));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(b.tokens.length, bBefore, "no back-channel logout");
+  });
+
+  test("8.c the logout prompt with an ended logoutId ends the current session of its own clients", async () => {
     const browser = new TestBrowser();
     const first = await signInTo(host, browser, "a");
     const ended = await browser.get(endSessionUrl({ id_token_hint: first.id_token, post_logout_redirect_uri: `${RP}/signed-out`, state: "old" }), { stopAt: (u) => u.origin === RP });

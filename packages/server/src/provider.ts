@@ -96,10 +96,11 @@ export interface Provider {
   /** The client and state of a pending logout (for the logout prompt), if `logoutId` is known. */
   getLogoutRequest(logoutId: string): Promise<{ clientName?: string; ended: boolean } | undefined>;
   /**
-   * What the signed-out page shows: front-channel iframes and where to continue, once per logout. Shown
-   * again (a replayed id), it ends the session `request` carries, if any, and shows that logout instead.
+   * What the signed-out page shows: front-channel iframes and where to continue, once per logout. A
+   * replayed (or unknown) id never ends a session: when `request` carries one, `logoutPromptUrl` is where
+   * to send the user to confirm (the logout prompt); otherwise undefined, for a plain signed-out page.
    */
-  getSignedOut(logoutId: string, request?: Request): Promise<SignedOutDetails | undefined>;
+  getSignedOut(logoutId: string, request?: Request): Promise<SignedOutDetails | { logoutPromptUrl: string } | undefined>;
   /** Server-side sessions, filtered and paged (empty when server-side sessions are off). */
   querySessions(query: SessionQuery): Promise<{ sessions: SessionInfo[]; next: string | null }>;
   /** Ends server-side sessions: their tokens, optionally consents, and back-channel logout to their clients. */
@@ -313,7 +314,12 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       const client = data.clientId ? await clients.findClientById(data.clientId) : undefined;
       return { clientName: client?.clientName, ended: data.ended };
     },
-    getSignedOut: (logoutId, request) => deps.logout.signedOut(logoutId, request),
+    async getSignedOut(logoutId, request) {
+      const shown = await deps.logout.signedOut(logoutId, request);
+      if (shown !== "confirm") return shown;
+      const prompt = /^https?:\/\//.test(options.logoutUrl) ? new URL(options.logoutUrl) : new URL(options.issuer + options.logoutUrl);
+      return { logoutPromptUrl: prompt.toString() };
+    },
     querySessions: (query) => deps.sessionManagement.query(query),
     removeSessions: (request) => deps.sessionManagement.remove(request),
     async validateAccessToken(token) {

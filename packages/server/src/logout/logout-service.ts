@@ -91,19 +91,14 @@ export class LogoutService {
 
   /**
    * The signed-out page's data for an ended logout, once: a replayed id never shows the old logout's
-   * iframes or redirect again. With `request`, a replay ends the session signed in now (if any) and shows
-   * that logout instead, with the cookies that clear it.
+   * iframes or redirect again, and never ends a session (a GET must not: anyone can send the link). For a
+   * replay, "confirm" when `request` carries a session (the user confirms on the logout prompt, whose POST
+   * is CSRF-protected, as for an end-session request without a valid hint), else undefined (a plain page).
    */
-  async signedOut(id: string, request?: Request): Promise<SignedOutDetails | undefined> {
+  async signedOut(id: string, request?: Request): Promise<SignedOutDetails | "confirm" | undefined> {
     const data = await this.get(id);
-    if (!data || !data.ended) return undefined;
-    const shown = await this.grants.consume(sha256Base64url(id), this.now());
-    if (!shown?.firstUse) {
-      if (!request || !(await this.sessions.read(request))) return undefined;
-      const ended = await this.endSession(request);
-      const details = await this.signedOut(ended.logoutId);
-      return details && { ...details, cookies: ended.cookies };
-    }
+    const shown = data?.ended ? await this.grants.consume(sha256Base64url(id), this.now()) : undefined;
+    if (!data || !shown?.firstUse) return request && (await this.sessions.read(request)) ? "confirm" : undefined;
     const frontChannelUrls: string[] = [];
     for (const clientId of data.clients) {
       const client = await this.clients.findClientById(clientId);
