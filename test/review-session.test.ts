@@ -454,3 +454,47 @@ describe("F id_token_hint typ", () => {
     }
   });
 });
+
+describe("B and C server-side sessions under races and replays", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tessera-rekey-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const issuer = "https://idp.test";
+  const dataKey = randomBytes(32).toString("base64url");
+  const make = (store: Store, enabled: boolean): Provider => createProvider({ issuer, store, dataKey, clients: [], serverSideSessions: { enabled } });
+  const cookieHeader = (setCookies: string[]) => setCookies.map((c) => c.split(";")[0]!).join("; ");
+  const request = (cookie: string) => new Request(`${issuer}/`, { headers: { cookie } });
+  let postgres: TestPostgres | undefined;
+  after(async () => postgres?.close());
+  const open = async (kind: "memory" | "sqlite" | "postgres"): Promise<Store | undefined> => {
+    if (kind === "memory") return createMemoryStore();
+    if (kind === "sqlite") return createSqliteStore(join(dir, `s-${randomBytes(4).toString("hex")}.db`));
+    postgres ??= await startTestPostgres();
+    return postgres ? createPostgresStore(await postgres.createDatabase()) : undefined;
+  };
+
+  for (const kind of ["memory", "sqlite", "postgres"] as const) {
+    test(`11.d ten concurrent re-sign-ins of one user with one cookie: no error, one row per sid (${kind})`, async (t) => {
+      const store = await open(kind);
+      if (!store) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+      const provider = make(store, true);
+      try {
+        const first = await provider.signIn(new Request(`${issuer}/login`), { sub: "1", name: "Alice" });
+        const cookie = cookieHeader(first.cookies);
+        const results = await Promise.allSettled(Array.from({ length: 10 }, () => provider.signIn(new Request(`${issuer}/login`, { headers: { cookie } }), { sub: "1", name: "Alice" })));
+        const signedIn = results.map((r) => {
+          assert.equal(r.status, "fulfilled", r.status === "rejected" ? String(r.reason) : "");
+          return (r as PromiseFulfilledResult<Awaited<ReturnType<Provider["signIn"]>>>).value;
+        });
+        // One sign-in carried the session (and its sid) over; the others started sessions of their own.
+        assert.equal(signedIn.filter((s) => s.session.sid === first.session.sid).length, 1);
+        const listed = (await provider.querySessions({ count: 50 })).sessions;
+        assert.equal(new Set(listed.map((s) => s.sessionId)).size, listed.length, "at most one row per sid");
+        assert.deepEqual(new Set(listed.map((s) => s.sessionId)), new Set(signedIn.map((s) => s.session.sid)));
+        for (const s of signedIn) assert.equal((await provider.getSession(request(cookieHeader(s.cookies))))?.sid, s.session.sid);
+        assert.equal(await provider.getSession(request(cookie)), undefined, "the pre-sign-in handle is dead");
+      } finally {
+        await provider.close();
+      }
+    });
+  }
+});

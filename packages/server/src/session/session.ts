@@ -161,12 +161,20 @@ export class SessionService {
     validateUser(user);
     const existing = (await this.read(request))?.session;
     const now = this.nowSeconds();
-    const same = existing && existing.sub === user.sub ? existing : undefined;
+    let same = existing && existing.sub === user.sub ? existing : undefined;
     // Every sign-in (re-authentication included) gets a new handle: a new cookie and a new server-side key,
-    // the old record removed, so a handle planted or seen before the sign-in is worth nothing after it
-    // (session fixation). The same user keeps the sid (as IdentityServer does), so the clients that know it
-    // stay in the session: their logout notifications still match and coordinated refresh tokens live on.
-    if (existing) await this.end(existing);
+    // so a handle planted or seen before the sign-in is worth nothing after it (session fixation). The same
+    // user keeps the sid (as IdentityServer does), so the clients that know it stay in the session: their
+    // logout notifications still match and coordinated refresh tokens live on. Server-side, the record moves
+    // to the new key in one atomic step; when it did not move (a racing sign-in with the same cookie moved
+    // it first, or it is gone) this sign-in starts a session of its own: a sid is never stored twice.
+    let serverKey: string | undefined;
+    if (same?.serverKey && this.serverSide) {
+      serverKey = randomHandle(32);
+      if (!(await this.store.rekey(sha256Base64url(same.serverKey), sha256Base64url(serverKey)))) [same, serverKey] = [undefined, undefined];
+    } else if (existing) {
+      await this.end(existing);
+    }
     const session: AuthenticationSession = {
       sid: same?.sid ?? randomHandle(16),
       sub: user.sub,
@@ -182,6 +190,7 @@ export class SessionService {
       // The same user's clients stay on the list, so single sign-out still reaches them.
       clients: same?.clients ?? [],
       persistent,
+      serverKey,
     };
     return { session, cookies: await this.write(session) };
   }

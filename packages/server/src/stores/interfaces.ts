@@ -119,6 +119,17 @@ export interface SessionQuery {
 export interface SessionStore {
   /** Inserts or replaces the session with this key. */
   put(session: ServerSideSession): Promise<void>;
+  /**
+   * Inserts the session unless one with its key or its sessionId exists, in one atomic step (never
+   * replacing anything); true when inserted. Migrating a cookie session uses it: racing requests insert once.
+   */
+  create(session: ServerSideSession): Promise<boolean>;
+  /**
+   * Moves the session stored under `oldKey` to `newKey` in one atomic step (`update … set key = new where
+   * key = old`); true when a row moved, false when none has `oldKey` (it was moved or removed already).
+   * Re-authentication uses it: of racing sign-ins with one cookie, exactly one carries the session over.
+   */
+  rekey(oldKey: string, newKey: string): Promise<boolean>;
   get(key: string): Promise<ServerSideSession | undefined>;
   getBySessionId(sessionId: string): Promise<ServerSideSession | undefined>;
   /** Deletes sessions by key; returns the ones it deleted (so each is acted on once). */
