@@ -497,4 +497,53 @@ describe("B and C server-side sessions under races and replays", () => {
       }
     });
   }
+
+  for (const kind of ["memory", "sqlite", "postgres"] as const) {
+    test(`13.b an ended server-side session does not come back from its pre-migration cookie, nor overwrite a live record (${kind})`, async (t) => {
+      const store = await open(kind);
+      if (!store) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+      const cookieOnly = make(store, false);
+      const on = make(store, true);
+      try {
+        const oldCookie = async (sub: string) => cookieHeader((await cookieOnly.signIn(new Request(`${issuer}/login`), { sub })).cookies);
+        const sidOf = async (cookie: string) => (await on.getSession(request(cookie)))?.sid;
+
+        // A live record is never overwritten by the stale cookie: its clients and expiry stay.
+        const live = await oldCookie("1");
+        const sid = (await sidOf(live))!;
+        assert.ok(sid);
+        const record = (await store.sessions.getBySessionId(sid))!;
+        await store.sessions.put({ ...record, clientIds: ["x"], expires: record.expires + 1000 });
+        const again = await Promise.all(Array.from({ length: 5 }, () => on.getSession(request(live))));
+        assert.deepEqual(again.map((s) => s?.sid), Array(5).fill(sid), "still signed in");
+        assert.deepEqual(again[0]!.clients, ["x"]);
+        const after = (await store.sessions.getBySessionId(sid))!;
+        assert.deepEqual(after.clientIds, ["x"]);
+        assert.equal(after.expires, record.expires + 1000);
+
+        // Revoked by an administrator.
+        assert.equal(await on.removeSessions({ sessionId: sid }), 1);
+        assert.equal(await sidOf(live), undefined, "revoked stays revoked");
+        assert.equal((await on.querySessions({ count: 10, sessionId: sid })).sessions.length, 0);
+
+        // Logged out.
+        const loggedOut = await oldCookie("2");
+        assert.ok(await sidOf(loggedOut));
+        await on.endSession(request(loggedOut));
+        assert.equal(await sidOf(loggedOut), undefined, "logged out stays logged out");
+
+        // Another user signed in over it.
+        const replaced = await oldCookie("3");
+        const replacedSid = await sidOf(replaced);
+        const other = await on.signIn(new Request(`${issuer}/login`, { headers: { cookie: replaced } }), { sub: "4" });
+        assert.notEqual(other.session.sid, replacedSid);
+        assert.equal(await sidOf(replaced), undefined, "the replaced session stays ended");
+
+        const listed = (await on.querySessions({ count: 10 })).sessions;
+        assert.deepEqual(listed.map((s) => s.subject), ["4"]);
+      } finally {
+        await on.close();
+      }
+    });
+  }
 });

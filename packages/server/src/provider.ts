@@ -31,6 +31,7 @@ import { KeyManager } from "./keys/key-manager.ts";
 import { resolveOptions, silentLogger, type ProviderOptions } from "./options.ts";
 import { InteractionService } from "./session/interactions.ts";
 import { PendingRequestCap } from "./security/pending-requests.ts";
+import { EndedSessions } from "./session/ended-sessions.ts";
 import { SessionService, type AuthenticationSession, type SignInUser } from "./session/session.ts";
 import { SessionManagementService, type RemoveSessionsRequest, type SessionInfo } from "./session/session-management.ts";
 import type { SessionQuery } from "./stores/interfaces.ts";
@@ -155,8 +156,9 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
         return typeof value === "string" ? value : undefined;
       }
     : undefined;
-  const sessions = new SessionService(options, protector, store.sessions, clock, displayNameLookup);
   const nowSeconds = () => Math.floor(clock() / 1000);
+  const endedSessions = new EndedSessions(store.grants, options.cookieLifetime, nowSeconds);
+  const sessions = new SessionService(options, protector, store.sessions, clock, endedSessions, displayNameLookup);
   const outboundFetch = createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, options.backChannelTimeout) });
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);
   const pendingCap = new PendingRequestCap(store.grants, options.maxPending, options.maxPendingPerAddress, () => Math.floor(clock() / 1000));
@@ -167,7 +169,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     keys,
     protector,
     sessions,
-    sessionManagement: new SessionManagementService(store.sessions, store.grants, clients, backChannel, emit),
+    sessionManagement: new SessionManagementService(store.sessions, store.grants, clients, backChannel, endedSessions, emit),
     backChannel,
     logout: new LogoutService(options.issuer, store.grants, clients, sessions, backChannel, options.interactionLifetime, nowSeconds, pendingCap, emit),
     interactions: new InteractionService(store.grants, options.interactionLifetime, clock, pendingCap),

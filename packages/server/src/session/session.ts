@@ -1,6 +1,7 @@
 import { createHmac } from "node:crypto";
 import { randomHandle, sha256Base64url } from "@tessera/protocol";
 import type { DataProtector } from "../keys/data-protection.ts";
+import type { EndedSessions } from "./ended-sessions.ts";
 import { parseCookies, serializeCookie, type CookieOptions } from "../http/cookies.ts";
 import type { ResolvedOptions } from "../options.ts";
 import type { ServerSideSession, SessionStore } from "../stores/interfaces.ts";
@@ -85,6 +86,7 @@ export class SessionService {
     private readonly protector: DataProtector,
     private readonly store: SessionStore,
     private readonly clock: () => number,
+    private readonly ended: EndedSessions,
     private readonly displayNameLookup?: DisplayNameLookup,
   ) {}
 
@@ -127,6 +129,7 @@ export class SessionService {
     if (!payload) return undefined;
     let session: AuthenticationSession | undefined;
     let rewrite = false;
+    let migrated = false;
     if (typeof payload.ssk === "string") {
       session = await this.fromStore(payload.ssk, now);
       // Server-side sessions were switched off: hand the session back to a cookie (and drop the record).
@@ -137,12 +140,10 @@ export class SessionService {
       }
     } else {
       session = toSession(payload);
-      // Server-side sessions were switched on: this cookie-only session moves into the store. The key is
-      // derived from the sid under a server secret, so concurrent requests carrying the same cookie all
-      // write the same record (an idempotent upsert) instead of racing on the sid's uniqueness.
+      // Server-side sessions were switched on: this cookie-only session moves into the store, on its cookie.
       if (session && this.serverSide) {
-        session.serverKey = createHmac("sha256", this.protector.subkey("session-migration")).update(session.sid).digest("base64url");
-        rewrite = true;
+        session = await this.migrate(session, now);
+        migrated = true;
       }
     }
     if (!session) return undefined;
@@ -152,6 +153,8 @@ export class SessionService {
       rewrite = true;
     }
     if (rewrite) return { session, cookies: await this.write(session) };
+    // A migrated session's record is in the store already: only the cookie changes (to the key cookie).
+    if (migrated) return { session, cookies: await this.write(session, false) };
     const out = cookies.get(SESSION_ID_COOKIE) !== session.sid ? [this.sessionIdCookie(session)] : [];
     return { session, cookies: out };
   }
@@ -202,9 +205,30 @@ export class SessionService {
     return this.write(session);
   }
 
-  /** Removes the session's server-side record (no-op for cookie sessions). */
+  /** Removes the session's server-side record and leaves its tombstone (no-op for cookie sessions). */
   async end(session: AuthenticationSession): Promise<void> {
-    if (session.serverKey) await this.store.remove([sha256Base64url(session.serverKey)]);
+    if (!session.serverKey) return;
+    await this.store.remove([sha256Base64url(session.serverKey)]);
+    await this.ended.mark([session.sid]);
+  }
+
+  /**
+   * The server-side session of a cookie-only session, on its first request after server-side sessions were
+   * switched on. The key is derived from the sid under a server secret, so concurrent requests carrying the
+   * same cookie all name the same record; the record is only ever inserted when absent (never overwritten:
+   * a live record is authoritative, the cookie's copy is stale). A sid that ended server-side (tombstone), or
+   * lives on under another key (re-authenticated since), gives no session.
+   */
+  private async migrate(session: AuthenticationSession, now: number): Promise<AuthenticationSession | undefined> {
+    const serverKey = createHmac("sha256", this.protector.subkey("session-migration")).update(session.sid).digest("base64url");
+    if (await this.ended.has(session.sid)) return undefined;
+    const stored = await this.fromStore(serverKey, now);
+    if (stored) return stored;
+    if (session.expiresAt <= now) return undefined;
+    const candidate = { ...session, serverKey };
+    if (await this.store.create(await this.recordOf(candidate))) return candidate;
+    // A racing request inserted it first (use theirs), or the sid is held by another key (none).
+    return this.fromStore(serverKey, now);
   }
 
   /**
@@ -244,29 +268,32 @@ export class SessionService {
     return { ...session, serverKey: handle, issuedAt: record.renewed, expiresAt: record.expires, createdAt: record.created, clients: record.clientIds };
   }
 
-  private async write(session: AuthenticationSession): Promise<string[]> {
-    const ticket = ticketOf(session);
+  private async recordOf(session: AuthenticationSession): Promise<ServerSideSession> {
+    const claimType = this.options.serverSideSessions.userDisplayNameClaimType;
+    const own = session.claims[claimType];
+    const displayName = typeof own === "string" ? own : await this.displayNameLookup?.(session.sub, claimType);
+    return {
+      key: sha256Base64url(session.serverKey!),
+      sessionId: session.sid,
+      subject: session.sub,
+      displayName,
+      created: session.createdAt,
+      renewed: session.issuedAt,
+      expires: session.expiresAt,
+      clientIds: session.clients,
+      ticket: await this.protector.protect("session-ticket", JSON.stringify({ ...ticketOf(session), exp: session.expiresAt })),
+    };
+  }
+
+  /** The session's cookies; server-side, the record is stored first unless `persist` is false. */
+  private async write(session: AuthenticationSession, persist = true): Promise<string[]> {
     let sealed: string;
     if (this.serverSide) {
       session.serverKey ??= randomHandle(32);
-      const claimType = this.options.serverSideSessions.userDisplayNameClaimType;
-      const own = session.claims[claimType];
-      const displayName = typeof own === "string" ? own : await this.displayNameLookup?.(session.sub, claimType);
-      const record: ServerSideSession = {
-        key: sha256Base64url(session.serverKey),
-        sessionId: session.sid,
-        subject: session.sub,
-        displayName,
-        created: session.createdAt,
-        renewed: session.issuedAt,
-        expires: session.expiresAt,
-        clientIds: session.clients,
-        ticket: await this.protector.protect("session-ticket", JSON.stringify({ ...ticket, exp: session.expiresAt })),
-      };
-      await this.store.put(record);
+      if (persist) await this.store.put(await this.recordOf(session));
       sealed = await this.protector.sealJwt("session-cookie", { ssk: session.serverKey }, this.nowSeconds() + KEY_COOKIE_LIFETIME);
     } else {
-      sealed = await this.protector.sealJwt("session-cookie", ticket, session.expiresAt);
+      sealed = await this.protector.sealJwt("session-cookie", ticketOf(session), session.expiresAt);
     }
     if (sealed.length > MAX_COOKIE_BYTES) {
       throw new Error("the session does not fit in a cookie: pass fewer claims to signIn, or enable server-side sessions");
