@@ -421,6 +421,81 @@ describe("19.b pending requests are capped", () => {
       }
     });
   }
+
+  const open = async (kind: "memory" | "sqlite") => (kind === "memory" ? createMemoryStore() : await createSqliteStore(join(dir, `pending-${randomBytes(4).toString("hex")}.db`)));
+  const returnUrlOf = (response: Response) => new URL(response.headers.get("location")!).searchParams.get("returnUrl")!;
+
+  for (const kind of ["memory", "sqlite"] as const) {
+    test(`19.c a flood from one address (IPv6 addresses of one /64 included) evicts no other address's pending requests (${kind})`, async () => {
+      const store = await open(kind);
+      const provider = createProvider({ issuer, store, dataKey: randomBytes(32), clients, interaction: { maxPending: 50, maxPendingPerAddress: 10 } });
+      try {
+        const victim = returnUrlOf(await provider.fetch(authorize(), { clientAddress: "203.0.113.9" }));
+        const victimLogout = await provider.fetch(endSession(), { clientAddress: "203.0.113.9" });
+        assert.equal(victimLogout.status, 302);
+        const logoutId = new URL(victimLogout.headers.get("location")!).searchParams.get("logoutId")!;
+        for (let i = 0; i < 300; i++) {
+          const address = `2001:db8:1:2:${((i * 7919) & 0xffff).toString(16)}:${i.toString(16)}::${(i + 1).toString(16)}`;
+          assert.ok((await provider.fetch(authorize(), { clientAddress: address })).status < 500);
+          assert.ok((await provider.fetch(endSession(), { clientAddress: address })).status < 500);
+        }
+        assert.ok(await provider.getInteraction(victim), "the victim's sign-in survives");
+        assert.ok(await provider.getLogoutRequest(logoutId), "the victim's logout survives");
+        // The whole /64 was one bucket: it holds at most its own cap.
+        assert.equal(await rows(store, "interaction"), 11);
+        assert.equal(await rows(store, "logout"), 11);
+      } finally {
+        await provider.close();
+      }
+    });
+
+    test(`19.d IPv6 addresses share a bucket per /64, an IPv4-mapped address is its IPv4 address (${kind})`, async () => {
+      const store = await open(kind);
+      const provider = createProvider({ issuer, store, dataKey: randomBytes(32), clients, interaction: { maxPending: 1000, maxPendingPerAddress: 5 } });
+      try {
+        const spellings = ["2001:db8:0:1::1", "2001:DB8:0:1:ffff::9", "2001:0db8:0000:0001:0:0:0:2", "[2001:db8:0:1::3]", "2001:db8:0:1::4%eth0"];
+        for (let i = 0; i < 20; i++) await provider.fetch(authorize(), { clientAddress: spellings[i % spellings.length]! });
+        assert.equal(await rows(store, "interaction"), 5);
+        for (let i = 0; i < 20; i++) await provider.fetch(authorize(), { clientAddress: i % 2 ? "::ffff:203.0.113.7" : "203.0.113.7" });
+        assert.equal(await rows(store, "interaction"), 10);
+        // Another /64 is another bucket.
+        await provider.fetch(authorize(), { clientAddress: "2001:db8:0:2::1" });
+        assert.equal(await rows(store, "interaction"), 11);
+      } finally {
+        await provider.close();
+      }
+    });
+
+    test(`19.e over the total cap new pending requests are refused, none is evicted (${kind})`, async () => {
+      const store = await open(kind);
+      const provider = createProvider({ issuer, store, dataKey: randomBytes(32), clients, interaction: { maxPending: 20, maxPendingPerAddress: 5 } });
+      try {
+        const kept: string[] = [];
+        for (let i = 0; i < 20; i++) kept.push(returnUrlOf(await provider.fetch(authorize(), { clientAddress: `198.51.100.${i % 4}` })));
+        for (let i = 0; i < 20; i++) assert.equal((await provider.fetch(endSession(), { clientAddress: `198.51.100.${i % 4}` })).status, 302);
+        for (const context of [{ clientAddress: "198.51.100.200" }, {}]) {
+          const refused = await provider.fetch(authorize(), context);
+          assert.equal(refused.status, 302);
+          const location = new URL(refused.headers.get("location")!);
+          assert.equal(location.origin + location.pathname, REDIRECT, "the error goes back to the client");
+          assert.equal(location.searchParams.get("error"), "temporarily_unavailable");
+          const refusedLogout = await provider.fetch(endSession(), context);
+          assert.equal(refusedLogout.status, 429);
+          assert.match(await refusedLogout.text(), /temporarily_unavailable/);
+        }
+        for (const returnUrl of kept) assert.ok(await provider.getInteraction(returnUrl), "nothing evicted");
+        assert.equal(await rows(store, "interaction"), 20);
+        assert.equal(await rows(store, "logout"), 20);
+        // Signing out still works when the logout requests are full.
+        const { cookies } = await provider.signIn(new Request(`${issuer}/login`), { sub: "1" });
+        const cookie = cookies.map((c) => c.split(";")[0]!).join("; ");
+        const ended = await provider.endSession(new Request(`${issuer}/logout`, { method: "POST", headers: { cookie } }));
+        assert.ok(ended.cookies.some((c) => /session=;/.test(c)));
+      } finally {
+        await provider.close();
+      }
+    });
+  }
 });
 
 describe("F id_token_hint typ", () => {

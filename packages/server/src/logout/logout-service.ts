@@ -1,4 +1,4 @@
-import { randomHandle, sha256Base64url } from "@tessera/protocol";
+import { ProtocolError, randomHandle, sha256Base64url } from "@tessera/protocol";
 import { clientAddressOf } from "../http/request-context.ts";
 import type { Client, ClientStore } from "../clients.ts";
 import type { PendingRequestCap, PendingTags } from "../security/pending-requests.ts";
@@ -73,7 +73,7 @@ export class LogoutService {
     const pending = logoutId ? await this.get(logoutId) : undefined;
     // An ended request is never reused: its redirect and notifications belong to a session already gone.
     // Whoever is signed in now gets a fresh logout of their own session.
-    const [id, data] = pending && !pending.ended ? [logoutId!, pending] : await this.fresh(clientAddressOf(request));
+    const [id, data, stored] = pending && !pending.ended ? [logoutId!, pending, true] : await this.fresh(clientAddressOf(request));
     const session = (await this.sessions.read(request))?.session;
     if (session) await this.sessions.end(session);
     if (session) {
@@ -85,7 +85,7 @@ export class LogoutService {
       this.emit({ type: "session.ended", sub: session.sub, sid: session.sid, clients: session.clients });
     }
     data.ended = true;
-    await this.save(id, data);
+    if (stored) await this.save(id, data);
     return { logoutId: id, cookies: this.sessions.signOutCookies() };
   }
 
@@ -120,9 +120,15 @@ export class LogoutService {
     return { frontChannelUrls, postLogoutRedirectUri, clientName: client?.clientName, redirectRejected: data.redirectRejected ?? false };
   }
 
-  private async fresh(address: string | undefined): Promise<[string, LogoutRequestData]> {
-    const id = await this.create({}, address);
-    return [id, (await this.get(id)) ?? { ended: false, clients: [] }];
+  /** A new logout request; when the pending-request cap refuses one, an unstored id (signing out must still work). */
+  private async fresh(address: string | undefined): Promise<[string, LogoutRequestData, boolean]> {
+    try {
+      const id = await this.create({}, address);
+      return [id, (await this.get(id)) ?? { ended: false, clients: [] }, true];
+    } catch (error) {
+      if (!(error instanceof ProtocolError) || error.code !== "temporarily_unavailable") throw error;
+      return [randomHandle(24), { ended: false, clients: [] }, false];
+    }
   }
 
   private async save(id: string, data: LogoutRequestData): Promise<void> {
