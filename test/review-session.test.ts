@@ -311,6 +311,39 @@ describe("11 cookies", () => {
     assert.equal((await post(attackerCookie.value, own)).status, 302);
   });
 
+  test("11.e two issuers on one origin under different paths keep their own session, CSRF and device cookies", async () => {
+    const [t1, t2] = [await start({ ...baseConfig(), issuer: "https://h.test/t1" }), await start({ ...baseConfig(), issuer: "https://h.test/t2" })];
+    const browser = new TestBrowser({ handlers: (request: Request) => (new URL(request.url).pathname.startsWith("/t1/") ? t1.fetch(request) : t2.fetch(request)) });
+    const signIn = async (host: TestHost, user: [string, string]) => {
+      const page = await browser.get(`${host.issuer}/login`);
+      const csrf = page.headers.getSetCookie().find((c) => c.includes("tessera.csrf"));
+      const done = await browser.submitForm(page, { fields: { username: user[0], password: user[1] }, stopAt: () => true });
+      return { csrf, cookies: done.headers.getSetCookie() };
+    };
+    const first = await signIn(t1, ["alice", "alice"]);
+    const second = await signIn(t2, ["bob", "bob-password"]);
+    const names = (set: string[], part: string) => set.map((c) => c.slice(0, c.indexOf("="))).filter((n) => n.includes(part));
+    const [session1, session2] = [names(first.cookies, "tessera.session"), names(second.cookies, "tessera.session")].map((n) => n.filter((x) => !x.includes("session_id")));
+    const [device1, device2] = [names(first.cookies, "tessera.device"), names(second.cookies, "tessera.device")];
+    assert.match(session1[0]!, /^__Host-tessera\.session\.[0-9a-f]{8}$/);
+    assert.notEqual(session1[0], session2[0]);
+    assert.ok(first.csrf && second.csrf);
+    assert.match(first.csrf, /^__Host-tessera\.csrf\.[0-9a-f]{8}=/);
+    assert.notEqual(names([first.csrf], "csrf")[0], names([second.csrf], "csrf")[0]);
+    assert.equal(device1.length, 1);
+    assert.notEqual(device1[0], device2[0]);
+    // Signing in at t2 left t1's session alone.
+    const at = (host: TestHost) => new Request(`${host.issuer}/`, { headers: { cookie: browser.cookies.cookieHeader(new URL(`${host.issuer}/`)) ?? "" } });
+    assert.equal((await t1.provider.getSession(at(t1)))?.sub, "1");
+    assert.equal((await t2.provider.getSession(at(t2)))?.sub, "2");
+    // A logout form of t1 still works (its CSRF cookie was not replaced by t2's).
+    const prompt = await browser.get(`${t1.issuer}/logout`);
+    const out = await browser.submitForm(prompt, { button: "button[name=decision][value=logout]", stopAt: () => true });
+    assert.equal(out.status, 302);
+    assert.equal(await t1.provider.getSession(at(t1)), undefined);
+    assert.equal((await t2.provider.getSession(at(t2)))?.sub, "2");
+  });
+
   for (const serverSide of [false, true]) {
     test(`11.c every sign-in rotates the session handle, re-authentication included (server-side ${serverSide})`, async () => {
       const config = baseConfig();

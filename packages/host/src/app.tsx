@@ -19,7 +19,7 @@ import { SessionsPage } from "./pages/sessions.tsx";
 import { adminApi, type AdminAccess } from "./admin-api.ts";
 import { ConfigUserStore } from "./users.ts";
 import { DEFAULT_THROTTLE, LoginThrottle } from "./throttle.ts";
-import { DEVICE_COOKIE, DeviceCookies } from "./device-cookie.ts";
+import { DeviceCookies } from "./device-cookie.ts";
 import { clientAddress } from "./client-address.ts";
 import { clientCertificateFrom, onMtlsListener, readMtlsMaterial, type MtlsMaterial } from "./mtls.ts";
 import type { HttpBindings } from "@hono/node-server";
@@ -224,7 +224,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const address = clientAddress(c.req.raw, c.env as Partial<HttpBindings> | undefined, config.trustedProxies ?? 0);
     const again = () => csrfFor(c, back);
     // A browser that signed in to this account before has its own counter (OWASP device cookies).
-    const device = username ? devices.deviceFor(getCookie(c, DEVICE_COOKIE), username) : undefined;
+    const device = username ? devices.deviceFor(getCookie(c, devices.cookieName), username) : undefined;
     // Refused before the password is even checked, and the same for existing and unknown accounts.
     if (await throttle.blocked(username, address, device)) {
       emitHost({ type: "sign_in.failed", reason: "throttled" });

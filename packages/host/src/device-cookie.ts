@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { issuerCookieName } from "@tessera/server";
 
 export const DEVICE_COOKIE = "tessera.device";
 
@@ -11,18 +12,23 @@ const DEVICE_LIFETIME = 180 * 24 * 3600;
  * on their own counter, so an attacker's failures for that account do not lock its owner out.
  */
 export class DeviceCookies {
+  /** The cookie's name: `tessera.device`, suffixed under a base path (issuerCookieName; never `__Host-`: Path is the base path). */
+  readonly cookieName: string;
+
   constructor(
     private readonly key: Uint8Array,
     private readonly secure: boolean,
     private readonly path: string,
     /** Unix seconds. */
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.cookieName = issuerCookieName(DEVICE_COOKIE, false, path);
+  }
 
   /** The Set-Cookie value of a fresh device cookie for the account (a new device id every sign-in). */
   issue(account: string): string {
     const payload = Buffer.from(JSON.stringify({ a: account.toLowerCase(), d: randomBytes(16).toString("base64url"), e: this.now() + DEVICE_LIFETIME })).toString("base64url");
-    return `${DEVICE_COOKIE}=${payload}.${this.sign(payload)}; Path=${this.path}; Max-Age=${DEVICE_LIFETIME}; HttpOnly; SameSite=Lax${this.secure ? "; Secure" : ""}`;
+    return `${this.cookieName}=${payload}.${this.sign(payload)}; Path=${this.path}; Max-Age=${DEVICE_LIFETIME}; HttpOnly; SameSite=Lax${this.secure ? "; Secure" : ""}`;
   }
 
   /** The device id of the cookie when it is authentic, unexpired and names this account; otherwise undefined. */

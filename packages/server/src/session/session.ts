@@ -2,7 +2,7 @@ import { createHmac } from "node:crypto";
 import { randomHandle, sha256Base64url } from "@tessera/protocol";
 import type { DataProtector } from "../keys/data-protection.ts";
 import type { EndedSessions } from "./ended-sessions.ts";
-import { parseCookies, serializeCookie, type CookieOptions } from "../http/cookies.ts";
+import { issuerCookieName, parseCookies, serializeCookie, type CookieOptions } from "../http/cookies.ts";
 import type { ResolvedOptions } from "../options.ts";
 import type { ServerSideSession, SessionStore } from "../stores/interfaces.ts";
 import { isStorableText, STORE_LIMITS } from "../stores/values.ts";
@@ -64,9 +64,10 @@ const MAX_IDENTIFIER_LENGTH = 255;
 /**
  * The session cookie's name: `__Host-tessera.session` on an https issuer, so only this exact origin can set
  * it (Secure, Path=/, no Domain: a sibling subdomain cannot plant or shadow it); `tessera.session` on http.
+ * An issuer with a base path (`basePath`, e.g. "/tenant1") gets a suffix of its hash, see {@link issuerCookieName}.
  */
-export function sessionCookieName(secure: boolean): string {
-  return secure ? `__Host-${SESSION_COOKIE}` : SESSION_COOKIE;
+export function sessionCookieName(secure: boolean, basePath = ""): string {
+  return issuerCookieName(SESSION_COOKIE, secure, basePath);
 }
 
 /** The largest cookie browsers reliably keep. */
@@ -99,7 +100,7 @@ export class SessionService {
   }
 
   private get sessionCookie(): string {
-    return sessionCookieName(this.options.secureCookies);
+    return sessionCookieName(this.options.secureCookies, this.options.basePath);
   }
 
   private cookieOptions(session: AuthenticationSession | undefined, httpOnly: boolean): CookieOptions {
