@@ -607,6 +607,31 @@ describe("B and C server-side sessions under races and replays", () => {
   }
 
   for (const kind of ["memory", "sqlite", "postgres"] as const) {
+    test(`11.f writes of a session racing its re-sign-in never store its sid twice (${kind})`, async (t) => {
+      const store = await open(kind);
+      if (!store) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+      const clients = [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], scope: "openid" }];
+      const provider = createProvider({ issuer, store, dataKey, clients, serverSideSessions: { enabled: true } });
+      try {
+        const first = await provider.signIn(new Request(`${issuer}/login`), { sub: "1" });
+        const cookie = cookieHeader(first.cookies);
+        const authorize = () => {
+          const url = new URL(`${issuer}/connect/authorize`);
+          url.search = new URLSearchParams({ client_id: "web", redirect_uri: REDIRECT, response_type: "code", scope: "openid", code_challenge: pkce().challenge, code_challenge_method: "S256" }).toString();
+          return provider.fetch(new Request(url, { headers: { cookie } })).then((r) => assert.ok(r.status < 500, `authorize ${r.status}`));
+        };
+        const signIn = () => provider.signIn(new Request(`${issuer}/login`, { headers: { cookie } }), { sub: "1" });
+        const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => (i % 2 ? authorize() : signIn())));
+        for (const r of results) assert.equal(r.status, "fulfilled", r.status === "rejected" ? String(r.reason) : "");
+        const listed = (await provider.querySessions({ count: 50 })).sessions;
+        assert.equal(new Set(listed.map((s) => s.sessionId)).size, listed.length, "at most one row per sid");
+      } finally {
+        await provider.close();
+      }
+    });
+  }
+
+  for (const kind of ["memory", "sqlite", "postgres"] as const) {
     test(`13.b an ended server-side session does not come back from its pre-migration cookie, nor overwrite a live record (${kind})`, async (t) => {
       const store = await open(kind);
       if (!store) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");

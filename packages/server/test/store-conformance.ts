@@ -194,6 +194,22 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       }
     });
 
+    it("updates a session only under an existing key, never inserting", async () => {
+      const store = await open();
+      try {
+        assert.equal(await store.sessions.update(session(1)), false);
+        assert.equal(await store.sessions.get(session(1).key), undefined, "nothing inserted");
+        await store.sessions.put(session(1));
+        assert.equal(await store.sessions.update(session(1, { clientIds: ["c"], expires: 9999 })), true);
+        assert.deepEqual(await store.sessions.get(session(1).key), session(1, { clientIds: ["c"], expires: 9999 }));
+        assert.equal(await store.sessions.rekey(session(1).key, "moved"), true);
+        assert.equal(await store.sessions.update(session(1, { clientIds: ["stale"] })), false, "a stale key adds no row");
+        assert.deepEqual((await store.sessions.query({ count: 10 })).sessions.map((s) => [s.key, s.clientIds]), [["moved", ["c"]]]);
+      } finally {
+        await store.close();
+      }
+    });
+
     it("creates a session only when neither its key nor its sid exists, never replacing", async () => {
       const store = await open();
       try {

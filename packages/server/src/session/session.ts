@@ -153,9 +153,12 @@ export class SessionService {
       session.expiresAt = now + this.options.cookieLifetime;
       rewrite = true;
     }
-    if (rewrite) return { session, cookies: await this.write(session) };
+    if (rewrite) {
+      const written = await this.write(session, "update");
+      return written && { session, cookies: written };
+    }
     // A migrated session's record is in the store already: only the cookie changes (to the key cookie).
-    if (migrated) return { session, cookies: await this.write(session, false) };
+    if (migrated) return { session, cookies: (await this.write(session, "none"))! };
     const out = cookies.get(SESSION_ID_COOKIE) !== session.sid ? [this.sessionIdCookie(session)] : [];
     return { session, cookies: out };
   }
@@ -196,14 +199,18 @@ export class SessionService {
       persistent,
       serverKey,
     };
-    return { session, cookies: await this.write(session) };
+    const written = await this.write(session, same ? "update" : "create");
+    if (written) return { session, cookies: written };
+    // The moved record was removed before it was updated (revoked meanwhile): a session of its own.
+    const fresh = { ...session, sid: randomHandle(16), createdAt: now, clients: [], serverKey: undefined };
+    return { session: fresh, cookies: (await this.write(fresh, "create"))! };
   }
 
   /** Records that `clientId` got tokens in this session; returns the cookies to send when that changed. */
   async addClient(session: AuthenticationSession, clientId: string): Promise<string[]> {
     if (session.clients.includes(clientId)) return [];
     session.clients = [...session.clients, clientId];
-    return this.write(session);
+    return (await this.write(session, "update")) ?? [];
   }
 
   /** Removes the session's server-side record and leaves its tombstone (no-op for cookie sessions). */
@@ -240,8 +247,8 @@ export class SessionService {
     const record = await this.store.getBySessionId(sessionId);
     const now = this.nowSeconds();
     if (!record || record.expires <= now) return false;
-    await this.store.put({ ...record, renewed: now, expires: Math.max(record.expires, now + this.options.cookieLifetime) });
-    return true;
+    // An update, never an insert: a record re-keyed meanwhile (re-authentication) is not stored twice.
+    return this.store.update({ ...record, renewed: now, expires: Math.max(record.expires, now + this.options.cookieLifetime) });
   }
 
   /** True when a server-side session with this sid exists and has not expired. */
@@ -286,12 +293,17 @@ export class SessionService {
     };
   }
 
-  /** The session's cookies; server-side, the record is stored first unless `persist` is false. */
-  private async write(session: AuthenticationSession, persist = true): Promise<string[]> {
+  /**
+   * The session's cookies. Server-side, the record is stored first: `create` for a new session (new key and
+   * sid), `update` for a live one (never inserting: undefined when its key is gone, re-keyed or removed
+   * meanwhile, so a stale key never stores a sid twice), `none` when the store already has it.
+   */
+  private async write(session: AuthenticationSession, mode: "create" | "update" | "none"): Promise<string[] | undefined> {
     let sealed: string;
     if (this.serverSide) {
       session.serverKey ??= randomHandle(32);
-      if (persist) await this.store.put(await this.recordOf(session));
+      if (mode === "create") await this.store.put(await this.recordOf(session));
+      if (mode === "update" && !(await this.store.update(await this.recordOf(session)))) return undefined;
       sealed = await this.protector.sealJwt("session-cookie", { ssk: session.serverKey }, this.nowSeconds() + KEY_COOKIE_LIFETIME);
     } else {
       sealed = await this.protector.sealJwt("session-cookie", ticketOf(session), session.expiresAt);

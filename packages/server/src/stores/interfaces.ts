@@ -120,6 +120,11 @@ export interface SessionStore {
   /** Inserts or replaces the session with this key. */
   put(session: ServerSideSession): Promise<void>;
   /**
+   * Replaces the session stored under its key, never inserting; false when no session has that key (it
+   * was re-keyed or removed meanwhile). Changes to a live session use it, so a stale key never adds a row.
+   */
+  update(session: ServerSideSession): Promise<boolean>;
+  /**
    * Inserts the session unless one with its key or its sessionId exists, in one atomic step (never
    * replacing anything); true when inserted. Migrating a cookie session uses it: racing requests insert once.
    */

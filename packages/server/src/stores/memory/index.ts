@@ -160,6 +160,13 @@ class MemorySessionStore implements SessionStore {
     this.sessions.set(session.key, { ...session, clientIds: [...session.clientIds] });
     return true;
   }
+  async update(session: ServerSideSession): Promise<boolean> {
+    assertStorableSession(session);
+    const current = this.sessions.get(session.key);
+    if (!current) return false;
+    this.sessions.set(session.key, { ...session, clientIds: [...session.clientIds] });
+    return true;
+  }
   async rekey(oldKey: string, newKey: string): Promise<boolean> {
     const session = this.sessions.get(oldKey);
     if (!session || this.sessions.has(newKey)) return false;

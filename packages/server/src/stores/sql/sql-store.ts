@@ -238,6 +238,13 @@ class SqlSessionStore implements SessionStore {
     return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
   }
 
+  async update(session: ServerSideSession): Promise<boolean> {
+    assertStorableSession(session);
+    const { key, ...changes } = sessionRow(session);
+    const result = await this.db.updateTable("tessera_sessions").set(changes).where("key", "=", key).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
   async rekey(oldKey: string, newKey: string): Promise<boolean> {
     if (!findable(oldKey, STORE_LIMITS.key) || !findable(newKey, STORE_LIMITS.key)) return false;
     const result = await this.db.updateTable("tessera_sessions").set({ key: newKey }).where("key", "=", oldKey).executeTakeFirst();
