@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { createMemoryStore, createProvider, type Provider } from "@tessera/server";
+import { createMemoryStore, createProvider, sessionCookieName, type Provider } from "@tessera/server";
 import { TestBrowser } from "@tessera/testing";
 import { decodeJwt } from "jose";
 import { REDIRECT, pkce } from "./support/fixtures.ts";
@@ -77,8 +77,10 @@ describe("custom login page through the library API", () => {
     const back = await browser.submitForm(loginPage, { stopAt });
     const code = new URL(back.location!).searchParams.get("code")!;
 
-    // On https the session cookie is __Host- (Path=/, as the prefix requires); the session-id cookie keeps the issuer's path.
-    assert.equal(browser.cookies.get("__Host-tessera.session", `${ISSUER}/`)!.path, "/");
+    // On https the session cookie is __Host- (Path=/, as the prefix requires), named for the issuer's path;
+    // the session-id cookie keeps the issuer's path.
+    assert.match(sessionCookieName(true, "/idp"), /^__Host-tessera\.session\.[0-9a-f]{8}$/);
+    assert.equal(browser.cookies.get(sessionCookieName(true, "/idp"), `${ISSUER}/`)!.path, "/");
     assert.equal(browser.cookies.get("tessera.session_id", `${ISSUER}/`)!.path, "/idp");
     assert.equal(browser.cookies.get("tessera.session_id", "https://login.test/other"), undefined);
 

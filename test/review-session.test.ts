@@ -89,7 +89,7 @@ describe("logout requests and id_token_hint", () => {
     return url;
   };
 
-  test("8 a replayed logoutId logs out the current session, not the old one again", async () => {
+  test("8.a a replayed logoutId never signs anyone out on a GET: a signed-in user gets the logout prompt", async () => {
     const browser = new TestBrowser();
     const first = await signInTo(host, browser, "a");
     const ended = await browser.get(endSessionUrl({ id_token_hint: first.id_token, post_logout_redirect_uri: `${RP}/signed-out`, state: "old" }), { stopAt: (u) => u.origin === RP });
@@ -99,25 +99,58 @@ describe("logout requests and id_token_hint", () => {
     await until(() => a.tokens.length === 1, "a's back-channel token");
 
     const sidB = claimsOf((await signInTo(host, browser, "b")).id_token).sid;
+    const bBefore = b.tokens.length;
     const replay = await browser.get(`${host.issuer}/signedout?logoutId=${encodeURIComponent(logoutId)}`, { stopAt: (u) => u.origin === RP });
     assert.equal(replay.status, 200);
-    const frames = replay.queryAll("iframe.front-channel").map((f) => f.getAttribute("src"));
-    assert.deepEqual(frames, [`${RP}/b/front`], "b's front-channel iframe, not a's");
-    assert.equal(replay.query("#continue"), null, "no redirect of the old request");
-    assert.doesNotMatch(replay.body, /state=old/);
-    await until(() => b.tokens.length === 1, "b's back-channel token");
-    assert.equal(claimsOf(b.tokens[0]!).sid, sidB);
+    assert.equal(new URL(replay.url).pathname, "/logout", "sent to the logout prompt");
+    assert.ok(replay.query("button[name=decision][value=logout]"));
+    assert.equal(replay.queryAll("iframe").length, 0, "no iframes of the old logout");
+    assert.doesNotMatch(replay.body, /state=old|signed-out/);
+    assert.ok(browser.cookies.all().some((c) => c.name.endsWith("tessera.session") && c.value), "still signed in after the GET");
+    assert.equal(b.tokens.length, bBefore, "b is not told by a GET");
+
+    // Only the prompt's CSRF-protected POST ends the current session, notifying its own clients.
+    const done = await browser.submitForm(replay, { button: "button[name=decision][value=logout]", stopAt: (u) => u.origin === RP });
+    assert.deepEqual(done.queryAll("iframe.front-channel").map((f) => f.getAttribute("src")), [`${RP}/b/front`], "b's front-channel iframe, not a's");
+    assert.equal(done.query("#continue"), null, "no redirect of the old request");
+    assert.doesNotMatch(done.body, /state=old/);
+    await until(() => b.tokens.length === bBefore + 1, "b's back-channel token");
+    assert.equal(claimsOf(b.tokens[bBefore]!).sid, sidB);
     assert.equal(a.tokens.length, 1, "a is not told again");
     assert.equal(browser.cookies.all().some((c) => c.name.includes("tessera.session") && c.value), false, "signed out");
 
     // Nobody signed in: a plain signed-out page.
     const again = await browser.get(`${host.issuer}/signedout?logoutId=${encodeURIComponent(logoutId)}`, { stopAt: (u) => u.origin === RP });
     assert.equal(again.status, 200);
+    assert.equal(new URL(again.url).pathname, "/signedout");
     assert.equal(again.queryAll("iframe").length, 0);
     assert.equal(again.query("#continue"), null);
   });
 
-  test("8 the logout prompt with an ended logoutId ends the current session of its own clients", async () => {
+  test("8.b logout CSRF: an attacker's burnt logoutId sent to a victim does not sign the victim out", async () => {
+    // The attacker, with no session, makes a logout request and views its signed-out page once.
+    const attacker = new TestBrowser();
+    const made = await attacker.get(endSessionUrl({ client_id: "a", post_logout_redirect_uri: `${RP}/signed-out`, state: "evil" }), { stopAt: (u) => u.origin === RP });
+    const logoutId = new URL(made.url).searchParams.get("logoutId")!;
+    assert.ok(logoutId);
+    const victim = new TestBrowser();
+    await signInTo(host, victim, "b");
+    const bBefore = b.tokens.length;
+    for (const path of ["signedout", "logout"]) {
+      const page = await victim.get(`${host.issuer}/${path}?logoutId=${encodeURIComponent(logoutId)}`, { stopAt: (u) => u.origin === RP });
+      assert.equal(page.status, 200, path);
+      assert.ok(page.query("button[name=decision][value=logout]"), `${path}: the victim is asked`);
+      assert.equal(page.queryAll("iframe").length, 0);
+      assert.doesNotMatch(page.body, /state=evil/);
+    }
+    assert.ok(victim.cookies.all().some((c) => c.name.endsWith("tessera.session") && c.value), "the victim is still signed in");
+    const session = victim.cookies.all().find((c) => c.name.endsWith("tessera.session"))!;
+    assert.ok(await host.provider.getSession(new Request(`${host.issuer}/`, { headers: { cookie: `${session.name}=${session.value}` } })));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(b.tokens.length, bBefore, "no back-channel logout");
+  });
+
+  test("8.c the logout prompt with an ended logoutId ends the current session of its own clients", async () => {
     const browser = new TestBrowser();
     const first = await signInTo(host, browser, "a");
     const ended = await browser.get(endSessionUrl({ id_token_hint: first.id_token, post_logout_redirect_uri: `${RP}/signed-out`, state: "old" }), { stopAt: (u) => u.origin === RP });
@@ -278,6 +311,39 @@ describe("11 cookies", () => {
     assert.equal((await post(attackerCookie.value, own)).status, 302);
   });
 
+  test("11.e two issuers on one origin under different paths keep their own session, CSRF and device cookies", async () => {
+    const [t1, t2] = [await start({ ...baseConfig(), issuer: "https://h.test/t1" }), await start({ ...baseConfig(), issuer: "https://h.test/t2" })];
+    const browser = new TestBrowser({ handlers: (request: Request) => (new URL(request.url).pathname.startsWith("/t1/") ? t1.fetch(request) : t2.fetch(request)) });
+    const signIn = async (host: TestHost, user: [string, string]) => {
+      const page = await browser.get(`${host.issuer}/login`);
+      const csrf = page.headers.getSetCookie().find((c) => c.includes("tessera.csrf"));
+      const done = await browser.submitForm(page, { fields: { username: user[0], password: user[1] }, stopAt: () => true });
+      return { csrf, cookies: done.headers.getSetCookie() };
+    };
+    const first = await signIn(t1, ["alice", "alice"]);
+    const second = await signIn(t2, ["bob", "bob-password"]);
+    const names = (set: string[], part: string) => set.map((c) => c.slice(0, c.indexOf("="))).filter((n) => n.includes(part));
+    const [session1, session2] = [names(first.cookies, "tessera.session"), names(second.cookies, "tessera.session")].map((n) => n.filter((x) => !x.includes("session_id")));
+    const [device1, device2] = [names(first.cookies, "tessera.device"), names(second.cookies, "tessera.device")];
+    assert.match(session1[0]!, /^__Host-tessera\.session\.[0-9a-f]{8}$/);
+    assert.notEqual(session1[0], session2[0]);
+    assert.ok(first.csrf && second.csrf);
+    assert.match(first.csrf, /^__Host-tessera\.csrf\.[0-9a-f]{8}=/);
+    assert.notEqual(names([first.csrf], "csrf")[0], names([second.csrf], "csrf")[0]);
+    assert.equal(device1.length, 1);
+    assert.notEqual(device1[0], device2[0]);
+    // Signing in at t2 left t1's session alone.
+    const at = (host: TestHost) => new Request(`${host.issuer}/`, { headers: { cookie: browser.cookies.cookieHeader(new URL(`${host.issuer}/`)) ?? "" } });
+    assert.equal((await t1.provider.getSession(at(t1)))?.sub, "1");
+    assert.equal((await t2.provider.getSession(at(t2)))?.sub, "2");
+    // A logout form of t1 still works (its CSRF cookie was not replaced by t2's).
+    const prompt = await browser.get(`${t1.issuer}/logout`);
+    const out = await browser.submitForm(prompt, { button: "button[name=decision][value=logout]", stopAt: () => true });
+    assert.equal(out.status, 302);
+    assert.equal(await t1.provider.getSession(at(t1)), undefined);
+    assert.equal((await t2.provider.getSession(at(t2)))?.sub, "2");
+  });
+
   for (const serverSide of [false, true]) {
     test(`11.c every sign-in rotates the session handle, re-authentication included (server-side ${serverSide})`, async () => {
       const config = baseConfig();
@@ -385,6 +451,231 @@ describe("19.b pending requests are capped", () => {
         assert.equal(await rows(spread, "logout"), 50);
       } finally {
         await capped.close();
+      }
+    });
+  }
+
+  const open = async (kind: "memory" | "sqlite") => (kind === "memory" ? createMemoryStore() : await createSqliteStore(join(dir, `pending-${randomBytes(4).toString("hex")}.db`)));
+  const returnUrlOf = (response: Response) => new URL(response.headers.get("location")!).searchParams.get("returnUrl")!;
+
+  for (const kind of ["memory", "sqlite"] as const) {
+    test(`19.c a flood from one address (IPv6 addresses of one /64 included) evicts no other address's pending requests (${kind})`, async () => {
+      const store = await open(kind);
+      const provider = createProvider({ issuer, store, dataKey: randomBytes(32), clients, interaction: { maxPending: 50, maxPendingPerAddress: 10 } });
+      try {
+        const victim = returnUrlOf(await provider.fetch(authorize(), { clientAddress: "203.0.113.9" }));
+        const victimLogout = await provider.fetch(endSession(), { clientAddress: "203.0.113.9" });
+        assert.equal(victimLogout.status, 302);
+        const logoutId = new URL(victimLogout.headers.get("location")!).searchParams.get("logoutId")!;
+        for (let i = 0; i < 300; i++) {
+          const address = `2001:db8:1:2:${((i * 7919) & 0xffff).toString(16)}:${i.toString(16)}::${(i + 1).toString(16)}`;
+          assert.ok((await provider.fetch(authorize(), { clientAddress: address })).status < 500);
+          assert.ok((await provider.fetch(endSession(), { clientAddress: address })).status < 500);
+        }
+        assert.ok(await provider.getInteraction(victim), "the victim's sign-in survives");
+        assert.ok(await provider.getLogoutRequest(logoutId), "the victim's logout survives");
+        // The whole /64 was one bucket: it holds at most its own cap.
+        assert.equal(await rows(store, "interaction"), 11);
+        assert.equal(await rows(store, "logout"), 11);
+      } finally {
+        await provider.close();
+      }
+    });
+
+    test(`19.d IPv6 addresses share a bucket per /64, an IPv4-mapped address is its IPv4 address (${kind})`, async () => {
+      const store = await open(kind);
+      const provider = createProvider({ issuer, store, dataKey: randomBytes(32), clients, interaction: { maxPending: 1000, maxPendingPerAddress: 5 } });
+      try {
+        const spellings = ["2001:db8:0:1::1", "2001:DB8:0:1:ffff::9", "2001:0db8:0000:0001:0:0:0:2", "[2001:db8:0:1::3]", "2001:db8:0:1::4%eth0"];
+        for (let i = 0; i < 20; i++) await provider.fetch(authorize(), { clientAddress: spellings[i % spellings.length]! });
+        assert.equal(await rows(store, "interaction"), 5);
+        for (let i = 0; i < 20; i++) await provider.fetch(authorize(), { clientAddress: i % 2 ? "::ffff:203.0.113.7" : "203.0.113.7" });
+        assert.equal(await rows(store, "interaction"), 10);
+        // Another /64 is another bucket.
+        await provider.fetch(authorize(), { clientAddress: "2001:db8:0:2::1" });
+        assert.equal(await rows(store, "interaction"), 11);
+      } finally {
+        await provider.close();
+      }
+    });
+
+    test(`19.e over the total cap new pending requests are refused, none is evicted (${kind})`, async () => {
+      const store = await open(kind);
+      const provider = createProvider({ issuer, store, dataKey: randomBytes(32), clients, interaction: { maxPending: 20, maxPendingPerAddress: 5 } });
+      try {
+        const kept: string[] = [];
+        for (let i = 0; i < 20; i++) kept.push(returnUrlOf(await provider.fetch(authorize(), { clientAddress: `198.51.100.${i % 4}` })));
+        for (let i = 0; i < 20; i++) assert.equal((await provider.fetch(endSession(), { clientAddress: `198.51.100.${i % 4}` })).status, 302);
+        for (const context of [{ clientAddress: "198.51.100.200" }, {}]) {
+          const refused = await provider.fetch(authorize(), context);
+          assert.equal(refused.status, 302);
+          const location = new URL(refused.headers.get("location")!);
+          assert.equal(location.origin + location.pathname, REDIRECT, "the error goes back to the client");
+          assert.equal(location.searchParams.get("error"), "temporarily_unavailable");
+          const refusedLogout = await provider.fetch(endSession(), context);
+          assert.equal(refusedLogout.status, 429);
+          assert.match(await refusedLogout.text(), /temporarily_unavailable/);
+        }
+        for (const returnUrl of kept) assert.ok(await provider.getInteraction(returnUrl), "nothing evicted");
+        assert.equal(await rows(store, "interaction"), 20);
+        assert.equal(await rows(store, "logout"), 20);
+        // Signing out still works when the logout requests are full.
+        const { cookies } = await provider.signIn(new Request(`${issuer}/login`), { sub: "1" });
+        const cookie = cookies.map((c) => c.split(";")[0]!).join("; ");
+        const ended = await provider.endSession(new Request(`${issuer}/logout`, { method: "POST", headers: { cookie } }));
+        assert.ok(ended.cookies.some((c) => /session=;/.test(c)));
+      } finally {
+        await provider.close();
+      }
+    });
+  }
+});
+
+describe("F id_token_hint typ", () => {
+  test("12.f an ID-token-shaped JWT of this server without typ JWT is no hint: the user is asked", async () => {
+    const { DataProtector } = await import("@tessera/server");
+    const { KeyManager } = await import("../packages/server/src/keys/key-manager.ts");
+    const { SignJWT } = await import("jose");
+    const issuer = "https://idp.test";
+    const store = createMemoryStore();
+    const dataKey = randomBytes(32).toString("base64url");
+    const provider = createProvider({ issuer, store, dataKey, clients: [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], scope: "openid" }] });
+    try {
+      const { cookies, session } = await provider.signIn(new Request(`${issuer}/login`), { sub: "1" });
+      const cookie = cookies.map((c) => c.split(";")[0]!).join("; ");
+      const key = await new KeyManager(store.keys, new DataProtector(dataKey), ["RS256"], Date.now).signingKey();
+      const now = Math.floor(Date.now() / 1000);
+      const claims = { iss: issuer, sub: "1", aud: "web", sid: session.sid, iat: now, exp: now + 300 };
+      const sign = (header: Record<string, string>) => new SignJWT(claims).setProtectedHeader({ alg: key.alg, kid: key.kid, ...header }).sign(key.privateKey);
+      const endSession = async (hint: string) => {
+        const response = await provider.fetch(new Request(`${issuer}/connect/endsession?id_token_hint=${hint}`, { headers: { cookie } }));
+        // A refused hint is an error page (400) or the logout prompt; never an immediate logout.
+        return response.status === 302 ? new URL(response.headers.get("location")!).pathname : String(response.status);
+      };
+      for (const header of [{}, { typ: "jwt" }, { typ: "application/jwt" }]) {
+        assert.ok(["/logout", "400"].includes(await endSession(await sign(header))), `not logged out for ${JSON.stringify(header)}`);
+      }
+      assert.ok(await provider.getSession(new Request(`${issuer}/`, { headers: { cookie } })), "still signed in");
+      assert.equal(await endSession(await sign({ typ: "JWT" })), "/signedout", "a real ID token's header logs out at once");
+    } finally {
+      await provider.close();
+    }
+  });
+});
+
+describe("B and C server-side sessions under races and replays", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tessera-rekey-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const issuer = "https://idp.test";
+  const dataKey = randomBytes(32).toString("base64url");
+  const make = (store: Store, enabled: boolean): Provider => createProvider({ issuer, store, dataKey, clients: [], serverSideSessions: { enabled } });
+  const cookieHeader = (setCookies: string[]) => setCookies.map((c) => c.split(";")[0]!).join("; ");
+  const request = (cookie: string) => new Request(`${issuer}/`, { headers: { cookie } });
+  let postgres: TestPostgres | undefined;
+  after(async () => postgres?.close());
+  const open = async (kind: "memory" | "sqlite" | "postgres"): Promise<Store | undefined> => {
+    if (kind === "memory") return createMemoryStore();
+    if (kind === "sqlite") return createSqliteStore(join(dir, `s-${randomBytes(4).toString("hex")}.db`));
+    postgres ??= await startTestPostgres();
+    return postgres ? createPostgresStore(await postgres.createDatabase()) : undefined;
+  };
+
+  for (const kind of ["memory", "sqlite", "postgres"] as const) {
+    test(`11.d ten concurrent re-sign-ins of one user with one cookie: no error, one row per sid (${kind})`, async (t) => {
+      const store = await open(kind);
+      if (!store) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+      const provider = make(store, true);
+      try {
+        const first = await provider.signIn(new Request(`${issuer}/login`), { sub: "1", name: "Alice" });
+        const cookie = cookieHeader(first.cookies);
+        const results = await Promise.allSettled(Array.from({ length: 10 }, () => provider.signIn(new Request(`${issuer}/login`, { headers: { cookie } }), { sub: "1", name: "Alice" })));
+        const signedIn = results.map((r) => {
+          assert.equal(r.status, "fulfilled", r.status === "rejected" ? String(r.reason) : "");
+          return (r as PromiseFulfilledResult<Awaited<ReturnType<Provider["signIn"]>>>).value;
+        });
+        // One sign-in carried the session (and its sid) over; the others started sessions of their own.
+        assert.equal(signedIn.filter((s) => s.session.sid === first.session.sid).length, 1);
+        const listed = (await provider.querySessions({ count: 50 })).sessions;
+        assert.equal(new Set(listed.map((s) => s.sessionId)).size, listed.length, "at most one row per sid");
+        assert.deepEqual(new Set(listed.map((s) => s.sessionId)), new Set(signedIn.map((s) => s.session.sid)));
+        for (const s of signedIn) assert.equal((await provider.getSession(request(cookieHeader(s.cookies))))?.sid, s.session.sid);
+        assert.equal(await provider.getSession(request(cookie)), undefined, "the pre-sign-in handle is dead");
+      } finally {
+        await provider.close();
+      }
+    });
+  }
+
+  for (const kind of ["memory", "sqlite", "postgres"] as const) {
+    test(`11.f writes of a session racing its re-sign-in never store its sid twice (${kind})`, async (t) => {
+      const store = await open(kind);
+      if (!store) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+      const clients = [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], scope: "openid" }];
+      const provider = createProvider({ issuer, store, dataKey, clients, serverSideSessions: { enabled: true } });
+      try {
+        const first = await provider.signIn(new Request(`${issuer}/login`), { sub: "1" });
+        const cookie = cookieHeader(first.cookies);
+        const authorize = () => {
+          const url = new URL(`${issuer}/connect/authorize`);
+          url.search = new URLSearchParams({ client_id: "web", redirect_uri: REDIRECT, response_type: "code", scope: "openid", code_challenge: pkce().challenge, code_challenge_method: "S256" }).toString();
+          return provider.fetch(new Request(url, { headers: { cookie } })).then((r) => assert.ok(r.status < 500, `authorize ${r.status}`));
+        };
+        const signIn = () => provider.signIn(new Request(`${issuer}/login`, { headers: { cookie } }), { sub: "1" });
+        const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => (i % 2 ? authorize() : signIn())));
+        for (const r of results) assert.equal(r.status, "fulfilled", r.status === "rejected" ? String(r.reason) : "");
+        const listed = (await provider.querySessions({ count: 50 })).sessions;
+        assert.equal(new Set(listed.map((s) => s.sessionId)).size, listed.length, "at most one row per sid");
+      } finally {
+        await provider.close();
+      }
+    });
+  }
+
+  for (const kind of ["memory", "sqlite", "postgres"] as const) {
+    test(`13.b an ended server-side session does not come back from its pre-migration cookie, nor overwrite a live record (${kind})`, async (t) => {
+      const store = await open(kind);
+      if (!store) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+      const cookieOnly = make(store, false);
+      const on = make(store, true);
+      try {
+        const oldCookie = async (sub: string) => cookieHeader((await cookieOnly.signIn(new Request(`${issuer}/login`), { sub })).cookies);
+        const sidOf = async (cookie: string) => (await on.getSession(request(cookie)))?.sid;
+
+        // A live record is never overwritten by the stale cookie: its clients and expiry stay.
+        const live = await oldCookie("1");
+        const sid = (await sidOf(live))!;
+        assert.ok(sid);
+        const record = (await store.sessions.getBySessionId(sid))!;
+        await store.sessions.put({ ...record, clientIds: ["x"], expires: record.expires + 1000 });
+        const again = await Promise.all(Array.from({ length: 5 }, () => on.getSession(request(live))));
+        assert.deepEqual(again.map((s) => s?.sid), Array(5).fill(sid), "still signed in");
+        assert.deepEqual(again[0]!.clients, ["x"]);
+        const after = (await store.sessions.getBySessionId(sid))!;
+        assert.deepEqual(after.clientIds, ["x"]);
+        assert.equal(after.expires, record.expires + 1000);
+
+        // Revoked by an administrator.
+        assert.equal(await on.removeSessions({ sessionId: sid }), 1);
+        assert.equal(await sidOf(live), undefined, "revoked stays revoked");
+        assert.equal((await on.querySessions({ count: 10, sessionId: sid })).sessions.length, 0);
+
+        // Logged out.
+        const loggedOut = await oldCookie("2");
+        assert.ok(await sidOf(loggedOut));
+        await on.endSession(request(loggedOut));
+        assert.equal(await sidOf(loggedOut), undefined, "logged out stays logged out");
+
+        // Another user signed in over it.
+        const replaced = await oldCookie("3");
+        const replacedSid = await sidOf(replaced);
+        const other = await on.signIn(new Request(`${issuer}/login`, { headers: { cookie: replaced } }), { sub: "4" });
+        assert.notEqual(other.session.sid, replacedSid);
+        assert.equal(await sidOf(replaced), undefined, "the replaced session stays ended");
+
+        const listed = (await on.querySessions({ count: 10 })).sessions;
+        assert.deepEqual(listed.map((s) => s.subject), ["4"]);
+      } finally {
+        await on.close();
       }
     });
   }

@@ -345,6 +345,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
 
   app.get(`${base}/signedout`, async (c) => {
     const found = await provider.getSignedOut(c.req.query("logoutId") ?? "", c.req.raw);
+    // A replayed logout id with someone signed in: they confirm on the prompt (a GET never signs out).
+    if (found && "logoutPromptUrl" in found) return redirectTo(found.logoutPromptUrl);
     if (!found) return render("Signed out", <MessagePage base={base} heading="You are signed out" text="You can close this window." />);
     const { cookies = [], ...details } = found;
     const frameOrigins = [...new Set(details.frontChannelUrls.map((u) => new URL(u).origin))];

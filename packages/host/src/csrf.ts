@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { issuerCookieName } from "@tessera/server";
 
 export const CSRF_COOKIE = "tessera.csrf";
 
@@ -10,7 +11,7 @@ export const CSRF_COOKIE = "tessera.csrf";
  * no Domain), so a sibling cannot plant it at all.
  */
 export class CsrfProtection {
-  /** The cookie's name: `__Host-tessera.csrf` on https, `tessera.csrf` on http. */
+  /** The cookie's name: `__Host-tessera.csrf` on https, `tessera.csrf` on http; suffixed under a base path (issuerCookieName). */
   readonly cookieName: string;
   private readonly path: string;
 
@@ -19,7 +20,7 @@ export class CsrfProtection {
     private readonly secure: boolean,
     path: string,
   ) {
-    this.cookieName = secure ? `__Host-${CSRF_COOKIE}` : CSRF_COOKIE;
+    this.cookieName = issuerCookieName(CSRF_COOKIE, secure, path);
     this.path = secure ? "/" : path;
   }
 

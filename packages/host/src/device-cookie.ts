@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { issuerCookieName } from "@tessera/server";
 
 /** The device cookie's name without a prefix (the name on an http issuer). */
 export const DEVICE_COOKIE = "tessera.device";
@@ -8,11 +9,14 @@ export const DEVICE_LIFETIME = 180 * 24 * 3600;
 
 /**
  * The device cookie's name: `__Host-` on https at path "/" (no Domain, so no sibling host can set or
- * shadow it), `__Secure-` on https under a path, the plain name on http (cookie prefixes, RFC 6265bis §4.1.3).
+ * shadow it), `__Secure-` on https under a path, no prefix on http (cookie prefixes, RFC 6265bis §4.1.3);
+ * under a base path suffixed with the path's hash ({@link issuerCookieName}).
  */
 export function deviceCookieName(secure: boolean, path: string): string {
-  if (!secure) return DEVICE_COOKIE;
-  return path === "/" ? `__Host-${DEVICE_COOKIE}` : `__Secure-${DEVICE_COOKIE}`;
+  if (secure && path === "/") return `__Host-${DEVICE_COOKIE}`;
+  // Under a base path the name carries the path's hash, so issuers on one origin never share it.
+  const scoped = issuerCookieName(DEVICE_COOKIE, false, path === "/" ? "" : path);
+  return secure ? `__Secure-${scoped}` : scoped;
 }
 
 /**

@@ -11,6 +11,7 @@ export { SIGNING_ALGORITHMS } from "./options.ts";
 export type { ClientMetadata, TokenEndpointAuthMethod } from "./clients.ts";
 export type { SignInUser, AuthenticationSession } from "./session/session.ts";
 export { SESSION_COOKIE, SESSION_ID_COOKIE, sessionCookieName } from "./session/session.ts";
+export { issuerCookieName } from "./http/cookies.ts";
 export type { UserRecord, UserStore, ProfileService, ProfileRequest, ClaimsCaller } from "./tokens/claims.ts";
 export { claimsForScopes, defaultProfileService } from "./tokens/claims.ts";
 export type { Store, GrantStore, KeyStore, SessionStore, ServerSideSession, SessionQuery, PersistedGrant, StoredKey, GrantFilter, GrantKind, ConsumeResult } from "./stores/interfaces.ts";

@@ -127,11 +127,15 @@ export interface ProviderOptions {
     /** Seconds a pending authorization request waits for login and consent (default 3600). */
     lifetime?: number;
     /**
-     * Most pending authorization and logout requests kept (each kind counted apart); past it the oldest are
-     * dropped, so unauthenticated requests cannot grow the store without bound (default 10000).
+     * Most pending authorization and logout requests kept (each kind counted apart); past it new ones are
+     * refused (temporarily_unavailable, 429) and none is dropped, so unauthenticated requests cannot grow
+     * the store without bound (default 10000).
      */
     maxPending?: number;
-    /** Most pending requests of each kind per client address, oldest dropped first (default 100). */
+    /**
+     * Most pending requests of each kind per client address bucket (IPv4 address, IPv6 /64), that bucket's
+     * oldest dropped first (default 100).
+     */
     maxPendingPerAddress?: number;
     /** Seconds a remembered consent lasts (default 31536000, a year). */
     consentLifetime?: number;

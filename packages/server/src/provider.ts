@@ -31,6 +31,7 @@ import { KeyManager } from "./keys/key-manager.ts";
 import { resolveOptions, silentLogger, type ProviderOptions } from "./options.ts";
 import { InteractionService } from "./session/interactions.ts";
 import { PendingRequestCap } from "./security/pending-requests.ts";
+import { EndedSessions } from "./session/ended-sessions.ts";
 import { SessionService, type AuthenticationSession, type SignInUser } from "./session/session.ts";
 import { SessionManagementService, type RemoveSessionsRequest, type SessionInfo } from "./session/session-management.ts";
 import type { SessionQuery } from "./stores/interfaces.ts";
@@ -96,10 +97,11 @@ export interface Provider {
   /** The client and state of a pending logout (for the logout prompt), if `logoutId` is known. */
   getLogoutRequest(logoutId: string): Promise<{ clientName?: string; ended: boolean } | undefined>;
   /**
-   * What the signed-out page shows: front-channel iframes and where to continue, once per logout. Shown
-   * again (a replayed id), it ends the session `request` carries, if any, and shows that logout instead.
+   * What the signed-out page shows: front-channel iframes and where to continue, once per logout. A
+   * replayed (or unknown) id never ends a session: when `request` carries one, `logoutPromptUrl` is where
+   * to send the user to confirm (the logout prompt); otherwise undefined, for a plain signed-out page.
    */
-  getSignedOut(logoutId: string, request?: Request): Promise<SignedOutDetails | undefined>;
+  getSignedOut(logoutId: string, request?: Request): Promise<SignedOutDetails | { logoutPromptUrl: string } | undefined>;
   /** Server-side sessions, filtered and paged (empty when server-side sessions are off). */
   querySessions(query: SessionQuery): Promise<{ sessions: SessionInfo[]; next: string | null }>;
   /** Ends server-side sessions: their tokens, optionally consents, and back-channel logout to their clients. */
@@ -154,8 +156,9 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
         return typeof value === "string" ? value : undefined;
       }
     : undefined;
-  const sessions = new SessionService(options, protector, store.sessions, clock, displayNameLookup);
   const nowSeconds = () => Math.floor(clock() / 1000);
+  const endedSessions = new EndedSessions(store.grants, options.cookieLifetime, nowSeconds);
+  const sessions = new SessionService(options, protector, store.sessions, clock, endedSessions, displayNameLookup);
   const outboundFetch = createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, options.backChannelTimeout) });
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);
   const pendingCap = new PendingRequestCap(store.grants, options.maxPending, options.maxPendingPerAddress, () => Math.floor(clock() / 1000));
@@ -166,7 +169,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     keys,
     protector,
     sessions,
-    sessionManagement: new SessionManagementService(store.sessions, store.grants, clients, backChannel, emit),
+    sessionManagement: new SessionManagementService(store.sessions, store.grants, clients, backChannel, endedSessions, emit),
     backChannel,
     logout: new LogoutService(options.issuer, store.grants, clients, sessions, backChannel, options.interactionLifetime, nowSeconds, pendingCap, emit),
     interactions: new InteractionService(store.grants, options.interactionLifetime, clock, pendingCap),
@@ -314,7 +317,12 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       const client = data.clientId ? await clients.findClientById(data.clientId) : undefined;
       return { clientName: client?.clientName, ended: data.ended };
     },
-    getSignedOut: (logoutId, request) => deps.logout.signedOut(logoutId, request),
+    async getSignedOut(logoutId, request) {
+      const shown = await deps.logout.signedOut(logoutId, request);
+      if (shown !== "confirm") return shown;
+      const prompt = /^https?:\/\//.test(options.logoutUrl) ? new URL(options.logoutUrl) : new URL(options.issuer + options.logoutUrl);
+      return { logoutPromptUrl: prompt.toString() };
+    },
     querySessions: (query) => deps.sessionManagement.query(query),
     removeSessions: (request) => deps.sessionManagement.remove(request),
     async validateAccessToken(token) {

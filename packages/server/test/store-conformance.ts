@@ -192,6 +192,56 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       }
     });
 
+    it("rekeys a session atomically: exactly one of racing moves wins, a missing key moves nothing", async () => {
+      const store = await open();
+      try {
+        await store.sessions.put(session(1));
+        const results = await Promise.all(Array.from({ length: 5 }, (_, i) => store.sessions.rekey(session(1).key, `new-key-${i}`)));
+        assert.equal(results.filter(Boolean).length, 1);
+        const winner = `new-key-${results.indexOf(true)}`;
+        assert.equal(await store.sessions.get(session(1).key), undefined);
+        assert.deepEqual(await store.sessions.get(winner), session(1, { key: winner }));
+        assert.equal((await store.sessions.getBySessionId("sid-1"))?.key, winner);
+        assert.equal(await store.sessions.rekey("missing", "other"), false);
+        assert.equal(await store.sessions.get("other"), undefined);
+        assert.equal((await store.sessions.query({ count: 10 })).sessions.length, 1);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("updates a session only under an existing key, never inserting", async () => {
+      const store = await open();
+      try {
+        assert.equal(await store.sessions.update(session(1)), false);
+        assert.equal(await store.sessions.get(session(1).key), undefined, "nothing inserted");
+        await store.sessions.put(session(1));
+        assert.equal(await store.sessions.update(session(1, { clientIds: ["c"], expires: 9999 })), true);
+        assert.deepEqual(await store.sessions.get(session(1).key), session(1, { clientIds: ["c"], expires: 9999 }));
+        assert.equal(await store.sessions.rekey(session(1).key, "moved"), true);
+        assert.equal(await store.sessions.update(session(1, { clientIds: ["stale"] })), false, "a stale key adds no row");
+        assert.deepEqual((await store.sessions.query({ count: 10 })).sessions.map((s) => [s.key, s.clientIds]), [["moved", ["c"]]]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("creates a session only when neither its key nor its sid exists, never replacing", async () => {
+      const store = await open();
+      try {
+        const results = await Promise.all(Array.from({ length: 5 }, () => store.sessions.create(session(1))));
+        assert.equal(results.filter(Boolean).length, 1);
+        assert.equal(await store.sessions.create(session(1, { clientIds: ["stale"], expires: 1 })), false, "same key");
+        assert.equal(await store.sessions.create(session(1, { key: "other-key", clientIds: ["stale"] })), false, "same sid");
+        assert.deepEqual(await store.sessions.get(session(1).key), session(1));
+        assert.equal(await store.sessions.get("other-key"), undefined);
+        assert.equal(await store.sessions.create(session(2)), true);
+        assert.equal((await store.sessions.query({ count: 10 })).sessions.length, 2);
+      } finally {
+        await store.close();
+      }
+    });
+
     it("queries sessions by filters and pages them with a cursor", async () => {
       const store = await open();
       try {

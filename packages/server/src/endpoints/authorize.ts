@@ -125,7 +125,14 @@ async function needsConsent(request: ValidatedAuthorizeRequest, session: Authent
 }
 
 async function redirectToInteraction(http: Request, page: string, request: ValidatedAuthorizeRequest, interaction: Interaction | undefined, deps: ProviderDeps, cookies: string[]): Promise<Response> {
-  const pending = interaction ?? (await deps.interactions.create(request.client.clientId, request.params, clientAddressOf(http)));
+  let pending: Interaction;
+  try {
+    pending = interaction ?? (await deps.interactions.create(request.client.clientId, request.params, clientAddressOf(http)));
+  } catch (error) {
+    // The pending-request cap is full: temporarily_unavailable, to the client (OAuth 2.0 §4.1.2.1).
+    if (error instanceof ProtocolError) return authorizeError(error, request.reply, deps.options.issuer, cookies);
+    throw error;
+  }
   const returnUrl = `${deps.options.basePath}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(pending.id)}`;
   const target = /^https?:\/\//.test(page) ? new URL(page) : new URL(deps.options.issuer + page);
   target.searchParams.set("returnUrl", returnUrl);

@@ -39,7 +39,8 @@ export function endSessionEndpoint(deps: ProviderDeps) {
       const { cookies } = await deps.logout.endSession(request, logoutId);
       return redirect(logoutPageUrl(deps, deps.options.signedOutUrl, logoutId), session ? cookies : []);
     } catch (error) {
-      if (error instanceof ProtocolError) return htmlPage(errorPage(error.code, error.description), error.status === 413 ? 413 : 400);
+      // 413 for an oversized request, 429 when the pending-request cap refuses a new logout request.
+      if (error instanceof ProtocolError) return htmlPage(errorPage(error.code, error.description), error.status === 413 || error.status === 429 ? error.status : 400);
       throw error;
     }
   };

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 /** Attributes of a Set-Cookie header (RFC 6265bis). */
 export interface CookieOptions {
   path: string;
@@ -37,4 +38,15 @@ export function parseCookies(header: string | null): Map<string, string> {
     if (!cookies.has(name)) cookies.set(name, value);
   }
   return cookies;
+}
+
+/**
+ * A cookie name of the issuer at `basePath` (its URL path, "" for a root issuer): `__Host-` prefixed on
+ * https (Secure, Path=/, no Domain); under a base path suffixed with the first 8 hex digits of SHA-256 of
+ * that path, so issuers on one origin under different paths (whose `__Host-` cookies all have Path=/) never
+ * share a cookie. A root issuer keeps the plain name.
+ */
+export function issuerCookieName(name: string, secure: boolean, basePath: string): string {
+  const scoped = basePath && basePath !== "/" ? `${name}.${createHash("sha256").update(basePath).digest("hex").slice(0, 8)}` : name;
+  return secure ? `__Host-${scoped}` : scoped;
 }

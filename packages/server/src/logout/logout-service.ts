@@ -1,4 +1,4 @@
-import { randomHandle, sha256Base64url } from "@tessera/protocol";
+import { ProtocolError, randomHandle, sha256Base64url } from "@tessera/protocol";
 import { clientAddressOf } from "../http/request-context.ts";
 import type { Client, ClientStore } from "../clients.ts";
 import type { PendingRequestCap, PendingTags } from "../security/pending-requests.ts";
@@ -73,7 +73,7 @@ export class LogoutService {
     const pending = logoutId ? await this.get(logoutId) : undefined;
     // An ended request is never reused: its redirect and notifications belong to a session already gone.
     // Whoever is signed in now gets a fresh logout of their own session.
-    const [id, data] = pending && !pending.ended ? [logoutId!, pending] : await this.fresh(clientAddressOf(request));
+    const [id, data, stored] = pending && !pending.ended ? [logoutId!, pending, true] : await this.fresh(clientAddressOf(request));
     const session = (await this.sessions.read(request))?.session;
     if (session) await this.sessions.end(session);
     if (session) {
@@ -85,25 +85,20 @@ export class LogoutService {
       this.emit({ type: "session.ended", sub: session.sub, sid: session.sid, clients: session.clients });
     }
     data.ended = true;
-    await this.save(id, data);
+    if (stored) await this.save(id, data);
     return { logoutId: id, cookies: this.sessions.signOutCookies() };
   }
 
   /**
    * The signed-out page's data for an ended logout, once: a replayed id never shows the old logout's
-   * iframes or redirect again. With `request`, a replay ends the session signed in now (if any) and shows
-   * that logout instead, with the cookies that clear it.
+   * iframes or redirect again, and never ends a session (a GET must not: anyone can send the link). For a
+   * replay, "confirm" when `request` carries a session (the user confirms on the logout prompt, whose POST
+   * is CSRF-protected, as for an end-session request without a valid hint), else undefined (a plain page).
    */
-  async signedOut(id: string, request?: Request): Promise<SignedOutDetails | undefined> {
+  async signedOut(id: string, request?: Request): Promise<SignedOutDetails | "confirm" | undefined> {
     const data = await this.get(id);
-    if (!data || !data.ended) return undefined;
-    const shown = await this.grants.consume(sha256Base64url(id), this.now());
-    if (!shown?.firstUse) {
-      if (!request || !(await this.sessions.read(request))) return undefined;
-      const ended = await this.endSession(request);
-      const details = await this.signedOut(ended.logoutId);
-      return details && { ...details, cookies: ended.cookies };
-    }
+    const shown = data?.ended ? await this.grants.consume(sha256Base64url(id), this.now()) : undefined;
+    if (!data || !shown?.firstUse) return request && (await this.sessions.read(request)) ? "confirm" : undefined;
     const frontChannelUrls: string[] = [];
     for (const clientId of data.clients) {
       const client = await this.clients.findClientById(clientId);
@@ -125,9 +120,15 @@ export class LogoutService {
     return { frontChannelUrls, postLogoutRedirectUri, clientName: client?.clientName, redirectRejected: data.redirectRejected ?? false };
   }
 
-  private async fresh(address: string | undefined): Promise<[string, LogoutRequestData]> {
-    const id = await this.create({}, address);
-    return [id, (await this.get(id)) ?? { ended: false, clients: [] }];
+  /** A new logout request; when the pending-request cap refuses one, an unstored id (signing out must still work). */
+  private async fresh(address: string | undefined): Promise<[string, LogoutRequestData, boolean]> {
+    try {
+      const id = await this.create({}, address);
+      return [id, (await this.get(id)) ?? { ended: false, clients: [] }, true];
+    } catch (error) {
+      if (!(error instanceof ProtocolError) || error.code !== "temporarily_unavailable") throw error;
+      return [randomHandle(24), { ended: false, clients: [] }, false];
+    }
   }
 
   private async save(id: string, data: LogoutRequestData): Promise<void> {

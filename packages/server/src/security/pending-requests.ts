@@ -1,4 +1,5 @@
-import { sha256Base64url } from "@tessera/protocol";
+import { isIPv4, isIPv6 } from "node:net";
+import { ProtocolError, sha256Base64url } from "@tessera/protocol";
 import type { GrantStore, PersistedGrant } from "../stores/interfaces.ts";
 
 /** Where a pending request is counted: its kind's bucket, and its client address's (when known). */
@@ -9,8 +10,11 @@ export interface PendingTags {
 
 /**
  * Bounds the requests anyone can leave in the store without signing in (pending authorization requests,
- * logout requests), as oidc-provider keeps them: stored with a short lifetime, here also capped per client
- * address and in total, the oldest dropped first. Counting uses the indexed `grantId` and `subject` columns
+ * logout requests), as oidc-provider keeps them: stored with a short lifetime, and here also capped, per
+ * kind. Per client address bucket (an IPv4 address, an IPv6 /64, an IPv4-mapped IPv6 address as its IPv4
+ * address) the bucket's own oldest are dropped first, so a flood hurts only its sender. Over the total cap,
+ * new requests are refused (`temporarily_unavailable`, 429) and nobody else's is dropped. Requests without
+ * a known address count only against the total. Counting uses the indexed `grantId` and `subject` columns
  * with prefixed values that never collide with token families or users.
  */
 export class PendingRequestCap {
@@ -22,19 +26,59 @@ export class PendingRequestCap {
     private readonly now: () => number,
   ) {}
 
-  /** Makes room for one more pending request of `kind`; returns the tags its record must carry. */
+  /**
+   * Makes room for one more pending request of `kind`; returns the tags its record must carry. Throws a
+   * `temporarily_unavailable` ProtocolError (status 429) when the total cap is reached.
+   */
   async admit(kind: "interaction" | "logout", address: string | undefined): Promise<PendingTags> {
-    const tags: PendingTags = { grantId: `pending:${kind}`, ...(address ? { subject: `pending:${sha256Base64url(address)}` } : {}) };
+    const bucket = address ? addressBucket(address) : undefined;
+    const tags: PendingTags = { grantId: `pending:${kind}`, ...(bucket ? { subject: `pending:${sha256Base64url(bucket)}` } : {}) };
     if (tags.subject) {
       const own = await this.grants.findAll({ kind, grantId: tags.grantId, subject: tags.subject }, this.maxPerAddress);
       await this.evict(own, own.length - this.maxPerAddress + 1);
     }
-    const total = await this.grants.count({ kind, grantId: tags.grantId }, this.now());
-    if (total >= this.maxTotal) await this.evict(await this.grants.findAll({ kind, grantId: tags.grantId }, total - this.maxTotal + 1), Number.POSITIVE_INFINITY);
+    if ((await this.grants.count({ kind, grantId: tags.grantId }, this.now())) >= this.maxTotal) {
+      throw new ProtocolError("temporarily_unavailable", "too many pending requests; try again later", { status: 429 });
+    }
     return tags;
   }
 
   private async evict(oldestFirst: PersistedGrant[], count: number): Promise<void> {
     for (const grant of oldestFirst.slice(0, Math.max(0, count))) await this.grants.remove(grant.key);
   }
+}
+
+/**
+ * The bucket a client address is counted in: an IPv4 address as is; an IPv6 address by its /64 (one
+ * subscriber's usual allocation, so rotating addresses within it costs nothing extra); an IPv4-mapped IPv6
+ * address as its IPv4 address. Brackets and a zone id are ignored; anything else is its own bucket.
+ */
+export function addressBucket(address: string): string {
+  let a = address.trim().toLowerCase();
+  if (a.startsWith("[") && a.endsWith("]")) a = a.slice(1, -1);
+  const zone = a.indexOf("%");
+  if (zone >= 0) a = a.slice(0, zone);
+  if (isIPv4(a)) return a;
+  if (!isIPv6(a)) return a;
+  const groups = ipv6Groups(a);
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return [groups[6]! >> 8, groups[6]! & 255, groups[7]! >> 8, groups[7]! & 255].join(".");
+  }
+  return `${groups.slice(0, 4).map((g) => g.toString(16)).join(":")}::/64`;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (a dotted IPv4 tail included). */
+function ipv6Groups(address: string): number[] {
+  let a = address;
+  const tail = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+  if (tail) {
+    const [b0, b1, b2, b3] = tail.slice(1).map(Number) as [number, number, number, number];
+    a = `${a.slice(0, tail.index)}${((b0 << 8) | b1).toString(16)}:${((b2 << 8) | b3).toString(16)}`;
+  }
+  const [head = "", rest] = a.split("::") as [string, string | undefined];
+  const parse = (part: string) => (part ? part.split(":").map((g) => parseInt(g, 16)) : []);
+  const left = parse(head);
+  if (rest === undefined) return left;
+  const right = parse(rest);
+  return [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
 }

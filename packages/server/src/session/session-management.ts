@@ -1,6 +1,7 @@
 import type { Client, ClientStore } from "../clients.ts";
 import type { BackChannelLogoutService } from "../logout/back-channel.ts";
 import type { TesseraEvent } from "../events.ts";
+import type { EndedSessions } from "./ended-sessions.ts";
 import type { GrantStore, ServerSideSession, SessionQuery, SessionStore } from "../stores/interfaces.ts";
 
 /** A server-side session as administrators see it. */
@@ -38,6 +39,7 @@ export class SessionManagementService {
     private readonly grants: GrantStore,
     private readonly clients: ClientStore,
     private readonly backChannel: BackChannelLogoutService,
+    private readonly ended: EndedSessions,
     private readonly emit: (event: TesseraEvent) => void = () => {},
   ) {}
 
@@ -71,6 +73,8 @@ export class SessionManagementService {
 
   /** Revokes and notifies for sessions already deleted (by an administrator or the expiry job). */
   async afterRemoval(removed: ServerSideSession[], request: Omit<RemoveSessionsRequest, "sessionId" | "subject">): Promise<void> {
+    // Tombstones first: a pre-migration cookie of these sessions must not bring them back.
+    await this.ended.mark(removed.map((s) => s.sessionId));
     for (const session of removed) {
       if (request.revokeTokens ?? true) await this.grants.removeAll({ sessionId: session.sessionId });
       if (request.revokeConsents) await this.grants.removeAll({ subject: session.subject, kind: "consent" });

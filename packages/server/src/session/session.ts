@@ -1,7 +1,8 @@
 import { createHmac } from "node:crypto";
 import { randomHandle, sha256Base64url } from "@tessera/protocol";
 import type { DataProtector } from "../keys/data-protection.ts";
-import { parseCookies, serializeCookie, type CookieOptions } from "../http/cookies.ts";
+import type { EndedSessions } from "./ended-sessions.ts";
+import { issuerCookieName, parseCookies, serializeCookie, type CookieOptions } from "../http/cookies.ts";
 import type { ResolvedOptions } from "../options.ts";
 import type { ServerSideSession, SessionStore } from "../stores/interfaces.ts";
 import { isStorableText, STORE_LIMITS, StoreValueError } from "../stores/values.ts";
@@ -63,9 +64,10 @@ const MAX_IDENTIFIER_LENGTH = 255;
 /**
  * The session cookie's name: `__Host-tessera.session` on an https issuer, so only this exact origin can set
  * it (Secure, Path=/, no Domain: a sibling subdomain cannot plant or shadow it); `tessera.session` on http.
+ * An issuer with a base path (`basePath`, e.g. "/tenant1") gets a suffix of its hash, see {@link issuerCookieName}.
  */
-export function sessionCookieName(secure: boolean): string {
-  return secure ? `__Host-${SESSION_COOKIE}` : SESSION_COOKIE;
+export function sessionCookieName(secure: boolean, basePath = ""): string {
+  return issuerCookieName(SESSION_COOKIE, secure, basePath);
 }
 
 /** The largest cookie browsers reliably keep. */
@@ -85,6 +87,7 @@ export class SessionService {
     private readonly protector: DataProtector,
     private readonly store: SessionStore,
     private readonly clock: () => number,
+    private readonly ended: EndedSessions,
     private readonly displayNameLookup?: DisplayNameLookup,
   ) {}
 
@@ -97,7 +100,7 @@ export class SessionService {
   }
 
   private get sessionCookie(): string {
-    return sessionCookieName(this.options.secureCookies);
+    return sessionCookieName(this.options.secureCookies, this.options.basePath);
   }
 
   private cookieOptions(session: AuthenticationSession | undefined, httpOnly: boolean): CookieOptions {
@@ -127,7 +130,7 @@ export class SessionService {
     if (!payload) return undefined;
     let session: AuthenticationSession | undefined;
     let rewrite = false;
-    let migrating = false;
+    let migrated = false;
     if (typeof payload.ssk === "string") {
       session = await this.fromStore(payload.ssk, now);
       // Server-side sessions were switched off: hand the session back to a cookie (and drop the record).
@@ -138,13 +141,10 @@ export class SessionService {
       }
     } else {
       session = toSession(payload);
-      // Server-side sessions were switched on: this cookie-only session moves into the store. The key is
-      // derived from the sid under a server secret, so concurrent requests carrying the same cookie all
-      // write the same record (an idempotent upsert) instead of racing on the sid's uniqueness.
+      // Server-side sessions were switched on: this cookie-only session moves into the store, on its cookie.
       if (session && this.serverSide) {
-        session.serverKey = createHmac("sha256", this.protector.subkey("session-migration")).update(session.sid).digest("base64url");
-        rewrite = true;
-        migrating = true;
+        session = await this.migrate(session, now);
+        migrated = true;
       }
     }
     if (!session) return undefined;
@@ -154,15 +154,11 @@ export class SessionService {
       rewrite = true;
     }
     if (rewrite) {
-      try {
-        return { session, cookies: await this.write(session) };
-      } catch (error) {
-        // A cookie from before the store checks may hold what no store keeps (a NUL in sub or name): it
-        // cannot move into the store, so it counts as no session; the next sign-in replaces the cookie.
-        if (migrating && error instanceof StoreValueError) return undefined;
-        throw error;
-      }
+      const written = await this.write(session, "update");
+      return written && { session, cookies: written };
     }
+    // A migrated session's record is in the store already: only the cookie changes (to the key cookie).
+    if (migrated) return { session, cookies: (await this.write(session, "none"))! };
     const out = cookies.get(SESSION_ID_COOKIE) !== session.sid ? [this.sessionIdCookie(session)] : [];
     return { session, cookies: out };
   }
@@ -172,12 +168,20 @@ export class SessionService {
     validateUser(user);
     const existing = (await this.read(request))?.session;
     const now = this.nowSeconds();
-    const same = existing && existing.sub === user.sub ? existing : undefined;
+    let same = existing && existing.sub === user.sub ? existing : undefined;
     // Every sign-in (re-authentication included) gets a new handle: a new cookie and a new server-side key,
-    // the old record removed, so a handle planted or seen before the sign-in is worth nothing after it
-    // (session fixation). The same user keeps the sid (as IdentityServer does), so the clients that know it
-    // stay in the session: their logout notifications still match and coordinated refresh tokens live on.
-    if (existing) await this.end(existing);
+    // so a handle planted or seen before the sign-in is worth nothing after it (session fixation). The same
+    // user keeps the sid (as IdentityServer does), so the clients that know it stay in the session: their
+    // logout notifications still match and coordinated refresh tokens live on. Server-side, the record moves
+    // to the new key in one atomic step; when it did not move (a racing sign-in with the same cookie moved
+    // it first, or it is gone) this sign-in starts a session of its own: a sid is never stored twice.
+    let serverKey: string | undefined;
+    if (same?.serverKey && this.serverSide) {
+      serverKey = randomHandle(32);
+      if (!(await this.store.rekey(sha256Base64url(same.serverKey), sha256Base64url(serverKey)))) [same, serverKey] = [undefined, undefined];
+    } else if (existing) {
+      await this.end(existing);
+    }
     const session: AuthenticationSession = {
       sid: same?.sid ?? randomHandle(16),
       sub: user.sub,
@@ -193,20 +197,55 @@ export class SessionService {
       // The same user's clients stay on the list, so single sign-out still reaches them.
       clients: same?.clients ?? [],
       persistent,
+      serverKey,
     };
-    return { session, cookies: await this.write(session) };
+    const written = await this.write(session, same ? "update" : "create");
+    if (written) return { session, cookies: written };
+    // The moved record was removed before it was updated (revoked meanwhile): a session of its own.
+    const fresh = { ...session, sid: randomHandle(16), createdAt: now, clients: [], serverKey: undefined };
+    return { session: fresh, cookies: (await this.write(fresh, "create"))! };
   }
 
   /** Records that `clientId` got tokens in this session; returns the cookies to send when that changed. */
   async addClient(session: AuthenticationSession, clientId: string): Promise<string[]> {
     if (session.clients.includes(clientId)) return [];
     session.clients = [...session.clients, clientId];
-    return this.write(session);
+    return (await this.write(session, "update")) ?? [];
   }
 
-  /** Removes the session's server-side record (no-op for cookie sessions). */
+  /** Removes the session's server-side record and leaves its tombstone (no-op for cookie sessions). */
   async end(session: AuthenticationSession): Promise<void> {
-    if (session.serverKey) await this.store.remove([sha256Base64url(session.serverKey)]);
+    if (!session.serverKey) return;
+    await this.store.remove([sha256Base64url(session.serverKey)]);
+    await this.ended.mark([session.sid]);
+  }
+
+  /**
+   * The server-side session of a cookie-only session, on its first request after server-side sessions were
+   * switched on. The key is derived from the sid under a server secret, so concurrent requests carrying the
+   * same cookie all name the same record; the record is only ever inserted when absent (never overwritten:
+   * a live record is authoritative, the cookie's copy is stale). A sid that ended server-side (tombstone), or
+   * lives on under another key (re-authenticated since), gives no session.
+   */
+  private async migrate(session: AuthenticationSession, now: number): Promise<AuthenticationSession | undefined> {
+    const serverKey = createHmac("sha256", this.protector.subkey("session-migration")).update(session.sid).digest("base64url");
+    if (await this.ended.has(session.sid)) return undefined;
+    const stored = await this.fromStore(serverKey, now);
+    if (stored) return stored;
+    if (session.expiresAt <= now) return undefined;
+    const candidate = { ...session, serverKey };
+    let created: boolean;
+    try {
+      created = await this.storing(candidate, async (record) => this.store.create(record));
+    } catch (error) {
+      // A cookie from before the store checks may hold what no store keeps (a NUL in sub or name): it
+      // cannot move into the store, so it counts as no session; the next sign-in replaces the cookie.
+      if (error instanceof StoreValueError) return undefined;
+      throw error;
+    }
+    if (created) return candidate;
+    // A racing request inserted it first (use theirs), or the sid is held by another key (none).
+    return this.fromStore(serverKey, now);
   }
 
   /**
@@ -217,8 +256,8 @@ export class SessionService {
     const record = await this.store.getBySessionId(sessionId);
     const now = this.nowSeconds();
     if (!record || record.expires <= now) return false;
-    await this.store.put({ ...record, renewed: now, expires: Math.max(record.expires, now + this.options.cookieLifetime) });
-    return true;
+    // An update, never an insert: a record re-keyed meanwhile (re-authentication) is not stored twice.
+    return this.store.update({ ...record, renewed: now, expires: Math.max(record.expires, now + this.options.cookieLifetime) });
   }
 
   /** True when a server-side session with this sid exists and has not expired. */
@@ -246,37 +285,50 @@ export class SessionService {
     return { ...session, serverKey: handle, issuedAt: record.renewed, expiresAt: record.expires, createdAt: record.created, clients: record.clientIds };
   }
 
-  private async write(session: AuthenticationSession): Promise<string[]> {
-    const ticket = ticketOf(session);
+  private async recordOf(session: AuthenticationSession): Promise<ServerSideSession> {
+    const claimType = this.options.serverSideSessions.userDisplayNameClaimType;
+    const own = session.claims[claimType];
+    const displayName = typeof own === "string" ? own : await this.displayNameLookup?.(session.sub, claimType);
+    return {
+      key: sha256Base64url(session.serverKey!),
+      sessionId: session.sid,
+      subject: session.sub,
+      displayName,
+      created: session.createdAt,
+      renewed: session.issuedAt,
+      expires: session.expiresAt,
+      clientIds: session.clients,
+      ticket: await this.protector.protect("session-ticket", JSON.stringify({ ...ticketOf(session), exp: session.expiresAt })),
+    };
+  }
+
+  /** Stores the session's record; a display name the user store gave that no store keeps is the server's fault. */
+  private async storing<T>(session: AuthenticationSession, write: (record: ServerSideSession) => Promise<T>): Promise<T> {
+    const claimType = this.options.serverSideSessions.userDisplayNameClaimType;
+    try {
+      return await write(await this.recordOf(session));
+    } catch (error) {
+      if (error instanceof StoreValueError && error.field === "displayName" && typeof session.claims[claimType] !== "string") {
+        throw new StoreValueError("displayName", `from the user store (claim ${claimType}) cannot be stored: ${error.message}`, "server");
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * The session's cookies. Server-side, the record is stored first: `create` for a new session (new key and
+   * sid), `update` for a live one (never inserting: undefined when its key is gone, re-keyed or removed
+   * meanwhile, so a stale key never stores a sid twice), `none` when the store already has it.
+   */
+  private async write(session: AuthenticationSession, mode: "create" | "update" | "none"): Promise<string[] | undefined> {
     let sealed: string;
     if (this.serverSide) {
       session.serverKey ??= randomHandle(32);
-      const claimType = this.options.serverSideSessions.userDisplayNameClaimType;
-      const own = session.claims[claimType];
-      const displayName = typeof own === "string" ? own : await this.displayNameLookup?.(session.sub, claimType);
-      const record: ServerSideSession = {
-        key: sha256Base64url(session.serverKey),
-        sessionId: session.sid,
-        subject: session.sub,
-        displayName,
-        created: session.createdAt,
-        renewed: session.issuedAt,
-        expires: session.expiresAt,
-        clientIds: session.clients,
-        ticket: await this.protector.protect("session-ticket", JSON.stringify({ ...ticket, exp: session.expiresAt })),
-      };
-      try {
-        await this.store.put(record);
-      } catch (error) {
-        // A display name looked up in the user store is the server's own data, not the request's.
-        if (error instanceof StoreValueError && error.field === "displayName" && typeof own !== "string") {
-          throw new StoreValueError("displayName", `from the user store (claim ${claimType}) cannot be stored: ${error.message}`, "server");
-        }
-        throw error;
-      }
+      if (mode === "create") await this.storing(session, (record) => this.store.put(record));
+      if (mode === "update" && !(await this.storing(session, (record) => this.store.update(record)))) return undefined;
       sealed = await this.protector.sealJwt("session-cookie", { ssk: session.serverKey }, this.nowSeconds() + KEY_COOKIE_LIFETIME);
     } else {
-      sealed = await this.protector.sealJwt("session-cookie", ticket, session.expiresAt);
+      sealed = await this.protector.sealJwt("session-cookie", ticketOf(session), session.expiresAt);
     }
     if (sealed.length > MAX_COOKIE_BYTES) {
       throw new Error("the session does not fit in a cookie: pass fewer claims to signIn, or enable server-side sessions");

@@ -1,7 +1,7 @@
 import { findable, STORE_LIMITS } from "./values.ts";
 
 /** Kinds of persisted grants (IdentityServer's persisted grant store, one table). */
-export type GrantKind = "authorization_code" | "access_token" | "refresh_token" | "interaction" | "consent" | "replay" | "logout" | "throttle";
+export type GrantKind = "authorization_code" | "access_token" | "refresh_token" | "interaction" | "consent" | "replay" | "logout" | "throttle" | "session_ended";
 
 /** A stored grant: codes, token records, interactions. `key` is a hash of the handle, never the handle itself. */
 export interface PersistedGrant {
@@ -123,6 +123,22 @@ export interface SessionQuery {
 export interface SessionStore {
   /** Inserts or replaces the session with this key. */
   put(session: ServerSideSession): Promise<void>;
+  /**
+   * Replaces the session stored under its key, never inserting; false when no session has that key (it
+   * was re-keyed or removed meanwhile). Changes to a live session use it, so a stale key never adds a row.
+   */
+  update(session: ServerSideSession): Promise<boolean>;
+  /**
+   * Inserts the session unless one with its key or its sessionId exists, in one atomic step (never
+   * replacing anything); true when inserted. Migrating a cookie session uses it: racing requests insert once.
+   */
+  create(session: ServerSideSession): Promise<boolean>;
+  /**
+   * Moves the session stored under `oldKey` to `newKey` in one atomic step (`update … set key = new where
+   * key = old`); true when a row moved, false when none has `oldKey` (it was moved or removed already).
+   * Re-authentication uses it: of racing sign-ins with one cookie, exactly one carries the session over.
+   */
+  rekey(oldKey: string, newKey: string): Promise<boolean>;
   get(key: string): Promise<ServerSideSession | undefined>;
   getBySessionId(sessionId: string): Promise<ServerSideSession | undefined>;
   /** Deletes sessions by key; returns the ones it deleted (so each is acted on once). */

@@ -13,7 +13,7 @@ export interface IdTokenHint {
  * OIDC Core §3.1.2.1 / RP-Initiated Logout §2: an ID token this provider issued. Expired ones are accepted
  * (the hint is evidence of a past session); the signature, issuer and a single audience are not negotiable.
  * Other JWTs this provider signs do not count: access tokens (`typ` at+jwt, RFC 9068, with `scope` and
- * `client_id`) and logout tokens (`typ` logout+jwt, with `events`); ID tokens carry `typ` JWT and neither claim.
+ * `client_id`) and logout tokens (`typ` logout+jwt, with `events`); ID tokens carry `typ` exactly JWT and neither claim.
  */
 export async function verifyIdTokenHint(token: string, deps: ProviderDeps): Promise<IdTokenHint | undefined> {
   try {
@@ -23,7 +23,8 @@ export async function verifyIdTokenHint(token: string, deps: ProviderDeps): Prom
       currentDate: new Date(0),
       clockTolerance: Number.MAX_SAFE_INTEGER,
     });
-    if (protectedHeader.typ !== undefined && protectedHeader.typ.toUpperCase() !== "JWT") return undefined;
+    // Exactly what this provider puts on ID tokens (tokens/token-service.ts): no other spelling, no absent typ.
+    if (protectedHeader.typ !== "JWT") return undefined;
     if ("events" in payload || "scope" in payload || "client_id" in payload || "token_use" in payload) return undefined;
     const aud = Array.isArray(payload.aud) ? (payload.aud.length === 1 ? payload.aud[0] : undefined) : payload.aud;
     if (typeof payload.sub !== "string" || typeof aud !== "string") return undefined;

@@ -164,6 +164,26 @@ class MemorySessionStore implements SessionStore {
     assertStorableSession(session);
     this.sessions.set(session.key, { ...session, clientIds: [...session.clientIds] });
   }
+  async create(session: ServerSideSession): Promise<boolean> {
+    assertStorableSession(session);
+    if (this.sessions.has(session.key) || [...this.sessions.values()].some((s) => s.sessionId === session.sessionId)) return false;
+    this.sessions.set(session.key, { ...session, clientIds: [...session.clientIds] });
+    return true;
+  }
+  async update(session: ServerSideSession): Promise<boolean> {
+    assertStorableSession(session);
+    const current = this.sessions.get(session.key);
+    if (!current) return false;
+    this.sessions.set(session.key, { ...session, clientIds: [...session.clientIds] });
+    return true;
+  }
+  async rekey(oldKey: string, newKey: string): Promise<boolean> {
+    const session = this.sessions.get(oldKey);
+    if (!session || this.sessions.has(newKey)) return false;
+    this.sessions.delete(oldKey);
+    this.sessions.set(newKey, { ...session, key: newKey });
+    return true;
+  }
   async get(key: string): Promise<ServerSideSession | undefined> {
     const session = this.sessions.get(key);
     return session ? { ...session } : undefined;

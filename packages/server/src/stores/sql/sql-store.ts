@@ -220,23 +220,47 @@ function toSession(row: Selectable<SessionsTable>): ServerSideSession {
 /** `%part%` for LIKE, with the wildcards of the part escaped. */
 const likePattern = (part: string) => `%${part.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
 
+function sessionRow(session: ServerSideSession) {
+  return {
+    key: session.key,
+    session_id: session.sessionId,
+    subject: session.subject,
+    display_name: session.displayName ?? null,
+    created: session.created,
+    renewed: session.renewed,
+    expires: session.expires,
+    client_ids: JSON.stringify(session.clientIds),
+    ticket: session.ticket,
+  };
+}
+
 class SqlSessionStore implements SessionStore {
   constructor(private readonly db: Kysely<Database>) {}
 
   async put(session: ServerSideSession): Promise<void> {
     assertStorableSession(session);
-    const row = {
-      key: session.key,
-      session_id: session.sessionId,
-      subject: session.subject,
-      display_name: session.displayName ?? null,
-      created: session.created,
-      renewed: session.renewed,
-      expires: session.expires,
-      client_ids: JSON.stringify(session.clientIds),
-      ticket: session.ticket,
-    };
+    const row = sessionRow(session);
     await this.db.insertInto("tessera_sessions").values(row).onConflict((oc) => oc.column("key").doUpdateSet({ ...row })).execute();
+  }
+
+  async create(session: ServerSideSession): Promise<boolean> {
+    assertStorableSession(session);
+    // No conflict target: a clash on the key or on the unique session_id alike inserts nothing.
+    const result = await this.db.insertInto("tessera_sessions").values(sessionRow(session)).onConflict((oc) => oc.doNothing()).executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
+  }
+
+  async update(session: ServerSideSession): Promise<boolean> {
+    assertStorableSession(session);
+    const { key, ...changes } = sessionRow(session);
+    const result = await this.db.updateTable("tessera_sessions").set(changes).where("key", "=", key).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async rekey(oldKey: string, newKey: string): Promise<boolean> {
+    if (!findable(oldKey, STORE_LIMITS.key) || !findable(newKey, STORE_LIMITS.key)) return false;
+    const result = await this.db.updateTable("tessera_sessions").set({ key: newKey }).where("key", "=", oldKey).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
   }
 
   async get(key: string): Promise<ServerSideSession | undefined> {
