@@ -460,7 +460,7 @@ describe("device cookie name (cookie prefixes)", () => {
       const response = await browser.request("POST", new URL(`${host.issuer}/login`), new URLSearchParams({ csrf, username: "alice", password: "alice" }));
       await response.body?.cancel();
       assert.equal(response.status, 302, "signed in");
-      const setCookie = response.headers.getSetCookie().find((c) => c.includes("tessera.device="));
+      const setCookie = response.headers.getSetCookie().find((c) => /^[^=]*tessera\.device[.=]/.test(c));
       return setCookie ?? "";
     } finally {
       await host.close();
@@ -473,7 +473,8 @@ describe("device cookie name (cookie prefixes)", () => {
     assert.match(root, /; Path=\/;/);
     assert.match(root, /; Secure/);
     const sub = await deviceCookie("https://idp.test/tenant");
-    assert.match(sub, /^__Secure-tessera\.device=/);
+    // Under a path the name carries the path's hash, so issuers on one origin never share the cookie.
+    assert.match(sub, /^__Secure-tessera\.device\.[0-9a-f]{8}=/);
     assert.match(sub, /; Path=\/tenant;/);
     assert.match(sub, /; Secure/);
     const plain = await deviceCookie(undefined, true);
