@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { createTokenValidator, toResponse } from "@tessera/api";
 import { mtlsFetch } from "@tessera/client";
 import { accessTokenHash } from "@tessera/protocol";
 import { TestBrowser, createTestHost, type TestHost, type TestHostConfig } from "@tessera/testing";
@@ -137,6 +138,75 @@ describe("review: mutual TLS, sender-constrained tokens at the provider, discove
     const { access_token: token } = (await redeemed.json()) as { access_token: string };
     assert.equal((await fetch(`${host.issuer}/connect/userinfo`, { headers: { authorization: `Bearer ${token}` } })).status, 401, "certificate-bound, no certificate");
     assert.equal((await withCert("a")(`${host.mtlsUrl}/connect/userinfo`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+  });
+
+  /** A DPoP-bound admin token of dpop-admin. */
+  const dpopAdminToken = async (on: TestHost = host): Promise<string> => {
+    const tokenUrl = `${on.issuer}/connect/token`;
+    const issued = await fetch(tokenUrl, {
+      ...form({ grant_type: "client_credentials", scope: "tessera.admin" }),
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from("dpop-admin:dpop-admin-secret").toString("base64")}`, dpop: await proof("POST", tokenUrl) },
+    });
+    assert.equal(issued.status, 200);
+    return ((await issued.json()) as { access_token: string }).access_token;
+  };
+  /** A DPoP proof whose protected header names `alg` (unsigned: the alg check comes first). */
+  const proofWithAlg = (alg: string, htm: string, htu: string) => {
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value), "utf8").toString("base64url");
+    return `${b64({ typ: "dpop+jwt", alg, jwk: dpopKey.jwk })}.${b64({ htm, htu, jti: randomUUID(), iat: Math.floor(Date.now() / 1000) })}.${Buffer.from("sig").toString("base64url")}`;
+  };
+  /** The auth-params of every challenge in a WWW-Authenticate value, in order (RFC 9110 §11.6.1). */
+  const challengeParams = (value: string): string[] => {
+    const names: string[] = [];
+    const re = /([A-Za-z0-9_-]+)=("(?:[^"\\]|\\.)*"|[^\s,]*)/g;
+    for (let m = re.exec(value); m; m = re.exec(value)) names.push(m[1]!);
+    assert.equal(value.replace(re, "").replace(/\b(Bearer|DPoP|Basic)\b/g, "").replace(/[\s,]/g, ""), "", `nothing but schemes and auth-params in ${value}`);
+    return names;
+  };
+  const HOSTILE_ALGS = ["\u2603", "x\ny", 'a"b', 'x", error="use_dpop_nonce', "a\\"];
+
+  test("4.4 DPoP proof with a hostile alg at the admin API: a fixed 401 challenge, never a 5xx or injected parameters", async () => {
+    const token = await dpopAdminToken();
+    const sessions = `${host.issuer}/admin/api/sessions`;
+    for (const alg of HOSTILE_ALGS) {
+      const response = await fetch(sessions, { headers: { authorization: `DPoP ${token}`, dpop: proofWithAlg(alg, "GET", sessions) } });
+      assert.equal(response.status, 401, JSON.stringify(alg));
+      const body = (await response.json()) as { error: string; error_description?: string };
+      assert.equal(body.error, "invalid_dpop_proof");
+      assert.ok(!body.error_description?.includes(alg), "the alg is not echoed");
+      const challenge = response.headers.get("www-authenticate") ?? "";
+      assert.deepEqual(challengeParams(challenge), ["algs", "error", "error_description"], challenge);
+    }
+  });
+
+  test("4.5 DPoP proof with a hostile alg at userinfo: a fixed 401 challenge, never a 5xx", async () => {
+    const token = await dpopAdminToken();
+    const userinfo = `${host.issuer}/connect/userinfo`;
+    for (const alg of HOSTILE_ALGS) {
+      const response = await fetch(userinfo, { headers: { authorization: `DPoP ${token}`, dpop: proofWithAlg(alg, "GET", userinfo) } });
+      const text = await response.text();
+      assert.equal(response.status, 401, `${JSON.stringify(alg)}: ${text}`);
+      assert.ok(!text.includes("ERR_INVALID_CHAR") && !text.includes("Invalid character"), text);
+      assert.equal((JSON.parse(text) as { error: string }).error, "invalid_dpop_proof");
+      const challenge = response.headers.get("www-authenticate") ?? "";
+      assert.deepEqual(challengeParams(challenge), ["algs", "error", "error_description"], challenge);
+    }
+  });
+
+  test("4.6 @tessera/api: a hostile DPoP alg gives a well-formed challenge with a fixed description", async () => {
+    const token = await dpopAdminToken();
+    const validator = createTokenValidator({ issuer: host.issuer, audience: `${host.issuer}/admin/api` });
+    const url = "https://api.test/data";
+    for (const alg of HOSTILE_ALGS) {
+      const result = await validator.validate(new Request(url, { headers: { authorization: `DPoP ${token}`, dpop: proofWithAlg(alg, "GET", url) } }));
+      assert.equal(result.ok, false);
+      if (result.ok) continue;
+      assert.equal(result.error, "invalid_dpop_proof");
+      assert.ok(!result.errorDescription?.includes(alg));
+      assert.deepEqual(challengeParams(result.wwwAuthenticate), ["algs", "error", "error_description"], result.wwwAuthenticate);
+      const response = toResponse(result);
+      assert.equal(response.status, 401);
+    }
   });
 
   /** Signs alice in for mtls-spa and returns the authorization code and its PKCE verifier. */

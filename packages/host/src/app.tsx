@@ -61,6 +61,23 @@ async function openStore(config: TesseraConfig, baseDir: string): Promise<{ stor
   return { store: await createSqliteStore(path), dataDir: join(path, "..") };
 }
 
+/** Characters Node refuses in a header value (its ERR_INVALID_CHAR check). */
+const INVALID_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+/**
+ * The response, or a plain server_error when one of its header values could not be written: the Node
+ * adapter would otherwise answer a 500 whose body is the raw error message.
+ */
+function writableResponse(response: Response, logger: Logger | undefined): Response {
+  for (const [name, value] of response.headers) {
+    if (INVALID_HEADER_VALUE.test(value)) {
+      logger?.error({ header: name }, "a response header value has characters HTTP cannot carry");
+      return new Response(JSON.stringify({ error: "server_error" }), { status: 500, headers: { "content-type": "application/json", "cache-control": "no-store" } });
+    }
+  }
+  return response;
+}
+
 /** Builds the host from a validated config. */
 export async function createHostApp(config: TesseraConfig, hostOptions: HostOptions = {}): Promise<HostApp> {
   const baseDir = hostOptions.baseDir ?? process.cwd();
@@ -363,7 +380,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   });
 
   return {
-    fetch: async (request, env) => app.fetch(request, env),
+    fetch: async (request, env) => writableResponse(await app.fetch(request, env), logger),
     mtls,
     provider,
     issuer: provider.issuer,
