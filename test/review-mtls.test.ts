@@ -29,7 +29,7 @@ describe("review: mutual TLS, sender-constrained tokens at the provider, discove
     users: [{ sub: "1", username: "alice", password: "alice", claims: { name: "Alice", role: ["admin"] } }],
     clients: [
       { client_id: "tls-san", token_endpoint_auth_method: "tls_client_auth", tls_client_auth_san_dns: "client-a.test", grant_types: ["client_credentials"], scope: "api1.read tessera.admin", tls_client_certificate_bound_access_tokens: true },
-      { client_id: "dpop-admin", client_secret: "dpop-admin-secret", grant_types: ["client_credentials"], scope: "tessera.admin", dpop_bound_access_tokens: true },
+      { client_id: "dpop-admin", client_secret: "dpop-admin-secret", grant_types: ["client_credentials"], scope: "tessera.admin api1.read", dpop_bound_access_tokens: true },
       { client_id: "mtls-spa", token_endpoint_auth_method: "none", redirect_uris: [CALLBACK], grant_types: ["authorization_code", "refresh_token"], scope: "openid offline_access", tls_client_certificate_bound_access_tokens: true },
     ],
   });
@@ -141,10 +141,10 @@ describe("review: mutual TLS, sender-constrained tokens at the provider, discove
   });
 
   /** A DPoP-bound admin token of dpop-admin. */
-  const dpopAdminToken = async (on: TestHost = host): Promise<string> => {
+  const dpopAdminToken = async (on: TestHost = host, scope = "tessera.admin"): Promise<string> => {
     const tokenUrl = `${on.issuer}/connect/token`;
     const issued = await fetch(tokenUrl, {
-      ...form({ grant_type: "client_credentials", scope: "tessera.admin" }),
+      ...form({ grant_type: "client_credentials", scope }),
       headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from("dpop-admin:dpop-admin-secret").toString("base64")}`, dpop: await proof("POST", tokenUrl) },
     });
     assert.equal(issued.status, 200);
@@ -209,6 +209,27 @@ describe("review: mutual TLS, sender-constrained tokens at the provider, discove
     }
   });
 
+  test("4.7 admin API insufficient_scope: the token's own scheme, with realm or algs, and scope=\"tessera.admin\"", async () => {
+    const sessions = `${host.issuer}/admin/api/sessions`;
+    const dpopToken = await dpopAdminToken(host, "api1.read");
+    const dpopRefused = await fetch(sessions, { headers: { authorization: `DPoP ${dpopToken}`, dpop: await proof("GET", sessions, dpopToken) } });
+    assert.equal(dpopRefused.status, 403);
+    assert.equal(((await dpopRefused.json()) as { error: string }).error, "insufficient_scope");
+    const dpopChallenge = dpopRefused.headers.get("www-authenticate") ?? "";
+    assert.match(dpopChallenge, /^DPoP algs="[^"]+", /);
+    assert.deepEqual(challengeParams(dpopChallenge), ["algs", "error", "error_description", "scope"]);
+    assert.match(dpopChallenge, /scope="tessera\.admin"/);
+
+    const issued = await withCert("a")(`${host.mtlsUrl}/connect/token`, form({ grant_type: "client_credentials", client_id: "tls-san", scope: "api1.read" }));
+    const { access_token: bearerToken } = (await issued.json()) as { access_token: string };
+    const bearerRefused = await withCert("a")(`${host.mtlsUrl}/admin/api/sessions`, { headers: { authorization: `Bearer ${bearerToken}` } });
+    assert.equal(bearerRefused.status, 403);
+    const bearerChallenge = bearerRefused.headers.get("www-authenticate") ?? "";
+    assert.ok(bearerChallenge.startsWith(`Bearer realm="${host.issuer}", `), bearerChallenge);
+    assert.deepEqual(challengeParams(bearerChallenge), ["realm", "error", "error_description", "scope"]);
+    assert.match(bearerChallenge, /scope="tessera\.admin"/);
+  });
+
   /** Signs alice in for mtls-spa and returns the authorization code and its PKCE verifier. */
   async function signInSpa(on: TestHost = host): Promise<{ code: string; verifier: string }> {
     const { verifier, challenge } = pkce();
@@ -264,6 +285,20 @@ describe("review: mutual TLS, sender-constrained tokens at the provider, discove
       assert.equal(metadata.mtls_endpoint_aliases, undefined);
     } finally {
       await off.close();
+    }
+  });
+
+  test("16.2 discovery: tls_client_auth only with mtls.clientCa (self_signed_tls_client_auth needs no CA)", async () => {
+    // tls_client_auth needs a CA to check the certificate chain; self_signed_tls_client_auth needs none.
+    const noCa = await createTestHost({ apiScopes: [{ name: "api1.read" }], mtls: { enabled: true, cert: pki.paths.serverCert, key: pki.paths.serverKey } });
+    try {
+      const metadata = (await (await noCa.fetch(new Request(`${noCa.issuer}/.well-known/openid-configuration`))).json()) as Record<string, unknown>;
+      for (const key of ["token_endpoint_auth_methods_supported", "introspection_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported"]) {
+        assert.ok(!(metadata[key] as string[]).includes("tls_client_auth"), `${key} without mtls.clientCa`);
+        assert.ok((metadata[key] as string[]).includes("self_signed_tls_client_auth"), key);
+      }
+    } finally {
+      await noCa.close();
     }
   });
 });
