@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { request as httpRequest } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { createTokenValidator, toResponse } from "@tessera/api";
 import { mtlsFetch } from "@tessera/client";
 import { accessTokenHash } from "@tessera/protocol";
+import { ConfigError, parseConfig } from "@tessera/host";
 import { TestBrowser, createTestHost, type TestHost, type TestHostConfig } from "@tessera/testing";
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
 import { makePki, type TestPki } from "./support/certs.ts";
@@ -15,7 +17,7 @@ describe("review: mutual TLS, sender-constrained tokens at the provider, discove
   let pki: TestPki;
   /** mTLS on, no certificate header. */
   let host: TestHost;
-  /** A certificate header configured, but no trusted proxy. */
+  /** A certificate header configured behind one trusted proxy at an address that is not the test's. */
   let direct: TestHost;
   /** A certificate header configured behind one trusted proxy (the test itself, at 127.0.0.1). */
   let proxied: TestHost;
@@ -37,7 +39,7 @@ describe("review: mutual TLS, sender-constrained tokens at the provider, discove
   before(async () => {
     pki = makePki();
     host = await createTestHost({ ...config(), mtls: mtlsFiles() }, { listen: true });
-    direct = await createTestHost({ ...config(), mtls: { ...mtlsFiles(), clientCertificateHeader: "x-client-cert" } }, { listen: true });
+    direct = await createTestHost({ ...config(), trustedProxies: 1, trustedProxyAddresses: ["192.0.2.10"], mtls: { ...mtlsFiles(), clientCertificateHeader: "x-client-cert" } }, { listen: true });
     proxied = await createTestHost({ ...config(), trustedProxies: 1, mtls: { ...mtlsFiles(), clientCertificateHeader: "x-client-cert" } }, { listen: true });
     const pair = await generateKeyPair("ES256");
     dpopKey = { privateKey: pair.privateKey, jwk: await exportJWK(pair.publicKey) };
@@ -96,6 +98,93 @@ describe("review: mutual TLS, sender-constrained tokens at the provider, discove
     } finally {
       await throttled.close();
     }
+  });
+
+  /** A client-credentials request for tls-san with the given raw certificate header lines (node:http, so repeated lines stay separate). */
+  const rawCertRequest = (on: TestHost, values: string[]) =>
+    new Promise<number>((resolveStatus, reject) => {
+      const body = new URLSearchParams({ grant_type: "client_credentials", client_id: "tls-san", scope: "api1.read" }).toString();
+      const req = httpRequest(`${on.issuer}/connect/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", "x-client-cert": values.length === 1 ? values[0]! : values } }, (res) => {
+        res.resume();
+        res.on("end", () => resolveStatus(res.statusCode!));
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+  const der = (pem: string) => Buffer.from(pem.replace(/-----[A-Z ]+-----|\s+/g, ""), "base64");
+
+  test("2.5 Forwarded and X-Forwarded-For: only the configured trustedProxyHeader is read, so a passed-through Forwarded cannot spoof the address", async () => {
+    const throttling = { window: 60, maxPerClient: 100, maxPerAddress: 3 };
+    const xff = await createTestHost({ ...config(), trustedProxies: 1, clientAuthThrottling: throttling, mtls: mtlsFiles() }, { listen: true });
+    let rfc7239: TestHost | undefined;
+    try {
+      const attempt = (on: TestHost, i: number, headers: Record<string, string>) =>
+        fetch(`${on.issuer}/connect/token`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`nobody-${i}:wrong`).toString("base64")}`, ...headers },
+          body: "grant_type=client_credentials",
+        });
+      // The proxy appended the real address to X-Forwarded-For; the client's own Forwarded varies.
+      for (let i = 1; i <= 3; i++) assert.equal((await attempt(xff, i, { "x-forwarded-for": "203.0.113.7", forwarded: `for=198.51.100.${i}` })).status, 401);
+      assert.equal((await attempt(xff, 4, { "x-forwarded-for": "203.0.113.7", forwarded: "for=198.51.100.4" })).status, 429, "counted against the X-Forwarded-For address");
+      // With trustedProxyHeader "forwarded" it is the other way round.
+      rfc7239 = await createTestHost({ ...config(), trustedProxies: 1, trustedProxyHeader: "forwarded", clientAuthThrottling: throttling, mtls: mtlsFiles() }, { listen: true });
+      for (let i = 1; i <= 3; i++) assert.equal((await attempt(rfc7239!, i, { forwarded: "for=203.0.113.8", "x-forwarded-for": `198.51.100.${i}` })).status, 401);
+      assert.equal((await attempt(rfc7239!, 4, { forwarded: "for=203.0.113.8", "x-forwarded-for": "198.51.100.4" })).status, 429, "counted against the Forwarded address");
+    } finally {
+      await xff.close();
+      await rfc7239?.close();
+    }
+  });
+
+  test("2.6 certificate header with more than one value or certificate, or trailing data: no certificate", async () => {
+    const a = pki.client("a").cert;
+    const b = pki.client("b").cert;
+    assert.equal(await rawCertRequest(proxied, [encodeURIComponent(a)]), 200, "one certificate");
+    assert.equal(await rawCertRequest(proxied, [encodeURIComponent(a), encodeURIComponent(b)]), 401, "two header lines");
+    assert.equal(await rawCertRequest(proxied, [`${encodeURIComponent(a)}, ${encodeURIComponent(b)}`]), 401, "two values on one line");
+    assert.equal(await rawCertRequest(proxied, [encodeURIComponent(a + b)]), 401, "two certificates in one value");
+    assert.equal(await rawCertRequest(proxied, [encodeURIComponent(`${a}\ntrailing`)]), 401, "data after the PEM");
+    assert.equal(await rawCertRequest(proxied, [der(a).toString("base64")]), 200, "base64 DER");
+    assert.equal(await rawCertRequest(proxied, [Buffer.concat([der(a), Buffer.from("trailing")]).toString("base64")]), 401, "data after the DER");
+  });
+
+  test("2.7 trustedProxyAddresses: forwarded headers and the certificate header only from those peers (IPv4, IPv6, CIDR)", async () => {
+    // direct: trustedProxies 1 but the proxy is 192.0.2.10, not the test at 127.0.0.1.
+    assert.deepEqual(await status(await headerCertRequest(direct)), { status: 401, error: "invalid_client" });
+    const warnings: string[] = [];
+    const logger = { info() {}, error() {}, warn: (_: object, msg?: string) => void warnings.push(msg ?? "") };
+    const listed = await createTestHost({ ...config(), trustedProxies: 1, trustedProxyAddresses: ["2001:db8::/32", "127.0.0.0/8"], clientAuthThrottling: { window: 60, maxPerClient: 100, maxPerAddress: 3 }, mtls: { ...mtlsFiles(), clientCertificateHeader: "x-client-cert" } }, { listen: true, logger });
+    const unlisted = await createTestHost({ ...config(), trustedProxies: 1, trustedProxyAddresses: ["::1", "10.0.0.0/8"], clientAuthThrottling: { window: 60, maxPerClient: 100, maxPerAddress: 3 }, mtls: mtlsFiles() }, { listen: true });
+    try {
+      assert.equal((await headerCertRequest(listed)).status, 200, "a listed peer's certificate header counts");
+      assert.ok(!warnings.some((w) => w.includes("trustedProxyAddresses")), "no warning with trustedProxyAddresses set");
+      const attempt = (on: TestHost, i: number) =>
+        fetch(`${on.issuer}/connect/token`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`nobody-${i}:wrong`).toString("base64")}`, "x-forwarded-for": `198.51.100.${i}` },
+          body: "grant_type=client_credentials",
+        });
+      for (let i = 1; i <= 4; i++) assert.equal((await attempt(listed, i)).status, 401, "a listed peer's forwarded addresses count");
+      for (let i = 1; i <= 3; i++) assert.equal((await attempt(unlisted, i)).status, 401);
+      assert.equal((await attempt(unlisted, 4)).status, 429, "an unlisted peer's X-Forwarded-For is ignored");
+    } finally {
+      await listed.close();
+      await unlisted.close();
+    }
+    const warned: string[] = [];
+    const open = await createTestHost({ ...config(), trustedProxies: 1, mtls: { ...mtlsFiles(), clientCertificateHeader: "x-client-cert" } }, { logger: { info() {}, error() {}, warn: (_: object, msg?: string) => void warned.push(msg ?? "") } });
+    await open.close();
+    assert.ok(warned.some((w) => w.includes("trustedProxyAddresses")), "a startup warning without trustedProxyAddresses");
+    assert.throws(() => parseConfig({ issuer: "https://id.test", trustedProxies: 1, trustedProxyAddresses: ["10.0.0.0/33", "not-an-ip"] }), (error: unknown) => error instanceof ConfigError && error.problems.map((p) => p.path).join(" ") === "trustedProxyAddresses[0] trustedProxyAddresses[1]");
+  });
+
+  test("16.3 mtls.clientCertificateHeader without trustedProxies is a config error naming its JSON path", () => {
+    const base = { issuer: "https://id.test", mtls: { enabled: true, cert: "c.pem", key: "k.pem", clientCertificateHeader: "x-client-cert" } };
+    assert.throws(() => parseConfig(base), (error: unknown) => error instanceof ConfigError && error.problems.some((p) => p.path === "mtls.clientCertificateHeader" && /trustedProxies/.test(p.message)));
+    assert.throws(() => parseConfig({ ...base, trustedProxies: 0 }), ConfigError);
+    assert.doesNotThrow(() => parseConfig({ ...base, trustedProxies: 1 }));
+    assert.doesNotThrow(() => parseConfig({ ...base, mtls: { ...base.mtls, clientCertificateHeader: null } }));
   });
 
   test("4 admin API: a DPoP-bound token needs the DPoP scheme and a valid proof", async () => {

@@ -20,7 +20,7 @@ import { adminApi, type AdminAccess } from "./admin-api.ts";
 import { ConfigUserStore } from "./users.ts";
 import { DEFAULT_THROTTLE, LoginThrottle } from "./throttle.ts";
 import { DEVICE_COOKIE, DeviceCookies } from "./device-cookie.ts";
-import { clientAddress } from "./client-address.ts";
+import { addressList, clientAddress, type ProxyTrust } from "./client-address.ts";
 import { clientCertificateFrom, onMtlsListener, readMtlsMaterial, type MtlsMaterial } from "./mtls.ts";
 import type { HttpBindings } from "@hono/node-server";
 
@@ -134,13 +134,17 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   // What the connection tells about a request: its certificate (mTLS listener, or a trusted proxy's header)
   // and the client's address after the trusted-proxy rules.
   const certificateHeader = config.mtls?.enabled ? config.mtls.clientCertificateHeader : undefined;
-  const trustedProxies = config.trustedProxies ?? 0;
-  if (certificateHeader && trustedProxies === 0) {
-    hostOptions.logger?.warn({ header: certificateHeader }, "mtls.clientCertificateHeader is ignored: it is honoured only from a trusted proxy (set trustedProxies)");
+  const proxyTrust: ProxyTrust = {
+    hops: config.trustedProxies ?? 0,
+    header: config.trustedProxyHeader ?? "x-forwarded-for",
+    ...(config.trustedProxyAddresses ? { addresses: addressList(config.trustedProxyAddresses) } : {}),
+  };
+  if (certificateHeader && !config.trustedProxyAddresses) {
+    hostOptions.logger?.warn({ header: certificateHeader }, "mtls.clientCertificateHeader is believed from any direct peer of the plain listener: set trustedProxyAddresses to the proxies' addresses");
   }
   const requestContext = (request: Request, env: Partial<HttpBindings> | undefined): RequestContext => ({
-    clientCertificate: clientCertificateFrom(env, request, certificateHeader, trustedProxies),
-    clientAddress: clientAddress(request, env, trustedProxies),
+    clientCertificate: clientCertificateFrom(env, request, certificateHeader, proxyTrust),
+    clientAddress: clientAddress(request, env, proxyTrust),
     mtlsListener: mtls !== undefined && onMtlsListener(env),
   });
   const pageProtector = new DataProtector(dataKey.key);
@@ -238,7 +242,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!(await csrfOk(c, form, back))) return csrfFailed(c);
     const username = (form.username ?? "").slice(0, 200);
     const password = (form.password ?? "").slice(0, 1024);
-    const address = clientAddress(c.req.raw, c.env as Partial<HttpBindings> | undefined, config.trustedProxies ?? 0);
+    const address = clientAddress(c.req.raw, c.env as Partial<HttpBindings> | undefined, proxyTrust);
     const again = () => csrfFor(c, back);
     // A browser that signed in to this account before has its own counter (OWASP device cookies).
     const device = username ? devices.deviceFor(getCookie(c, DEVICE_COOKIE), username) : undefined;
