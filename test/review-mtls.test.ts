@@ -353,6 +353,26 @@ describe("review: mutual TLS, sender-constrained tokens at the provider, discove
     assert.equal((await refresh(withCert("a"), rotated)).status, 200);
   });
 
+  test("5.2 a replayed bound refresh token revokes the family only for a caller with the certificate", async () => {
+    const { code, verifier } = await signInSpa();
+    const token = `${host.mtlsUrl}/connect/token`;
+    const redeemed = await withCert("a")(token, form({ grant_type: "authorization_code", client_id: "mtls-spa", code, redirect_uri: CALLBACK, code_verifier: verifier }));
+    const { refresh_token: first } = (await redeemed.json()) as { refresh_token: string };
+    const refresh = (doFetch: typeof fetch, value: string) => doFetch(token, form({ grant_type: "refresh_token", client_id: "mtls-spa", refresh_token: value }));
+    const rotated = await refresh(withCert("a"), first);
+    assert.equal(rotated.status, 200);
+    const { refresh_token: second } = (await rotated.json()) as { refresh_token: string };
+    // Someone without the certificate replays the used token: refused, and the holder keeps its tokens.
+    assert.deepEqual(await status(await refresh(withCert("b"), first)), { status: 400, error: "invalid_grant" }, "another certificate");
+    assert.equal((await refresh(noCert(), first)).status, 400, "no certificate");
+    const stillValid = await refresh(withCert("a"), second);
+    assert.equal(stillValid.status, 200, "the family survives a replay by someone who cannot prove the certificate");
+    const { refresh_token: third } = (await stillValid.json()) as { refresh_token: string };
+    // A replay with the certificate is real reuse: the whole family goes.
+    assert.deepEqual(await status(await refresh(withCert("a"), second)), { status: 400, error: "invalid_grant" });
+    assert.deepEqual(await status(await refresh(withCert("a"), third)), { status: 400, error: "invalid_grant" }, "family revoked");
+  });
+
   test("16 discovery advertises mTLS methods, bound tokens and aliases only when mTLS is enabled", async () => {
     const on = (await (await fetch(`${host.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
     for (const key of ["token_endpoint_auth_methods_supported", "introspection_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported"]) {
