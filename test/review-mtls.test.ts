@@ -298,6 +298,17 @@ describe("review: mutual TLS, sender-constrained tokens at the provider, discove
     }
   });
 
+  test("4.8 error descriptions that echo request input keep to RFC 6749 §5.2's characters", async () => {
+    const name = 'x\u2603"\\\u0007y';
+    const body = `${encodeURIComponent(name)}=1&${encodeURIComponent(name)}=2&grant_type=client_credentials`;
+    const response = await fetch(`${host.issuer}/connect/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body });
+    assert.equal(response.status, 400);
+    const { error, error_description: description } = (await response.json()) as { error: string; error_description: string };
+    assert.equal(error, "invalid_request");
+    assert.match(description, /^[\x20\x21\x23-\x5b\x5d-\x7e]+$/, description);
+    assert.match(description, /parameter x'y is repeated/);
+  });
+
   test("4.7 admin API insufficient_scope: the token's own scheme, with realm or algs, and scope=\"tessera.admin\"", async () => {
     const sessions = `${host.issuer}/admin/api/sessions`;
     const dpopToken = await dpopAdminToken(host, "api1.read");
