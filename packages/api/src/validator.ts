@@ -1,5 +1,5 @@
 import { X509Certificate } from "node:crypto";
-import { DPOP_ALGORITHMS, certificateThumbprint, verifyDpopProof } from "@tessera/protocol";
+import { DPOP_ALGORITHMS, certificateThumbprint, quotedString, verifyDpopProof } from "@tessera/protocol";
 import { createRemoteJWKSet, customFetch, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { NonceIssuer } from "./nonces.ts";
 import { createMemoryReplayCache, type ReplayCache } from "./replay-cache.ts";
@@ -136,11 +136,11 @@ export function createTokenValidator(options: TokenValidatorOptions): TokenValid
   };
 
   const schemes = () => {
-    const dpopChallenge = `DPoP algs="${DPOP_ALGORITHMS.join(" ")}"`;
+    const dpopChallenge = `DPoP algs=${quotedString(DPOP_ALGORITHMS.join(" "))}`;
     return dpopOptions.required ? [dpopChallenge] : ["Bearer", dpopChallenge];
   };
   const fail = (status: 401 | 403, error: string, description?: string, scheme?: "Bearer" | "DPoP", extra: Record<string, string> = {}): ValidationFailure => {
-    const params = [`error="${error}"`, ...(description ? [`error_description="${description.replace(/"/g, "'")}"`] : []), ...Object.entries(extra).map(([k, v]) => `${k}="${v}"`)];
+    const params = [`error=${quotedString(error)}`, ...(description ? [`error_description=${quotedString(description)}`] : []), ...Object.entries(extra).map(([k, v]) => `${k}=${quotedString(v)}`)];
     const challenges = schemes().map((challenge) => {
       const name = challenge.split(" ")[0];
       if (scheme && name !== scheme) return challenge;
@@ -227,7 +227,8 @@ export function createTokenValidator(options: TokenValidatorOptions): TokenValid
       try {
         verified = isJws(token) ? await verifyJwt(token) : await introspect(token);
       } catch (error) {
-        return fail(401, "invalid_token", `the token could not be checked: ${(error as Error).message}`);
+        // The reason (a discovery or network failure) is not the client's business, nor safe in a header.
+        return fail(401, "invalid_token", "the token could not be checked");
       }
       if (!verified.ok) return { ...verified, wwwAuthenticate: fail(401, verified.error, verified.errorDescription, scheme).wwwAuthenticate };
       const valid = verified.claims;

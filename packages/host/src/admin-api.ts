@@ -1,5 +1,6 @@
 import type { HttpBindings } from "@hono/node-server";
 import type { AccessTokenClaims, Logger, Provider, RequestContext } from "@tessera/server";
+import { DPOP_ALGORITHMS, quotedString } from "@tessera/protocol";
 import { Hono, type Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ADMIN_SCOPE } from "./config.ts";
@@ -17,10 +18,16 @@ export interface AdminAccess {
 
 const MAX_COUNT = 500;
 
-function challenge(c: Context, status: 401 | 403, error: string, description: string) {
-  c.header("www-authenticate", `Bearer error="${error}", error_description="${description}"`);
+/**
+ * The 403 insufficient_scope answer (RFC 6750 §3.1, RFC 9449 §7.1): a challenge in the token's own scheme
+ * naming the scope the admin API needs.
+ */
+function insufficientScope(c: Context, scheme: "Bearer" | "DPoP", realm: string, description: string) {
+  const error = "insufficient_scope";
+  const params = `error=${quotedString(error)}, error_description=${quotedString(description)}, scope=${quotedString(ADMIN_SCOPE)}`;
+  c.header("www-authenticate", scheme === "DPoP" ? `DPoP algs=${quotedString(DPOP_ALGORITHMS.join(" "))}, ${params}` : `Bearer realm=${quotedString(realm)}, ${params}`);
   c.header("cache-control", "no-store");
-  return c.json({ error, error_description: description }, status);
+  return c.json({ error, error_description: description }, 403);
 }
 
 /**
@@ -38,12 +45,12 @@ export function adminApi(access: AdminAccess): Hono<{ Variables: { claims: Acces
       c.header("cache-control", "no-store");
       return c.json({ error: error.code, ...(error.description ? { error_description: error.description } : {}) }, error.status as ContentfulStatusCode);
     }
-    const { claims } = authentication;
+    const { claims, tokenType } = authentication;
     const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
     if (!claims.scope.split(" ").includes(ADMIN_SCOPE) || !audiences.includes(access.audience)) {
-      return challenge(c, 403, "insufficient_scope", `the token needs scope ${ADMIN_SCOPE}`);
+      return insufficientScope(c, tokenType, access.provider.issuer, `the token needs scope ${ADMIN_SCOPE}`);
     }
-    if (claims.sid !== undefined && !(await access.isAdmin(claims.sub))) return challenge(c, 403, "insufficient_scope", "the user is not an administrator");
+    if (claims.sid !== undefined && !(await access.isAdmin(claims.sub))) return insufficientScope(c, tokenType, access.provider.issuer, "the user is not an administrator");
     c.set("claims", claims);
     c.header("cache-control", "no-store");
     await next();

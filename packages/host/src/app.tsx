@@ -20,7 +20,7 @@ import { adminApi, type AdminAccess } from "./admin-api.ts";
 import { ConfigUserStore } from "./users.ts";
 import { DEFAULT_THROTTLE, LoginThrottle } from "./throttle.ts";
 import { DeviceCookies } from "./device-cookie.ts";
-import { clientAddress } from "./client-address.ts";
+import { addressList, clientAddress, type ProxyTrust } from "./client-address.ts";
 import { clientCertificateFrom, onMtlsListener, readMtlsMaterial, type MtlsMaterial } from "./mtls.ts";
 import type { HttpBindings } from "@hono/node-server";
 
@@ -59,6 +59,23 @@ async function openStore(config: TesseraConfig, baseDir: string): Promise<{ stor
   if (kind.kind === "postgres") return { store: await createPostgresStore(kind.url), shared: true };
   const path = resolve(baseDir, kind.path);
   return { store: await createSqliteStore(path), dataDir: join(path, "..") };
+}
+
+/** Characters Node refuses in a header value (its ERR_INVALID_CHAR check). */
+const INVALID_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+/**
+ * The response, or a plain server_error when one of its header values could not be written: the Node
+ * adapter would otherwise answer a 500 whose body is the raw error message.
+ */
+function writableResponse(response: Response, logger: Logger | undefined): Response {
+  for (const [name, value] of response.headers) {
+    if (INVALID_HEADER_VALUE.test(value)) {
+      logger?.error({ header: name }, "a response header value has characters HTTP cannot carry");
+      return new Response(JSON.stringify({ error: "server_error" }), { status: 500, headers: { "content-type": "application/json", "cache-control": "no-store" } });
+    }
+  }
+  return response;
 }
 
 /** Builds the host from a validated config. */
@@ -117,13 +134,17 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   // What the connection tells about a request: its certificate (mTLS listener, or a trusted proxy's header)
   // and the client's address after the trusted-proxy rules.
   const certificateHeader = config.mtls?.enabled ? config.mtls.clientCertificateHeader : undefined;
-  const trustedProxies = config.trustedProxies ?? 0;
-  if (certificateHeader && trustedProxies === 0) {
-    hostOptions.logger?.warn({ header: certificateHeader }, "mtls.clientCertificateHeader is ignored: it is honoured only from a trusted proxy (set trustedProxies)");
+  const proxyTrust: ProxyTrust = {
+    hops: config.trustedProxies ?? 0,
+    header: config.trustedProxyHeader ?? "x-forwarded-for",
+    ...(config.trustedProxyAddresses ? { addresses: addressList(config.trustedProxyAddresses) } : {}),
+  };
+  if (certificateHeader && !config.trustedProxyAddresses) {
+    hostOptions.logger?.warn({ header: certificateHeader }, "mtls.clientCertificateHeader is believed from any direct peer of the plain listener: set trustedProxyAddresses to the proxies' addresses");
   }
   const requestContext = (request: Request, env: Partial<HttpBindings> | undefined): RequestContext => ({
-    clientCertificate: clientCertificateFrom(env, request, certificateHeader, trustedProxies),
-    clientAddress: clientAddress(request, env, trustedProxies),
+    clientCertificate: clientCertificateFrom(env, request, certificateHeader, proxyTrust),
+    clientAddress: clientAddress(request, env, proxyTrust),
     mtlsListener: mtls !== undefined && onMtlsListener(env),
   });
   const pageProtector = new DataProtector(dataKey.key);
@@ -222,7 +243,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!(await csrfOk(c, form, back))) return csrfFailed(c);
     const username = (form.username ?? "").slice(0, 200);
     const password = (form.password ?? "").slice(0, 1024);
-    const address = clientAddress(c.req.raw, c.env as Partial<HttpBindings> | undefined, config.trustedProxies ?? 0);
+    const address = clientAddress(c.req.raw, c.env as Partial<HttpBindings> | undefined, proxyTrust);
     const again = () => csrfFor(c, back);
     // A browser that signed in to this account before has its own counter (OWASP device cookies).
     const device = username ? devices.deviceFor(getCookie(c, devices.name), username) : undefined;
@@ -369,7 +390,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   });
 
   return {
-    fetch: async (request, env) => app.fetch(request, env),
+    fetch: async (request, env) => writableResponse(await app.fetch(request, env), logger),
     mtls,
     provider,
     issuer: provider.issuer,

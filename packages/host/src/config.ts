@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { isStorableText, STORE_LIMITS } from "@tessera/server";
 import { z } from "zod";
+import { addressList } from "./client-address.ts";
 
 const seconds = z.number().int().min(0);
 
@@ -129,6 +130,20 @@ export const configSchema = z
       .optional(),
     admin: z.strictObject({ role: z.string().min(1) }).optional(),
     trustedProxies: z.number().int().min(0).max(10).optional(),
+    trustedProxyHeader: z.enum(["x-forwarded-for", "forwarded"]).optional(),
+    trustedProxyAddresses: z
+      .array(
+        z.string().refine((entry) => {
+          try {
+            addressList([entry]);
+            return true;
+          } catch {
+            return false;
+          }
+        }, "must be an IPv4 or IPv6 address or CIDR range"),
+      )
+      .min(1)
+      .optional(),
     outbound: z
       .strictObject({ allowLoopback: z.boolean().optional(), allowPrivateNetworks: z.boolean().optional(), timeout: seconds.min(1).optional(), maxResponseBytes: z.number().int().min(1024).optional() })
       .optional(),
@@ -173,6 +188,11 @@ export const configSchema = z
       if (!config.mtls.cert) issue(["mtls", "cert"], "the mTLS listener needs a certificate");
       if (!config.mtls.key) issue(["mtls", "key"], "the mTLS listener needs a key");
     }
+    // Behind a proxy the mTLS aliases are the issuer's plain URLs, where the header is believed only from a trusted proxy.
+    if (config.mtls?.enabled && config.mtls.clientCertificateHeader && !config.trustedProxies) {
+      issue(["mtls", "clientCertificateHeader"], "is honoured only from a trusted proxy: set trustedProxies (and trustedProxyAddresses), or remove it");
+    }
+    if (config.trustedProxyAddresses && !config.trustedProxies) issue(["trustedProxyAddresses"], "needs trustedProxies");
     const issuer = new URL(config.issuer);
     if (issuer.protocol !== "https:" && issuer.protocol !== "http:") issue(["issuer"], "must be an http(s) URL");
     if (issuer.search) issue(["issuer"], "must not have a query");

@@ -3,4 +3,5 @@ export { parseConfig, loadConfigFile, configSchema, ConfigError, type TesseraCon
 export { startServer, type RunningServer } from "./server.ts";
 export { ConfigUserStore, hashPassword } from "./users.ts";
 export { main } from "./cli.ts";
+export { addressList, type ProxyTrust } from "./client-address.ts";
 export { startMtlsListener, readMtlsMaterial, clientCertificateFrom, type MtlsMaterial } from "./mtls.ts";

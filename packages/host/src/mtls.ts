@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import type { TLSSocket } from "node:tls";
 import { serve, type HttpBindings } from "@hono/node-server";
 import type { ClientCertificateContext } from "@tessera/server";
-import { fromTrustedProxy } from "./client-address.ts";
+import { fromTrustedProxy, type ProxyTrust } from "./client-address.ts";
 
 /** The mTLS files of a config, read (paths relative to the config's folder). */
 export interface MtlsMaterial {
@@ -27,28 +27,55 @@ export function readMtlsMaterial(mtls: { cert?: string; key?: string; clientCa?:
   return { cert: read(mtls.cert, "cert"), key: read(mtls.key, "key"), ...(mtls.clientCa ? { clientCa: read(mtls.clientCa, "clientCa") } : {}) };
 }
 
+const PEM_CERTIFICATE = /^\s*-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----\s*$/;
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/**
+ * One certificate from a certificate header's value: URL-encoded or plain PEM, or base64 DER. Undefined
+ * unless the value is exactly one certificate: no second one, no other data around or after it.
+ */
+function certificateFromHeader(value: string): X509Certificate | undefined {
+  let text: string;
+  try {
+    text = value.includes("%") ? decodeURIComponent(value) : value;
+  } catch {
+    return undefined;
+  }
+  const pem = PEM_CERTIFICATE.exec(text);
+  const base64 = pem ? pem[1]!.replace(/\s+/g, "") : text.trim();
+  if (!BASE64.test(base64)) return undefined;
+  const der = Buffer.from(base64, "base64");
+  try {
+    const certificate = new X509Certificate(der);
+    // X509Certificate reads the first certificate and ignores whatever follows it.
+    return certificate.raw.equals(der) ? certificate : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The client certificate of a request. On a TLS connection (the mTLS listener) only the connection's own
  * certificate counts. On the plain listener a certificate header (URL-encoded PEM, as nginx's
  * $ssl_client_escaped_cert) counts only when one is configured and the direct peer is a trusted proxy
- * (`trustedProxies` > 0), since anyone else can send that header. Header certificates are never trusted
- * as verified: the provider checks them against the client CA itself.
+ * (see {@link fromTrustedProxy}), since anyone else can send that header, and only when it holds exactly
+ * one value with exactly one certificate. Header certificates are never trusted as verified: the provider
+ * checks them against the client CA itself.
  */
-export function clientCertificateFrom(env: Partial<HttpBindings> | undefined, request: Request, header: string | null | undefined, trustedProxies: number): ClientCertificateContext | undefined {
+export function clientCertificateFrom(env: Partial<HttpBindings> | undefined, request: Request, header: string | null | undefined, trust: ProxyTrust): ClientCertificateContext | undefined {
   const socket = env?.incoming?.socket as TLSSocket | undefined;
   if (socket?.encrypted) {
     const certificate = socket.getPeerX509Certificate();
     return certificate ? { certificate, chainVerified: socket.authorized === true } : undefined;
   }
-  if (!header || !fromTrustedProxy(env, trustedProxies)) return undefined;
+  if (!header || !fromTrustedProxy(env, trust)) return undefined;
+  // Repeated header lines are joined with ", " by Headers; a lone certificate value has no comma.
+  const repeated = env?.incoming?.headersDistinct?.[header.toLowerCase()];
+  if (repeated && repeated.length > 1) return undefined;
   const value = request.headers.get(header);
-  if (!value) return undefined;
-  try {
-    const pem = value.includes("%") ? decodeURIComponent(value) : value;
-    return { certificate: new X509Certificate(pem.includes("BEGIN CERTIFICATE") ? pem : Buffer.from(pem, "base64")), chainVerified: false };
-  } catch {
-    return undefined;
-  }
+  if (!value || value.includes(",")) return undefined;
+  const certificate = certificateFromHeader(value);
+  return certificate ? { certificate, chainVerified: false } : undefined;
 }
 
 /**

@@ -69,7 +69,7 @@ export async function verifyDpopProof(proof: string, expected: DpopProofExpectat
     return fail("the DPoP proof is not a JWS");
   }
   if (header.typ !== "dpop+jwt") return fail("typ must be dpop+jwt");
-  if (!header.alg || !algorithms.includes(header.alg)) return fail(`alg ${header.alg ?? "(none)"} is not accepted`);
+  if (!header.alg || !algorithms.includes(header.alg)) return fail("the proof's alg is not accepted");
   const jwk = header.jwk;
   if (!jwk || typeof jwk !== "object") return fail("the proof has no jwk");
   if (PRIVATE_JWK_MEMBERS.some((m) => m in jwk)) return fail("the jwk holds private key material");

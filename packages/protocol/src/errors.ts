@@ -46,6 +46,15 @@ export interface ProtocolErrorOptions {
   cause?: unknown;
 }
 
+/**
+ * An error description in RFC 6749 §5.2's characters (%x20-21 / %x23-5B / %x5D-7E): `"` becomes `'`,
+ * anything else outside them (non-ASCII, controls, `\`) is dropped, so echoed request input stays inert
+ * in JSON, redirects and headers alike.
+ */
+export function errorDescriptionText(description: string): string {
+  return description.replace(/"/g, "'").replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, "");
+}
+
 /** The one error type of the protocol layer: an RFC error code, a description, a status and a redirect flag. */
 export class ProtocolError extends Error {
   readonly code: ProtocolErrorCode;
@@ -55,10 +64,11 @@ export class ProtocolError extends Error {
   readonly headers: Record<string, string>;
 
   constructor(code: ProtocolErrorCode, description?: string, options: ProtocolErrorOptions = {}) {
-    super(description ? `${code}: ${description}` : code, { cause: options.cause });
+    const text = description === undefined ? undefined : errorDescriptionText(description);
+    super(text ? `${code}: ${text}` : code, { cause: options.cause });
     this.name = "ProtocolError";
     this.code = code;
-    this.description = description;
+    this.description = text;
     this.status = options.status ?? defaultStatus[code] ?? 400;
     this.redirectable = options.redirectable ?? true;
     this.headers = options.headers ?? {};

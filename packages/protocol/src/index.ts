@@ -7,3 +7,4 @@ export * from "./session-state.ts";
 export * from "./dpop.ts";
 export * from "./certificates.ts";
 export type * from "./discovery.ts";
+export * from "./challenge.ts";

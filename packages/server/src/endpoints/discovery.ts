@@ -12,7 +12,8 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
   const claims = new Set(["sub", "iss", "auth_time", "amr", "idp", "sid"]);
   for (const claim of claimsForScopes(options.identityResources, options.identityClaims)) claims.add(claim);
   // RFC 8705: the certificate methods and bound tokens exist only when the host does mutual TLS.
-  const authMethods = TOKEN_ENDPOINT_AUTH_METHODS.filter((m) => options.mtls.enabled || !TLS_AUTH_METHODS.includes(m));
+  // tls_client_auth checks the certificate against the client CA, so it is offered only with one.
+  const authMethods = TOKEN_ENDPOINT_AUTH_METHODS.filter((m) => !TLS_AUTH_METHODS.includes(m) || (options.mtls.enabled && (m !== "tls_client_auth" || options.mtls.clientCas.length > 0)));
   return {
     issuer: options.issuer,
     authorization_endpoint: endpointUrl(deps, PATHS.authorize),

@@ -32,14 +32,16 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
   if (!grant || grant.kind !== "refresh_token" || grant.clientId !== client.clientId) {
     throw new ProtocolError("invalid_grant", "the refresh token is invalid");
   }
+  const data = JSON.parse(grant.data) as RefreshTokenData;
+  // A key- or certificate-bound refresh token (public client) is only refreshed with that key or
+  // certificate. Checked before reuse detection: only a caller who proves the key or certificate can
+  // replay the token, so a stolen copy alone cannot revoke its owner's token family.
+  if (data.dpopJkt !== undefined && context.dpopJkt !== data.dpopJkt) throw new ProtocolError("invalid_grant", "the refresh token is bound to another DPoP key");
+  if (data.certificateThumbprint !== undefined && context.certificateThumbprint !== data.certificateThumbprint) throw new ProtocolError("invalid_grant", "the refresh token is bound to another client certificate");
   const now = nowSeconds(deps);
   const reused = grant.consumedAt !== undefined;
   if (reused && !withinGrace(grant.consumedAt, now, client.refreshTokenReuseGracePeriod)) await revokeReplayedFamily(deps, grant);
   if (grant.expiresAt < now) throw new ProtocolError("invalid_grant", "the refresh token has expired");
-  const data = JSON.parse(grant.data) as RefreshTokenData;
-  // A key- or certificate-bound refresh token (public client) is only refreshed with that key or certificate; checked before use.
-  if (data.dpopJkt !== undefined && context.dpopJkt !== data.dpopJkt) throw new ProtocolError("invalid_grant", "the refresh token is bound to another DPoP key");
-  if (data.certificateThumbprint !== undefined && context.certificateThumbprint !== data.certificateThumbprint) throw new ProtocolError("invalid_grant", "the refresh token is bound to another client certificate");
   if (client.coordinateLifetimeWithUserSession && deps.options.serverSideSessions.enabled) {
     // The token lives as long as the user's session, and using it keeps that session alive.
     if (!(await deps.sessions.extend(data.sid))) throw new ProtocolError("invalid_grant", "the user session has ended");

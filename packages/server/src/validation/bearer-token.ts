@@ -1,4 +1,4 @@
-import { ProtocolError, certificateThumbprint } from "@tessera/protocol";
+import { ProtocolError, certificateThumbprint, quotedString } from "@tessera/protocol";
 import { clientCertificateOf } from "../http/request-context.ts";
 import { endpointUrlFor, type ProviderDeps } from "../deps.ts";
 import { readForm } from "../http/params.ts";
@@ -7,9 +7,9 @@ import { dpopChallenge, validateDpop } from "./dpop.ts";
 
 /** RFC 6750 §3 challenge (and RFC 9449 §7.1's DPoP challenge beside it). */
 export function bearerChallenge(deps: ProviderDeps, error?: string, description?: string): string {
-  let value = `Bearer realm="${deps.options.issuer}"`;
-  if (error) value += `, error="${error}"`;
-  if (description) value += `, error_description="${description}"`;
+  let value = `Bearer realm=${quotedString(deps.options.issuer)}`;
+  if (error) value += `, error=${quotedString(error)}`;
+  if (description) value += `, error_description=${quotedString(description)}`;
   return `${value}, ${dpopChallenge()}`;
 }
 

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { ProtocolError, sha256Base64url, verifyDpopProof, DPOP_ALGORITHMS } from "@tessera/protocol";
+import { ProtocolError, quotedString, sha256Base64url, verifyDpopProof, DPOP_ALGORITHMS } from "@tessera/protocol";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
 
 /** A proof that passed every check of RFC 9449 §4.3 and was not seen before. */
@@ -35,9 +35,9 @@ function nonceIsValid(deps: ProviderDeps, nonce: string | undefined): boolean {
 
 /** The `WWW-Authenticate` challenge for a resource (userinfo) refusing a DPoP request. */
 export function dpopChallenge(error?: string, description?: string): string {
-  let value = `DPoP algs="${DPOP_ALGORITHMS.join(" ")}"`;
-  if (error) value += `, error="${error}"`;
-  if (description) value += `, error_description="${description}"`;
+  let value = `DPoP algs=${quotedString(DPOP_ALGORITHMS.join(" "))}`;
+  if (error) value += `, error=${quotedString(error)}`;
+  if (description) value += `, error_description=${quotedString(description)}`;
   return value;
 }
 
