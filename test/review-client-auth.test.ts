@@ -15,16 +15,20 @@ import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 
 const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/** A host with one private_key_jwt client (`pkjwt`, key id k1) and that client's signing key. */
+async function privateKeyJwtHost(): Promise<{ host: TestHost; key: CryptoKey }> {
+  const pair = await generateKeyPair("ES256", { extractable: true });
+  const c = baseConfig();
+  c.clients = [{ client_id: "pkjwt", token_endpoint_auth_method: "private_key_jwt", jwks: { keys: [{ ...(await exportJWK(pair.publicKey)), kid: "k1" }] }, grant_types: ["client_credentials"], scope: "api1.read" }];
+  return { host: await createTestHost(c), key: pair.privateKey };
+}
+
 describe("client assertion audience (RFC 7523 §3)", () => {
   let host: TestHost;
   let key: CryptoKey;
 
   before(async () => {
-    const pair = await generateKeyPair("ES256", { extractable: true });
-    key = pair.privateKey;
-    const c = baseConfig();
-    c.clients = [{ client_id: "pkjwt", token_endpoint_auth_method: "private_key_jwt", jwks: { keys: [{ ...(await exportJWK(pair.publicKey)), kid: "k1" }] }, grant_types: ["client_credentials"], scope: "api1.read" }];
-    host = await createTestHost(c);
+    ({ host, key } = await privateKeyJwtHost());
   });
   after(() => host.close());
 
@@ -248,11 +252,7 @@ describe("client assertion audience and errors (draft-ietf-oauth-rfc7523bis)", (
   let key: CryptoKey;
 
   before(async () => {
-    const pair = await generateKeyPair("ES256", { extractable: true });
-    key = pair.privateKey;
-    const c = baseConfig();
-    c.clients = [{ client_id: "pkjwt", token_endpoint_auth_method: "private_key_jwt", jwks: { keys: [{ ...(await exportJWK(pair.publicKey)), kid: "k1" }] }, grant_types: ["client_credentials"], scope: "api1.read" }];
-    host = await createTestHost(c);
+    ({ host, key } = await privateKeyJwtHost());
   });
   after(() => host.close());
 
