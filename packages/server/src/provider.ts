@@ -144,7 +144,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   };
   const observer = providerOptions.observer;
   // Every store call goes through one wrapper: a span each, failures counted.
-  const store = tracedStore(providerOptions.store, observer?.storeError && ((operation, error) => observer.storeError!(operation, error)));
+  const store = tracedStore(providerOptions.store, observer?.storeError?.bind(observer));
   const clients = clientTaggingStore(createStaticClientStore(providerOptions.clients));
   for (const client of providerOptions.clients) {
     const alg = client.id_token_signed_response_alg;
