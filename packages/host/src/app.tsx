@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isLoopbackIpRedirect, isStoreUnavailable, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
+import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isLoopbackIpRedirect, isStoreUnavailable, requestTelemetry, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
@@ -23,6 +23,7 @@ import { DeviceCookies } from "./device-cookie.ts";
 import { addressList, clientAddress, type ProxyTrust } from "./client-address.ts";
 import { clientCertificateFrom, onMtlsListener, readMtlsMaterial, type MtlsMaterial } from "./mtls.ts";
 import type { HttpBindings } from "@hono/node-server";
+import { createMetrics, type HostMetrics } from "./metrics.ts";
 
 /** Options of {@link createHostApp} beyond the config file. */
 export interface HostOptions {
@@ -44,6 +45,8 @@ export interface HostApp {
   /** The mTLS material when `mtls.enabled`, for the listener. */
   mtls?: MtlsMaterial;
   provider: Provider;
+  /** Prometheus metrics, when `management` is configured (the management listener serves them). */
+  metrics?: HostMetrics;
   issuer: string;
   dataKeySource: DataKeySource;
   close(): Promise<void>;
@@ -89,11 +92,16 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     throw new Error("the postgres store needs a data key shared by every process: set TESSERA_DATA_KEY or dataKey");
   }
   const users = new ConfigUserStore(config.users ?? []);
-  const emitHost = (event: TesseraEvent) => {
-    const stamped = { ...event, at: new Date((hostOptions.clock ?? Date.now)()).toISOString() };
-    if (hostOptions.events) hostOptions.events(stamped);
-    else hostOptions.logger?.info({ event: stamped }, event.type);
-  };
+  // Metrics count what the audit events say; prom-client loads only when a management listener is on.
+  const metrics = config.management ? await createMetrics() : undefined;
+  const logEvent: EventSink = (event) => hostOptions.logger?.info({ event }, event.type);
+  const events: EventSink | undefined = metrics
+    ? (event) => {
+        metrics.event(event);
+        (hostOptions.events ?? logEvent)(event);
+      }
+    : hostOptions.events;
+  const emitHost = (event: TesseraEvent) => (events ?? logEvent)({ ...event, at: new Date((hostOptions.clock ?? Date.now)()).toISOString() });
   const throttle = new LoginThrottle(store.grants, { ...DEFAULT_THROTTLE, ...config.loginThrottling }, () => Math.floor((hostOptions.clock ?? Date.now)() / 1000));
   const mtls = config.mtls?.enabled ? readMtlsMaterial(config.mtls, baseDir) : undefined;
   // Behind a proxy (a certificate header configured) the mTLS endpoints are the issuer's own URLs.
@@ -128,7 +136,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     limits: config.limits && { maxFormBytes: config.limits.maxFormBytes, maxParameterLength: config.limits.maxParameterLength, maxParameters: config.limits.maxParameters },
     clientAuthThrottling: config.clientAuthThrottling,
     logger: hostOptions.logger,
-    events: hostOptions.events,
+    events,
+    observer: metrics,
     clock: hostOptions.clock,
   });
   // What the connection tells about a request: its certificate (mTLS listener, or a trusted proxy's header)
@@ -217,6 +226,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       logger.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, "request");
     });
   }
+  // Spans and metrics for this host's pages; the provider observes the requests forwarded to it.
+  app.use(requestTelemetry({ observer: metrics, passThrough: "/*" }));
   const limit = bodyLimit({ maxSize: MAX_PAGE_FORM_BYTES, onError: (c) => c.text("request body too large", 413) });
 
   app.get(`${base}/`, async (c) => {
@@ -393,6 +404,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     fetch: async (request, env) => writableResponse(await app.fetch(request, env), logger),
     mtls,
     provider,
+    metrics,
     issuer: provider.issuer,
     dataKeySource: dataKey.source,
     close: () => provider.close(),

@@ -28,6 +28,9 @@ function unstorableStrings(value: unknown, path: (string | number)[] = []): (str
   return [];
 }
 
+/** Where the management listener binds when `management` names no port or host. */
+export const MANAGEMENT_DEFAULTS = { port: 9464, host: "127.0.0.1" } as const;
+
 const signingAlgorithm = z.enum(["RS256", "PS256", "ES256", "EdDSA"]);
 
 const clientSchema = z.strictObject({
@@ -84,6 +87,8 @@ export const configSchema = z
     issuer: absoluteUrl,
     port: z.number().int().min(0).max(65535).optional(),
     host: z.string().optional(),
+    /** Second listener for operators: /metrics, /healthz, /readyz (off when absent; loopback by default). */
+    management: z.strictObject({ port: z.number().int().min(0).max(65535).optional(), host: z.string().min(1).optional() }).optional(),
     dataKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "must be 32 bytes, base64url").optional(),
     store: z.discriminatedUnion("kind", [
       z.strictObject({ kind: z.literal("memory") }),
@@ -193,6 +198,11 @@ export const configSchema = z
       issue(["mtls", "clientCertificateHeader"], "is honoured only from a trusted proxy: set trustedProxies (and trustedProxyAddresses), or remove it");
     }
     if (config.trustedProxyAddresses && !config.trustedProxies) issue(["trustedProxyAddresses"], "needs trustedProxies");
+    if (config.management) {
+      const port = config.management.port ?? MANAGEMENT_DEFAULTS.port;
+      if (port !== 0 && port === (config.port ?? 5000)) issue(["management", "port"], "must differ from port (the public listener)");
+      if (port !== 0 && config.mtls?.enabled && port === (config.mtls.port ?? 5443)) issue(["management", "port"], "must differ from mtls.port");
+    }
     const issuer = new URL(config.issuer);
     if (issuer.protocol !== "https:" && issuer.protocol !== "http:") issue(["issuer"], "must be an http(s) URL");
     if (issuer.search) issue(["issuer"], "must not have a query");

@@ -1,9 +1,10 @@
 import type { AddressInfo } from "node:net";
 import { serve, type HttpBindings } from "@hono/node-server";
-import pino from "pino";
-import { loadConfigFile, type ConfigOverrides } from "./config.ts";
+import { loadConfigFile, MANAGEMENT_DEFAULTS, type ConfigOverrides } from "./config.ts";
 import { createHostApp, type HostApp } from "./app.tsx";
 import { serverTimeouts, startMtlsListener } from "./mtls.ts";
+import { createHostLogger } from "./logging.ts";
+import { startManagementListener } from "./management.ts";
 
 /** A running server. */
 export interface RunningServer {
@@ -12,6 +13,8 @@ export interface RunningServer {
   url: string;
   /** The mTLS listener's port, when mtls.enabled. */
   mtlsPort?: number;
+  /** The management listener's port, when `management` is configured. */
+  managementPort?: number;
   port: number;
   /** Stops accepting, finishes in-flight requests, closes the store. */
   stop(): Promise<void>;
@@ -19,7 +22,7 @@ export interface RunningServer {
 
 /** Starts the host from a config file; resolves once it accepts requests. */
 export async function startServer(configFile: string, overrides: ConfigOverrides & { hostname?: string } = {}): Promise<RunningServer> {
-  const logger = pino({ level: process.env.LOG_LEVEL ?? "info", base: { service: "tessera" } });
+  const logger = await createHostLogger();
   const { config, baseDir } = loadConfigFile(configFile, overrides);
   const app = await createHostApp(config, { baseDir, logger });
   if (app.dataKeySource === "ephemeral") logger.warn({}, "no data key configured and no data folder: sessions end when the process stops");
@@ -32,6 +35,18 @@ export async function startServer(configFile: string, overrides: ConfigOverrides
   const port = (server.address() as AddressInfo).port;
   const mtlsListener = app.mtls ? await startMtlsListener(app.fetch, app.mtls, config.mtls?.port ?? 5443, hostname, requestTimeout) : undefined;
   if (mtlsListener) logger.info({ port: mtlsListener.port }, "mTLS listener started");
+  let management: Awaited<ReturnType<typeof startManagementListener>> | undefined;
+  if (config.management && app.metrics) {
+    try {
+      management = await startManagementListener(app.metrics, () => app.provider.ready(), config.management.port ?? MANAGEMENT_DEFAULTS.port, config.management.host ?? MANAGEMENT_DEFAULTS.host);
+    } catch (error) {
+      // No half-started server: the listeners already open close again (port taken, address unknown).
+      await Promise.all([new Promise((done) => server.close(done)), ...(mtlsListener ? [new Promise((done) => mtlsListener.server.close(done))] : [])]);
+      await app.close();
+      throw error;
+    }
+  }
+  if (management) logger.info({ port: management.port, host: config.management?.host ?? MANAGEMENT_DEFAULTS.host }, "management listener started (/metrics, /healthz, /readyz)");
   const url = `http://${hostname && hostname !== "0.0.0.0" && hostname !== "::" ? hostname : "localhost"}:${port}`;
   let stopping: Promise<void> | undefined;
   return {
@@ -39,6 +54,7 @@ export async function startServer(configFile: string, overrides: ConfigOverrides
     url,
     port,
     mtlsPort: mtlsListener?.port,
+    managementPort: management?.port,
     stop() {
       stopping ??= (async () => {
         const close = (s: ReturnType<typeof serve>) =>
@@ -47,7 +63,7 @@ export async function startServer(configFile: string, overrides: ConfigOverrides
             // Idle keep-alive sockets would hold close() open; busy ones finish their request first.
             if ("closeIdleConnections" in s) s.closeIdleConnections();
           });
-        await Promise.all([close(server), ...(mtlsListener ? [close(mtlsListener.server)] : [])]);
+        await Promise.all([close(server), ...(mtlsListener ? [close(mtlsListener.server)] : []), ...(management ? [management.close()] : [])]);
         await app.close();
       })();
       return stopping;

@@ -58,6 +58,10 @@ export const PATHS = {
   revocation: "/connect/revocation",
   endSession: "/connect/endsession",
   checkSession: "/connect/checksession",
+  /** Liveness probe (not advertised in discovery). */
+  health: "/healthz",
+  /** Readiness probe: the store answers (not advertised in discovery). */
+  ready: "/readyz",
 } as const;
 
 /** Absolute URL of an endpoint. */

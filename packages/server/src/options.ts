@@ -2,6 +2,7 @@ import { STANDARD_SCOPE_CLAIMS } from "@tessera/protocol";
 import { parseCertificates } from "./client-auth/certificates.ts";
 import type { Store } from "./stores/interfaces.ts";
 import type { EventSink } from "./events.ts";
+import type { ProviderObserver } from "./observability/requests.ts";
 import type { OutboundPolicy } from "./http/outbound.ts";
 import type { ClientMetadata } from "./clients.ts";
 import type { ProfileService, UserStore } from "./tokens/claims.ts";
@@ -166,6 +167,8 @@ export interface ProviderOptions {
   outbound?: Partial<OutboundPolicy>;
   /** Receives audit events (default: the logger, at info level). */
   events?: EventSink;
+  /** Metrics hooks: each answered request and each failed store call (audit events go to `events`). */
+  observer?: ProviderObserver;
   /** Current time in milliseconds; injected for tests. */
   clock?: () => number;
   logger?: Logger;

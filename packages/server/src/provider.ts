@@ -5,6 +5,8 @@ import { Hono } from "hono";
 import type { TesseraEvent } from "./events.ts";
 import { startPeriodicJob } from "./jobs.ts";
 import { createOutboundFetch } from "./http/outbound.ts";
+import { requestTelemetry, storeReady } from "./observability/requests.ts";
+import { clientTaggingStore, tracedStore } from "./observability/tracing.ts";
 import { attachRequestContext, type RequestContext } from "./http/request-context.ts";
 import { FailureThrottle } from "./security/failure-throttle.ts";
 import { isStoreUnavailable } from "./stores/sql/errors.ts";
@@ -119,6 +121,8 @@ export interface Provider {
    * certificate (RFC 8705 §3), which the host passes in `context` as for {@link Provider.fetch}.
    */
   authenticateRequest(request: Request, context?: RequestContext): Promise<RequestAuthentication>;
+  /** True when the store answers within a second (the readiness probe, `GET {issuer}/readyz`). */
+  ready(): Promise<boolean>;
   /** Stops background jobs, waits for back-channel deliveries in flight, and closes the store. */
   close(): Promise<void>;
 }
@@ -140,8 +144,10 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       logger.warn({ err }, "event sink failed");
     }
   };
-  const store = providerOptions.store;
-  const clients = createStaticClientStore(providerOptions.clients);
+  const observer = providerOptions.observer;
+  // Every store call goes through one wrapper: a span each, failures counted.
+  const store = tracedStore(providerOptions.store, observer?.storeError?.bind(observer));
+  const clients = clientTaggingStore(createStaticClientStore(providerOptions.clients));
   for (const client of providerOptions.clients) {
     const alg = client.id_token_signed_response_alg;
     if (alg !== undefined && !options.algorithms.includes(alg as never)) {
@@ -184,6 +190,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
 
   const cors = new CorsPolicy(providerOptions.clients.flatMap((c) => c.redirect_uris ?? []));
   const app = new Hono().basePath(options.basePath || "/");
+  app.use(requestTelemetry({ observer }));
   for (const path of [PATHS.token, PATHS.revocation, PATHS.userinfo]) app.options(path, (c) => cors.preflight(c.req.raw));
   const route = (handler: (request: Request) => Promise<Response>) => (c: { req: { raw: Request } }) => handler(c.req.raw);
   // CORS headers are added by wrapping the handler: a middleware assigning c.res would make Hono copy
@@ -216,6 +223,9 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   app.post(PATHS.revocation, corsRoute(revocationEndpoint(deps)));
   app.on(["GET", "POST"], PATHS.endSession, route(endSessionEndpoint(deps)));
   app.get(PATHS.checkSession, route(checkSessionEndpoint(deps, cors.origins)));
+  // Probes (contract §9): no auth, never cached.
+  app.get(PATHS.health, () => noStoreJson({ status: "ok" }));
+  app.get(PATHS.ready, async () => ((await storeReady(store)) ? noStoreJson({ status: "ok" }) : noStoreJson({ status: "unavailable" }, 503)));
   app.notFound(() => noStoreJson({ error: "not_found" }, 404));
   app.onError(errorResponse);
 
@@ -343,6 +353,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
         throw error;
       }
     },
+    ready: () => storeReady(store),
     async close() {
       await grantCleanup.stop();
       await sessionCleanup?.stop();

@@ -35,6 +35,15 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       }
     });
 
+    it("22 ping resolves while the store answers (the readiness probe)", async () => {
+      const store = await open();
+      try {
+        await store.ping();
+      } finally {
+        await store.close();
+      }
+    });
+
     it("overwrites a grant put twice under one key", async () => {
       const store = await open();
       try {

@@ -1,6 +1,8 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { BlockList, isIP } from "node:net";
+import { SpanKind } from "@opentelemetry/api";
 import { Agent, fetch as undiciFetch } from "undici";
+import { inSpan, tesseraTracer } from "../observability/tracing.ts";
 
 /** Where the provider may send requests of its own (client jwks_uri, back-channel logout). */
 export interface OutboundPolicy {
@@ -60,7 +62,28 @@ export function createOutboundFetch(policy: OutboundPolicy): (url: string, init?
       },
     },
   });
-  return async (url, init = {}) => {
+  const tracer = tesseraTracer();
+  const send = outboundRequest(agent, policy);
+  return (url, init = {}) => {
+    const method = (init.method ?? "GET").toUpperCase();
+    let target: URL | undefined;
+    try {
+      target = new URL(url);
+    } catch {
+      // send() refuses it; the span shows no URL
+    }
+    // The URL without query or fragment: a span never carries what a query might hold.
+    const attributes = target ? { "http.request.method": method, "url.full": target.origin + target.pathname, "server.address": target.hostname } : { "http.request.method": method };
+    return inSpan(tracer, method, SpanKind.CLIENT, attributes, async (span) => {
+      const response = await send(url, init);
+      span.setAttribute("http.response.status_code", response.status);
+      return response;
+    });
+  };
+}
+
+function outboundRequest(agent: Agent, policy: OutboundPolicy): (url: string, init: RequestInit) => Promise<Response> {
+  return async (url, init) => {
     const target = new URL(url);
     if (target.protocol !== "https:" && target.protocol !== "http:") throw new OutboundRefused(`${target.protocol} URLs are not fetched`);
     const host = target.hostname.replace(/^\[|\]$/g, "");

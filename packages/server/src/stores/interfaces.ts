@@ -154,6 +154,8 @@ export interface Store {
   readonly grants: GrantStore;
   readonly keys: KeyStore;
   readonly sessions: SessionStore;
+  /** Resolves when the store answers a trivial query (readiness probe); rejects when it cannot be reached. */
+  ping(): Promise<void>;
   /** Releases connections; the store is unusable afterwards. */
   close(): Promise<void>;
 }

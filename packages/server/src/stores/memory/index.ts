@@ -219,5 +219,5 @@ class MemorySessionStore implements SessionStore {
 
 /** A store that keeps everything in this process; for tests and throwaway demos. */
 export function createMemoryStore(): Store {
-  return { grants: new MemoryGrantStore(), keys: new MemoryKeyStore(), sessions: new MemorySessionStore(), close: async () => {} };
+  return { grants: new MemoryGrantStore(), keys: new MemoryKeyStore(), sessions: new MemorySessionStore(), ping: async () => {}, close: async () => {} };
 }

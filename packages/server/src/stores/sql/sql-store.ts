@@ -323,6 +323,9 @@ export function createSqlStore(db: Kysely<Database>, lock: TransactionLock = asy
     grants: new SqlGrantStore(db),
     keys: new SqlKeyStore(db, lock),
     sessions: new SqlSessionStore(db),
+    async ping() {
+      await sql`select 1`.execute(db);
+    },
     close: () => db.destroy(),
   };
 }
