@@ -1,4 +1,4 @@
-import { FailureThrottle, type GrantStore, type ThrottleReservation } from "@tessera/server";
+import { addressBucket, FailureThrottle, type GrantStore, type ThrottleReservation } from "@tessera/server";
 
 /** Limits on failed sign-ins; counted in the store, so every process sees the same counts. */
 export interface ThrottlePolicy {
@@ -14,7 +14,7 @@ export const DEFAULT_THROTTLE: ThrottlePolicy = { window: 900, perAccount: 5, pe
 
 /**
  * Failed sign-in throttling. Counters are keyed by the submitted account name (whether or not it exists,
- * so refusals reveal nothing) and by the client address.
+ * so refusals reveal nothing) and by the client address (IPv6 by its /64).
  */
 export class LoginThrottle {
   private readonly counter: FailureThrottle;
@@ -35,7 +35,8 @@ export class LoginThrottle {
   private subjects(account: string, address: string | undefined, device?: string): { subject: string; limit: { window: number; max: number } }[] {
     if (device !== undefined) return [{ subject: `device:${device}`, limit: { window: this.policy.window, max: this.policy.perAccount } }];
     const subjects = [{ subject: `account:${account.toLowerCase()}`, limit: { window: this.policy.window, max: this.policy.perAccount } }];
-    if (address) subjects.push({ subject: `address:${address}`, limit: { window: this.policy.window, max: this.policy.perAddress } });
+    // IPv6 by /64: rotating addresses within one allocation buys no extra attempts.
+    if (address) subjects.push({ subject: `address:${addressBucket(address)}`, limit: { window: this.policy.window, max: this.policy.perAddress } });
     return subjects;
   }
 

@@ -1,6 +1,7 @@
 export { createProvider, type Provider, type InteractionDetails, type RequestAuthentication, type SignInResult } from "./provider.ts";
 export type { RequestContext } from "./http/request-context.ts";
 export { FailureThrottle, type FailureLimit, type ThrottleReservation } from "./security/failure-throttle.ts";
+export { addressBucket } from "./security/pending-requests.ts";
 export type { UserGrant } from "./consent/consents.ts";
 export type { SignedOutDetails } from "./logout/logout-service.ts";
 export type { SessionInfo, RemoveSessionsRequest } from "./session/session-management.ts";

@@ -6,6 +6,7 @@ import { secretMatches } from "./client-secret.ts";
 import { JWT_BEARER, verifyClientAssertion } from "./jwt-assertion.ts";
 import { certificateAuthenticates } from "./tls.ts";
 import { clientAddressOf } from "../http/request-context.ts";
+import { addressBucket } from "../security/pending-requests.ts";
 
 /** The credentials a request presented, before they are checked. */
 export interface PresentedCredentials {
@@ -87,13 +88,13 @@ export function credentialKind(client: Client | undefined): CredentialKind {
   return UNGUESSABLE.includes(client.tokenEndpointAuthMethod) ? "unguessable" : "guessable";
 }
 
-const isFailure = (error: unknown) => error instanceof ProtocolError && error.code === "invalid_client";
-
 /**
  * Runs a client authentication under the failure throttle; each `invalid_client` failure is counted per
- * client id from this address and per address, and answered 429 (with `Retry-After`) once a limit is
- * used up. The attempt is recorded before its credentials are checked (and released when they verify),
- * so parallel attempts see each other. By {@link CredentialKind}:
+ * client id from this address and per address (IPv6 by /64, so rotating addresses within one allocation
+ * buys nothing), and answered 429 (with `Retry-After`) once a limit is used up. Only failures are
+ * counted, never requests in flight, so a busy client's parallel requests are never refused, and the
+ * store is read only for subjects this process saw failing (healthy clients cost no store access). By
+ * {@link CredentialKind}:
  * - `guessable`: a client id over its limit from this address is refused before its credentials are
  *   checked. An address over its limit (an attacker behind a NAT egress many clients share) only stops
  *   the client ids that failed from it: a client whose credentials verify still passes, every failure
@@ -101,15 +102,16 @@ const isFailure = (error: unknown) => error instanceof ProtocolError && error.co
  * - `unguessable`: the credentials are checked first and a client whose credentials verify passes even
  *   when its id is locked (someone else's failures cannot lock it out); failures are counted as above.
  * - `unknown`: counted on the address only (no rows per unregistered id).
- * Attempts refused for a used-up limit record nothing, so a locked address costs the store no rows.
+ * Failures past a used-up limit record nothing, so a locked address costs the store no rows.
  */
 export async function throttledAuthentication<T>(request: Request, clientId: string, deps: ProviderDeps, kind: CredentialKind, authenticate: () => Promise<T>): Promise<T> {
   const policy = deps.options.clientAuthThrottling;
   if (!policy) return authenticate();
   const throttle = deps.throttle;
   const address = clientAddressOf(request);
-  const perClient = { subject: `client:${clientId}\n${address ?? ""}`, limit: { window: policy.window, max: policy.maxPerClient } };
-  const perAddress = address ? { subject: `client-address:${address}`, limit: { window: policy.window, max: policy.maxPerAddress } } : undefined;
+  const bucket = address === undefined ? undefined : addressBucket(address);
+  const perClient = { subject: `client:${clientId}\n${bucket ?? ""}`, limit: { window: policy.window, max: policy.maxPerClient } };
+  const perAddress = bucket === undefined ? undefined : { subject: `client-address:${bucket}`, limit: { window: policy.window, max: policy.maxPerAddress } };
   const throttled = (reason: "throttled" | "credentials") => {
     deps.emit({ type: "client.authentication_failed", clientId, reason });
     return new ProtocolError("invalid_client", "too many failed client authentications; try again later", {
@@ -117,73 +119,32 @@ export async function throttledAuthentication<T>(request: Request, clientId: str
       headers: { "retry-after": String(policy.window) },
     });
   };
-  const failed = (error: unknown) => {
-    deps.emit({ type: "client.authentication_failed", clientId, reason: "credentials" });
-    return error;
+  type Counter = { subject: string; limit: { window: number; max: number } };
+  // Failures within the window, read from the store only for a subject this process saw failing.
+  const failuresOf = async (counter: Counter) => (throttle.suspect(counter.subject) ? throttle.failedAttempts(counter.subject, counter.limit.max) : 0);
+  const usedUp = async (counter: Counter | undefined) => counter !== undefined && (await failuresOf(counter)) >= counter.limit.max;
+  /** Counts one failure; false when the counter had used up its limit already (nothing recorded). */
+  const count = async (counter: Counter) => {
+    const slot = await throttle.reserve(counter.subject, counter.limit);
+    if (slot) await throttle.fail(slot);
+    return slot !== undefined;
   };
 
-  if (kind === "unguessable") {
-    try {
-      return await authenticate();
-    } catch (error) {
-      if (!isFailure(error)) throw error;
-      const client = await throttle.reserve(perClient.subject, perClient.limit);
-      if (!client) throw throttled("credentials");
-      await throttle.fail(client);
-      const fromAddress = perAddress ? await throttle.reserve(perAddress.subject, perAddress.limit) : undefined;
-      if (perAddress && !fromAddress) throw throttled("credentials");
-      if (fromAddress) await throttle.fail(fromAddress);
-      throw failed(error);
-    }
-  }
-
-  // Subjects this process has not seen failing take the fast path: no store access before the check, no
-  // cap on parallel requests of healthy clients. A shared-secret check is a constant-time comparison, so
-  // parallel guesses from a first burst finish before they can pile up; the burst's failures are recorded
-  // and from then on every attempt of those subjects takes a slot first.
-  if (kind === "guessable" && !throttle.suspect(perClient.subject) && !(perAddress && throttle.suspect(perAddress.subject))) {
-    try {
-      return await authenticate();
-    } catch (error) {
-      if (!isFailure(error)) throw error;
-      const client = await throttle.reserve(perClient.subject, perClient.limit);
-      if (client) await throttle.fail(client);
-      const fromAddress = perAddress ? await throttle.reserve(perAddress.subject, perAddress.limit) : undefined;
-      if (fromAddress) await throttle.fail(fromAddress);
-      if (!client) throw throttled("credentials");
-      throw failed(error);
-    }
-  }
-
-  const client = kind === "guessable" ? await throttle.reserve(perClient.subject, perClient.limit) : undefined;
-  if (kind === "guessable" && !client) throw throttled("throttled");
-  const fromAddress = perAddress ? await throttle.reserve(perAddress.subject, perAddress.limit) : undefined;
-  const addressLocked = perAddress !== undefined && fromAddress === undefined;
-  const release = async () => {
-    if (client) await throttle.release(client);
-    if (fromAddress) await throttle.release(fromAddress);
-  };
-  // From a locked address: an unknown client id cannot pass, and one that failed there is refused outright.
-  if (addressLocked && (kind === "unknown" || (await throttle.failedAttempts(perClient.subject, 1)) > 0)) {
-    await release();
-    throw throttled("throttled");
-  }
-  let result: T;
+  const clientLocked = kind !== "unknown" && (await usedUp(perClient));
+  if (kind === "guessable" && clientLocked) throw throttled("throttled");
+  const addressLocked = await usedUp(perAddress);
+  // From a locked address: an unknown client id cannot pass, and a secret client that failed there is refused outright.
+  if (addressLocked && (kind === "unknown" || (kind === "guessable" && (await failuresOf(perClient)) > 0))) throw throttled("throttled");
   try {
-    result = await authenticate();
+    return await authenticate();
   } catch (error) {
-    if (!isFailure(error)) {
-      await release();
-      throw error;
-    }
-    // The reserved slots stay held: they are this failure.
-    if (client) await throttle.fail(client);
-    if (fromAddress) await throttle.fail(fromAddress);
-    if (addressLocked) throw throttled("credentials");
-    throw failed(error);
+    if (!(error instanceof ProtocolError && error.code === "invalid_client")) throw error;
+    const clientCounted = kind === "unknown" ? true : await count(perClient);
+    const addressCounted = perAddress === undefined || addressLocked ? !addressLocked : await count(perAddress);
+    if (clientLocked || addressLocked || !clientCounted || !addressCounted) throw throttled("credentials");
+    deps.emit({ type: "client.authentication_failed", clientId, reason: "credentials" });
+    throw error;
   }
-  await release();
-  return result;
 }
 
 /**

@@ -80,9 +80,10 @@ export class FailureThrottle {
       const key = sha256Base64url(`${hashed}:slot:${(first + i) % max}`);
       const slot = { key, kind: "throttle" as const, clientId: "", subject: hashed, data: "{}", createdAt: now, expiresAt: now + limit.window };
       if (await this.grants.putIfAbsent(slot)) return { subject, key, createdAt: slot.createdAt, expiresAt: slot.expiresAt };
-      if ((await this.failures(subject, max)) >= max) return refused();
+      if ((await this.failures(subject, max)) >= max) break;
     }
-    return refused();
+    // Every slot is held. Only failures make a subject suspect here, never attempts merely in flight.
+    return (await this.failedAttempts(subject, max)) >= max ? refused() : undefined;
   }
 
   /** The reserved attempt failed: its slot stays held for the window, marked as a failure. */
