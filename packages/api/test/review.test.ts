@@ -345,6 +345,49 @@ describe("review: @tessera/api", () => {
     assert.equal(await cache.add("d", now + 5000), "full");
   });
 
+  test("9.6 one key cannot fill the replay cache: a per-key quota refuses that key's proofs, other keys keep working", async () => {
+    const otherToken = (await clientToken(host, "bound", other)).access_token;
+    assert.equal((decodeJwt(otherToken).cnf as { jkt: string }).jkt, other.jkt);
+    // A cache of 10 proofs, at most 3 live per key: the flooding key gets 3, then is refused; nothing else is touched.
+    const v = validator({ dpop: { replayCache: createMemoryReplayCache(Date.now, 10, 3) } });
+    for (let i = 0; i < 3; i++) assert.equal((await v.validate(call("DPoP", bound, await dpopProof(key, "GET", API, { accessToken: bound })))).ok, true, `proof ${i} of the flooding key`);
+    for (let i = 0; i < 10; i++) {
+      const refused = await v.validate(call("DPoP", bound, await dpopProof(key, "GET", API, { accessToken: bound })));
+      assert.equal(refused.ok, false, `flood proof ${i}`);
+      if (refused.ok) continue;
+      assert.equal(refused.status, 401);
+      assert.equal(refused.error, "invalid_dpop_proof");
+      assert.equal(refused.errorDescription, "too many proofs for this key, retry later");
+      assert.match(refused.wwwAuthenticate, /DPoP algs="[^"]+", error="invalid_dpop_proof"/);
+    }
+    for (let i = 0; i < 3; i++) {
+      const result = await v.validate(call("DPoP", otherToken, await dpopProof(other, "GET", API, { accessToken: otherToken })));
+      assert.equal(result.ok, true, result.ok ? "" : `another key, proof ${i}: ${result.error}: ${result.errorDescription}`);
+    }
+
+    // The cache itself: the quota counts live values per key; a key's expired values make room for that key.
+    let now = 1_000_000;
+    const cache = createMemoryReplayCache(() => now, 5, 2);
+    assert.equal(await cache.add("k:1", now + 1000, "k"), true);
+    assert.equal(await cache.add("k:2", now + 5000, "k"), true);
+    assert.equal(await cache.add("k:3", now + 5000, "k"), "key-quota");
+    assert.equal(await cache.add("k:1", now + 1000, "k"), false, "a replay is still a replay");
+    assert.equal(await cache.add("j:1", now + 5000, "j"), true, "another key has its own share");
+    assert.equal(await cache.add("j:2", now + 5000, "j"), true);
+    assert.equal(await cache.add("x", now + 5000), true, "a value without a key counts only against the total");
+    assert.equal(await cache.add("y", now + 5000), "full", "the total still applies");
+    now += 1000;
+    assert.equal(await cache.add("k:3", now + 5000, "k"), true, "k:1 has expired: room for k again");
+    assert.equal(await cache.add("k:4", now + 5000, "k"), "key-quota");
+    assert.equal(await cache.add("k:2", now + 5000, "k"), false, "k:2 is still remembered");
+
+    // The default in-process cache has a quota of 1 000 live proofs per key.
+    const standard = createMemoryReplayCache(() => now);
+    for (let i = 0; i < 1000; i++) assert.equal(await standard.add(`k:${i}`, now + 70_000, "k"), true);
+    assert.equal(await standard.add("k:1000", now + 70_000, "k"), "key-quota");
+    assert.equal(await standard.add("j:0", now + 70_000, "j"), true);
+  });
+
   test("17.e adapters answer cleanly when the response cannot be written or validation throws: no unhandled rejection", async () => {
     const badHeader: TokenValidator = { validate: async () => ({ ok: false, status: 401, error: "invalid_token", wwwAuthenticate: 'Bearer error="invalid_token"\nx-injected: 1' }) };
     const throwing: TokenValidator = {
