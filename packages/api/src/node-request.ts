@@ -34,29 +34,56 @@ export function parseBaseUrl(baseUrl: string | undefined): URL | undefined {
 /** A Node request as a Web Request, or why none can be made (the adapters answer 400 invalid_request). */
 export type NodeWebRequest = { ok: true; request: Request } | { ok: false; description: string };
 
-/** Host header: a DNS name or IPv4 address, or a bracketed IPv6 literal, and an optional port. */
-const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?$/;
+/** A DNS label: letters, digits, hyphens inside, and underscores (service names such as `my_api`). */
+const LABEL = "[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?";
+/**
+ * Host header or absolute-form authority: a DNS name (dot-separated labels, one trailing dot allowed) or
+ * IPv4 address, or a bracketed IPv6 literal, and an optional port.
+ */
+const HOST = new RegExp(`^(?:${LABEL}(?:\\.${LABEL})*\\.?|\\[[0-9A-Fa-f:.]+\\])(?::([0-9]{1,5}))?$`);
+/** An absolute-form target (RFC 9112 §3.2.2): http(s) scheme, authority (up to the first "/", "?" or "#"), the rest. */
+const ABSOLUTE_FORM = /^(https?):\/\/([^/?#]*)(.*)$/i;
 /** A dot segment (RFC 3986 §3.3), also percent-encoded, which a URL parser would resolve. */
 const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
 
+function validHost(host: string | undefined): boolean {
+  const valid = host === undefined ? null : HOST.exec(host);
+  return valid !== null && (valid[1] === undefined || Number(valid[1]) <= 65535);
+}
+
 /**
  * The Web Request a token is checked against, built from the raw request target without resolving it:
- * only origin-form targets (a single leading "/", no backslash or control character, no dot segments), so the URL is the one the
- * router serves; on the configured base URL when there is one, else on the request's protocol and `Host`.
+ * origin-form targets (a single leading "/", no backslash or control character, no dot segments), so the
+ * URL is the one the router serves, or absolute-form http(s) targets whose path and query follow the same
+ * rules. The URL is the configured base URL plus that path and query when there is a base URL; else the
+ * request's protocol and the target's authority (absolute-form, RFC 9112 §3.2.2: Host is then ignored) or
+ * the `Host` header.
  */
 export function nodeWebRequest(base: URL | undefined, method: string, target: string, headers: IncomingHttpHeaders, origin: () => { protocol: string; host: string | undefined }): NodeWebRequest {
   // (Control characters too: a URL parser drops tabs and newlines, which would join "." and "." into "..".)
-  if (!target.startsWith("/") || target.startsWith("//") || /[\\\x00-\x20\x7f]/.test(target)) return { ok: false, description: "the request target must be a path" };
-  const path = target.split(/[?#]/, 1)[0]!;
+  if (/[\\\x00-\x20\x7f]/.test(target)) return { ok: false, description: "the request target must be a path" };
+  let pathAndQuery = target;
+  let authority: { scheme: string; host: string } | undefined;
+  if (!target.startsWith("/")) {
+    const absolute = ABSOLUTE_FORM.exec(target);
+    if (!absolute) return { ok: false, description: "the request target must be a path or an absolute http(s) URL" };
+    if (!validHost(absolute[2])) return { ok: false, description: "the request target's authority is invalid" };
+    authority = { scheme: absolute[1]!.toLowerCase(), host: absolute[2]! };
+    pathAndQuery = absolute[3]!;
+  }
+  if (!pathAndQuery.startsWith("/") || pathAndQuery.startsWith("//")) return { ok: false, description: "the request target must be a path" };
+  const path = pathAndQuery.split(/[?#]/, 1)[0]!;
   if (path.split("/").some((segment) => DOT_SEGMENT.test(segment))) return { ok: false, description: "the request path must not contain dot segments" };
   let prefix: string;
   if (base) {
     prefix = `${base.origin}${base.pathname.replace(/\/+$/, "")}`;
   } else {
-    const { protocol, host } = origin();
-    const valid = host === undefined ? undefined : HOST.exec(host);
-    if (!valid || (valid[1] !== undefined && Number(valid[1]) > 65535)) return { ok: false, description: "the Host header is invalid" };
+    const { protocol, host: hostHeader } = origin();
+    const host = authority ? authority.host : hostHeader;
+    if (!validHost(host)) return { ok: false, description: "the Host header is invalid" };
     if (protocol !== "http" && protocol !== "https") return { ok: false, description: "the request protocol is not http or https" };
+    // An https target on a plain connection (or the reverse) is misdirected (RFC 9110 §7.4): refused, not rewritten.
+    if (authority && authority.scheme !== protocol) return { ok: false, description: "the request target's scheme is not the request's protocol" };
     prefix = `${protocol}://${host}`;
   }
   try {
@@ -65,7 +92,7 @@ export function nodeWebRequest(base: URL | undefined, method: string, target: st
       if (value === undefined || name.startsWith(":")) continue;
       for (const v of Array.isArray(value) ? value : [value]) web.append(name, v);
     }
-    return { ok: true, request: new Request(`${prefix}${target}`, { method, headers: web }) };
+    return { ok: true, request: new Request(`${prefix}${pathAndQuery}`, { method, headers: web }) };
   } catch {
     return { ok: false, description: "the request's URL or headers cannot be read" };
   }

@@ -35,7 +35,10 @@ export interface TokenValidatorOptions {
     nonceSecret?: string | Uint8Array;
     /** Seconds a proof is accepted after its iat (default 60). */
     proofLifetime?: number;
-    /** Where used proof `jti`s are remembered (default: in this process, at most 100 000; refused when full). */
+    /**
+     * Where used proof `jti`s are remembered, with the proof's `jkt` as key (default: in this process, at most
+     * 100 000, at most 1 000 per key; refused when full or when the key has its share).
+     */
     replayCache?: ReplayCache;
   };
   /** JWS algorithms accepted for access tokens (default RS256, PS256, ES256, EdDSA). */
@@ -255,7 +258,8 @@ export function createTokenValidator(options: TokenValidatorOptions): TokenValid
           if (checked.error.code === "use_dpop_nonce") failure.dpopNonce = nonces.issue();
           return failure;
         }
-        const remembered = await replayCache.add(`${jkt}:${checked.proof.jti}`, (checked.proof.iat + lifetime + 10) * 1000);
+        const remembered = await replayCache.add(`${jkt}:${checked.proof.jti}`, (checked.proof.iat + lifetime + 10) * 1000, jkt);
+        if (remembered === "key-quota") return fail(401, "invalid_dpop_proof", "too many proofs for this key, retry later", "DPoP");
         if (remembered === "full") return fail(401, "invalid_dpop_proof", "the replay cache is full, retry with a new proof later", "DPoP");
         if (remembered !== true) return fail(401, "invalid_dpop_proof", "the DPoP proof was already used", "DPoP");
       }

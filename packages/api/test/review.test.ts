@@ -223,7 +223,7 @@ describe("review: @tessera/api", () => {
     }
   });
 
-  test("17.f adapters accept only origin-form targets and never resolve them onto another path (//host, dot segments, absolute-form)", async () => {
+  test("17.f adapters refuse targets that would resolve onto another path (//host, dot segments) or are not URLs (asterisk-form)", async () => {
     const v = validator();
     const base = "https://api.example.com";
     await withServers(
@@ -234,7 +234,7 @@ describe("review: @tessera/api", () => {
           const send = async (target: string, htu: string) =>
             rawRequest(port, target, "api.example.com", { authorization: `DPoP ${bound}`, dpop: await dpopProof(key, "GET", htu, { accessToken: bound }) });
           // Before: each of these was checked as https://api.example.com/data, though the router serves another path.
-          for (const target of ["//evil.com/data", "/a/%2e%2e/data", "/a/%2E./data", "/a/.%2e/data", "/a/../data", "/./data", "/a/%2e/../data", "http://other.test/data", "*"]) {
+          for (const target of ["//evil.com/data", "/a/%2e%2e/data", "/a/%2E./data", "/a/.%2e/data", "/a/../data", "/./data", "/a/%2e/../data", "*"]) {
             const response = await send(target, `${base}/data`);
             assert.equal(response.status, 400, `${port} ${target}`);
             assert.equal((JSON.parse(response.body) as { error: string }).error, "invalid_request", `${port} ${target}`);
@@ -303,6 +303,78 @@ describe("review: @tessera/api", () => {
     );
   });
 
+  test("17.j a Host header with underscores in its labels or one trailing dot is a valid host", async () => {
+    const v = validator();
+    await withServers(
+      (app) => app.get("/data", requireToken(v), (req, res) => res.json({ sub: req.auth!.claims.sub })),
+      (fastify) => fastify.get("/data", { preHandler: tokenHook(v) }, async (request) => ({ sub: request.auth!.claims.sub })),
+      async (ports) => {
+        for (const port of [ports.express, ports.fastify]) {
+          for (const host of ["my_api:3000", "my_api", "_svc.my_api.internal", "example.com.", "example.com.:8443"]) {
+            const response = await rawRequest(port, "/data", host, { authorization: `Bearer ${plain}` });
+            assert.equal(response.status, 200, `${port} Host ${JSON.stringify(host)}: ${response.body}`);
+          }
+          // The DPoP htu is built on that host.
+          const proof = await dpopProof(key, "GET", "http://my_api:3000/data", { accessToken: bound });
+          assert.equal((await rawRequest(port, "/data", "my_api:3000", { authorization: `DPoP ${bound}`, dpop: proof })).status, 200, `${port}: htu on an underscore host`);
+          for (const host of ["my api", "a b", "example.com..", ".example.com", "a..b", "[my_api]", "[::1]x", "my_api:65536", "_:"]) {
+            const response = await rawRequest(port, "/data", host, { authorization: `Bearer ${plain}` });
+            assert.equal(response.status, 400, `${port} Host ${JSON.stringify(host)}`);
+            assert.equal((JSON.parse(response.body) as { error: string }).error, "invalid_request", `${port} Host ${JSON.stringify(host)}`);
+          }
+        }
+      },
+    );
+  });
+
+  test("17.j absolute-form request targets are accepted (RFC 9112 §3.2.2): on baseUrl, or on their own authority instead of Host", async () => {
+    const v = validator();
+    const base = "https://api.example.com";
+    await withServers(
+      (app) => app.use(requireToken(v, { baseUrl: base }), (req, res) => res.json({ sub: req.auth!.claims.sub, path: req.path })),
+      (fastify) => fastify.get("/*", { preHandler: tokenHook(v, { baseUrl: base }) }, async (request) => ({ sub: request.auth!.claims.sub, path: `/${(request.params as { "*": string })["*"]}` })),
+      async (ports) => {
+        for (const port of [ports.express, ports.fastify]) {
+          const send = async (target: string, htu: string) => rawRequest(port, target, "api.example.com", { authorization: `DPoP ${bound}`, dpop: await dpopProof(key, "GET", htu, { accessToken: bound }) });
+          for (const target of ["http://other.test/data", "https://api.example.com/data?x=1", "HTTP://other.test:8080/data"]) {
+            const response = await send(target, `${base}/data`);
+            assert.equal(response.status, 200, `${port} ${target}: ${response.body}`);
+            assert.deepEqual(JSON.parse(response.body), { sub: "bound", path: "/data" }, `${port} ${target}: the router serves the path htu names`);
+          }
+          assert.equal((await send("http://other.test/data", "http://other.test/data")).status, 401, `${port}: with baseUrl the target's authority plays no part`);
+          // Fastify routes each of these (on another path than a URL parser would give); the adapters refuse them.
+          for (const target of ["http://other.test//data", "http://other.test/a/../data", "http://other.test/a/%2e%2e/data", "http://other.test", "http://other.test?x=/data", "http://u@other.test/data", "ftp://other.test/data"]) {
+            const response = await send(target, `${base}/data`);
+            assert.equal(response.status, 400, `${port} ${target}: ${response.body}`);
+            assert.equal((JSON.parse(response.body) as { error: string }).error, "invalid_request", `${port} ${target}`);
+          }
+          // Node's parser or the framework may refuse these before the adapter runs: a 400 either way.
+          for (const target of ["http://other.test:99999/data", "http:///data", "http:/data"]) assert.equal((await send(target, `${base}/data`)).status, 400, `${port} ${target}`);
+        }
+      },
+    );
+    await withServers(
+      (app) => app.use(requireToken(v), (req, res) => res.json({ sub: req.auth!.claims.sub, path: req.path })),
+      (fastify) => fastify.get("/*", { preHandler: tokenHook(v) }, async (request) => ({ sub: request.auth!.claims.sub, path: `/${(request.params as { "*": string })["*"]}` })),
+      async (ports) => {
+        for (const port of [ports.express, ports.fastify]) {
+          const send = async (target: string, host: string, htu: string) => rawRequest(port, target, host, { authorization: `DPoP ${bound}`, dpop: await dpopProof(key, "GET", htu, { accessToken: bound }) });
+          // The target's authority replaces Host (which is ignored, even when it is not a valid host).
+          for (const host of ["ignored.test", "a b"]) {
+            const response = await send("http://api.example:8080/data?x=1", host, "http://api.example:8080/data");
+            assert.equal(response.status, 200, `${port} Host ${host}: ${response.body}`);
+          }
+          assert.equal((await send("http://my_api:3000/data", "ignored.test", "http://my_api:3000/data")).status, 200, `${port}: an underscore authority`);
+          assert.equal((await send("http://api.example/data", "ignored.test", "http://ignored.test/data")).status, 401, `${port}: htu is not built on Host`);
+          for (const target of ["https://api.example/data", "http://api.example/a/../data", "http://a b/data", "http://api.example//data"]) {
+            const response = await send(target, "api.example", "http://api.example/data");
+            assert.equal(response.status, 400, `${port} ${target}: ${response.body}`);
+          }
+        }
+      },
+    );
+  });
+
   test("17.h a DPoP nonce must be exactly the two dot-separated parts the API issued", async () => {
     const v = validator({ dpop: { requireNonce: true, nonceSecret: "a-shared-nonce-secret-of-32-bytes!" } });
     const challenge = await v.validate(call("DPoP", bound, await dpopProof(key, "GET", API, { accessToken: bound })));
@@ -343,6 +415,49 @@ describe("review: @tessera/api", () => {
     assert.equal(await cache.add("c", now + 5000), true, "a has expired: room for c");
     assert.equal(await cache.add("b", now + 5000), false, "b is still remembered");
     assert.equal(await cache.add("d", now + 5000), "full");
+  });
+
+  test("9.6 one key cannot fill the replay cache: a per-key quota refuses that key's proofs, other keys keep working", async () => {
+    const otherToken = (await clientToken(host, "bound", other)).access_token;
+    assert.equal((decodeJwt(otherToken).cnf as { jkt: string }).jkt, other.jkt);
+    // A cache of 10 proofs, at most 3 live per key: the flooding key gets 3, then is refused; nothing else is touched.
+    const v = validator({ dpop: { replayCache: createMemoryReplayCache(Date.now, 10, 3) } });
+    for (let i = 0; i < 3; i++) assert.equal((await v.validate(call("DPoP", bound, await dpopProof(key, "GET", API, { accessToken: bound })))).ok, true, `proof ${i} of the flooding key`);
+    for (let i = 0; i < 10; i++) {
+      const refused = await v.validate(call("DPoP", bound, await dpopProof(key, "GET", API, { accessToken: bound })));
+      assert.equal(refused.ok, false, `flood proof ${i}`);
+      if (refused.ok) continue;
+      assert.equal(refused.status, 401);
+      assert.equal(refused.error, "invalid_dpop_proof");
+      assert.equal(refused.errorDescription, "too many proofs for this key, retry later");
+      assert.match(refused.wwwAuthenticate, /DPoP algs="[^"]+", error="invalid_dpop_proof"/);
+    }
+    for (let i = 0; i < 3; i++) {
+      const result = await v.validate(call("DPoP", otherToken, await dpopProof(other, "GET", API, { accessToken: otherToken })));
+      assert.equal(result.ok, true, result.ok ? "" : `another key, proof ${i}: ${result.error}: ${result.errorDescription}`);
+    }
+
+    // The cache itself: the quota counts live values per key; a key's expired values make room for that key.
+    let now = 1_000_000;
+    const cache = createMemoryReplayCache(() => now, 5, 2);
+    assert.equal(await cache.add("k:1", now + 1000, "k"), true);
+    assert.equal(await cache.add("k:2", now + 5000, "k"), true);
+    assert.equal(await cache.add("k:3", now + 5000, "k"), "key-quota");
+    assert.equal(await cache.add("k:1", now + 1000, "k"), false, "a replay is still a replay");
+    assert.equal(await cache.add("j:1", now + 5000, "j"), true, "another key has its own share");
+    assert.equal(await cache.add("j:2", now + 5000, "j"), true);
+    assert.equal(await cache.add("x", now + 5000), true, "a value without a key counts only against the total");
+    assert.equal(await cache.add("y", now + 5000), "full", "the total still applies");
+    now += 1000;
+    assert.equal(await cache.add("k:3", now + 5000, "k"), true, "k:1 has expired: room for k again");
+    assert.equal(await cache.add("k:4", now + 5000, "k"), "key-quota");
+    assert.equal(await cache.add("k:2", now + 5000, "k"), false, "k:2 is still remembered");
+
+    // The default in-process cache has a quota of 1 000 live proofs per key.
+    const standard = createMemoryReplayCache(() => now);
+    for (let i = 0; i < 1000; i++) assert.equal(await standard.add(`k:${i}`, now + 70_000, "k"), true);
+    assert.equal(await standard.add("k:1000", now + 70_000, "k"), "key-quota");
+    assert.equal(await standard.add("j:0", now + 70_000, "j"), true);
   });
 
   test("17.e adapters answer cleanly when the response cannot be written or validation throws: no unhandled rejection", async () => {
