@@ -28,7 +28,7 @@ interface KeyShare {
  * key has its share, that key's new proofs are refused ("key-quota"), until some expire. Size it for the
  * peak number of proofs in `proofLifetime` + 10 s, and the share for the busiest client key.
  */
-export function createMemoryReplayCache(clock: () => number = Date.now, maxEntries = 100_000, maxEntriesPerKey = 1_000): ReplayCache {
+export function createMemoryReplayCache(clock: () => number = Date.now, maxEntries = 100_000, maxEntriesPerKey = 10_000): ReplayCache {
   const seen = new Map<string, { expiry: number; key: string | undefined }>();
   const shares = new Map<string, KeyShare>();
   // No entry expires before this (a lower bound), so a full cache is swept only when a sweep can free room.

@@ -453,10 +453,10 @@ describe("review: @tessera/api", () => {
     assert.equal(await cache.add("k:4", now + 5000, "k"), "key-quota");
     assert.equal(await cache.add("k:2", now + 5000, "k"), false, "k:2 is still remembered");
 
-    // The default in-process cache has a quota of 1 000 live proofs per key.
+    // The default in-process cache has a quota of 10 000 live proofs per key (a tenth of it).
     const standard = createMemoryReplayCache(() => now);
-    for (let i = 0; i < 1000; i++) assert.equal(await standard.add(`k:${i}`, now + 70_000, "k"), true);
-    assert.equal(await standard.add("k:1000", now + 70_000, "k"), "key-quota");
+    for (let i = 0; i < 10_000; i++) assert.equal(await standard.add(`k:${i}`, now + 70_000, "k"), true);
+    assert.equal(await standard.add("k:10000", now + 70_000, "k"), "key-quota");
     assert.equal(await standard.add("j:0", now + 70_000, "j"), true);
   });
 
