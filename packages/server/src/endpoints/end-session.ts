@@ -3,6 +3,7 @@ import type { ProviderDeps } from "../deps.ts";
 import { Params, readForm } from "../http/params.ts";
 import { clientAddressOf } from "../http/request-context.ts";
 import { htmlPage, redirect } from "../http/responses.ts";
+import { postLogoutRedirect } from "../logout/logout-service.ts";
 import { errorPage } from "../ui/html.ts";
 import { validateEndSessionRequest } from "../validation/end-session-request.ts";
 
@@ -11,13 +12,6 @@ export function logoutPageUrl(deps: ProviderDeps, page: string, logoutId: string
   const target = /^https?:\/\//.test(page) ? new URL(page) : new URL(deps.options.issuer + page);
   target.searchParams.set("logoutId", logoutId);
   return target.toString();
-}
-
-/** Where a finished logout continues: the validated post_logout_redirect_uri with `state`. */
-function continueUrl(postLogoutRedirectUri: string, state: string | undefined): string {
-  const url = new URL(postLogoutRedirectUri);
-  if (state !== undefined) url.searchParams.set("state", state);
-  return url.toString();
 }
 
 /**
@@ -35,7 +29,7 @@ export function endSessionEndpoint(deps: ProviderDeps) {
       const validated = await validateEndSessionRequest(params, deps);
       const session = (await deps.sessions.read(request))?.session;
       if (!session) {
-        if (validated.postLogoutRedirectUri) return redirect(continueUrl(validated.postLogoutRedirectUri, validated.state));
+        if (validated.postLogoutRedirectUri) return redirect(postLogoutRedirect(validated.postLogoutRedirectUri, validated.state));
         const page = /^https?:\/\//.test(deps.options.signedOutUrl) ? deps.options.signedOutUrl : deps.options.issuer + deps.options.signedOutUrl;
         return redirect(page);
       }

@@ -38,11 +38,18 @@ export interface SignedOutDetails {
   cookies?: string[];
 }
 
+/** Where a finished logout continues: the (validated) post_logout_redirect_uri with `state`. */
+export function postLogoutRedirect(postLogoutRedirectUri: string, state: string | undefined): string {
+  const url = new URL(postLogoutRedirectUri);
+  if (state !== undefined) url.searchParams.set("state", state);
+  return url.toString();
+}
+
 /** Seconds an ended logout carried sealed (not stored) is shown on the signed-out page. */
 const SEALED_ENDED_LIFETIME = 120;
 
 /** A logout id that is a sealed value (compact JWE), not a stored handle. */
-const isSealed = (id: string) => id.length <= 4096 && /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]*){4}$/.test(id);
+const isSealed = (id: string) => id.length <= 16384 && /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]*){4}$/.test(id);
 
 /**
  * Ends authentication sessions and tells the session's clients (front- and back-channel). A logout request
@@ -142,12 +149,7 @@ export class LogoutService {
       }
       frontChannelUrls.push(url.toString());
     }
-    let postLogoutRedirectUri: string | undefined;
-    if (data.postLogoutRedirectUri) {
-      const url = new URL(data.postLogoutRedirectUri);
-      if (data.state !== undefined) url.searchParams.set("state", data.state);
-      postLogoutRedirectUri = url.toString();
-    }
+    const postLogoutRedirectUri = data.postLogoutRedirectUri ? postLogoutRedirect(data.postLogoutRedirectUri, data.state) : undefined;
     const client = data.clientId ? await this.clients.findClientById(data.clientId) : undefined;
     return { frontChannelUrls, postLogoutRedirectUri, clientName: client?.clientName, redirectRejected: data.redirectRejected ?? false };
   }
