@@ -128,9 +128,12 @@ describe("logout requests and id_token_hint", () => {
   });
 
   test("8.b logout CSRF: an attacker's burnt logoutId sent to a victim does not sign the victim out", async () => {
-    // The attacker, with no session, makes a logout request and views its signed-out page once.
+    // The attacker signs out of their own session with a logout request and views its signed-out page once.
     const attacker = new TestBrowser();
-    const made = await attacker.get(endSessionUrl({ client_id: "a", post_logout_redirect_uri: `${RP}/signed-out`, state: "evil" }), { stopAt: (u) => u.origin === RP });
+    await signInTo(host, attacker, "a");
+    const prompt = await attacker.get(endSessionUrl({ client_id: "a", post_logout_redirect_uri: `${RP}/signed-out`, state: "evil" }), { stopAt: (u) => u.origin === RP });
+    const made = await attacker.submitForm(prompt, { button: "button[name=decision][value=logout]", stopAt: (u) => u.origin === RP });
+    assert.match(made.body, /state=evil/, "the attacker saw the signed-out page");
     const logoutId = new URL(made.url).searchParams.get("logoutId")!;
     assert.ok(logoutId);
     const victim = new TestBrowser();
@@ -431,7 +434,7 @@ describe("19.b pending requests are capped", () => {
           assert.ok((await provider.fetch(endSession(), { clientAddress: "203.0.113.7" })).status < 500);
         }
         assert.equal(await rows(store, "interaction"), 100);
-        assert.equal(await rows(store, "logout"), 100);
+        assert.equal(await rows(store, "logout"), 0, "an end-session request without a session stores nothing");
         // The newest request still works: the oldest were dropped.
         const latest = await provider.fetch(authorize(), { clientAddress: "203.0.113.7" });
         const returnUrl = new URL(latest.headers.get("location")!).searchParams.get("returnUrl")!;
@@ -447,8 +450,9 @@ describe("19.b pending requests are capped", () => {
           await capped.fetch(authorize(), { clientAddress: `198.51.${i >> 8}.${i & 255}` });
           await capped.fetch(endSession(), i % 2 ? {} : { clientAddress: `198.51.${i >> 8}.${i & 255}` });
         }
-        assert.equal(await rows(spread, "interaction"), 50);
-        assert.equal(await rows(spread, "logout"), 50);
+        // Over the total, requests of buckets holding fewer than 3 are still admitted, up to twice the total.
+        assert.equal(await rows(spread, "interaction"), 100);
+        assert.equal(await rows(spread, "logout"), 0);
       } finally {
         await capped.close();
       }
@@ -457,6 +461,9 @@ describe("19.b pending requests are capped", () => {
 
   const open = async (kind: "memory" | "sqlite") => (kind === "memory" ? createMemoryStore() : await createSqliteStore(join(dir, `pending-${randomBytes(4).toString("hex")}.db`)));
   const returnUrlOf = (response: Response) => new URL(response.headers.get("location")!).searchParams.get("returnUrl")!;
+  /** A signed-in user's cookie header (an end-session request of a session leaves a pending logout). */
+  const signedIn = async (provider: Provider, sub = "1") => (await provider.signIn(new Request(`${issuer}/login`), { sub })).cookies.map((c) => c.split(";")[0]!).join("; ");
+  const endSessionOf = (cookie: string) => new Request(`${issuer}/connect/endsession?client_id=web`, { headers: { cookie } });
 
   for (const kind of ["memory", "sqlite"] as const) {
     test(`19.c a flood from one address (IPv6 addresses of one /64 included) evicts no other address's pending requests (${kind})`, async () => {
@@ -464,13 +471,14 @@ describe("19.b pending requests are capped", () => {
       const provider = createProvider({ issuer, store, dataKey: randomBytes(32), clients, interaction: { maxPending: 50, maxPendingPerAddress: 10 } });
       try {
         const victim = returnUrlOf(await provider.fetch(authorize(), { clientAddress: "203.0.113.9" }));
-        const victimLogout = await provider.fetch(endSession(), { clientAddress: "203.0.113.9" });
+        const victimLogout = await provider.fetch(endSessionOf(await signedIn(provider)), { clientAddress: "203.0.113.9" });
         assert.equal(victimLogout.status, 302);
         const logoutId = new URL(victimLogout.headers.get("location")!).searchParams.get("logoutId")!;
+        const attacker = await signedIn(provider, "2");
         for (let i = 0; i < 300; i++) {
           const address = `2001:db8:1:2:${((i * 7919) & 0xffff).toString(16)}:${i.toString(16)}::${(i + 1).toString(16)}`;
           assert.ok((await provider.fetch(authorize(), { clientAddress: address })).status < 500);
-          assert.ok((await provider.fetch(endSession(), { clientAddress: address })).status < 500);
+          assert.ok((await provider.fetch(endSessionOf(attacker), { clientAddress: address })).status < 500);
         }
         assert.ok(await provider.getInteraction(victim), "the victim's sign-in survives");
         assert.ok(await provider.getLogoutRequest(logoutId), "the victim's logout survives");
@@ -499,22 +507,24 @@ describe("19.b pending requests are capped", () => {
       }
     });
 
-    test(`19.e over the total cap new pending requests are refused, none is evicted (${kind})`, async () => {
+    test(`19.e over the total cap new pending requests of a full bucket or an unknown address are refused, none is evicted (${kind})`, async () => {
       const store = await open(kind);
       const provider = createProvider({ issuer, store, dataKey: randomBytes(32), clients, interaction: { maxPending: 20, maxPendingPerAddress: 5 } });
       try {
         const kept: string[] = [];
+        const attacker = await signedIn(provider, "2");
         for (let i = 0; i < 20; i++) kept.push(returnUrlOf(await provider.fetch(authorize(), { clientAddress: `198.51.100.${i % 4}` })));
-        for (let i = 0; i < 20; i++) assert.equal((await provider.fetch(endSession(), { clientAddress: `198.51.100.${i % 4}` })).status, 302);
-        for (const context of [{ clientAddress: "198.51.100.200" }, {}]) {
+        for (let i = 0; i < 20; i++) assert.equal((await provider.fetch(endSessionOf(attacker), { clientAddress: `198.51.100.${i % 4}` })).status, 302);
+        for (const context of [{ clientAddress: "198.51.100.0" }, {}]) {
           const refused = await provider.fetch(authorize(), context);
           assert.equal(refused.status, 302);
           const location = new URL(refused.headers.get("location")!);
           assert.equal(location.origin + location.pathname, REDIRECT, "the error goes back to the client");
           assert.equal(location.searchParams.get("error"), "temporarily_unavailable");
-          const refusedLogout = await provider.fetch(endSession(), context);
-          assert.equal(refusedLogout.status, 429);
-          assert.match(await refusedLogout.text(), /temporarily_unavailable/);
+          // A logout is never refused: it goes on to the prompt, carried sealed instead of stored.
+          const logout = await provider.fetch(endSessionOf(attacker), context);
+          assert.equal(logout.status, 302);
+          assert.equal(new URL(logout.headers.get("location")!).pathname, "/logout");
         }
         for (const returnUrl of kept) assert.ok(await provider.getInteraction(returnUrl), "nothing evicted");
         assert.equal(await rows(store, "interaction"), 20);
@@ -524,6 +534,157 @@ describe("19.b pending requests are capped", () => {
         const cookie = cookies.map((c) => c.split(";")[0]!).join("; ");
         const ended = await provider.endSession(new Request(`${issuer}/logout`, { method: "POST", headers: { cookie } }));
         assert.ok(ended.cookies.some((c) => /session=;/.test(c)));
+      } finally {
+        await provider.close();
+      }
+    });
+  }
+});
+
+describe("19.f a filled pending-request cap", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tessera-cap-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const issuer = "https://idp.test";
+  const BYE = `${RP}/bye`;
+  const clients = [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], post_logout_redirect_uris: [BYE], scope: "openid" }];
+  let postgres: TestPostgres | undefined;
+  after(async () => postgres?.close());
+  const open = async (kind: "memory" | "sqlite" | "postgres"): Promise<Store | undefined> => {
+    if (kind === "memory") return createMemoryStore();
+    if (kind === "sqlite") return createSqliteStore(join(dir, `c-${randomBytes(4).toString("hex")}.db`));
+    postgres ??= await startTestPostgres();
+    return postgres ? createPostgresStore(await postgres.createDatabase()) : undefined;
+  };
+  const make = (store: Store) => createProvider({ issuer, store, dataKey: randomBytes(32), clients, serverSideSessions: { enabled: true }, interaction: { maxPending: 20, maxPendingPerAddress: 5 } });
+  const authorize = (cookie?: string) => {
+    const url = new URL(`${issuer}/connect/authorize`);
+    url.search = new URLSearchParams({ client_id: "web", redirect_uri: REDIRECT, response_type: "code", scope: "openid", code_challenge: pkce().challenge, code_challenge_method: "S256" }).toString();
+    return new Request(url, cookie ? { headers: { cookie } } : {});
+  };
+  const endSession = (params: Record<string, string>, cookie?: string) => new Request(`${issuer}/connect/endsession?${new URLSearchParams(params)}`, cookie ? { headers: { cookie } } : {});
+  const cookieOf = (setCookies: string[]) => setCookies.map((c) => c.split(";")[0]!).join("; ");
+  const signedIn = async (provider: Provider, sub: string) => cookieOf((await provider.signIn(new Request(`${issuer}/login`), { sub })).cookies);
+  const rows = async (store: Store, kind: "interaction" | "logout") => (await store.grants.findAll({ kind }, 100_000)).length;
+  const location = (response: Response) => new URL(response.headers.get("location")!);
+  /** An ID token of the cookie's session for client web (a code flow in-process; no pending request). */
+  const idTokenFor = async (provider: Provider, cookie: string) => {
+    const { challenge, verifier } = pkce();
+    const url = new URL(`${issuer}/connect/authorize`);
+    url.search = new URLSearchParams({ client_id: "web", redirect_uri: REDIRECT, response_type: "code", scope: "openid", code_challenge: challenge, code_challenge_method: "S256" }).toString();
+    const code = location(await provider.fetch(new Request(url, { headers: { cookie } }))).searchParams.get("code")!;
+    assert.ok(code, "a code");
+    const response = await provider.fetch(
+      new Request(`${issuer}/connect/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from("web:web-secret").toString("base64")}` },
+        body: new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: REDIRECT, code_verifier: verifier }).toString(),
+      }),
+    );
+    return ((await response.json()) as { id_token: string }).id_token;
+  };
+  const signedOutCookies = (response: Response) => response.headers.getSetCookie().some((c) => /tessera\.session=;/.test(c));
+
+  for (const kind of ["memory", "sqlite", "postgres"] as const) {
+    test(`19.f a filled cap never blocks a signed-in user's logout, with or without id_token_hint (${kind})`, async (t) => {
+      const store = await open(kind);
+      if (!store) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+      const provider = make(store);
+      try {
+        // An attacker signed in to an account of their own fills logout and authorization requests from many
+        // addresses, up to the hard ceiling (twice the total).
+        const attacker = await signedIn(provider, "2");
+        for (let i = 0; i < 100; i++) {
+          const context = { clientAddress: `198.51.${i >> 8}.${i & 255}` };
+          assert.equal((await provider.fetch(endSession({ client_id: "web" }, attacker), context)).status, 302);
+          assert.equal((await provider.fetch(authorize(), context)).status, 302);
+        }
+        assert.equal(await rows(store, "logout"), 40);
+        assert.equal(await rows(store, "interaction"), 40);
+
+        for (const context of [{}, { clientAddress: "198.51.0.1" }, { clientAddress: "203.0.113.77" }]) {
+          // With a hint of this session: the session ends at once, and the signed-out page continues to the client.
+          const victim = await signedIn(provider, "1");
+          const hint = await idTokenFor(provider, victim);
+          const ended = await provider.fetch(endSession({ id_token_hint: hint, post_logout_redirect_uri: BYE, state: "s1" }, victim), context);
+          assert.equal(ended.status, 302, `not ${ended.status}`);
+          assert.equal(location(ended).pathname, "/signedout");
+          assert.ok(signedOutCookies(ended), "the cookies are cleared");
+          assert.equal(await provider.getSession(new Request(`${issuer}/`, { headers: { cookie: victim } })), undefined, "signed out");
+          const shown = await provider.getSignedOut(location(ended).searchParams.get("logoutId")!, new Request(`${issuer}/signedout`));
+          assert.ok(shown && "postLogoutRedirectUri" in shown);
+          assert.equal(shown.postLogoutRedirectUri, `${BYE}?state=s1`);
+
+          // Without a hint: the logout prompt, whose confirmation ends the session.
+          const other = await signedIn(provider, "1");
+          const asked = await provider.fetch(endSession({ client_id: "web", post_logout_redirect_uri: BYE, state: "s2" }, other), context);
+          assert.equal(asked.status, 302, `not ${asked.status}`);
+          assert.equal(location(asked).pathname, "/logout");
+          const logoutId = location(asked).searchParams.get("logoutId")!;
+          assert.equal((await provider.getLogoutRequest(logoutId))?.ended, false, "the prompt knows the request");
+          const confirmed = await provider.endSession(new Request(`${issuer}/logout`, { method: "POST", headers: { cookie: other } }), logoutId);
+          assert.ok(confirmed.cookies.some((c) => /tessera\.session=;/.test(c)));
+          assert.equal(await provider.getSession(new Request(`${issuer}/`, { headers: { cookie: other } })), undefined, "signed out");
+          const page = await provider.getSignedOut(new URL(confirmed.signedOutUrl).searchParams.get("logoutId")!, new Request(`${issuer}/signedout`));
+          assert.ok(page && "postLogoutRedirectUri" in page);
+          assert.equal(page.postLogoutRedirectUri, `${BYE}?state=s2`);
+        }
+        assert.equal(await rows(store, "logout"), 40, "nothing more stored");
+      } finally {
+        await provider.close();
+      }
+    });
+
+    test(`19.f an end-session request without a session leaves no row (${kind})`, async (t) => {
+      const store = await open(kind);
+      if (!store) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+      const provider = make(store);
+      try {
+        const context = { clientAddress: "203.0.113.5" };
+        const back = await provider.fetch(endSession({ client_id: "web", post_logout_redirect_uri: BYE, state: "s" }), context);
+        assert.equal(back.status, 302);
+        assert.equal(location(back).toString(), `${BYE}?state=s`, "straight back to the registered URI");
+        const unregistered = await provider.fetch(endSession({ client_id: "web", post_logout_redirect_uri: `${RP}/elsewhere`, state: "s" }), context);
+        assert.equal(location(unregistered).toString(), `${issuer}/signedout`);
+        const plain = await provider.fetch(endSession({}), context);
+        assert.equal(location(plain).toString(), `${issuer}/signedout`);
+        assert.equal(await rows(store, "logout"), 0);
+        // A hint of a session that has ended meanwhile (its own logout stored one): nothing to log out either.
+        const cookie = await signedIn(provider, "1");
+        const hint = await idTokenFor(provider, cookie);
+        await provider.endSession(new Request(`${issuer}/logout`, { method: "POST", headers: { cookie } }));
+        const before = await rows(store, "logout");
+        const stale = await provider.fetch(endSession({ id_token_hint: hint, post_logout_redirect_uri: BYE }), context);
+        assert.equal(location(stale).toString(), BYE);
+        assert.equal(await rows(store, "logout"), before);
+      } finally {
+        await provider.close();
+      }
+    });
+
+    test(`19.f over the total cap a fresh address is still admitted, a full bucket is refused, all at twice the total (${kind})`, async (t) => {
+      const store = await open(kind);
+      if (!store) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+      const provider = make(store);
+      const admitted = async (clientAddress?: string) => {
+        const response = await provider.fetch(authorize(), clientAddress ? { clientAddress } : {});
+        assert.equal(response.status, 302);
+        if (location(response).pathname === "/login") return true;
+        assert.equal(location(response).searchParams.get("error"), "temporarily_unavailable");
+        return false;
+      };
+      try {
+        for (let i = 0; i < 20; i++) assert.ok(await admitted(`198.51.100.${i % 4}`));
+        assert.equal(await rows(store, "interaction"), 20);
+        assert.equal(await admitted("198.51.100.0"), false, "a full bucket is refused");
+        assert.equal(await admitted(), false, "an unknown address is refused");
+        // A fresh address (or /64) gets up to three, then is refused.
+        assert.deepEqual([await admitted("203.0.113.50"), await admitted("203.0.113.50"), await admitted("203.0.113.50"), await admitted("203.0.113.50")], [true, true, true, false]);
+        assert.ok(await admitted("2001:db8:9:9::1"));
+        assert.equal(await rows(store, "interaction"), 24);
+        // At twice the total everything is refused.
+        for (let i = 0; i < 40; i++) await admitted(`192.0.2.${i}`);
+        assert.equal(await rows(store, "interaction"), 40);
+        assert.equal(await admitted("192.0.2.200"), false);
       } finally {
         await provider.close();
       }
@@ -593,8 +754,8 @@ describe("B and C server-side sessions under races and replays", () => {
           assert.equal(r.status, "fulfilled", r.status === "rejected" ? String(r.reason) : "");
           return (r as PromiseFulfilledResult<Awaited<ReturnType<Provider["signIn"]>>>).value;
         });
-        // One sign-in carried the session (and its sid) over; the others started sessions of their own.
-        assert.equal(signedIn.filter((s) => s.session.sid === first.session.sid).length, 1);
+        // All carry the session (and its sid) over: they compute the same successor key (see 11.g).
+        assert.equal(signedIn.filter((s) => s.session.sid === first.session.sid).length, 10);
         const listed = (await provider.querySessions({ count: 50 })).sessions;
         assert.equal(new Set(listed.map((s) => s.sessionId)).size, listed.length, "at most one row per sid");
         assert.deepEqual(new Set(listed.map((s) => s.sessionId)), new Set(signedIn.map((s) => s.session.sid)));
@@ -602,6 +763,53 @@ describe("B and C server-side sessions under races and replays", () => {
         assert.equal(await provider.getSession(request(cookie)), undefined, "the pre-sign-in handle is dead");
       } finally {
         await provider.close();
+      }
+    });
+  }
+
+
+  for (const kind of ["memory", "sqlite", "postgres"] as const) {
+    test(`11.g ten concurrent re-sign-ins with one cookie keep one session, its key and its clients; logout reaches them (${kind})`, async (t) => {
+      const store = await open(kind);
+      if (!store) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+      const rc = await receiver();
+      const clients = [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], scope: "openid", backchannel_logout_uri: rc.url }];
+      const provider = createProvider({ issuer, store, dataKey, clients, serverSideSessions: { enabled: true }, outbound: { allowLoopback: true } });
+      try {
+        const first = await provider.signIn(new Request(`${issuer}/login`), { sub: "1", name: "Alice" });
+        const cookie = cookieHeader(first.cookies);
+        const url = new URL(`${issuer}/connect/authorize`);
+        url.search = new URLSearchParams({ client_id: "web", redirect_uri: REDIRECT, response_type: "code", scope: "openid", code_challenge: pkce().challenge, code_challenge_method: "S256" }).toString();
+        const authorized = await provider.fetch(new Request(url, { headers: { cookie } }));
+        assert.ok(new URL(authorized.headers.get("location")!).searchParams.get("code"), "web is in the session");
+        assert.deepEqual((await store.sessions.getBySessionId(first.session.sid))?.clientIds, ["web"]);
+
+        const results = await Promise.all(Array.from({ length: 10 }, () => provider.signIn(new Request(`${issuer}/login`, { headers: { cookie } }), { sub: "1", name: "Alice" })));
+        const { DataProtector } = await import("@tessera/server");
+        const protector = new DataProtector(dataKey);
+        const keys = new Set<unknown>();
+        for (const r of results) {
+          const value = r.cookies[0]!.split(";")[0]!.split("=").slice(1).join("=");
+          keys.add((await protector.openJwt("session-cookie", value, Math.floor(Date.now() / 1000)))?.ssk);
+          assert.equal(r.session.sid, first.session.sid);
+        }
+        assert.equal(keys.size, 1, "every returned cookie carries the same key");
+        assert.notEqual([...keys][0], undefined);
+        const listed = (await provider.querySessions({ count: 50 })).sessions;
+        assert.deepEqual(listed.map((s) => s.sessionId), [first.session.sid], "one row");
+        assert.deepEqual(listed[0]!.clientIds, ["web"], "the original clients stay in the session");
+        assert.equal(await provider.getSession(request(cookie)), undefined, "the pre-sign-in handle is dead");
+
+        // Whichever cookie the browser kept, logout ends the one session and notifies its clients.
+        const kept = cookieHeader(results[results.length - 1]!.cookies);
+        assert.equal((await provider.getSession(request(kept)))?.sid, first.session.sid);
+        await provider.endSession(new Request(`${issuer}/logout`, { method: "POST", headers: { cookie: kept } }));
+        await until(() => rc.tokens.length === 1, "web's back-channel logout token");
+        assert.equal(claimsOf(rc.tokens[0]!).sid, first.session.sid);
+        assert.equal((await provider.querySessions({ count: 50 })).sessions.length, 0);
+      } finally {
+        await provider.close();
+        await rc.close();
       }
     });
   }

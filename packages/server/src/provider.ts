@@ -177,7 +177,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     sessions,
     sessionManagement: new SessionManagementService(store.sessions, store.grants, clients, backChannel, endedSessions, emit),
     backChannel,
-    logout: new LogoutService(options.issuer, store.grants, clients, sessions, backChannel, options.interactionLifetime, nowSeconds, pendingCap, emit),
+    logout: new LogoutService(options.issuer, store.grants, clients, sessions, backChannel, options.interactionLifetime, nowSeconds, pendingCap, protector, emit),
     interactions: new InteractionService(store.grants, options.interactionLifetime, clock, pendingCap),
     consents: new ConsentService(store.grants, clients, options.consentLifetime, nowSeconds),
     profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),

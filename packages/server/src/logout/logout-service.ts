@@ -1,6 +1,7 @@
 import { ProtocolError, randomHandle, sha256Base64url } from "@tessera/protocol";
 import { clientAddressOf } from "../http/request-context.ts";
 import type { Client, ClientStore } from "../clients.ts";
+import type { DataProtector } from "../keys/data-protection.ts";
 import type { PendingRequestCap, PendingTags } from "../security/pending-requests.ts";
 import type { GrantStore } from "../stores/interfaces.ts";
 import type { SessionService } from "../session/session.ts";
@@ -37,7 +38,25 @@ export interface SignedOutDetails {
   cookies?: string[];
 }
 
-/** Ends authentication sessions and tells the session's clients (front- and back-channel). */
+/** Where a finished logout continues: the (validated) post_logout_redirect_uri with `state`. */
+export function postLogoutRedirect(postLogoutRedirectUri: string, state: string | undefined): string {
+  const url = new URL(postLogoutRedirectUri);
+  if (state !== undefined) url.searchParams.set("state", state);
+  return url.toString();
+}
+
+/** Seconds an ended logout carried sealed (not stored) is shown on the signed-out page. */
+const SEALED_ENDED_LIFETIME = 120;
+
+/** A logout id that is a sealed value (compact JWE), not a stored handle. */
+const isSealed = (id: string) => id.length <= 16384 && /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]*){4}$/.test(id);
+
+/**
+ * Ends authentication sessions and tells the session's clients (front- and back-channel). A logout request
+ * is stored under a random id (counted against the pending-request cap); when the cap refuses one, the
+ * request travels instead as a short-lived sealed value (encrypted and authenticated with the provider's
+ * data key, purpose "logout-request"), so signing out is never refused.
+ */
 export class LogoutService {
   constructor(
     private readonly issuer: string,
@@ -48,17 +67,29 @@ export class LogoutService {
     private readonly lifetime: number,
     private readonly now: () => number,
     private readonly cap: PendingRequestCap,
+    private readonly protector: DataProtector,
     private readonly emit: (event: TesseraEvent) => void = () => {},
   ) {}
 
-  /** Stores a new logout request; `address` (the client's) counts it against the per-address cap. */
+  /**
+   * A new logout request's id: stored, with `address` (the client's) counting it against the per-address
+   * cap; or, when the cap refuses it, a sealed value carrying the request (never refused).
+   */
   async create(data: Omit<LogoutRequestData, "ended" | "clients" | "pending">, address?: string): Promise<string> {
+    let pending: PendingTags;
+    try {
+      pending = await this.cap.admit("logout", address);
+    } catch (error) {
+      if (!(error instanceof ProtocolError) || error.code !== "temporarily_unavailable") throw error;
+      return this.seal({ ...data, ended: false, clients: [] });
+    }
     const id = randomHandle(24);
-    await this.save(id, { ...data, ended: false, clients: [], pending: await this.cap.admit("logout", address) });
+    await this.save(id, { ...data, ended: false, clients: [], pending });
     return id;
   }
 
   async get(id: string): Promise<LogoutRequestData | undefined> {
+    if (isSealed(id)) return this.unseal(id);
     if (!/^[A-Za-z0-9_-]{16,64}$/.test(id)) return undefined;
     const grant = await this.grants.get(sha256Base64url(id));
     if (!grant || grant.kind !== "logout" || grant.expiresAt < this.now()) return undefined;
@@ -73,8 +104,10 @@ export class LogoutService {
     const pending = logoutId ? await this.get(logoutId) : undefined;
     // An ended request is never reused: its redirect and notifications belong to a session already gone.
     // Whoever is signed in now gets a fresh logout of their own session.
-    const [id, data, stored] = pending && !pending.ended ? [logoutId!, pending, true] : await this.fresh(clientAddressOf(request));
     const session = (await this.sessions.read(request))?.session;
+    // Nobody signed in and no request to finish: nothing to log out, and nothing is stored.
+    let [id, data, stored]: [string, LogoutRequestData, boolean] =
+      pending && !pending.ended ? [logoutId!, pending, !isSealed(logoutId!)] : session ? await this.fresh(clientAddressOf(request)) : [randomHandle(24), { ended: false, clients: [] }, false];
     if (session) await this.sessions.end(session);
     if (session) {
       data.sub = session.sub;
@@ -86,6 +119,8 @@ export class LogoutService {
     }
     data.ended = true;
     if (stored) await this.save(id, data);
+    // Unstored: the signed-out page's details travel sealed (only when there is something to show).
+    else if (session || (pending && !pending.ended)) id = await this.seal(data);
     return { logoutId: id, cookies: this.sessions.signOutCookies() };
   }
 
@@ -97,8 +132,12 @@ export class LogoutService {
    */
   async signedOut(id: string, request?: Request): Promise<SignedOutDetails | "confirm" | undefined> {
     const data = await this.get(id);
-    const shown = data?.ended ? await this.grants.consume(sha256Base64url(id), this.now()) : undefined;
-    if (!data || !shown?.firstUse) return request && (await this.sessions.read(request)) ? "confirm" : undefined;
+    const signedIn = async () => !!request && !!(await this.sessions.read(request));
+    // A stored one is shown once. A sealed one cannot be burnt: it is shown only within its short lifetime
+    // and only to a browser without a session (right after the logout it carries); a signed-in user
+    // confirms on the prompt instead, as for a replay, so a sealed id never stands in for a logout.
+    const shown = !data?.ended ? undefined : isSealed(id) ? { firstUse: !(await signedIn()) } : await this.grants.consume(sha256Base64url(id), this.now());
+    if (!data || !shown?.firstUse) return (await signedIn()) ? "confirm" : undefined;
     const frontChannelUrls: string[] = [];
     for (const clientId of data.clients) {
       const client = await this.clients.findClientById(clientId);
@@ -110,25 +149,30 @@ export class LogoutService {
       }
       frontChannelUrls.push(url.toString());
     }
-    let postLogoutRedirectUri: string | undefined;
-    if (data.postLogoutRedirectUri) {
-      const url = new URL(data.postLogoutRedirectUri);
-      if (data.state !== undefined) url.searchParams.set("state", data.state);
-      postLogoutRedirectUri = url.toString();
-    }
+    const postLogoutRedirectUri = data.postLogoutRedirectUri ? postLogoutRedirect(data.postLogoutRedirectUri, data.state) : undefined;
     const client = data.clientId ? await this.clients.findClientById(data.clientId) : undefined;
     return { frontChannelUrls, postLogoutRedirectUri, clientName: client?.clientName, redirectRejected: data.redirectRejected ?? false };
   }
 
-  /** A new logout request; when the pending-request cap refuses one, an unstored id (signing out must still work). */
+  /** A new logout request; when the pending-request cap refuses one, an unstored one (signing out must still work). */
   private async fresh(address: string | undefined): Promise<[string, LogoutRequestData, boolean]> {
-    try {
-      const id = await this.create({}, address);
-      return [id, (await this.get(id)) ?? { ended: false, clients: [] }, true];
-    } catch (error) {
-      if (!(error instanceof ProtocolError) || error.code !== "temporarily_unavailable") throw error;
-      return [randomHandle(24), { ended: false, clients: [] }, false];
-    }
+    const id = await this.create({}, address);
+    if (isSealed(id)) return [id, { ended: false, clients: [] }, false];
+    return [id, (await this.get(id)) ?? { ended: false, clients: [] }, true];
+  }
+
+  /** A sealed logout id: a pending request lives as long as a stored one, an ended one briefly. */
+  private async seal(data: LogoutRequestData): Promise<string> {
+    const { pending: _pending, ...carried } = data;
+    const lifetime = data.ended ? Math.min(this.lifetime, SEALED_ENDED_LIFETIME) : this.lifetime;
+    return this.protector.sealJwt("logout-request", { logout: carried }, this.now() + lifetime);
+  }
+
+  private async unseal(id: string): Promise<LogoutRequestData | undefined> {
+    const payload = await this.protector.openJwt("logout-request", id, this.now());
+    const data = payload?.logout as LogoutRequestData | undefined;
+    if (!data || typeof data !== "object" || typeof data.ended !== "boolean" || !Array.isArray(data.clients)) return undefined;
+    return data;
   }
 
   private async save(id: string, data: LogoutRequestData): Promise<void> {

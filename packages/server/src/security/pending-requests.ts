@@ -13,10 +13,16 @@ export interface PendingTags {
  * logout requests), as oidc-provider keeps them: stored with a short lifetime, and here also capped, per
  * kind. Per client address bucket (an IPv4 address, an IPv6 /64, an IPv4-mapped IPv6 address as its IPv4
  * address) the bucket's own oldest are dropped first, so a flood hurts only its sender. Over the total cap,
- * new requests are refused (`temporarily_unavailable`, 429) and nobody else's is dropped. Requests without
- * a known address count only against the total. Counting uses the indexed `grantId` and `subject` columns
- * with prefixed values that never collide with token families or users.
+ * new requests are refused (`temporarily_unavailable`, 429) and nobody else's is dropped, except that a
+ * request whose own bucket holds fewer than {@link FEW_PENDING} pending entries is still admitted (a user
+ * with a tab or two open is never refused because others filled the store; filling it past the total then
+ * costs a new address or /64 per few rows), up to a hard ceiling of twice the total where everything is
+ * refused. Requests without a known address count only against the total. Counting uses the indexed
+ * `grantId` and `subject` columns with prefixed values that never collide with token families or users.
  */
+/** A bucket holding fewer pending entries than this is admitted over the total cap (up to twice the total). */
+export const FEW_PENDING = 3;
+
 export class PendingRequestCap {
   constructor(
     private readonly grants: GrantStore,
@@ -28,18 +34,21 @@ export class PendingRequestCap {
 
   /**
    * Makes room for one more pending request of `kind`; returns the tags its record must carry. Throws a
-   * `temporarily_unavailable` ProtocolError (status 429) when the total cap is reached.
+   * `temporarily_unavailable` ProtocolError (status 429) when the total cap is reached and the request's
+   * bucket already holds {@link FEW_PENDING} or more (or its address is unknown), or at twice the total.
    */
   async admit(kind: "interaction" | "logout", address: string | undefined): Promise<PendingTags> {
     const bucket = address ? addressBucket(address) : undefined;
     const tags: PendingTags = { grantId: `pending:${kind}`, ...(bucket ? { subject: `pending:${sha256Base64url(bucket)}` } : {}) };
-    if (tags.subject) {
-      const own = await this.grants.findAll({ kind, grantId: tags.grantId, subject: tags.subject }, this.maxPerAddress);
-      await this.evict(own, own.length - this.maxPerAddress + 1);
-    }
-    if ((await this.grants.count({ kind, grantId: tags.grantId }, this.now())) >= this.maxTotal) {
+    const own = tags.subject ? await this.grants.findAll({ kind, grantId: tags.grantId, subject: tags.subject }, this.maxPerAddress) : undefined;
+    const total = await this.grants.count({ kind, grantId: tags.grantId }, this.now(), 2 * this.maxTotal);
+    // Over the total only a bucket holding few is admitted (it takes nobody's place); a fuller bucket, or an
+    // unknown address, is refused without evicting anything.
+    const few = own !== undefined && own.filter((grant) => grant.expiresAt > this.now()).length < FEW_PENDING;
+    if (total >= 2 * this.maxTotal || (total >= this.maxTotal && !few)) {
       throw new ProtocolError("temporarily_unavailable", "too many pending requests; try again later", { status: 429 });
     }
+    if (own) await this.evict(own, own.length - this.maxPerAddress + 1);
     return tags;
   }
 

@@ -173,14 +173,32 @@ export class SessionService {
     // so a handle planted or seen before the sign-in is worth nothing after it (session fixation). The same
     // user keeps the sid (as IdentityServer does), so the clients that know it stay in the session: their
     // logout notifications still match and coordinated refresh tokens live on. Server-side, the record moves
-    // to the new key in one atomic step; when it did not move (a racing sign-in with the same cookie moved
-    // it first, or it is gone) this sign-in starts a session of its own: a sid is never stored twice.
+    // to the new key in one atomic step. The new key is the old key's successor, HMAC(server secret, old
+    // key), so sign-ins racing with the same cookie (a double-submitted login form) all compute the same
+    // key: the one whose rekey moved the record wins, and the others find the record under the successor
+    // with the same sid and sub and update it (never inserting), so every racer returns the same cookie and
+    // the session keeps its sid and clients, and its single logout reaches them all. This does not weaken
+    // fixation protection: the successor cannot be computed without the server secret (an attacker who
+    // planted or saw the old key learns nothing of the new one), the old key's record is gone once moved,
+    // and a request with the old key that is not racing the move reads no session at all (so it never gets
+    // here, except as a sign-in of that same user, below). Only when no such record exists (it is gone, or
+    // belongs to someone else) does this sign-in start a session of its own: a sid is never stored twice.
     let serverKey: string | undefined;
     if (same?.serverKey && this.serverSide) {
-      serverKey = randomHandle(32);
-      if (!(await this.store.rekey(sha256Base64url(same.serverKey), sha256Base64url(serverKey)))) [same, serverKey] = [undefined, undefined];
+      serverKey = this.successorKey(same.serverKey);
+      if (!(await this.store.rekey(sha256Base64url(same.serverKey), sha256Base64url(serverKey)))) {
+        const moved = await this.fromStore(serverKey, now);
+        if (moved && moved.sid === same.sid && moved.sub === same.sub) same = moved;
+        else [same, serverKey] = [undefined, undefined];
+      }
     } else if (existing) {
       await this.end(existing);
+    } else if (this.serverSide) {
+      // A racer read the cookie only after another sign-in moved its record: the same user, authenticated
+      // just now, joins the moved session under its successor key (again never inserting).
+      const oldKey = await this.serverKeyOf(request);
+      const moved = oldKey ? await this.fromStore(this.successorKey(oldKey), now) : undefined;
+      if (moved && moved.sub === user.sub) [same, serverKey] = [moved, moved.serverKey];
     }
     const session: AuthenticationSession = {
       sid: same?.sid ?? randomHandle(16),
@@ -204,6 +222,19 @@ export class SessionService {
     // The moved record was removed before it was updated (revoked meanwhile): a session of its own.
     const fresh = { ...session, sid: randomHandle(16), createdAt: now, clients: [], serverKey: undefined };
     return { session: fresh, cookies: (await this.write(fresh, "create"))! };
+  }
+
+  /** The server-side key the request's session cookie carries (whether or not its record exists). */
+  private async serverKeyOf(request: Request): Promise<string | undefined> {
+    const value = parseCookies(request.headers.get("cookie")).get(this.sessionCookie);
+    if (!value || value.length > MAX_COOKIE_BYTES) return undefined;
+    const payload = await this.protector.openJwt("session-cookie", value, this.nowSeconds());
+    return typeof payload?.ssk === "string" ? payload.ssk : undefined;
+  }
+
+  /** The server-side key a re-authentication moves a session's record to (see {@link signIn}). */
+  private successorKey(serverKey: string): string {
+    return createHmac("sha256", this.protector.subkey("session-rekey")).update(serverKey).digest("base64url");
   }
 
   /** Records that `clientId` got tokens in this session; returns the cookies to send when that changed. */
