@@ -366,6 +366,19 @@ describe("throttles count attempts before checking them (parallel requests)", ()
       }
     });
 
+    test(`18.10 client auth throttle (${name}): once a client id has failed, a parallel burst gets only its remaining checks; the right secret among them is refused too`, async () => {
+      const { provider, basic } = await throttledProvider(await open(), { window: 900, maxPerClient: 5, maxPerAddress: 1000 });
+      try {
+        for (let i = 0; i < 4; i++) assert.equal((await basic("svc", `guess-${i}`)).status, 401);
+        const statuses = await Promise.all(Array.from({ length: 200 }, (_, i) => basic("svc", i === 199 ? "svc-secret" : `burst-${i}`).then((r) => r.status)));
+        assert.equal(statuses.filter((s) => s === 401).length, 1, "the one check left");
+        assert.equal(statuses.filter((s) => s === 429).length, 199);
+        assert.equal(statuses[199], 429, "the right secret in the burst is refused: the limit was used up before it");
+      } finally {
+        await provider.close();
+      }
+    });
+
     test(`18.8 client auth throttle (${name}): rotating IPv6 addresses within one /64 counts as one address`, async () => {
       const { provider, basic } = await throttledProvider(await open(), { window: 900, maxPerClient: 5, maxPerAddress: 1000 });
       try {

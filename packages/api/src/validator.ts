@@ -37,7 +37,7 @@ export interface TokenValidatorOptions {
     proofLifetime?: number;
     /**
      * Where used proof `jti`s are remembered, with the proof's `jkt` as key (default: in this process, at most
-     * 100 000, at most 1 000 per key; refused when full or when the key has its share).
+     * 100 000, at most 10 000 per key; refused when full or when the key has its share).
      */
     replayCache?: ReplayCache;
   };

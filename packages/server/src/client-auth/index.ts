@@ -130,20 +130,38 @@ export async function throttledAuthentication<T>(request: Request, clientId: str
     return slot !== undefined;
   };
 
-  const clientLocked = kind !== "unknown" && (await usedUp(perClient));
-  if (kind === "guessable" && clientLocked) throw throttled("throttled");
-  const addressLocked = await usedUp(perAddress);
-  // From a locked address: an unknown client id cannot pass, and a secret client that failed there is refused outright.
-  if (addressLocked && (kind === "unknown" || (kind === "guessable" && (await failuresOf(perClient)) > 0))) throw throttled("throttled");
+  // A secret client id this process saw failing is checked at most (failures left) at a time, the rest
+  // queued: a parallel burst of guesses cannot outrun the count, and a busy client that failed once is
+  // slowed a little, never refused.
+  let leave: (() => void) | undefined;
+  if (kind === "guessable" && throttle.suspect(perClient.subject)) {
+    const left = perClient.limit.max - (await failuresOf(perClient));
+    if (left <= 0) throw throttled("throttled");
+    leave = await throttle.gate(perClient.subject, left);
+    if (!leave) throw throttled("throttled");
+  }
   try {
-    return await authenticate();
-  } catch (error) {
-    if (!(error instanceof ProtocolError && error.code === "invalid_client")) throw error;
-    const clientCounted = kind === "unknown" ? true : await count(perClient);
-    const addressCounted = perAddress === undefined || addressLocked ? !addressLocked : await count(perAddress);
-    if (clientLocked || addressLocked || !clientCounted || !addressCounted) throw throttled("credentials");
-    deps.emit({ type: "client.authentication_failed", clientId, reason: "credentials" });
-    throw error;
+    return await checkThrottled();
+  } finally {
+    leave?.();
+  }
+
+  async function checkThrottled(): Promise<T> {
+    const clientLocked = kind !== "unknown" && (await usedUp(perClient));
+    if (kind === "guessable" && clientLocked) throw throttled("throttled");
+    const addressLocked = await usedUp(perAddress);
+    // From a locked address: an unknown client id cannot pass, and a secret client that failed there is refused outright.
+    if (addressLocked && (kind === "unknown" || (kind === "guessable" && (await failuresOf(perClient)) > 0))) throw throttled("throttled");
+    try {
+      return await authenticate();
+    } catch (error) {
+      if (!(error instanceof ProtocolError && error.code === "invalid_client")) throw error;
+      const clientCounted = kind === "unknown" ? true : await count(perClient);
+      const addressCounted = perAddress === undefined || addressLocked ? !addressLocked : await count(perAddress);
+      if (clientLocked || addressLocked || !clientCounted || !addressCounted) throw throttled("credentials");
+      deps.emit({ type: "client.authentication_failed", clientId, reason: "credentials" });
+      throw error;
+    }
   }
 }
 

@@ -103,6 +103,40 @@ export class FailureThrottle {
     return this.grants.count({ subject: FailureThrottle.key(subject), kind: "throttle", clientId: FAILED }, this.now(), max);
   }
 
+  private readonly gates = new Map<string, { active: number; waiting: (() => void)[] }>();
+
+  /**
+   * Waits until fewer than `permits` checks of the subject run in this process, then admits one; the
+   * returned function ends it (once). Later arrivals queue rather than fail, so a busy client that failed
+   * once is slowed, never refused; undefined (refuse) only when `maxWaiting` are already queued. Used for
+   * suspect subjects with `permits` = the failures they have left, so parallel guesses cannot outrun the
+   * count: each one queued re-reads it when admitted.
+   */
+  async gate(subject: string, permits: number, maxWaiting = 1000): Promise<(() => void) | undefined> {
+    let gate = this.gates.get(subject);
+    if (!gate) {
+      gate = { active: 0, waiting: [] };
+      this.gates.set(subject, gate);
+    }
+    const current = gate;
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      const next = current.waiting.shift();
+      // The permit passes straight to the next in line, so a new arrival cannot overtake it.
+      if (next) return next();
+      current.active--;
+      if (current.active === 0) this.gates.delete(subject);
+    };
+    if (current.active < Math.max(1, permits)) {
+      current.active++;
+      return end;
+    }
+    if (current.waiting.length >= maxWaiting) return undefined;
+    return new Promise((resolve) => current.waiting.push(() => resolve(end)));
+  }
+
   /** True when this process saw a failure (or refusal) of the subject within its window. */
   suspect(subject: string): boolean {
     return this.recentlyFailed(subject, this.now());
