@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect, sql } from "kysely";
+import { Kysely, PostgresDialect, sql } from "./kysely.ts";
 import type { Store } from "../interfaces.ts";
 import type { Database } from "./schema.ts";
 import { createSqlStore, migrate } from "./sql-store.ts";
