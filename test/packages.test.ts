@@ -153,3 +153,33 @@ test("22.4 packages: the installed tessera bin checks a config, with no TypeScri
   assert.equal(failed?.code, 1);
   assert.match(failed!.stderr, /config error at clients/);
 });
+
+test("22.5 start-up: the installed tessera start on SQLite loads no pg, argon2, undici, node:https or TypeScript loader", async () => {
+  // Records every module the ES module loader loads (CommonJS packages reached by import() included).
+  writeFileSync(join(project, "record-hooks.mjs"), `import { appendFileSync } from "node:fs";\nexport async function load(url, context, next) { appendFileSync(process.env.RECORD_FILE, url + "\\n"); return next(url, context); }\n`);
+  writeFileSync(join(project, "record.mjs"), `import { register } from "node:module";\nregister("./record-hooks.mjs", import.meta.url);\n`);
+  writeFileSync(join(project, "start.json"), JSON.stringify({ issuer: "http://127.0.0.1:5000", store: { kind: "sqlite", path: "./start-data/t.db" }, users: [{ sub: "alice", username: "alice", password: "alice" }], clients: [] }));
+  const record = join(project, "loaded.txt");
+  const bin = join(project, "node_modules", "@tessera", "host", "bin", "tessera.mjs");
+  const child = execFile(process.execPath, ["--import", "./record.mjs", bin, "start", "--config", "start.json", "--port", "0"], { cwd: project, env: { ...env, RECORD_FILE: record, LOG_LEVEL: "silent" } });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      child.stdout!.on("data", (d: Buffer) => {
+        out += d;
+        if (out.includes("listening on")) resolve();
+      });
+      child.once("exit", (code) => reject(new Error(`tessera start exited ${code}: ${out}`)));
+    });
+  } finally {
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    await exited;
+  }
+  const loaded = readFileSync(record, "utf8").split("\n");
+  assert.ok(loaded.some((url) => url.includes("/node_modules/better-sqlite3/")), "the recorder sees the SQLite driver load");
+  assert.ok(loaded.some((url) => url.includes("/node_modules/@tessera/host/dist/")), "the compiled host runs");
+  for (const lazy of [/\/node_modules\/pg\//, /\/node_modules\/@node-rs\/argon2/, /\/node_modules\/undici\//, /^node:https$/, /tsx/, /\/src\/.*\.tsx?$/]) {
+    assert.deepEqual(loaded.filter((url) => lazy.test(url)), [], `not loaded at start: ${lazy}`);
+  }
+});
