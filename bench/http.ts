@@ -4,11 +4,12 @@
  * alternately (A B A B) after a warm-up.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
+import ts from "typescript";
 import { CONNECTIONS, FORM, basicFor, referenceToken, refreshWorkload, ssoWorkload, userAccessToken, type Measurement, type Workload } from "./flows.ts";
 
 const SERVERS = join(import.meta.dirname, "servers");
@@ -137,40 +138,74 @@ async function scenario(title: string, contenders: Contender[], seconds: number,
   }
 }
 
-/** Start-up to "listening on" and idle RSS of the tessera command with the SQLite store. */
+/** Spawns a server and resolves with the milliseconds from spawn to its `listening on` line. */
+async function timeToListen(args: string[], env: Record<string, string>): Promise<{ ms: number; child: ChildProcess }> {
+  const started = performance.now();
+  const child = spawn(process.execPath, args, { env: { ...process.env, LOG_LEVEL: "silent", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  await new Promise<void>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d;
+      if (out.includes("listening on")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`exited ${code}`)));
+  });
+  return { ms: performance.now() - started, child };
+}
+
+/** oidc-provider's bench server as plain JavaScript (TypeScript types stripped), so it starts with no loader either. */
+function plainOidcProvider(): string {
+  const dir = join(import.meta.dirname, "..", "node_modules", ".cache", "tessera-bench");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, "oidc-provider.mjs");
+  const source = readFileSync(join(SERVERS, "oidc-provider.ts"), "utf8");
+  writeFileSync(file, ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText);
+  return file;
+}
+
+const IDLE_SECONDS = 5;
+
+/**
+ * Start-up and idle memory, Tessera against oidc-provider in the same run, both compiled JavaScript with no
+ * TypeScript loader: spawn to `listening on` (the tessera command with the SQLite store; oidc-provider's
+ * bench server, which generates its key at start), then RSS after ${IDLE_SECONDS} s idle. Starts alternate.
+ */
 async function startup(): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), "tessera-bench-start-"));
   const port = await freePort();
   writeFileSync(join(dir, "c.json"), JSON.stringify({ issuer: `http://127.0.0.1:${port}`, port, store: { kind: "sqlite", path: "./db/t.db" }, clients: [] }));
-  const times: number[] = [];
-  let rss = NaN;
+  const peerScript = plainOidcProvider();
+  const contenders: { name: string; args: string[]; env: Record<string, string> }[] = [
+    { name: "Tessera (tessera start, SQLite)", args: [join(import.meta.dirname, "..", "packages", "host", "bin", "tessera.mjs"), "start", "--config", join(dir, "c.json")], env: {} },
+    { name: "oidc-provider", args: [peerScript, "ES256"], env: { PORT: String(port) } },
+  ];
+  const times = contenders.map(() => [] as number[]);
+  const rss = contenders.map(() => [] as number[]);
   try {
-    for (let i = 0; i < 3; i++) {
-      const started = performance.now();
-      const child = spawn(process.execPath, [join(import.meta.dirname, "..", "packages", "host", "bin", "tessera.mjs"), "start", "--config", join(dir, "c.json")], { env: { ...process.env, LOG_LEVEL: "silent" }, stdio: ["ignore", "pipe", "pipe"] });
-      await new Promise<void>((resolve, reject) => {
-        let out = "";
-        child.stdout!.on("data", (d: Buffer) => {
-          out += d;
-          if (out.includes("listening on")) resolve();
-        });
-        child.once("exit", (code) => reject(new Error(`exited ${code}`)));
-      });
-      times.push(performance.now() - started);
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      rss = memoryMb(child.pid!, "VmRSS");
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      await exited;
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < contenders.length; i++) {
+        const { ms, child } = await timeToListen(contenders[i]!.args, contenders[i]!.env);
+        times[i]!.push(ms);
+        await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
+        rss[i]!.push(memoryMb(child.pid!, "VmRSS"));
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGTERM");
+        await exited;
+      }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  // The first start also creates the signing key; later starts load it.
-  return [
-    "Start-up (tessera start, SQLite store, process spawn to `listening on`)",
-    `  first start (creates the key): ${times[0]!.toFixed(0)} ms; later starts: ${times.slice(1).map((t) => t.toFixed(0)).join(" ms, ")} ms; idle RSS ${rss.toFixed(0)} MB`,
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const lines = [
+    `Start-up (process spawn to \`listening on\`, no TypeScript loader) and idle RSS (after ${IDLE_SECONDS} s idle), 3 alternating starts each`,
+    `  ${"server".padEnd(34)} ${"first ms".padStart(9)} ${"later ms".padStart(9)} ${"idle RSS MB".padStart(12)}`,
   ];
+  // Tessera's first start also creates the SQLite database and the signing key; later starts load them.
+  for (let i = 0; i < contenders.length; i++) {
+    lines.push(`  ${contenders[i]!.name.padEnd(34)} ${times[i]![0]!.toFixed(0).padStart(9)} ${median(times[i]!.slice(1)).toFixed(0).padStart(9)} ${median(rss[i]!).toFixed(0).padStart(12)}`);
+  }
+  return lines;
 }
 
 const tessera = (store: "memory" | "sqlite", alg: string, workload: Contender["workload"]): Contender => ({ name: `Tessera (${store} store)`, script: "tessera.ts", args: [store, alg], workload });

@@ -1,16 +1,14 @@
 // npm start: the identity server from tessera.config.json, plus the demo web app on port 5002 when the
-// demo config is in use, and instructions for signing in.
-import { register } from "tsx/esm/api";
-
-register();
-const { main } = await import("../packages/host/src/cli.ts");
+// demo config is in use, and instructions for signing in. Runs the compiled packages (dist/, written by
+// npm install or npm run build): no TypeScript loader in this process.
+import { main } from "@tessera/host";
 const args = process.argv.slice(2);
 const server = main(["start", ...args]);
 
 let demo;
 if (!process.env.TESSERA_CONFIG && !args.includes("--config") && process.env.TESSERA_DEMO !== "0") {
   try {
-    const { startWebClient } = await import("../samples/web-client/src/server.ts");
+    const { startWebClient } = await import("@tessera/sample-web-client/server");
     demo = await startWebClient({ issuer: process.env.TESSERA_ISSUER ?? "http://localhost:5000", clientId: "web", clientSecret: "web-secret", port: 5002, baseUrl: "http://localhost:5002" });
     process.stdout.write(
       `\nTessera runs at http://localhost:5000 (discovery: http://localhost:5000/.well-known/openid-configuration)\n` +

@@ -1,9 +1,7 @@
 #!/usr/bin/env node
-// The tessera command: TypeScript sources run through tsx, no build step.
-import { register } from "tsx/esm/api";
+// The tessera command: the compiled CLI (npm run build, or npm install at the repository root, writes dist/).
+import { main } from "../dist/cli.js";
 
-register();
-const { main } = await import("../src/cli.ts");
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {

@@ -1,6 +1,5 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import type { TLSSocket } from "node:tls";
@@ -101,7 +100,8 @@ export async function startMtlsListener(fetch: (request: Request, env: HttpBindi
     fetch: fetch as never,
     port,
     ...(hostname ? { hostname } : {}),
-    createServer: createHttpsServer,
+    // node:https loads only when the mTLS listener is enabled.
+    createServer: (await import("node:https")).createServer,
     serverOptions: { cert: material.cert, key: material.key, ...(material.clientCa ? { ca: material.clientCa } : {}), requestCert: true, rejectUnauthorized: false, ...serverTimeouts(requestTimeout) },
   });
   await new Promise<void>((resolveListen, reject) => {

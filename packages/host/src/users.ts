@@ -1,4 +1,3 @@
-import { hash, verify } from "@node-rs/argon2";
 import { constantTimeEqual } from "@tessera/protocol";
 import type { UserRecord, UserStore } from "@tessera/server";
 
@@ -37,13 +36,14 @@ export class ConfigUserStore implements UserStore {
     const user = this.byUsername.get(username.toLowerCase());
     if (user?.password_hash) return (await safeVerify(user.password_hash, password)) ? user : undefined;
     if (user?.password !== undefined) return constantTimeEqual(user.password, password) ? user : undefined;
-    this.dummyHash ??= hash("tessera-dummy-password");
+    this.dummyHash ??= argon2().then(({ hash }) => hash("tessera-dummy-password"));
     await safeVerify(await this.dummyHash, password);
     return undefined;
   }
 }
 
 async function safeVerify(hashed: string, password: string): Promise<boolean> {
+  const { verify } = await argon2();
   try {
     return await verify(hashed, password);
   } catch {
@@ -52,6 +52,12 @@ async function safeVerify(hashed: string, password: string): Promise<boolean> {
 }
 
 /** An argon2id hash for `password_hash` (the `hash-password` command). */
-export function hashPassword(password: string): Promise<string> {
+export async function hashPassword(password: string): Promise<string> {
+  const { hash } = await argon2();
   return hash(password);
+}
+
+/** The argon2 binding, loaded with the first password check or hash (a start does not need it). */
+function argon2(): Promise<typeof import("@node-rs/argon2")> {
+  return import("@node-rs/argon2");
 }

@@ -1,7 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { BlockList, isIP } from "node:net";
 import { SpanKind } from "@opentelemetry/api";
-import { Agent, fetch as undiciFetch } from "undici";
+import type { Agent } from "undici";
 import { inSpan, tesseraTracer } from "../observability/tracing.ts";
 
 /** Where the provider may send requests of its own (client jwks_uri, back-channel logout). */
@@ -49,46 +49,17 @@ export class OutboundRefused extends Error {
  * (so DNS rebinding cannot slip past), no redirects, a timeout, and at most `maxResponseBytes` of body.
  */
 export function createOutboundFetch(policy: OutboundPolicy): (url: string, init?: RequestInit) => Promise<Response> {
-  const agent = new Agent({
-    connect: {
-      lookup(hostname: string, options: object, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) {
-        dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-          if (err) return callback(err, []);
-          const allowed = (addresses as LookupAddress[]).filter((a) => addressAllowed(a.address, policy));
-          if (allowed.length === 0) return callback(Object.assign(new OutboundRefused(`${hostname} resolves to an address outbound requests may not reach`), { code: "EREFUSED" }), []);
-          if ((options as { all?: boolean }).all) return callback(null, allowed);
-          callback(null, allowed[0]!.address, allowed[0]!.family);
-        });
-      },
-    },
-  });
+  // undici (about 20 MB resident) loads on the first outbound request, not at start.
+  let loaded: Promise<{ agent: Agent; undiciFetch: typeof import("undici").fetch }> | undefined;
+  const load = () => (loaded ??= import("undici").then(({ Agent, fetch: undiciFetch }) => ({ agent: createAgent(Agent, policy), undiciFetch })));
   const tracer = tesseraTracer();
-  const send = outboundRequest(agent, policy);
-  return (url, init = {}) => {
-    const method = (init.method ?? "GET").toUpperCase();
-    let target: URL | undefined;
-    try {
-      target = new URL(url);
-    } catch {
-      // send() refuses it; the span shows no URL
-    }
-    // The URL without query or fragment: a span never carries what a query might hold.
-    const attributes = target ? { "http.request.method": method, "url.full": target.origin + target.pathname, "server.address": target.hostname } : { "http.request.method": method };
-    return inSpan(tracer, method, SpanKind.CLIENT, attributes, async (span) => {
-      const response = await send(url, init);
-      span.setAttribute("http.response.status_code", response.status);
-      return response;
-    });
-  };
-}
-
-function outboundRequest(agent: Agent, policy: OutboundPolicy): (url: string, init: RequestInit) => Promise<Response> {
-  return async (url, init) => {
+  const send = async (url: string, init: RequestInit): Promise<Response> => {
     const target = new URL(url);
     if (target.protocol !== "https:" && target.protocol !== "http:") throw new OutboundRefused(`${target.protocol} URLs are not fetched`);
     const host = target.hostname.replace(/^\[|\]$/g, "");
     // IP literals skip the lookup, so they are checked here.
     if (isIP(host) && !addressAllowed(host, policy)) throw new OutboundRefused(`${host} may not be reached by outbound requests`);
+    const { agent, undiciFetch } = await load();
     const response = await undiciFetch(target, { ...(init as object), redirect: "manual", dispatcher: agent, signal: AbortSignal.timeout(policy.timeout * 1000) } as never);
     if (response.status >= 300 && response.status < 400) {
       await response.body?.cancel();
@@ -110,4 +81,36 @@ function outboundRequest(agent: Agent, policy: OutboundPolicy): (url: string, in
     }
     return new Response(size ? Buffer.concat(chunks) : null, { status: response.status, headers: response.headers as unknown as HeadersInit });
   };
+  return (url, init = {}) => {
+    const method = (init.method ?? "GET").toUpperCase();
+    let target: URL | undefined;
+    try {
+      target = new URL(url);
+    } catch {
+      // send() refuses it; the span shows no URL
+    }
+    // The URL without query or fragment: a span never carries what a query might hold.
+    const attributes = target ? { "http.request.method": method, "url.full": target.origin + target.pathname, "server.address": target.hostname } : { "http.request.method": method };
+    return inSpan(tracer, method, SpanKind.CLIENT, attributes, async (span) => {
+      const response = await send(url, init);
+      span.setAttribute("http.response.status_code", response.status);
+      return response;
+    });
+  };
+}
+
+function createAgent(AgentClass: typeof Agent, policy: OutboundPolicy): Agent {
+  return new AgentClass({
+    connect: {
+      lookup(hostname: string, options: object, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) {
+        dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+          if (err) return callback(err, []);
+          const allowed = (addresses as LookupAddress[]).filter((a) => addressAllowed(a.address, policy));
+          if (allowed.length === 0) return callback(Object.assign(new OutboundRefused(`${hostname} resolves to an address outbound requests may not reach`), { code: "EREFUSED" }), []);
+          if ((options as { all?: boolean }).all) return callback(null, allowed);
+          callback(null, allowed[0]!.address, allowed[0]!.family);
+        });
+      },
+    },
+  });
 }

@@ -1,4 +1,5 @@
-import { SqliteAdapter, sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
+import type { Kysely, Migration, MigrationProvider } from "kysely";
+import { SqliteAdapter, sql } from "./kysely.ts";
 
 /** Schema migrations in order; names sort in the order they run. Never edit one that has shipped. */
 const migrations: Record<string, Migration> = {

@@ -1,5 +1,4 @@
-import { Kysely, PostgresDialect, sql } from "kysely";
-import pg from "pg";
+import { Kysely, PostgresDialect, sql } from "./kysely.ts";
 import type { Store } from "../interfaces.ts";
 import type { Database } from "./schema.ts";
 import { createSqlStore, migrate } from "./sql-store.ts";
@@ -18,6 +17,8 @@ export interface PostgresStoreOptions {
  * by itself after the database comes back.
  */
 export async function createPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
+  // The driver loads with the first PostgreSQL store: processes on SQLite or memory never load it.
+  const { default: pg } = await import("pg");
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolSize ?? 10,

@@ -1,6 +1,7 @@
-import { Migrator, type Kysely, type Selectable, type Transaction } from "kysely";
+import type { Kysely, Selectable, Transaction } from "kysely";
+import { Migrator } from "./kysely.ts";
 import { decodeSessionCursor, encodeSessionCursor, type ServerSideSession, type SessionQuery, type SessionStore } from "../interfaces.ts";
-import { sql } from "kysely";
+import { sql } from "./kysely.ts";
 import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
 import { assertStorableGrant, assertStorableKey, assertStorableSession, findable, isStorableText, STORE_LIMITS } from "../values.ts";
 import { migrationProvider } from "./migrations.ts";

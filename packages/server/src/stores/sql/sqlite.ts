@@ -2,7 +2,8 @@ import { mkdirSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { dirname } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
-import { Kysely, SqliteDialect, type SqliteDatabase } from "kysely";
+import type { SqliteDatabase } from "kysely";
+import { Kysely, SqliteDialect } from "./kysely.ts";
 import type { Store } from "../interfaces.ts";
 import type { Database } from "./schema.ts";
 import { createSqlStore, migrate } from "./sql-store.ts";
@@ -14,7 +15,7 @@ const STATEMENT_CACHE_SIZE = 256;
  * and reused (each run completes synchronously, so a statement is never shared by two queries at once;
  * a busy one, still iterating, is never handed out).
  */
-function withStatementCache(database: BetterSqlite3.Database): SqliteDatabase {
+function withStatementCache(database: BetterSqlite3.Database, hooks: { onWrite?: () => void }): SqliteDatabase {
   const statements = new Map<string, BetterSqlite3.Statement>();
   return {
     close: () => database.close(),
@@ -22,6 +23,7 @@ function withStatementCache(database: BetterSqlite3.Database): SqliteDatabase {
       const cached = statements.get(sql);
       if (cached && !cached.busy) return cached;
       const statement = database.prepare(sql);
+      if (!statement.reader) hooks.onWrite?.();
       if (!cached) {
         if (statements.size >= STATEMENT_CACHE_SIZE) statements.delete(statements.keys().next().value!);
         statements.set(sql, statement);
@@ -38,15 +40,23 @@ export async function createSqliteStore(path: string): Promise<Store> {
   database.pragma("journal_mode = WAL");
   database.pragma("busy_timeout = 5000");
   database.pragma("synchronous = NORMAL");
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
+  const hooks: { onWrite?: () => void } = {};
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database, hooks) }) });
   await migrate(db);
   const store = createSqlStore(db);
   if (path === ":memory:") return store;
-  const checkpointer = await startCheckpointer(path, database);
+  // The checkpoint worker (a thread: about 17 MB resident) starts with the first write after opening; until
+  // then there is nothing to checkpoint, and the connection checkpoints itself as it does by default.
+  let checkpointer: Promise<{ stop(): Promise<void> }> | undefined;
+  hooks.onWrite = () => {
+    hooks.onWrite = undefined;
+    checkpointer = startCheckpointer(path, database);
+  };
   return {
     ...store,
     async close() {
-      await checkpointer.stop();
+      hooks.onWrite = undefined;
+      await (await checkpointer)?.stop();
       await store.close();
     },
   };
@@ -58,6 +68,7 @@ const CHECKPOINT_INTERVAL_MS = 250;
  * Moves WAL checkpoints to a worker thread: the request thread's connection stops checkpointing on commit
  * (which made every few hundredth write wait for a page copy and fsync), and the worker checkpoints
  * passively every 250 ms. Should the worker fail, the connection goes back to checkpointing itself.
+ * Never rejects: a worker that cannot start leaves the connection checkpointing itself.
  */
 async function startCheckpointer(path: string, database: BetterSqlite3.Database): Promise<{ stop(): Promise<void> }> {
   const selfCheckpoint = () => {
