@@ -11,21 +11,6 @@ export interface PendingTags {
   sessionId?: string;
 }
 
-/**
- * Bounds the requests anyone can leave in the store without signing in (pending authorization requests,
- * logout requests), as oidc-provider keeps them: stored with a short lifetime, and here also capped, per
- * kind. Per client address bucket (an IPv4 address, an IPv6 /64, an IPv4-mapped IPv6 address as its IPv4
- * address) the bucket's own oldest are dropped first, so a flood hurts only its sender. Over the total cap,
- * new requests are refused (`temporarily_unavailable`, 429) and nobody else's is dropped, except that a
- * request whose own bucket holds fewer than {@link FEW_PENDING} pending entries is still admitted (a user
- * with a tab or two open is never refused because others filled the store). That exemption counts a wider
- * bucket for IPv6, the /48 (one allocation anyone gets for free from a tunnel broker holds 65,536 /64s), so
- * filling the store past the total costs a new IPv4 address or /48 per few rows, up to a hard ceiling of
- * twice the total where everything is refused. Requests without a known address count only against the
- * total. Counting uses the indexed `grantId`, `subject` and `sessionId` columns with prefixed values that
- * never collide with token families, users or sessions. A stored pending request is at most
- * {@link MAX_PENDING_REQUEST_BYTES}, so the store holds at most 2 × total × 8 KiB per kind.
- */
 /** A bucket holding fewer pending entries than this is admitted over the total cap (up to twice the total). */
 export const FEW_PENDING = 3;
 
@@ -42,6 +27,21 @@ export function assertPendingSize(data: unknown, reserve = 0, redirectable = tru
   }
 }
 
+/**
+ * Bounds the requests anyone can leave in the store without signing in (pending authorization requests,
+ * logout requests), as oidc-provider keeps them: stored with a short lifetime, and here also capped, per
+ * kind. Per client address bucket (an IPv4 address, an IPv6 /64, an IPv4-mapped IPv6 address as its IPv4
+ * address) the bucket's own oldest are dropped first, so a flood hurts only its sender. Over the total cap,
+ * new requests are refused (`temporarily_unavailable`, 429) and nobody else's is dropped, except that a
+ * request whose own bucket holds fewer than {@link FEW_PENDING} pending entries is still admitted (a user
+ * with a tab or two open is never refused because others filled the store). That exemption counts a wider
+ * bucket for IPv6, the /48 (one allocation anyone gets for free from a tunnel broker holds 65,536 /64s), so
+ * filling the store past the total costs a new IPv4 address or /48 per few rows, up to a hard ceiling of
+ * twice the total where everything is refused. Requests without a known address count only against the
+ * total. Counting uses the indexed `grantId`, `subject` and `sessionId` columns with prefixed values that
+ * never collide with token families, users or sessions. A stored pending request is at most
+ * {@link MAX_PENDING_REQUEST_BYTES}, so the store holds at most 2 × total × 8 KiB per kind.
+ */
 export class PendingRequestCap {
   constructor(
     private readonly grants: GrantStore,
@@ -54,7 +54,7 @@ export class PendingRequestCap {
   /**
    * Makes room for one more pending request of `kind`; returns the tags its record must carry. Throws a
    * `temporarily_unavailable` ProtocolError (status 429) when the total cap is reached and the request's
-   * bucket already holds {@link FEW_PENDING} or more (or its address is unknown), or at twice the total.
+   * wide bucket (IPv4 address, IPv6 /48) already holds {@link FEW_PENDING} or more (or its address is unknown), or at twice the total.
    */
   async admit(kind: "interaction" | "logout", address: string | undefined): Promise<PendingTags> {
     const bucket = address ? addressBucket(address) : undefined;
