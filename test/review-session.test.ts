@@ -692,6 +692,157 @@ describe("19.f a filled pending-request cap", () => {
   }
 });
 
+describe("19.g/19.h bounded pending requests", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tessera-bound-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const issuer = "https://idp.test";
+  const BYE = `${RP}/bye`;
+  const clients = [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], post_logout_redirect_uris: [BYE], scope: "openid" }];
+  let postgres: TestPostgres | undefined;
+  after(async () => postgres?.close());
+  const open = async (kind: "memory" | "sqlite" | "postgres"): Promise<Store | undefined> => {
+    if (kind === "memory") return createMemoryStore();
+    if (kind === "sqlite") return createSqliteStore(join(dir, `b-${randomBytes(4).toString("hex")}.db`));
+    postgres ??= await startTestPostgres();
+    return postgres ? createPostgresStore(await postgres.createDatabase()) : undefined;
+  };
+  const cookieOf = (setCookies: string[]) => setCookies.map((c) => c.split(";")[0]!).join("; ");
+  const location = (response: Response) => new URL(response.headers.get("location")!);
+  const stored = async (store: Store, kind: "interaction" | "logout") => (await store.grants.findAll({ kind }, 100_000)).map((g) => g.data);
+  const known = () => ({ client_id: "web", redirect_uri: REDIRECT, response_type: "code", scope: "openid", code_challenge_method: "S256" });
+  const post = (fields: Record<string, string>, cookie?: string) =>
+    new Request(`${issuer}/connect/authorize`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", ...(cookie ? { cookie } : {}) },
+      body: new URLSearchParams(fields).toString(),
+    });
+
+  for (const kind of ["memory", "sqlite", "postgres"] as const) {
+    test(`19.g an authorization request stores only the parameters the provider understands, under 8 KiB (${kind})`, async (t) => {
+      const store = await open(kind);
+      if (!store) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+      // Form limits raised so that only the stored-request rules are what bounds the row.
+      const provider = createProvider({ issuer, store, dataKey: randomBytes(32), clients, limits: { maxFormBytes: 1 << 20, maxParameters: 100 } });
+      try {
+        const junk: Record<string, string> = {};
+        for (let i = 0; i < 60; i++) junk[`x${i}`] = "a".repeat(4096);
+        const flood = await provider.fetch(post({ ...known(), code_challenge: pkce().challenge, ...junk }), { clientAddress: "203.0.113.1" });
+        assert.equal(location(flood).pathname, "/login");
+        const [row, ...more] = await stored(store, "interaction");
+        assert.equal(more.length, 0);
+        assert.ok(row!.length < 8192, `stored ${row!.length} characters`);
+        assert.ok(!row!.includes("x0") && !row!.includes("aaaa"), "no unknown parameter is stored");
+
+        // The largest realistic request (long state, nonce, login_hint, an id_token_hint, ...) still signs in.
+        const cookie = cookieOf((await provider.signIn(new Request(`${issuer}/login`), { sub: "1" })).cookies);
+        const { challenge, verifier } = pkce();
+        const first = await provider.fetch(post({ ...known(), code_challenge: challenge }, cookie));
+        const code = location(first).searchParams.get("code")!;
+        const tokens = await provider.fetch(
+          new Request(`${issuer}/connect/token`, {
+            method: "POST",
+            headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from("web:web-secret").toString("base64")}` },
+            body: new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: REDIRECT, code_verifier: verifier }).toString(),
+          }),
+        );
+        const idToken = ((await tokens.json()) as { id_token: string }).id_token;
+        assert.ok(idToken.length > 500);
+        const large = {
+          ...known(),
+          code_challenge: pkce().challenge,
+          state: "s".repeat(2048),
+          nonce: "n".repeat(256),
+          login_hint: `${"l".repeat(240)}@example.com`,
+          id_token_hint: idToken,
+          prompt: "login",
+          max_age: "3600",
+          ui_locales: "de-CH de fr-CH fr en-GB en",
+          acr_values: "urn:mace:incommon:iap:silver urn:mace:incommon:iap:bronze",
+          response_mode: "query",
+        };
+        const asked = await provider.fetch(post(large, cookie), { clientAddress: "203.0.113.2" });
+        assert.equal(location(asked).pathname, "/login", location(asked).toString());
+        const returnUrl = location(asked).searchParams.get("returnUrl")!;
+        assert.equal((await provider.getInteraction(returnUrl))?.loginHint, large.login_hint);
+        const again = cookieOf((await provider.signIn(new Request(`${issuer}/login`), { sub: "1" })).cookies);
+        const done = await provider.fetch(new Request(`${issuer}${returnUrl}`, { headers: { cookie: again } }));
+        assert.ok(location(done).searchParams.get("code"), location(done).toString());
+        assert.equal(location(done).searchParams.get("state"), large.state);
+
+        // Known parameters too large to keep: refused to the client, nothing stored.
+        const before = (await stored(store, "interaction")).length;
+        const huge = await provider.fetch(post({ ...known(), code_challenge: pkce().challenge, state: "s", nonce: "n".repeat(4096), login_hint: "l".repeat(4096) }), { clientAddress: "203.0.113.3" });
+        assert.equal(location(huge).origin + location(huge).pathname, REDIRECT);
+        assert.equal(location(huge).searchParams.get("error"), "invalid_request");
+        assert.equal(location(huge).searchParams.get("error_description"), "request too large");
+        assert.equal((await stored(store, "interaction")).length, before);
+      } finally {
+        await provider.close();
+      }
+    });
+
+    test(`19.g a logout request stores only what logout needs, under 8 KiB (${kind})`, async (t) => {
+      const store = await open(kind);
+      if (!store) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+      const provider = createProvider({ issuer, store, dataKey: randomBytes(32), clients });
+      const endSession = (params: Record<string, string>, cookie: string) => new Request(`${issuer}/connect/endsession?${new URLSearchParams(params)}`, { headers: { cookie } });
+      try {
+        const cookie = cookieOf((await provider.signIn(new Request(`${issuer}/login`), { sub: "1" })).cookies);
+        const junk: Record<string, string> = {};
+        for (let i = 0; i < 40; i++) junk[`x${i}`] = "a".repeat(4096);
+        const asked = await provider.fetch(endSession({ client_id: "web", post_logout_redirect_uri: BYE, state: "s".repeat(2048), ui_locales: "de en", ...junk }, cookie), { clientAddress: "203.0.113.1" });
+        assert.equal(location(asked).pathname, "/logout");
+        const [row, ...more] = await stored(store, "logout");
+        assert.equal(more.length, 0);
+        assert.ok(row!.length < 8192 && !row!.includes("x0") && !row!.includes("aaaa"));
+        // A state and ui_locales no client sends would make a row over 8 KiB: refused, on a page, nothing stored.
+        const huge = await provider.fetch(endSession({ client_id: "web", post_logout_redirect_uri: BYE, state: "s".repeat(4096), ui_locales: "u".repeat(4096) }, cookie), { clientAddress: "203.0.113.1" });
+        assert.equal(huge.status, 400);
+        assert.match(await huge.text(), /request too large/);
+        assert.equal((await stored(store, "logout")).length, 1);
+        assert.ok(await provider.getSession(new Request(`${issuer}/`, { headers: { cookie } })), "still signed in");
+      } finally {
+        await provider.close();
+      }
+    });
+
+    test(`19.h over the total cap one IPv6 /48 gets only a few rows however many /64s it uses; a fresh IPv4 address is still admitted (${kind})`, async (t) => {
+      const store = await open(kind);
+      if (!store) return t.skip("PostgreSQL is not installed (set CI=true to make this a failure)");
+      const provider = createProvider({ issuer, store, dataKey: randomBytes(32), clients, interaction: { maxPending: 20, maxPendingPerAddress: 5 } });
+      const authorize = () => new Request(`${issuer}/connect/authorize?${new URLSearchParams({ ...known(), code_challenge: pkce().challenge })}`);
+      const admitted = async (clientAddress: string) => {
+        const response = await provider.fetch(authorize(), { clientAddress });
+        if (location(response).pathname === "/login") return true;
+        assert.equal(location(response).searchParams.get("error"), "temporarily_unavailable");
+        return false;
+      };
+      try {
+        for (let i = 0; i < 20; i++) assert.ok(await admitted(`198.51.100.${i % 4}`));
+        let fromOne48 = 0;
+        for (let i = 0; i < 400; i++) if (await admitted(`2001:db8:5:${i.toString(16)}::1`)) fromOne48++;
+        assert.equal(fromOne48, 3, "admitted while the /48 holds fewer than 3, then refused");
+        assert.equal((await stored(store, "interaction")).length, 23);
+        assert.ok(await admitted("203.0.113.50"), "a fresh IPv4 address is still admitted");
+        assert.ok(await admitted("2001:db8:6:1::1"), "so is another /48");
+        // Under the total the per-address cap stays per /64: one /64 keeps 5, its neighbour in the /48 its own.
+        const roomy = createProvider({ issuer, store: (await open(kind))!, dataKey: randomBytes(32), clients, interaction: { maxPending: 1000, maxPendingPerAddress: 5 } });
+        try {
+          for (let i = 0; i < 8; i++) await roomy.fetch(authorize(), { clientAddress: `2001:db8:7:1::${i + 1}` });
+          const neighbour = await roomy.fetch(authorize(), { clientAddress: "2001:db8:7:2::1" });
+          assert.equal(location(neighbour).pathname, "/login");
+          for (let i = 0; i < 3; i++) await roomy.fetch(authorize(), { clientAddress: `2001:db8:7:1::${i + 20}` });
+          assert.ok(await roomy.getInteraction(location(neighbour).searchParams.get("returnUrl")!), "a flood of one /64 drops none of its neighbour's");
+        } finally {
+          await roomy.close();
+        }
+      } finally {
+        await provider.close();
+      }
+    });
+  }
+});
+
 describe("F id_token_hint typ", () => {
   test("12.f an ID-token-shaped JWT of this server without typ JWT is no hint: the user is asked", async () => {
     const { DataProtector } = await import("@tessera/server");

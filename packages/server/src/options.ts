@@ -130,9 +130,10 @@ export interface ProviderOptions {
     /**
      * Most pending authorization and logout requests kept (each kind counted apart); past it new ones are
      * refused (temporarily_unavailable, 429) and none is dropped, so unauthenticated requests cannot grow
-     * the store without bound, except that a request whose address bucket holds fewer than 3 pending
-     * entries is still admitted, up to twice this number. Logouts are never refused: over the cap they
-     * travel sealed instead of stored (default 100000).
+     * the store without bound, except that a request whose address bucket (IPv4 address, IPv6 /48) holds
+     * fewer than 3 pending entries is still admitted, up to twice this number. Logouts are never refused:
+     * over the cap they travel sealed instead of stored. Each stored request is at most 8 KiB, so the
+     * default (20000) holds at most about 320 MB per kind at the ceiling.
      */
     maxPending?: number;
     /**
@@ -299,7 +300,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     backChannelTimeout: options.logout?.backChannelTimeout ?? 5,
     backChannelRetries: options.logout?.backChannelRetries ?? 2,
     interactionLifetime: options.interaction?.lifetime ?? 3600,
-    maxPending: options.interaction?.maxPending ?? 100_000,
+    maxPending: options.interaction?.maxPending ?? 20_000,
     maxPendingPerAddress: options.interaction?.maxPendingPerAddress ?? 100,
     consentLifetime: options.interaction?.consentLifetime ?? 31_536_000,
     maxFormBytes: options.limits?.maxFormBytes ?? 65536,

@@ -2,7 +2,7 @@ import { ProtocolError, randomHandle, sha256Base64url } from "@tessera/protocol"
 import { clientAddressOf } from "../http/request-context.ts";
 import type { Client, ClientStore } from "../clients.ts";
 import type { DataProtector } from "../keys/data-protection.ts";
-import type { PendingRequestCap, PendingTags } from "../security/pending-requests.ts";
+import { assertPendingSize, type PendingRequestCap, type PendingTags } from "../security/pending-requests.ts";
 import type { GrantStore } from "../stores/interfaces.ts";
 import type { SessionService } from "../session/session.ts";
 import type { BackChannelLogoutService } from "./back-channel.ts";
@@ -45,6 +45,9 @@ export function postLogoutRedirect(postLogoutRedirectUri: string, state: string 
   return url.toString();
 }
 
+/** Bytes of a stored logout request kept for its pending tags and what ending it adds. */
+const LOGOUT_RESERVE = 1024;
+
 /** Seconds an ended logout carried sealed (not stored) is shown on the signed-out page. */
 const SEALED_ENDED_LIFETIME = 120;
 
@@ -73,9 +76,15 @@ export class LogoutService {
 
   /**
    * A new logout request's id: stored, with `address` (the client's) counting it against the per-address
-   * cap; or, when the cap refuses it, a sealed value carrying the request (never refused).
+   * cap; or, when the cap refuses it, a sealed value carrying the request (never refused for the cap).
+   * Only the validated fields logout needs are kept; a request over 8 KiB stored (a `state` and
+   * `ui_locales` no client sends) is refused with `invalid_request` ("request too large"), shown on a page.
    */
   async create(data: Omit<LogoutRequestData, "ended" | "clients" | "pending">, address?: string): Promise<string> {
+    const { clientId, postLogoutRedirectUri, state, uiLocales, redirectRejected } = data;
+    data = { clientId, postLogoutRedirectUri, state, uiLocales, redirectRejected };
+    // Room for the cap's tags and what an ended logout adds (sub, sid, the session's client ids).
+    assertPendingSize({ ...data, ended: false, clients: [] }, LOGOUT_RESERVE, false);
     let pending: PendingTags;
     try {
       pending = await this.cap.admit("logout", address);
@@ -183,7 +192,7 @@ export class LogoutService {
       clientId: data.clientId ?? "",
       grantId: data.pending?.grantId,
       subject: data.sub ?? data.pending?.subject,
-      sessionId: data.sid,
+      sessionId: data.sid ?? data.pending?.sessionId,
       data: JSON.stringify(data),
       createdAt: now,
       expiresAt: now + this.lifetime,

@@ -5,7 +5,26 @@ import type { GrantStore, PersistedGrant } from "../stores/interfaces.ts";
 /** Where a pending request is counted: its kind's bucket, and its client address's (when known). */
 export interface PendingTags {
   grantId: string;
+  /** The narrow bucket (IPv4 address, IPv6 /64): the per-address cap. */
   subject?: string;
+  /** The wide bucket (IPv4 address, IPv6 /48): what "few entries" over the total counts. */
+  sessionId?: string;
+}
+
+/** A bucket holding fewer pending entries than this is admitted over the total cap (up to twice the total). */
+export const FEW_PENDING = 3;
+
+/** Largest serialized pending request (its stored `data`), in bytes (UTF-8). */
+export const MAX_PENDING_REQUEST_BYTES = 8192;
+
+/**
+ * Throws `invalid_request` ("request too large") when `data` (a pending request as it would be stored,
+ * `reserve` bytes kept free for what is added later) exceeds {@link MAX_PENDING_REQUEST_BYTES}.
+ */
+export function assertPendingSize(data: unknown, reserve = 0, redirectable = true): void {
+  if (Buffer.byteLength(JSON.stringify(data), "utf8") + reserve > MAX_PENDING_REQUEST_BYTES) {
+    throw new ProtocolError("invalid_request", "request too large", { redirectable });
+  }
 }
 
 /**
@@ -15,14 +34,14 @@ export interface PendingTags {
  * address) the bucket's own oldest are dropped first, so a flood hurts only its sender. Over the total cap,
  * new requests are refused (`temporarily_unavailable`, 429) and nobody else's is dropped, except that a
  * request whose own bucket holds fewer than {@link FEW_PENDING} pending entries is still admitted (a user
- * with a tab or two open is never refused because others filled the store; filling it past the total then
- * costs a new address or /64 per few rows), up to a hard ceiling of twice the total where everything is
- * refused. Requests without a known address count only against the total. Counting uses the indexed
- * `grantId` and `subject` columns with prefixed values that never collide with token families or users.
+ * with a tab or two open is never refused because others filled the store). That exemption counts a wider
+ * bucket for IPv6, the /48 (one allocation anyone gets for free from a tunnel broker holds 65,536 /64s), so
+ * filling the store past the total costs a new IPv4 address or /48 per few rows, up to a hard ceiling of
+ * twice the total where everything is refused. Requests without a known address count only against the
+ * total. Counting uses the indexed `grantId`, `subject` and `sessionId` columns with prefixed values that
+ * never collide with token families, users or sessions. A stored pending request is at most
+ * {@link MAX_PENDING_REQUEST_BYTES}, so the store holds at most 2 × total × 8 KiB per kind.
  */
-/** A bucket holding fewer pending entries than this is admitted over the total cap (up to twice the total). */
-export const FEW_PENDING = 3;
-
 export class PendingRequestCap {
   constructor(
     private readonly grants: GrantStore,
@@ -35,17 +54,23 @@ export class PendingRequestCap {
   /**
    * Makes room for one more pending request of `kind`; returns the tags its record must carry. Throws a
    * `temporarily_unavailable` ProtocolError (status 429) when the total cap is reached and the request's
-   * bucket already holds {@link FEW_PENDING} or more (or its address is unknown), or at twice the total.
+   * wide bucket (IPv4 address, IPv6 /48) already holds {@link FEW_PENDING} or more (or its address is unknown), or at twice the total.
    */
   async admit(kind: "interaction" | "logout", address: string | undefined): Promise<PendingTags> {
     const bucket = address ? addressBucket(address) : undefined;
-    const tags: PendingTags = { grantId: `pending:${kind}`, ...(bucket ? { subject: `pending:${sha256Base64url(bucket)}` } : {}) };
+    const wide = address ? addressBucket(address, true) : undefined;
+    const tags: PendingTags = {
+      grantId: `pending:${kind}`,
+      ...(bucket ? { subject: `pending:${sha256Base64url(bucket)}` } : {}),
+      ...(wide ? { sessionId: `pending:${sha256Base64url(wide)}` } : {}),
+    };
     const own = tags.subject ? await this.grants.findAll({ kind, grantId: tags.grantId, subject: tags.subject }, this.maxPerAddress) : undefined;
     const total = await this.grants.count({ kind, grantId: tags.grantId }, this.now(), 2 * this.maxTotal);
-    // Over the total only a bucket holding few is admitted (it takes nobody's place); a fuller bucket, or an
-    // unknown address, is refused without evicting anything.
-    const few = own !== undefined && own.filter((grant) => grant.expiresAt > this.now()).length < FEW_PENDING;
-    if (total >= 2 * this.maxTotal || (total >= this.maxTotal && !few)) {
+    // Over the total only a wide bucket (IPv4 address, IPv6 /48) holding few is admitted (it takes nobody's
+    // place); a fuller one, or an unknown address, is refused without evicting anything.
+    const few = async () =>
+      tags.sessionId !== undefined && (await this.grants.count({ kind, grantId: tags.grantId, sessionId: tags.sessionId }, this.now(), FEW_PENDING)) < FEW_PENDING;
+    if (total >= 2 * this.maxTotal || (total >= this.maxTotal && !(await few()))) {
       throw new ProtocolError("temporarily_unavailable", "too many pending requests; try again later", { status: 429 });
     }
     if (own) await this.evict(own, own.length - this.maxPerAddress + 1);
@@ -59,10 +84,11 @@ export class PendingRequestCap {
 
 /**
  * The bucket a client address is counted in: an IPv4 address as is; an IPv6 address by its /64 (one
- * subscriber's usual allocation, so rotating addresses within it costs nothing extra); an IPv4-mapped IPv6
- * address as its IPv4 address. Brackets and a zone id are ignored; anything else is its own bucket.
+ * subscriber's usual allocation, so rotating addresses within it costs nothing extra), or by its /48 when
+ * `wide` (the allocation a tunnel broker hands out for free); an IPv4-mapped IPv6 address as its IPv4
+ * address. Brackets and a zone id are ignored; anything else is its own bucket.
  */
-export function addressBucket(address: string): string {
+export function addressBucket(address: string, wide = false): string {
   let a = address.trim().toLowerCase();
   if (a.startsWith("[") && a.endsWith("]")) a = a.slice(1, -1);
   const zone = a.indexOf("%");
@@ -73,7 +99,7 @@ export function addressBucket(address: string): string {
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     return [groups[6]! >> 8, groups[6]! & 255, groups[7]! >> 8, groups[7]! & 255].join(".");
   }
-  return `${groups.slice(0, 4).map((g) => g.toString(16)).join(":")}::/64`;
+  return wide ? `${groups.slice(0, 3).map((g) => g.toString(16)).join(":")}::/48` : `${groups.slice(0, 4).map((g) => g.toString(16)).join(":")}::/64`;
 }
 
 /** The eight 16-bit groups of a valid IPv6 address (a dotted IPv4 tail included). */

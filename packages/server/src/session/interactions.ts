@@ -1,5 +1,5 @@
 import { randomHandle, sha256Base64url } from "@tessera/protocol";
-import type { PendingRequestCap, PendingTags } from "../security/pending-requests.ts";
+import { assertPendingSize, type PendingRequestCap, type PendingTags } from "../security/pending-requests.ts";
 import type { GrantStore } from "../stores/interfaces.ts";
 
 /** The user's answer on the consent page. */
@@ -24,6 +24,9 @@ export interface Interaction {
   pending?: PendingTags;
 }
 
+/** Bytes of a stored interaction kept for its pending tags and the consent decision added later. */
+const INTERACTION_RESERVE = 512;
+
 /** Keeps pending authorization requests in the grant store while the user logs in and consents. */
 export class InteractionService {
   constructor(
@@ -33,10 +36,16 @@ export class InteractionService {
     private readonly cap: PendingRequestCap,
   ) {}
 
-  /** Stores a new pending request; `address` (the client's) counts it against the per-address cap. */
+  /**
+   * Stores a new pending request (`params`: the validated request's known parameters); `address` (the
+   * client's) counts it against the per-address cap. Throws `invalid_request` ("request too large") when it
+   * would exceed 8 KiB stored (`MAX_PENDING_REQUEST_BYTES`), room for the cap's tags and the consent kept.
+   */
   async create(clientId: string, params: Iterable<[string, string]>, address?: string): Promise<Interaction> {
+    const request = { clientId, params: [...params], createdAt: this.clock() };
+    assertPendingSize(request, INTERACTION_RESERVE);
     const pending = await this.cap.admit("interaction", address);
-    const interaction: Interaction = { id: randomHandle(24), clientId, params: [...params], createdAt: this.clock(), pending };
+    const interaction: Interaction = { id: randomHandle(24), ...request, pending };
     await this.save(interaction);
     return interaction;
   }
@@ -58,6 +67,7 @@ export class InteractionService {
       clientId: interaction.clientId,
       grantId: interaction.pending?.grantId,
       subject: interaction.pending?.subject,
+      sessionId: interaction.pending?.sessionId,
       data: JSON.stringify(data),
       createdAt: now,
       expiresAt: now + this.lifetime,

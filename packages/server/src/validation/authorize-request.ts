@@ -1,7 +1,7 @@
 import { ProtocolError, isValidCodeChallenge, parseScope, type CodeChallengeMethod } from "@tessera/protocol";
 import type { Client } from "../clients.ts";
 import type { ProviderDeps } from "../deps.ts";
-import type { Params } from "../http/params.ts";
+import { Params } from "../http/params.ts";
 import { verifyIdTokenHint } from "./id-token-hint.ts";
 import { redirectUriMatches } from "./redirect-uri.ts";
 
@@ -32,7 +32,10 @@ export interface ValidatedAuthorizeRequest {
   acrValues?: string;
   /** RFC 9449 §10 `dpop_jkt`. */
   dpopJkt?: string;
-  /** The parameters as received, kept while the user logs in. */
+  /**
+   * The parameters this provider understands ({@link AUTHORIZE_PARAMETERS}), as received, kept while the
+   * user logs in; unknown ones are dropped, never stored.
+   */
   params: Params;
 }
 
@@ -40,6 +43,15 @@ export interface ValidatedAuthorizeRequest {
 export type AuthorizeValidation =
   | { ok: true; value: ValidatedAuthorizeRequest }
   | { ok: false; error: ProtocolError; reply?: AuthorizeReply };
+
+/**
+ * The authorization request parameters this provider reads (OIDC Core §3.1.2.1, RFC 7636, RFC 9449 §10);
+ * only these are kept in a pending request. Others are ignored (OAuth 2.0 §3.1), and never stored.
+ */
+export const AUTHORIZE_PARAMETERS: ReadonlySet<string> = new Set([
+  "client_id", "redirect_uri", "response_type", "response_mode", "scope", "state", "nonce", "prompt", "max_age",
+  "login_hint", "id_token_hint", "ui_locales", "acr_values", "code_challenge", "code_challenge_method", "dpop_jkt",
+]);
 
 const RESPONSE_MODES: readonly ResponseMode[] = ["query", "fragment", "form_post"];
 const PROMPTS: readonly Prompt[] = ["none", "login", "consent"];
@@ -156,7 +168,7 @@ export async function validateAuthorizeRequest(params: Params, deps: ProviderDep
       uiLocales: params.get("ui_locales"),
       acrValues: params.get("acr_values"),
       dpopJkt,
-      params,
+      params: Params.fromEntries([...params].filter(([name]) => AUTHORIZE_PARAMETERS.has(name))),
     },
   };
 }
