@@ -541,20 +541,30 @@ describe("19.b pending requests are capped", () => {
   }
 });
 
-describe("19.f a filled pending-request cap", () => {
-  const dir = mkdtempSync(join(tmpdir(), "tessera-cap-"));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-  const issuer = "https://idp.test";
-  const BYE = `${RP}/bye`;
-  const clients = [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], post_logout_redirect_uris: [BYE], scope: "openid" }];
+/**
+ * Opens a fresh store of each kind for one describe block: files under a temporary folder, PostgreSQL
+ * from one throwaway cluster started on first use (undefined when PostgreSQL is not installed).
+ */
+function storesFor(prefix: string): (kind: "memory" | "sqlite" | "postgres") => Promise<Store | undefined> {
+  const dir = mkdtempSync(join(tmpdir(), `tessera-${prefix}-`));
   let postgres: TestPostgres | undefined;
-  after(async () => postgres?.close());
-  const open = async (kind: "memory" | "sqlite" | "postgres"): Promise<Store | undefined> => {
+  after(async () => {
+    await postgres?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return async (kind) => {
     if (kind === "memory") return createMemoryStore();
-    if (kind === "sqlite") return createSqliteStore(join(dir, `c-${randomBytes(4).toString("hex")}.db`));
+    if (kind === "sqlite") return createSqliteStore(join(dir, `${randomBytes(4).toString("hex")}.db`));
     postgres ??= await startTestPostgres();
     return postgres ? createPostgresStore(await postgres.createDatabase()) : undefined;
   };
+}
+
+describe("19.f a filled pending-request cap", () => {
+  const open = storesFor("cap");
+  const issuer = "https://idp.test";
+  const BYE = `${RP}/bye`;
+  const clients = [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], post_logout_redirect_uris: [BYE], scope: "openid" }];
   const make = (store: Store) => createProvider({ issuer, store, dataKey: randomBytes(32), clients, serverSideSessions: { enabled: true }, interaction: { maxPending: 20, maxPendingPerAddress: 5 } });
   const authorize = (cookie?: string) => {
     const url = new URL(`${issuer}/connect/authorize`);
@@ -693,19 +703,10 @@ describe("19.f a filled pending-request cap", () => {
 });
 
 describe("19.g/19.h bounded pending requests", () => {
-  const dir = mkdtempSync(join(tmpdir(), "tessera-bound-"));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const open = storesFor("bound");
   const issuer = "https://idp.test";
   const BYE = `${RP}/bye`;
   const clients = [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], post_logout_redirect_uris: [BYE], scope: "openid" }];
-  let postgres: TestPostgres | undefined;
-  after(async () => postgres?.close());
-  const open = async (kind: "memory" | "sqlite" | "postgres"): Promise<Store | undefined> => {
-    if (kind === "memory") return createMemoryStore();
-    if (kind === "sqlite") return createSqliteStore(join(dir, `b-${randomBytes(4).toString("hex")}.db`));
-    postgres ??= await startTestPostgres();
-    return postgres ? createPostgresStore(await postgres.createDatabase()) : undefined;
-  };
   const cookieOf = (setCookies: string[]) => setCookies.map((c) => c.split(";")[0]!).join("; ");
   const location = (response: Response) => new URL(response.headers.get("location")!);
   const stored = async (store: Store, kind: "interaction" | "logout") => (await store.grants.findAll({ kind }, 100_000)).map((g) => g.data);
@@ -875,22 +876,13 @@ describe("F id_token_hint typ", () => {
   });
 });
 
-describe("B and C server-side sessions under races and replays", () => {
-  const dir = mkdtempSync(join(tmpdir(), "tessera-rekey-"));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+describe("11.d, 11.f, 13.b server-side sessions under races and replays", () => {
+  const open = storesFor("rekey");
   const issuer = "https://idp.test";
   const dataKey = randomBytes(32).toString("base64url");
   const make = (store: Store, enabled: boolean): Provider => createProvider({ issuer, store, dataKey, clients: [], serverSideSessions: { enabled } });
   const cookieHeader = (setCookies: string[]) => setCookies.map((c) => c.split(";")[0]!).join("; ");
   const request = (cookie: string) => new Request(`${issuer}/`, { headers: { cookie } });
-  let postgres: TestPostgres | undefined;
-  after(async () => postgres?.close());
-  const open = async (kind: "memory" | "sqlite" | "postgres"): Promise<Store | undefined> => {
-    if (kind === "memory") return createMemoryStore();
-    if (kind === "sqlite") return createSqliteStore(join(dir, `s-${randomBytes(4).toString("hex")}.db`));
-    postgres ??= await startTestPostgres();
-    return postgres ? createPostgresStore(await postgres.createDatabase()) : undefined;
-  };
 
   for (const kind of ["memory", "sqlite", "postgres"] as const) {
     test(`11.d ten concurrent re-sign-ins of one user with one cookie: no error, one row per sid (${kind})`, async (t) => {
