@@ -12,13 +12,23 @@ export type NodeFetch = (request: Request, env: HttpBindings) => Promise<Respons
  * `hostname` is the listener's, for requests without a Host header (as `serve` passes it).
  */
 export function lazyRequestListener(fetch: NodeFetch, hostname?: string): (incoming: IncomingMessage, outgoing: ServerResponse) => void {
-  let listener: Promise<(incoming: IncomingMessage, outgoing: ServerResponse) => Promise<void>> | undefined;
+  type Listener = (incoming: IncomingMessage, outgoing: ServerResponse) => Promise<void>;
+  let listener: Listener | undefined;
+  let loading: Promise<Listener> | undefined;
   const load = () =>
-    (listener ??= import("@hono/node-server").then(({ getRequestListener }) => getRequestListener(fetch as Parameters<typeof getRequestListener>[0], hostname ? { hostname } : {}), (error: unknown) => {
-      listener = undefined; // the next request tries again
-      throw error;
-    }));
+    (loading ??= import("@hono/node-server").then(
+      ({ getRequestListener }) => (listener = getRequestListener(fetch as Parameters<typeof getRequestListener>[0], hostname ? { hostname } : {})),
+      (error: unknown) => {
+        loading = undefined; // the next request tries again
+        throw error;
+      },
+    ));
   return (incoming, outgoing) => {
+    // Once loaded, each request goes straight to the adapter, as with its own serve().
+    if (listener) {
+      void listener(incoming, outgoing);
+      return;
+    }
     load().then(
       (handle) => handle(incoming, outgoing),
       () => {
