@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 echo "typecheck: tsc --noEmit"
 npx --no-install tsc --noEmit -p tsconfig.json
-echo "build: tsc -b"
+echo "build: tsc -b, then the tessera bin bundle"
 npx --no-install tsc -b tsconfig.build.json
+node packages/host/bundle.mjs
 
 # Node 20's test runner takes no globs and does not discover .ts files, so list them.
 mapfile -t files < <(find packages test samples -name node_modules -prune -o -name '*.test.ts' -print | sort)

@@ -11,8 +11,10 @@ import { pkce } from "./support/fixtures.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const BIN = join(ROOT, "packages", "host", "bin", "tessera.mjs");
-// The bin runs the compiled CLI (dist/): bring it up to date with the sources first (incremental, ~0.5 s).
+// The bin runs the compiled CLI, bundled (dist/tessera.mjs): bring both up to date with the sources first
+// (tsc -b is incremental, ~0.5 s; the bundle ~0.2 s).
 execFileSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-b", "tsconfig.build.json"], { cwd: ROOT, stdio: "inherit" });
+execFileSync(process.execPath, [join(ROOT, "packages", "host", "bundle.mjs")], { cwd: ROOT, stdio: "inherit" });
 
 function run(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -204,6 +206,69 @@ describe("tessera start", () => {
     } finally {
       second.child.kill("SIGINT");
       assert.equal(await second.exited, 0);
+    }
+  });
+
+  it("22.10 start-up: runs as one bundled module and loads Node's fetch internals only with the first request, which it answers", async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const file = join(dir, "tessera.config.json");
+    writeFileSync(file, JSON.stringify(minimalConfig(port)));
+    // The probe records every module the ES module loader loads, and on SIGUSR2 writes Node's list of its
+    // built-in modules loaded so far (Node's fetch internals are built-in: internal/deps/undici).
+    const report = join(dir, "builtins.json");
+    const modules = join(dir, "modules.txt");
+    writeFileSync(join(dir, "hooks.mjs"), `import { appendFileSync } from "node:fs";\nexport async function load(url, context, next) { appendFileSync(${JSON.stringify(modules)}, url + "\\n"); return next(url, context); }\n`);
+    const probe = join(dir, "probe.mjs");
+    writeFileSync(
+      probe,
+      `import { writeFileSync } from "node:fs";\nimport { register } from "node:module";\nregister("./hooks.mjs", import.meta.url);\n` +
+        `process.on("SIGUSR2", () => writeFileSync(${JSON.stringify(report)}, JSON.stringify(process.moduleLoadList)));\n`,
+    );
+    const loaded = async (child: ChildProcess): Promise<string[]> => {
+      rmSync(report, { force: true });
+      child.kill("SIGUSR2");
+      for (let i = 0; i < 200; i++) {
+        try {
+          return JSON.parse(readFileSync(report, "utf8")) as string[];
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+      }
+      throw new Error("no module report");
+    };
+    const child = spawn(process.execPath, ["--import", probe, BIN, "start", "--config", file], { env: { ...process.env, LOG_LEVEL: "silent" } });
+    const exited = new Promise<number | null>((done) => child.on("close", (code) => done(code)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let out = "";
+        child.stdout!.on("data", (d: Buffer) => {
+          out += d;
+          if (out.includes("listening on")) resolve();
+        });
+        void exited.then((code) => reject(new Error(`exited ${code}: ${out}`)));
+      });
+      const atStart = await loaded(child);
+      assert.ok(atStart.includes("NativeModule http"), "the report lists built-in modules");
+      const own = readFileSync(modules, "utf8").split("\n").filter((url) => url.startsWith(`file://${join(ROOT, "packages")}`));
+      assert.deepEqual(own.map((url) => url.slice(`file://${ROOT}`.length)), ["/packages/host/bin/tessera.mjs", "/packages/host/dist/tessera.mjs"], "the bin and its bundle, no other module of Tessera's");
+      assert.deepEqual(atStart.filter((name) => name.includes("undici")), [], "no fetch internals before the first request");
+      // Requests that arrive together while the adapter loads are all answered, bodies included.
+      const base = `http://127.0.0.1:${port}`;
+      const [discovery, token, login] = await Promise.all([
+        fetch(`${base}/.well-known/openid-configuration`),
+        fetch(`${base}/connect/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "grant_type=authorization_code&code=nope&client_id=spa&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&code_verifier=" + "v".repeat(43) }),
+        fetch(`${base}/login`),
+      ]);
+      assert.equal(discovery.status, 200);
+      assert.equal(((await discovery.json()) as { issuer: string }).issuer, base);
+      assert.equal(token.status, 400);
+      assert.equal(((await token.json()) as { error: string }).error, "invalid_grant", "the form body reached the token endpoint");
+      assert.equal(login.status, 200);
+      assert.ok((await loaded(child)).some((name) => name.includes("undici")), "the fetch internals load with the first request");
+    } finally {
+      child.kill("SIGTERM");
+      assert.equal(await exited, 0);
     }
   });
 

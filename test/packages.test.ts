@@ -38,6 +38,7 @@ async function localPrebuild(): Promise<string | undefined> {
 before(async () => {
   // The tarballs hold dist/: build first (incremental; a no-op when npm test has just built).
   await run(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-b", "tsconfig.build.json"], { cwd: ROOT });
+  await run(process.execPath, [join(ROOT, "packages", "host", "bundle.mjs")], { cwd: ROOT });
   await run("npm", ["pack", "--pack-destination", dir, ...PACKAGES.flatMap((name) => ["-w", `@tessera/${name}`])], { cwd: ROOT, env });
   mkdirSync(project);
   const tarballs = Object.fromEntries(PACKAGES.map((name) => [`@tessera/${name}`, `file:../tessera-${name}-0.1.0.tgz`]));

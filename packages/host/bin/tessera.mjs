@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The tessera command: the compiled CLI (npm run build, or npm install at the repository root, writes dist/).
-import { main } from "../dist/cli.js";
+// The tessera command: the compiled CLI bundled into one module (dist/tessera.mjs, see bundle.mjs; npm run
+// build, or npm install at the repository root, writes it).
+import { main } from "../dist/tessera.mjs";
 
 try {
   process.exitCode = await main(process.argv.slice(2));

@@ -1,6 +1,7 @@
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
 import type { HostMetrics } from "./metrics.ts";
+import { lazyRequestListener } from "./node-listener.ts";
 
 /** The management listener: `/metrics` (Prometheus text), `/healthz` and `/readyz`, nothing else. */
 export interface ManagementListener {
@@ -33,9 +34,10 @@ export function managementHandler(metrics: HostMetrics, ready: () => Promise<boo
 /** Starts the management listener on `host:port` (port 0 picks a free one); resolves once it listens. */
 export async function startManagementListener(metrics: HostMetrics, ready: () => Promise<boolean>, port: number, hostname: string): Promise<ManagementListener> {
   const fetch = managementHandler(metrics, ready);
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const s = serve({ fetch, port, hostname }, () => resolve(s));
-    s.once("error", reject);
+  const server = createServer(lazyRequestListener(fetch, hostname));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, hostname, () => resolve());
   });
   return {
     port: (server.address() as AddressInfo).port,

@@ -3,9 +3,10 @@ import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import type { TLSSocket } from "node:tls";
-import { serve, type HttpBindings } from "@hono/node-server";
+import type { HttpBindings } from "@hono/node-server";
 import type { ClientCertificateContext } from "@tessera/server";
 import { fromTrustedProxy, type ProxyTrust } from "./client-address.ts";
+import { lazyRequestListener } from "./node-listener.ts";
 
 /** The mTLS files of a config, read (paths relative to the config's folder). */
 export interface MtlsMaterial {
@@ -96,17 +97,15 @@ export function serverTimeouts(requestTimeout: number): { requestTimeout: number
 
 /** Starts the HTTPS listener that asks for client certificates (and accepts connections without one). */
 export async function startMtlsListener(fetch: (request: Request, env: HttpBindings) => Promise<Response>, material: MtlsMaterial, port: number, hostname?: string, requestTimeout = 30) {
-  const server = serve({
-    fetch: fetch as never,
-    port,
-    ...(hostname ? { hostname } : {}),
-    // node:https loads only when the mTLS listener is enabled.
-    createServer: (await import("node:https")).createServer,
-    serverOptions: { cert: material.cert, key: material.key, ...(material.clientCa ? { ca: material.clientCa } : {}), requestCert: true, rejectUnauthorized: false, ...serverTimeouts(requestTimeout) },
-  });
+  // node:https loads only when the mTLS listener is enabled; the node-server adapter with the first request.
+  const { createServer } = await import("node:https");
+  const server = createServer(
+    { cert: material.cert, key: material.key, ...(material.clientCa ? { ca: material.clientCa } : {}), requestCert: true, rejectUnauthorized: false, ...serverTimeouts(requestTimeout) },
+    lazyRequestListener(fetch, hostname),
+  );
   await new Promise<void>((resolveListen, reject) => {
-    server.once("listening", () => resolveListen());
     server.once("error", reject);
+    server.listen(port, hostname, () => resolveListen());
   });
   return { server, port: (server.address() as AddressInfo).port };
 }

@@ -1,10 +1,12 @@
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { serve, type HttpBindings } from "@hono/node-server";
+import type { HttpBindings } from "@hono/node-server";
 import { loadConfigFile, MANAGEMENT_DEFAULTS, type ConfigOverrides } from "./config.ts";
 import { createHostApp, type HostApp } from "./app.tsx";
 import { serverTimeouts, startMtlsListener } from "./mtls.ts";
 import { createHostLogger } from "./logging.ts";
 import { startManagementListener } from "./management.ts";
+import { lazyRequestListener } from "./node-listener.ts";
 
 /** A running server. */
 export interface RunningServer {
@@ -28,9 +30,11 @@ export async function startServer(configFile: string, overrides: ConfigOverrides
   if (app.dataKeySource === "ephemeral") logger.warn({}, "no data key configured and no data folder: sessions end when the process stops");
   const hostname = overrides.hostname ?? config.host;
   const requestTimeout = config.limits?.requestTimeout ?? 30;
-  const server = await new Promise<ReturnType<typeof serve>>((resolveListen, reject) => {
-    const s = serve({ fetch: (request, env) => app.fetch(request, env as HttpBindings), port: config.port ?? 5000, ...(hostname ? { hostname } : {}), serverOptions: serverTimeouts(requestTimeout) }, () => resolveListen(s));
-    s.once("error", reject);
+  // The node-server adapter loads with the first request (lazyRequestListener): a start needs none of it.
+  const server = createServer(serverTimeouts(requestTimeout), lazyRequestListener((request: Request, env: HttpBindings) => app.fetch(request, env), hostname));
+  await new Promise<void>((resolveListen, reject) => {
+    server.once("error", reject);
+    server.listen(config.port ?? 5000, hostname, () => resolveListen());
   });
   const port = (server.address() as AddressInfo).port;
   const mtlsListener = app.mtls ? await startMtlsListener(app.fetch, app.mtls, config.mtls?.port ?? 5443, hostname, requestTimeout) : undefined;
@@ -57,7 +61,7 @@ export async function startServer(configFile: string, overrides: ConfigOverrides
     managementPort: management?.port,
     stop() {
       stopping ??= (async () => {
-        const close = (s: ReturnType<typeof serve>) =>
+        const close = (s: Server) =>
           new Promise<void>((done) => {
             s.close(() => done());
             // Idle keep-alive sockets would hold close() open; busy ones finish their request first.
