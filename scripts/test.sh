@@ -16,4 +16,4 @@ if [ ${#files[@]} -eq 0 ]; then
   echo "no test files found" >&2
   exit 1
 fi
-exec node --conditions=source --import tsx --test --test-reporter=spec "${files[@]}"
+exec node --conditions=@tessera/source --import tsx --test --test-reporter=spec "${files[@]}"

@@ -282,6 +282,16 @@ describe("readiness follows PostgreSQL", { skip: postgres ? false : "PostgreSQL 
       const response = await fetch(`${base}/${path}`);
       return { status: response.status, body: (await response.json()) as unknown };
     };
+    // Readiness answers are reused for a second (one store round trip a second however many probes
+    // arrive), so a change shows within about that.
+    const settled = async (base: string, status: number) => {
+      let ready = await probe(base, "readyz");
+      for (let i = 0; i < 40 && ready.status !== status; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        ready = await probe(base, "readyz");
+      }
+      return ready;
+    };
     const bases = [`http://127.0.0.1:${server.port}/tenant`, `http://127.0.0.1:${server.managementPort}`];
     try {
       for (const base of bases) assert.deepEqual(await probe(base, "readyz"), { status: 200, body: { status: "ok" } });
@@ -289,7 +299,7 @@ describe("readiness follows PostgreSQL", { skip: postgres ? false : "PostgreSQL 
       postgres!.stop();
       try {
         for (const base of bases) {
-          assert.deepEqual(await probe(base, "readyz"), { status: 503, body: { status: "unavailable" } });
+          assert.deepEqual(await settled(base, 503), { status: 503, body: { status: "unavailable" } });
           assert.deepEqual(await probe(base, "healthz"), { status: 200, body: { status: "ok" } });
         }
         assert.ok(sample(await metricsOf(server), 'tessera_store_errors_total{operation="ping"}') > errorsBefore);
@@ -300,12 +310,7 @@ describe("readiness follows PostgreSQL", { skip: postgres ? false : "PostgreSQL 
       }
       // The pool reconnects by itself; a probe or two may still meet a connection that died.
       for (const base of bases) {
-        let ready = await probe(base, "readyz");
-        for (let i = 0; i < 20 && ready.status !== 200; i++) {
-          await new Promise((resolve) => setTimeout(resolve, 100));
-          ready = await probe(base, "readyz");
-        }
-        assert.deepEqual(ready, { status: 200, body: { status: "ok" } });
+        assert.deepEqual(await settled(base, 200), { status: 200, body: { status: "ok" } });
       }
       assert.equal((await clientCredentials(server)).status, 200);
     } finally {
@@ -442,5 +447,76 @@ describe("logs a person reads", () => {
     assert.match(plain[0]!, /INFO.*POST \/connect\/token 200 3 ms/);
     assert.match(plain[1]!, /INFO.*started.*"port":1/);
     assert.throws(() => JSON.parse(plain[0]!));
+  });
+});
+
+describe("operations review", () => {
+  it("22.11 pretty logs show control characters and terminal escapes in a logged path as text, never as a new line or an escape", async () => {
+    const destination = Object.assign(new PassThrough(), { isTTY: true });
+    let out = "";
+    destination.on("data", (d: Buffer) => (out += d));
+    const logger = await createHostLogger({ destination, level: "info" });
+    logger.info({ method: "GET", path: "/a\r\nFAKE 200 line\x1b[2J", status: 404, ms: 1 }, "request");
+    for (let i = 0; i < 100 && !out.includes("\n"); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(out.split("\n").filter(Boolean).length, 1, out);
+    const plain = out.replace(/\x1b\[[0-9;]*m/g, "");
+    assert.doesNotMatch(plain, /\x1b|\r/);
+    assert.match(plain, /GET \/a\\u000d\\u000aFAKE 200 line\\u001b\[2J 404 1 ms/);
+  });
+
+  it("22.12 the request log records the path as sent (percent-encoded), not decoded", async () => {
+    const lines: unknown[] = [];
+    const destination = new PassThrough();
+    destination.on("data", (d: Buffer) => lines.push(...d.toString().split("\n").filter(Boolean).map((l) => JSON.parse(l))));
+    const logger = await createHostLogger({ destination, level: "info" });
+    const host = await createTestHost({}, { logger });
+    try {
+      await (await host.fetch(new Request(`${host.issuer}/a%0d%0aFAKE%1b%5b2J?code=secret`))).body?.cancel();
+      for (let i = 0; i < 100 && lines.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      const entry = lines.find((l) => (l as { msg?: string }).msg === "request") as { path: string } | undefined;
+      assert.equal(entry?.path, "/a%0d%0aFAKE%1b%5b2J");
+    } finally {
+      await host.close();
+    }
+  });
+
+  it("22.13 a store written as a class keeps ping and close behind the tracing wrapper", async () => {
+    const { createMemoryStore, createProvider } = await import("@tessera/server");
+    const memory = createMemoryStore();
+    let pings = 0;
+    let closed = false;
+    class ClassStore {
+      grants = memory.grants;
+      keys = memory.keys;
+      sessions = memory.sessions;
+      async ping(): Promise<void> {
+        pings++;
+      }
+      async close(): Promise<void> {
+        closed = true;
+        await memory.close();
+      }
+    }
+    const provider = createProvider({ issuer: "https://idp.test", store: new ClassStore(), dataKey: randomBytes(32), clients: [] });
+    assert.equal(await provider.ready(), true);
+    assert.equal((await provider.fetch(new Request("https://idp.test/readyz"))).status, 200);
+    assert.ok(pings >= 1);
+    await provider.close();
+    assert.ok(closed);
+  });
+
+  it("22.14 readiness probes share one store ping in flight and reuse its answer for a second", async () => {
+    const { cachedReadiness } = await import("@tessera/server");
+    let pings = 0;
+    let now = 0;
+    const ready = cachedReadiness({ ping: async () => void pings++ }, () => now);
+    assert.deepEqual(await Promise.all(Array.from({ length: 50 }, () => ready())), Array(50).fill(true));
+    assert.equal(pings, 1);
+    now = 999;
+    await ready();
+    assert.equal(pings, 1);
+    now = 1000;
+    await ready();
+    assert.equal(pings, 2);
   });
 });

@@ -222,8 +222,9 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     app.use(async (c, next) => {
       const started = performance.now();
       await next();
-      // Path only: query strings carry codes and tokens.
-      logger.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, "request");
+      // Path only (query strings carry codes and tokens), as sent: percent-encoded, so it cannot hold a
+      // line break or a terminal escape.
+      logger.info({ method: c.req.method, path: new URL(c.req.url).pathname, status: c.res.status, ms: Math.round(performance.now() - started) }, "request");
     });
   }
   // Spans and metrics for this host's pages; the provider observes the requests forwarded to it.

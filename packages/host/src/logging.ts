@@ -31,7 +31,12 @@ export async function createHostLogger(options: HostLoggerOptions = {}): Promise
     translateTime: "SYS:HH:MM:ss.l",
     ignore: ["pid", "hostname", "service", ...REQUEST_FIELDS].join(","),
     messageFormat: (log, messageKey) =>
-      log[messageKey] === "request" && typeof log.path === "string" ? `${String(log.method)} ${log.path} ${String(log.status)} ${String(log.ms)} ms` : String(log[messageKey] ?? ""),
+      printable(log[messageKey] === "request" && typeof log.path === "string" ? `${String(log.method)} ${log.path} ${String(log.status)} ${String(log.ms)} ms` : String(log[messageKey] ?? "")),
   });
   return pino(settings, stream);
+}
+
+/** Control and bidi characters shown as escapes, so no logged value can fake a line or drive the terminal. */
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }

@@ -1,3 +1,4 @@
+import { serverTimeouts } from "./mtls.ts";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { HostMetrics } from "./metrics.ts";
@@ -32,9 +33,9 @@ export function managementHandler(metrics: HostMetrics, ready: () => Promise<boo
 }
 
 /** Starts the management listener on `host:port` (port 0 picks a free one); resolves once it listens. */
-export async function startManagementListener(metrics: HostMetrics, ready: () => Promise<boolean>, port: number, hostname: string): Promise<ManagementListener> {
+export async function startManagementListener(metrics: HostMetrics, ready: () => Promise<boolean>, port: number, hostname: string, requestTimeout = 30): Promise<ManagementListener> {
   const fetch = managementHandler(metrics, ready);
-  const server = createServer(lazyRequestListener(fetch, hostname));
+  const server = createServer(serverTimeouts(requestTimeout), lazyRequestListener(fetch, hostname));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, hostname, () => resolve());

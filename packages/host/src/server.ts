@@ -42,7 +42,7 @@ export async function startServer(configFile: string, overrides: ConfigOverrides
   let management: Awaited<ReturnType<typeof startManagementListener>> | undefined;
   if (config.management && app.metrics) {
     try {
-      management = await startManagementListener(app.metrics, () => app.provider.ready(), config.management.port ?? MANAGEMENT_DEFAULTS.port, config.management.host ?? MANAGEMENT_DEFAULTS.host);
+      management = await startManagementListener(app.metrics, () => app.provider.ready(), config.management.port ?? MANAGEMENT_DEFAULTS.port, config.management.host ?? MANAGEMENT_DEFAULTS.host, requestTimeout);
     } catch (error) {
       // No half-started server: the listeners already open close again (port taken, address unknown).
       await Promise.all([new Promise((done) => server.close(done)), ...(mtlsListener ? [new Promise((done) => mtlsListener.server.close(done))] : [])]);

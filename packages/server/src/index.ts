@@ -27,5 +27,5 @@ export { ProtocolError } from "@tessera/protocol";
 export { isLoopbackIpRedirect } from "./validation/redirect-uri.ts";
 export { parseCertificates, chainsTo, type ClientCertificateContext } from "./client-auth/certificates.ts";
 export type { TesseraEvent, EventSink } from "./events.ts";
-export { requestTelemetry, storeReady, UNMATCHED_ROUTE, READINESS_TIMEOUT_MS, type ProviderObserver, type RequestObservation, type RequestTelemetryOptions } from "./observability/requests.ts";
+export { cachedReadiness, requestTelemetry, storeReady, UNMATCHED_ROUTE, READINESS_TIMEOUT_MS, type ProviderObserver, type RequestObservation, type RequestTelemetryOptions } from "./observability/requests.ts";
 export { tracedStore, TRACER_NAME, CLIENT_ID_ATTRIBUTE } from "./observability/tracing.ts";

@@ -5,7 +5,7 @@ import { Hono } from "hono";
 import type { TesseraEvent } from "./events.ts";
 import { startPeriodicJob } from "./jobs.ts";
 import { createOutboundFetch } from "./http/outbound.ts";
-import { requestTelemetry, storeReady } from "./observability/requests.ts";
+import { cachedReadiness, requestTelemetry } from "./observability/requests.ts";
 import { clientTaggingStore, tracedStore } from "./observability/tracing.ts";
 import { attachRequestContext, type RequestContext } from "./http/request-context.ts";
 import { FailureThrottle } from "./security/failure-throttle.ts";
@@ -225,7 +225,9 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   app.get(PATHS.checkSession, route(checkSessionEndpoint(deps, cors.origins)));
   // Probes (contract §9): no auth, never cached.
   app.get(PATHS.health, () => noStoreJson({ status: "ok" }));
-  app.get(PATHS.ready, async () => ((await storeReady(store)) ? noStoreJson({ status: "ok" }) : noStoreJson({ status: "unavailable" }, 503)));
+  // Real time, not the injected clock: the cache bounds store round trips, not protocol lifetimes.
+  const ready = cachedReadiness(store);
+  app.get(PATHS.ready, async () => ((await ready()) ? noStoreJson({ status: "ok" }) : noStoreJson({ status: "unavailable" }, 503)));
   app.notFound(() => noStoreJson({ error: "not_found" }, 404));
   app.onError(errorResponse);
 
@@ -353,7 +355,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
         throw error;
       }
     },
-    ready: () => storeReady(store),
+    ready,
     async close() {
       await grantCleanup.stop();
       await sessionCleanup?.stop();

@@ -73,6 +73,19 @@ export function requestTelemetry(options: RequestTelemetryOptions = {}): Middlew
 export const READINESS_TIMEOUT_MS = 1000;
 
 /** True when the store answers its ping within {@link READINESS_TIMEOUT_MS}. */
+/**
+ * Readiness for probes: one store ping in flight at a time and its answer reused for a second, so a flood
+ * of unauthenticated probes costs the store at most one round trip a second.
+ */
+export function cachedReadiness(store: Pick<Store, "ping">, clock: () => number = Date.now, reuseMs = 1000): () => Promise<boolean> {
+  let last: { at: number; ready: Promise<boolean> } | undefined;
+  return () => {
+    const now = clock();
+    if (!last || now - last.at >= reuseMs) last = { at: now, ready: storeReady(store) };
+    return last.ready;
+  };
+}
+
 export async function storeReady(store: Pick<Store, "ping">, timeoutMs = READINESS_TIMEOUT_MS): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<boolean>((resolve) => {

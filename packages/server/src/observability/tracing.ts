@@ -90,7 +90,8 @@ export function tracedStore<S extends Store>(store: S, onError?: (operation: str
       });
   };
   const wrapped: Record<string, unknown> = {};
-  for (const key of Object.keys(store)) {
+  // Own fields and methods of classes alike (a store written as a class keeps ping and close).
+  for (const key of new Set([...Object.keys(store), ...methodNames(store)])) {
     const value = (store as unknown as Record<string, unknown>)[key];
     if (typeof value === "function") wrapped[key] = wrap(store, key, key);
     else if (value && typeof value === "object") {
