@@ -103,7 +103,7 @@ function fuzzSuite(storeName: string, store: () => Promise<StoreConfig>, RUNS: n
     });
 
     it("POST endpoints and forms with random bodies, content types and credentials", async () => {
-      const paths = ["/connect/token", "/connect/introspect", "/connect/revocation", "/connect/userinfo", "/connect/authorize", "/connect/endsession", "/login", "/consent", "/logout", "/grants", "/serversidesessions"];
+      const paths = ["/connect/token", "/connect/par", "/connect/introspect", "/connect/revocation", "/connect/userinfo", "/connect/authorize", "/connect/endsession", "/login", "/consent", "/logout", "/grants", "/serversidesessions"];
       const contentType = fc.constantFrom("application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8", "application/json", "text/plain", "multipart/form-data; boundary=x", "");
       const authorization = fc.oneof(fc.constant(undefined), fc.constant(`Basic ${Buffer.from("web:web-secret").toString("base64")}`), hostile.map((h) => `Basic ${Buffer.from(h).toString("base64")}`), hostile.map((h) => `Bearer ${h}`), hostile.map((h) => `DPoP ${h}`), hostile);
       const dpop = fc.oneof(fc.constant(undefined), hostile, fc.constant("eyJhbGciOiJub25lIiwidHlwIjoiZHBvcCtqd3QifQ.e30."));

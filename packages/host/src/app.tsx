@@ -126,6 +126,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     apiResources,
     serverSideSessions: config.serverSideSessions,
     dpop: config.dpop,
+    par: config.par,
     ...(mtls ? { mtls: { clientCa: mtls.clientCa, endpointBaseUrl: mtlsBaseUrl } } : {}),
     users,
     authentication: config.authentication,

@@ -66,6 +66,7 @@ const clientSchema = z.strictObject({
   backchannel_logout_uri: absoluteUrl.optional(),
   backchannel_logout_session_required: z.boolean().optional(),
   dpop_bound_access_tokens: z.boolean().optional(),
+  require_pushed_authorization_requests: z.boolean().optional(),
   tls_client_certificate_bound_access_tokens: z.boolean().optional(),
   require_pkce: z.boolean().optional(),
   require_consent: z.boolean().optional(),
@@ -120,6 +121,7 @@ export const configSchema = z
         expiredSessionsTriggerBackchannelLogout: z.boolean().optional(),
       })
       .optional(),
+    par: z.strictObject({ requestUriLifetime: seconds.min(1).optional(), required: z.boolean().optional() }).optional(),
     dpop: z.strictObject({ requireNonce: z.boolean().optional(), proofLifetime: seconds.min(1).optional() }).optional(),
     mtls: z
       .strictObject({

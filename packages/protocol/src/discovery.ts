@@ -18,6 +18,9 @@ export interface ProviderMetadata {
   claims_parameter_supported?: boolean;
   request_parameter_supported?: boolean;
   request_uri_parameter_supported?: boolean;
+  /** RFC 9126 §5. */
+  pushed_authorization_request_endpoint?: string;
+  require_pushed_authorization_requests?: boolean;
   authorization_response_iss_parameter_supported?: boolean;
   [extension: string]: unknown;
 }

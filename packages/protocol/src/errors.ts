@@ -16,6 +16,7 @@ export type ProtocolErrorCode =
   | "account_selection_required"
   | "request_not_supported"
   | "request_uri_not_supported"
+  | "invalid_request_uri"
   | "registration_not_supported"
   | "invalid_token"
   | "insufficient_scope"

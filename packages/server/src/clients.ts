@@ -44,6 +44,8 @@ export interface ClientMetadata {
   backchannel_logout_session_required?: boolean;
   coordinate_lifetime_with_user_session?: boolean;
   dpop_bound_access_tokens?: boolean;
+  /** RFC 9126 §6: authorization requests only through the PAR endpoint. */
+  require_pushed_authorization_requests?: boolean;
   tls_client_auth_subject_dn?: string;
   tls_client_auth_san_dns?: string;
   tls_client_auth_san_uri?: string;
@@ -93,6 +95,8 @@ export interface Client {
   tlsClientCertificateBoundAccessTokens: boolean;
   /** RFC 9449 §5.2: every token request must carry a DPoP proof. */
   dpopBoundAccessTokens: boolean;
+  /** RFC 9126 §6: authorization requests must be pushed first. */
+  requirePushedAuthorizationRequests: boolean;
   /** Using or refreshing this client's tokens extends the user's server-side session, and they die with it. */
   coordinateLifetimeWithUserSession: boolean;
   /** Seconds a refresh-token family lives at most (default 30 days). */
@@ -161,6 +165,7 @@ export function normalizeClient(metadata: ClientMetadata): Client {
     backchannelLogoutSessionRequired: metadata.backchannel_logout_session_required ?? false,
     coordinateLifetimeWithUserSession: metadata.coordinate_lifetime_with_user_session ?? false,
     dpopBoundAccessTokens: metadata.dpop_bound_access_tokens ?? false,
+    requirePushedAuthorizationRequests: metadata.require_pushed_authorization_requests ?? false,
     tlsClientAuth: method === "tls_client_auth" ? tlsNames : undefined,
     tlsClientCertificateBoundAccessTokens: metadata.tls_client_certificate_bound_access_tokens ?? false,
     refreshTokenAbsoluteLifetime: metadata.refresh_token_absolute_lifetime ?? 2_592_000,

@@ -53,6 +53,8 @@ export const PATHS = {
   authorize: "/connect/authorize",
   authorizeCallback: "/connect/authorize/callback",
   token: "/connect/token",
+  /** RFC 9126 pushed authorization requests. */
+  par: "/connect/par",
   userinfo: "/connect/userinfo",
   introspection: "/connect/introspect",
   revocation: "/connect/revocation",

@@ -91,6 +91,13 @@ export interface ProviderOptions {
     /** Base URL of the mTLS listener, for `mtls_endpoint_aliases` (e.g. https://id.example.com:5443). */
     endpointBaseUrl?: string;
   };
+  /** Pushed authorization requests (RFC 9126). */
+  par?: {
+    /** Seconds a pushed request's request_uri is usable (default 60). */
+    requestUriLifetime?: number;
+    /** Refuse authorization requests that were not pushed, for every client (default false). */
+    required?: boolean;
+  };
   /** DPoP (RFC 9449). */
   dpop?: {
     /** Require server-issued nonces in proofs (default false). */
@@ -192,6 +199,7 @@ export interface ResolvedOptions {
   cookieLifetime: number;
   cookieSlidingExpiration: boolean;
   dpop: { requireNonce: boolean; proofLifetime: number };
+  par: { requestUriLifetime: number; required: boolean };
   /** `enabled`: the host does mutual TLS (the `mtls` option was given). */
   mtls: { enabled: boolean; clientCas: import("node:crypto").X509Certificate[]; endpointBaseUrl?: string };
   serverSideSessions: {
@@ -276,6 +284,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
     cookieSlidingExpiration: options.authentication?.cookieSlidingExpiration ?? true,
     dpop: { requireNonce: options.dpop?.requireNonce ?? false, proofLifetime: options.dpop?.proofLifetime ?? 60 },
+    par: { requestUriLifetime: options.par?.requestUriLifetime ?? 60, required: options.par?.required ?? false },
     mtls: { enabled: options.mtls !== undefined, clientCas: options.mtls?.clientCa ? parseCertificates(options.mtls.clientCa) : [], endpointBaseUrl: options.mtls?.endpointBaseUrl?.replace(/\/+$/, "") },
     serverSideSessions: {
       enabled: options.serverSideSessions?.enabled ?? false,

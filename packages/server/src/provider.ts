@@ -17,6 +17,7 @@ import { PATHS, type ProviderDeps } from "./deps.ts";
 import { authorizeCallbackEndpoint, authorizeEndpoint } from "./endpoints/authorize.ts";
 import { discoveryEndpoint, jwksEndpoint, providerMetadata } from "./endpoints/discovery.ts";
 import { tokenEndpoint } from "./endpoints/token.ts";
+import { parEndpoint } from "./endpoints/par.ts";
 import { userinfoEndpoint } from "./endpoints/userinfo.ts";
 import { validateBearerToken } from "./validation/bearer-token.ts";
 import { introspectionEndpoint } from "./endpoints/introspection.ts";
@@ -218,6 +219,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   app.on(["GET", "POST"], PATHS.authorize, route(authorizeEndpoint(deps)));
   app.get(PATHS.authorizeCallback, route(authorizeCallbackEndpoint(deps)));
   app.post(PATHS.token, corsRoute(tokenEndpoint(deps)));
+  app.post(PATHS.par, route(parEndpoint(deps)));
   app.on(["GET", "POST"], PATHS.userinfo, corsRoute(userinfoEndpoint(deps)));
   app.post(PATHS.introspection, route(introspectionEndpoint(deps)));
   app.post(PATHS.revocation, corsRoute(revocationEndpoint(deps)));

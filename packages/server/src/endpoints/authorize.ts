@@ -6,7 +6,9 @@ import { htmlPage, redirect } from "../http/responses.ts";
 import type { Interaction } from "../session/interactions.ts";
 import type { AuthenticationSession } from "../session/session.ts";
 import { errorPage } from "../ui/html.ts";
-import { validateAuthorizeRequest, type ValidatedAuthorizeRequest } from "../validation/authorize-request.ts";
+import { validateAuthorizeRequest, type AuthorizeSource, type ValidatedAuthorizeRequest } from "../validation/authorize-request.ts";
+import { redirectUriMatches } from "../validation/redirect-uri.ts";
+import { takePushedRequest } from "./par.ts";
 import { authorizeError, authorizeResponse } from "./authorize-response.ts";
 
 /** What an authorization code stands for; stored hashed under the code. */
@@ -38,8 +40,29 @@ export function authorizeEndpoint(deps: ProviderDeps) {
       if (error instanceof ProtocolError) return htmlPage(errorPage(error.code, error.description), error.status === 413 ? 413 : 400);
       throw error;
     }
-    return processAuthorization(request, params, undefined, deps);
+    const requestUri = params.get("request_uri");
+    if (requestUri === undefined) return processAuthorization(request, params, undefined, deps, "direct");
+    // RFC 9126 §4: a pushed request; only client_id counts beside request_uri, everything else was pushed.
+    const clientId = params.get("client_id");
+    const pushed = clientId === undefined ? undefined : await takePushedRequest(deps, requestUri, clientId);
+    if (!pushed) return invalidRequestUri(params, deps);
+    return processAuthorization(request, pushed, undefined, deps, "pushed");
   };
+}
+
+/**
+ * A request_uri that is unknown, expired, used, or another client's: `invalid_request_uri`, redirected
+ * only to a redirect_uri registered for the named client (never an open redirector), else an error page.
+ */
+async function invalidRequestUri(params: Params, deps: ProviderDeps): Promise<Response> {
+  const error = new ProtocolError("invalid_request_uri", "the request_uri is unknown, expired, already used, or not this client's");
+  const clientId = params.get("client_id");
+  const client = clientId === undefined ? undefined : await deps.clients.findClientById(clientId);
+  const redirectUri = params.get("redirect_uri");
+  if (!client || redirectUri === undefined || !redirectUriMatches(client.redirectUris, redirectUri, { anyLoopbackPort: false })) {
+    return authorizeError(error, undefined, deps.options.issuer);
+  }
+  return authorizeError(error, { redirectUri, responseMode: "query", state: params.get("state") }, deps.options.issuer);
 }
 
 /** GET {issuer}/connect/authorize/callback?interaction=ID: continues a request after login or consent. */
@@ -58,9 +81,9 @@ export function authorizeCallbackEndpoint(deps: ProviderDeps) {
  * The authorization decision (OIDC Core §3.1.2.3-§3.1.2.5): validate, then login, then consent, then a
  * code. `interaction` is set when the request comes back from the login or consent page.
  */
-async function processAuthorization(request: Request, params: Params, interaction: Interaction | undefined, deps: ProviderDeps): Promise<Response> {
+async function processAuthorization(request: Request, params: Params, interaction: Interaction | undefined, deps: ProviderDeps, source: AuthorizeSource = "resumed"): Promise<Response> {
   const issuer = deps.options.issuer;
-  const validation = await validateAuthorizeRequest(params, deps);
+  const validation = await validateAuthorizeRequest(params, deps, source);
   if (!validation.ok) return authorizeError(validation.error, validation.reply, issuer);
   const validated = validation.value;
   const read = await deps.sessions.read(request);

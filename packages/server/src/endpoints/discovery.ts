@@ -18,6 +18,8 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     issuer: options.issuer,
     authorization_endpoint: endpointUrl(deps, PATHS.authorize),
     token_endpoint: endpointUrl(deps, PATHS.token),
+    pushed_authorization_request_endpoint: endpointUrl(deps, PATHS.par),
+    require_pushed_authorization_requests: options.par.required,
     userinfo_endpoint: endpointUrl(deps, PATHS.userinfo),
     jwks_uri: endpointUrl(deps, PATHS.jwks),
     introspection_endpoint: endpointUrl(deps, PATHS.introspection),
@@ -51,6 +53,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
       ? {
           mtls_endpoint_aliases: {
             token_endpoint: options.mtls.endpointBaseUrl + PATHS.token,
+            pushed_authorization_request_endpoint: options.mtls.endpointBaseUrl + PATHS.par,
             userinfo_endpoint: options.mtls.endpointBaseUrl + PATHS.userinfo,
             introspection_endpoint: options.mtls.endpointBaseUrl + PATHS.introspection,
             revocation_endpoint: options.mtls.endpointBaseUrl + PATHS.revocation,

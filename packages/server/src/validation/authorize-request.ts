@@ -71,8 +71,14 @@ async function validateClientAndRedirect(params: Params, deps: ProviderDeps): Pr
   return { client, redirectUri };
 }
 
+/**
+ * How a request reached validation: `direct` at the authorization endpoint, `pushed` through a PAR
+ * request_uri, `par` at the PAR endpoint itself, `resumed` from a pending interaction (already checked).
+ */
+export type AuthorizeSource = "direct" | "pushed" | "par" | "resumed";
+
 /** Validates an authorization request; never throws for bad input. */
-export async function validateAuthorizeRequest(params: Params, deps: ProviderDeps): Promise<AuthorizeValidation> {
+export async function validateAuthorizeRequest(params: Params, deps: ProviderDeps, source: AuthorizeSource = "resumed"): Promise<AuthorizeValidation> {
   let client: Client;
   let redirectUri: string;
   try {
@@ -97,6 +103,10 @@ export async function validateAuthorizeRequest(params: Params, deps: ProviderDep
   if (!validMode) return fail("invalid_request", "response_mode is not supported");
   if (params.has("request")) return fail("request_not_supported", "request objects are not supported");
   if (params.has("request_uri")) return fail("request_uri_not_supported", "request_uri is not supported");
+  // RFC 9126 §5-§6: pushing first is required globally or for this client.
+  if (source === "direct" && (deps.options.par.required || client.requirePushedAuthorizationRequests)) {
+    return fail("invalid_request", "this client must use a pushed authorization request (PAR)");
+  }
   if (params.has("registration")) return fail("registration_not_supported", "registration is not supported");
 
   const responseType = params.get("response_type");
