@@ -188,3 +188,48 @@ describe("17 PAR (RFC 9126)", () => {
     }
   });
 });
+
+describe("PAR review", () => {
+  it("17.11 PAR: pushes count against the pending-request caps (a public client needs no credentials)", async () => {
+    const { createMemoryStore, createProvider } = await import("@tessera/server");
+    const store = createMemoryStore();
+    const provider = createProvider({
+      issuer: "https://idp.test",
+      store,
+      dataKey: Buffer.alloc(32, 3).toString("base64url"),
+      clients: [{ client_id: "public", token_endpoint_auth_method: "none", redirect_uris: [CB], scope: "openid" }],
+      interaction: { maxPending: 10, maxPendingPerAddress: 5 },
+    });
+    try {
+      const pushFrom = (address: string) =>
+        provider.fetch(new Request("https://idp.test/connect/par", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ client_id: "public", ...authorizeParams() }) }), { clientAddress: address });
+      for (let i = 0; i < 20; i++) assert.equal((await pushFrom("203.0.113.9")).status, 201);
+      assert.equal((await store.grants.findAll({ kind: "par" }, 1000)).length, 5, "one address keeps at most its bucket's share");
+      for (let i = 0; i < 10; i++) await pushFrom(`198.51.100.${i}`);
+      const flooded = await pushFrom("198.51.100.200");
+      assert.ok((await store.grants.findAll({ kind: "par" }, 1000)).length <= 20, "bounded by twice the total");
+      assert.ok(flooded.status === 201 || flooded.status === 429);
+    } finally {
+      await provider.close();
+    }
+  });
+
+  it("17.12 PAR: a push authorize would refuse as too large is refused at the PAR endpoint (400 JSON), nothing stored", async () => {
+    const host = await createTestHost({ ...parConfig(), limits: { maxFormBytes: 65536 } }, { listen: true });
+    try {
+      const big = "x".repeat(3000);
+      const response = await push(host, { client_id: "public", ...authorizeParams(), state: big, nonce: big, login_hint: big });
+      assert.equal(response.status, 400);
+      assert.deepEqual(((await response.json()) as { error: string }).error, "invalid_request");
+    } finally {
+      await host.close();
+    }
+  });
+
+  it("17.13 PAR: a client assertion naming the PAR endpoint as its audience authenticates there (RFC 9126 §2)", async () => {
+    const { assertionAudiences } = await import("../packages/server/src/client-auth/jwt-assertion.ts");
+    const audiences = assertionAudiences({ options: { issuer: "https://idp.test", mtls: { endpointBaseUrl: "https://mtls.idp.test" } } } as never);
+    assert.ok(audiences.includes("https://idp.test/connect/par"));
+    assert.ok(audiences.includes("https://mtls.idp.test/connect/par"));
+  });
+});

@@ -121,7 +121,7 @@ export const configSchema = z
         expiredSessionsTriggerBackchannelLogout: z.boolean().optional(),
       })
       .optional(),
-    par: z.strictObject({ requestUriLifetime: seconds.min(1).optional(), required: z.boolean().optional() }).optional(),
+    par: z.strictObject({ requestUriLifetime: seconds.min(1).max(600).optional(), required: z.boolean().optional() }).optional(),
     dpop: z.strictObject({ requireNonce: z.boolean().optional(), proofLifetime: seconds.min(1).optional() }).optional(),
     mtls: z
       .strictObject({

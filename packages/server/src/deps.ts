@@ -13,6 +13,7 @@ import type { Client } from "./clients.ts";
 import type { Store } from "./stores/interfaces.ts";
 import type { ProfileService } from "./tokens/claims.ts";
 import type { FailureThrottle } from "./security/failure-throttle.ts";
+import type { PendingRequestCap } from "./security/pending-requests.ts";
 import { arrivedOnMtlsListener } from "./http/request-context.ts";
 
 /** Everything an endpoint may use; built once in provider.ts, no module-level state anywhere. */
@@ -29,6 +30,8 @@ export interface ProviderDeps {
   logout: LogoutService;
   backChannel: BackChannelLogoutService;
   profile: ProfileService;
+  /** Caps on requests stored before anyone signs in (pending authorize, logout and pushed requests). */
+  pendingRequests: PendingRequestCap;
   /** Store-backed failure counters (client authentication). */
   throttle: FailureThrottle;
   logger: Logger;

@@ -284,7 +284,8 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
     cookieSlidingExpiration: options.authentication?.cookieSlidingExpiration ?? true,
     dpop: { requireNonce: options.dpop?.requireNonce ?? false, proofLifetime: options.dpop?.proofLifetime ?? 60 },
-    par: { requestUriLifetime: options.par?.requestUriLifetime ?? 60, required: options.par?.required ?? false },
+    // RFC 9126 §7: request_uris live briefly; 1 to 600 seconds.
+    par: { requestUriLifetime: Math.min(600, Math.max(1, Math.floor(options.par?.requestUriLifetime ?? 60))), required: options.par?.required ?? false },
     mtls: { enabled: options.mtls !== undefined, clientCas: options.mtls?.clientCa ? parseCertificates(options.mtls.clientCa) : [], endpointBaseUrl: options.mtls?.endpointBaseUrl?.replace(/\/+$/, "") },
     serverSideSessions: {
       enabled: options.serverSideSessions?.enabled ?? false,

@@ -180,6 +180,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     backChannel,
     logout: new LogoutService(options.issuer, store.grants, clients, sessions, backChannel, options.interactionLifetime, nowSeconds, pendingCap, protector, emit),
     interactions: new InteractionService(store.grants, options.interactionLifetime, clock, pendingCap),
+    pendingRequests: pendingCap,
     consents: new ConsentService(store.grants, clients, options.consentLifetime, nowSeconds),
     profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),
     throttle: new FailureThrottle(store.grants, () => Math.floor(clock() / 1000)),

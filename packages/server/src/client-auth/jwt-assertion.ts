@@ -36,9 +36,11 @@ function keyFor(client: Client, deps: ProviderDeps): JWTVerifyGetKey | Uint8Arra
  * server): the issuer (recommended), the token endpoint URL and its mTLS alias (for compatibility).
  */
 export function assertionAudiences(deps: Pick<ProviderDeps, "options">): string[] {
-  const audiences = [deps.options.issuer, endpointUrl(deps, PATHS.token)];
+  // RFC 9126 §2: the PAR endpoint's URL counts too, as the token endpoint's does (the jti is one-time
+  // across both, so an assertion used at one cannot be replayed at the other).
+  const audiences = [deps.options.issuer, endpointUrl(deps, PATHS.token), endpointUrl(deps, PATHS.par)];
   const mtlsBase = deps.options.mtls.endpointBaseUrl;
-  if (mtlsBase) audiences.push(mtlsBase + PATHS.token);
+  if (mtlsBase) audiences.push(mtlsBase + PATHS.token, mtlsBase + PATHS.par);
   return audiences;
 }
 

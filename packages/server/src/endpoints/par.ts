@@ -4,6 +4,8 @@ import { endpointUrlFor, nowSeconds, PATHS, type ProviderDeps } from "../deps.ts
 import { Params, readForm } from "../http/params.ts";
 import { noStoreJson } from "../http/responses.ts";
 import type { PersistedGrant } from "../stores/interfaces.ts";
+import { clientAddressOf } from "../http/request-context.ts";
+import { assertPendingSize } from "../security/pending-requests.ts";
 import { validateAuthorizeRequest } from "../validation/authorize-request.ts";
 import { issueDpopNonce, validateDpop } from "../validation/dpop.ts";
 
@@ -39,6 +41,11 @@ export function parEndpoint(deps: ProviderDeps) {
     }
     const validation = await validateAuthorizeRequest(Params.fromEntries(entries), deps, "par");
     if (!validation.ok) throw new ProtocolError(validation.error.code, validation.error.description, { status: 400 });
+    const params = [...validation.value.params];
+    // The same bounds as a pending authorization request: what authorize would refuse is refused here,
+    // and pushes count against the per-address and total caps (a public client needs no credentials).
+    assertPendingSize({ clientId: client.clientId, params, createdAt: deps.clock() }, 512, false);
+    const pending = await deps.pendingRequests.admit("par", clientAddressOf(request));
     const requestUri = PAR_REQUEST_URI_PREFIX + randomHandle(32);
     const now = nowSeconds(deps);
     const lifetime = deps.options.par.requestUriLifetime;
@@ -46,7 +53,10 @@ export function parEndpoint(deps: ProviderDeps) {
       key: parKey(requestUri),
       kind: "par",
       clientId: client.clientId,
-      data: JSON.stringify([...validation.value.params]),
+      grantId: pending.grantId,
+      subject: pending.subject,
+      sessionId: pending.sessionId,
+      data: JSON.stringify(params),
       createdAt: now,
       expiresAt: now + lifetime,
     };
