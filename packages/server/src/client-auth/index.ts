@@ -141,12 +141,6 @@ export async function throttledAuthentication<T>(request: Request, clientId: str
     if (!leave) throw throttled("throttled");
   }
   try {
-    return await checkThrottled();
-  } finally {
-    leave?.();
-  }
-
-  async function checkThrottled(): Promise<T> {
     const clientLocked = kind !== "unknown" && (await usedUp(perClient));
     if (kind === "guessable" && clientLocked) throw throttled("throttled");
     const addressLocked = await usedUp(perAddress);
@@ -157,11 +151,14 @@ export async function throttledAuthentication<T>(request: Request, clientId: str
     } catch (error) {
       if (!(error instanceof ProtocolError && error.code === "invalid_client")) throw error;
       const clientCounted = kind === "unknown" ? true : await count(perClient);
-      const addressCounted = perAddress === undefined || addressLocked ? !addressLocked : await count(perAddress);
+      // A locked address records nothing more (and is answered 429 below).
+      const addressCounted = perAddress === undefined || addressLocked || (await count(perAddress));
       if (clientLocked || addressLocked || !clientCounted || !addressCounted) throw throttled("credentials");
       deps.emit({ type: "client.authentication_failed", clientId, reason: "credentials" });
       throw error;
     }
+  } finally {
+    leave?.();
   }
 }
 
