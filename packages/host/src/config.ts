@@ -67,6 +67,8 @@ const clientSchema = z.strictObject({
   backchannel_logout_session_required: z.boolean().optional(),
   dpop_bound_access_tokens: z.boolean().optional(),
   require_pushed_authorization_requests: z.boolean().optional(),
+  request_object_signing_alg: z.enum(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]).optional(),
+  require_signed_request_object: z.boolean().optional(),
   tls_client_certificate_bound_access_tokens: z.boolean().optional(),
   require_pkce: z.boolean().optional(),
   require_consent: z.boolean().optional(),
@@ -241,6 +243,9 @@ export const configSchema = z
       if (method === "private_key_jwt" && client.client_secret) issue(["clients", i, "client_secret"], "private_key_jwt clients have no secret");
       const tlsNames = [client.tls_client_auth_subject_dn, client.tls_client_auth_san_dns, client.tls_client_auth_san_uri, client.tls_client_auth_san_ip, client.tls_client_auth_san_email].filter((v) => v !== undefined);
       if (method === "tls_client_auth" && tlsNames.length !== 1) issue(["clients", i], "tls_client_auth needs exactly one tls_client_auth_* name");
+      if ((client.request_object_signing_alg || client.require_signed_request_object) && !client.jwks && !client.jwks_uri) {
+        issue(["clients", i, "jwks"], "signed request objects (request_object_signing_alg, require_signed_request_object) need jwks or jwks_uri");
+      }
       if (method === "self_signed_tls_client_auth" && !client.jwks) issue(["clients", i, "jwks"], "self_signed_tls_client_auth needs the certificate's key in jwks");
       if ((method === "tls_client_auth" || method === "self_signed_tls_client_auth" || client.tls_client_certificate_bound_access_tokens) && !config.mtls?.enabled) {
         issue(["clients", i, "token_endpoint_auth_method"], "needs mtls.enabled");

@@ -18,6 +18,9 @@ export interface ProviderMetadata {
   claims_parameter_supported?: boolean;
   request_parameter_supported?: boolean;
   request_uri_parameter_supported?: boolean;
+  /** RFC 9101 §10.5 / OIDC Discovery §3. */
+  request_object_signing_alg_values_supported?: string[];
+  require_signed_request_object?: boolean;
   /** RFC 9126 §5. */
   pushed_authorization_request_endpoint?: string;
   require_pushed_authorization_requests?: boolean;

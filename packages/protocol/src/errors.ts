@@ -17,6 +17,7 @@ export type ProtocolErrorCode =
   | "request_not_supported"
   | "request_uri_not_supported"
   | "invalid_request_uri"
+  | "invalid_request_object"
   | "registration_not_supported"
   | "invalid_token"
   | "insufficient_scope"

@@ -14,6 +14,9 @@ export const ASSERTION_ALGORITHMS = {
   client_secret_jwt: ["HS256", "HS384", "HS512"],
 } as const;
 
+/** RFC 9101: request objects are signed with the client's asymmetric key only (no `none`, no HMAC). */
+export const REQUEST_OBJECT_ALGORITHMS: readonly string[] = ASSERTION_ALGORITHMS.private_key_jwt;
+
 /**
  * A client as registered: RFC 7591 / OIDC Registration names plus Tessera's extensions
  * (`require_pkce`, `require_consent`, `coordinate_lifetime_with_user_session`, `access_token_format`, lifetimes).
@@ -46,6 +49,10 @@ export interface ClientMetadata {
   dpop_bound_access_tokens?: boolean;
   /** RFC 9126 §6: authorization requests only through the PAR endpoint. */
   require_pushed_authorization_requests?: boolean;
+  /** RFC 9101 §10.5 / OIDC Registration: the one algorithm its request objects must use. */
+  request_object_signing_alg?: string;
+  /** RFC 9101 §10.5: every authorization request must come in a signed request object. */
+  require_signed_request_object?: boolean;
   tls_client_auth_subject_dn?: string;
   tls_client_auth_san_dns?: string;
   tls_client_auth_san_uri?: string;
@@ -97,6 +104,10 @@ export interface Client {
   dpopBoundAccessTokens: boolean;
   /** RFC 9126 §6: authorization requests must be pushed first. */
   requirePushedAuthorizationRequests: boolean;
+  /** RFC 9101: the algorithm its request objects must use, when it pinned one. */
+  requestObjectSigningAlg?: string;
+  /** RFC 9101 §10.5: authorization requests must come in a signed request object. */
+  requireSignedRequestObject: boolean;
   /** Using or refreshing this client's tokens extends the user's server-side session, and they die with it. */
   coordinateLifetimeWithUserSession: boolean;
   /** Seconds a refresh-token family lives at most (default 30 days). */
@@ -140,6 +151,13 @@ export function normalizeClient(metadata: ClientMetadata): Client {
   if (signingAlg !== undefined && !family.includes(signingAlg)) {
     throw new TypeError(`client ${metadata.client_id}: token_endpoint_auth_signing_alg ${signingAlg} does not suit ${method}`);
   }
+  const requestObjectAlg = metadata.request_object_signing_alg;
+  if (requestObjectAlg !== undefined && !REQUEST_OBJECT_ALGORITHMS.includes(requestObjectAlg)) {
+    throw new TypeError(`client ${metadata.client_id}: request_object_signing_alg ${requestObjectAlg} is not an asymmetric JWS algorithm`);
+  }
+  if ((requestObjectAlg !== undefined || metadata.require_signed_request_object) && !metadata.jwks && !metadata.jwks_uri) {
+    throw new TypeError(`client ${metadata.client_id}: signed request objects need jwks or jwks_uri`);
+  }
   return {
     clientId: metadata.client_id,
     clientName: metadata.client_name ?? metadata.client_id,
@@ -166,6 +184,8 @@ export function normalizeClient(metadata: ClientMetadata): Client {
     coordinateLifetimeWithUserSession: metadata.coordinate_lifetime_with_user_session ?? false,
     dpopBoundAccessTokens: metadata.dpop_bound_access_tokens ?? false,
     requirePushedAuthorizationRequests: metadata.require_pushed_authorization_requests ?? false,
+    requestObjectSigningAlg: requestObjectAlg,
+    requireSignedRequestObject: metadata.require_signed_request_object ?? false,
     tlsClientAuth: method === "tls_client_auth" ? tlsNames : undefined,
     tlsClientCertificateBoundAccessTokens: metadata.tls_client_certificate_bound_access_tokens ?? false,
     refreshTokenAbsoluteLifetime: metadata.refresh_token_absolute_lifetime ?? 2_592_000,

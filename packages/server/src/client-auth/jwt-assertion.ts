@@ -20,6 +20,15 @@ function fail(description: string): ProtocolError {
 /** The verification key(s) for a client's assertions; remote JWKS are fetched, cached and refreshed on unknown kids. */
 function keyFor(client: Client, deps: ProviderDeps): JWTVerifyGetKey | Uint8Array {
   if (client.tokenEndpointAuthMethod === "client_secret_jwt") return new TextEncoder().encode(client.sharedSecret!);
+  return clientPublicKeys(client, deps)!;
+}
+
+/**
+ * The client's registered public keys (`jwks`, or `jwks_uri` fetched through the outbound rules, cached and
+ * refreshed on unknown kids); undefined when it registered none. Shared by client assertions and request objects.
+ */
+export function clientPublicKeys(client: Client, deps: Pick<ProviderDeps, "outboundFetch">): JWTVerifyGetKey | undefined {
+  if (!client.jwks && !client.jwksUri) return undefined;
   let keys = keySets.get(client);
   if (!keys) {
     keys = client.jwks

@@ -1,6 +1,6 @@
 import { CODE_CHALLENGE_METHODS, DPOP_ALGORITHMS, type ProviderMetadata } from "@tessera/protocol";
 import { claimsForScopes } from "../tokens/claims.ts";
-import { ASSERTION_ALGORITHMS, TLS_AUTH_METHODS, TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
+import { ASSERTION_ALGORITHMS, REQUEST_OBJECT_ALGORITHMS, TLS_AUTH_METHODS, TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
 import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
 import { cacheableJson } from "../http/responses.ts";
 import { grants } from "../grants/index.ts";
@@ -44,8 +44,12 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     code_challenge_methods_supported: [...CODE_CHALLENGE_METHODS],
     prompt_values_supported: ["none", "login", "consent"],
     claims_parameter_supported: false,
-    request_parameter_supported: false,
+    // RFC 9101: request objects by value; by reference only through PAR, which is not request_uri support.
+    request_parameter_supported: true,
     request_uri_parameter_supported: false,
+    request_object_signing_alg_values_supported: [...REQUEST_OBJECT_ALGORITHMS],
+    // RFC 9101 §10.5: required per client (require_signed_request_object), not for every request.
+    require_signed_request_object: false,
     authorization_response_iss_parameter_supported: true,
     dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
     ...(options.mtls.enabled ? { tls_client_certificate_bound_access_tokens: true } : {}),
