@@ -1,12 +1,16 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { TestBrowser, createTestHost, type TestHost } from "@tessera/testing";
 import * as oidc from "openid-client";
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK, type JWTPayload } from "jose";
 import { baseConfig, pkce } from "./support/fixtures.ts";
+import { startTestPostgres } from "./support/postgres.ts";
 
 const CB = "http://127.0.0.1/cb";
 const stopAt = (u: URL) => u.href.startsWith(CB);
@@ -340,3 +344,44 @@ describe("17 JAR (RFC 9101)", () => {
     assert.throws(() => normalizeClient({ ...client, jwks: { keys: [ec.jwk] }, request_object_signing_alg: "HS256" }), /asymmetric/);
   });
 });
+
+const dir = mkdtempSync(join(tmpdir(), "tessera-jar-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const postgres = await startTestPostgres();
+after(() => postgres?.close());
+
+type StoreConfig = NonNullable<ReturnType<typeof baseConfig>["store"]>;
+const stores: [string, () => Promise<StoreConfig>, string | false][] = [
+  ["memory", async () => ({ kind: "memory" }), false],
+  ["sqlite", async () => ({ kind: "sqlite", path: join(dir, "jar.db") }), false],
+  ["postgres", async () => ({ kind: "postgres", url: await postgres!.createDatabase() }), postgres ? false : "PostgreSQL is not installed (set CI=true to make this a failure)"],
+];
+
+for (const [storeName, store, skip] of stores) {
+  it(`17.34 JAR: on the ${storeName} store a jti is used once, and odd jti values are never a 5xx`, { skip }, async () => {
+    const key = await newKey("ES256", "k");
+    const config = baseConfig();
+    config.clients = [{ client_id: "jar", redirect_uris: [CB], scope: "openid", token_endpoint_auth_method: "private_key_jwt", jwks: { keys: [key.jwk] } }];
+    const host = await createTestHost({ ...config, store: await store() }, { listen: true });
+    try {
+      const sign = (jti: unknown) => {
+        const now = Math.floor(Date.now() / 1000);
+        return new SignJWT({ iss: "jar", aud: host.issuer, exp: now + 120, jti, response_type: "code", redirect_uri: CB, scope: "openid", prompt: "none", code_challenge: pkce().challenge, code_challenge_method: "S256" } as JWTPayload)
+          .setProtectedHeader({ alg: "ES256", kid: "k" })
+          .sign(key.privateKey);
+      };
+      const errorOf = async (object: string) => {
+        const response = await fetch(`${host.issuer}/connect/authorize?${new URLSearchParams({ client_id: "jar", request: object })}`, { redirect: "manual" });
+        assert.equal(response.status, 302);
+        return new URL(response.headers.get("location")!).searchParams.get("error");
+      };
+      const object = await sign(randomUUID());
+      assert.equal(await errorOf(object), "login_required");
+      assert.equal(await errorOf(object), "invalid_request_object");
+      for (const jti of ["\u0000nul", "x".repeat(2000), "\ud800", "ünïcødé"]) assert.equal(await errorOf(await sign(jti)), "login_required", JSON.stringify(jti.slice(0, 10)));
+      for (const jti of [42, { a: 1 }, ""]) assert.equal(await errorOf(await sign(jti)), "invalid_request_object", JSON.stringify(jti));
+    } finally {
+      await host.close();
+    }
+  });
+}
