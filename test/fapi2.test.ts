@@ -106,7 +106,7 @@ describe("17 FAPI 2.0 Security Profile (security_profile: fapi2)", () => {
     return { status: response.status, body: (await response.json()) as Record<string, string> };
   }
 
-  it("17 FAPI2: PAR + code + PKCE S256 + private_key_jwt + DPoP end to end (openid-client), refresh with the same key", async () => {
+  it("17 FAPI2: PAR + code + PKCE S256 + private_key_jwt + DPoP end to end (openid-client), refresh with the same key, not rotated", async () => {
     const config = await discover();
     const keyPair = await oidc.randomDPoPKeyPair("ES256");
     const DPoP = oidc.getDPoPHandle(config, keyPair);
@@ -132,6 +132,11 @@ describe("17 FAPI 2.0 Security Profile (security_profile: fapi2)", () => {
     const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!, undefined, { DPoP });
     assert.equal(refreshed.token_type, "dpop");
     assert.equal((decodeJwt(refreshed.access_token).cnf as { jkt?: string }).jkt, jkt);
+    // §5.3.2.1-9: no rotation; the same refresh token is answered and keeps working.
+    assert.equal(refreshed.refresh_token, tokens.refresh_token);
+    const again = await oidc.refreshTokenGrant(config, tokens.refresh_token!, undefined, { DPoP });
+    assert.equal(again.refresh_token, tokens.refresh_token);
+    assert.notEqual(again.access_token, refreshed.access_token);
   });
 
   it("17 FAPI2: mTLS: a tls_client_auth client pushes and redeems on the mTLS endpoints; tokens are bound to its certificate", async () => {

@@ -121,6 +121,12 @@ export interface Client {
   refreshTokenSlidingLifetime?: number;
   /** Seconds a rotated refresh token may still be used, returning the same successor (0: never). */
   refreshTokenReuseGracePeriod: number;
+  /**
+   * Each refresh returns a new refresh token and retires the used one (the default); off, the refresh token
+   * stays the same until it expires (a sliding lifetime then counts from its issue), as FAPI 2.0 SP
+   * §5.3.2.1-9 asks (no rotation).
+   */
+  rotateRefreshTokens: boolean;
   /** Every token request must be sender-constrained, by a DPoP proof or a client certificate (FAPI 2.0 SP §5.3.2.1-4). */
   requireSenderConstrainedTokens: boolean;
   /**
@@ -253,6 +259,7 @@ export function normalizeClient(metadata: ClientMetadata): Client {
     refreshTokenAbsoluteLifetime: metadata.refresh_token_absolute_lifetime ?? 2_592_000,
     refreshTokenSlidingLifetime: metadata.refresh_token_sliding_lifetime || undefined,
     refreshTokenReuseGracePeriod: metadata.refresh_token_reuse_grace_period ?? 0,
+    rotateRefreshTokens: !fapi2,
     requireSenderConstrainedTokens: fapi2,
     bindRefreshTokens: fapi2 || method === "none",
     authorizationCodeLifetime: fapi2 ? FAPI2_CODE_LIFETIME : undefined,
