@@ -268,7 +268,7 @@ describe("17 FAPI 2.0 Security Profile (security_profile: fapi2)", () => {
     assert.ok(problems({ token_endpoint_auth_method: "private_key_jwt", jwks, response_types: ["token"] }).some((p) => p.startsWith("clients[0].response_types")));
     assert.ok(problems({ token_endpoint_auth_method: "private_key_jwt", jwks, require_pkce: false }).some((p) => p.startsWith("clients[0].require_pkce: FAPI 2.0")));
     assert.ok(problems({ token_endpoint_auth_method: "private_key_jwt", jwks, require_pushed_authorization_requests: false }).some((p) => p.startsWith("clients[0].require_pushed_authorization_requests: FAPI 2.0")));
-    assert.ok(problems({ token_endpoint_auth_method: "private_key_jwt", jwks, redirect_uris: ["http://rp.example/cb"] }).some((p) => p.startsWith("clients[0].redirect_uris: FAPI 2.0")));
+    assert.ok(problems({ token_endpoint_auth_method: "private_key_jwt", jwks, redirect_uris: ["https://rp.example/cb", "http://rp.example/cb"] }).some((p) => p.startsWith("clients[0].redirect_uris[1]: FAPI 2.0")));
     assert.deepEqual(problems({ token_endpoint_auth_method: "private_key_jwt", jwks, redirect_uris: ["http://127.0.0.1/cb", "http://[::1]:8080/cb"] }), [], "loopback redirects of native apps");
     assert.ok(problems({ token_endpoint_auth_method: "private_key_jwt", jwks, token_endpoint_auth_signing_alg: "RS256" }).some((p) => p.startsWith("clients[0].token_endpoint_auth_signing_alg: FAPI 2.0")));
     assert.ok(problems({ token_endpoint_auth_method: "private_key_jwt", jwks }, { keys: { algorithms: ["RS256"] } }).some((p) => p.startsWith("clients[0].id_token_signed_response_alg: FAPI 2.0")));

@@ -159,6 +159,8 @@ export interface ClientStore {
 /** One reason registration metadata does not suit the client's security profile, by metadata field. */
 export interface SecurityProfileProblem {
   field: keyof ClientMetadata & string;
+  /** The entry of an array field (`redirect_uris`) at fault. */
+  index?: number;
   message: string;
 }
 
@@ -170,7 +172,7 @@ export function securityProfileProblems(metadata: ClientMetadata): SecurityProfi
   if (metadata.security_profile === undefined) return [];
   if (!SECURITY_PROFILES.includes(metadata.security_profile)) return [{ field: "security_profile", message: `unknown security profile ${String(metadata.security_profile)}` }];
   const problems: SecurityProfileProblem[] = [];
-  const add = (field: SecurityProfileProblem["field"], message: string) => problems.push({ field, message: `FAPI 2.0 ${message}` });
+  const add = (field: SecurityProfileProblem["field"], message: string, index?: number) => problems.push({ field, ...(index === undefined ? {} : { index }), message: `FAPI 2.0 ${message}` });
   const method = metadata.token_endpoint_auth_method ?? (metadata.client_secret ? "client_secret_basic" : "none");
   // §5.3.2.1-3 confidential clients only; -6 private_key_jwt or mutual TLS.
   if (!FAPI2_AUTH_METHODS.includes(method as TokenEndpointAuthMethod)) add("token_endpoint_auth_method", `(§5.3.2.1) needs private_key_jwt, tls_client_auth or self_signed_tls_client_auth, not ${method}`);
@@ -181,8 +183,8 @@ export function securityProfileProblems(metadata: ClientMetadata): SecurityProfi
   if (metadata.require_pkce === false) add("require_pkce", "(§5.3.2.2) requires PKCE");
   if (metadata.require_pushed_authorization_requests === false) add("require_pushed_authorization_requests", "(§5.3.2.2) requires pushed authorization requests");
   // §5.3.2.2-8: no authorization responses over unencrypted connections, except loopback redirects of native apps.
-  (metadata.redirect_uris ?? []).forEach((uri) => {
-    if (!uri.startsWith("https://") && !isLoopbackIpRedirect(uri)) add("redirect_uris", `(§5.3.2.2) needs https redirect URIs (or http://127.0.0.1 / http://[::1] for native apps), not ${uri}`);
+  (metadata.redirect_uris ?? []).forEach((uri, i) => {
+    if (!uri.startsWith("https://") && !isLoopbackIpRedirect(uri)) add("redirect_uris", `(§5.3.2.2) needs https redirect URIs (or http://127.0.0.1 / http://[::1] for native apps), not ${uri}`, i);
   });
   // §5.4.1: PS256, ES256 or EdDSA.
   for (const field of ["token_endpoint_auth_signing_alg", "id_token_signed_response_alg"] as const) {
