@@ -150,13 +150,16 @@ describe("17 FAPI 2.0 Security Profile (security_profile: fapi2)", () => {
     assert.equal((decodeJwt(tokens.access_token).cnf as Record<string, string>)["x5t#S256"], thumbprint);
   });
 
-  it("17 FAPI2: a token request with neither a DPoP proof nor a client certificate (Bearer) is refused with invalid_request; the code survives", async () => {
+  it("17 FAPI2: a token request with neither a DPoP proof nor a client certificate (Bearer) is refused with invalid_request, as is an RS256 proof; the code survives", async () => {
     const config = await discover();
     const verifier = oidc.randomPKCECodeVerifier();
     const url = await oidc.buildAuthorizationUrlWithPAR(config, { redirect_uri: CB, scope: "openid", code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256" });
     const callback = await signIn(url);
     await assert.rejects(oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier }), (error: Error & { error?: string; status?: number }) => error.error === "invalid_request" && error.status === 400);
     // Nothing was consumed by the refused request: the same code, now with a proof, redeems.
+    // §5.4.1: nor with a proof signed RS256.
+    const rs256 = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair("RS256"));
+    await assert.rejects(oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier }, undefined, { DPoP: rs256 }), (error: Error & { error?: string }) => error.error === "invalid_dpop_proof");
     const DPoP = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair("ES256"));
     const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier }, undefined, { DPoP });
     assert.equal(tokens.token_type, "dpop");

@@ -141,6 +141,8 @@ export interface Client {
    * (one value), `issuer` the issuer identifier alone, as a string (FAPI 2.0 SP §5.3.2.1-8).
    */
   assertionAudience: "server" | "issuer";
+  /** The DPoP proof algorithms accepted from this client at the token endpoint; default all of RFC 9449's. */
+  dpopAlgorithms?: readonly string[];
   /** The algorithm this client's JWT access tokens are signed with; default the server's first. */
   accessTokenSigningAlg?: string;
   /**
@@ -266,6 +268,7 @@ export function normalizeClient(metadata: ClientMetadata): Client {
     bindRefreshTokens: fapi2 || method === "none",
     authorizationCodeLifetime: fapi2 ? FAPI2_CODE_LIFETIME : undefined,
     assertionAudience: fapi2 ? "issuer" : "server",
+    dpopAlgorithms: fapi2 ? FAPI2_SIGNING_ALGORITHMS : undefined,
     accessTokenSigningAlg: fapi2 ? metadata.id_token_signed_response_alg : undefined,
     profileErrorCode: fapi2 ? "invalid_request" : undefined,
     metadata,

@@ -19,10 +19,10 @@ export interface SenderConstraint {
  *   by DPoP or, without a proof, by the client certificate of the mTLS connection; a request with neither
  *   is `invalid_request` (the error every variant of the conformance suite's "ensure holder of key
  *   required" test accepts: invalid_request/invalid_grant/invalid_dpop_proof for DPoP, invalid_request/
- *   invalid_client for mTLS).
+ *   invalid_client for mTLS); DPoP proofs only with the client's algorithms (FAPI 2.0 SP §5.4.1).
  */
 export async function validateSenderConstraint(request: Request, client: Client, deps: ProviderDeps, url: string): Promise<SenderConstraint> {
-  const dpop = await validateDpop(request, deps, url);
+  const dpop = await validateDpop(request, deps, url, { algorithms: client.dpopAlgorithms });
   if (!dpop && client.dpopBoundAccessTokens) throw new ProtocolError("invalid_dpop_proof", "this client must send a DPoP proof");
   const presented = clientCertificateOf(request);
   let thumbprint: string | undefined;
