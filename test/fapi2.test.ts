@@ -114,7 +114,7 @@ describe("17 FAPI 2.0 Security Profile (security_profile: fapi2)", () => {
     const state = oidc.randomState();
     const url = await oidc.buildAuthorizationUrlWithPAR(config, { redirect_uri: CB, scope: "openid offline_access api1.read", code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256", state }, { DPoP });
     const callback = await signIn(url);
-    // RFC 9207 / FAPI 2.0 SP §5.3.2.2-7.
+    // RFC 9207 / FAPI 2.0 SP §5.3.2.2.
     assert.equal(callback.searchParams.get("iss"), host.issuer);
     const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state, idTokenExpected: true }, undefined, { DPoP });
     assert.equal(tokens.token_type, "dpop");
@@ -239,7 +239,7 @@ describe("17 FAPI 2.0 Security Profile (security_profile: fapi2)", () => {
     const unregistered = await push(authorizeParams({ redirect_uri: "https://attacker.test/cb" }));
     assert.deepEqual([unregistered.status, unregistered.body.error], [400, "invalid_request"]);
     const { redirect_uri: _r, ...withoutRedirect } = authorizeParams();
-    // FAPI 2.0 SP §5.3.2.2-6: redirect_uri is required in the pushed request.
+    // FAPI 2.0 SP §5.3.2.2: redirect_uri is required in the pushed request.
     const missing = await push(withoutRedirect);
     assert.deepEqual([missing.status, missing.body.error], [400, "invalid_request"]);
     const direct = new URL(`${host.issuer}/connect/authorize`);

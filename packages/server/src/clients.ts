@@ -25,7 +25,7 @@ export const FAPI2_SIGNING_ALGORITHMS: readonly string[] = ["PS256", "ES256", "E
 /** FAPI 2.0 SP §5.3.2.1-6: client authentication by private_key_jwt or mutual TLS (RFC 8705 §2) only. */
 const FAPI2_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ["private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"];
 
-/** FAPI 2.0 SP §5.3.2.2-9: authorization codes live at most 60 seconds. */
+/** FAPI 2.0 SP §5.3.2.1-11 (as the conformance suite cites it): authorization codes live at most 60 seconds. */
 export const FAPI2_CODE_LIFETIME = 60;
 
 /**
@@ -176,15 +176,15 @@ export function securityProfileProblems(metadata: ClientMetadata): SecurityProfi
   const problems: SecurityProfileProblem[] = [];
   const add = (field: SecurityProfileProblem["field"], message: string, index?: number) => problems.push({ field, ...(index === undefined ? {} : { index }), message: `FAPI 2.0 ${message}` });
   const method = metadata.token_endpoint_auth_method ?? (metadata.client_secret ? "client_secret_basic" : "none");
-  // §5.3.2.1-3 confidential clients only; -6 private_key_jwt or mutual TLS.
+  // §5.3.2.1: confidential clients only, authenticated by private_key_jwt or mutual TLS (-6).
   if (!FAPI2_AUTH_METHODS.includes(method as TokenEndpointAuthMethod)) add("token_endpoint_auth_method", `(§5.3.2.1) needs private_key_jwt, tls_client_auth or self_signed_tls_client_auth, not ${method}`);
   // §5.3.2.2-1: the authorization code flow only.
   if (metadata.response_types && metadata.response_types.some((t) => t !== "code")) add("response_types", "(§5.3.2.2) allows only response_type code");
   if (metadata.grant_types?.some((g) => g === "implicit" || g === "password")) add("grant_types", "(§5.3.2.1) allows neither the implicit nor the password grant");
-  // §5.3.2.2-2 PAR, -5 PKCE: a profile client cannot opt out.
+  // §5.3.2.2: PAR and PKCE (-5) required; a profile client cannot opt out.
   if (metadata.require_pkce === false) add("require_pkce", "(§5.3.2.2) requires PKCE");
   if (metadata.require_pushed_authorization_requests === false) add("require_pushed_authorization_requests", "(§5.3.2.2) requires pushed authorization requests");
-  // §5.3.2.2-8: no authorization responses over unencrypted connections, except loopback redirects of native apps.
+  // §5.3.2.2: no authorization responses over unencrypted connections, except loopback redirects of native apps.
   (metadata.redirect_uris ?? []).forEach((uri, i) => {
     if (!uri.startsWith("https://") && !isLoopbackIpRedirect(uri)) add("redirect_uris", `(§5.3.2.2) needs https redirect URIs (or http://127.0.0.1 / http://[::1] for native apps), not ${uri}`, i);
   });
