@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { isStorableText, STORE_LIMITS } from "@tessera/server";
+import { FAPI2_SIGNING_ALGORITHMS, isStorableText, securityProfileProblems, STORE_LIMITS, type ClientMetadata } from "@tessera/server";
 import { createRequire } from "node:module";
 import type * as Zod from "zod";
 import { addressList } from "./client-address.ts";
@@ -78,6 +78,8 @@ const clientSchema = z.strictObject({
   refresh_token_absolute_lifetime: seconds.optional(),
   refresh_token_sliding_lifetime: seconds.optional(),
   refresh_token_reuse_grace_period: seconds.max(300).optional(),
+  /** `fapi2`: the FAPI 2.0 Security Profile applies to this client. */
+  security_profile: z.literal("fapi2").optional(),
 });
 
 const userSchema = z.strictObject({
@@ -259,6 +261,11 @@ export const configSchema = z
       }
       if (client.id_token_signed_response_alg && !algorithms.includes(client.id_token_signed_response_alg)) {
         issue(["clients", i, "id_token_signed_response_alg"], "not in keys.algorithms");
+      }
+      for (const problem of securityProfileProblems(client as ClientMetadata)) issue(["clients", i, problem.field, ...(problem.index === undefined ? [] : [problem.index])], problem.message);
+      // FAPI 2.0 SP §5.4.1: this client's ID and access tokens are signed with its alg, else the first configured one.
+      if (client.security_profile === "fapi2" && !client.id_token_signed_response_alg && !FAPI2_SIGNING_ALGORITHMS.includes(algorithms[0]!)) {
+        issue(["clients", i, "id_token_signed_response_alg"], `FAPI 2.0 (§5.4.1) signs with ${FAPI2_SIGNING_ALGORITHMS.join(", ")}: set one here (and in keys.algorithms) or put one first in keys.algorithms`);
       }
       if ((client.grant_types ?? ["authorization_code"]).includes("authorization_code") && !(client.redirect_uris ?? []).length) {
         issue(["clients", i, "redirect_uris"], "the authorization code flow needs at least one redirect_uri");

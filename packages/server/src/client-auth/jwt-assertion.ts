@@ -79,7 +79,7 @@ export async function verifyClientAssertion(assertion: string, client: Client, d
       algorithms: client.assertionAlgorithms,
       issuer: client.clientId,
       subject: client.clientId,
-      audience: assertionAudiences(deps),
+      audience: client.assertionAudience === "issuer" ? deps.options.issuer : assertionAudiences(deps),
       requiredClaims: ["exp", "jti"],
       currentDate: new Date(deps.clock()),
       clockTolerance: CLOCK_TOLERANCE,
@@ -93,6 +93,11 @@ export async function verifyClientAssertion(assertion: string, client: Client, d
   // an attacker's server) is refused, a one-element array is the same as the single value.
   if (Array.isArray(payload.aud) && payload.aud.length !== 1) {
     deps.logger.warn({ clientId: client.clientId, reason: "aud names more than one audience" }, "client assertion rejected");
+    throw fail("the client assertion is invalid");
+  }
+  // FAPI 2.0 SP §5.3.2.1-8: only the issuer identifier, as a string (not an array, not an endpoint URL).
+  if (client.assertionAudience === "issuer" && typeof payload.aud !== "string") {
+    deps.logger.warn({ clientId: client.clientId, reason: "aud must be the issuer as a string" }, "client assertion rejected");
     throw fail("the client assertion is invalid");
   }
   const exp = payload.exp!;

@@ -200,7 +200,8 @@ async function storeCode(request: ValidatedAuthorizeRequest, session: Authentica
     grantId: randomHandle(16),
     data: JSON.stringify(data),
     createdAt: now,
-    expiresAt: now + deps.options.authorizationCodeLifetime,
+    // The client's profile may shorten it (FAPI 2.0 SP §5.3.2.1-11: 60 s).
+    expiresAt: now + Math.min(deps.options.authorizationCodeLifetime, request.client.authorizationCodeLifetime ?? Infinity),
   });
   return code;
 }

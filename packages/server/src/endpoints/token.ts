@@ -1,9 +1,8 @@
 import { ProtocolError } from "@tessera/protocol";
 import { authenticateClient } from "../client-auth/index.ts";
 import { endpointUrlFor, PATHS, type ProviderDeps } from "../deps.ts";
-import { issueDpopNonce, validateDpop } from "../validation/dpop.ts";
-import { clientCertificateOf } from "../http/request-context.ts";
-import { certificateThumbprint as certificateThumbprintOf } from "@tessera/protocol";
+import { issueDpopNonce } from "../validation/dpop.ts";
+import { validateSenderConstraint } from "../validation/sender-constraint.ts";
 import { grants } from "../grants/index.ts";
 import { readForm } from "../http/params.ts";
 import { noStoreJson } from "../http/responses.ts";
@@ -18,17 +17,8 @@ export function tokenEndpoint(deps: ProviderDeps) {
     const grant = grants[grantType];
     if (!grant) throw new ProtocolError("unsupported_grant_type", `grant_type ${grantType} is not supported`);
     if (!client.grantTypes.includes(grantType)) throw new ProtocolError("unauthorized_client", `the client may not use ${grantType}`);
-    const dpop = await validateDpop(request, deps, endpointUrlFor(deps, request, PATHS.token));
-    // RFC 9449 §5.2: a client registered for DPoP-bound tokens never gets a Bearer token.
-    if (!dpop && client.dpopBoundAccessTokens) throw new ProtocolError("invalid_dpop_proof", "this client must send a DPoP proof");
-    // RFC 8705 §3: clients registered for certificate-bound tokens get them, and need a certificate for that.
-    let certificateThumbprint: string | undefined;
-    if (client.tlsClientCertificateBoundAccessTokens) {
-      const presented = clientCertificateOf(request);
-      if (!presented) throw new ProtocolError("invalid_request", "this client's tokens are bound to its TLS client certificate: use the mTLS endpoint");
-      certificateThumbprint = certificateThumbprintOf(presented.certificate);
-    }
-    const validated = await grant.validate(form, client, deps, { dpopJkt: dpop?.jkt, certificateThumbprint });
+    const { dpop, context } = await validateSenderConstraint(request, client, deps, endpointUrlFor(deps, request, PATHS.token));
+    const validated = await grant.validate(form, client, deps, context);
     const headers: Record<string, string> = dpop && deps.options.dpop.requireNonce ? { "dpop-nonce": issueDpopNonce(deps) } : {};
     const issued = await grant.issue(validated, deps);
     const sub = (validated as { user?: { sub: string }; subject?: string }).user?.sub ?? (validated as { subject?: string }).subject;

@@ -64,8 +64,9 @@ export async function issue(validated: ValidatedCodeGrant, deps: ProviderDeps): 
     sessionClaims: data.sessionClaims,
     grantId: validated.grantId,
   };
-  // Public clients' refresh tokens are bound to the DPoP key (RFC 9449 §5) and the client certificate (RFC 8705 §4).
-  const bindTo = client.tokenEndpointAuthMethod === "none" ? { dpopJkt: validated.dpopJkt, certificateThumbprint: validated.certificateThumbprint } : undefined;
+  // Public clients' refresh tokens are bound to the DPoP key (RFC 9449 §5) and the client certificate
+  // (RFC 8705 §4); so are a sender-constrained profile's (FAPI 2.0: the refresh request carries the same key).
+  const bindTo = client.bindRefreshTokens ? { dpopJkt: validated.dpopJkt, certificateThumbprint: validated.certificateThumbprint } : undefined;
   const refreshToken = wantsRefreshToken(client, data.scopes) ? () => createRefreshToken(deps, client, user, data.scopes, undefined, bindTo) : undefined;
   return useOnce(deps, validated.key, { clientId: client.clientId, grantId: validated.grantId, kind: "authorization_code" }, () =>
     issueTokens(deps, { client, scopes: data.scopes, user, refreshToken, dpopJkt: validated.dpopJkt, certificateThumbprint: validated.certificateThumbprint }),

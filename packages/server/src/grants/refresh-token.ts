@@ -68,9 +68,14 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
   return { client, token, key, reused, user, data, scopes, dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint };
 }
 
-/** Rotates: a new refresh token in the same family, and new access (and ID) tokens. */
+/** Rotates (unless the client's policy keeps refresh tokens): a new refresh token in the same family, and new access (and ID) tokens. */
 export async function issue(validated: ValidatedRefresh, deps: ProviderDeps): Promise<TokenResponse> {
   const { client, user, data, scopes, dpopJkt, certificateThumbprint } = validated;
+  if (!client.rotateRefreshTokens) {
+    // FAPI 2.0 SP §5.3.2.1-9: no rotation. The same token is answered again and stays valid until its
+    // stored expiry; it is never rewritten (a rewrite racing a revocation would revive the token).
+    return issueTokens(deps, { client, scopes, user, dpopJkt, certificateThumbprint, refreshToken: async () => validated.token });
+  }
   const grace = client.refreshTokenReuseGracePeriod;
   const tokens = () =>
     issueTokens(deps, { client, scopes, user, dpopJkt, certificateThumbprint, refreshToken: () => createRefreshToken(deps, client, user, data.scopes, data.absoluteExpiresAt, { dpopJkt: data.dpopJkt, certificateThumbprint: data.certificateThumbprint }, validated.token) });

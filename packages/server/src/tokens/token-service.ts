@@ -111,7 +111,7 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
     accessToken = randomHandle(32);
     recordKey = sha256Base64url(accessToken);
   } else {
-    accessToken = (await signJwt(deps.keys, claims, "at+jwt")).jwt;
+    accessToken = (await signJwt(deps.keys, claims, "at+jwt", client.accessTokenSigningAlg)).jwt;
     if (user) recordKey = sha256Base64url(claims.jti);
   }
   if (recordKey) {

@@ -111,7 +111,7 @@ export async function validateAuthorizeRequest(params: Params, deps: ProviderDep
 
   const responseType = params.get("response_type");
   if (!responseType) return fail("invalid_request", "response_type is missing");
-  if (responseType !== "code") return fail("unsupported_response_type", "only response_type=code is supported");
+  if (responseType !== "code") return fail(client.profileErrorCode ?? "unsupported_response_type", "only response_type=code is supported");
   if (!client.responseTypes.includes("code") || !client.grantTypes.includes("authorization_code")) {
     return fail("unauthorized_client", "the client may not use the authorization code flow");
   }

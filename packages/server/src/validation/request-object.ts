@@ -78,8 +78,8 @@ async function verifyRequestObject(jws: string, client: Client, deps: ProviderDe
   const alg = header.alg;
   if (alg === undefined || alg === "none") throw invalidObject("the request object must be signed (alg none is refused)");
   if (!REQUEST_OBJECT_ALGORITHMS.includes(alg)) throw invalidObject(`alg ${alg} is not accepted for request objects`);
-  if (client.requestObjectSigningAlg !== undefined && alg !== client.requestObjectSigningAlg) {
-    throw invalidObject(`this client's request objects must use ${client.requestObjectSigningAlg}`);
+  if (!client.requestObjectAlgorithms.includes(alg)) {
+    throw invalidObject(`this client's request objects must use ${client.requestObjectAlgorithms.join(", ")}`);
   }
   if (header.typ !== undefined && !ACCEPTED_TYPES.has(header.typ.toLowerCase().replace(/^application\//, ""))) {
     throw invalidObject("the request object's typ must be oauth-authz-req+jwt");
@@ -89,7 +89,7 @@ async function verifyRequestObject(jws: string, client: Client, deps: ProviderDe
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(jws, keys, {
-      algorithms: client.requestObjectSigningAlg ? [client.requestObjectSigningAlg] : [...REQUEST_OBJECT_ALGORITHMS],
+      algorithms: client.requestObjectAlgorithms,
       issuer: client.clientId,
       audience: deps.options.issuer,
       requiredClaims: ["iss", "aud", "exp"],
