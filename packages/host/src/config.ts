@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { isStorableText, STORE_LIMITS } from "@tessera/server";
+import { isStorableText, redirectUriProblem, STORE_LIMITS } from "@tessera/server";
 import { createRequire } from "node:module";
 import type * as Zod from "zod";
 import { addressList } from "./client-address.ts";
@@ -254,6 +254,12 @@ export const configSchema = z
       }
       if (client.id_token_signed_response_alg && !algorithms.includes(client.id_token_signed_response_alg)) {
         issue(["clients", i, "id_token_signed_response_alg"], "not in keys.algorithms");
+      }
+      for (const key of ["redirect_uris", "post_logout_redirect_uris"] as const) {
+        (client[key] ?? []).forEach((uri, j) => {
+          const problem = redirectUriProblem(uri, { publicClient: method === "none" });
+          if (problem) issue(["clients", i, key, j], problem);
+        });
       }
       if ((client.grant_types ?? ["authorization_code"]).includes("authorization_code") && !(client.redirect_uris ?? []).length) {
         issue(["clients", i, "redirect_uris"], "the authorization code flow needs at least one redirect_uri");
