@@ -233,3 +233,54 @@ describe("PAR review", () => {
     assert.ok(audiences.includes("https://mtls.idp.test/connect/par"));
   });
 });
+
+describe("17 PAR: the endpoint's methods and CORS", () => {
+  let host: TestHost;
+  before(async () => {
+    host = await createTestHost(parConfig(), { listen: true });
+  });
+  after(() => host.close());
+
+  it("17 PAR: GET and every other method but POST answer 405 with Allow: POST, as a JSON error", async () => {
+    for (const method of ["GET", "PUT", "DELETE", "PATCH"]) {
+      const response = await fetch(`${host.issuer}/connect/par`, { method });
+      assert.equal(response.status, 405, method);
+      assert.equal(response.headers.get("allow"), "POST", method);
+      assert.equal(response.headers.get("cache-control"), "no-store");
+      assert.equal(((await response.json()) as { error: string }).error, "invalid_request", method);
+    }
+    const head = await fetch(`${host.issuer}/connect/par`, { method: "HEAD" });
+    assert.equal(head.status, 405);
+    assert.equal(head.headers.get("allow"), "POST");
+    // POST still pushes.
+    assert.equal((await push(host, authorizeParams(), basic("conf", "conf-secret"))).status, 201);
+  });
+
+  it("17 PAR: CORS like the token endpoint: preflight and answers for a registered redirect origin only", async () => {
+    const origin = new URL(CB).origin;
+    const preflight = (from: string) => fetch(`${host.issuer}/connect/par`, { method: "OPTIONS", headers: { origin: from, "access-control-request-method": "POST", "access-control-request-headers": "content-type, dpop" } });
+    const allowed = await preflight(origin);
+    assert.equal(allowed.status, 204);
+    assert.equal(allowed.headers.get("access-control-allow-origin"), origin);
+    assert.match(allowed.headers.get("access-control-allow-methods")!, /POST/);
+    assert.match(allowed.headers.get("access-control-allow-headers")!, /dpop/);
+    const refused = await preflight("https://evil.test");
+    assert.equal(refused.headers.get("access-control-allow-origin"), null);
+
+    const pushFrom = (from: string, fields: Record<string, string>) =>
+      fetch(`${host.issuer}/connect/par`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", origin: from }, body: new URLSearchParams(fields).toString() });
+    const pushed = await pushFrom(origin, { ...authorizeParams(), client_id: "public" });
+    assert.equal(pushed.status, 201);
+    assert.equal(pushed.headers.get("access-control-allow-origin"), origin);
+    assert.match(((await pushed.json()) as { request_uri: string }).request_uri, /^urn:ietf:params:oauth:request_uri:/);
+    const bad = await pushFrom(origin, { ...authorizeParams(), client_id: "public", response_type: "token" });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.headers.get("access-control-allow-origin"), origin, "errors are readable by the app too");
+    const other = await pushFrom("https://evil.test", { ...authorizeParams(), client_id: "public" });
+    assert.equal(other.status, 201);
+    assert.equal(other.headers.get("access-control-allow-origin"), null);
+    const get = await fetch(`${host.issuer}/connect/par`, { headers: { origin } });
+    assert.equal(get.status, 405);
+    assert.equal(get.headers.get("access-control-allow-origin"), origin);
+  });
+});

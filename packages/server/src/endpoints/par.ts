@@ -67,6 +67,14 @@ export function parEndpoint(deps: ProviderDeps) {
 }
 
 /**
+ * Any method but POST (and the CORS preflight) at the PAR endpoint: 405 with `Allow: POST` (RFC 9126 §2
+ * takes POST only; RFC 9110 §15.5.6), as a JSON error rather than a not-found.
+ */
+export function parMethodNotAllowed(): Promise<Response> {
+  return Promise.reject(new ProtocolError("invalid_request", "the pushed authorization request endpoint accepts only POST", { status: 405, headers: { allow: "POST" } }));
+}
+
+/**
  * RFC 9126 §4: the pushed parameters behind a request_uri, taken once (atomically, across processes).
  * Undefined when it was not issued here, expired, was used already, or belongs to another client.
  */
