@@ -214,6 +214,41 @@ describe("PAR review", () => {
     }
   });
 
+  it("17 PAR: a used request_uri leaves the per-address count, so it never pushes out another user's unused one", async () => {
+    const { createMemoryStore, createProvider } = await import("@tessera/server");
+    let now = 1_000_000_000_000;
+    const provider = createProvider({
+      issuer: "https://idp.test",
+      store: createMemoryStore(),
+      dataKey: Buffer.alloc(32, 4).toString("base64url"),
+      clients: [{ client_id: "conf", client_secret: "conf-secret", redirect_uris: [CB], scope: "openid" }],
+      interaction: { maxPendingPerAddress: 2 },
+      clock: () => now,
+    });
+    // A confidential client's backend pushes for every user from one address.
+    const backend = { clientAddress: "203.0.113.7" };
+    const pushOne = async () => {
+      const response = await provider.fetch(new Request("https://idp.test/connect/par", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic("conf", "conf-secret") }, body: new URLSearchParams(authorizeParams()) }), backend);
+      assert.equal(response.status, 201);
+      return ((await response.json()) as { request_uri: string }).request_uri;
+    };
+    const authorize = async (requestUri: string) => {
+      const response = await provider.fetch(new Request(`https://idp.test/connect/authorize?${new URLSearchParams({ client_id: "conf", request_uri: requestUri })}`), { clientAddress: "198.51.100.1" });
+      assert.equal(response.status, 302);
+      return response.headers.get("location")!;
+    };
+    try {
+      const slow = await pushOne(); // this user's browser is still on its way
+      now += 1000;
+      assert.doesNotMatch(await authorize(await pushOne()), /error=/, "a second user signs in at once");
+      now += 1000;
+      await pushOne(); // a third user: the bucket now holds two unused pushes, within its cap of 2
+      assert.doesNotMatch(await authorize(slow), /error=/, "the first user's push was not evicted for a used one");
+    } finally {
+      await provider.close();
+    }
+  });
+
   it("17.12 PAR: a push authorize would refuse as too large is refused at the PAR endpoint (400 JSON), nothing stored", async () => {
     const host = await createTestHost({ ...parConfig(), limits: { maxFormBytes: 65536 } }, { listen: true });
     try {

@@ -75,7 +75,8 @@ export function parMethodNotAllowed(): Promise<Response> {
 }
 
 /**
- * RFC 9126 §4: the pushed parameters behind a request_uri, taken once (atomically, across processes).
+ * RFC 9126 §4: the pushed parameters behind a request_uri, taken once (atomically, across processes) and
+ * then removed.
  * Undefined when it was not issued here, expired, was used already, or belongs to another client.
  */
 export async function takePushedRequest(deps: ProviderDeps, requestUri: string, clientId: string): Promise<Params | undefined> {
@@ -86,6 +87,9 @@ export async function takePushedRequest(deps: ProviderDeps, requestUri: string, 
   if (!grant || grant.kind !== "par" || grant.clientId !== clientId || grant.expiresAt <= now || grant.consumedAt !== undefined) return undefined;
   const consumed = await deps.store.grants.consume(key, now);
   if (!consumed?.firstUse) return undefined;
+  // Used, it is gone: a used push must not hold a place in its address's pending cap (a confidential
+  // client's backend pushes for all its users from one address) and would only ever be refused again.
+  await deps.store.grants.remove(key);
   try {
     return Params.fromEntries(JSON.parse(consumed.grant.data) as [string, string][]);
   } catch {
