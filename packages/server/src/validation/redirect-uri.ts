@@ -45,7 +45,7 @@ const DANGEROUS_SCHEMES = new Set(["javascript:", "vbscript:", "data:", "blob:",
  * https URIs, RFC 8252 §7.2, and loopback ones, §7.3, are ordinary URIs here). A private-use scheme
  * (RFC 8252 §7.1, `com.example.app:/callback`) only for a public client, since native apps are public
  * clients (§8.4), and only a reverse domain name: §8.4 says a private-use scheme without a period SHOULD be
- * rejected (oidc-provider refused those too, up to v8). Never a scheme a browser would run or read
+ * rejected (older oidc-provider releases refused those too). Never a scheme a browser would run or read
  * locally (`javascript:`, `data:`, `file:`, ...), and nothing a URL parser would silently trim or rewrite.
  */
 export function redirectUriProblem(uri: string, client: { publicClient: boolean }): string | undefined {
