@@ -46,6 +46,7 @@ try {
   say("userinfo:");
   say(JSON.stringify(result.userinfo, null, 2));
 } catch (error) {
-  process.stderr.write(`Sign-in failed: ${describe(error)}\n`);
+  const unreachable = /fetch failed/.test(describe(error)) ? ` Is the identity server at ${values.issuer} running (npm start)?` : "";
+  process.stderr.write(`Sign-in failed: ${describe(error)}${unreachable}\n`);
   process.exitCode = 1;
 }
