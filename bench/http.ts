@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import ts from "typescript";
-import { CONNECTIONS, FORM, basicFor, referenceToken, refreshWorkload, ssoWorkload, userAccessToken, type Measurement, type Workload } from "./flows.ts";
+import { CONNECTIONS, FORM, basicFor, parWorkload, referenceToken, refreshWorkload, ssoWorkload, userAccessToken, type Measurement, type Workload } from "./flows.ts";
 
 const SERVERS = join(import.meta.dirname, "servers");
 
@@ -231,6 +231,10 @@ const SCENARIOS: Record<string, () => [string, Contender[]]> = {
   sso: () => [
     "SSO round trip: prompt=none authorize with the session cookie, then code redemption (ES256 ID + JWT access token)",
     [tessera("memory", "ES256", ssoWorkload), tessera("sqlite", "ES256", ssoWorkload), peer("ES256", ssoWorkload)],
+  ],
+  par: () => [
+    "PAR + code round trip: push (client auth), authorize with request_uri on the SSO session, code redemption (ES256 ID + JWT access token)",
+    [tessera("memory", "ES256", parWorkload), tessera("sqlite", "ES256", parWorkload), peer("ES256", parWorkload)],
   ],
   refresh: () => ["refresh token rotation (new refresh, ES256 ID and JWT access token each time)", [tessera("memory", "ES256", refreshWorkload), tessera("sqlite", "ES256", refreshWorkload), peer("ES256", refreshWorkload)]],
   introspection: () => {

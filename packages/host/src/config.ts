@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { FAPI2_SIGNING_ALGORITHMS, isStorableText, securityProfileProblems, STORE_LIMITS, type ClientMetadata } from "@tessera/server";
+import { FAPI2_SIGNING_ALGORITHMS, isStorableText, redirectUriProblem, securityProfileProblems, STORE_LIMITS, type ClientMetadata } from "@tessera/server";
 import { createRequire } from "node:module";
 import type * as Zod from "zod";
 import { addressList } from "./client-address.ts";
@@ -266,6 +266,12 @@ export const configSchema = z
       // FAPI 2.0 SP §5.4.1: this client's ID and access tokens are signed with its alg, else the first configured one.
       if (client.security_profile === "fapi2" && !client.id_token_signed_response_alg && !FAPI2_SIGNING_ALGORITHMS.includes(algorithms[0]!)) {
         issue(["clients", i, "id_token_signed_response_alg"], `FAPI 2.0 (§5.4.1) signs with ${FAPI2_SIGNING_ALGORITHMS.join(", ")}: set one here (and in keys.algorithms) or put one first in keys.algorithms`);
+      }
+      for (const key of ["redirect_uris", "post_logout_redirect_uris"] as const) {
+        (client[key] ?? []).forEach((uri, j) => {
+          const problem = redirectUriProblem(uri, { publicClient: method === "none" });
+          if (problem) issue(["clients", i, key, j], problem);
+        });
       }
       if ((client.grant_types ?? ["authorization_code"]).includes("authorization_code") && !(client.redirect_uris ?? []).length) {
         issue(["clients", i, "redirect_uris"], "the authorization code flow needs at least one redirect_uri");

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { JWK } from "jose";
-import { isLoopbackIpRedirect } from "./validation/redirect-uri.ts";
+import { isLoopbackIpRedirect, redirectUriProblem } from "./validation/redirect-uri.ts";
 
 /** Client authentication methods at the token endpoint implemented so far. */
 export type TokenEndpointAuthMethod = "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | "private_key_jwt" | "tls_client_auth" | "self_signed_tls_client_auth" | "none";
@@ -238,6 +238,12 @@ export function normalizeClient(metadata: ClientMetadata): Client {
   if (method === "self_signed_tls_client_auth" && !metadata.jwks) throw new TypeError(`client ${metadata.client_id}: self_signed_tls_client_auth needs jwks`);
   if (method === "private_key_jwt" && !metadata.jwks === !metadata.jwks_uri) {
     throw new TypeError(`client ${metadata.client_id}: private_key_jwt needs exactly one of jwks and jwks_uri`);
+  }
+  for (const key of ["redirect_uris", "post_logout_redirect_uris"] as const) {
+    for (const uri of metadata[key] ?? []) {
+      const problem = redirectUriProblem(uri, { publicClient: method === "none" });
+      if (problem) throw new TypeError(`client ${metadata.client_id}: ${key} ${JSON.stringify(uri)} ${problem}`);
+    }
   }
   const methodFamily: readonly string[] = method === "private_key_jwt" ? ASSERTION_ALGORITHMS.private_key_jwt : method === "client_secret_jwt" ? ASSERTION_ALGORITHMS.client_secret_jwt : [];
   const family = fapi2 ? methodFamily.filter((alg) => FAPI2_SIGNING_ALGORITHMS.includes(alg)) : methodFamily;

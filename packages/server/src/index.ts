@@ -25,7 +25,7 @@ export { StoreValueError, STORE_LIMITS, isStorableText } from "./stores/values.t
 export { createSqlStore, migrate } from "./stores/sql/sql-store.ts";
 export { DataProtector } from "./keys/data-protection.ts";
 export { ProtocolError } from "@tessera/protocol";
-export { isLoopbackIpRedirect } from "./validation/redirect-uri.ts";
+export { isLoopbackIpRedirect, redirectUriProblem } from "./validation/redirect-uri.ts";
 export { parseCertificates, chainsTo, type ClientCertificateContext } from "./client-auth/certificates.ts";
 export type { TesseraEvent, EventSink } from "./events.ts";
 export { cachedReadiness, requestTelemetry, storeReady, UNMATCHED_ROUTE, READINESS_TIMEOUT_MS, type ProviderObserver, type RequestObservation, type RequestTelemetryOptions } from "./observability/requests.ts";

@@ -17,7 +17,7 @@ import { PATHS, type ProviderDeps } from "./deps.ts";
 import { authorizeCallbackEndpoint, authorizeEndpoint } from "./endpoints/authorize.ts";
 import { discoveryEndpoint, jwksEndpoint, providerMetadata } from "./endpoints/discovery.ts";
 import { tokenEndpoint } from "./endpoints/token.ts";
-import { parEndpoint } from "./endpoints/par.ts";
+import { parEndpoint, parMethodNotAllowed } from "./endpoints/par.ts";
 import { userinfoEndpoint } from "./endpoints/userinfo.ts";
 import { validateBearerToken } from "./validation/bearer-token.ts";
 import { introspectionEndpoint } from "./endpoints/introspection.ts";
@@ -193,7 +193,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const cors = new CorsPolicy(providerOptions.clients.flatMap((c) => c.redirect_uris ?? []));
   const app = new Hono().basePath(options.basePath || "/");
   app.use(requestTelemetry({ observer }));
-  for (const path of [PATHS.token, PATHS.revocation, PATHS.userinfo]) app.options(path, (c) => cors.preflight(c.req.raw));
+  for (const path of [PATHS.token, PATHS.par, PATHS.revocation, PATHS.userinfo]) app.options(path, (c) => cors.preflight(c.req.raw));
   const route = (handler: (request: Request) => Promise<Response>) => (c: { req: { raw: Request } }) => handler(c.req.raw);
   // CORS headers are added by wrapping the handler: a middleware assigning c.res would make Hono copy
   // every response into a new streamed one.
@@ -220,7 +220,9 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   app.on(["GET", "POST"], PATHS.authorize, route(authorizeEndpoint(deps)));
   app.get(PATHS.authorizeCallback, route(authorizeCallbackEndpoint(deps)));
   app.post(PATHS.token, corsRoute(tokenEndpoint(deps)));
-  app.post(PATHS.par, route(parEndpoint(deps)));
+  // SPAs push too (oidc-provider allows CORS there), so PAR answers preflights and carries CORS headers.
+  app.post(PATHS.par, corsRoute(parEndpoint(deps)));
+  app.all(PATHS.par, corsRoute(parMethodNotAllowed));
   app.on(["GET", "POST"], PATHS.userinfo, corsRoute(userinfoEndpoint(deps)));
   app.post(PATHS.introspection, route(introspectionEndpoint(deps)));
   app.post(PATHS.revocation, corsRoute(revocationEndpoint(deps)));

@@ -74,7 +74,16 @@ export function parEndpoint(deps: ProviderDeps) {
 }
 
 /**
- * RFC 9126 §4: the pushed parameters behind a request_uri, taken once (atomically, across processes).
+ * Any method but POST (and the CORS preflight) at the PAR endpoint: 405 with `Allow: POST` (RFC 9126 §2
+ * takes POST only; RFC 9110 §15.5.6), as a JSON error rather than a not-found.
+ */
+export function parMethodNotAllowed(): Promise<Response> {
+  return Promise.reject(new ProtocolError("invalid_request", "the pushed authorization request endpoint accepts only POST", { status: 405, headers: { allow: "POST" } }));
+}
+
+/**
+ * RFC 9126 §4: the pushed parameters behind a request_uri, taken once (atomically, across processes) and
+ * then removed.
  * Undefined when it was not issued here, expired, was used already, or belongs to another client.
  */
 export async function takePushedRequest(deps: ProviderDeps, requestUri: string, clientId: string): Promise<Params | undefined> {
@@ -85,6 +94,9 @@ export async function takePushedRequest(deps: ProviderDeps, requestUri: string, 
   if (!grant || grant.kind !== "par" || grant.clientId !== clientId || grant.expiresAt <= now || grant.consumedAt !== undefined) return undefined;
   const consumed = await deps.store.grants.consume(key, now);
   if (!consumed?.firstUse) return undefined;
+  // Used, it is gone: a used push must not hold a place in its address's pending cap (a confidential
+  // client's backend pushes for all its users from one address) and would only ever be refused again.
+  await deps.store.grants.remove(key);
   try {
     return Params.fromEntries(JSON.parse(consumed.grant.data) as [string, string][]);
   } catch {
