@@ -10,6 +10,7 @@ export { BACKCHANNEL_LOGOUT_EVENT } from "./logout/back-channel.ts";
 export type { ProviderOptions, SigningAlgorithm, ApiScope, ApiResource, IdentityResource, Logger } from "./options.ts";
 export { SIGNING_ALGORITHMS } from "./options.ts";
 export type { ClientMetadata, TokenEndpointAuthMethod } from "./clients.ts";
+export type { ClientIdMetadataDocumentOptions } from "./clients/metadata-document.ts";
 export type { SignInUser, AuthenticationSession } from "./session/session.ts";
 export { SESSION_COOKIE, SESSION_ID_COOKIE, sessionCookieName } from "./session/session.ts";
 export { issuerCookieName } from "./http/cookies.ts";

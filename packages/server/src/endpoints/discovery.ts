@@ -48,6 +48,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     request_uri_parameter_supported: false,
     authorization_response_iss_parameter_supported: true,
     dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
+    ...(options.clientIdMetadataDocuments.enabled ? { client_id_metadata_document_supported: true } : {}),
     ...(options.mtls.enabled ? { tls_client_certificate_bound_access_tokens: true } : {}),
     ...(options.mtls.enabled && options.mtls.endpointBaseUrl
       ? {
