@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { randomUUID } from "node:crypto";
+import { SignJWT, exportJWK, generateKeyPair } from "jose";
 import { clientIdMetadataDocumentUrl } from "../packages/server/src/clients/metadata-document.ts";
+import { ConfigError, parseConfig } from "@tessera/host";
+import { createTestHost } from "@tessera/testing";
 import { Flow, REDIRECT, RP, baseConfig } from "./support/fixtures.ts";
 import { makePki, type TestPki } from "./support/certs.ts";
 
@@ -108,6 +112,34 @@ describe("19 Client ID Metadata Documents", () => {
     assert.equal(claims?.client_id, clientId);
     assert.equal(JSON.parse(Buffer.from(tokens.id_token.split(".")[1]!, "base64url").toString()).aud, clientId);
     assert.equal(docs.hits.get("/tools/demo.json"), 1, "one fetch served the whole flow (cached)");
+  });
+
+  it("19 CIMD: a private_key_jwt document client authenticates with keys from its jwks_uri", async () => {
+    const pair = await generateKeyPair("ES256", { extractable: true });
+    docs.routes.set("/keys/tool.json", { body: JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: "tool", alg: "ES256" }] }) });
+    const clientId = docs.client("/tools/signed.json", { token_endpoint_auth_method: "private_key_jwt", jwks_uri: `${docs.base}/keys/tool.json`, client_name: "Signed Tool" });
+    const request = await flow.authorizeUrl({ client_id: clientId, scope: "openid profile" });
+    let page = await flow.go(request.url);
+    if (page.query("input[name=password]")) page = await flow.login(page);
+    assert.match(page.text(), /Signed Tool \(127\.0\.0\.1:\d+\) is asking for/);
+    const back = await flow.browser.submitForm(page, { button: "button[name=decision][value=allow]", stopAt: (u) => u.origin === RP });
+    const code = Flow.response(back).get("code")!;
+    const assertion = (key = pair.privateKey) => new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: "ES256", kid: "tool" }).setIssuer(clientId).setSubject(clientId).setAudience(flow.host.issuer).setIssuedAt().setExpirationTime("1m").sign(key);
+    const form = { grant_type: "authorization_code", code, redirect_uri: REDIRECT, code_verifier: request.verifier, client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" };
+    const wrongKey = await flow.token({ ...form, client_assertion: await assertion((await generateKeyPair("ES256")).privateKey) });
+    assert.equal(wrongKey.status, 401);
+    const response = await flow.token({ ...form, client_assertion: await assertion() });
+    assert.equal(response.status, 200, await response.clone().text());
+    // Without an assertion a private_key_jwt client is not authenticated.
+    const none = await flow.token({ grant_type: "refresh_token", refresh_token: "x", client_id: clientId });
+    assert.equal(none.status, 401);
+  });
+
+  it("19 CIMD: the token endpoint does not know a client whose document is refused", async () => {
+    const clientId = docs.client("/tools/token-mismatch.json", { client_id: "https://elsewhere.example/tool.json" });
+    const response = await flow.token({ grant_type: "authorization_code", code: "x", redirect_uri: REDIRECT, code_verifier: "x".repeat(43), client_id: clientId });
+    assert.equal(response.status, 401);
+    assert.equal(((await response.json()) as { error: string }).error, "invalid_client");
   });
 
   it("19 CIMD: PKCE is required even when the document says otherwise", async () => {
@@ -256,5 +288,14 @@ describe("19 Client ID Metadata Documents", () => {
     } finally {
       await configured.close();
     }
+  });
+
+  it("19 CIMD: the host config takes clientIdMetadataDocuments and outbound.ca, and refuses what does not fit", async () => {
+    const base = { issuer: "https://id.example.com", store: { kind: "memory" } };
+    assert.deepEqual(parseConfig({ ...base, clientIdMetadataDocuments: { enabled: true, maxCacheEntries: 10 } }).clientIdMetadataDocuments, { enabled: true, maxCacheEntries: 10 });
+    for (const bad of [{ enable: true }, { enabled: "yes" }, { minCacheTtl: 100, maxCacheTtl: 10 }, { maxResponseBytes: 10 }]) {
+      assert.throws(() => parseConfig({ ...base, clientIdMetadataDocuments: bad }), ConfigError, JSON.stringify(bad));
+    }
+    await assert.rejects(createTestHost({ outbound: { ca: "/nonexistent/ca.pem" } }), /outbound\.ca/);
   });
 });
