@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { SignJWT, exportJWK, generateKeyPair } from "jose";
 import { clientIdMetadataDocumentUrl } from "../packages/server/src/clients/metadata-document.ts";
 import { ConfigError, parseConfig } from "@tessera/host";
@@ -297,5 +300,36 @@ describe("19 Client ID Metadata Documents", () => {
       assert.throws(() => parseConfig({ ...base, clientIdMetadataDocuments: bad }), ConfigError, JSON.stringify(bad));
     }
     await assert.rejects(createTestHost({ outbound: { ca: "/nonexistent/ca.pem" } }), /outbound\.ca/);
+  });
+
+  it("19 CIMD: the host trusts NODE_EXTRA_CA_CERTS for documents (no outbound.ca)", async () => {
+    const clientId = docs.client("/tools/extra-ca.json");
+    const file = join(pki.dir, "extra-ca.json");
+    writeFileSync(file, JSON.stringify({ issuer: "http://127.0.0.1:5999", store: { kind: "memory" }, outbound: { allowLoopback: true }, clientIdMetadataDocuments: { enabled: true } }));
+    const run = async (env: Record<string, string>) => {
+      const script = "import { main } from './packages/host/src/cli.ts'; process.exitCode = await main(process.argv.slice(1));";
+      const child = spawn(process.execPath, ["--conditions=@tessera/source", "--import", "tsx", "--input-type=module", "-e", script, "start", "--config", file, "--port", "0"], { cwd: join(import.meta.dirname, ".."), env: { ...process.env, LOG_LEVEL: "silent", ...env } });
+      try {
+        const url = await new Promise<string>((resolve, reject) => {
+          let out = "";
+          child.stdout.on("data", (chunk: Buffer) => {
+            out += chunk.toString();
+            const match = /^listening on (\S+)$/m.exec(out);
+            if (match) resolve(match[1]!);
+          });
+          child.once("exit", (code) => reject(new Error(`exited with ${code}: ${out}`)));
+        });
+        const authorize = new URL("/connect/authorize", url);
+        for (const [k, v] of Object.entries({ client_id: clientId, redirect_uri: REDIRECT, response_type: "code", scope: "openid", code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", code_challenge_method: "S256" })) authorize.searchParams.set(k, v);
+        return await fetch(authorize, { redirect: "manual" });
+      } finally {
+        child.kill("SIGTERM");
+      }
+    };
+    const trusted = await run({ NODE_EXTRA_CA_CERTS: pki.paths.ca });
+    assert.equal(trusted.status, 302, "on to the login page");
+    assert.match(trusted.headers.get("location") ?? "", /\/login\?returnUrl=/);
+    const untrusted = await run({});
+    assert.equal(untrusted.status, 400, "the document's certificate is not trusted");
   });
 });
