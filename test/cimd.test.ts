@@ -17,6 +17,8 @@ import { makePki, type TestPki } from "./support/certs.ts";
 class DocumentServer {
   readonly hits = new Map<string, number>();
   readonly routes = new Map<string, { status?: number; headers?: Record<string, string>; body: string }>();
+  /** While set, requests under /slow/ wait for it. */
+  hold: Promise<void> | undefined;
   private constructor(
     private readonly server: Server,
     readonly base: string,
@@ -27,6 +29,10 @@ class DocumentServer {
     const server = createServer({ cert: pki.server.cert, key: pki.server.key }, (req, res) => {
       const path = new URL(req.url ?? "/", "https://x").pathname;
       self!.hits.set(path, (self!.hits.get(path) ?? 0) + 1);
+      if (path.startsWith("/slow/") && self!.hold) {
+        void self!.hold.then(() => res.writeHead(404).end());
+        return;
+      }
       const route = self!.routes.get(path);
       if (!route) {
         res.writeHead(404).end();
@@ -332,4 +338,26 @@ describe("19 Client ID Metadata Documents", () => {
     const untrusted = await run({});
     assert.equal(untrusted.status, 400, "the document's certificate is not trusted");
   });
+
+  it("19 CIMD: at most maxConcurrentFetches documents are fetched at once", async () => {
+    const capped = await Flow.create({ ...config(), clientIdMetadataDocuments: { enabled: true, maxConcurrentFetches: 3 } }, undefined, { logger });
+    let release!: () => void;
+    docs.hold = new Promise((resolve) => (release = resolve));
+    try {
+      const urls = Array.from({ length: 5 }, (_, i) => `${docs.base}/slow/${i}.json`);
+      const seen = reasons.length;
+      const lookups = urls.map((url) => capped.host.fetch(new Request(`${capped.host.issuer}/connect/authorize?client_id=${encodeURIComponent(url)}&redirect_uri=${encodeURIComponent(REDIRECT)}&response_type=code`)));
+      // The lookups past the cap are refused at once, without a fetch; the others wait for the server.
+      while (reasons.slice(seen).filter((r) => r === "too many document fetches in flight").length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+      release();
+      const statuses = (await Promise.all(lookups)).map((r) => r.status);
+      assert.deepEqual(statuses, [400, 400, 400, 400, 400]);
+      assert.equal(urls.filter((url) => docs.hits.has(new URL(url).pathname)).length, 3);
+    } finally {
+      release();
+      docs.hold = undefined;
+      await capped.close();
+    }
+  });
+
 });

@@ -131,6 +131,7 @@ export const configSchema = z
         maxCacheTtl: seconds.optional(),
         failureCacheTtl: seconds.optional(),
         maxCacheEntries: z.number().int().min(1).max(100_000).optional(),
+        maxConcurrentFetches: z.number().int().min(1).max(10_000).optional(),
       })
       .refine((c) => (c.minCacheTtl ?? 60) <= (c.maxCacheTtl ?? 86_400), { message: "minCacheTtl must not exceed maxCacheTtl", path: ["minCacheTtl"] })
       .optional(),

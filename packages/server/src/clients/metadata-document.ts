@@ -19,6 +19,8 @@ export interface ClientIdMetadataDocumentOptions {
   failureCacheTtl: number;
   /** Documents (and failures) kept in memory per process, least recently used dropped first (default 1000). */
   maxCacheEntries: number;
+  /** Fetches of different URLs at once, per process; lookups past it are refused (default 64): anyone can name a URL. */
+  maxConcurrentFetches: number;
 }
 
 export const CIMD_DEFAULTS: ClientIdMetadataDocumentOptions = {
@@ -29,6 +31,7 @@ export const CIMD_DEFAULTS: ClientIdMetadataDocumentOptions = {
   maxCacheTtl: 86_400,
   failureCacheTtl: 30,
   maxCacheEntries: 1000,
+  maxConcurrentFetches: 64,
 };
 
 /** Seconds a document without Cache-Control max-age is kept (then bounded by min/max). */
@@ -125,6 +128,10 @@ export function clientIdMetadataDocumentStore(inner: ClientStore, deps: Metadata
       }
       let pending = inFlight.get(clientId);
       if (!pending) {
+        if (inFlight.size >= options.maxConcurrentFetches) {
+          deps.logger.warn({ clientId, reason: "too many document fetches in flight" }, "client metadata document refused");
+          return undefined;
+        }
         pending = resolve(url).finally(() => inFlight.delete(clientId));
         inFlight.set(clientId, pending);
       }
