@@ -12,6 +12,9 @@ import { ConfigError, parseConfig } from "@tessera/host";
 import { createTestHost } from "@tessera/testing";
 import { Flow, REDIRECT, RP, baseConfig } from "./support/fixtures.ts";
 import { makePki, type TestPki } from "./support/certs.ts";
+import { startTestPostgres } from "./support/postgres.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 
 /** An https server on 127.0.0.1 (certificate from the test CA) answering each path as `routes` says; counts hits. */
 class DocumentServer {
@@ -360,4 +363,37 @@ describe("19 Client ID Metadata Documents", () => {
     }
   });
 
+
+  it("19 CIMD: a client with a 200-character URL signs in, and its consent is remembered, on every store", async () => {
+    const postgres = await startTestPostgres();
+    const dir = mkdtempSync(join(tmpdir(), "tessera-cimd-"));
+    const stores: [string, TestHostStore][] = [["memory", { kind: "memory" }], ["sqlite", { kind: "sqlite", path: join(dir, "cimd.db") }]];
+    if (process.env.CI) assert.ok(postgres, "PostgreSQL runs in CI");
+    if (postgres) stores.push(["postgres", { kind: "postgres", url: await postgres.createDatabase() }]);
+    try {
+      const path = "/long/" + "x".repeat(200 - docs.base.length - "/long/".length - ".json".length) + ".json";
+      const clientId = docs.client(path);
+      assert.equal(clientId.length, 200);
+      for (const [name, store] of stores) {
+        const stored = await Flow.create({ ...config(), store });
+        try {
+          const first = await stored.authorizeUrl({ client_id: clientId, scope: "openid profile" });
+          const consent = await stored.login(await stored.go(first.url));
+          assert.ok(consent.query("button[name=decision][value=allow]"), `${name}: consent asked`);
+          const code = Flow.response(await stored.browser.submitForm(consent, { button: "button[name=decision][value=allow]", stopAt: (u) => u.origin === RP })).get("code")!;
+          const tokens = await stored.token({ grant_type: "authorization_code", code, redirect_uri: REDIRECT, code_verifier: first.verifier, client_id: clientId });
+          assert.equal(tokens.status, 200, `${name}: tokens`);
+          const again = await stored.authorizeUrl({ client_id: clientId, scope: "openid profile" });
+          assert.ok(Flow.response(await stored.go(again.url)).get("code"), `${name}: the remembered consent is used`);
+        } finally {
+          await stored.close();
+        }
+      }
+    } finally {
+      await postgres?.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
+
+type TestHostStore = { kind: "memory" } | { kind: "sqlite"; path: string } | { kind: "postgres"; url: string };
