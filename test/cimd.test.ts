@@ -179,7 +179,7 @@ describe("19 Client ID Metadata Documents", () => {
     const closed = await DocumentServer.start(pki);
     const url = `${closed.base}/tools/gone.json`;
     await closed.close();
-    await refused(url, {}, flow, /could not be fetched/);
+    await refused(url, {}, flow, /could not be fetched \(ECONNREFUSED\)/);
     await refused(`${docs.base}/tools/missing.json`, {}, flow, /HTTP 404/);
   });
 
@@ -222,13 +222,15 @@ describe("19 Client ID Metadata Documents", () => {
   });
 
   it("19 CIMD: a private-address URL is refused by the outbound policy and never fetched", async () => {
-    const strict = await Flow.create({ ...config(), outbound: { allowLoopback: false, ca: pki.paths.ca } });
+    const strict = await Flow.create({ ...config(), outbound: { allowLoopback: false, ca: pki.paths.ca } }, undefined, { logger });
     try {
       const clientId = docs.client("/tools/private.json");
-      await refused(clientId, {}, strict);
+      await refused(clientId, {}, strict, /may not be reached by outbound requests/);
       assert.equal(docs.hits.get("/tools/private.json"), undefined);
-      await refused("https://10.1.2.3/tools/client.json", {}, strict);
-      await refused("https://[::1]/tools/client.json", {}, strict);
+      await refused("https://10.1.2.3/tools/client.json", {}, strict, /may not be reached/);
+      await refused("https://[::1]/tools/client.json", {}, strict, /may not be reached/);
+      // A name that resolves to loopback is refused where the connection is made.
+      await refused(`https://localhost:${new URL(docs.base).port}/tools/private.json`, {}, strict, /resolves to an address outbound requests may not reach/);
     } finally {
       await strict.close();
     }

@@ -107,7 +107,7 @@ export function clientIdMetadataDocumentStore(inner: ClientStore, deps: Metadata
       remember(url.href, client, ttl);
       return client;
     } catch (error) {
-      const reason = error instanceof DocumentRefused || (error as Error).name === "OutboundRefused" ? (error as Error).message : `the document could not be fetched (${(error as Error).name})`;
+      const reason = refusalReason(error);
       deps.logger.warn({ clientId: url.href, reason }, "client metadata document refused");
       remember(url.href, undefined, options.failureCacheTtl);
       return undefined;
@@ -246,4 +246,13 @@ function isAbsoluteUrl(value: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** What the log says about a failure: the refusal, or why the fetch failed (undici wraps the cause). */
+function refusalReason(error: unknown): string {
+  const failure = error as Error & { cause?: Error & { code?: unknown } };
+  if (failure instanceof DocumentRefused || failure.name === "OutboundRefused") return failure.message;
+  if (failure.cause?.name === "OutboundRefused") return failure.cause.message;
+  const code = typeof failure.cause?.code === "string" ? failure.cause.code : failure.name;
+  return `the document could not be fetched (${code})`;
 }
