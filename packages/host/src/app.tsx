@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isLoopbackIpRedirect, isStoreUnavailable, requestTelemetry, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
 import { Hono, type Context } from "hono";
@@ -133,7 +134,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     keys: config.keys,
     tokens: config.tokens,
     logout: config.logout,
-    outbound: config.outbound,
+    outbound: config.outbound && { ...config.outbound, ca: config.outbound.ca === undefined ? undefined : readOutboundCa(resolve(baseDir, config.outbound.ca)) },
+    clientIdMetadataDocuments: config.clientIdMetadataDocuments,
     limits: config.limits && { maxFormBytes: config.limits.maxFormBytes, maxParameterLength: config.limits.maxParameterLength, maxParameters: config.limits.maxParameters },
     clientAuthThrottling: config.clientAuthThrottling,
     logger: hostOptions.logger,
@@ -246,7 +248,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
     const back = details?.returnUrl ?? (returnUrl && localReturn.has(returnUrl) ? returnUrl : undefined);
     const { token, cookies } = await csrfFor(c, back);
-    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} csrf={token} />, 200, cookies);
+    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} />, 200, cookies);
   });
 
   app.post(`${base}/login`, limit, async (c) => {
@@ -266,7 +268,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!attempt) {
       emitHost({ type: "sign_in.failed", reason: "throttled" });
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies);
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies);
     }
     // Should the check throw, the attempt's slots stay held: it counts as a failure.
     const user = username && password ? await users.validateCredentials(username, password) : undefined;
@@ -276,7 +278,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       emitHost({ type: "sign_in.failed", reason: "credentials" });
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
     }
     await throttle.succeeded(attempt);
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
@@ -291,7 +293,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(details.returnUrl)}`);
     const { token, cookies } = await csrfFor(c);
     const scopes = details.scopes.map((name) => ({ name, description: config.apiScopes?.find((s) => s.name === name)?.description }));
-    return render("Allow access?", <ConsentPage base={base} clientName={details.client.clientName} scopes={scopes} returnUrl={details.returnUrl} csrf={token} />, 200, cookies);
+    return render("Allow access?", <ConsentPage base={base} clientName={details.client.clientName} clientHost={details.client.metadataDocumentHost} scopes={scopes} returnUrl={details.returnUrl} csrf={token} />, 200, cookies);
   });
 
   app.post(`${base}/consent`, limit, async (c) => {
@@ -411,4 +413,13 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     dataKeySource: dataKey.source,
     close: () => provider.close(),
   };
+}
+
+/** `outbound.ca`: extra CAs for the provider's own https requests (metadata documents, jwks_uri, logout). */
+function readOutboundCa(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    throw new Error(`cannot read outbound.ca (${path}): ${(error as Error).message}`);
+  }
 }

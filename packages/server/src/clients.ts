@@ -89,6 +89,8 @@ export interface ClientMetadata {
 export interface Client {
   clientId: string;
   clientName: string;
+  /** For a client known by its Client ID Metadata Document: the host of its URL, shown to the user. */
+  metadataDocumentHost?: string;
   /** SHA-256 of the secret, base64url; the secret itself is not kept. */
   secretHash?: string;
   redirectUris: string[];

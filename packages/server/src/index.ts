@@ -11,6 +11,7 @@ export type { ProviderOptions, SigningAlgorithm, ApiScope, ApiResource, Identity
 export { SIGNING_ALGORITHMS } from "./options.ts";
 export type { ClientMetadata, TokenEndpointAuthMethod, SecurityProfile, SecurityProfileProblem } from "./clients.ts";
 export { securityProfileProblems, FAPI2_SIGNING_ALGORITHMS, SECURITY_PROFILES } from "./clients.ts";
+export type { ClientIdMetadataDocumentOptions } from "./clients/metadata-document.ts";
 export type { SignInUser, AuthenticationSession } from "./session/session.ts";
 export { SESSION_COOKIE, SESSION_ID_COOKIE, sessionCookieName } from "./session/session.ts";
 export { issuerCookieName } from "./http/cookies.ts";

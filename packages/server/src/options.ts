@@ -4,6 +4,7 @@ import type { Store } from "./stores/interfaces.ts";
 import type { EventSink } from "./events.ts";
 import type { ProviderObserver } from "./observability/requests.ts";
 import type { OutboundPolicy } from "./http/outbound.ts";
+import { CIMD_DEFAULTS, type ClientIdMetadataDocumentOptions } from "./clients/metadata-document.ts";
 import type { ClientMetadata } from "./clients.ts";
 import type { ProfileService, UserStore } from "./tokens/claims.ts";
 
@@ -98,6 +99,11 @@ export interface ProviderOptions {
     /** Refuse authorization requests that were not pushed, for every client (default false). */
     required?: boolean;
   };
+  /**
+   * Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document): an https `client_id` URL
+   * names a document fetched through the outbound rules. Off unless `enabled`.
+   */
+  clientIdMetadataDocuments?: Partial<ClientIdMetadataDocumentOptions>;
   /** DPoP (RFC 9449). */
   dpop?: {
     /** Require server-issued nonces in proofs (default false). */
@@ -200,6 +206,7 @@ export interface ResolvedOptions {
   cookieSlidingExpiration: boolean;
   dpop: { requireNonce: boolean; proofLifetime: number };
   par: { requestUriLifetime: number; required: boolean };
+  clientIdMetadataDocuments: ClientIdMetadataDocumentOptions;
   /** `enabled`: the host does mutual TLS (the `mtls` option was given). */
   mtls: { enabled: boolean; clientCas: import("node:crypto").X509Certificate[]; endpointBaseUrl?: string };
   serverSideSessions: {
@@ -284,6 +291,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
     cookieSlidingExpiration: options.authentication?.cookieSlidingExpiration ?? true,
     dpop: { requireNonce: options.dpop?.requireNonce ?? false, proofLifetime: options.dpop?.proofLifetime ?? 60 },
+    clientIdMetadataDocuments: { ...CIMD_DEFAULTS, ...options.clientIdMetadataDocuments },
     // RFC 9126 §7: request_uris live briefly; 1 to 600 seconds.
     par: { requestUriLifetime: Math.min(600, Math.max(1, Math.floor(options.par?.requestUriLifetime ?? 60))), required: options.par?.required ?? false },
     mtls: { enabled: options.mtls !== undefined, clientCas: options.mtls?.clientCa ? parseCertificates(options.mtls.clientCa) : [], endpointBaseUrl: options.mtls?.endpointBaseUrl?.replace(/\/+$/, "") },

@@ -12,6 +12,7 @@ import { FailureThrottle } from "./security/failure-throttle.ts";
 import { isStoreUnavailable } from "./stores/sql/errors.ts";
 import { StoreValueError } from "./stores/values.ts";
 import { createStaticClientStore } from "./clients.ts";
+import { clientIdMetadataDocumentStore } from "./clients/metadata-document.ts";
 import { ConsentService, type UserGrant } from "./consent/consents.ts";
 import { PATHS, type ProviderDeps } from "./deps.ts";
 import { authorizeCallbackEndpoint, authorizeEndpoint } from "./endpoints/authorize.ts";
@@ -44,7 +45,8 @@ import { defaultProfileService } from "./tokens/claims.ts";
 export interface InteractionDetails {
   /** Where to send the browser when the page is done. */
   returnUrl: string;
-  client: { clientId: string; clientName: string };
+  /** `metadataDocumentHost`: the host of a metadata-document client's URL, to show beside its name. */
+  client: { clientId: string; clientName: string; metadataDocumentHost?: string };
   scopes: string[];
   loginHint?: string;
   prompt: string[];
@@ -148,7 +150,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const observer = providerOptions.observer;
   // Every store call goes through one wrapper: a span each, failures counted.
   const store = tracedStore(providerOptions.store, observer?.storeError?.bind(observer));
-  const clients = clientTaggingStore(createStaticClientStore(providerOptions.clients));
+  const cimd = options.clientIdMetadataDocuments;
+  const clients = clientTaggingStore(clientIdMetadataDocumentStore(createStaticClientStore(providerOptions.clients), { options: cimd, fetch: createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, cimd.timeout), maxResponseBytes: Math.min(options.outbound.maxResponseBytes, cimd.maxResponseBytes) }), clock, logger, algorithms: options.algorithms }));
   for (const client of providerOptions.clients) {
     const alg = client.id_token_signed_response_alg;
     if (alg !== undefined && !options.algorithms.includes(alg as never)) {
@@ -303,7 +306,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       const params = Params.fromEntries(interaction.params);
       return {
         returnUrl: `${options.basePath}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(interaction.id)}`,
-        client: { clientId: client.clientId, clientName: client.clientName },
+        client: { clientId: client.clientId, clientName: client.clientName, ...(client.metadataDocumentHost ? { metadataDocumentHost: client.metadataDocumentHost } : {}) },
         scopes: (params.get("scope") ?? "").split(" ").filter(Boolean),
         loginHint: params.get("login_hint"),
         prompt: (params.get("prompt") ?? "").split(" ").filter(Boolean),

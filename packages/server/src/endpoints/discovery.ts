@@ -52,6 +52,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     require_signed_request_object: false,
     authorization_response_iss_parameter_supported: true,
     dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
+    ...(options.clientIdMetadataDocuments.enabled ? { client_id_metadata_document_supported: true } : {}),
     ...(options.mtls.enabled ? { tls_client_certificate_bound_access_tokens: true } : {}),
     ...(options.mtls.enabled && options.mtls.endpointBaseUrl
       ? {
