@@ -58,6 +58,8 @@ export const PATHS = {
   token: "/connect/token",
   /** RFC 9126 pushed authorization requests. */
   par: "/connect/par",
+  /** RFC 8628 device authorization (IdentityServer's path). */
+  deviceAuthorization: "/connect/deviceauthorization",
   userinfo: "/connect/userinfo",
   introspection: "/connect/introspect",
   revocation: "/connect/revocation",

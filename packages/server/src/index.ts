@@ -1,4 +1,5 @@
-export { createProvider, type Provider, type InteractionDetails, type RequestAuthentication, type SignInResult } from "./provider.ts";
+export { createProvider, type Provider, type InteractionDetails, type RequestAuthentication, type SignInResult, type DeviceRequestDetails, type DeviceRequestLookup, type DeviceDecisionResult } from "./provider.ts";
+export { USER_CODE_ALPHABET, normalizeUserCode, formatUserCode } from "./device/user-code.ts";
 export type { RequestContext } from "./http/request-context.ts";
 export { FailureThrottle, type FailureLimit, type ThrottleReservation } from "./security/failure-throttle.ts";
 export { addressBucket } from "./security/pending-requests.ts";
@@ -15,7 +16,7 @@ export { SESSION_COOKIE, SESSION_ID_COOKIE, sessionCookieName } from "./session/
 export { issuerCookieName } from "./http/cookies.ts";
 export type { UserRecord, UserStore, ProfileService, ProfileRequest, ClaimsCaller } from "./tokens/claims.ts";
 export { claimsForScopes, defaultProfileService } from "./tokens/claims.ts";
-export type { Store, GrantStore, KeyStore, SessionStore, ServerSideSession, SessionQuery, PersistedGrant, StoredKey, GrantFilter, GrantKind, ConsumeResult } from "./stores/interfaces.ts";
+export type { Store, GrantStore, KeyStore, SessionStore, ServerSideSession, SessionQuery, PersistedGrant, StoredKey, GrantFilter, GrantKind, ConsumeResult, DeviceCodeStore, DeviceCodeRecord, DeviceCodeDecision, DeviceCodeStatus } from "./stores/interfaces.ts";
 export { createMemoryStore } from "./stores/memory/index.ts";
 export { createSqliteStore } from "./stores/sql/sqlite.ts";
 export { createPostgresStore, type PostgresStoreOptions } from "./stores/sql/postgres.ts";

@@ -98,6 +98,17 @@ export interface ProviderOptions {
     /** Refuse authorization requests that were not pushed, for every client (default false). */
     required?: boolean;
   };
+  /** Device authorization grant (RFC 8628). */
+  deviceFlow?: {
+    /** Seconds a device code and its user code live (default 600; 10 to 3600). */
+    lifetime?: number;
+    /** Seconds a device waits between polls (default 5, at least 1); each `slow_down` adds 5. */
+    interval?: number;
+    /** Letters in a user code (default 8; 6 to 20), shown as groups of four (XXXX-XXXX). */
+    userCodeLength?: number;
+    /** The verification page, relative to the issuer or absolute (default "/device"). Receives `user_code`. */
+    verificationUri?: string;
+  };
   /** DPoP (RFC 9449). */
   dpop?: {
     /** Require server-issued nonces in proofs (default false). */
@@ -200,6 +211,7 @@ export interface ResolvedOptions {
   cookieSlidingExpiration: boolean;
   dpop: { requireNonce: boolean; proofLifetime: number };
   par: { requestUriLifetime: number; required: boolean };
+  deviceFlow: { lifetime: number; interval: number; userCodeLength: number; verificationUri: string };
   /** `enabled`: the host does mutual TLS (the `mtls` option was given). */
   mtls: { enabled: boolean; clientCas: import("node:crypto").X509Certificate[]; endpointBaseUrl?: string };
   serverSideSessions: {
@@ -286,6 +298,13 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     dpop: { requireNonce: options.dpop?.requireNonce ?? false, proofLifetime: options.dpop?.proofLifetime ?? 60 },
     // RFC 9126 §7: request_uris live briefly; 1 to 600 seconds.
     par: { requestUriLifetime: Math.min(600, Math.max(1, Math.floor(options.par?.requestUriLifetime ?? 60))), required: options.par?.required ?? false },
+    deviceFlow: {
+      lifetime: Math.min(3600, Math.max(10, Math.floor(options.deviceFlow?.lifetime ?? 600))),
+      interval: Math.max(1, Math.floor(options.deviceFlow?.interval ?? 5)),
+      // RFC 8628 §6.1: 8 letters of 20 give 34.5 bits; fewer than 6 would be guessable despite the throttle.
+      userCodeLength: Math.min(20, Math.max(6, Math.floor(options.deviceFlow?.userCodeLength ?? 8))),
+      verificationUri: options.deviceFlow?.verificationUri ?? "/device",
+    },
     mtls: { enabled: options.mtls !== undefined, clientCas: options.mtls?.clientCa ? parseCertificates(options.mtls.clientCa) : [], endpointBaseUrl: options.mtls?.endpointBaseUrl?.replace(/\/+$/, "") },
     serverSideSessions: {
       enabled: options.serverSideSessions?.enabled ?? false,

@@ -20,6 +20,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     token_endpoint: endpointUrl(deps, PATHS.token),
     pushed_authorization_request_endpoint: endpointUrl(deps, PATHS.par),
     require_pushed_authorization_requests: options.par.required,
+    device_authorization_endpoint: endpointUrl(deps, PATHS.deviceAuthorization),
     userinfo_endpoint: endpointUrl(deps, PATHS.userinfo),
     jwks_uri: endpointUrl(deps, PATHS.jwks),
     introspection_endpoint: endpointUrl(deps, PATHS.introspection),
@@ -54,6 +55,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
           mtls_endpoint_aliases: {
             token_endpoint: options.mtls.endpointBaseUrl + PATHS.token,
             pushed_authorization_request_endpoint: options.mtls.endpointBaseUrl + PATHS.par,
+            device_authorization_endpoint: options.mtls.endpointBaseUrl + PATHS.deviceAuthorization,
             userinfo_endpoint: options.mtls.endpointBaseUrl + PATHS.userinfo,
             introspection_endpoint: options.mtls.endpointBaseUrl + PATHS.introspection,
             revocation_endpoint: options.mtls.endpointBaseUrl + PATHS.revocation,

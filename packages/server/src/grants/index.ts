@@ -5,6 +5,7 @@ import type { TokenResponse } from "../tokens/token-service.ts";
 import * as authorizationCode from "./authorization-code.ts";
 import * as clientCredentials from "./client-credentials.ts";
 import * as refreshToken from "./refresh-token.ts";
+import * as deviceCode from "./device-code.ts";
 
 /** What the token endpoint established before the grant runs. */
 export interface GrantContext {
@@ -25,4 +26,5 @@ export const grants: Record<string, Grant<unknown>> = {
   authorization_code: authorizationCode as Grant<authorizationCode.ValidatedCodeGrant> as Grant<unknown>,
   refresh_token: refreshToken as Grant<refreshToken.ValidatedRefresh> as Grant<unknown>,
   client_credentials: clientCredentials as Grant<clientCredentials.ValidatedClientCredentials> as Grant<unknown>,
+  "urn:ietf:params:oauth:grant-type:device_code": deviceCode as Grant<deviceCode.ValidatedDeviceCode> as Grant<unknown>,
 };
