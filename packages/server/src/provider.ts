@@ -17,6 +17,7 @@ import { PATHS, type ProviderDeps } from "./deps.ts";
 import { authorizeCallbackEndpoint, authorizeEndpoint } from "./endpoints/authorize.ts";
 import { discoveryEndpoint, jwksEndpoint, providerMetadata } from "./endpoints/discovery.ts";
 import { tokenEndpoint } from "./endpoints/token.ts";
+import { createGrantRegistry } from "./grants/index.ts";
 import { parEndpoint } from "./endpoints/par.ts";
 import { userinfoEndpoint } from "./endpoints/userinfo.ts";
 import { validateBearerToken } from "./validation/bearer-token.ts";
@@ -155,6 +156,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       throw new TypeError(`client ${client.client_id}: id_token_signed_response_alg ${alg} is not in keys.algorithms`);
     }
   }
+  const grants = createGrantRegistry(providerOptions.grants ?? {});
   const keys = new KeyManager(store.keys, protector, options.algorithms, clock, options.keyRotation, (change) => emit(change));
   const users = providerOptions.users;
   const displayNameLookup = users
@@ -183,6 +185,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     pendingRequests: pendingCap,
     consents: new ConsentService(store.grants, clients, options.consentLifetime, nowSeconds),
     profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),
+    grants,
     throttle: new FailureThrottle(store.grants, () => Math.floor(clock() / 1000)),
     logger,
     emit,
