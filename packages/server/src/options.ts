@@ -6,6 +6,7 @@ import type { ProviderObserver } from "./observability/requests.ts";
 import type { OutboundPolicy } from "./http/outbound.ts";
 import type { ClientMetadata } from "./clients.ts";
 import type { ProfileService, UserStore } from "./tokens/claims.ts";
+import type { ExtensionGrant } from "./grants/extension.ts";
 
 /** Signing algorithms keys can be kept for. */
 export type SigningAlgorithm = "RS256" | "PS256" | "ES256" | "EdDSA";
@@ -62,6 +63,11 @@ export interface ProviderOptions {
   users?: UserStore;
   /** Decides which claims are issued; defaults to the OIDC scope-to-claim mapping over the user's claims. */
   profile?: ProfileService;
+  /**
+   * Extension grants by `grant_type` (RFC 6749 §4.5), e.g. `{ "urn:example:grant": grant }`; clients use one
+   * by listing it in `grant_types`, and discovery lists it. Built-in grant types cannot be replaced.
+   */
+  grants?: Readonly<Record<string, ExtensionGrant>>;
   authentication?: {
     /** Seconds an authentication session lasts (default 36000, 10 h). */
     cookieLifetime?: number;

@@ -17,6 +17,8 @@ import { PATHS, type ProviderDeps } from "./deps.ts";
 import { authorizeCallbackEndpoint, authorizeEndpoint } from "./endpoints/authorize.ts";
 import { discoveryEndpoint, jwksEndpoint, providerMetadata } from "./endpoints/discovery.ts";
 import { tokenEndpoint } from "./endpoints/token.ts";
+import { createGrantRegistry } from "./grants/index.ts";
+import { deviceGrants } from "./grants/device-code.ts";
 import { parEndpoint } from "./endpoints/par.ts";
 import { deviceAuthorizationEndpoint } from "./endpoints/device-authorization.ts";
 import { decideDeviceAuthorization, lookUpUserCode } from "./device/device-flow.ts";
@@ -195,6 +197,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const nowSeconds = () => Math.floor(clock() / 1000);
   const endedSessions = new EndedSessions(store.grants, options.cookieLifetime, nowSeconds);
   const sessions = new SessionService(options, protector, store.sessions, clock, endedSessions, displayNameLookup);
+  // The provider's own extension grants (device code) are built on the same public API as an embedder's.
+  const grants = createGrantRegistry(providerOptions.grants ?? {}, deviceGrants({ store, sessions, options, clock }));
   const outboundFetch = createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, options.backChannelTimeout) });
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);
   const pendingCap = new PendingRequestCap(store.grants, options.maxPending, options.maxPendingPerAddress, () => Math.floor(clock() / 1000));
@@ -212,6 +216,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     pendingRequests: pendingCap,
     consents: new ConsentService(store.grants, clients, options.consentLifetime, nowSeconds),
     profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),
+    grants,
     throttle: new FailureThrottle(store.grants, () => Math.floor(clock() / 1000)),
     logger,
     emit,

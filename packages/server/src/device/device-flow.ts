@@ -1,10 +1,10 @@
 import { ProtocolError, randomHandle, sha256Base64url } from "@tessera/protocol";
 import type { Client } from "../clients.ts";
-import { nowSeconds, sessionAllows, type ProviderDeps } from "../deps.ts";
+import { nowSeconds, type ProviderDeps } from "../deps.ts";
+import type { GrantSession } from "../grants/extension.ts";
 import { addressBucket } from "../security/pending-requests.ts";
 import type { DeviceCodeRecord } from "../stores/interfaces.ts";
 import type { AuthenticationSession } from "../session/session.ts";
-import type { UserTokenContext } from "../tokens/token-service.ts";
 import { formatUserCode, generateUserCode, normalizeUserCode, userCodeKey } from "./user-code.ts";
 
 /** RFC 8628 §3.5: each `slow_down` adds this many seconds to the polling interval, for good. */
@@ -89,11 +89,14 @@ export async function decideDeviceAuthorization(deps: ProviderDeps, record: Devi
   );
 }
 
+/** What the device code grant needs: the store, the sessions (for coordinated lifetimes), options and clock. */
+export type DeviceFlowDeps = Pick<ProviderDeps, "store" | "sessions" | "options" | "clock">;
+
 /** An approved device code, redeemed (taken once) by its client. */
 export interface RedeemedDeviceCode {
-  client: Client;
   scopes: string[];
-  user: UserTokenContext;
+  /** The approving session the tokens continue. */
+  session: GrantSession;
 }
 
 /**
@@ -104,7 +107,7 @@ export interface RedeemedDeviceCode {
  * `authorization_pending`. An approved code is taken once, atomically across processes: of racing polls
  * exactly one redeems it, the others get `invalid_grant`.
  */
-export async function redeemDeviceCode(deps: ProviderDeps, client: Client, deviceCode: string | undefined): Promise<RedeemedDeviceCode> {
+export async function redeemDeviceCode(deps: DeviceFlowDeps, client: { clientId: string; coordinateLifetimeWithUserSession: boolean }, deviceCode: string | undefined): Promise<RedeemedDeviceCode> {
   if (!deviceCode) throw new ProtocolError("invalid_request", "device_code is missing");
   const key = deviceCodeKey(deviceCode);
   const record = await deps.store.deviceCodes.get(key);
@@ -123,13 +126,15 @@ export async function redeemDeviceCode(deps: ProviderDeps, client: Client, devic
     throw new ProtocolError("authorization_pending", "the user has not yet approved the request");
   }
   const data = JSON.parse(record.data) as ApprovedDeviceData;
-  if (!(await sessionAllows(deps, client, data.sid))) throw new ProtocolError("invalid_grant", "the user session has ended");
+  // Clients that live with the user's server-side session get nothing once it has ended.
+  if (deps.options.serverSideSessions.enabled && client.coordinateLifetimeWithUserSession && !(await deps.sessions.isAlive(data.sid))) {
+    throw new ProtocolError("invalid_grant", "the user session has ended");
+  }
   const taken = await deps.store.deviceCodes.consume(key, now);
   // The device code never leaves the device and this server, so a second use is a racing retry, not a leak.
   if (!taken?.firstUse) throw new ProtocolError("invalid_grant", "the device code was already used");
   return {
-    client,
     scopes: record.scope.split(" ").filter(Boolean),
-    user: { sub: record.subject!, sid: data.sid, authTime: data.authTime, amr: data.amr, idp: data.idp, sessionClaims: data.sessionClaims, grantId: data.grantId },
+    session: { sub: record.subject!, sid: data.sid, authTime: data.authTime, amr: data.amr, idp: data.idp, claims: data.sessionClaims, grantId: data.grantId },
   };
 }

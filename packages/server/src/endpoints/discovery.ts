@@ -3,7 +3,6 @@ import { claimsForScopes } from "../tokens/claims.ts";
 import { ASSERTION_ALGORITHMS, TLS_AUTH_METHODS, TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
 import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
 import { cacheableJson } from "../http/responses.ts";
-import { grants } from "../grants/index.ts";
 
 /** The provider metadata: only what is implemented is advertised. */
 export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
@@ -35,7 +34,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     claims_supported: [...claims],
     response_types_supported: ["code"],
     response_modes_supported: ["query", "fragment", "form_post"],
-    grant_types_supported: Object.keys(grants),
+    grant_types_supported: [...deps.grants.keys()],
     subject_types_supported: ["public"],
     id_token_signing_alg_values_supported: [...options.algorithms],
     token_endpoint_auth_methods_supported: authMethods,

@@ -1,28 +1,26 @@
-import type { Client } from "../clients.ts";
-import type { ProviderDeps } from "../deps.ts";
-import { redeemDeviceCode, type RedeemedDeviceCode } from "../device/device-flow.ts";
-import type { Params } from "../http/params.ts";
-import { createRefreshToken, wantsRefreshToken } from "../tokens/refresh-tokens.ts";
-import { issueTokens, type TokenResponse } from "../tokens/token-service.ts";
-import type { GrantContext } from "./index.ts";
+import { DEVICE_CODE_GRANT_TYPE } from "../endpoints/device-authorization.ts";
+import { redeemDeviceCode, type DeviceFlowDeps, type RedeemedDeviceCode } from "../device/device-flow.ts";
+import type { ExtensionGrant } from "./extension.ts";
 
-/** A redeemed device code and the token endpoint's bindings. */
-export interface ValidatedDeviceCode extends RedeemedDeviceCode {
-  dpopJkt?: string;
-  certificateThumbprint?: string;
+export { DEVICE_CODE_GRANT_TYPE };
+
+/**
+ * The device code grant (RFC 8628 §3.4-§3.5) on the public extension-grant API, as an embedder would write
+ * it: `validate` runs the polling state machine over the device-code store, `issue` issues as the code
+ * flow does (ID token with `openid`, refresh token with `offline_access`, DPoP- or certificate-bound when
+ * the poll carries a proof or certificate, which the API applies).
+ */
+export function deviceCodeGrant(deps: DeviceFlowDeps): ExtensionGrant<RedeemedDeviceCode> {
+  return {
+    validate: (request) =>
+      redeemDeviceCode(deps, { clientId: request.client.clientId, coordinateLifetimeWithUserSession: request.client.metadata.coordinate_lifetime_with_user_session === true }, request.params.get("device_code")),
+    issue: (redeemed, request) =>
+      request.issueTokens({ session: redeemed.session, scopes: redeemed.scopes, refreshToken: redeemed.scopes.includes("offline_access"), idToken: true }),
+  };
 }
 
-/** RFC 8628 §3.4: `device_code`, polled by the client the code was issued to. */
-export async function validate(form: Params, client: Client, deps: ProviderDeps, context: GrantContext): Promise<ValidatedDeviceCode> {
-  const redeemed = await redeemDeviceCode(deps, client, form.get("device_code"));
-  return { ...redeemed, dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint };
+/** The provider's own grants built on the public API (`createGrantRegistry`'s second argument). */
+export function deviceGrants(deps: DeviceFlowDeps): Record<string, ExtensionGrant> {
+  return { [DEVICE_CODE_GRANT_TYPE]: deviceCodeGrant(deps) as ExtensionGrant };
 }
 
-/** Issues the tokens as the code flow does: ID token with openid, refresh token with offline_access, DPoP-bound with a proof. */
-export async function issue(validated: ValidatedDeviceCode, deps: ProviderDeps): Promise<TokenResponse> {
-  const { client, scopes, user } = validated;
-  // Public clients' refresh tokens are bound to the DPoP key (RFC 9449 §5) and the client certificate (RFC 8705 §4).
-  const bindTo = client.tokenEndpointAuthMethod === "none" ? { dpopJkt: validated.dpopJkt, certificateThumbprint: validated.certificateThumbprint } : undefined;
-  const refreshToken = wantsRefreshToken(client, scopes) ? () => createRefreshToken(deps, client, user, scopes, undefined, bindTo) : undefined;
-  return issueTokens(deps, { client, scopes, user, refreshToken, dpopJkt: validated.dpopJkt, certificateThumbprint: validated.certificateThumbprint });
-}
