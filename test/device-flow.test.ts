@@ -8,6 +8,7 @@ import { baseConfig } from "./support/fixtures.ts";
 import { discover, errorOf } from "./support/oidc.ts";
 import { chromiumPath, launchChromium } from "./support/chromium.ts";
 import { startTestPostgres } from "./support/postgres.ts";
+import { createMemoryStore, createProvider } from "@tessera/server";
 
 const DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
 
@@ -253,6 +254,38 @@ describe("18 device authorization grant (RFC 8628)", () => {
     const noCsrf = await browser.post(`${manual.issuer}/device`, { user_code: "BCDF-GHJK" });
     assert.equal(noCsrf.status, 400);
     assert.equal((await browser.post(`${manual.issuer}/device/decision`, { user_code: "BCDF-GHJK", decision: "allow" })).status, 400);
+  });
+});
+
+describe("18 device: pending-request caps", () => {
+  it("18 device: device authorizations count against the per-address cap: the address's oldest is dropped, code and all", async () => {
+    let clock = Date.now();
+    const provider = createProvider({
+      clock: () => clock,
+      issuer: "https://idp.test",
+      store: createMemoryStore(),
+      dataKey: randomBytes(32),
+      clients: [{ client_id: "tv", token_endpoint_auth_method: "none", grant_types: [DEVICE_GRANT], scope: "openid" }],
+      interaction: { maxPendingPerAddress: 2 },
+    });
+    try {
+      const begin = async (address: string) => {
+        clock += 1000;
+        const request = new Request("https://idp.test/connect/deviceauthorization", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "client_id=tv&scope=openid" });
+        return (await (await provider.fetch(request, { clientAddress: address })).json()) as DeviceStart;
+      };
+      const pollCode = async (deviceCode: string) => {
+        const request = new Request("https://idp.test/connect/token", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ grant_type: DEVICE_GRANT, client_id: "tv", device_code: deviceCode }).toString() });
+        return ((await (await provider.fetch(request)).json()) as { error: string }).error;
+      };
+      const [first, second, third] = [await begin("198.51.100.1"), await begin("198.51.100.1"), await begin("198.51.100.1")];
+      const elsewhere = await begin("203.0.113.9");
+      assert.equal(await pollCode(first!.device_code), "invalid_grant", "the oldest of the address was dropped");
+      assert.equal((await provider.getDeviceRequest(first!.user_code)).status, "invalid");
+      for (const kept of [second!, third!, elsewhere]) assert.equal(await pollCode(kept.device_code), "authorization_pending");
+    } finally {
+      await provider.close();
+    }
   });
 });
 
