@@ -240,6 +240,21 @@ describe("18 device authorization grant (RFC 8628)", () => {
     }
   });
 
+  it("18 device: under an issuer with a path, the pages and the return after login stay under it", async () => {
+    const tenant = await createTestHost({ ...deviceConfig(5), issuer: "https://idp.test/tenant" }, { clock: () => now });
+    try {
+      const started = (await start(tenant)).body as unknown as DeviceStart;
+      assert.equal(started.verification_uri, "https://idp.test/tenant/device");
+      const browser = new TestBrowser({ handlers: { "https://idp.test": tenant.fetch } });
+      const page = await confirmation(browser, started.verification_uri, started.user_code);
+      assert.ok(page.url.startsWith("https://idp.test/tenant/device?user_code="));
+      await decide(browser, page, "allow");
+      assert.equal((await poll(tenant, started.device_code)).status, 200);
+    } finally {
+      await tenant.close();
+    }
+  });
+
   it("18 device: malformed input is a clear error, never a 5xx", async () => {
     for (const device_code of ["\u0000", "x".repeat(4000), "\ud800"]) {
       const response = await poll(manual, device_code);

@@ -248,7 +248,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   // The verification page with its code (RFC 8628 §3.3), returned to once signed in.
   const devicePage = `${base}/device`;
   const deviceReturn = (userCode: string) => `${devicePage}?user_code=${encodeURIComponent(userCode)}`;
-  const isLocalReturn = (url: string) => localReturn.has(url) || /^\/device\?user_code=[A-Za-z0-9-]{1,40}$/.test(url.slice(base.length)) && url.startsWith(devicePage);
+  const isLocalReturn = (url: string) => localReturn.has(url) || (url.startsWith(devicePage) && /^\/device\?user_code=[A-Za-z0-9-]{1,40}$/.test(url.slice(base.length)));
   app.get(`${base}/login`, async (c) => {
     const returnUrl = c.req.query("returnUrl");
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
