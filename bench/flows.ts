@@ -200,4 +200,4 @@ export async function referenceToken(base: string): Promise<{ token: string; int
   return { token, introspection: metadata.introspection_endpoint };
 }
 
-export { basicFor, FORM };
+export { basicFor, closedLoop, FORM, send };

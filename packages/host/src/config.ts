@@ -48,7 +48,7 @@ const clientSchema = z.strictObject({
   tos_uri: absoluteUrl.optional(),
   redirect_uris: z.array(absoluteUrl).optional(),
   post_logout_redirect_uris: z.array(absoluteUrl).optional(),
-  grant_types: z.array(z.enum(["authorization_code", "refresh_token", "client_credentials"])).optional(),
+  grant_types: z.array(z.enum(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"])).optional(),
   response_types: z.array(z.literal("code")).optional(),
   scope: z.string().optional(),
   token_endpoint_auth_method: z.enum(["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth", "none"]).optional(),
@@ -138,6 +138,9 @@ export const configSchema = z
         maxConcurrentFetches: z.number().int().min(1).max(10_000).optional(),
       })
       .refine((c) => (c.minCacheTtl ?? 60) <= (c.maxCacheTtl ?? 86_400), { message: "minCacheTtl must not exceed maxCacheTtl", path: ["minCacheTtl"] })
+      .optional(),
+    deviceFlow: z
+      .strictObject({ lifetime: seconds.min(10).max(3600).optional(), interval: seconds.min(1).max(60).optional(), userCodeLength: z.number().int().min(6).max(20).optional() })
       .optional(),
     dpop: z.strictObject({ requireNonce: z.boolean().optional(), proofLifetime: seconds.min(1).optional() }).optional(),
     mtls: z

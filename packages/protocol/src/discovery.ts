@@ -24,6 +24,8 @@ export interface ProviderMetadata {
   /** RFC 9126 §5. */
   pushed_authorization_request_endpoint?: string;
   require_pushed_authorization_requests?: boolean;
+  /** RFC 8628 §4. */
+  device_authorization_endpoint?: string;
   authorization_response_iss_parameter_supported?: boolean;
   [extension: string]: unknown;
 }

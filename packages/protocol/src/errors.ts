@@ -24,7 +24,11 @@ export type ProtocolErrorCode =
   | "invalid_dpop_proof"
   | "use_dpop_nonce"
   | "invalid_target"
-  | "unsupported_token_type";
+  | "unsupported_token_type"
+  // RFC 8628 §3.5 (device authorization grant polling).
+  | "authorization_pending"
+  | "slow_down"
+  | "expired_token";
 
 const defaultStatus: Partial<Record<ProtocolErrorCode, number>> = {
   invalid_client: 401,

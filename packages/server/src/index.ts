@@ -1,11 +1,14 @@
-export { createProvider, type Provider, type InteractionDetails, type RequestAuthentication, type SignInResult } from "./provider.ts";
+export { createProvider, type Provider, type InteractionDetails, type RequestAuthentication, type SignInResult, type DeviceRequestDetails, type DeviceRequestLookup, type DeviceDecisionResult } from "./provider.ts";
+export { USER_CODE_ALPHABET, normalizeUserCode, formatUserCode } from "./device/user-code.ts";
 export type { RequestContext } from "./http/request-context.ts";
 export { FailureThrottle, type FailureLimit, type ThrottleReservation } from "./security/failure-throttle.ts";
 export { addressBucket } from "./security/pending-requests.ts";
 export type { UserGrant } from "./consent/consents.ts";
 export type { SignedOutDetails } from "./logout/logout-service.ts";
 export type { SessionInfo, RemoveSessionsRequest } from "./session/session-management.ts";
-export type { AccessTokenClaims } from "./tokens/token-service.ts";
+export type { AccessTokenClaims, TokenResponse } from "./tokens/token-service.ts";
+export type { ExtensionGrant, GrantRequest, GrantParams, GrantClient, GrantSession, IssueTokensRequest, ValidatedAccessToken } from "./grants/extension.ts";
+export { BUILT_IN_GRANT_TYPES } from "./grants/extension.ts";
 export { BACKCHANNEL_LOGOUT_EVENT } from "./logout/back-channel.ts";
 export type { ProviderOptions, SigningAlgorithm, ApiScope, ApiResource, IdentityResource, Logger } from "./options.ts";
 export { SIGNING_ALGORITHMS } from "./options.ts";
@@ -17,7 +20,7 @@ export { SESSION_COOKIE, SESSION_ID_COOKIE, sessionCookieName } from "./session/
 export { issuerCookieName } from "./http/cookies.ts";
 export type { UserRecord, UserStore, ProfileService, ProfileRequest, ClaimsCaller } from "./tokens/claims.ts";
 export { claimsForScopes, defaultProfileService } from "./tokens/claims.ts";
-export type { Store, GrantStore, KeyStore, SessionStore, ServerSideSession, SessionQuery, PersistedGrant, StoredKey, GrantFilter, GrantKind, ConsumeResult } from "./stores/interfaces.ts";
+export type { Store, GrantStore, KeyStore, SessionStore, ServerSideSession, SessionQuery, PersistedGrant, StoredKey, GrantFilter, GrantKind, ConsumeResult, DeviceCodeStore, DeviceCodeRecord, DeviceCodeDecision, DeviceCodeStatus } from "./stores/interfaces.ts";
 export { createMemoryStore } from "./stores/memory/index.ts";
 export { createSqliteStore } from "./stores/sql/sqlite.ts";
 export { createPostgresStore, type PostgresStoreOptions } from "./stores/sql/postgres.ts";

@@ -18,7 +18,11 @@ import { PATHS, type ProviderDeps } from "./deps.ts";
 import { authorizeCallbackEndpoint, authorizeEndpoint } from "./endpoints/authorize.ts";
 import { discoveryEndpoint, jwksEndpoint, providerMetadata } from "./endpoints/discovery.ts";
 import { tokenEndpoint } from "./endpoints/token.ts";
+import { createGrantRegistry } from "./grants/index.ts";
+import { deviceGrants } from "./grants/device-code.ts";
 import { parEndpoint, parMethodNotAllowed } from "./endpoints/par.ts";
+import { deviceAuthorizationEndpoint } from "./endpoints/device-authorization.ts";
+import { decideDeviceAuthorization, lookUpUserCode } from "./device/device-flow.ts";
 import { userinfoEndpoint } from "./endpoints/userinfo.ts";
 import { validateBearerToken } from "./validation/bearer-token.ts";
 import { introspectionEndpoint } from "./endpoints/introspection.ts";
@@ -52,6 +56,22 @@ export interface InteractionDetails {
   prompt: string[];
   uiLocales?: string;
 }
+
+/** A pending device authorization (RFC 8628), as the verification and confirmation pages show it. */
+export interface DeviceRequestDetails {
+  /** The user code as shown to people (XXXX-XXXX), to compare with the device's screen. */
+  userCode: string;
+  client: { clientId: string; clientName: string };
+  scopes: string[];
+  /** Unix seconds. */
+  expiresAt: number;
+}
+
+/** The outcome of {@link Provider.getDeviceRequest}: unknown (or over) and throttled codes look alike to the caller's user. */
+export type DeviceRequestLookup = { status: "found"; request: DeviceRequestDetails } | { status: "invalid" } | { status: "throttled" };
+
+/** The outcome of {@link Provider.completeDeviceAuthorization}; send `cookies` with the response. */
+export type DeviceDecisionResult = { ok: true; decision: "approved" | "denied"; cookies: string[] } | { ok: false; reason: "invalid" | "throttled" | "signed_out" };
 
 /** The result of signing a user in: the session and the Set-Cookie values to send. */
 export interface SignInResult {
@@ -90,6 +110,17 @@ export interface Provider {
    * to, or undefined when the request is unknown or no user is signed in.
    */
   completeConsent(request: Request, returnUrl: string, allow: boolean, options?: { remember?: boolean }): Promise<string | undefined>;
+  /**
+   * A pending device authorization by the user code a person typed (any case; dashes and spaces ignored).
+   * Codes that find nothing count against `clientAddress` (the person's address): too many and every
+   * lookup from there is `throttled` for a while (RFC 8628 §5.1).
+   */
+  getDeviceRequest(userCode: string, options?: { clientAddress?: string }): Promise<DeviceRequestLookup>;
+  /**
+   * Records the signed-in user's decision on a device authorization (approval counts as consent); the
+   * device's next poll gets tokens or `access_denied`. Looks the code up as {@link getDeviceRequest} does.
+   */
+  completeDeviceAuthorization(request: Request, userCode: string, allow: boolean, options?: { clientAddress?: string }): Promise<DeviceDecisionResult>;
   /** The clients a user has consented to or that hold the user's refresh tokens. */
   listGrants(subject: string): Promise<UserGrant[]>;
   /** Revokes a user's consent and every token and code of one client (or of all clients). */
@@ -169,6 +200,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const nowSeconds = () => Math.floor(clock() / 1000);
   const endedSessions = new EndedSessions(store.grants, options.cookieLifetime, nowSeconds);
   const sessions = new SessionService(options, protector, store.sessions, clock, endedSessions, displayNameLookup);
+  // The provider's own extension grants (device code) are built on the same public API as an embedder's.
+  const grants = createGrantRegistry(providerOptions.grants ?? {}, deviceGrants({ store, sessions, options, clock }));
   const outboundFetch = createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, options.backChannelTimeout) });
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);
   const pendingCap = new PendingRequestCap(store.grants, options.maxPending, options.maxPendingPerAddress, () => Math.floor(clock() / 1000));
@@ -186,6 +219,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     pendingRequests: pendingCap,
     consents: new ConsentService(store.grants, clients, options.consentLifetime, nowSeconds),
     profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),
+    grants,
     throttle: new FailureThrottle(store.grants, () => Math.floor(clock() / 1000)),
     logger,
     emit,
@@ -226,6 +260,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   // SPAs push too (oidc-provider allows CORS there), so PAR answers preflights and carries CORS headers.
   app.post(PATHS.par, corsRoute(parEndpoint(deps)));
   app.all(PATHS.par, corsRoute(parMethodNotAllowed));
+  app.post(PATHS.deviceAuthorization, route(deviceAuthorizationEndpoint(deps)));
   app.on(["GET", "POST"], PATHS.userinfo, corsRoute(userinfoEndpoint(deps)));
   app.post(PATHS.introspection, route(introspectionEndpoint(deps)));
   app.post(PATHS.revocation, corsRoute(revocationEndpoint(deps)));
@@ -244,6 +279,9 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       let removed = 0;
       for (let batch = CLEANUP_BATCH; batch === CLEANUP_BATCH; removed += batch) {
         batch = await store.grants.removeExpired(Math.floor(clock() / 1000), CLEANUP_BATCH);
+      }
+      for (let batch = CLEANUP_BATCH; batch === CLEANUP_BATCH; removed += batch) {
+        batch = await store.deviceCodes.removeExpired(Math.floor(clock() / 1000), CLEANUP_BATCH);
       }
       if (removed > 0) logger.info({ removed }, "expired grants removed");
     } catch (err) {
@@ -321,6 +359,27 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       interaction.consent = { allow, remember: consentOptions?.remember ?? false, sid: session.session.sid };
       await deps.interactions.save(interaction);
       return `${options.basePath}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(interaction.id)}`;
+    },
+    async getDeviceRequest(userCode, lookupOptions) {
+      const found = await lookUpUserCode(deps, userCode, lookupOptions?.clientAddress);
+      if (found.status !== "found") return found;
+      const client = await clients.findClientById(found.record.clientId);
+      if (!client) return { status: "invalid" };
+      return {
+        status: "found",
+        request: { userCode: found.userCode, client: { clientId: client.clientId, clientName: client.clientName }, scopes: found.record.scope.split(" ").filter(Boolean), expiresAt: found.record.expiresAt },
+      };
+    },
+    async completeDeviceAuthorization(request, userCode, allow, lookupOptions) {
+      const read = await deps.sessions.read(request);
+      if (!read) return { ok: false, reason: "signed_out" };
+      const found = await lookUpUserCode(deps, userCode, lookupOptions?.clientAddress);
+      if (found.status !== "found") return { ok: false, reason: found.status };
+      if (!(await decideDeviceAuthorization(deps, found.record, read.session, allow))) return { ok: false, reason: "invalid" };
+      emit({ type: allow ? "device.approved" : "device.denied", clientId: found.record.clientId, sub: read.session.sub });
+      // The device's tokens belong to this session: single sign-out reaches its client too.
+      const cookies = allow ? await deps.sessions.addClient(read.session, found.record.clientId) : [];
+      return { ok: true, decision: allow ? "approved" : "denied", cookies: [...read.cookies, ...cookies] };
     },
     listGrants: (subject) => deps.consents.list(subject),
     async revokeGrants(subject, clientId) {

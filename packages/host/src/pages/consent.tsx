@@ -1,4 +1,4 @@
-const SCOPE_TEXT: Record<string, string> = {
+export const SCOPE_TEXT: Record<string, string> = {
   openid: "Your user identifier",
   profile: "Your profile: name and other details",
   email: "Your email address",

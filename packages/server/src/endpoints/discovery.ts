@@ -3,7 +3,6 @@ import { claimsForScopes } from "../tokens/claims.ts";
 import { ASSERTION_ALGORITHMS, REQUEST_OBJECT_ALGORITHMS, TLS_AUTH_METHODS, TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
 import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
 import { cacheableJson } from "../http/responses.ts";
-import { grants } from "../grants/index.ts";
 
 /** The provider metadata: only what is implemented is advertised. */
 export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
@@ -20,6 +19,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     token_endpoint: endpointUrl(deps, PATHS.token),
     pushed_authorization_request_endpoint: endpointUrl(deps, PATHS.par),
     require_pushed_authorization_requests: options.par.required,
+    device_authorization_endpoint: endpointUrl(deps, PATHS.deviceAuthorization),
     userinfo_endpoint: endpointUrl(deps, PATHS.userinfo),
     jwks_uri: endpointUrl(deps, PATHS.jwks),
     introspection_endpoint: endpointUrl(deps, PATHS.introspection),
@@ -34,7 +34,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     claims_supported: [...claims],
     response_types_supported: ["code"],
     response_modes_supported: ["query", "fragment", "form_post"],
-    grant_types_supported: Object.keys(grants),
+    grant_types_supported: [...deps.grants.keys()],
     subject_types_supported: ["public"],
     id_token_signing_alg_values_supported: [...options.algorithms],
     token_endpoint_auth_methods_supported: authMethods,
@@ -59,6 +59,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
           mtls_endpoint_aliases: {
             token_endpoint: options.mtls.endpointBaseUrl + PATHS.token,
             pushed_authorization_request_endpoint: options.mtls.endpointBaseUrl + PATHS.par,
+            device_authorization_endpoint: options.mtls.endpointBaseUrl + PATHS.deviceAuthorization,
             userinfo_endpoint: options.mtls.endpointBaseUrl + PATHS.userinfo,
             introspection_endpoint: options.mtls.endpointBaseUrl + PATHS.introspection,
             revocation_endpoint: options.mtls.endpointBaseUrl + PATHS.revocation,

@@ -3,19 +3,35 @@ import { authenticateClient } from "../client-auth/index.ts";
 import { endpointUrlFor, PATHS, type ProviderDeps } from "../deps.ts";
 import { issueDpopNonce } from "../validation/dpop.ts";
 import { validateSenderConstraint } from "../validation/sender-constraint.ts";
-import { grants } from "../grants/index.ts";
-import { readForm } from "../http/params.ts";
+import type { GrantRegistry } from "../grants/index.ts";
+import { readForm, REPEATABLE, type Params } from "../http/params.ts";
 import { noStoreJson } from "../http/responses.ts";
+
+/** Every parameter name some grant accepts more than once; each grant then refuses the repeats it does not take. */
+function repeatableAnywhere(grants: GrantRegistry): ReadonlySet<string> {
+  return new Set([...REPEATABLE, ...[...grants.values()].flatMap((g) => g.repeatableParameters ?? [])]);
+}
+
+/** RFC 6749 §3.2: parameters are sent once, but those the grant declares repeatable. */
+function refuseRepeats(form: Params, allowed: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const [name] of form) {
+    if (seen.has(name) && !REPEATABLE.has(name) && !allowed.includes(name)) throw new ProtocolError("invalid_request", `parameter ${name.slice(0, 64)} is repeated`);
+    seen.add(name);
+  }
+}
 
 /** POST {issuer}/connect/token (RFC 6749 §3.2). */
 export function tokenEndpoint(deps: ProviderDeps) {
+  const repeatable = repeatableAnywhere(deps.grants);
   return async (request: Request): Promise<Response> => {
-    const form = await readForm(request, deps.options);
+    const form = await readForm(request, deps.options, true, repeatable);
     const client = await authenticateClient(request, form, deps);
     const grantType = form.get("grant_type");
     if (!grantType) throw new ProtocolError("invalid_request", "grant_type is missing");
-    const grant = grants[grantType];
+    const grant = deps.grants.get(grantType);
     if (!grant) throw new ProtocolError("unsupported_grant_type", `grant_type ${grantType} is not supported`);
+    if (repeatable.size > REPEATABLE.size) refuseRepeats(form, grant.repeatableParameters ?? []);
     if (!client.grantTypes.includes(grantType)) throw new ProtocolError("unauthorized_client", `the client may not use ${grantType}`);
     const { dpop, context } = await validateSenderConstraint(request, client, deps, endpointUrlFor(deps, request, PATHS.token));
     const validated = await grant.validate(form, client, deps, context);

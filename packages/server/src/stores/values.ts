@@ -1,4 +1,4 @@
-import type { PersistedGrant, ServerSideSession, StoredKey } from "./interfaces.ts";
+import type { DeviceCodeRecord, PersistedGrant, ServerSideSession, StoredKey } from "./interfaces.ts";
 
 /**
  * Longest value (UTF-16 code units) of each bounded column; every store keeps to them, so what fits
@@ -43,7 +43,7 @@ export class StoreValueError extends Error {
 }
 
 /** Time fields (Unix seconds) of grants, sessions and keys: `bigint` columns, so whole, safe integers only. */
-const TIME_FIELDS = new Set(["createdAt", "expiresAt", "consumedAt", "created", "renewed", "expires", "activatesAt", "retiresAt"]);
+const TIME_FIELDS = new Set(["createdAt", "expiresAt", "consumedAt", "created", "renewed", "expires", "activatesAt", "retiresAt", "lastPolledAt", "interval"]);
 
 /** True when an equality lookup by `value` may find something (a value no store keeps finds nothing). */
 export function findable(value: string, limit?: number): boolean {
@@ -78,4 +78,23 @@ export function assertStorableSession(session: ServerSideSession): void {
 /** Throws {@link StoreValueError} unless every store can keep the key unchanged (keys are the server's own values). */
 export function assertStorableKey(key: StoredKey): void {
   check(key, STORE_LIMITS, "server");
+}
+
+/** Longest values of the device code columns beyond {@link STORE_LIMITS}: the row stays bounded. */
+export const DEVICE_CODE_LIMITS = {
+  ...STORE_LIMITS,
+  userCodeKey: 128,
+  status: 16,
+  scope: 4096,
+  data: 16384,
+} as const;
+
+/** Throws {@link StoreValueError} unless every store can keep the device code unchanged. */
+export function assertStorableDeviceCode(record: DeviceCodeRecord): void {
+  check(record, DEVICE_CODE_LIMITS);
+}
+
+/** Throws {@link StoreValueError} unless every store can keep the decision's values. */
+export function assertStorableDeviceDecision(decision: object): void {
+  check(decision, DEVICE_CODE_LIMITS);
 }
