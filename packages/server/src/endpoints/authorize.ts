@@ -26,6 +26,8 @@ export interface AuthorizationCodeData {
   sessionClaims: Record<string, unknown>;
   /** RFC 9449 §10: the DPoP key the code must be redeemed with. */
   dpopJkt?: string;
+  /** RFC 8707: the resources of the authorization request (distinct configured API resources); absent when none were indicated. */
+  resources?: string[];
 }
 
 /** GET/POST {issuer}/connect/authorize (OIDC Core §3.1.2). */
@@ -190,6 +192,7 @@ async function storeCode(request: ValidatedAuthorizeRequest, session: Authentica
     idp: session.idp,
     sessionClaims: session.claims,
     dpopJkt: request.dpopJkt,
+    ...(request.resources ? { resources: request.resources } : {}),
   };
   await deps.store.grants.put({
     key: sha256Base64url(code),
