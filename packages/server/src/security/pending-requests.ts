@@ -43,7 +43,9 @@ export function assertPendingSize(data: unknown, reserve = 0, redirectable = tru
  * twice the total where everything is refused. Requests without a known address count only against the
  * total. Counting uses the indexed `grantId`, `subject` and `sessionId` columns with prefixed values that
  * never collide with token families, users or sessions. A stored pending request is at most
- * {@link MAX_PENDING_REQUEST_BYTES}, so the store holds at most 2 × total × 8 KiB per kind.
+ * {@link MAX_PENDING_REQUEST_BYTES}, so the store holds at most 2 × total × 8 KiB per kind, plus, for
+ * pushes of authenticated confidential clients ({@link PendingRequestCap.admitClient}, registered clients
+ * only), their per-client cap × 8 KiB each.
  */
 export class PendingRequestCap {
   constructor(
