@@ -6,7 +6,10 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, type Store } from "@tessera/server";
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK, type JWTPayload } from "jose";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
 import { pkce } from "./support/fixtures.ts";
+import { makePki } from "./support/certs.ts";
 import { startTestPostgres } from "./support/postgres.ts";
 
 const ISSUER = "https://idp.test";
@@ -230,6 +233,32 @@ describe("17 PAR/JAR attacker review", () => {
       await provider.close();
     }
   });
+});
+
+it("17.r2 a private_key_jwt client known by its metadata document (anyone can publish one) counts as public: address buckets, not a client bucket", async () => {
+  const pki = makePki();
+  let clientId = "";
+  const documents = createHttpsServer({ cert: pki.server.cert, key: pki.server.key }, (_req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ client_id: clientId, client_name: "Tool", redirect_uris: [CB], scope: "openid", token_endpoint_auth_method: "private_key_jwt", jwks: { keys: [jwk] } }));
+  });
+  await new Promise<void>((resolve) => documents.listen(0, "127.0.0.1", resolve));
+  clientId = `https://127.0.0.1:${(documents.address() as AddressInfo).port}/client.json`;
+  const store = createMemoryStore();
+  const provider = newProvider({ store, interaction: { maxPendingPerAddress: 2 }, clientIdMetadataDocuments: { enabled: true }, outbound: { allowLoopback: true, ca: pki.ca } });
+  try {
+    for (let i = 0; i < 5; i++) {
+      const now = Math.floor(Date.now() / 1000);
+      const clientAssertion = signRaw({ alg: "ES256", kid: "k1" }, { iss: clientId, sub: clientId, aud: ISSUER, exp: now + 60, jti: randomUUID() });
+      const response = await provider.fetch(new Request(`${ISSUER}/connect/par`, form({ client_id: clientId, client_assertion_type: ASSERTION_TYPE, client_assertion: clientAssertion, ...authorizeParams() })), { clientAddress: "203.0.113.20" });
+      assert.equal(response.status, 201, await response.clone().text());
+    }
+    assert.equal((await store.grants.findAll({ kind: "par", clientId }, 100)).length, 2, "the address's cap applies");
+  } finally {
+    await provider.close();
+    documents.close();
+    documents.closeAllConnections();
+  }
 });
 
 // Oldest-first to the millisecond relies on each store's findAll order (created second, then key).
