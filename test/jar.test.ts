@@ -198,7 +198,7 @@ describe("17 JAR (RFC 9101)", () => {
       ["future iat stretching the window", await requestObject("jar", { nbf: undefined, iat: now + 86_400, exp: now + 86_400 + 60 }), /3600 seconds/],
       ["nbf in the future", await requestObject("jar", { nbf: now + 600, exp: now + 900 }), /nbf/],
       ["foreign typ", await requestObject("jar", {}, { header: { typ: "dpop+jwt" } }), /typ/],
-      ["HS256", await new SignJWT({ iss: "jar", aud: host.issuer, exp: now + 60 }).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode("x".repeat(32))), /HS256/],
+      ["HS256", await new SignJWT({ iss: "jar", aud: host.issuer, exp: now + 60 }).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode("x".repeat(32))), /signing algorithm is not accepted/],
       ["client_id differs", await requestObject("jar", { client_id: "multi" }), /client_id/],
       ["nested request_uri", await requestObject("jar", { request_uri: "urn:ietf:params:oauth:request_uri:x" }), /request_uri/],
       ["scope not a string", await requestObject("jar", { scope: ["openid"] }), /scope/],
@@ -321,6 +321,10 @@ describe("17 JAR (RFC 9101)", () => {
 
   it("17.32 JAR: malformed or oversized request objects are a 400, never a 5xx", async () => {
     const payloads = ["not-a-jwt", "a.b.c", "e30.e30.", "eyJhbGciOiJFUzI1NiJ9.bm90LWpzb24.c2ln", "a.b.c.d.e", `${Buffer.from('{"alg":"ES256","crit":["x"],"x":1}').toString("base64url")}.e30.c2ln`, "x".repeat(5000)];
+    // 17.r3: header values of any JSON type (typ, alg, kid, crit, b64) are refused, never a 5xx.
+    for (const header of ['{"alg":"ES256","typ":1}', '{"alg":"ES256","typ":null}', '{"alg":"ES256","typ":{}}', '{"alg":"ES256","typ":["JWT"]}', '{"alg":"ES256","typ":true}', '{"alg":{"toString":1}}', '{"alg":["ES256"]}', '{"alg":"ES256","kid":{"toString":1}}', '{"alg":"ES256","crit":"b64"}', '{"alg":"ES256","b64":"no","crit":["b64"]}']) {
+      payloads.push(`${Buffer.from(header).toString("base64url")}.e30.c2ln`);
+    }
     for (const request of payloads) {
       const response = await authorize({ client_id: "jar", request });
       assert.ok(response.status === 302 || response.status === 400, `${request.slice(0, 20)}: ${response.status}`);

@@ -140,7 +140,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     logout: config.logout,
     outbound: config.outbound && { ...config.outbound, ca: config.outbound.ca === undefined ? undefined : readOutboundCa(resolve(baseDir, config.outbound.ca)) },
     clientIdMetadataDocuments: config.clientIdMetadataDocuments,
-    limits: config.limits && { maxFormBytes: config.limits.maxFormBytes, maxParameterLength: config.limits.maxParameterLength, maxParameters: config.limits.maxParameters },
+    limits: config.limits && { maxFormBytes: config.limits.maxFormBytes, maxParameterLength: config.limits.maxParameterLength, maxParameters: config.limits.maxParameters, maxRequestObjectLength: config.limits.maxRequestObjectLength },
     clientAuthThrottling: config.clientAuthThrottling,
     logger: hostOptions.logger,
     events,

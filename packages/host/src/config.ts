@@ -125,7 +125,9 @@ export const configSchema = z
         expiredSessionsTriggerBackchannelLogout: z.boolean().optional(),
       })
       .optional(),
-    par: z.strictObject({ requestUriLifetime: seconds.min(1).max(600).optional(), required: z.boolean().optional() }).optional(),
+    par: z
+      .strictObject({ requestUriLifetime: seconds.min(1).max(600).optional(), required: z.boolean().optional(), maxPendingPerClient: z.number().int().min(1).max(1_000_000).optional() })
+      .optional(),
     clientIdMetadataDocuments: z
       .strictObject({
         enabled: z.boolean().optional(),
@@ -192,6 +194,7 @@ export const configSchema = z
       .strictObject({
         maxFormBytes: z.number().int().min(1024).max(10_485_760).optional(),
         maxParameterLength: z.number().int().min(256).max(1_048_576).optional(),
+        maxRequestObjectLength: z.number().int().min(256).max(1_048_576).optional(),
         maxParameters: z.number().int().min(16).max(1000).optional(),
         requestTimeout: seconds.min(1).max(600).optional(),
       })

@@ -1,6 +1,7 @@
 import { STANDARD_SCOPE_CLAIMS } from "@tessera/protocol";
 import { parseCertificates } from "./client-auth/certificates.ts";
 import type { Store } from "./stores/interfaces.ts";
+import { DEFAULT_MAX_PENDING_PER_CLIENT } from "./security/pending-requests.ts";
 import type { EventSink } from "./events.ts";
 import type { ProviderObserver } from "./observability/requests.ts";
 import type { OutboundPolicy } from "./http/outbound.ts";
@@ -104,6 +105,12 @@ export interface ProviderOptions {
     requestUriLifetime?: number;
     /** Refuse authorization requests that were not pushed, for every client (default false). */
     required?: boolean;
+    /**
+     * Most unused pushes kept per authenticated confidential client (default 10000), that client's oldest
+     * dropped first. Its pushes count only here, never in the per-address and total caps that bound
+     * anonymous (public-client) pushes (`interaction.maxPending`, `interaction.maxPendingPerAddress`).
+     */
+    maxPendingPerClient?: number;
   };
   /**
    * Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document): an https `client_id` URL
@@ -187,6 +194,12 @@ export interface ProviderOptions {
     maxFormBytes?: number;
     /** Longest single parameter value accepted, in characters (default 4096). */
     maxParameterLength?: number;
+    /**
+     * Longest `request` parameter (a request object, RFC 9101) at the authorization and PAR endpoints, in
+     * characters (default 16384, never less than `maxParameterLength`): an object with an id_token_hint
+     * and an RSA-4096 signature outgrows `maxParameterLength`. What is stored of it stays bounded at 8 KiB.
+     */
+    maxRequestObjectLength?: number;
     /** Most parameters one query or form may carry (default 64). */
     maxParameters?: number;
   };
@@ -222,7 +235,7 @@ export interface ResolvedOptions {
   cookieLifetime: number;
   cookieSlidingExpiration: boolean;
   dpop: { requireNonce: boolean; proofLifetime: number };
-  par: { requestUriLifetime: number; required: boolean };
+  par: { requestUriLifetime: number; required: boolean; maxPendingPerClient: number };
   clientIdMetadataDocuments: ClientIdMetadataDocumentOptions;
   deviceFlow: { lifetime: number; interval: number; userCodeLength: number; verificationUri: string };
   /** `enabled`: the host does mutual TLS (the `mtls` option was given). */
@@ -251,6 +264,7 @@ export interface ResolvedOptions {
   consentLifetime: number;
   maxFormBytes: number;
   maxParameterLength: number;
+  maxRequestObjectLength: number;
   maxParameters: number;
   clientAuthThrottling: false | { window: number; maxPerClient: number; maxPerAddress: number };
   grantCleanupInterval: number;
@@ -311,7 +325,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     dpop: { requireNonce: options.dpop?.requireNonce ?? false, proofLifetime: options.dpop?.proofLifetime ?? 60 },
     clientIdMetadataDocuments: { ...CIMD_DEFAULTS, ...options.clientIdMetadataDocuments },
     // RFC 9126 §7: request_uris live briefly; 1 to 600 seconds.
-    par: { requestUriLifetime: Math.min(600, Math.max(1, Math.floor(options.par?.requestUriLifetime ?? 60))), required: options.par?.required ?? false },
+    par: { requestUriLifetime: Math.min(600, Math.max(1, Math.floor(options.par?.requestUriLifetime ?? 60))), required: options.par?.required ?? false, maxPendingPerClient: Math.max(1, Math.floor(options.par?.maxPendingPerClient ?? DEFAULT_MAX_PENDING_PER_CLIENT)) },
     deviceFlow: {
       lifetime: Math.min(3600, Math.max(10, Math.floor(options.deviceFlow?.lifetime ?? 600))),
       interval: Math.max(1, Math.floor(options.deviceFlow?.interval ?? 5)),
@@ -348,6 +362,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     consentLifetime: options.interaction?.consentLifetime ?? 31_536_000,
     maxFormBytes: options.limits?.maxFormBytes ?? 65536,
     maxParameterLength: options.limits?.maxParameterLength ?? 4096,
+    maxRequestObjectLength: options.limits?.maxRequestObjectLength ?? 16_384,
     maxParameters: options.limits?.maxParameters ?? 64,
     clientAuthThrottling: options.clientAuthThrottling === false ? false : { window: 900, maxPerClient: 10, maxPerAddress: 50, ...options.clientAuthThrottling },
     grantCleanupInterval: options.grantCleanupInterval ?? 600,

@@ -204,7 +204,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const grants = createGrantRegistry(providerOptions.grants ?? {}, deviceGrants({ store, sessions, options, clock }));
   const outboundFetch = createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, options.backChannelTimeout) });
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);
-  const pendingCap = new PendingRequestCap(store.grants, options.maxPending, options.maxPendingPerAddress, () => Math.floor(clock() / 1000));
+  const pendingCap = new PendingRequestCap(store.grants, options.maxPending, options.maxPendingPerAddress, () => Math.floor(clock() / 1000), options.par.maxPendingPerClient);
   const deps: ProviderDeps = {
     options,
     store,

@@ -1,5 +1,5 @@
 import { ProtocolError, sha256Base64url } from "@tessera/protocol";
-import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeProtectedHeader, jwtVerify, type JWTVerifyGetKey } from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeProtectedHeader, jwtVerify, type JWTVerifyGetKey, type ProtectedHeaderParameters } from "jose";
 import type { Client } from "../clients.ts";
 import { endpointUrl, nowSeconds, PATHS, type ProviderDeps } from "../deps.ts";
 
@@ -9,6 +9,34 @@ export const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-beare
 /** The longest assertion lifetime accepted; it also bounds how long a `jti` is remembered. */
 const MAX_ASSERTION_LIFETIME = 600;
 const CLOCK_TOLERANCE = 30;
+
+/**
+ * Accepted `typ` headers of a client assertion, compared case-insensitively without an `application/`
+ * prefix (RFC 7515 §4.1.9): absent, the generic `JWT` (RFC 7519 §5.1), or the explicit type of
+ * draft-ietf-oauth-rfc7523bis. Any other (a request object's `oauth-authz-req+jwt`, a DPoP proof's) names
+ * another kind of JWT the client signs and is refused (RFC 8725 §3.11).
+ */
+const ASSERTION_TYPES: ReadonlySet<string> = new Set(["jwt", "client-authentication+jwt"]);
+
+/**
+ * Claims only an authorization request (a request object, RFC 9101) carries: a JWT holding one is not a
+ * client assertion, however it is typed. `scope` and `client_id` are not listed: some libraries put them
+ * in assertions.
+ */
+const AUTHORIZATION_REQUEST_CLAIMS = ["response_type", "redirect_uri", "response_mode", "code_challenge", "request", "request_uri"];
+
+/**
+ * The store key remembering that `client` used `jti` in a JWT it signed: ONE record for client assertions
+ * and request objects alike, so a JWT used as one cannot be replayed as the other.
+ */
+export function clientJtiKey(clientId: string, jti: string): string {
+  return sha256Base64url(`client-jwt:${JSON.stringify([clientId, jti])}`);
+}
+
+/** True when `typ` (a JOSE header value, anything a sender wrote) names one of `accepted` (lower case, no `application/`). */
+export function typeIsOneOf(typ: unknown, accepted: ReadonlySet<string>): boolean {
+  return typeof typ === "string" && accepted.has(typ.toLowerCase().replace(/^application\//, ""));
+}
 
 /** Per client: its registered keys, or its jwks_uri's keys fetched and cached. */
 const keySets = new WeakMap<Client, JWTVerifyGetKey>();
@@ -56,19 +84,27 @@ export function assertionAudiences(deps: Pick<ProviderDeps, "options">): string[
 /**
  * RFC 7523 §3 / OIDC Core §9: iss = sub = client_id, aud = this server ({@link assertionAudiences}) as
  * one value, unexpired, a short lifetime, an algorithm of the client's method only (no HMAC with a public
- * key, no `none`), and a `jti` used once. Until the signature verifies, errors say no more than "invalid"
- * (the reason is logged).
+ * key, no `none`), `typ` absent, `JWT` or `client-authentication+jwt`, no authorization request
+ * parameters, and a string `jti` used once across every JWT the client signs ({@link clientJtiKey}). Until
+ * the signature verifies, errors say no more than "invalid" (the reason is logged).
  */
 export async function verifyClientAssertion(assertion: string, client: Client, deps: ProviderDeps): Promise<void> {
-  let alg: string | undefined;
+  let header: ProtectedHeaderParameters;
   try {
-    alg = decodeProtectedHeader(assertion).alg;
+    header = decodeProtectedHeader(assertion);
   } catch {
     throw fail("the client assertion is malformed");
   }
-  if (!alg || !client.assertionAlgorithms.includes(alg)) {
+  // Header values are the sender's text of any JSON type: checked by type, never interpolated.
+  const alg: unknown = header.alg;
+  if (typeof alg !== "string" || !client.assertionAlgorithms.includes(alg)) {
     // The detail is for the operator: an unauthenticated caller learns nothing about accepted algorithms.
-    deps.logger.warn({ clientId: client.clientId, reason: `alg ${alg ?? "(none)"} is not accepted for ${client.tokenEndpointAuthMethod}` }, "client assertion rejected");
+    deps.logger.warn({ clientId: client.clientId, reason: `alg ${typeof alg === "string" ? JSON.stringify(alg.slice(0, 32)) : `(${typeof alg})`} is not accepted for ${client.tokenEndpointAuthMethod}` }, "client assertion rejected");
+    throw fail("the client assertion is invalid");
+  }
+  // A request object (typ oauth-authz-req+jwt) or any other JWT the client signs is not an assertion.
+  if (header.typ !== undefined && !typeIsOneOf(header.typ, ASSERTION_TYPES)) {
+    deps.logger.warn({ clientId: client.clientId, reason: "typ names another kind of JWT" }, "client assertion rejected");
     throw fail("the client assertion is invalid");
   }
   const now = nowSeconds(deps);
@@ -100,10 +136,20 @@ export async function verifyClientAssertion(assertion: string, client: Client, d
     deps.logger.warn({ clientId: client.clientId, reason: "aud must be the issuer as a string" }, "client assertion rejected");
     throw fail("the client assertion is invalid");
   }
+  // A signed authorization request (it travels through browsers, histories and logs) is never an assertion.
+  if (AUTHORIZATION_REQUEST_CLAIMS.some((claim) => Object.hasOwn(payload, claim))) {
+    deps.logger.warn({ clientId: client.clientId, reason: "the assertion carries authorization request parameters" }, "client assertion rejected");
+    throw fail("the client assertion is invalid");
+  }
+  // RFC 7519 §4.1.7: a string (jose checks only that it is present).
+  if (typeof payload.jti !== "string" || payload.jti === "") {
+    deps.logger.warn({ clientId: client.clientId, reason: "jti is not a non-empty string" }, "client assertion rejected");
+    throw fail("the client assertion is invalid");
+  }
   const exp = payload.exp!;
   if (exp - now > MAX_ASSERTION_LIFETIME) throw fail(`the client assertion may live at most ${MAX_ASSERTION_LIFETIME} seconds`);
   const fresh = await deps.store.grants.putIfAbsent({
-    key: sha256Base64url(`assertion:${client.clientId}:${String(payload.jti)}`),
+    key: clientJtiKey(client.clientId, payload.jti),
     kind: "replay",
     clientId: client.clientId,
     data: "{}",

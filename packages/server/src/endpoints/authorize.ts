@@ -1,6 +1,6 @@
 import { ProtocolError, computeSessionState, randomHandle, sha256Base64url } from "@tessera/protocol";
 import { nowSeconds, PATHS, type ProviderDeps } from "../deps.ts";
-import { Params, readForm } from "../http/params.ts";
+import { Params, readForm, requestObjectLimits } from "../http/params.ts";
 import { clientAddressOf } from "../http/request-context.ts";
 import { htmlPage, redirect } from "../http/responses.ts";
 import type { Interaction } from "../session/interactions.ts";
@@ -33,7 +33,7 @@ export interface AuthorizationCodeData {
 /** GET/POST {issuer}/connect/authorize (OIDC Core §3.1.2). */
 export function authorizeEndpoint(deps: ProviderDeps) {
   return async (request: Request): Promise<Response> => {
-    const limits = deps.options;
+    const limits = requestObjectLimits(deps.options);
     let params: Params;
     try {
       params =

@@ -1,7 +1,7 @@
 import { ProtocolError, randomHandle, sha256Base64url } from "@tessera/protocol";
 import { authenticateClient } from "../client-auth/index.ts";
 import { endpointUrlFor, nowSeconds, PATHS, type ProviderDeps } from "../deps.ts";
-import { Params, readForm } from "../http/params.ts";
+import { Params, readForm, requestObjectLimits } from "../http/params.ts";
 import { noStoreJson } from "../http/responses.ts";
 import type { PersistedGrant } from "../stores/interfaces.ts";
 import { clientAddressOf } from "../http/request-context.ts";
@@ -13,9 +13,18 @@ import { resolveRequestObject, unsignedRequestRefusal } from "../validation/requ
 /** RFC 9126 §2.2: the prefix of every request_uri this endpoint issues. */
 export const PAR_REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:";
 
-/** The store key of a pushed request: a hash of its request_uri, never the value itself. */
+/** Width of the creation-order prefix a request_uri's handle starts with (then a `.`). */
+const ORDER_WIDTH = 7;
+
+/**
+ * The store key of a pushed request: a hash of its request_uri, never the value itself, after the
+ * creation-order prefix the request_uri carries (so a bucket's oldest is evicted first to the
+ * millisecond, see PendingRequestCap.orderPrefix). A request_uri without one (issued before) keys by its hash.
+ */
 export function parKey(requestUri: string): string {
-  return sha256Base64url(requestUri);
+  const handle = requestUri.slice(PAR_REQUEST_URI_PREFIX.length);
+  const order = handle.charAt(ORDER_WIDTH) === "." && /^[0-9a-z]+$/.test(handle.slice(0, ORDER_WIDTH)) ? handle.slice(0, ORDER_WIDTH) : "";
+  return order + sha256Base64url(requestUri);
 }
 
 /** Client authentication parameters (RFC 6749 §2.3, RFC 7523): not part of the authorization request. */
@@ -28,7 +37,7 @@ const CLIENT_AUTH_PARAMETERS = new Set(["client_secret", "client_assertion", "cl
  */
 export function parEndpoint(deps: ProviderDeps) {
   return async (request: Request): Promise<Response> => {
-    const form = await readForm(request, deps.options);
+    const form = await readForm(request, requestObjectLimits(deps.options));
     const client = await authenticateClient(request, form, deps);
     if (form.has("request_uri")) throw new ProtocolError("invalid_request", "request_uri must not be pushed (RFC 9126 §2.1)");
     // RFC 9126 §3 / RFC 9101 §6.3: a pushed request object's parameters replace the form's.
@@ -49,12 +58,16 @@ export function parEndpoint(deps: ProviderDeps) {
     const validation = await validateAuthorizeRequest(Params.fromEntries(entries), deps, "par");
     if (!validation.ok) throw new ProtocolError(validation.error.code, validation.error.description, { status: 400 });
     const params = [...validation.value.params];
-    // The same bounds as a pending authorization request: what authorize would refuse is refused here,
-    // and pushes count against the per-address and total caps (a public client needs no credentials).
+    // The same bounds as a pending authorization request: what authorize would refuse is refused here.
     assertPendingSize({ clientId: client.clientId, params, createdAt: deps.clock() }, 512, false);
-    const pending = await deps.pendingRequests.admit("par", clientAddressOf(request));
-    const requestUri = PAR_REQUEST_URI_PREFIX + randomHandle(32);
-    const now = nowSeconds(deps);
+    // A public client needs no credentials: its pushes count against the per-address and total caps. An
+    // authenticated confidential client's backend pushes for all its users from one address: its pushes
+    // count in its own bucket only (a client known by a metadata document is anyone's, so counts as public).
+    const confidential = client.tokenEndpointAuthMethod !== "none" && client.metadataDocumentHost === undefined;
+    const pending = confidential ? await deps.pendingRequests.admitClient("par", client.clientId) : await deps.pendingRequests.admit("par", clientAddressOf(request));
+    const nowMs = deps.clock();
+    const requestUri = `${PAR_REQUEST_URI_PREFIX}${deps.pendingRequests.orderPrefix(nowMs)}.${randomHandle(32)}`;
+    const now = Math.floor(nowMs / 1000);
     const lifetime = deps.options.par.requestUriLifetime;
     const grant: PersistedGrant = {
       key: parKey(requestUri),

@@ -31,7 +31,8 @@ export class Params implements Iterable<[string, string]> {
       const value = equals < 0 ? "" : decodeComponent(pair.slice(equals + 1), redirectable);
       const existing = values.get(name);
       if (existing && !repeatable.has(name)) throw new ProtocolError("invalid_request", `parameter ${name.slice(0, 64)} is repeated`, { redirectable });
-      if (value.length > limits.maxParameterLength) throw new ProtocolError("invalid_request", `parameter ${name.slice(0, 64)} is too long`, { redirectable });
+      const maxLength = name === "request" && limits.requestObjectLength !== undefined ? Math.max(limits.requestObjectLength, limits.maxParameterLength) : limits.maxParameterLength;
+      if (value.length > maxLength) throw new ProtocolError("invalid_request", `parameter ${name.slice(0, 64)} is too long`, { redirectable });
       // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
       if (value !== "") values.set(name, [...(existing ?? []), value]);
     }
@@ -61,6 +62,16 @@ export interface ParamLimits {
   maxFormBytes: number;
   maxParameterLength: number;
   maxParameters: number;
+  /**
+   * Longest `request` parameter (RFC 9101 request object), never less than `maxParameterLength`; only the
+   * endpoints that take request objects (authorize, PAR) set it, see {@link requestObjectLimits}.
+   */
+  requestObjectLength?: number;
+}
+
+/** The limits of an endpoint that takes request objects: `request` may be `maxRequestObjectLength` long. */
+export function requestObjectLimits(options: ParamLimits & { maxRequestObjectLength: number }): ParamLimits {
+  return { maxFormBytes: options.maxFormBytes, maxParameterLength: options.maxParameterLength, maxParameters: options.maxParameters, requestObjectLength: options.maxRequestObjectLength };
 }
 
 /** Strict form decoding: `+` is a space, and a percent-encoding must spell valid UTF-8. */

@@ -11,6 +11,9 @@ export interface PendingTags {
   sessionId?: string;
 }
 
+/** Default of `par.maxPendingPerClient`: most unused pushes one authenticated confidential client keeps. */
+export const DEFAULT_MAX_PENDING_PER_CLIENT = 10_000;
+
 /** A bucket holding fewer pending entries than this is admitted over the total cap (up to twice the total). */
 export const FEW_PENDING = 3;
 
@@ -40,7 +43,9 @@ export function assertPendingSize(data: unknown, reserve = 0, redirectable = tru
  * twice the total where everything is refused. Requests without a known address count only against the
  * total. Counting uses the indexed `grantId`, `subject` and `sessionId` columns with prefixed values that
  * never collide with token families, users or sessions. A stored pending request is at most
- * {@link MAX_PENDING_REQUEST_BYTES}, so the store holds at most 2 × total × 8 KiB per kind.
+ * {@link MAX_PENDING_REQUEST_BYTES}, so the store holds at most 2 × total × 8 KiB per kind, plus, for
+ * pushes of authenticated confidential clients ({@link PendingRequestCap.admitClient}, registered clients
+ * only), their per-client cap × 8 KiB each.
  */
 export class PendingRequestCap {
   constructor(
@@ -49,7 +54,39 @@ export class PendingRequestCap {
     private readonly maxPerAddress: number,
     /** Unix seconds. */
     private readonly now: () => number,
+    private readonly maxPerClient: number = DEFAULT_MAX_PENDING_PER_CLIENT,
   ) {}
+
+  /** Within one millisecond of this provider: the last one seen and how many keys it gave. */
+  private lastMs = -1;
+  private sequence = 0;
+
+  /**
+   * A fixed-width, alphanumeric prefix ordering what is created within one second: its millisecond, then
+   * a counter for the same millisecond in this process. A pending record's key starts with it, so
+   * {@link GrantStore.findAll} (created second, then key, on every store; digits and lower-case letters
+   * sort alike in every collation) returns a bucket oldest first to the millisecond, not in hash order.
+   */
+  orderPrefix(ms: number): string {
+    const at = Math.floor(ms);
+    this.sequence = at === this.lastMs ? this.sequence + 1 : 0;
+    this.lastMs = at;
+    return `${String(((at % 1000) + 1000) % 1000).padStart(3, "0")}${Math.min(this.sequence, 36 ** 4 - 1).toString(36).padStart(4, "0")}`;
+  }
+
+  /**
+   * Makes room for one more push of an authenticated confidential client (RFC 9126 §2, one backend
+   * pushing for all its users from one address): counted in the client's own bucket only, capped at
+   * `maxPerClient` with its own oldest dropped first; never counted in the anonymous address buckets or the
+   * total, and never refused because anonymous pushes filled them.
+   */
+  async admitClient(kind: "par", clientId: string): Promise<PendingTags> {
+    const tags: PendingTags = { grantId: `pending:client:${sha256Base64url(clientId)}` };
+    // Counted without loading the rows (the cap is large); expired rows not yet cleaned up count too and go first.
+    const held = await this.grants.count({ kind, grantId: tags.grantId }, Number.MIN_SAFE_INTEGER, this.maxPerClient);
+    if (held >= this.maxPerClient) await this.evict(await this.grants.findAll({ kind, grantId: tags.grantId }, held - this.maxPerClient + 1), held - this.maxPerClient + 1);
+    return tags;
+  }
 
   /**
    * Makes room for one more pending request of `kind`; returns the tags its record must carry. Throws a

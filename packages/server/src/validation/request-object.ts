@@ -1,6 +1,6 @@
-import { ProtocolError, sha256Base64url } from "@tessera/protocol";
+import { ProtocolError } from "@tessera/protocol";
 import { decodeProtectedHeader, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from "jose";
-import { clientPublicKeys } from "../client-auth/jwt-assertion.ts";
+import { clientJtiKey, clientPublicKeys, typeIsOneOf } from "../client-auth/jwt-assertion.ts";
 import { REQUEST_OBJECT_ALGORITHMS, type Client } from "../clients.ts";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
 import { Params } from "../http/params.ts";
@@ -16,6 +16,10 @@ const CLOCK_TOLERANCE = 30;
  * type names another kind of JWT (DPoP proof, logout token, access token) and is refused (RFC 8725 §3.11).
  */
 const ACCEPTED_TYPES: ReadonlySet<string> = new Set(["oauth-authz-req+jwt", "jwt"]);
+
+/** The registered claims jose checks here, the only claim names an error description shows. */
+const CHECKED_CLAIMS: ReadonlySet<string> = new Set(["iss", "aud", "exp", "nbf", "iat", "sub", "jti"]);
+const SIGNATURE_FAILED = "the request object's signature could not be verified with the client's keys";
 
 /** The authorization request after RFC 9101 §6.3: the object's parameters alone, or the plain ones. */
 export type RequestObjectResolution =
@@ -75,17 +79,22 @@ async function verifyRequestObject(jws: string, client: Client, deps: ProviderDe
   }
   // Five parts would be a JWE: encrypted request objects are not supported.
   if (jws.split(".").length !== 3) throw invalidObject("the request object must be a signed JWT (JWS compact serialization)");
-  const alg = header.alg;
+  // Header values are the sender's text of any JSON type: checked by type, never echoed (the description
+  // may be redirected to the client), and the client's pinned algorithm or keys are not told (the detail is logged).
+  const alg: unknown = header.alg;
   if (alg === undefined || alg === "none") throw invalidObject("the request object must be signed (alg none is refused)");
-  if (!REQUEST_OBJECT_ALGORITHMS.includes(alg)) throw invalidObject(`alg ${alg} is not accepted for request objects`);
-  if (!client.requestObjectAlgorithms.includes(alg)) {
-    throw invalidObject(`this client's request objects must use ${client.requestObjectAlgorithms.join(", ")}`);
-  }
-  if (header.typ !== undefined && !ACCEPTED_TYPES.has(header.typ.toLowerCase().replace(/^application\//, ""))) {
+  const rejected = (reason: string, description = "the request object's signing algorithm is not accepted"): ProtocolError => {
+    deps.logger.warn({ clientId: client.clientId, reason }, "request object rejected");
+    return invalidObject(description);
+  };
+  const shownAlg = typeof alg === "string" ? JSON.stringify(alg.slice(0, 32)) : `(${typeof alg})`;
+  if (typeof alg !== "string" || !REQUEST_OBJECT_ALGORITHMS.includes(alg)) throw rejected(`alg ${shownAlg} is not accepted for request objects`);
+  if (!client.requestObjectAlgorithms.includes(alg)) throw rejected(`alg ${shownAlg} is not one of this client's request object algorithms (${client.requestObjectAlgorithms.join(", ")})`);
+  if (header.typ !== undefined && !typeIsOneOf(header.typ, ACCEPTED_TYPES)) {
     throw invalidObject("the request object's typ must be oauth-authz-req+jwt");
   }
   const keys = clientPublicKeys(client, deps);
-  if (!keys) throw invalidObject("the client has no registered keys (jwks or jwks_uri) to verify request objects");
+  if (!keys) throw rejected("the client has no registered keys (jwks or jwks_uri) to verify request objects", SIGNATURE_FAILED);
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(jws, keys, {
@@ -101,10 +110,11 @@ async function verifyRequestObject(jws: string, client: Client, deps: ProviderDe
     deps.logger.warn({ clientId: client.clientId, reason: (error as Error).message }, "request object rejected");
     if (code === "ERR_JWT_EXPIRED") throw invalidObject("the request object has expired");
     if (code === "ERR_JWT_CLAIM_VALIDATION_FAILED") {
-      const claim = (error as { claim?: string }).claim;
-      throw invalidObject(claim ? `the request object's ${claim} claim is invalid` : "the request object's claims are invalid");
+      // jose names the registered claim it checked; only those names are shown.
+      const claim = (error as { claim?: unknown }).claim;
+      throw invalidObject(typeof claim === "string" && CHECKED_CLAIMS.has(claim) ? `the request object's ${claim} claim is invalid` : "the request object's claims are invalid");
     }
-    throw invalidObject("the request object's signature could not be verified with the client's keys");
+    throw invalidObject(SIGNATURE_FAILED);
   }
   const now = nowSeconds(deps);
   const exp = payload.exp!;
@@ -117,7 +127,8 @@ async function verifyRequestObject(jws: string, client: Client, deps: ProviderDe
   if (payload.jti !== undefined) {
     if (typeof payload.jti !== "string" || payload.jti === "") throw invalidObject("the request object's jti must be a string");
     const fresh = await deps.store.grants.putIfAbsent({
-      key: sha256Base64url(`request-object:${client.clientId}:${payload.jti}`),
+      // One record for every JWT the client signs: an object cannot be replayed as a client assertion.
+      key: clientJtiKey(client.clientId, payload.jti),
       kind: "replay",
       clientId: client.clientId,
       data: "{}",
