@@ -127,6 +127,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     serverSideSessions: config.serverSideSessions,
     dpop: config.dpop,
     par: config.par,
+    tokenExchange: config.tokenExchange,
     ...(mtls ? { mtls: { clientCa: mtls.clientCa, endpointBaseUrl: mtlsBaseUrl } } : {}),
     users,
     authentication: config.authentication,

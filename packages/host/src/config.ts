@@ -48,7 +48,7 @@ const clientSchema = z.strictObject({
   tos_uri: absoluteUrl.optional(),
   redirect_uris: z.array(absoluteUrl).optional(),
   post_logout_redirect_uris: z.array(absoluteUrl).optional(),
-  grant_types: z.array(z.enum(["authorization_code", "refresh_token", "client_credentials"])).optional(),
+  grant_types: z.array(z.enum(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"])).optional(),
   response_types: z.array(z.literal("code")).optional(),
   scope: z.string().optional(),
   token_endpoint_auth_method: z.enum(["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth", "none"]).optional(),
@@ -67,6 +67,7 @@ const clientSchema = z.strictObject({
   backchannel_logout_session_required: z.boolean().optional(),
   dpop_bound_access_tokens: z.boolean().optional(),
   require_pushed_authorization_requests: z.boolean().optional(),
+  token_exchange_allow_impersonation: z.boolean().optional(),
   tls_client_certificate_bound_access_tokens: z.boolean().optional(),
   require_pkce: z.boolean().optional(),
   require_consent: z.boolean().optional(),
@@ -122,6 +123,7 @@ export const configSchema = z
       })
       .optional(),
     par: z.strictObject({ requestUriLifetime: seconds.min(1).max(600).optional(), required: z.boolean().optional() }).optional(),
+    tokenExchange: z.strictObject({ enabled: z.boolean().optional() }).optional(),
     dpop: z.strictObject({ requireNonce: z.boolean().optional(), proofLifetime: seconds.min(1).optional() }).optional(),
     mtls: z
       .strictObject({

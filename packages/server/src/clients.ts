@@ -59,6 +59,8 @@ export interface ClientMetadata {
    * refresh token (concurrent refreshes from several tabs or pods); 0, the default, means strict one-time use.
    */
   refresh_token_reuse_grace_period?: number;
+  /** RFC 8693: the client may exchange a token without an actor_token (impersonation); default false. */
+  token_exchange_allow_impersonation?: boolean;
   [extension: string]: unknown;
 }
 

@@ -18,6 +18,7 @@ import { authorizeCallbackEndpoint, authorizeEndpoint } from "./endpoints/author
 import { discoveryEndpoint, jwksEndpoint, providerMetadata } from "./endpoints/discovery.ts";
 import { tokenEndpoint } from "./endpoints/token.ts";
 import { createGrantRegistry } from "./grants/index.ts";
+import { createTokenExchangeGrant, TOKEN_EXCHANGE_GRANT_TYPE } from "./grants/token-exchange.ts";
 import { parEndpoint } from "./endpoints/par.ts";
 import { userinfoEndpoint } from "./endpoints/userinfo.ts";
 import { validateBearerToken } from "./validation/bearer-token.ts";
@@ -156,7 +157,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       throw new TypeError(`client ${client.client_id}: id_token_signed_response_alg ${alg} is not in keys.algorithms`);
     }
   }
-  const grants = createGrantRegistry(providerOptions.grants ?? {});
+  const exchange = providerOptions.tokenExchange;
+  const grants = createGrantRegistry(providerOptions.grants ?? {}, exchange?.enabled === false ? {} : { [TOKEN_EXCHANGE_GRANT_TYPE]: createTokenExchangeGrant({ policy: exchange?.policy }) });
   const keys = new KeyManager(store.keys, protector, options.algorithms, clock, options.keyRotation, (change) => emit(change));
   const users = providerOptions.users;
   const displayNameLookup = users
