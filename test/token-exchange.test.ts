@@ -28,6 +28,7 @@ function config() {
     { client_id: "gateway", client_secret: "gateway-secret", grant_types: [GRANT, "client_credentials", "refresh_token"], scope: "api1.read downstream.read" },
     { client_id: "impersonator", client_secret: "impersonator-secret", grant_types: [GRANT], scope: "api1.read downstream.read downstream.write", token_exchange_allow_impersonation: true },
     { client_id: "service", client_secret: "service-secret", grant_types: ["client_credentials"], scope: "api1.read" },
+    { client_id: "ref-gateway", client_secret: "ref-gateway-secret", grant_types: [GRANT], scope: "downstream.read", access_token_format: "reference" },
     { client_id: "nope", client_secret: "nope-secret", grant_types: ["client_credentials"], scope: "downstream.read" },
     { client_id: "public", token_endpoint_auth_method: "none", redirect_uris: [CALLBACK], grant_types: ["authorization_code", GRANT], scope: "openid downstream.read" },
   ];
@@ -188,6 +189,18 @@ describe("18 token exchange (RFC 8693)", () => {
     assert.deepEqual(result.claims.act, { sub: "gateway" });
     const forApi1 = await ok(await exchange({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS, audience: "urn:api1" }, "impersonator"));
     assert.equal((await call(forApi1.access_token)).ok, false);
+  });
+
+  it("18 token exchange: an exchanged reference token carries act through introspection to @tessera/api", async () => {
+    const serviceToken = await clientToken("service");
+    const exchanged = await ok(await exchange({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS, actor_token: serviceToken, actor_token_type: ACCESS, audience: DOWNSTREAM }, "ref-gateway"));
+    assert.ok(!exchanged.access_token.includes("."), "a reference token");
+    const validator = createTokenValidator({ issuer: host.issuer, audience: DOWNSTREAM, requiredScopes: ["downstream.read"], introspection: { clientId: DOWNSTREAM, clientSecret: "downstream-secret", cacheTtl: 0 } });
+    const result = await validator.validate(new Request(`${DOWNSTREAM}/orders`, { headers: { authorization: `Bearer ${exchanged.access_token}` } }));
+    assert.ok(result.ok, JSON.stringify(result));
+    assert.equal(result.claims.sub, "1");
+    assert.equal(result.claims.client_id, "ref-gateway");
+    assert.deepEqual(result.claims.act, { sub: "service" });
   });
 
   it("18 token exchange: openid-client performs the exchange as a generic grant", async () => {

@@ -188,6 +188,9 @@ function grantRequest(grantType: string, form: Params, client: Client, deps: Pro
       const { session } = tokens;
       if (session && tokens.subject !== undefined && tokens.subject !== session.sub) throw new TypeError("issueTokens: subject differs from the session's sub");
       if ((tokens.refreshToken || tokens.idToken) && !session) throw new TypeError("issueTokens: refresh and ID tokens need a session");
+      if (tokens.subject !== undefined && (typeof tokens.subject !== "string" || tokens.subject === "" || tokens.subject.length > 255 || tokens.subject.includes("\0"))) {
+        throw new TypeError("issueTokens: subject must be 1 to 255 characters without NUL");
+      }
       const scopes = [...tokens.scopes];
       const outside = scopes.find((s) => !client.scopes.includes(s));
       if (outside !== undefined) throw new ProtocolError("invalid_scope", `scope ${outside} is not allowed for this client`);
