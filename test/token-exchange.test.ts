@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
-import { randomBytes, randomUUID } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { X509Certificate, randomBytes, randomUUID } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createTokenValidator } from "@tessera/api";
+import { certificateThumbprint } from "@tessera/protocol";
 import { createMemoryStore, createProvider, type ExtensionGrant, type Provider, type TesseraEvent } from "@tessera/server";
 import { createTestHost, type TestHost } from "@tessera/testing";
 import { SignJWT, calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair } from "jose";
@@ -244,7 +249,7 @@ describe("18 token exchange policy and may_act", () => {
     async validate(request) {
       return { mayAct: request.params.get("may_act_sub") ?? "gateway" };
     },
-    issue: (v, request) => request.issueTokens({ subject: "batch-user", scopes: ["downstream.read"], claims: { may_act: { sub: v.mayAct } } }),
+    issue: (v, request) => request.issueTokens({ subject: "batch-user", scopes: ["downstream.read"], claims: v.mayAct === "none" ? {} : { may_act: { sub: v.mayAct } } }),
   };
   before(() => {
     provider = createProvider({
@@ -257,7 +262,9 @@ describe("18 token exchange policy and may_act", () => {
         { client_id: "minter", client_secret: "minter-secret", grant_types: ["urn:test:mint"], scope: "downstream.read" },
         { client_id: "gateway", client_secret: "gateway-secret", grant_types: [GRANT, "client_credentials"], scope: "api1.read downstream.read" },
         { client_id: "service", client_secret: "service-secret", grant_types: ["client_credentials", GRANT], scope: "api1.read downstream.read" },
+        { client_id: "bound", client_secret: "bound-secret", grant_types: [GRANT], scope: "downstream.read", tls_client_certificate_bound_access_tokens: true },
       ],
+      mtls: {},
       grants: { "urn:test:mint": mint },
       tokenExchange: {
         policy(context) {
@@ -270,9 +277,10 @@ describe("18 token exchange policy and may_act", () => {
   });
   after(() => provider.close());
 
-  const token = async (fields: Record<string, string>, client: string) => {
+  const token = async (fields: Record<string, string>, client: string, certificate?: X509Certificate) => {
     const response = await provider.fetch(
       new Request(`${ISSUER}/connect/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic(client) }, body: new URLSearchParams(fields).toString() }),
+      certificate ? { clientCertificate: { certificate, chainVerified: false }, mtlsListener: true } : undefined,
     );
     return { status: response.status, body: (await response.json()) as Record<string, string> };
   };
@@ -303,6 +311,24 @@ describe("18 token exchange policy and may_act", () => {
     assert.equal(refused.body.error, "invalid_request");
     const gateway = (await token({ grant_type: "client_credentials" }, "gateway")).body.access_token!;
     assert.equal((await token({ grant_type: GRANT, subject_token: subject, subject_token_type: ACCESS, actor_token: gateway, actor_token_type: ACCESS }, "service")).status, 200);
+  });
+
+  it("18 token exchange: a client with certificate-bound tokens gets the exchanged token bound to its certificate (RFC 8705 §3)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tessera-exchange-"));
+    try {
+      execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "k.pem", "-out", "c.pem", "-days", "1", "-subj", "/CN=bound"], { cwd: dir, stdio: "ignore" });
+      const certificate = new X509Certificate(readFileSync(join(dir, "c.pem")));
+      const subject = (await token({ grant_type: "urn:test:mint", may_act_sub: "none" }, "minter")).body.access_token!;
+      const actor = (await token({ grant_type: "client_credentials" }, "gateway")).body.access_token!;
+      const fields = { grant_type: GRANT, subject_token: subject, subject_token_type: ACCESS, actor_token: actor, actor_token_type: ACCESS };
+      const exchanged = await token(fields, "bound", certificate);
+      assert.equal(exchanged.status, 200, JSON.stringify(exchanged.body));
+      assert.deepEqual(decodeJwt(exchanged.body.access_token!).cnf, { "x5t#S256": certificateThumbprint(certificate) });
+      assert.equal(exchanged.body.token_type, "Bearer");
+      assert.equal((await token(fields, "bound")).body.error, "invalid_request", "without its certificate");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("18 token exchange: tokenExchange.enabled false removes the grant", async () => {
