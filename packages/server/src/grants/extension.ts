@@ -5,7 +5,7 @@ import type { ApiResource, ApiScope } from "../options.ts";
 import type { TesseraEvent } from "../events.ts";
 import type { Params } from "../http/params.ts";
 import { resolveAccessToken } from "../tokens/access-token-resolver.ts";
-import { createRefreshToken, wantsRefreshToken } from "../tokens/refresh-tokens.ts";
+import { createRefreshToken } from "../tokens/refresh-tokens.ts";
 import { issueTokens as issueTokensInternal, type AccessTokenClaims, type TokenResponse, type UserTokenContext } from "../tokens/token-service.ts";
 import type { Grant, GrantContext } from "./index.ts";
 
