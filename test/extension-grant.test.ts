@@ -40,6 +40,19 @@ function partnerGrant(seen: GrantClient[]): ExtensionGrant<PartnerValidated> {
   };
 }
 
+const SESSION_GRANT = "urn:example:grant:kiosk";
+
+/** A grant that signed the user in itself (a kiosk): tokens continue that session, with refresh and ID tokens. */
+const sessionGrant: ExtensionGrant<{ sub: string }> = {
+  async validate(request) {
+    const sub = request.params.get("kiosk_user");
+    if (!sub) throw new ProtocolError("invalid_request", "kiosk_user is missing");
+    return { sub };
+  },
+  issue: (v, request) =>
+    request.issueTokens({ session: { sub: v.sub, sid: "kiosk-session-1", authTime: request.now(), amr: ["kiosk"], idp: "kiosk" }, scopes: ["openid", "offline_access", "api1.read"], refreshToken: true, idToken: true }),
+};
+
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`;
 
 describe("18 extension grant", () => {
@@ -56,8 +69,9 @@ describe("18 extension grant", () => {
       clients: [
         { client_id: "partner", client_secret: "partner-secret", grant_types: [GRANT], scope: "api1.read", partner_tier: "gold" },
         { client_id: "other", client_secret: "other-secret", grant_types: ["client_credentials"], scope: "api1.read" },
+        { client_id: "kiosk", client_secret: "kiosk-secret", grant_types: [SESSION_GRANT, "refresh_token"], scope: "openid offline_access api1.read" },
       ],
-      grants: { [GRANT]: partnerGrant(seenClients) },
+      grants: { [GRANT]: partnerGrant(seenClients), [SESSION_GRANT]: sessionGrant },
       events: (event) => events.push(event),
     });
   });
@@ -106,6 +120,21 @@ describe("18 extension grant", () => {
     );
     assert.equal(revoked.status, 200);
     assert.equal(await provider.validateAccessToken(body.access_token), undefined);
+  });
+
+  it("18 extension grant: with a session it issues ID and refresh tokens, and the refresh token works", async () => {
+    const response = await token({ grant_type: SESSION_GRANT, kiosk_user: "carol" }, "kiosk");
+    const body = (await response.json()) as { access_token: string; id_token?: string; refresh_token?: string; scope: string };
+    assert.equal(response.status, 200, JSON.stringify(body));
+    assert.ok(body.id_token && body.refresh_token);
+    const id = decodeJwt(body.id_token);
+    assert.equal(id.sub, "carol");
+    assert.equal(id.sid, "kiosk-session-1");
+    assert.deepEqual(id.amr, ["kiosk"]);
+    assert.equal(decodeJwt(body.access_token).sid, "kiosk-session-1");
+    const refreshed = await token({ grant_type: "refresh_token", refresh_token: body.refresh_token }, "kiosk");
+    assert.equal(refreshed.status, 200);
+    assert.equal(decodeJwt(((await refreshed.json()) as { access_token: string }).access_token).sub, "carol");
   });
 
   it("18 extension grant: tokens are DPoP-bound when the request carries a proof", async () => {

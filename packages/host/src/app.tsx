@@ -132,6 +132,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     dpop: config.dpop,
     par: config.par,
     deviceFlow: config.deviceFlow,
+    tokenExchange: config.tokenExchange,
     ...(mtls ? { mtls: { clientCa: mtls.clientCa, endpointBaseUrl: mtlsBaseUrl } } : {}),
     users,
     authentication: config.authentication,

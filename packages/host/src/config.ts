@@ -48,7 +48,7 @@ const clientSchema = z.strictObject({
   tos_uri: absoluteUrl.optional(),
   redirect_uris: z.array(absoluteUrl).optional(),
   post_logout_redirect_uris: z.array(absoluteUrl).optional(),
-  grant_types: z.array(z.enum(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"])).optional(),
+  grant_types: z.array(z.enum(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:token-exchange"])).optional(),
   response_types: z.array(z.literal("code")).optional(),
   scope: z.string().optional(),
   token_endpoint_auth_method: z.enum(["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth", "none"]).optional(),
@@ -69,6 +69,7 @@ const clientSchema = z.strictObject({
   require_pushed_authorization_requests: z.boolean().optional(),
   request_object_signing_alg: z.enum(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]).optional(),
   require_signed_request_object: z.boolean().optional(),
+  token_exchange_allow_impersonation: z.boolean().optional(),
   tls_client_certificate_bound_access_tokens: z.boolean().optional(),
   require_pkce: z.boolean().optional(),
   require_consent: z.boolean().optional(),
@@ -144,6 +145,7 @@ export const configSchema = z
     deviceFlow: z
       .strictObject({ lifetime: seconds.min(10).max(3600).optional(), interval: seconds.min(1).max(60).optional(), userCodeLength: z.number().int().min(6).max(20).optional() })
       .optional(),
+    tokenExchange: z.strictObject({ enabled: z.boolean().optional() }).optional(),
     dpop: z.strictObject({ requireNonce: z.boolean().optional(), proofLifetime: seconds.min(1).optional() }).optional(),
     mtls: z
       .strictObject({

@@ -82,6 +82,8 @@ export interface ClientMetadata {
   refresh_token_reuse_grace_period?: number;
   /** `fapi2`: the FAPI 2.0 Security Profile applies to this client (contract §10); see {@link normalizeClient}. */
   security_profile?: SecurityProfile;
+  /** RFC 8693: the client may exchange a token without an actor_token (impersonation); default false. */
+  token_exchange_allow_impersonation?: boolean;
   [extension: string]: unknown;
 }
 

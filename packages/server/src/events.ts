@@ -6,6 +6,18 @@ export type TesseraEvent =
   | { type: "session.ended"; sub: string; sid: string; clients: string[] }
   | { type: "session.revoked"; sub: string; sid: string; reason: "admin" | "expired" }
   | { type: "token.issued"; grantType: string; clientId: string; sub?: string; scope: string; tokenType: "Bearer" | "DPoP"; refreshToken: boolean }
+  | {
+      /** RFC 8693 token exchange: `sub` of the subject token, the client that got it, the actor (delegation). */
+      type: "token.exchanged";
+      clientId: string;
+      sub: string;
+      subjectClientId: string;
+      actor?: string;
+      impersonation: boolean;
+      audience?: string;
+      scope: string;
+      tokenType: "Bearer" | "DPoP";
+    }
   | { type: "token.revoked"; clientId: string; kind: "access_token" | "refresh_token" }
   | { type: "token.replay_detected"; clientId: string; kind: "authorization_code" | "refresh_token" }
   | { type: "logout.backchannel.sent"; clientId: string; sid: string }

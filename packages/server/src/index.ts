@@ -9,6 +9,7 @@ export type { SessionInfo, RemoveSessionsRequest } from "./session/session-manag
 export type { AccessTokenClaims, TokenResponse } from "./tokens/token-service.ts";
 export type { ExtensionGrant, GrantRequest, GrantParams, GrantClient, GrantSession, IssueTokensRequest, ValidatedAccessToken } from "./grants/extension.ts";
 export { BUILT_IN_GRANT_TYPES } from "./grants/extension.ts";
+export { createTokenExchangeGrant, TOKEN_EXCHANGE_GRANT_TYPE, ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, type ActClaim, type TokenExchangeContext, type TokenExchangeDecision, type TokenExchangePolicy, type TokenExchangeOptions, type ValidatedTokenExchange } from "./grants/token-exchange.ts";
 export { BACKCHANNEL_LOGOUT_EVENT } from "./logout/back-channel.ts";
 export type { ProviderOptions, SigningAlgorithm, ApiScope, ApiResource, IdentityResource, Logger } from "./options.ts";
 export { SIGNING_ALGORITHMS } from "./options.ts";

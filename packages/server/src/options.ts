@@ -9,6 +9,7 @@ import { CIMD_DEFAULTS, type ClientIdMetadataDocumentOptions } from "./clients/m
 import type { ClientMetadata } from "./clients.ts";
 import type { ProfileService, UserStore } from "./tokens/claims.ts";
 import type { ExtensionGrant } from "./grants/extension.ts";
+import type { TokenExchangePolicy } from "./grants/token-exchange.ts";
 
 /** Signing algorithms keys can be kept for. */
 export type SigningAlgorithm = "RS256" | "PS256" | "ES256" | "EdDSA";
@@ -70,6 +71,13 @@ export interface ProviderOptions {
    * by listing it in `grant_types`, and discovery lists it. Built-in grant types cannot be replaced.
    */
   grants?: Readonly<Record<string, ExtensionGrant>>;
+  /** Token exchange (RFC 8693, `urn:ietf:params:oauth:grant-type:token-exchange`) for clients that list it. */
+  tokenExchange?: {
+    /** Offer the grant (default true); clients still need it in `grant_types`. */
+    enabled?: boolean;
+    /** Decides per exchange: refuse it, pick the audience, add claims. Default: allow as requested. */
+    policy?: TokenExchangePolicy;
+  };
   authentication?: {
     /** Seconds an authentication session lasts (default 36000, 10 h). */
     cookieLifetime?: number;

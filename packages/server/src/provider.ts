@@ -23,6 +23,7 @@ import { deviceGrants } from "./grants/device-code.ts";
 import { parEndpoint, parMethodNotAllowed } from "./endpoints/par.ts";
 import { deviceAuthorizationEndpoint } from "./endpoints/device-authorization.ts";
 import { decideDeviceAuthorization, lookUpUserCode } from "./device/device-flow.ts";
+import { createTokenExchangeGrant, TOKEN_EXCHANGE_GRANT_TYPE } from "./grants/token-exchange.ts";
 import { userinfoEndpoint } from "./endpoints/userinfo.ts";
 import { validateBearerToken } from "./validation/bearer-token.ts";
 import { introspectionEndpoint } from "./endpoints/introspection.ts";
@@ -189,6 +190,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       throw new TypeError(`client ${client.client_id}: id_token_signed_response_alg ${alg} is not in keys.algorithms`);
     }
   }
+  const exchange = providerOptions.tokenExchange;
   const keys = new KeyManager(store.keys, protector, options.algorithms, clock, options.keyRotation, (change) => emit(change));
   const users = providerOptions.users;
   const displayNameLookup = users
@@ -200,8 +202,11 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const nowSeconds = () => Math.floor(clock() / 1000);
   const endedSessions = new EndedSessions(store.grants, options.cookieLifetime, nowSeconds);
   const sessions = new SessionService(options, protector, store.sessions, clock, endedSessions, displayNameLookup);
-  // The provider's own extension grants (device code) are built on the same public API as an embedder's.
-  const grants = createGrantRegistry(providerOptions.grants ?? {}, deviceGrants({ store, sessions, options, clock }));
+  // The provider's own extension grants (device code, token exchange) are built on the same public API as an embedder's.
+  const grants = createGrantRegistry(providerOptions.grants ?? {}, {
+    ...deviceGrants({ store, sessions, options, clock }),
+    ...(exchange?.enabled === false ? {} : { [TOKEN_EXCHANGE_GRANT_TYPE]: createTokenExchangeGrant({ policy: exchange?.policy }) }),
+  });
   const outboundFetch = createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, options.backChannelTimeout) });
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);
   const pendingCap = new PendingRequestCap(store.grants, options.maxPending, options.maxPendingPerAddress, () => Math.floor(clock() / 1000), options.par.maxPendingPerClient);

@@ -29,6 +29,8 @@ async function introspectAccessToken(token: string, caller: IntrospectionCaller,
     exp: claims.exp,
     jti: claims.jti,
     ...(claims.auth_time !== undefined ? { auth_time: claims.auth_time, amr: claims.amr, idp: claims.idp, sid: claims.sid } : {}),
+    // RFC 8693 §4.1: the delegation chain of an exchanged token.
+    ...(claims.act !== undefined ? { act: claims.act } : {}),
   };
 }
 

@@ -5,7 +5,7 @@ import type { ApiResource, ApiScope } from "../options.ts";
 import type { TesseraEvent } from "../events.ts";
 import type { Params } from "../http/params.ts";
 import { resolveAccessToken } from "../tokens/access-token-resolver.ts";
-import { createRefreshToken, wantsRefreshToken } from "../tokens/refresh-tokens.ts";
+import { createRefreshToken } from "../tokens/refresh-tokens.ts";
 import { issueTokens as issueTokensInternal, type AccessTokenClaims, type TokenResponse, type UserTokenContext } from "../tokens/token-service.ts";
 import type { Grant, GrantContext } from "./index.ts";
 
@@ -127,6 +127,15 @@ const PARAMETER_NAME = /^[A-Za-z0-9_.\-~]{1,64}$/;
 /** Parameters the endpoint itself reads; they are never repeatable. */
 const SINGLE_PARAMETERS = ["grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type", "scope"];
 
+/** A deep copy where possible (JSON metadata), so a grant cannot change the registered client. */
+function copyOf<T extends object>(value: T): T {
+  try {
+    return structuredClone(value);
+  } catch {
+    return { ...value };
+  }
+}
+
 /** A read-only view of the client for grants. */
 function grantClient(client: Client): GrantClient {
   const { client_secret: _secret, ...metadata } = client.metadata;
@@ -137,7 +146,7 @@ function grantClient(client: Client): GrantClient {
     scopes: Object.freeze([...client.scopes]),
     tokenEndpointAuthMethod: client.tokenEndpointAuthMethod,
     public: client.tokenEndpointAuthMethod === "none",
-    metadata: Object.freeze(structuredClone(metadata)),
+    metadata: Object.freeze(copyOf(metadata)),
   });
 }
 
@@ -162,7 +171,7 @@ interface ExtensionValidated {
 }
 
 /** The public request view over the endpoint's internals. */
-function grantRequest(grantType: string, form: Params, client: Client, deps: ProviderDeps, context: GrantContext, state: ExtensionValidated): GrantRequest {
+function grantRequest(grantType: string, form: Params, client: Client, deps: ProviderDeps, context: GrantContext, issuedFor: { subject?: string }): GrantRequest {
   return Object.freeze({
     grantType,
     params: { get: (name: string) => form.get(name), getAll: (name: string) => form.getAll(name), has: (name: string) => form.has(name) },
@@ -188,6 +197,9 @@ function grantRequest(grantType: string, form: Params, client: Client, deps: Pro
       const { session } = tokens;
       if (session && tokens.subject !== undefined && tokens.subject !== session.sub) throw new TypeError("issueTokens: subject differs from the session's sub");
       if ((tokens.refreshToken || tokens.idToken) && !session) throw new TypeError("issueTokens: refresh and ID tokens need a session");
+      if (tokens.subject !== undefined && (typeof tokens.subject !== "string" || tokens.subject === "" || tokens.subject.length > 255 || tokens.subject.includes("\0"))) {
+        throw new TypeError("issueTokens: subject must be 1 to 255 characters without NUL");
+      }
       const scopes = [...tokens.scopes];
       const outside = scopes.find((s) => !client.scopes.includes(s));
       if (outside !== undefined) throw new ProtocolError("invalid_scope", `scope ${outside} is not allowed for this client`);
@@ -211,7 +223,7 @@ function grantRequest(grantType: string, form: Params, client: Client, deps: Pro
         dpopJkt: context.dpopJkt,
         certificateThumbprint: context.certificateThumbprint,
       });
-      state.subject = user?.sub ?? tokens.subject;
+      issuedFor.subject = user?.sub ?? tokens.subject;
       return issued;
     },
     emit: (event: TesseraEvent) => deps.emit(event),
@@ -223,10 +235,11 @@ export function adaptExtensionGrant(grantType: string, extension: ExtensionGrant
   return {
     repeatableParameters: extension.repeatableParameters ?? [],
     async validate(form, client, deps, context) {
-      const state: ExtensionValidated = { request: undefined as unknown as GrantRequest, value: undefined };
-      state.request = grantRequest(grantType, form, client, deps, context, state);
-      state.value = await extension.validate(state.request);
-      return state;
+      // The same object the endpoint gets back, so it sees the subject once tokens are issued.
+      const issuedFor: { subject?: string } = {};
+      const request = grantRequest(grantType, form, client, deps, context, issuedFor);
+      const value = await extension.validate(request);
+      return Object.assign(issuedFor, { request, value });
     },
     issue: (validated) => extension.issue(validated.value, validated.request),
   };
