@@ -142,7 +142,7 @@ export const configSchema = z
     deviceFlow: z
       .strictObject({ lifetime: seconds.min(10).max(3600).optional(), interval: seconds.min(1).max(60).optional(), userCodeLength: z.number().int().min(6).max(20).optional() })
       .optional(),
-    dpop: z.strictObject({ requireNonce: z.boolean().optional(), proofLifetime: seconds.min(1).optional() }).optional(),
+    dpop: z.strictObject({ requireNonce: z.boolean().optional(), proofLifetime: seconds.min(1).optional(), clockTolerance: seconds.max(60).optional() }).optional(),
     mtls: z
       .strictObject({
         enabled: z.boolean().optional(),

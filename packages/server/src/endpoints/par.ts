@@ -39,7 +39,8 @@ export function parEndpoint(deps: ProviderDeps) {
     const pushedParams = resolved.params;
     const entries: [string, string][] = [...pushedParams].filter(([name]) => !CLIENT_AUTH_PARAMETERS.has(name) && name !== "client_id");
     entries.push(["client_id", client.clientId]);
-    const dpop = await validateDpop(request, deps, endpointUrlFor(deps, request, PATHS.par));
+    // FAPI 2.0 SP §5.4.1: the client's profile narrows the proof algorithms here as at the token endpoint.
+    const dpop = await validateDpop(request, deps, endpointUrlFor(deps, request, PATHS.par), { algorithms: client.dpopAlgorithms });
     if (dpop) {
       const requested = pushedParams.get("dpop_jkt");
       // RFC 9449 §10.1: both given, they must name the same key.

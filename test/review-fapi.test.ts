@@ -1,0 +1,216 @@
+import assert from "node:assert/strict";
+import { createHash, generateKeyPairSync, randomUUID } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { TestBrowser, createTestHost, type TestHost, type TestHostConfig } from "@tessera/testing";
+import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
+import { pkce } from "./support/fixtures.ts";
+
+/** Regression tests for the attacker review of FAPI 2.0 support (issue 17, findings f1-f10). */
+
+const ISSUER = "https://idp.test";
+const CB = "https://rp.test/cb";
+const DEVICE = "urn:ietf:params:oauth:grant-type:device_code";
+
+interface ClientKeys {
+  es: CryptoKey;
+  jwks: { keys: JWK[] };
+}
+
+async function clientKeys(): Promise<ClientKeys> {
+  const es = await generateKeyPair("ES256", { extractable: true });
+  return { es: es.privateKey, jwks: { keys: [{ ...(await exportJWK(es.publicKey)), kid: "es" }] } };
+}
+
+interface DpopKey {
+  priv: CryptoKey;
+  jwk: JWK;
+  alg: string;
+}
+
+async function dpopKey(kind: "ec" | "rsa" = "ec"): Promise<DpopKey> {
+  const pair = kind === "ec" ? generateKeyPairSync("ec", { namedCurve: "P-256" }) : generateKeyPairSync("rsa", { modulusLength: 2048 });
+  return { priv: pair.privateKey as unknown as CryptoKey, jwk: await exportJWK(pair.publicKey), alg: kind === "ec" ? "ES256" : "RS256" };
+}
+
+const form = (body: Record<string, string>, headers: Record<string, string> = {}): RequestInit => ({
+  method: "POST",
+  headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+  body: new URLSearchParams(body).toString(),
+});
+
+const ath = (token: string) => createHash("sha256").update(token).digest("base64url");
+
+/** A host with a fapi2 client "fapi" (private_key_jwt, ES256) and a plain confidential client; its clock is `clock`. */
+class Fixture {
+  offset = 0;
+  host!: TestHost;
+  keys!: ClientKeys;
+
+  readonly clock = () => Date.now() + this.offset;
+  now = () => Math.floor(this.clock() / 1000);
+
+  static async create(extra: Partial<TestHostConfig> = {}, extraClients: TestHostConfig["clients"] = []): Promise<Fixture> {
+    const fixture = new Fixture();
+    fixture.keys = await clientKeys();
+    fixture.host = await createTestHost(
+      {
+        apiScopes: [{ name: "api1.read" }],
+        apiResources: [{ name: "urn:api1", scopes: ["api1.read"], secret: "api1-secret" }],
+        users: [{ sub: "1", username: "alice", password: "alice", claims: { name: "Alice" } }],
+        keys: { algorithms: ["ES256", "RS256"] },
+        clients: [
+          {
+            client_id: "fapi",
+            security_profile: "fapi2",
+            token_endpoint_auth_method: "private_key_jwt",
+            jwks: fixture.keys.jwks,
+            redirect_uris: [CB],
+            grant_types: ["authorization_code", "refresh_token", "client_credentials"],
+            scope: "openid offline_access api1.read",
+            access_token_format: "reference",
+          },
+          { client_id: "plain", client_secret: "plain-secret", token_endpoint_auth_method: "client_secret_post", redirect_uris: [CB], grant_types: ["authorization_code", "refresh_token"], scope: "openid offline_access api1.read" },
+          ...(extraClients ?? []),
+        ],
+        ...extra,
+      },
+      { clock: fixture.clock },
+    );
+    return fixture;
+  }
+
+  async assertion(opts: { iat?: number; nbf?: number; clientId?: string } = {}): Promise<Record<string, string>> {
+    const t = this.now();
+    const clientId = opts.clientId ?? "fapi";
+    const payload: Record<string, unknown> = { jti: randomUUID(), iss: clientId, sub: clientId, aud: ISSUER, exp: t + 60, iat: opts.iat ?? t };
+    if (opts.nbf !== undefined) payload.nbf = opts.nbf;
+    const jwt = await new SignJWT(payload).setProtectedHeader({ alg: "ES256", kid: "es" }).sign(this.keys.es);
+    return { client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", client_assertion: jwt };
+  }
+
+  async proof(key: DpopKey, htm: string, path: string, opts: { iatOffset?: number; nbfOffset?: number; accessToken?: string; alg?: string } = {}): Promise<string> {
+    const t = this.now();
+    const payload: Record<string, unknown> = { jti: randomUUID(), htm, htu: ISSUER + path, iat: t + (opts.iatOffset ?? 0) };
+    if (opts.nbfOffset !== undefined) payload.nbf = t + opts.nbfOffset;
+    if (opts.accessToken) payload.ath = ath(opts.accessToken);
+    return new SignJWT(payload).setProtectedHeader({ typ: "dpop+jwt", alg: opts.alg ?? key.alg, jwk: key.jwk }).sign(key.priv);
+  }
+
+  async call(path: string, init: RequestInit = {}): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+    const response = await this.host.fetch(new Request(ISSUER + path, init));
+    const text = await response.text();
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      body = { text };
+    }
+    return { status: response.status, body, headers: response.headers };
+  }
+
+  /** Pushes an authorization request for "fapi" (optionally with a DPoP proof); the request_uri and PKCE verifier. */
+  async push(opts: { scope?: string; dpop?: DpopKey; dpopAlg?: string; extra?: Record<string, string> } = {}): Promise<{ status: number; body: Record<string, unknown>; requestUri: string; verifier: string }> {
+    const { verifier, challenge } = pkce();
+    const headers: Record<string, string> = opts.dpop ? { dpop: await this.proof(opts.dpop, "POST", "/connect/par", { alg: opts.dpopAlg }) } : {};
+    const response = await this.call("/connect/par", form({ client_id: "fapi", response_type: "code", redirect_uri: CB, scope: opts.scope ?? "openid", code_challenge: challenge, code_challenge_method: "S256", state: "s", ...(opts.extra ?? {}), ...(await this.assertion()) }, headers));
+    return { ...response, requestUri: String(response.body.request_uri), verifier };
+  }
+
+  authorizeUrl(requestUri: string): string {
+    return `${ISSUER}/connect/authorize?client_id=fapi&request_uri=${encodeURIComponent(requestUri)}`;
+  }
+
+  browser(): TestBrowser {
+    return new TestBrowser({ handlers: { [ISSUER]: this.host.fetch }, clock: this.clock });
+  }
+
+  /** PAR, login, code. */
+  async code(opts: { scope?: string; dpop?: DpopKey } = {}): Promise<{ code: string; verifier: string }> {
+    const pushed = await this.push(opts);
+    assert.equal(pushed.status, 201, JSON.stringify(pushed.body));
+    const stopAt = (u: URL) => u.href.startsWith(CB);
+    const browser = this.browser();
+    const page = await browser.get(this.authorizeUrl(pushed.requestUri), { stopAt });
+    const location = page.location?.startsWith(CB) ? page.location : (await browser.submitForm(page, { fields: { username: "alice", password: "alice" }, stopAt })).location;
+    const code = new URL(location!).searchParams.get("code");
+    assert.ok(code, `no code in ${location}`);
+    return { code, verifier: pushed.verifier };
+  }
+
+  async redeem(code: string, verifier: string, key?: DpopKey, proofOpts: { iatOffset?: number; nbfOffset?: number } = {}) {
+    const headers: Record<string, string> = key ? { dpop: await this.proof(key, "POST", "/connect/token", proofOpts) } : {};
+    return this.call("/connect/token", form({ grant_type: "authorization_code", code, code_verifier: verifier, redirect_uri: CB, ...(await this.assertion()) }, headers));
+  }
+
+  async refresh(refreshToken: string, key?: DpopKey) {
+    const headers: Record<string, string> = key ? { dpop: await this.proof(key, "POST", "/connect/token") } : {};
+    return this.call("/connect/token", form({ grant_type: "refresh_token", refresh_token: refreshToken, ...(await this.assertion()) }, headers));
+  }
+
+  async introspect(token: string): Promise<boolean> {
+    const r = await this.call("/connect/introspect", form({ token, client_id: "urn:api1", client_secret: "api1-secret" }));
+    return r.body.active === true;
+  }
+}
+
+describe("17 FAPI 2.0 attacker review: JWT clocks and algorithms", () => {
+  let f: Fixture;
+  before(async () => {
+    f = await Fixture.create();
+  });
+  after(() => f.host.close());
+
+  it("17.f1 DPoP: a proof with iat 8 s ahead is accepted at PAR, token and userinfo; nbf 2 s ahead too; iat 20 s ahead is refused", async () => {
+    const key = await dpopKey();
+    const pushed = await f.call("/connect/par", form({ client_id: "fapi", response_type: "code", redirect_uri: CB, scope: "openid", code_challenge: pkce().challenge, code_challenge_method: "S256", ...(await f.assertion()) }, { dpop: await f.proof(key, "POST", "/connect/par", { iatOffset: 8 }) }));
+    assert.equal(pushed.status, 201, JSON.stringify(pushed.body));
+    const { code, verifier } = await f.code({ dpop: key });
+    const ahead = await f.redeem(code, verifier, key, { iatOffset: 20 });
+    assert.equal(ahead.status, 400);
+    assert.equal(ahead.body.error, "invalid_dpop_proof");
+    const tokens = await f.redeem(code, verifier, key, { iatOffset: 8 });
+    assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+    const at = String(tokens.body.access_token);
+    const userinfo = await f.call("/connect/userinfo", { headers: { authorization: `DPoP ${at}`, dpop: await f.proof(key, "GET", "/connect/userinfo", { accessToken: at, iatOffset: 8 }) } });
+    assert.equal(userinfo.status, 200, JSON.stringify(userinfo.body));
+    const nbf = await f.call("/connect/userinfo", { headers: { authorization: `DPoP ${at}`, dpop: await f.proof(key, "GET", "/connect/userinfo", { accessToken: at, nbfOffset: 2 }) } });
+    assert.equal(nbf.status, 200, JSON.stringify(nbf.body));
+  });
+
+  it("17.f3 DPoP §5.4.1: an RS256 proof from a fapi2 client is refused at PAR and at userinfo (for its token); ES256 works", async () => {
+    const rsa = await dpopKey("rsa");
+    const pushed = await f.push({ dpop: rsa, dpopAlg: "RS256" });
+    assert.equal(pushed.status, 400, JSON.stringify(pushed.body));
+    assert.equal(pushed.body.error, "invalid_dpop_proof");
+    const ps = { ...rsa, alg: "PS256" };
+    const { code, verifier } = await f.code({ dpop: ps });
+    const tokens = await f.redeem(code, verifier, ps);
+    assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+    const at = String(tokens.body.access_token);
+    const rs = await f.call("/connect/userinfo", { headers: { authorization: `DPoP ${at}`, dpop: await f.proof(rsa, "GET", "/connect/userinfo", { accessToken: at, alg: "RS256" }) } });
+    assert.equal(rs.status, 401);
+    assert.match(rs.headers.get("www-authenticate") ?? "", /invalid_dpop_proof/);
+    assert.doesNotMatch(rs.headers.get("www-authenticate") ?? "", /RS256/);
+    const psOk = await f.call("/connect/userinfo", { headers: { authorization: `DPoP ${at}`, dpop: await f.proof(ps, "GET", "/connect/userinfo", { accessToken: at }) } });
+    assert.equal(psOk.status, 200, JSON.stringify(psOk.body));
+  });
+
+  it("17.f4 a client assertion or request object with iat more than 30 s ahead is refused (no nbf needed); 8 s ahead is accepted", async () => {
+    const par = async (auth: Record<string, string>, params: Record<string, string> = { response_type: "code", redirect_uri: CB, scope: "openid", code_challenge: pkce().challenge, code_challenge_method: "S256" }) =>
+      f.call("/connect/par", form({ client_id: "fapi", ...params, ...auth }));
+    const t = f.now();
+    const farAhead = await par(await f.assertion({ iat: t + 3600 }));
+    assert.equal(farAhead.status, 401);
+    assert.equal(farAhead.body.error, "invalid_client");
+    assert.equal((await par(await f.assertion({ iat: t + 45 }))).status, 401);
+    assert.equal((await par(await f.assertion({ iat: t + 8, nbf: t + 8 }))).status, 201);
+    const requestObject = (iat: number) =>
+      new SignJWT({ client_id: "fapi", response_type: "code", redirect_uri: CB, scope: "openid", code_challenge: pkce().challenge, code_challenge_method: "S256", iss: "fapi", aud: ISSUER, iat, exp: t + 300 })
+        .setProtectedHeader({ alg: "ES256", kid: "es", typ: "oauth-authz-req+jwt" })
+        .sign(f.keys.es);
+    const object = await par(await f.assertion(), { request: await requestObject(t + 200) });
+    assert.equal(object.status, 400, JSON.stringify(object.body));
+    assert.equal(object.body.error, "invalid_request_object");
+    assert.equal((await par(await f.assertion(), { request: await requestObject(t + 8) })).status, 201);
+  });
+});
