@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
-import { createHash, generateKeyPairSync, randomUUID } from "node:crypto";
+import { createHash, generateKeyPairSync, randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import { ConfigError, parseConfig } from "@tessera/host";
+import { createMemoryStore, createProvider } from "@tessera/server";
 import { TestBrowser, createTestHost, type TestHost, type TestHostConfig } from "@tessera/testing";
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
+import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
 import { pkce } from "./support/fixtures.ts";
 
 /** Regression tests for the attacker review of FAPI 2.0 support (issue 17, findings f1-f10). */
@@ -212,5 +214,105 @@ describe("17 FAPI 2.0 attacker review: JWT clocks and algorithms", () => {
     assert.equal(object.status, 400, JSON.stringify(object.body));
     assert.equal(object.body.error, "invalid_request_object");
     assert.equal((await par(await f.assertion(), { request: await requestObject(t + 8) })).status, 201);
+  });
+});
+
+describe("17 FAPI 2.0 attacker review: grants and refresh tokens", () => {
+  let f: Fixture;
+  const proto = Object.getPrototypeOf(createMemoryStore().grants) as { get(key: string): Promise<unknown> };
+  const originalGet = proto.get;
+  /** Runs once, inside the next read of `key`: a concurrent request landing mid-refresh. */
+  let interleave: { key: string; run: () => Promise<void> } | undefined;
+  before(async () => {
+    proto.get = async function (this: unknown, key: string) {
+      const found = await originalGet.call(this, key);
+      const hook = interleave;
+      if (hook && found && key === hook.key) {
+        interleave = undefined;
+        await hook.run();
+      }
+      return found;
+    };
+    f = await Fixture.create();
+  });
+  after(async () => {
+    proto.get = originalGet;
+    await f.host.close();
+  });
+
+  it("17.f2 a fapi2 client may list only authorization_code, refresh_token and client_credentials (no device_code, no extension grant)", () => {
+    const jwks = { keys: [{ kty: "EC", crv: "P-256", x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", y: "x_FEzRu9m36HLN_tue659LNpXW6pOyStikYjKIWI5a0" }] };
+    const client = (grant_types: string[]) => ({ client_id: "f", security_profile: "fapi2" as const, token_endpoint_auth_method: "private_key_jwt" as const, jwks, redirect_uris: ["https://rp.example/cb"], grant_types });
+    assert.throws(
+      () => parseConfig({ issuer: "https://id.example", keys: { algorithms: ["PS256"] }, clients: [client(["authorization_code", DEVICE])] }),
+      (error: unknown) => error instanceof ConfigError && error.problems.some((p) => p.path === "clients[0].grant_types[1]" && /FAPI 2.0/.test(p.message)),
+    );
+    parseConfig({ issuer: "https://id.example", keys: { algorithms: ["PS256"] }, clients: [client(["authorization_code", "refresh_token", "client_credentials"])] });
+    const grant = { validate: async () => ({}), issue: async () => ({ access_token: "x", token_type: "Bearer" as const, expires_in: 1 }) };
+    assert.throws(
+      () => createProvider({ issuer: "https://id.example", store: createMemoryStore(), dataKey: randomBytes(32), keys: { algorithms: ["ES256"] }, grants: { "urn:example:custom": grant }, clients: [client(["authorization_code", "urn:example:custom"])] }),
+      /grant_types: FAPI 2.0 .*urn:example:custom/,
+    );
+  });
+
+  it("17.f9 a fapi2 (confidential) client's refresh token is not bound to the DPoP key: another key refreshes (new tokens bound to it); a proof is still required", async () => {
+    const key = await dpopKey();
+    const { code, verifier } = await f.code({ scope: "openid offline_access api1.read", dpop: key });
+    const tokens = await f.redeem(code, verifier, key);
+    assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+    const rt = String(tokens.body.refresh_token);
+    const other = await dpopKey();
+    const refreshed = await f.refresh(rt, other);
+    assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+    assert.equal(refreshed.body.token_type, "DPoP");
+    assert.equal(refreshed.body.refresh_token, rt);
+    const intro = await f.call("/connect/introspect", form({ token: String(refreshed.body.access_token), client_id: "urn:api1", client_secret: "api1-secret" }));
+    assert.equal((intro.body.cnf as { jkt?: string }).jkt, await calculateJwkThumbprint(other.jwk));
+    const bearer = await f.refresh(rt);
+    assert.equal(bearer.status, 400);
+    assert.equal(bearer.body.error, "invalid_request");
+  });
+
+  it("17.f5 a refresh racing a revocation (no rotation, fapi2) answers invalid_grant and leaves no live token", async () => {
+    const key = await dpopKey();
+    const { code, verifier } = await f.code({ scope: "openid offline_access api1.read", dpop: key });
+    const tokens = await f.redeem(code, verifier, key);
+    const rt = String(tokens.body.refresh_token);
+    let revoked = 0;
+    interleave = {
+      key: createHash("sha256").update(rt).digest("base64url"),
+      run: async () => {
+        revoked = (await f.call("/connect/revocation", form({ token: rt, ...(await f.assertion()) }))).status;
+      },
+    };
+    const raced = await f.refresh(rt, key);
+    assert.equal(revoked, 200);
+    assert.equal(raced.status, 400, JSON.stringify(raced.body));
+    assert.equal(raced.body.error, "invalid_grant");
+    assert.equal((await f.refresh(rt, key)).body.error, "invalid_grant");
+    assert.equal(await f.introspect(String(tokens.body.access_token)), false);
+  });
+
+  it("17.f5 a refresh racing a revocation (rotation, plain client: issue-then-consume already guards it) answers invalid_grant", async () => {
+    const { verifier, challenge } = pkce();
+    const stopAt = (u: URL) => u.href.startsWith(CB);
+    const browser = f.browser();
+    const page = await browser.get(`${ISSUER}/connect/authorize?${new URLSearchParams({ client_id: "plain", response_type: "code", redirect_uri: CB, scope: "openid offline_access api1.read", code_challenge: challenge, code_challenge_method: "S256" })}`, { stopAt });
+    const back = await browser.submitForm(page, { fields: { username: "alice", password: "alice" }, stopAt });
+    const code = new URL(back.location!).searchParams.get("code")!;
+    const auth = { client_id: "plain", client_secret: "plain-secret" };
+    const tokens = await f.call("/connect/token", form({ grant_type: "authorization_code", code, code_verifier: verifier, redirect_uri: CB, ...auth }));
+    assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+    const rt = String(tokens.body.refresh_token);
+    interleave = {
+      key: createHash("sha256").update(rt).digest("base64url"),
+      run: async () => {
+        assert.equal((await f.call("/connect/revocation", form({ token: rt, ...auth }))).status, 200);
+      },
+    };
+    const raced = await f.call("/connect/token", form({ grant_type: "refresh_token", refresh_token: rt, ...auth }));
+    assert.equal(raced.status, 400, JSON.stringify(raced.body));
+    assert.equal(raced.body.error, "invalid_grant");
+    assert.equal(interleave, undefined);
   });
 });

@@ -28,6 +28,14 @@ export const FAPI2_SIGNING_ALGORITHMS: readonly string[] = ["PS256", "ES256", "E
 /** FAPI 2.0 SP §5.3.2.1-6: client authentication by private_key_jwt or mutual TLS (RFC 8705 §2) only. */
 const FAPI2_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ["private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"];
 
+/**
+ * The grants a FAPI 2.0 client may list: the profile analyses the authorization code flow (§5.3.2.2) with
+ * its refresh tokens, and client_credentials is common in FAPI ecosystems (no user, same client
+ * authentication and sender-constraining). Others (password, implicit, device code, extension grants) are
+ * outside what the profile's attacker model covers.
+ */
+export const FAPI2_GRANT_TYPES: readonly string[] = ["authorization_code", "refresh_token", "client_credentials"];
+
 /** FAPI 2.0 SP §5.3.2.1-11 (as the conformance suite cites it): authorization codes live at most 60 seconds. */
 export const FAPI2_CODE_LIFETIME = 60;
 
@@ -146,7 +154,8 @@ export interface Client {
   requireSenderConstrainedTokens: boolean;
   /**
    * Refresh tokens are bound to the DPoP key or client certificate they were issued with: public clients
-   * (RFC 9449 §5, RFC 8705 §4) and sender-constrained profiles.
+   * only (RFC 9449 §5, RFC 8705 §4). Confidential clients (every FAPI 2.0 client) prove themselves at each
+   * refresh, and unbound refresh tokens let them rotate DPoP keys (FAPI 2.0 SP §7).
    */
   bindRefreshTokens: boolean;
   /** Seconds an authorization code lives at most for this client, below the server's option. */
@@ -195,7 +204,9 @@ export function securityProfileProblems(metadata: ClientMetadata): SecurityProfi
   if (!FAPI2_AUTH_METHODS.includes(method as TokenEndpointAuthMethod)) add("token_endpoint_auth_method", `(§5.3.2.1) needs private_key_jwt, tls_client_auth or self_signed_tls_client_auth, not ${method}`);
   // §5.3.2.2-1: the authorization code flow only.
   if (metadata.response_types && metadata.response_types.some((t) => t !== "code")) add("response_types", "(§5.3.2.2) allows only response_type code");
-  if (metadata.grant_types?.some((g) => g === "implicit" || g === "password")) add("grant_types", "(§5.3.2.1) allows neither the implicit nor the password grant");
+  (metadata.grant_types ?? []).forEach((grant, i) => {
+    if (!FAPI2_GRANT_TYPES.includes(grant)) add("grant_types", `(§5.3.2) allows only the ${FAPI2_GRANT_TYPES.join(", ")} grants, not ${grant}`, i);
+  });
   // §5.3.2.2: PAR and PKCE (-5) required; a profile client cannot opt out.
   if (metadata.require_pkce === false) add("require_pkce", "(§5.3.2.2) requires PKCE");
   if (metadata.require_pushed_authorization_requests === false) add("require_pushed_authorization_requests", "(§5.3.2.2) requires pushed authorization requests");
@@ -214,7 +225,7 @@ export function securityProfileProblems(metadata: ClientMetadata): SecurityProfi
 /**
  * Normalizes registration metadata; throws on combinations that can never work. A `security_profile`
  * is read here only: it resolves to the policy fields each validator enforces (FAPI 2.0: PAR, PKCE S256,
- * code only, its client authentication and algorithms, sender-constrained and bound tokens, 60 s codes,
+ * code only, its client authentication and algorithms, sender-constrained access tokens, 60 s codes,
  * issuer-only assertion audience).
  */
 export function normalizeClient(metadata: ClientMetadata): Client {
@@ -296,7 +307,7 @@ export function normalizeClient(metadata: ClientMetadata): Client {
     refreshTokenReuseGracePeriod: metadata.refresh_token_reuse_grace_period ?? 0,
     rotateRefreshTokens: !fapi2,
     requireSenderConstrainedTokens: fapi2,
-    bindRefreshTokens: fapi2 || method === "none",
+    bindRefreshTokens: method === "none",
     authorizationCodeLifetime: fapi2 ? FAPI2_CODE_LIFETIME : undefined,
     assertionAudience: fapi2 ? "issuer" : "server",
     dpopAlgorithms: fapi2 ? FAPI2_SIGNING_ALGORITHMS : undefined,
