@@ -4,7 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { ConfigError, parseConfig } from "@tessera/host";
 import { createMemoryStore, createProvider } from "@tessera/server";
 import { TestBrowser, createTestHost, type TestHost, type TestHostConfig } from "@tessera/testing";
-import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
+import { SignJWT, calculateJwkThumbprint, decodeProtectedHeader, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
 import { pkce } from "./support/fixtures.ts";
 
 /** Regression tests for the attacker review of FAPI 2.0 support (issue 17, findings f1-f10). */
@@ -314,5 +314,47 @@ describe("17 FAPI 2.0 attacker review: grants and refresh tokens", () => {
     assert.equal(raced.status, 400, JSON.stringify(raced.body));
     assert.equal(raced.body.error, "invalid_grant");
     assert.equal(interleave, undefined);
+  });
+});
+
+describe("17 FAPI 2.0 attacker review: the library", () => {
+  it("17.f6 createProvider: a fapi2 client without id_token_signed_response_alg signs with the first FAPI algorithm configured, and is refused when there is none", async () => {
+    const keys = await clientKeys();
+    const client = { client_id: "fapi", security_profile: "fapi2" as const, token_endpoint_auth_method: "private_key_jwt" as const, jwks: keys.jwks, redirect_uris: [CB], grant_types: ["client_credentials"], scope: "api1.read" };
+    const options = { issuer: ISSUER, store: createMemoryStore(), dataKey: randomBytes(32), apiScopes: [{ name: "api1.read" }], clients: [client] };
+    assert.throws(() => createProvider(options), /FAPI 2\.0 \(§5\.4\.1\).*keys\.algorithms/);
+    const provider = createProvider({ ...options, keys: { algorithms: ["RS256", "ES256"] } });
+    try {
+      const t = Math.floor(Date.now() / 1000);
+      const assertion = await new SignJWT({ jti: randomUUID(), iss: "fapi", sub: "fapi", aud: ISSUER, iat: t, exp: t + 60 }).setProtectedHeader({ alg: "ES256", kid: "es" }).sign(keys.es);
+      const key = await dpopKey();
+      const proof = await new SignJWT({ jti: randomUUID(), htm: "POST", htu: `${ISSUER}/connect/token`, iat: t }).setProtectedHeader({ typ: "dpop+jwt", alg: "ES256", jwk: key.jwk }).sign(key.priv);
+      const response = await provider.fetch(new Request(`${ISSUER}/connect/token`, form({ grant_type: "client_credentials", client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", client_assertion: assertion }, { dpop: proof })));
+      const body = (await response.json()) as Record<string, string>;
+      assert.equal(response.status, 200, JSON.stringify(body));
+      assert.equal(decodeProtectedHeader(body.access_token!).alg, "ES256");
+    } finally {
+      await provider.close();
+    }
+  });
+});
+
+describe("17 FAPI 2.0 attacker review: pushed requests", () => {
+  it("17.f7 with par.requestUriLifetime 600 a fapi2 client's request_uri expires_in 599 (below 600, §5.3.2.2); other clients keep 600", async () => {
+    const f = await Fixture.create({ par: { requestUriLifetime: 600 } });
+    try {
+      const pushed = await f.push();
+      assert.equal(pushed.status, 201);
+      assert.equal(pushed.body.expires_in, 599);
+      const plain = await f.call("/connect/par", form({ client_id: "plain", client_secret: "plain-secret", response_type: "code", redirect_uri: CB, scope: "openid", code_challenge: pkce().challenge, code_challenge_method: "S256" }));
+      assert.equal(plain.status, 201, JSON.stringify(plain.body));
+      assert.equal(plain.body.expires_in, 600);
+      // The stored expiry follows: 599 s later the request_uri is gone.
+      f.offset = 599_000;
+      const late = await f.host.fetch(new Request(f.authorizeUrl(pushed.requestUri), { redirect: "manual" }));
+      assert.equal(late.status, 400);
+    } finally {
+      await f.host.close();
+    }
   });
 });

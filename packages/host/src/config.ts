@@ -279,9 +279,9 @@ export const configSchema = z
         issue(["clients", i, "id_token_signed_response_alg"], "not in keys.algorithms");
       }
       for (const problem of securityProfileProblems(client as ClientMetadata)) issue(["clients", i, problem.field, ...(problem.index === undefined ? [] : [problem.index])], problem.message);
-      // FAPI 2.0 SP §5.4.1: this client's ID and access tokens are signed with its alg, else the first configured one.
-      if (client.security_profile === "fapi2" && !client.id_token_signed_response_alg && !FAPI2_SIGNING_ALGORITHMS.includes(algorithms[0]!)) {
-        issue(["clients", i, "id_token_signed_response_alg"], `FAPI 2.0 (§5.4.1) signs with ${FAPI2_SIGNING_ALGORITHMS.join(", ")}: set one here (and in keys.algorithms) or put one first in keys.algorithms`);
+      // FAPI 2.0 SP §5.4.1: this client's ID and access tokens are signed with its alg, else the first configured one the profile allows.
+      if (client.security_profile === "fapi2" && !client.id_token_signed_response_alg && !algorithms.some((alg) => FAPI2_SIGNING_ALGORITHMS.includes(alg))) {
+        issue(["clients", i, "id_token_signed_response_alg"], `FAPI 2.0 (§5.4.1) signs with ${FAPI2_SIGNING_ALGORITHMS.join(", ")}: set one here (and in keys.algorithms) or add one to keys.algorithms`);
       }
       for (const key of ["redirect_uris", "post_logout_redirect_uris"] as const) {
         (client[key] ?? []).forEach((uri, j) => {

@@ -182,7 +182,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   // Every store call goes through one wrapper: a span each, failures counted.
   const store = tracedStore(providerOptions.store, observer?.storeError?.bind(observer));
   const cimd = options.clientIdMetadataDocuments;
-  const clients = clientTaggingStore(clientIdMetadataDocumentStore(createStaticClientStore(providerOptions.clients), { options: cimd, fetch: createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, cimd.timeout), maxResponseBytes: Math.min(options.outbound.maxResponseBytes, cimd.maxResponseBytes) }), clock, logger, algorithms: options.algorithms }));
+  const clients = clientTaggingStore(clientIdMetadataDocumentStore(createStaticClientStore(providerOptions.clients, options.algorithms), { options: cimd, fetch: createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, cimd.timeout), maxResponseBytes: Math.min(options.outbound.maxResponseBytes, cimd.maxResponseBytes) }), clock, logger, algorithms: options.algorithms }));
   for (const client of providerOptions.clients) {
     const alg = client.id_token_signed_response_alg;
     if (alg !== undefined && !options.algorithms.includes(alg as never)) {

@@ -56,7 +56,8 @@ export function parEndpoint(deps: ProviderDeps) {
     const pending = await deps.pendingRequests.admit("par", clientAddressOf(request));
     const requestUri = PAR_REQUEST_URI_PREFIX + randomHandle(32);
     const now = nowSeconds(deps);
-    const lifetime = deps.options.par.requestUriLifetime;
+    // The client's profile may shorten it (FAPI 2.0 SP §5.3.2.2: less than 600 s).
+    const lifetime = Math.min(deps.options.par.requestUriLifetime, client.requestUriLifetime ?? Infinity);
     const grant: PersistedGrant = {
       key: parKey(requestUri),
       kind: "par",
