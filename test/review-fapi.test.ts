@@ -6,6 +6,7 @@ import { createMemoryStore, createProvider } from "@tessera/server";
 import { TestBrowser, createTestHost, type TestHost, type TestHostConfig } from "@tessera/testing";
 import { SignJWT, calculateJwkThumbprint, decodeProtectedHeader, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
 import { pkce } from "./support/fixtures.ts";
+import { startTestPostgres } from "./support/postgres.ts";
 
 /** Regression tests for the attacker review of FAPI 2.0 support (issue 17, findings f1-f10). */
 
@@ -51,9 +52,9 @@ class Fixture {
   readonly clock = () => Date.now() + this.offset;
   now = () => Math.floor(this.clock() / 1000);
 
-  static async create(extra: Partial<TestHostConfig> = {}, extraClients: TestHostConfig["clients"] = []): Promise<Fixture> {
+  static async create(extra: Partial<TestHostConfig> = {}, extraClients: TestHostConfig["clients"] = [], keys?: ClientKeys): Promise<Fixture> {
     const fixture = new Fixture();
-    fixture.keys = await clientKeys();
+    fixture.keys = keys ?? (await clientKeys());
     fixture.host = await createTestHost(
       {
         apiScopes: [{ name: "api1.read" }],
@@ -355,6 +356,94 @@ describe("17 FAPI 2.0 attacker review: pushed requests", () => {
       assert.equal(late.status, 400);
     } finally {
       await f.host.close();
+    }
+  });
+});
+
+describe("17 FAPI 2.0 attacker review: a request_uri is used up when the authorization completes", () => {
+  let f: Fixture;
+  const stopAt = (u: URL) => u.href.startsWith(CB);
+  before(async () => {
+    f = await Fixture.create();
+  });
+  after(() => f.host.close());
+
+  /** Loads the authorize URL in a new browser: the login page. */
+  const visit = async (requestUri: string) => {
+    const browser = f.browser();
+    const page = await browser.get(f.authorizeUrl(requestUri), { stopAt });
+    assert.equal(page.status, 200, "the login page");
+    return { browser, page };
+  };
+  const login = async (v: Awaited<ReturnType<typeof visit>>) => new URL((await v.browser.submitForm(v.page, { fields: { username: "alice", password: "alice" }, stopAt })).location!);
+
+  it("17.f8 a request_uri loaded twice before login still works; the first completion gets the code, the other and any later visit are refused", async () => {
+    const pushed = await f.push();
+    const preloader = await visit(pushed.requestUri);
+    const user = await visit(pushed.requestUri);
+    const callback = await login(user);
+    assert.ok(callback.searchParams.get("code"), callback.href);
+    assert.equal(callback.searchParams.get("state"), "s");
+    const tokens = await f.redeem(callback.searchParams.get("code")!, pushed.verifier, await dpopKey());
+    assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+    // The other interaction on the same push ends with an error to the client, not a second code.
+    const second = await login(preloader);
+    assert.equal(second.searchParams.get("code"), null);
+    assert.equal(second.searchParams.get("error"), "invalid_request_uri");
+    const replay = await f.host.fetch(new Request(f.authorizeUrl(pushed.requestUri), { redirect: "manual" }));
+    assert.equal(replay.status, 400);
+    assert.match(await replay.text(), /invalid_request_uri/);
+  });
+
+  it("17.f8 a login slower than the request_uri's lifetime completes; the expired request_uri cannot start another", async () => {
+    const pushed = await f.push();
+    const v = await visit(pushed.requestUri);
+    f.offset += 120_000;
+    try {
+      const late = await f.host.fetch(new Request(f.authorizeUrl(pushed.requestUri), { redirect: "manual" }));
+      assert.equal(late.status, 400);
+      assert.ok((await login(v)).searchParams.get("code"));
+    } finally {
+      f.offset -= 120_000;
+    }
+  });
+
+  it("17.f8 an error sent to the client (prompt=none without a session) uses the request_uri up", async () => {
+    const pushed = await f.push({ extra: { prompt: "none" } });
+    const first = await f.host.fetch(new Request(f.authorizeUrl(pushed.requestUri), { redirect: "manual" }));
+    assert.equal(first.status, 302);
+    assert.equal(new URL(first.headers.get("location")!).searchParams.get("error"), "login_required");
+    const again = await f.host.fetch(new Request(f.authorizeUrl(pushed.requestUri), { redirect: "manual" }));
+    assert.equal(again.status, 400);
+  });
+});
+
+const postgres = await startTestPostgres();
+after(() => postgres?.close());
+
+describe("17 FAPI 2.0 attacker review: two processes on one PostgreSQL", { skip: postgres ? false : "PostgreSQL is not installed (set CI=true to make this a failure)" }, () => {
+  it("17.f8 two hosts completing logins on one pushed request at once: exactly one gets a code", async () => {
+    const keys = await clientKeys();
+    const shared = { store: { kind: "postgres" as const, url: await postgres!.createDatabase() }, dataKey: randomBytes(32).toString("base64url") };
+    const a = await Fixture.create(shared, [], keys);
+    const b = await Fixture.create(shared, [], keys);
+    try {
+      const stopAt = (u: URL) => u.href.startsWith(CB);
+      for (let round = 0; round < 3; round++) {
+        const pushed = await a.push();
+        const visits = await Promise.all(
+          [a, b].map(async (host) => {
+            const browser = host.browser();
+            return { browser, page: await browser.get(host.authorizeUrl(pushed.requestUri), { stopAt }) };
+          }),
+        );
+        const callbacks = await Promise.all(visits.map(async (v) => new URL((await v.browser.submitForm(v.page, { fields: { username: "alice", password: "alice" }, stopAt })).location!)));
+        const codes = callbacks.filter((c) => c.searchParams.get("code"));
+        assert.equal(codes.length, 1, callbacks.map((c) => c.search).join(" | "));
+        assert.equal(callbacks.find((c) => !c.searchParams.get("code"))!.searchParams.get("error"), "invalid_request_uri");
+      }
+    } finally {
+      await Promise.all([a.host.close(), b.host.close()]);
     }
   });
 });
