@@ -447,3 +447,26 @@ describe("17 FAPI 2.0 attacker review: two processes on one PostgreSQL", { skip:
     }
   });
 });
+
+describe("17 FAPI 2.0 attacker review: redirects after a POST", () => {
+  it("17.f10 the login form POST and a POSTed authorization request answer 303 (RFC 9110 §15.4.4, FAPI 2.0 SP §5.3.2.2); GET redirects stay 302", async () => {
+    const f = await Fixture.create();
+    try {
+      const params = { client_id: "plain", response_type: "code", redirect_uri: CB, scope: "openid", code_challenge: pkce().challenge, code_challenge_method: "S256", state: "p" };
+      const browser = f.browser();
+      const toCallback = (u: URL) => u.pathname.endsWith("/connect/authorize/callback") || u.href.startsWith(CB);
+      const get = await f.host.fetch(new Request(`${ISSUER}/connect/authorize?${new URLSearchParams(params)}`, { redirect: "manual" }));
+      assert.equal(get.status, 302);
+      const page = await browser.get(`${ISSUER}/connect/authorize?${new URLSearchParams(params)}`, { stopAt: toCallback });
+      const loggedIn = await browser.submitForm(page, { fields: { username: "alice", password: "alice" }, stopAt: toCallback });
+      assert.equal(loggedIn.status, 303, "the login POST's redirect");
+      const posted = await browser.post(`${ISSUER}/connect/authorize`, params, { stopAt: (u) => u.href.startsWith(CB) });
+      assert.equal(posted.status, 303, "the authorization response to a POST");
+      assert.ok(new URL(posted.location!).searchParams.get("code"));
+      const again = await browser.get(`${ISSUER}/connect/authorize?${new URLSearchParams(params)}`, { stopAt: (u) => u.href.startsWith(CB) });
+      assert.equal(again.status, 302, "the authorization response to a GET");
+    } finally {
+      await f.host.close();
+    }
+  });
+});

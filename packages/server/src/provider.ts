@@ -33,7 +33,7 @@ import { LogoutService, type SignedOutDetails } from "./logout/logout-service.ts
 import { revocationEndpoint } from "./endpoints/revocation.ts";
 import { CorsPolicy } from "./http/cors.ts";
 import { Params } from "./http/params.ts";
-import { errorJson, noStoreJson } from "./http/responses.ts";
+import { errorJson, noStoreJson, seeOtherAfterPost } from "./http/responses.ts";
 import { DataProtector } from "./keys/data-protection.ts";
 import { KeyManager } from "./keys/key-manager.ts";
 import { resolveOptions, silentLogger, type ProviderOptions } from "./options.ts";
@@ -321,7 +321,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     issuer: options.issuer,
     fetch: async (request, context) => {
       if (context) attachRequestContext(request, context);
-      return app.fetch(request);
+      return seeOtherAfterPost(request, await app.fetch(request));
     },
     metadata: () => providerMetadata(deps),
     async signIn(request, user, signInOptions) {
