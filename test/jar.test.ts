@@ -195,7 +195,7 @@ describe("17 JAR (RFC 9101)", () => {
       ["exp missing", await requestObject("jar", { exp: undefined }), /exp/],
       ["window over 60 minutes", await requestObject("jar", { nbf: now, exp: now + 3601 }), /3600 seconds/],
       ["window over 60 minutes from iat", await requestObject("jar", { nbf: undefined, iat: now, exp: now + 3700 }), /3600 seconds/],
-      ["future iat stretching the window", await requestObject("jar", { nbf: undefined, iat: now + 86_400, exp: now + 86_400 + 60 }), /3600 seconds/],
+      ["future iat stretching the window", await requestObject("jar", { nbf: undefined, iat: now + 86_400, exp: now + 86_400 + 60 }), /iat is in the future/],
       ["nbf in the future", await requestObject("jar", { nbf: now + 600, exp: now + 900 }), /nbf/],
       ["foreign typ", await requestObject("jar", {}, { header: { typ: "dpop+jwt" } }), /typ/],
       ["HS256", await new SignJWT({ iss: "jar", aud: host.issuer, exp: now + 60 }).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode("x".repeat(32))), /signing algorithm is not accepted/],

@@ -97,13 +97,16 @@ describe("17 PAR (RFC 9126)", () => {
     await assert.rejects(oidc.authorizationCodeGrant(config, callback2, { pkceCodeVerifier: verifier2 }, undefined, { DPoP: otherDPoP }), (error: Error & { error?: string }) => error.error === "invalid_dpop_proof" || error.error === "invalid_grant");
   });
 
-  it("17.5 PAR: a request_uri is one-time", async () => {
+  it("17.5 PAR: a request_uri is one-time: used up when the code is issued, not when the page first loads (FAPI 2.0 SP §5.3.2.2 NOTE 3)", async () => {
     const pushed = (await (await push(host, authorizeParams(), basic("conf", "conf-secret"))).json()) as { request_uri: string; expires_in: number };
     assert.equal(pushed.expires_in, 60);
     const url = `${host.issuer}/connect/authorize?client_id=conf&request_uri=${encodeURIComponent(pushed.request_uri)}`;
     const first = await fetch(url, { redirect: "manual" });
     assert.equal(first.status, 302);
     assert.match(first.headers.get("location")!, /\/account\/login|login/);
+    // A second load before the user finishes (a link preloader, a reload) still works.
+    const callback = await signIn(url);
+    assert.ok(callback.searchParams.get("code"));
     const again = await fetch(url, { redirect: "manual" });
     assert.equal(again.status, 400);
     assert.match(await again.text(), /invalid_request_uri/);

@@ -482,7 +482,7 @@ describe("device cookie name (cookie prefixes)", () => {
       const csrf = page.query("input[name=csrf]")!.getAttribute("value")!;
       const response = await browser.request("POST", new URL(`${host.issuer}/login`), new URLSearchParams({ csrf, username: "alice", password: "alice" }));
       await response.body?.cancel();
-      assert.equal(response.status, 302, "signed in");
+      assert.equal(response.status, 303, "signed in (303 after a POST)");
       const setCookie = response.headers.getSetCookie().find((c) => /^[^=]*tessera\.device[.=]/.test(c));
       return setCookie ?? "";
     } finally {

@@ -81,9 +81,9 @@ async function authorizeGet(provider: Provider, query: Record<string, string>, a
 
 /** The error of an authorization response: a redirect's `error` and `error_description`, or an error page's text. */
 async function errorOf(response: Response): Promise<{ status: number; error: string | null; description: string }> {
-  if (response.status === 302) {
+  if (response.status === 302 || response.status === 303) {
     const location = new URL(response.headers.get("location")!);
-    return { status: 302, error: location.searchParams.get("error"), description: location.searchParams.get("error_description") ?? "" };
+    return { status: response.status, error: location.searchParams.get("error"), description: location.searchParams.get("error_description") ?? "" };
   }
   const text = await response.text();
   let json: { error?: string; error_description?: string } | undefined;

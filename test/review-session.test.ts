@@ -311,7 +311,7 @@ describe("11 cookies", () => {
     // The victim's own page, with the same cookie value, yields a token that works.
     const victimPage = await host.fetch(new Request(`${host.issuer}/logout`, { headers: { cookie: `${victimSession.name}=${victimSession.value}; ${attackerCookie.name}=${attackerCookie.value}` } }));
     const own = /name="csrf" value="([^"]+)"/.exec(await victimPage.text())![1]!;
-    assert.equal((await post(attackerCookie.value, own)).status, 302);
+    assert.equal((await post(attackerCookie.value, own)).status, 303);
   });
 
   test("11.e two issuers on one origin under different paths keep their own session, CSRF and device cookies", async () => {
@@ -342,7 +342,7 @@ describe("11 cookies", () => {
     // A logout form of t1 still works (its CSRF cookie was not replaced by t2's).
     const prompt = await browser.get(`${t1.issuer}/logout`);
     const out = await browser.submitForm(prompt, { button: "button[name=decision][value=logout]", stopAt: () => true });
-    assert.equal(out.status, 302);
+    assert.equal(out.status, 303);
     assert.equal(await t1.provider.getSession(at(t1)), undefined);
     assert.equal((await t2.provider.getSession(at(t2)))?.sub, "2");
   });

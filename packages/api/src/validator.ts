@@ -1,5 +1,5 @@
 import { X509Certificate } from "node:crypto";
-import { DPOP_ALGORITHMS, certificateThumbprint, quotedString, verifyDpopProof } from "@tessera/protocol";
+import { DPOP_ALGORITHMS, DPOP_CLOCK_TOLERANCE, certificateThumbprint, quotedString, verifyDpopProof } from "@tessera/protocol";
 import { createRemoteJWKSet, customFetch, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { NonceIssuer } from "./nonces.ts";
 import { createMemoryReplayCache, type ReplayCache } from "./replay-cache.ts";
@@ -35,6 +35,8 @@ export interface TokenValidatorOptions {
     nonceSecret?: string | Uint8Array;
     /** Seconds a proof is accepted after its iat (default 60). */
     proofLifetime?: number;
+    /** Seconds of clock skew accepted for a proof's iat in the future, nbf and exp (default 15; FAPI 2.0 SP §5.3.2.1-14 needs at least 10). */
+    clockTolerance?: number;
     /**
      * Where used proof `jti`s are remembered, with the proof's `jkt` as key (default: in this process, at most
      * 100 000, at most 10 000 per key; refused when full or when the key has its share).
@@ -250,12 +252,14 @@ export function createTokenValidator(options: TokenValidatorOptions): TokenValid
         const proofs = request.headers.get("dpop");
         if (!proofs || proofs.includes(",")) return fail(401, "invalid_dpop_proof", "exactly one DPoP proof is required", "DPoP");
         const lifetime = dpopOptions.proofLifetime ?? 60;
+        const proofTolerance = dpopOptions.clockTolerance ?? DPOP_CLOCK_TOLERANCE;
         const checked = await verifyDpopProof(proofs, {
           method: request.method,
           url: request.url,
           accessToken: token,
           jkt,
           lifetime,
+          clockTolerance: proofTolerance,
           now: clock(),
           ...(dpopOptions.requireNonce ? { nonce: (n: string | undefined) => nonces.valid(n) } : {}),
         });
@@ -264,7 +268,7 @@ export function createTokenValidator(options: TokenValidatorOptions): TokenValid
           if (checked.error.code === "use_dpop_nonce") failure.dpopNonce = nonces.issue();
           return failure;
         }
-        const remembered = await replayCache.add(`${jkt}:${checked.proof.jti}`, (checked.proof.iat + lifetime + 10) * 1000, jkt);
+        const remembered = await replayCache.add(`${jkt}:${checked.proof.jti}`, (checked.proof.iat + lifetime + proofTolerance + 1) * 1000, jkt);
         if (remembered === "key-quota") return fail(401, "invalid_dpop_proof", "too many proofs for this key, retry later", "DPoP");
         if (remembered === "full") return fail(401, "invalid_dpop_proof", "the replay cache is full, retry with a new proof later", "DPoP");
         if (remembered !== true) return fail(401, "invalid_dpop_proof", "the DPoP proof was already used", "DPoP");

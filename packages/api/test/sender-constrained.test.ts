@@ -71,6 +71,21 @@ describe("sender-constrained tokens (DPoP, mTLS)", () => {
     if (result.ok) assert.equal(result.tokenType, "DPoP");
   });
 
+  it("17.f1 DPoP clock leeway: a proof with iat 8 s ahead or nbf 2 s ahead is accepted (FAPI 2.0 SP §5.3.2.1-14), 20 s ahead only with dpop.clockTolerance 30", async () => {
+    const token = await accessToken({ jkt });
+    const now = Math.floor(Date.now() / 1000);
+    assert.equal((await validator().validate(dpopRequest(token, await proof(token, { iat: now + 8 })))).ok, true);
+    const nbf = await new SignJWT({ htm: "GET", htu: url, jti: crypto.randomUUID(), ath: accessTokenHash(token), nbf: now + 2 })
+      .setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk: proofJwk })
+      .setIssuedAt(now)
+      .sign(proofKey);
+    assert.equal((await validator().validate(dpopRequest(token, nbf))).ok, true);
+    const ahead = await validator().validate(dpopRequest(token, await proof(token, { iat: now + 20 })));
+    assert.equal(ahead.ok, false);
+    if (!ahead.ok) assert.equal(ahead.error, "invalid_dpop_proof");
+    assert.equal((await validator({ dpop: { clockTolerance: 30 } }).validate(dpopRequest(token, await proof(token, { iat: now + 20 })))).ok, true);
+  });
+
   it("refuses the bad-proof list with invalid_dpop_proof or invalid_token", async () => {
     const token = await accessToken({ jkt });
     const v = validator();

@@ -235,6 +235,12 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       logger.info({ method: c.req.method, path: new URL(c.req.url).pathname, status: c.res.status, ms: Math.round(performance.now() - started) }, "request");
     });
   }
+  // A redirect answering a form POST (login, consent, logout, ...) is a 303 (RFC 9110 §15.4.4; FAPI 2.0 SP
+  // §5.3.2.2), so the browser follows with GET; redirects answering GET stay 302.
+  app.use(async (c, next) => {
+    await next();
+    if (c.req.method === "POST" && c.res.status === 302) c.res = new Response(c.res.body, { status: 303, headers: c.res.headers });
+  });
   // Spans and metrics for this host's pages; the provider observes the requests forwarded to it.
   app.use(requestTelemetry({ observer: metrics, passThrough: "/*" }));
   const limit = bodyLimit({ maxSize: MAX_PAGE_FORM_BYTES, onError: (c) => c.text("request body too large", 413) });

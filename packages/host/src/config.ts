@@ -146,7 +146,7 @@ export const configSchema = z
       .strictObject({ lifetime: seconds.min(10).max(3600).optional(), interval: seconds.min(1).max(60).optional(), userCodeLength: z.number().int().min(6).max(20).optional() })
       .optional(),
     tokenExchange: z.strictObject({ enabled: z.boolean().optional() }).optional(),
-    dpop: z.strictObject({ requireNonce: z.boolean().optional(), proofLifetime: seconds.min(1).optional() }).optional(),
+    dpop: z.strictObject({ requireNonce: z.boolean().optional(), proofLifetime: seconds.min(1).optional(), clockTolerance: seconds.max(60).optional() }).optional(),
     mtls: z
       .strictObject({
         enabled: z.boolean().optional(),
@@ -284,9 +284,9 @@ export const configSchema = z
         issue(["clients", i, "id_token_signed_response_alg"], "not in keys.algorithms");
       }
       for (const problem of securityProfileProblems(client as ClientMetadata)) issue(["clients", i, problem.field, ...(problem.index === undefined ? [] : [problem.index])], problem.message);
-      // FAPI 2.0 SP §5.4.1: this client's ID and access tokens are signed with its alg, else the first configured one.
-      if (client.security_profile === "fapi2" && !client.id_token_signed_response_alg && !FAPI2_SIGNING_ALGORITHMS.includes(algorithms[0]!)) {
-        issue(["clients", i, "id_token_signed_response_alg"], `FAPI 2.0 (§5.4.1) signs with ${FAPI2_SIGNING_ALGORITHMS.join(", ")}: set one here (and in keys.algorithms) or put one first in keys.algorithms`);
+      // FAPI 2.0 SP §5.4.1: this client's ID and access tokens are signed with its alg, else the first configured one the profile allows.
+      if (client.security_profile === "fapi2" && !client.id_token_signed_response_alg && !algorithms.some((alg) => FAPI2_SIGNING_ALGORITHMS.includes(alg))) {
+        issue(["clients", i, "id_token_signed_response_alg"], `FAPI 2.0 (§5.4.1) signs with ${FAPI2_SIGNING_ALGORITHMS.join(", ")}: set one here (and in keys.algorithms) or add one to keys.algorithms`);
       }
       for (const key of ["redirect_uris", "post_logout_redirect_uris"] as const) {
         (client[key] ?? []).forEach((uri, j) => {

@@ -4,6 +4,12 @@ import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify, ty
 /** Asymmetric algorithms a DPoP proof may use (RFC 9449 §4.2: never `none`, never a MAC). */
 export const DPOP_ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"] as const;
 
+/**
+ * Default seconds of clock skew a proof's `iat` (and `nbf`/`exp`) may show: FAPI 2.0 SP §5.3.2.1-14 asks to
+ * accept an `iat` up to 10 s in the future, and to refuse one more than 60 s ahead.
+ */
+export const DPOP_CLOCK_TOLERANCE = 15;
+
 const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /** What a proof must match. */
@@ -18,8 +24,9 @@ export interface DpopProofExpectations {
   jkt?: string;
   /** A nonce the server requires (RFC 9449 §8/§9). */
   nonce?: string | ((nonce: string | undefined) => boolean);
-  /** Seconds a proof is accepted after its `iat` (default 60), and clock tolerance (default 5). */
+  /** Seconds a proof is accepted after its `iat` (default 60). */
   lifetime?: number;
+  /** Seconds of clock skew for `iat` in the future, `nbf` and `exp` (default {@link DPOP_CLOCK_TOLERANCE}). */
   clockTolerance?: number;
   algorithms?: readonly string[];
   /** Milliseconds. */
@@ -74,11 +81,14 @@ export async function verifyDpopProof(proof: string, expected: DpopProofExpectat
   if (!jwk || typeof jwk !== "object") return fail("the proof has no jwk");
   if (PRIVATE_JWK_MEMBERS.some((m) => m in jwk)) return fail("the jwk holds private key material");
   const now = Math.floor((expected.now ?? Date.now()) / 1000);
+  const tolerance = expected.clockTolerance ?? DPOP_CLOCK_TOLERANCE;
   let payload: JWTPayload;
   try {
     const key = await importJWK(jwk, header.alg);
-    ({ payload } = await jwtVerify(proof, key, { typ: "dpop+jwt", algorithms: [header.alg], currentDate: new Date(now * 1000) }));
-  } catch {
+    ({ payload } = await jwtVerify(proof, key, { typ: "dpop+jwt", algorithms: [header.alg], currentDate: new Date(now * 1000), clockTolerance: tolerance }));
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === "ERR_JWT_EXPIRED" || code === "ERR_JWT_CLAIM_VALIDATION_FAILED") return fail("the DPoP proof is not valid now (nbf, exp or iat)");
     return fail("the DPoP proof signature is invalid");
   }
   if (typeof payload.jti !== "string" || payload.jti.length === 0 || payload.jti.length > 256) return fail("jti is missing");
@@ -86,7 +96,6 @@ export async function verifyDpopProof(proof: string, expected: DpopProofExpectat
   const htu = typeof payload.htu === "string" ? normalizeHtu(payload.htu) : undefined;
   if (!htu || htu !== normalizeHtu(expected.url)) return fail("htu does not match the request URL");
   const lifetime = expected.lifetime ?? 60;
-  const tolerance = expected.clockTolerance ?? 5;
   if (typeof payload.iat !== "number" || !Number.isFinite(payload.iat)) return fail("iat is missing");
   if (payload.iat > now + tolerance) return fail("iat is in the future");
   if (payload.iat < now - lifetime - tolerance) return fail("the DPoP proof is too old");

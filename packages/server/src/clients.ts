@@ -28,6 +28,17 @@ export const FAPI2_SIGNING_ALGORITHMS: readonly string[] = ["PS256", "ES256", "E
 /** FAPI 2.0 SP §5.3.2.1-6: client authentication by private_key_jwt or mutual TLS (RFC 8705 §2) only. */
 const FAPI2_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ["private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"];
 
+/**
+ * The grants a FAPI 2.0 client may list: the profile analyses the authorization code flow (§5.3.2.2) with
+ * its refresh tokens, and client_credentials is common in FAPI ecosystems (no user, same client
+ * authentication and sender-constraining). Others (password, implicit, device code, extension grants) are
+ * outside what the profile's attacker model covers.
+ */
+export const FAPI2_GRANT_TYPES: readonly string[] = ["authorization_code", "refresh_token", "client_credentials"];
+
+/** FAPI 2.0 SP §5.3.2.2: a pushed request's request_uri lives less than 600 seconds. */
+export const FAPI2_REQUEST_URI_LIFETIME = 599;
+
 /** FAPI 2.0 SP §5.3.2.1-11 (as the conformance suite cites it): authorization codes live at most 60 seconds. */
 export const FAPI2_CODE_LIFETIME = 60;
 
@@ -148,11 +159,14 @@ export interface Client {
   requireSenderConstrainedTokens: boolean;
   /**
    * Refresh tokens are bound to the DPoP key or client certificate they were issued with: public clients
-   * (RFC 9449 §5, RFC 8705 §4) and sender-constrained profiles.
+   * only (RFC 9449 §5, RFC 8705 §4). Confidential clients (every FAPI 2.0 client) prove themselves at each
+   * refresh, and unbound refresh tokens let them rotate DPoP keys (FAPI 2.0 SP §7).
    */
   bindRefreshTokens: boolean;
   /** Seconds an authorization code lives at most for this client, below the server's option. */
   authorizationCodeLifetime?: number;
+  /** Seconds this client's pushed request_uri lives at most, below `par.requestUriLifetime`. */
+  requestUriLifetime?: number;
   /**
    * Which `aud` a client assertion may carry: `server` the issuer or this server's token or PAR endpoint URL
    * (one value), `issuer` the issuer identifier alone, as a string (FAPI 2.0 SP §5.3.2.1-8).
@@ -197,7 +211,9 @@ export function securityProfileProblems(metadata: ClientMetadata): SecurityProfi
   if (!FAPI2_AUTH_METHODS.includes(method as TokenEndpointAuthMethod)) add("token_endpoint_auth_method", `(§5.3.2.1) needs private_key_jwt, tls_client_auth or self_signed_tls_client_auth, not ${method}`);
   // §5.3.2.2-1: the authorization code flow only.
   if (metadata.response_types && metadata.response_types.some((t) => t !== "code")) add("response_types", "(§5.3.2.2) allows only response_type code");
-  if (metadata.grant_types?.some((g) => g === "implicit" || g === "password")) add("grant_types", "(§5.3.2.1) allows neither the implicit nor the password grant");
+  (metadata.grant_types ?? []).forEach((grant, i) => {
+    if (!FAPI2_GRANT_TYPES.includes(grant)) add("grant_types", `(§5.3.2) allows only the ${FAPI2_GRANT_TYPES.join(", ")} grants, not ${grant}`, i);
+  });
   // §5.3.2.2: PAR and PKCE (-5) required; a profile client cannot opt out.
   if (metadata.require_pkce === false) add("require_pkce", "(§5.3.2.2) requires PKCE");
   if (metadata.require_pushed_authorization_requests === false) add("require_pushed_authorization_requests", "(§5.3.2.2) requires pushed authorization requests");
@@ -216,13 +232,14 @@ export function securityProfileProblems(metadata: ClientMetadata): SecurityProfi
 /**
  * Normalizes registration metadata; throws on combinations that can never work. A `security_profile`
  * is read here only: it resolves to the policy fields each validator enforces (FAPI 2.0: PAR, PKCE S256,
- * code only, its client authentication and algorithms, sender-constrained and bound tokens, 60 s codes,
+ * code only, its client authentication and algorithms, sender-constrained access tokens, 60 s codes,
  * issuer-only assertion audience).
  */
-export function normalizeClient(metadata: ClientMetadata): Client {
+export function normalizeClient(metadata: ClientMetadata, signingAlgorithms?: readonly string[]): Client {
   const profileProblem = securityProfileProblems(metadata)[0];
   if (profileProblem) throw new TypeError(`client ${metadata.client_id}: ${profileProblem.field}: ${profileProblem.message}`);
   const fapi2 = metadata.security_profile === "fapi2";
+  const tokenSigningAlg = metadata.id_token_signed_response_alg ?? (fapi2 && signingAlgorithms ? fapi2SigningAlgorithm(metadata.client_id, signingAlgorithms) : undefined);
   const method = (metadata.token_endpoint_auth_method ?? (metadata.client_secret ? "client_secret_basic" : "none")) as TokenEndpointAuthMethod;
   if (!TOKEN_ENDPOINT_AUTH_METHODS.includes(method)) {
     throw new TypeError(`client ${metadata.client_id}: unsupported token_endpoint_auth_method ${method}`);
@@ -276,7 +293,7 @@ export function normalizeClient(metadata: ClientMetadata): Client {
     assertionAlgorithms: signingAlg ? [signingAlg] : [...family],
     jwks: metadata.jwks,
     jwksUri: metadata.jwks_uri,
-    idTokenSignedResponseAlg: metadata.id_token_signed_response_alg,
+    idTokenSignedResponseAlg: tokenSigningAlg,
     requirePkce: fapi2 || (metadata.require_pkce ?? true),
     requireConsent: metadata.require_consent ?? false,
     accessTokenFormat: metadata.access_token_format ?? "jwt",
@@ -298,22 +315,36 @@ export function normalizeClient(metadata: ClientMetadata): Client {
     refreshTokenReuseGracePeriod: metadata.refresh_token_reuse_grace_period ?? 0,
     rotateRefreshTokens: !fapi2,
     requireSenderConstrainedTokens: fapi2,
-    bindRefreshTokens: fapi2 || method === "none",
+    bindRefreshTokens: method === "none",
     authorizationCodeLifetime: fapi2 ? FAPI2_CODE_LIFETIME : undefined,
+    requestUriLifetime: fapi2 ? FAPI2_REQUEST_URI_LIFETIME : undefined,
     assertionAudience: fapi2 ? "issuer" : "server",
     dpopAlgorithms: fapi2 ? FAPI2_SIGNING_ALGORITHMS : undefined,
-    accessTokenSigningAlg: fapi2 ? metadata.id_token_signed_response_alg : undefined,
+    accessTokenSigningAlg: fapi2 ? tokenSigningAlg : undefined,
     profileErrorCode: fapi2 ? "invalid_request" : undefined,
     metadata,
   };
 }
 
-/** A client store over a fixed list. */
-export function createStaticClientStore(clients: ClientMetadata[]): ClientStore {
+/**
+ * FAPI 2.0 SP §5.4.1 for a client that names no `id_token_signed_response_alg`: the first of the server's
+ * signing algorithms that the profile allows; none configured is a configuration error.
+ */
+function fapi2SigningAlgorithm(clientId: string, signingAlgorithms: readonly string[]): string {
+  const alg = signingAlgorithms.find((a) => FAPI2_SIGNING_ALGORITHMS.includes(a));
+  if (alg === undefined) throw new TypeError(`client ${clientId}: FAPI 2.0 (§5.4.1) signs tokens with ${FAPI2_SIGNING_ALGORITHMS.join(", ")}: add one to keys.algorithms (or set id_token_signed_response_alg)`);
+  return alg;
+}
+
+/**
+ * A client store over a fixed list. With the server's `signingAlgorithms`, a FAPI 2.0 client without
+ * `id_token_signed_response_alg` gets the first of them that §5.4.1 allows.
+ */
+export function createStaticClientStore(clients: ClientMetadata[], signingAlgorithms?: readonly string[]): ClientStore {
   const byId = new Map<string, Client>();
   for (const metadata of clients) {
     if (byId.has(metadata.client_id)) throw new TypeError(`duplicate client_id ${metadata.client_id}`);
-    byId.set(metadata.client_id, normalizeClient(metadata));
+    byId.set(metadata.client_id, normalizeClient(metadata, signingAlgorithms));
   }
   return { findClientById: async (id) => byId.get(id) };
 }

@@ -1,4 +1,4 @@
-import { STANDARD_SCOPE_CLAIMS } from "@tessera/protocol";
+import { DPOP_CLOCK_TOLERANCE, STANDARD_SCOPE_CLAIMS } from "@tessera/protocol";
 import { parseCertificates } from "./client-auth/certificates.ts";
 import type { Store } from "./stores/interfaces.ts";
 import { DEFAULT_MAX_PENDING_PER_CLIENT } from "./security/pending-requests.ts";
@@ -142,6 +142,8 @@ export interface ProviderOptions {
     requireNonce?: boolean;
     /** Seconds a proof is accepted after its iat (default 60). */
     proofLifetime?: number;
+    /** Seconds of clock skew accepted for a proof's iat in the future, nbf and exp (default 15; FAPI 2.0 SP §5.3.2.1-14 needs at least 10). */
+    clockTolerance?: number;
   };
   keys?: {
     /** Algorithms to keep keys for; the first signs unless a client asks otherwise (default ["RS256"]). */
@@ -242,7 +244,7 @@ export interface ResolvedOptions {
   apiResources: ApiResource[];
   cookieLifetime: number;
   cookieSlidingExpiration: boolean;
-  dpop: { requireNonce: boolean; proofLifetime: number };
+  dpop: { requireNonce: boolean; proofLifetime: number; clockTolerance: number };
   par: { requestUriLifetime: number; required: boolean; maxPendingPerClient: number };
   clientIdMetadataDocuments: ClientIdMetadataDocumentOptions;
   deviceFlow: { lifetime: number; interval: number; userCodeLength: number; verificationUri: string };
@@ -312,6 +314,8 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
   if (issuerUrl.search || issuerUrl.hash) throw new TypeError("issuer must not have a query or fragment");
   if (issuerUrl.protocol !== "https:" && issuerUrl.protocol !== "http:") throw new TypeError("issuer must be http(s)");
   const issuer = options.issuer.replace(/\/+$/, "");
+  const dpopTolerance = options.dpop?.clockTolerance;
+  if (dpopTolerance !== undefined && !(Number.isInteger(dpopTolerance) && dpopTolerance >= 0 && dpopTolerance <= 60)) throw new TypeError("dpop.clockTolerance must be a whole number of seconds from 0 to 60");
   const algorithms = options.keys?.algorithms ?? ["RS256"];
   if (algorithms.length === 0) throw new TypeError("keys.algorithms must name at least one algorithm");
   const rotation = options.keys;
@@ -330,7 +334,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     apiResources: options.apiResources ?? [],
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
     cookieSlidingExpiration: options.authentication?.cookieSlidingExpiration ?? true,
-    dpop: { requireNonce: options.dpop?.requireNonce ?? false, proofLifetime: options.dpop?.proofLifetime ?? 60 },
+    dpop: { requireNonce: options.dpop?.requireNonce ?? false, proofLifetime: options.dpop?.proofLifetime ?? 60, clockTolerance: options.dpop?.clockTolerance ?? DPOP_CLOCK_TOLERANCE },
     clientIdMetadataDocuments: { ...CIMD_DEFAULTS, ...options.clientIdMetadataDocuments },
     // RFC 9126 §7: request_uris live briefly; 1 to 600 seconds.
     par: { requestUriLifetime: Math.min(600, Math.max(1, Math.floor(options.par?.requestUriLifetime ?? 60))), required: options.par?.required ?? false, maxPendingPerClient: Math.max(1, Math.floor(options.par?.maxPendingPerClient ?? DEFAULT_MAX_PENDING_PER_CLIENT)) },

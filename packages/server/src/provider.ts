@@ -34,7 +34,7 @@ import { LogoutService, type SignedOutDetails } from "./logout/logout-service.ts
 import { revocationEndpoint } from "./endpoints/revocation.ts";
 import { CorsPolicy } from "./http/cors.ts";
 import { Params } from "./http/params.ts";
-import { errorJson, noStoreJson } from "./http/responses.ts";
+import { errorJson, noStoreJson, seeOtherAfterPost } from "./http/responses.ts";
 import { DataProtector } from "./keys/data-protection.ts";
 import { KeyManager } from "./keys/key-manager.ts";
 import { resolveOptions, silentLogger, type ProviderOptions } from "./options.ts";
@@ -183,7 +183,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   // Every store call goes through one wrapper: a span each, failures counted.
   const store = tracedStore(providerOptions.store, observer?.storeError?.bind(observer));
   const cimd = options.clientIdMetadataDocuments;
-  const clients = clientTaggingStore(clientIdMetadataDocumentStore(createStaticClientStore(providerOptions.clients), { options: cimd, fetch: createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, cimd.timeout), maxResponseBytes: Math.min(options.outbound.maxResponseBytes, cimd.maxResponseBytes) }), clock, logger, algorithms: options.algorithms }));
+  const clients = clientTaggingStore(clientIdMetadataDocumentStore(createStaticClientStore(providerOptions.clients, options.algorithms), { options: cimd, fetch: createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, cimd.timeout), maxResponseBytes: Math.min(options.outbound.maxResponseBytes, cimd.maxResponseBytes) }), clock, logger, algorithms: options.algorithms }));
   for (const client of providerOptions.clients) {
     const alg = client.id_token_signed_response_alg;
     if (alg !== undefined && !options.algorithms.includes(alg as never)) {
@@ -326,7 +326,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     issuer: options.issuer,
     fetch: async (request, context) => {
       if (context) attachRequestContext(request, context);
-      return app.fetch(request);
+      return seeOtherAfterPost(request, await app.fetch(request));
     },
     metadata: () => providerMetadata(deps),
     async signIn(request, user, signInOptions) {

@@ -2,6 +2,7 @@ import { ProtocolError, sha256Base64url } from "@tessera/protocol";
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeProtectedHeader, jwtVerify, type JWTVerifyGetKey, type ProtectedHeaderParameters } from "jose";
 import type { Client } from "../clients.ts";
 import { endpointUrl, nowSeconds, PATHS, type ProviderDeps } from "../deps.ts";
+import { iatTooFarAhead } from "../validation/jwt-times.ts";
 
 /** RFC 7523 §2.2 client assertion type. */
 export const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -146,6 +147,7 @@ export async function verifyClientAssertion(assertion: string, client: Client, d
     deps.logger.warn({ clientId: client.clientId, reason: "jti is not a non-empty string" }, "client assertion rejected");
     throw fail("the client assertion is invalid");
   }
+  if (iatTooFarAhead(payload, now)) throw fail("the client assertion's iat is in the future");
   const exp = payload.exp!;
   if (exp - now > MAX_ASSERTION_LIFETIME) throw fail(`the client assertion may live at most ${MAX_ASSERTION_LIFETIME} seconds`);
   const fresh = await deps.store.grants.putIfAbsent({

@@ -9,7 +9,7 @@ import { errorPage } from "../ui/html.ts";
 import { validateAuthorizeRequest, type AuthorizeSource, type ValidatedAuthorizeRequest } from "../validation/authorize-request.ts";
 import { redirectUriMatches } from "../validation/redirect-uri.ts";
 import { resolveRequestObject, unsignedRequestRefusal } from "../validation/request-object.ts";
-import { PAR_REQUEST_URI_PREFIX, takePushedRequest } from "./par.ts";
+import { PAR_REQUEST_URI_PREFIX, completePushedRequest, readPushedRequest, type PushedRequestRef } from "./par.ts";
 import { authorizeError, authorizeResponse } from "./authorize-response.ts";
 
 /** What an authorization code stands for; stored hashed under the code. */
@@ -56,9 +56,16 @@ export function authorizeEndpoint(deps: ProviderDeps) {
     }
     // RFC 9126 §4: a pushed request; only client_id counts beside request_uri, everything else was pushed.
     const clientId = params.get("client_id");
-    const pushed = clientId === undefined ? undefined : await takePushedRequest(deps, requestUri, clientId);
+    let pushed;
+    try {
+      pushed = clientId === undefined ? undefined : await readPushedRequest(deps, requestUri, clientId, clientAddressOf(request));
+    } catch (error) {
+      // The pending-request cap is full (temporarily_unavailable): an error page, as for a bad request_uri.
+      if (error instanceof ProtocolError) return invalidRequestUri(params, deps, error);
+      throw error;
+    }
     if (!pushed) return invalidRequestUri(params, deps);
-    return processAuthorization(request, pushed, undefined, deps, "pushed");
+    return processAuthorization(request, pushed.params, undefined, deps, "pushed", false, pushed.ref);
   };
 }
 
@@ -91,12 +98,18 @@ export function authorizeCallbackEndpoint(deps: ProviderDeps) {
 
 /**
  * The authorization decision (OIDC Core §3.1.2.3-§3.1.2.5): validate, then login, then consent, then a
- * code. `interaction` is set when the request comes back from the login or consent page.
+ * code. `interaction` is set when the request comes back from the login or consent page. A pushed request
+ * (`pushed`, or the interaction's) is used up when the request ends: a code, an error or a denial.
  */
-async function processAuthorization(request: Request, params: Params, interaction: Interaction | undefined, deps: ProviderDeps, source: AuthorizeSource = "resumed", signed = false): Promise<Response> {
+async function processAuthorization(request: Request, params: Params, interaction: Interaction | undefined, deps: ProviderDeps, source: AuthorizeSource = "resumed", signed = false, pushedRef?: PushedRequestRef): Promise<Response> {
   const issuer = deps.options.issuer;
+  const pushed = pushedRef ?? interaction?.pushed;
   const validation = await validateAuthorizeRequest(params, deps, source);
-  if (!validation.ok) return authorizeError(validation.error, validation.reply, issuer);
+  const complete = async () => (pushed && validation.ok ? completePushedRequest(deps, pushed, validation.value.client.clientId) : true);
+  if (!validation.ok) {
+    if (pushed) await completePushedRequest(deps, pushed, interaction?.clientId ?? params.get("client_id") ?? "");
+    return authorizeError(validation.error, validation.reply, issuer);
+  }
   const validated = validation.value;
   // Pushed requests met the rule at the PAR endpoint; resumed ones when they started.
   const unsigned = source === "direct" ? unsignedRequestRefusal(validated.client, signed) : undefined;
@@ -104,12 +117,14 @@ async function processAuthorization(request: Request, params: Params, interactio
   const read = await deps.sessions.read(request);
   const cookies = read?.cookies ?? [];
   const session = read?.session;
-  const fail = (code: "login_required" | "consent_required" | "access_denied", description: string) =>
-    authorizeError(new ProtocolError(code, description), validated.reply, issuer, cookies);
+  const fail = async (code: "login_required" | "consent_required" | "access_denied", description: string) => {
+    await complete();
+    return authorizeError(new ProtocolError(code, description), validated.reply, issuer, cookies);
+  };
 
   if (needsLogin(validated, session, interaction, deps)) {
     if (validated.prompt.has("none")) return fail("login_required", "the user must sign in");
-    return redirectToInteraction(request, deps.options.loginUrl, validated, interaction, deps, cookies);
+    return redirectToInteraction(request, deps.options.loginUrl, validated, interaction, deps, cookies, pushed);
   }
   const current = session!;
 
@@ -122,10 +137,12 @@ async function processAuthorization(request: Request, params: Params, interactio
     if (decision.remember) await deps.consents.remember(current.sub, validated.client.clientId, validated.scopes);
   } else if (await needsConsent(validated, current, deps)) {
     if (validated.prompt.has("none")) return fail("consent_required", "the user must consent");
-    return redirectToInteraction(request, deps.options.consentUrl, validated, interaction, deps, cookies);
+    return redirectToInteraction(request, deps.options.consentUrl, validated, interaction, deps, cookies, pushed);
   }
 
   if (interaction) await deps.interactions.remove(interaction.id);
+  // RFC 9126 §4 / FAPI 2.0 SP §5.3.2.2: one authorization per pushed request; of racing completions one wins.
+  if (!(await complete())) return authorizeError(new ProtocolError("invalid_request_uri", "the request_uri was already used"), validated.reply, issuer, cookies);
   const code = await storeCode(validated, current, deps);
   cookies.push(...(await deps.sessions.addClient(current, validated.client.clientId)));
   const fields: Record<string, string> = { code };
@@ -162,10 +179,10 @@ async function needsConsent(request: ValidatedAuthorizeRequest, session: Authent
   return !request.scopes.every((s) => remembered.includes(s));
 }
 
-async function redirectToInteraction(http: Request, page: string, request: ValidatedAuthorizeRequest, interaction: Interaction | undefined, deps: ProviderDeps, cookies: string[]): Promise<Response> {
+async function redirectToInteraction(http: Request, page: string, request: ValidatedAuthorizeRequest, interaction: Interaction | undefined, deps: ProviderDeps, cookies: string[], pushed?: PushedRequestRef): Promise<Response> {
   let pending: Interaction;
   try {
-    pending = interaction ?? (await deps.interactions.create(request.client.clientId, request.params, clientAddressOf(http)));
+    pending = interaction ?? (await deps.interactions.create(request.client.clientId, request.params, clientAddressOf(http), pushed));
   } catch (error) {
     // The pending-request cap is full: temporarily_unavailable, to the client (OAuth 2.0 §4.1.2.1).
     if (error instanceof ProtocolError) return authorizeError(error, request.reply, deps.options.issuer, cookies);

@@ -48,7 +48,8 @@ export function parEndpoint(deps: ProviderDeps) {
     const pushedParams = resolved.params;
     const entries: [string, string][] = [...pushedParams].filter(([name]) => !CLIENT_AUTH_PARAMETERS.has(name) && name !== "client_id");
     entries.push(["client_id", client.clientId]);
-    const dpop = await validateDpop(request, deps, endpointUrlFor(deps, request, PATHS.par));
+    // FAPI 2.0 SP §5.4.1: the client's profile narrows the proof algorithms here as at the token endpoint.
+    const dpop = await validateDpop(request, deps, endpointUrlFor(deps, request, PATHS.par), { algorithms: client.dpopAlgorithms });
     if (dpop) {
       const requested = pushedParams.get("dpop_jkt");
       // RFC 9449 §10.1: both given, they must name the same key.
@@ -68,7 +69,8 @@ export function parEndpoint(deps: ProviderDeps) {
     const nowMs = deps.clock();
     const requestUri = `${PAR_REQUEST_URI_PREFIX}${deps.pendingRequests.orderPrefix(nowMs)}.${randomHandle(32)}`;
     const now = Math.floor(nowMs / 1000);
-    const lifetime = deps.options.par.requestUriLifetime;
+    // The client's profile may shorten it (FAPI 2.0 SP §5.3.2.2: less than 600 s).
+    const lifetime = Math.min(deps.options.par.requestUriLifetime, client.requestUriLifetime ?? Infinity);
     const grant: PersistedGrant = {
       key: parKey(requestUri),
       kind: "par",
@@ -94,25 +96,63 @@ export function parMethodNotAllowed(): Promise<Response> {
   return Promise.reject(new ProtocolError("invalid_request", "the pushed authorization request endpoint accepts only POST", { status: 405, headers: { allow: "POST" } }));
 }
 
+/** A pushed request an authorization in progress stands on: its store key and when its request_uri expires. */
+export interface PushedRequestRef {
+  key: string;
+  /** Unix seconds. */
+  expiresAt: number;
+}
+
+/** The marker that a pushed request's one authorization completed (a hash of its key, never the request_uri). */
+function completionKey(ref: PushedRequestRef): string {
+  return sha256Base64url(`par-completed:${ref.key}`);
+}
+
 /**
- * RFC 9126 §4: the pushed parameters behind a request_uri, taken once (atomically, across processes) and
- * then removed.
- * Undefined when it was not issued here, expired, was used already, or belongs to another client.
+ * RFC 9126 §4: the pushed parameters behind a request_uri, for the client that pushed it. Reading does not
+ * use it up: FAPI 2.0 SP §5.3.2.2 (NOTE 3) makes it one-time at completion, so a link preloader or a reload
+ * before the user finishes does not break the flow; {@link completePushedRequest} takes it when the
+ * request ends. A visit moves the push from the pushing address's pending count to the visitor's
+ * (`address`), so a backend that pushes for all its users never evicts one for another's visit.
+ * Undefined when it was not issued here, expired, was completed already, or belongs to another client.
  */
-export async function takePushedRequest(deps: ProviderDeps, requestUri: string, clientId: string): Promise<Params | undefined> {
+export async function readPushedRequest(deps: ProviderDeps, requestUri: string, clientId: string, address?: string): Promise<{ params: Params; ref: PushedRequestRef } | undefined> {
   if (!requestUri.startsWith(PAR_REQUEST_URI_PREFIX)) return undefined;
   const key = parKey(requestUri);
   const now = nowSeconds(deps);
   const grant = await deps.store.grants.get(key);
   if (!grant || grant.kind !== "par" || grant.clientId !== clientId || grant.expiresAt <= now || grant.consumedAt !== undefined) return undefined;
-  const consumed = await deps.store.grants.consume(key, now);
-  if (!consumed?.firstUse) return undefined;
-  // Used, it is gone: a used push must not hold a place in its address's pending cap (a confidential
-  // client's backend pushes for all its users from one address) and would only ever be refused again.
-  await deps.store.grants.remove(key);
+  const ref = { key, expiresAt: grant.expiresAt };
+  if (await deps.store.grants.get(completionKey(ref))) return undefined;
+  let params: Params;
   try {
-    return Params.fromEntries(JSON.parse(consumed.grant.data) as [string, string][]);
+    params = Params.fromEntries(JSON.parse(grant.data) as [string, string][]);
   } catch {
     return undefined;
   }
+  // A confidential client's push stays in its own bucket; a public client's moves to the visitor's address.
+  if (!grant.grantId?.startsWith("pending:client:")) {
+    const tags = await deps.pendingRequests.admit("par", address);
+    const { subject: _subject, sessionId: _sessionId, ...rest } = grant;
+    await deps.store.grants.put({ ...rest, ...tags });
+  }
+  return { params, ref };
+}
+
+/**
+ * Ends the one authorization a pushed request allows (a code, or an error or denial sent to the client):
+ * exactly one caller, across every process sharing the store, gets true; the request_uri is removed.
+ * The marker outlives every interaction that may still stand on the push.
+ */
+export async function completePushedRequest(deps: ProviderDeps, ref: PushedRequestRef, clientId: string): Promise<boolean> {
+  const won = await deps.store.grants.putIfAbsent({
+    key: completionKey(ref),
+    kind: "replay",
+    clientId,
+    data: "{}",
+    createdAt: nowSeconds(deps),
+    expiresAt: ref.expiresAt + deps.options.interactionLifetime,
+  });
+  await deps.store.grants.remove(ref.key);
+  return won;
 }

@@ -207,8 +207,8 @@ function grantRequest(grantType: string, form: Params, client: Client, deps: Pro
       const audience = tokens.audience === undefined ? undefined : typeof tokens.audience === "string" ? [tokens.audience] : [...tokens.audience];
       if (audience && (audience.length === 0 || audience.some((a) => typeof a !== "string" || a === ""))) throw new TypeError("issueTokens: audience must name at least one non-empty value");
       const user = session ? userContext(session) : undefined;
-      // Public clients' refresh tokens are bound like the code grant's (RFC 9449 §5, RFC 8705 §4).
-      const bindTo = client.tokenEndpointAuthMethod === "none" ? { dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint } : undefined;
+      // Refresh tokens are bound by the client's policy, like the code grant's (RFC 9449 §5, RFC 8705 §4).
+      const bindTo = client.bindRefreshTokens ? { dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint } : undefined;
       const refreshToken = user && tokens.refreshToken && client.grantTypes.includes("refresh_token") ? () => createRefreshToken(deps, client, user, scopes, undefined, bindTo) : undefined;
       const issued = await issueTokensInternal(deps, {
         client,

@@ -78,14 +78,28 @@ export async function issue(validated: ValidatedRefresh, deps: ProviderDeps): Pr
   if (!client.rotateRefreshTokens) {
     // FAPI 2.0 SP §5.3.2.1-9: no rotation. The same token is answered again and stays valid until its
     // stored expiry; it is never rewritten (a rewrite racing a revocation would revive the token).
-    return issueTokens(deps, { client, scopes, audience, user, dpopJkt, certificateThumbprint, refreshToken: async () => validated.token });
+    const issued = await issueTokens(deps, { client, scopes, audience, user, dpopJkt, certificateThumbprint, refreshToken: async () => validated.token });
+    return stillGranted(deps, validated, issued);
   }
   const grace = client.refreshTokenReuseGracePeriod;
   const tokens = () =>
     issueTokens(deps, { client, scopes, audience, user, dpopJkt, certificateThumbprint, refreshToken: () => createRefreshToken(deps, client, user, data.scopes, data.absoluteExpiresAt, { dpopJkt: data.dpopJkt, certificateThumbprint: data.certificateThumbprint }, validated.token, data.resources) });
   if (validated.reused) {
     deps.logger.info({ clientId: client.clientId, grantId: user.grantId }, "rotated refresh token used again within the reuse grace period");
-    return tokens();
+    return stillGranted(deps, validated, await tokens());
   }
+  // useOnce issues, then consumes: a revocation landing in between leaves nothing to consume, and the
+  // family (with the tokens just issued) is removed as for a replay.
   return useOnce(deps, validated.key, { clientId: client.clientId, grantId: user.grantId, kind: "refresh_token" }, tokens, grace);
+}
+
+/**
+ * A refresh racing a revocation: the grant was read before the revocation removed its family, and the new
+ * tokens were written after. Read again once they are stored; if the refresh token is gone, so are the new
+ * tokens (RFC 7009 §2.1: revoking a refresh token invalidates the access tokens of the same grant).
+ */
+async function stillGranted(deps: ProviderDeps, validated: ValidatedRefresh, issued: TokenResponse): Promise<TokenResponse> {
+  if (await deps.store.grants.get(validated.key)) return issued;
+  await deps.store.grants.removeAll({ grantId: validated.user.grantId });
+  throw new ProtocolError("invalid_grant", "the refresh token was revoked");
 }

@@ -54,6 +54,15 @@ export function redirect(location: string, cookies: string[] = []): Response {
   return new Response(null, { status: 302, headers });
 }
 
+/**
+ * A redirect answering a POST is a 303 See Other (RFC 9110 §15.4.4: the browser follows with GET; FAPI 2.0
+ * SP §5.3.2.2 asks for 303 for authorization responses after a POST). Redirects answering GET stay 302.
+ */
+export function seeOtherAfterPost(request: Request, response: Response): Response {
+  if (request.method !== "POST" || response.status !== 302) return response;
+  return new Response(response.body, { status: 303, headers: response.headers });
+}
+
 /** RFC 6749 §5.2 JSON error. */
 export function errorJson(error: ProtocolError): Response {
   return noStoreJson(error.toJSON(), error.status, error.headers);

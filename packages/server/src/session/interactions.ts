@@ -22,6 +22,8 @@ export interface Interaction {
   consent?: ConsentDecision;
   /** Where the request is counted against the caps on pending requests. */
   pending?: PendingTags;
+  /** The pushed request (RFC 9126) it stands on, used up when the authorization completes. */
+  pushed?: { key: string; expiresAt: number };
 }
 
 /** Bytes of a stored interaction kept for its pending tags and the consent decision added later. */
@@ -41,11 +43,11 @@ export class InteractionService {
    * client's) counts it against the per-address cap. Throws `invalid_request` ("request too large") when it
    * would exceed 8 KiB stored (`MAX_PENDING_REQUEST_BYTES`), room for the cap's tags and the consent kept.
    */
-  async create(clientId: string, params: Iterable<[string, string]>, address?: string): Promise<Interaction> {
+  async create(clientId: string, params: Iterable<[string, string]>, address?: string, pushed?: Interaction["pushed"]): Promise<Interaction> {
     const request = { clientId, params: [...params], createdAt: this.clock() };
     assertPendingSize(request, INTERACTION_RESERVE);
     const pending = await this.cap.admit("interaction", address);
-    const interaction: Interaction = { id: randomHandle(24), ...request, pending };
+    const interaction: Interaction = { id: randomHandle(24), ...request, pending, ...(pushed ? { pushed } : {}) };
     await this.save(interaction);
     return interaction;
   }

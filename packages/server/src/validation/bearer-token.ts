@@ -51,7 +51,9 @@ export async function validateBearerToken(request: Request, deps: ProviderDeps, 
     return resolved;
   }
   if (scheme !== "DPoP") throw invalid("a DPoP-bound access token needs the DPoP scheme", dpopChallenge("invalid_token", "a DPoP-bound access token needs the DPoP scheme"));
-  const proof = await validateDpop(request, deps, endpointUrlFor(deps, request, path), { accessToken: token, jkt, resource: true });
+  // The token's client's profile narrows the proof algorithms (FAPI 2.0 SP §5.4.1), as at the token endpoint.
+  const algorithms = (await deps.clients.findClientById(resolved.claims.client_id))?.dpopAlgorithms;
+  const proof = await validateDpop(request, deps, endpointUrlFor(deps, request, path), { accessToken: token, jkt, resource: true, algorithms });
   if (!proof) throw new ProtocolError("invalid_dpop_proof", "a DPoP proof is required", { status: 401, headers: { "www-authenticate": dpopChallenge("invalid_dpop_proof", "a DPoP proof is required") } });
   return resolved;
 }

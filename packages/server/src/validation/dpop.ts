@@ -34,8 +34,8 @@ function nonceIsValid(deps: ProviderDeps, nonce: string | undefined): boolean {
 }
 
 /** The `WWW-Authenticate` challenge for a resource (userinfo) refusing a DPoP request. */
-export function dpopChallenge(error?: string, description?: string): string {
-  let value = `DPoP algs=${quotedString(DPOP_ALGORITHMS.join(" "))}`;
+export function dpopChallenge(error?: string, description?: string, algorithms: readonly string[] = DPOP_ALGORITHMS): string {
+  let value = `DPoP algs=${quotedString(algorithms.join(" "))}`;
   if (error) value += `, error=${quotedString(error)}`;
   if (description) value += `, error_description=${quotedString(description)}`;
   return value;
@@ -53,17 +53,18 @@ export async function validateDpop(request: Request, deps: ProviderDeps, url: st
   const fail = (code: "invalid_dpop_proof" | "use_dpop_nonce", description: string) => {
     const headers: Record<string, string> = {};
     if (code === "use_dpop_nonce") headers["dpop-nonce"] = issueDpopNonce(deps);
-    if (options.resource) headers["www-authenticate"] = dpopChallenge(code, description);
+    if (options.resource) headers["www-authenticate"] = dpopChallenge(code, description, options.algorithms);
     return new ProtocolError(code, description, { status: options.resource ? 401 : 400, headers });
   };
   if (header.includes(",") || header.length > 8192) throw fail("invalid_dpop_proof", "send exactly one DPoP proof");
-  const lifetime = deps.options.dpop.proofLifetime;
+  const { proofLifetime: lifetime, clockTolerance } = deps.options.dpop;
   const result = await verifyDpopProof(header, {
     method: request.method,
     url,
     accessToken: options.accessToken,
     jkt: options.jkt,
     lifetime,
+    clockTolerance,
     now: deps.clock(),
     ...(options.algorithms ? { algorithms: options.algorithms } : {}),
     ...(deps.options.dpop.requireNonce ? { nonce: (n: string | undefined) => nonceIsValid(deps, n) } : {}),
@@ -77,7 +78,7 @@ export async function validateDpop(request: Request, deps: ProviderDeps, url: st
     data: "{}",
     createdAt: nowSeconds(deps),
     // iat may be fractional (RFC 7519 NumericDate); the store keeps whole seconds, rounded towards later.
-    expiresAt: Math.ceil(result.proof.iat) + lifetime + 10,
+    expiresAt: Math.ceil(result.proof.iat) + lifetime + clockTolerance + 1,
   });
   if (!fresh) throw fail("invalid_dpop_proof", "the DPoP proof was already used");
   return { jkt: result.proof.jkt };

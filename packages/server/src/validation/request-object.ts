@@ -5,6 +5,7 @@ import { REQUEST_OBJECT_ALGORITHMS, type Client } from "../clients.ts";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
 import { Params } from "../http/params.ts";
 import { AUTHORIZE_PARAMETERS, type AuthorizeReply } from "./authorize-request.ts";
+import { iatTooFarAhead } from "./jwt-times.ts";
 
 /** RFC 9101 §10.8 / CONTRACT §10: the longest window from `nbf` (or `iat`) to `exp`. */
 export const MAX_REQUEST_OBJECT_LIFETIME = 3600;
@@ -117,6 +118,7 @@ async function verifyRequestObject(jws: string, client: Client, deps: ProviderDe
     throw invalidObject(SIGNATURE_FAILED);
   }
   const now = nowSeconds(deps);
+  if (iatTooFarAhead(payload, now)) throw invalidObject("the request object's iat is in the future");
   const exp = payload.exp!;
   const start = typeof payload.nbf === "number" ? payload.nbf : typeof payload.iat === "number" ? payload.iat : now;
   // A future iat must not stretch the window: exp is also bounded from now.
