@@ -136,6 +136,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     outbound: config.outbound,
     limits: config.limits && { maxFormBytes: config.limits.maxFormBytes, maxParameterLength: config.limits.maxParameterLength, maxParameters: config.limits.maxParameters },
     clientAuthThrottling: config.clientAuthThrottling,
+    clientCache: config.clientCache,
+    registration: config.registration,
     logger: hostOptions.logger,
     events,
     observer: metrics,

@@ -20,6 +20,8 @@ export interface ProviderMetadata {
   request_uri_parameter_supported?: boolean;
   /** RFC 9126 §5. */
   pushed_authorization_request_endpoint?: string;
+  /** RFC 7591 §3: dynamic client registration. */
+  registration_endpoint?: string;
   require_pushed_authorization_requests?: boolean;
   authorization_response_iss_parameter_supported?: boolean;
   [extension: string]: unknown;

@@ -23,7 +23,11 @@ export type ProtocolErrorCode =
   | "invalid_dpop_proof"
   | "use_dpop_nonce"
   | "invalid_target"
-  | "unsupported_token_type";
+  | "unsupported_token_type"
+  | "invalid_redirect_uri"
+  | "invalid_client_metadata"
+  | "invalid_software_statement"
+  | "unapproved_software_statement";
 
 const defaultStatus: Partial<Record<ProtocolErrorCode, number>> = {
   invalid_client: 401,

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { JWK } from "jose";
+import type { StoredClientSecret } from "./stores/interfaces.ts";
 
 /** Client authentication methods at the token endpoint implemented so far. */
 export type TokenEndpointAuthMethod = "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | "private_key_jwt" | "tls_client_auth" | "self_signed_tls_client_auth" | "none";
@@ -68,6 +69,10 @@ export interface Client {
   clientName: string;
   /** SHA-256 of the secret, base64url; the secret itself is not kept. */
   secretHash?: string;
+  /** A stored client's secrets (hashes, with optional expiry): any unexpired one authenticates. */
+  secrets: readonly StoredClientSecret[];
+  /** Where the client comes from: the config (read-only) or the store (admin API, dynamic registration). */
+  source: "config" | "store";
   redirectUris: string[];
   postLogoutRedirectUris: string[];
   grantTypes: string[];
@@ -113,14 +118,18 @@ export interface ClientStore {
   findClientById(clientId: string): Promise<Client | undefined>;
 }
 
-/** Normalizes registration metadata; throws on combinations that can never work. */
-export function normalizeClient(metadata: ClientMetadata): Client {
-  const method = (metadata.token_endpoint_auth_method ?? (metadata.client_secret ? "client_secret_basic" : "none")) as TokenEndpointAuthMethod;
+/**
+ * Normalizes registration metadata; throws on combinations that can never work. A stored client passes
+ * its hashed secrets (its metadata carries none).
+ */
+export function normalizeClient(metadata: ClientMetadata, stored?: { secrets: readonly StoredClientSecret[] }): Client {
+  const hasSecret = Boolean(metadata.client_secret) || (stored?.secrets.length ?? 0) > 0;
+  const method = (metadata.token_endpoint_auth_method ?? (hasSecret ? "client_secret_basic" : "none")) as TokenEndpointAuthMethod;
   if (!TOKEN_ENDPOINT_AUTH_METHODS.includes(method)) {
     throw new TypeError(`client ${metadata.client_id}: unsupported token_endpoint_auth_method ${method}`);
   }
   const needsSecret = method === "client_secret_basic" || method === "client_secret_post" || method === "client_secret_jwt";
-  if (needsSecret && !metadata.client_secret) throw new TypeError(`client ${metadata.client_id}: ${method} needs a client_secret`);
+  if (needsSecret && !hasSecret) throw new TypeError(`client ${metadata.client_id}: ${method} needs a client_secret`);
   const tlsNames = {
     subjectDn: metadata.tls_client_auth_subject_dn,
     sanDns: metadata.tls_client_auth_san_dns,
@@ -144,6 +153,8 @@ export function normalizeClient(metadata: ClientMetadata): Client {
     clientId: metadata.client_id,
     clientName: metadata.client_name ?? metadata.client_id,
     secretHash: metadata.client_secret ? createHash("sha256").update(metadata.client_secret, "utf8").digest("base64url") : undefined,
+    secrets: stored?.secrets ?? [],
+    source: stored ? "store" : "config",
     redirectUris: metadata.redirect_uris ?? [],
     postLogoutRedirectUris: metadata.post_logout_redirect_uris ?? [],
     grantTypes: metadata.grant_types ?? ["authorization_code"],

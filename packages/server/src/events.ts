@@ -11,7 +11,8 @@ export type TesseraEvent =
   | { type: "logout.backchannel.sent"; clientId: string; sid: string }
   | { type: "logout.backchannel.failed"; clientId: string; sid: string; error: string }
   | { type: "key.created"; kid: string; alg: string; activatesAt: number }
-  | { type: "key.removed"; kid: string };
+  | { type: "key.removed"; kid: string }
+  | { type: "client.created" | "client.updated" | "client.deleted" | "client.secret_rotated"; clientId: string; via: "admin" | "registration" };
 
 /** Where events go: a function called for each (synchronously; keep it fast, queue if needed). */
 export type EventSink = (event: TesseraEvent & { at: string }) => void;

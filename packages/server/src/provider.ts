@@ -11,7 +11,12 @@ import { attachRequestContext, type RequestContext } from "./http/request-contex
 import { FailureThrottle } from "./security/failure-throttle.ts";
 import { isStoreUnavailable } from "./stores/sql/errors.ts";
 import { StoreValueError } from "./stores/values.ts";
-import { createStaticClientStore } from "./clients.ts";
+import { createStaticClientStore, type ClientMetadata, type ClientStore } from "./clients.ts";
+import { CachedClientStore, layeredClientStore } from "./registry/client-cache.ts";
+import { ClientRegistry } from "./registry/client-registry.ts";
+import { registrationEndpoint, registrationManagementEndpoint } from "./endpoints/registration.ts";
+import type { ClientRecordStore } from "./stores/interfaces.ts";
+import type { ResolvedOptions } from "./options.ts";
 import { ConsentService, type UserGrant } from "./consent/consents.ts";
 import { PATHS, type ProviderDeps } from "./deps.ts";
 import { authorizeCallbackEndpoint, authorizeEndpoint } from "./endpoints/authorize.ts";
@@ -44,7 +49,7 @@ import { defaultProfileService } from "./tokens/claims.ts";
 export interface InteractionDetails {
   /** Where to send the browser when the page is done. */
   returnUrl: string;
-  client: { clientId: string; clientName: string };
+  client: { clientId: string; clientName: string; redirectUris: string[] };
   scopes: string[];
   loginHint?: string;
   prompt: string[];
@@ -122,10 +127,26 @@ export interface Provider {
    * certificate (RFC 8705 §3), which the host passes in `context` as for {@link Provider.fetch}.
    */
   authenticateRequest(request: Request, context?: RequestContext): Promise<RequestAuthentication>;
+  /** Clients at run time (admin operations over the client store, beside the read-only configured clients). */
+  readonly clients: ClientRegistry;
   /** True when the store answers within a second (the readiness probe, `GET {issuer}/readyz`). */
   ready(): Promise<boolean>;
   /** Stops background jobs, waits for back-channel deliveries in flight, and closes the store. */
   close(): Promise<void>;
+}
+
+/**
+ * The provider's client lookup, composed in this one place: the configured clients (read-only, winning on
+ * an id clash), then the stored ones through the per-process cache, then span tagging. A decorator that
+ * resolves further clients (e.g. metadata documents) wraps `lookup`.
+ */
+function composeClientStore(configured: ClientMetadata[], records: ClientRecordStore, options: ResolvedOptions): { configStore: ClientStore; cache: CachedClientStore; lookup: ClientStore } {
+  const configStore = createStaticClientStore(configured);
+  const cache = new CachedClientStore(async (clientId) => {
+    const record = await records.get(clientId);
+    return record ? ClientRegistry.toClient(record) : undefined;
+  }, options.clientCache);
+  return { configStore, cache, lookup: clientTaggingStore(layeredClientStore(configStore, cache)) };
 }
 
 /** Most expired grants deleted per statement, so one run never holds a long lock. */
@@ -148,7 +169,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const observer = providerOptions.observer;
   // Every store call goes through one wrapper: a span each, failures counted.
   const store = tracedStore(providerOptions.store, observer?.storeError?.bind(observer));
-  const clients = clientTaggingStore(createStaticClientStore(providerOptions.clients));
+  const { configStore, cache: clientCache, lookup: clients } = composeClientStore(providerOptions.clients, store.clients, options);
   for (const client of providerOptions.clients) {
     const alg = client.id_token_signed_response_alg;
     if (alg !== undefined && !options.algorithms.includes(alg as never)) {
@@ -169,10 +190,25 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const outboundFetch = createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, options.backChannelTimeout) });
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);
   const pendingCap = new PendingRequestCap(store.grants, options.maxPending, options.maxPendingPerAddress, () => Math.floor(clock() / 1000));
+  const clientRegistry = new ClientRegistry({
+    records: store.clients,
+    grants: store.grants,
+    configured: configStore,
+    configuredMetadata: providerOptions.clients,
+    cache: clientCache,
+    rules: {
+      scopes: new Set([...options.identityResources, ...options.apiScopes.map((s) => s.name)]),
+      signingAlgorithms: options.algorithms,
+      mtls: { enabled: options.mtls.enabled, clientCa: options.mtls.clientCas.length > 0 },
+    },
+    emit,
+    clock,
+  });
   const deps: ProviderDeps = {
     options,
     store,
     clients,
+    clientRegistry,
     keys,
     protector,
     sessions,
@@ -221,6 +257,11 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   app.get(PATHS.authorizeCallback, route(authorizeCallbackEndpoint(deps)));
   app.post(PATHS.token, corsRoute(tokenEndpoint(deps)));
   app.post(PATHS.par, route(parEndpoint(deps)));
+  if (options.registration.enabled) {
+    app.post(PATHS.registration, route(registrationEndpoint(deps)));
+    const manage = registrationManagementEndpoint(deps);
+    app.on(["GET", "PUT", "DELETE"], `${PATHS.registration}/:clientId`, (c) => manage(c.req.raw, c.req.param("clientId")));
+  }
   app.on(["GET", "POST"], PATHS.userinfo, corsRoute(userinfoEndpoint(deps)));
   app.post(PATHS.introspection, route(introspectionEndpoint(deps)));
   app.post(PATHS.revocation, corsRoute(revocationEndpoint(deps)));
@@ -301,7 +342,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       const params = Params.fromEntries(interaction.params);
       return {
         returnUrl: `${options.basePath}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(interaction.id)}`,
-        client: { clientId: client.clientId, clientName: client.clientName },
+        client: { clientId: client.clientId, clientName: client.clientName, redirectUris: client.redirectUris },
         scopes: (params.get("scope") ?? "").split(" ").filter(Boolean),
         loginHint: params.get("login_hint"),
         prompt: (params.get("prompt") ?? "").split(" ").filter(Boolean),
@@ -358,6 +399,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
         throw error;
       }
     },
+    clients: clientRegistry,
     ready,
     async close() {
       await grantCleanup.stop();

@@ -19,6 +19,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     authorization_endpoint: endpointUrl(deps, PATHS.authorize),
     token_endpoint: endpointUrl(deps, PATHS.token),
     pushed_authorization_request_endpoint: endpointUrl(deps, PATHS.par),
+    ...(options.registration.enabled ? { registration_endpoint: endpointUrl(deps, PATHS.registration) } : {}),
     require_pushed_authorization_requests: options.par.required,
     userinfo_endpoint: endpointUrl(deps, PATHS.userinfo),
     jwks_uri: endpointUrl(deps, PATHS.jwks),

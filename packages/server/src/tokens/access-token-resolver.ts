@@ -47,7 +47,8 @@ export async function resolveAccessToken(token: string, deps: ProviderDeps): Pro
   } catch {
     return undefined;
   }
-  if (claims.sid === undefined) return { claims, format: "jwt" };
+  // A deleted client's self-contained tokens die with it (the lookup is cached, so this costs no store trip).
+  if (claims.sid === undefined) return (await deps.clients.findClientById(claims.client_id)) ? { claims, format: "jwt" } : undefined;
   // User tokens have a record; without it the grant was revoked.
   const recordKey = sha256Base64url(claims.jti);
   const record = liveRecord(await deps.store.grants.get(recordKey), now);

@@ -1,6 +1,7 @@
 import { decodeSessionCursor, encodeSessionCursor, type ServerSideSession, type SessionQuery, type SessionStore } from "../interfaces.ts";
 import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
-import { assertStorableGrant, assertStorableKey, assertStorableSession, isStorableText } from "../values.ts";
+import type { ClientRecordStore, StoredClient } from "../interfaces.ts";
+import { assertStorableClient, assertStorableGrant, assertStorableKey, assertStorableSession, isStorableText } from "../values.ts";
 
 function matches(grant: PersistedGrant, filter: GrantFilter): boolean {
   return (
@@ -217,7 +218,40 @@ class MemorySessionStore implements SessionStore {
   }
 }
 
+const copyClient = (client: StoredClient): StoredClient => ({ ...client, secrets: client.secrets.map((s) => ({ ...s })) });
+
+class MemoryClientStore implements ClientRecordStore {
+  private readonly clients = new Map<string, StoredClient>();
+  async create(client: StoredClient): Promise<boolean> {
+    assertStorableClient(client);
+    if (this.clients.has(client.clientId)) return false;
+    this.clients.set(client.clientId, copyClient(client));
+    return true;
+  }
+  async get(clientId: string): Promise<StoredClient | undefined> {
+    const client = this.clients.get(clientId);
+    return client ? copyClient(client) : undefined;
+  }
+  async update(client: StoredClient): Promise<boolean> {
+    assertStorableClient(client);
+    if (!this.clients.has(client.clientId)) return false;
+    this.clients.set(client.clientId, copyClient(client));
+    return true;
+  }
+  async remove(clientId: string): Promise<boolean> {
+    return this.clients.delete(clientId);
+  }
+  async list(query: { after?: string; count: number }): Promise<StoredClient[]> {
+    const after = query.after;
+    return [...this.clients.values()]
+      .filter((c) => after === undefined || c.clientId > after)
+      .sort((a, b) => byCodeUnits(a.clientId, b.clientId))
+      .slice(0, Math.max(0, query.count))
+      .map(copyClient);
+  }
+}
+
 /** A store that keeps everything in this process; for tests and throwaway demos. */
 export function createMemoryStore(): Store {
-  return { grants: new MemoryGrantStore(), keys: new MemoryKeyStore(), sessions: new MemorySessionStore(), ping: async () => {}, close: async () => {} };
+  return { grants: new MemoryGrantStore(), keys: new MemoryKeyStore(), sessions: new MemorySessionStore(), clients: new MemoryClientStore(), ping: async () => {}, close: async () => {} };
 }
