@@ -243,6 +243,8 @@ class MemoryClientStore implements ClientRecordStore {
   }
   async list(query: { after?: string; count: number }): Promise<StoredClient[]> {
     const after = query.after;
+    // As the SQL stores: a cursor no store could have made finds nothing.
+    if (after !== undefined && !isStorableText(after)) return [];
     return [...this.clients.values()]
       .filter((c) => after === undefined || c.clientId > after)
       .sort((a, b) => byCodeUnits(a.clientId, b.clientId))
