@@ -175,7 +175,7 @@ export interface ProviderOptions {
     allowedScopes?: string[];
     /** Grant types a registered client may have (default authorization_code, refresh_token). */
     allowedGrantTypes?: string[];
-    /** Registrations per client address bucket (IPv4 address, IPv6 /64) within `window` seconds, counted in the store (default 20 per 600 s). */
+    /** Registrations per client address bucket (IPv4 address, IPv6 /64) within `window` seconds, counted in the store (default 50 per 600 s). */
     rateLimit?: { window?: number; max?: number };
   };
   limits?: {
@@ -353,7 +353,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
       initialAccessToken: options.registration?.initialAccessToken ?? undefined,
       allowedScopes: options.registration?.allowedScopes ?? claims.identityResources,
       allowedGrantTypes: options.registration?.allowedGrantTypes ?? ["authorization_code", "refresh_token"],
-      rateLimit: { window: 600, max: 20, ...options.registration?.rateLimit },
+      rateLimit: { window: 600, max: 50, ...options.registration?.rateLimit },
     },
   };
 }
