@@ -203,6 +203,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     },
     emit,
     clock,
+    originsTtl: options.clientCache.ttl,
   });
   const deps: ProviderDeps = {
     options,
@@ -226,7 +227,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     clock,
   };
 
-  const cors = new CorsPolicy(providerOptions.clients.flatMap((c) => c.redirect_uris ?? []));
+  const cors = new CorsPolicy(providerOptions.clients.flatMap((c) => c.redirect_uris ?? []), () => clientRegistry.redirectOrigins());
   const app = new Hono().basePath(options.basePath || "/");
   app.use(requestTelemetry({ observer }));
   for (const path of [PATHS.token, PATHS.revocation, PATHS.userinfo]) app.options(path, (c) => cors.preflight(c.req.raw));
@@ -266,7 +267,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   app.post(PATHS.introspection, route(introspectionEndpoint(deps)));
   app.post(PATHS.revocation, corsRoute(revocationEndpoint(deps)));
   app.on(["GET", "POST"], PATHS.endSession, route(endSessionEndpoint(deps)));
-  app.get(PATHS.checkSession, route(checkSessionEndpoint(deps, cors.origins)));
+  app.get(PATHS.checkSession, route(checkSessionEndpoint(deps, () => cors.origins())));
   // Probes (contract §9): no auth, never cached.
   app.get(PATHS.health, () => noStoreJson({ status: "ok" }));
   // Real time, not the injected clock: the cache bounds store round trips, not protocol lifetimes.

@@ -6,6 +6,7 @@ import type { ClientRecordStore, GrantStore, StoredClient, StoredClientSecret } 
 import { findable, STORE_LIMITS } from "../stores/values.ts";
 import { CLIENT_METADATA_FIELDS as CLIENT_FIELDS, clientMetadataProblems, type ClientMetadataProblem, type ClientRulesContext } from "../validation/client-metadata.ts";
 import type { CachedClientStore } from "./client-cache.ts";
+import { redirectOrigins } from "../http/cors.ts";
 
 /** Who changed a client: an administrator (admin API, pages, embedder) or the client itself (RFC 7591/7592). */
 export type ClientChangeOrigin = "admin" | "registration";
@@ -51,7 +52,12 @@ export interface ClientRegistryDeps {
   emit: (event: TesseraEvent) => void;
   /** Milliseconds. */
   clock: () => number;
+  /** Seconds the stored clients' redirect origins are reused (the client cache's TTL). */
+  originsTtl: number;
 }
+
+/** Most stored clients read for their redirect origins. */
+const MAX_ORIGIN_SCAN = 10_000;
 
 /** Fields a client may send back from a read (RFC 7592 §2.2) that are the server's, not metadata: ignored. */
 const SERVER_FIELDS = ["client_id_issued_at", "client_secret_expires_at", "registration_access_token", "registration_client_uri", "source", "secrets"];
@@ -96,6 +102,39 @@ const newSecret = () => randomBytes(32).toString("base64url");
  */
 export class ClientRegistry {
   constructor(private readonly deps: ClientRegistryDeps) {}
+
+  private origins?: { value: Promise<ReadonlySet<string>>; expires: number };
+
+  /**
+   * The origins of every stored client's redirect URIs (CORS, the check-session iframe's frame-ancestors),
+   * read from the store at most once per cache TTL (real time, like the client cache) and at once after a
+   * change through this process; at most {@link MAX_ORIGIN_SCAN} clients are read.
+   */
+  redirectOrigins(): Promise<ReadonlySet<string>> {
+    const now = Date.now();
+    if (this.origins && this.origins.expires > now) return this.origins.value;
+    const value = (async () => {
+      const uris: string[] = [];
+      let after: string | undefined;
+      for (let read = 0; read < MAX_ORIGIN_SCAN; ) {
+        const page = await this.deps.records.list({ after, count: 500 });
+        for (const record of page) {
+          const metadata = JSON.parse(record.metadata) as ClientMetadata;
+          if (Array.isArray(metadata.redirect_uris)) uris.push(...metadata.redirect_uris);
+        }
+        read += page.length;
+        if (page.length < 500) break;
+        after = page[page.length - 1]!.clientId;
+      }
+      return redirectOrigins(uris) as ReadonlySet<string>;
+    })();
+    // A failed read is not kept: the next request tries again.
+    value.catch(() => {
+      if (this.origins?.value === value) this.origins = undefined;
+    });
+    this.origins = { value, expires: now + this.deps.originsTtl * 1000 };
+    return value;
+  }
 
   private now(): number {
     return Math.floor(this.deps.clock() / 1000);
@@ -220,7 +259,7 @@ export class ClientRegistry {
       updatedAt: now,
     };
     if (!(await this.deps.records.create(record))) throw conflict(`a client with client_id ${clientId} exists`);
-    this.deps.cache.invalidate(clientId);
+    this.changed(clientId);
     this.deps.emit({ type: "client.created", clientId, via: origin });
     return { client: this.info(metadata, record), clientSecret: secret, registrationAccessToken };
   }
@@ -260,7 +299,7 @@ export class ClientRegistry {
       updatedAt: this.now(),
     };
     if (!(await this.deps.records.update(updated))) return undefined;
-    this.deps.cache.invalidate(clientId);
+    this.changed(clientId);
     this.deps.emit({ type: "client.updated", clientId, via: origin });
     return { client: this.info(metadata, updated), clientSecret: secret, registrationAccessToken };
   }
@@ -270,7 +309,7 @@ export class ClientRegistry {
     if (await this.isConfigured(clientId)) throw readOnly();
     if (!findable(clientId, STORE_LIMITS.clientId)) return false;
     const removed = await this.deps.records.remove(clientId);
-    this.deps.cache.invalidate(clientId);
+    this.changed(clientId);
     if (!removed) return false;
     // Refresh tokens, codes, consents and access-token records; self-contained JWTs die with the client lookup.
     await this.deps.grants.removeAll({ clientId });
@@ -298,7 +337,7 @@ export class ClientRegistry {
     const secrets: StoredClientSecret[] = [...older.filter((s) => s.expiresAt === undefined || s.expiresAt > now), { id: secretId, hash: hashOf(clientSecret), createdAt: now }].slice(-10);
     const updated = { ...record, secrets, updatedAt: now };
     if (!(await this.deps.records.update(updated))) return undefined;
-    this.deps.cache.invalidate(clientId);
+    this.changed(clientId);
     this.deps.emit({ type: "client.secret_rotated", clientId, via: "admin" });
     return { clientSecret, secretId, client: this.info(metadata, updated) };
   }
@@ -311,7 +350,7 @@ export class ClientRegistry {
     const secrets = record.secrets.filter((s) => s.id !== secretId);
     if (secrets.length === 0) return "last_secret";
     if (!(await this.deps.records.update({ ...record, secrets, updatedAt: this.now() }))) return "not_found";
-    this.deps.cache.invalidate(clientId);
+    this.changed(clientId);
     this.deps.emit({ type: "client.updated", clientId, via: "admin" });
     return "removed";
   }
@@ -324,6 +363,12 @@ export class ClientRegistry {
     const presented = sha256(token);
     if (expected.length !== presented.length || !timingSafeEqual(expected, presented)) return undefined;
     return this.info(JSON.parse(record.metadata) as ClientMetadata, record);
+  }
+
+  /** Forgets what this process cached about the client (and the stored origins). */
+  private changed(clientId: string): void {
+    this.deps.cache.invalidate(clientId);
+    this.origins = undefined;
   }
 
   private secretIsLive(record: StoredClient, secret: string): boolean {
