@@ -123,6 +123,11 @@ describe("19 clients at run time: admin API", () => {
     assert.equal(named.status, 201);
     assert.equal((await api("POST", "/clients", { client_id: "named-one", grant_types: ["client_credentials"] })).status, 409);
     assert.equal((await tokenRequest({ grant_type: "client_credentials" }, "web", "web-secret")).status, 400, "web still authenticates (unauthorized grant, not invalid_client)");
+    // An administrator may set the first secret; it is kept hashed like a generated one.
+    const chosen = await api("POST", "/clients", { client_id: "chosen-secret", client_secret: "an-admin-chosen-secret", grant_types: ["client_credentials"], scope: "api1.read" });
+    assert.equal(chosen.status, 201);
+    assert.equal((await tokenRequest({ grant_type: "client_credentials" }, "chosen-secret", "an-admin-chosen-secret")).status, 200);
+    assert.equal((await api("GET", "/clients/chosen-secret")).body.client_secret, undefined);
   });
 
   it("19 invalid metadata: RFC 7591 §3.2.2 errors, never a 5xx", async () => {
@@ -136,7 +141,8 @@ describe("19 clients at run time: admin API", () => {
       [{ redirect_uris: [REDIRECT], scope: "openid nope" }, "invalid_client_metadata"],
       [{ redirect_uris: [REDIRECT], grant_types: ["password"] }, "invalid_client_metadata"],
       [{ redirect_uris: [REDIRECT], token_endpoint_auth_method: "none", require_pkce: false }, "invalid_client_metadata"],
-      [{ redirect_uris: [REDIRECT], client_secret: "chosen" }, "invalid_client_metadata"],
+      [{ redirect_uris: [REDIRECT], client_secret: "" }, "invalid_client_metadata"],
+      [{ redirect_uris: [REDIRECT], token_endpoint_auth_method: "none", client_secret: "public-has-none" }, "invalid_client_metadata"],
       [{ redirect_uris: [REDIRECT], access_token_lifetime: -1 }, "invalid_client_metadata"],
       [{ redirect_uris: [REDIRECT], client_id: "nul\u0000" }, "invalid_client_metadata"],
       [[1, 2], "invalid_client_metadata"],

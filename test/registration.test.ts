@@ -137,8 +137,8 @@ describe("19 dynamic client registration (RFC 7591) and management (RFC 7592)", 
     });
   });
 
-  it("19 with an initial access token: required, compared exactly", async () => {
-    const flow = await Flow.create({ ...baseConfig(), registration: { enabled: true, initialAccessToken: "initial-access-token-0123456789" } });
+  it("19 with an initial access token: required, compared exactly; wrong tokens count against the rate limit", async () => {
+    const flow = await Flow.create({ ...baseConfig(), registration: { enabled: true, initialAccessToken: "initial-access-token-0123456789", rateLimit: { window: 600, max: 4 } } });
     try {
       const body = { redirect_uris: [REDIRECT] };
       const none = await register(flow, body);
@@ -148,14 +148,16 @@ describe("19 dynamic client registration (RFC 7591) and management (RFC 7592)", 
       assert.equal((await register(flow, body, { authorization: "Basic aW5pdGlhbA==" })).status, 401);
       const ok = await register(flow, body, { authorization: "Bearer initial-access-token-0123456789" });
       assert.equal(ok.status, 201, JSON.stringify(ok.body));
+      assert.equal((await register(flow, body, { authorization: "Bearer initial-access-token-0123456789" })).status, 429, "three wrong tokens and one registration used the four slots");
     } finally {
       await flow.close();
     }
   });
 
-  it("19 registrations are rate-limited per client address", async () => {
+  it("19 registrations are rate-limited per client address (refused metadata creates nothing and does not count)", async () => {
     const flow = await Flow.create({ ...baseConfig(), registration: { enabled: true, rateLimit: { window: 600, max: 3 } } });
     try {
+      for (let i = 0; i < 5; i++) assert.equal((await register(flow, { redirect_uris: ["bad"] })).status, 400);
       const statuses: number[] = [];
       for (let i = 0; i < 5; i++) statuses.push((await register(flow, { redirect_uris: [REDIRECT] })).status);
       assert.deepEqual(statuses, [201, 201, 201, 429, 429]);

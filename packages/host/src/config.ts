@@ -167,7 +167,7 @@ export const configSchema = z
     registration: z
       .strictObject({
         enabled: z.boolean().optional(),
-        initialAccessToken: z.string().min(16, "must be at least 16 characters").nullable().optional(),
+        initialAccessToken: z.string().min(1).nullable().optional(),
         allowedScopes: z.array(z.string().min(1)).optional(),
         allowedGrantTypes: z.array(z.enum(["authorization_code", "refresh_token", "client_credentials"])).optional(),
         rateLimit: z.strictObject({ window: seconds.min(1).optional(), max: z.number().int().min(1).optional() }).optional(),

@@ -71,15 +71,15 @@ function registrationResponse(deps: ProviderDeps, info: ClientInfo, created: Pic
   };
 }
 
-/** Per address bucket, every registration counted in the store, so the limit holds across processes. */
-async function rateLimited(request: Request, deps: ProviderDeps): Promise<boolean> {
+/**
+ * Takes one of the address bucket's registration slots (counted in the store, so the limit holds across
+ * processes); undefined when they are used up. Keep it ({@link FailureThrottle.fail}) for a registration
+ * or a wrong initial access token, give it back for refused metadata (which creates nothing).
+ */
+async function registrationSlot(request: Request, deps: ProviderDeps) {
   const { window, max } = deps.options.registration.rateLimit;
   const address = clientAddressOf(request);
-  const subject = `registration:${address === undefined ? "unknown" : addressBucket(address)}`;
-  const slot = await deps.throttle.reserve(subject, { window, max });
-  if (!slot) return true;
-  await deps.throttle.fail(slot);
-  return false;
+  return deps.throttle.reserve(`registration:${address === undefined ? "unknown" : addressBucket(address)}`, { window, max });
 }
 
 function tokenMatches(presented: string, expected: string): boolean {
@@ -90,18 +90,27 @@ function tokenMatches(presented: string, expected: string): boolean {
 export function registrationEndpoint(deps: ProviderDeps) {
   return async (request: Request): Promise<Response> => {
     try {
-      if (await rateLimited(request, deps)) {
+      const slot = await registrationSlot(request, deps);
+      if (!slot) {
         const window = deps.options.registration.rateLimit.window;
         throw new ProtocolError("temporarily_unavailable", "too many registrations from this address; try again later", { status: 429, headers: { "retry-after": String(window) } });
       }
-      const initial = deps.options.registration.initialAccessToken;
-      if (initial !== undefined) {
-        const token = bearerToken(request);
-        if (!token || !tokenMatches(token, initial)) throw invalidToken("a valid initial access token is required");
+      let created: CreatedClient;
+      try {
+        const initial = deps.options.registration.initialAccessToken;
+        if (initial !== undefined) {
+          const token = bearerToken(request);
+          if (!token || !tokenMatches(token, initial)) throw invalidToken("a valid initial access token is required");
+        }
+        const body = await readMetadata(request, deps);
+        checkPolicy(body, deps);
+        created = await deps.clientRegistry.create(body, "registration");
+      } catch (error) {
+        if (error instanceof ProtocolError && error.code === "invalid_token") await deps.throttle.fail(slot);
+        else await deps.throttle.release(slot);
+        throw error;
       }
-      const body = await readMetadata(request, deps);
-      checkPolicy(body, deps);
-      const created = await deps.clientRegistry.create(body, "registration");
+      await deps.throttle.fail(slot);
       return noStoreJson(registrationResponse(deps, created.client, created), 201);
     } catch (error) {
       if (error instanceof ProtocolError) return errorJson(error);
