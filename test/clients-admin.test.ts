@@ -145,6 +145,8 @@ describe("19 clients at run time: admin API", () => {
       [{ redirect_uris: [REDIRECT], token_endpoint_auth_method: "none", client_secret: "public-has-none" }, "invalid_client_metadata"],
       [{ redirect_uris: [REDIRECT], access_token_lifetime: -1 }, "invalid_client_metadata"],
       [{ redirect_uris: [REDIRECT], client_id: "nul\u0000" }, "invalid_client_metadata"],
+      [{ redirect_uris: [REDIRECT], client_name: "lone \ud800 surrogate" }, "invalid_client_metadata"],
+      [{ redirect_uris: [REDIRECT], jwks: { keys: [null] } }, "invalid_client_metadata"],
       [[1, 2], "invalid_client_metadata"],
       ["{not json", "invalid_client_metadata"],
     ];

@@ -177,7 +177,18 @@ export function clientMetadataShapeProblems(input: unknown, context: Pick<Client
     } else if (problem) issue([field], problem);
   }
   if (typeof input.client_id !== "string") issue(["client_id"], "is required");
+  for (const [field, value] of Object.entries(input)) {
+    if (field in CLIENT_METADATA_FIELDS && hasUnstorableText(value)) issue([field], "must not contain NUL or unpaired surrogate characters");
+  }
   return problems;
+}
+
+/** True when some string inside `value` holds text no store keeps unchanged (it would be shown and sent on). */
+function hasUnstorableText(value: unknown): boolean {
+  if (typeof value === "string") return !isStorableText(value);
+  if (Array.isArray(value)) return value.some(hasUnstorableText);
+  if (isObject(value)) return Object.entries(value).some(([k, v]) => !isStorableText(k) || hasUnstorableText(v));
+  return false;
 }
 
 /**
