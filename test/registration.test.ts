@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { TesseraEvent } from "@tessera/server";
+import { SignJWT, exportJWK, generateKeyPair } from "jose";
 import { Flow, REDIRECT, baseConfig } from "./support/fixtures.ts";
 
 type Json = Record<string, unknown>;
@@ -163,6 +164,29 @@ describe("19 dynamic client registration (RFC 7591) and management (RFC 7592)", 
       assert.deepEqual(statuses, [201, 201, 201, 429, 429]);
       const refused = await register(flow, { redirect_uris: [REDIRECT] });
       assert.equal(refused.headers.get("retry-after"), "600");
+    } finally {
+      await flow.close();
+    }
+  });
+
+  it("19 software statements from a configured trusted key: its claims win; others invalid or unapproved", async () => {
+    const trusted = await generateKeyPair("ES256");
+    const stranger = await generateKeyPair("ES256");
+    const jwk = { ...(await exportJWK(trusted.publicKey)), kid: "trusted" };
+    const flow = await Flow.create({ ...baseConfig(), registration: { enabled: true, softwareStatement: { jwks: { keys: [jwk] }, issuer: "https://statements.example" } } });
+    const statement = (key: CryptoKey, iss: string) =>
+      new SignJWT({ software_id: "app-4711", client_name: "Signed Name", redirect_uris: [REDIRECT] }).setProtectedHeader({ alg: "ES256", kid: "trusted" }).setIssuer(iss).setIssuedAt().setExpirationTime("5m").sign(key);
+    try {
+      const ok = await register(flow, { client_name: "Claimed Name", software_statement: await statement(trusted.privateKey, "https://statements.example") });
+      assert.equal(ok.status, 201, JSON.stringify(ok.body));
+      assert.equal(ok.body.client_name, "Signed Name", "the statement's claims take precedence (RFC 7591 §3.1.1)");
+      assert.equal(ok.body.software_id, "app-4711");
+      assert.equal(ok.body.software_statement, undefined);
+      assert.equal((await register(flow, { software_statement: await statement(stranger.privateKey, "https://statements.example") })).body.error, "invalid_software_statement");
+      assert.equal((await register(flow, { software_statement: await statement(trusted.privateKey, "https://other.example") })).body.error, "unapproved_software_statement");
+      assert.equal((await register(flow, { software_statement: "not.a.jwt" })).body.error, "invalid_software_statement");
+      assert.equal((await register(flow, { software_statement: 42 })).body.error, "invalid_software_statement");
+      assert.equal((await register(flow, { redirect_uris: [REDIRECT] })).status, 201, "optional unless required");
     } finally {
       await flow.close();
     }

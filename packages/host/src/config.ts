@@ -171,6 +171,9 @@ export const configSchema = z
         allowedScopes: z.array(z.string().min(1)).optional(),
         allowedGrantTypes: z.array(z.enum(["authorization_code", "refresh_token", "client_credentials"])).optional(),
         rateLimit: z.strictObject({ window: seconds.min(1).optional(), max: z.number().int().min(1).optional() }).optional(),
+        softwareStatement: z
+          .strictObject({ jwks: z.strictObject({ keys: z.array(z.looseObject({ kty: z.string() })).min(1) }), issuer: z.string().min(1).optional(), required: z.boolean().optional() })
+          .optional(),
       })
       .optional(),
   })

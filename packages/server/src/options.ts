@@ -175,7 +175,13 @@ export interface ProviderOptions {
     allowedScopes?: string[];
     /** Grant types a registered client may have (default authorization_code, refresh_token). */
     allowedGrantTypes?: string[];
-    /** Registrations per client address bucket (IPv4 address, IPv6 /64) within `window` seconds, counted in the store (default 50 per 600 s). */
+    /**
+     * Accept RFC 7591 §2.3 software statements signed by one of these keys (and, when given, issued by
+     * `issuer`); their claims take precedence over the request's metadata. `required`: refuse registrations
+     * without one. Absent: every software statement is refused (`invalid_software_statement`).
+     */
+    softwareStatement?: { jwks: { keys: import("jose").JWK[] }; issuer?: string; required?: boolean };
+    /** Registrations (and wrong initial access tokens) per client address bucket (IPv4 address, IPv6 /64) within `window` seconds, counted in the store (default 50 per 600 s). */
     rateLimit?: { window?: number; max?: number };
   };
   limits?: {
@@ -256,6 +262,7 @@ export interface ResolvedOptions {
     allowedScopes: string[];
     allowedGrantTypes: string[];
     rateLimit: { window: number; max: number };
+    softwareStatement?: { jwks: { keys: import("jose").JWK[] }; issuer?: string; required: boolean };
   };
 }
 
@@ -354,6 +361,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
       allowedScopes: options.registration?.allowedScopes ?? claims.identityResources,
       allowedGrantTypes: options.registration?.allowedGrantTypes ?? ["authorization_code", "refresh_token"],
       rateLimit: { window: 600, max: 50, ...options.registration?.rateLimit },
+      softwareStatement: options.registration?.softwareStatement && { ...options.registration.softwareStatement, required: options.registration.softwareStatement.required ?? false },
     },
   };
 }

@@ -1,5 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { ProtocolError, quotedString, sha256 } from "@tessera/protocol";
+import { createLocalJWKSet, jwtVerify } from "jose";
+import { ASSERTION_ALGORITHMS } from "../clients.ts";
 import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
 import { readLimitedText } from "../http/params.ts";
 import { errorJson, noStoreJson } from "../http/responses.ts";
@@ -37,13 +39,11 @@ async function readMetadata(request: Request, deps: ProviderDeps): Promise<Recor
 }
 
 /**
- * The registration policy (`registration` options), beyond the rules every client follows: software
- * statements are refused (none is trusted), scopes and grant types within the allowed lists, and no
- * client may turn PKCE off for itself.
+ * The registration policy (`registration` options), beyond the rules every client follows: scopes and
+ * grant types within the allowed lists, and no client may turn PKCE off for itself.
  */
 function checkPolicy(body: Record<string, unknown>, deps: ProviderDeps): void {
   const policy = deps.options.registration;
-  if (body.software_statement !== undefined) throw new ProtocolError("invalid_software_statement", "software statements are not accepted by this server");
   const scope = body.scope ?? "openid";
   if (typeof scope === "string") {
     const refused = scope.split(" ").filter((s) => s && !policy.allowedScopes.includes(s));
@@ -56,6 +56,35 @@ function checkPolicy(body: Record<string, unknown>, deps: ProviderDeps): void {
     throw new ProtocolError("invalid_client_metadata", "grant_types is required");
   }
   if (body.require_pkce === false) throw new ProtocolError("invalid_client_metadata", "require_pkce may not be turned off by registration");
+}
+
+/** Claims of a software statement that are about the statement itself, not client metadata. */
+const STATEMENT_CLAIMS = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "software_statement"];
+
+/**
+ * RFC 7591 §2.3 / §3.1.1: a software statement is accepted only when configured, signed by a trusted key
+ * (and issuer); its claims then take precedence over the request's own metadata. Returns the metadata to register.
+ */
+async function applySoftwareStatement(body: Record<string, unknown>, deps: ProviderDeps): Promise<Record<string, unknown>> {
+  const trusted = deps.options.registration.softwareStatement;
+  const statement = body.software_statement;
+  if (statement === undefined) {
+    if (trusted?.required) throw new ProtocolError("invalid_software_statement", "a software statement is required");
+    return body;
+  }
+  if (!trusted) throw new ProtocolError("invalid_software_statement", "software statements are not accepted by this server");
+  if (typeof statement !== "string") throw new ProtocolError("invalid_software_statement", "software_statement must be a signed JWT");
+  let claims: Record<string, unknown>;
+  try {
+    ({ payload: claims } = await jwtVerify(statement, createLocalJWKSet(trusted.jwks), { algorithms: [...ASSERTION_ALGORITHMS.private_key_jwt], currentDate: new Date(deps.clock()) }));
+  } catch {
+    throw new ProtocolError("invalid_software_statement", "the software statement is not signed by a trusted key, or has expired");
+  }
+  if (trusted.issuer !== undefined && claims.iss !== trusted.issuer) throw new ProtocolError("unapproved_software_statement", "the software statement's issuer is not approved");
+  const { software_statement: _statement, ...rest } = body;
+  const metadata: Record<string, unknown> = { ...rest };
+  for (const [name, value] of Object.entries(claims)) if (!STATEMENT_CLAIMS.includes(name)) metadata[name] = value;
+  return metadata;
 }
 
 /** RFC 7591 §3.2.1 / RFC 7592 §3 response body. */
@@ -102,7 +131,7 @@ export function registrationEndpoint(deps: ProviderDeps) {
           const token = bearerToken(request);
           if (!token || !tokenMatches(token, initial)) throw invalidToken("a valid initial access token is required");
         }
-        const body = await readMetadata(request, deps);
+        const body = await applySoftwareStatement(await readMetadata(request, deps), deps);
         checkPolicy(body, deps);
         created = await deps.clientRegistry.create(body, "registration");
       } catch (error) {
@@ -131,7 +160,7 @@ export function registrationManagementEndpoint(deps: ProviderDeps) {
         await deps.clientRegistry.delete(clientId, "registration");
         return new Response(null, { status: 204, headers: { "cache-control": "no-store" } });
       }
-      const body = await readMetadata(request, deps);
+      const body = await applySoftwareStatement(await readMetadata(request, deps), deps);
       checkPolicy(body, deps);
       const updated = await deps.clientRegistry.update(clientId, body, "registration");
       if (!updated) throw invalidToken("the registration access token is not valid for this client");

@@ -51,6 +51,8 @@ export const CLIENT_METADATA_FIELDS: Readonly<Record<string, FieldKind>> = {
   logo_uri: "url",
   policy_uri: "url",
   tos_uri: "url",
+  software_id: "text",
+  software_version: "text",
   redirect_uris: "urls",
   post_logout_redirect_uris: "urls",
   grant_types: "grant_types",
