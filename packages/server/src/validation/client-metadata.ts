@@ -125,7 +125,7 @@ function shapeProblem(kind: FieldKind, value: unknown, context: Pick<ClientRules
       return typeof value === "string" && isAbsoluteUrl(value) ? undefined : "must be an absolute URL without a fragment";
     case "urls":
       if (!Array.isArray(value)) return "must be an array of URLs";
-      return value.every((v) => typeof v === "string" && url(v)) ? undefined : context.redirectUris === "native-or-https" ? "must be https, loopback or private-use scheme URLs without a fragment" : "must be absolute URLs without a fragment";
+      return value.every((v) => typeof v === "string" && url(v)) ? undefined : context.redirectUris === "native-or-https" ? "must be an https, loopback or private-use scheme URL without a fragment" : "must be an absolute URL without a fragment";
     case "boolean":
       return typeof value === "boolean" ? undefined : "must be true or false";
     case "seconds":
