@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { TesseraEvent } from "@tessera/server";
+import { TestBrowser } from "@tessera/testing";
 import { Flow, REDIRECT, baseConfig } from "./support/fixtures.ts";
 
 type Json = Record<string, unknown>;
@@ -188,5 +189,50 @@ describe("19 clients at run time: admin API", () => {
     const token = String((await tokenRequest({ grant_type: "client_credentials" }, String(created.body.client_id), String(created.body.client_secret))).body.access_token);
     assert.equal((await api("GET", "/clients", undefined, token)).status, 403);
     assert.equal((await api("POST", "/clients", { grant_types: ["client_credentials"] }, token)).status, 403);
+  });
+
+  it("19 admin pages: login first, 403 for non-administrators, CSRF on every form, create / edit / delete through the forms", async () => {
+    const issuer = flow.host.issuer;
+    const anonymous = new TestBrowser({ handlers: { [issuer]: flow.host.fetch } });
+    const first = await anonymous.get(`${issuer}/admin/clients`);
+    assert.ok(first.query("input[name=password]"), "not signed in: the login page");
+    const bob = new TestBrowser({ handlers: { [issuer]: flow.host.fetch } });
+    await bob.submitForm(await bob.get(`${issuer}/login`), { fields: { username: "bob", password: "bob-password" } });
+    assert.equal((await bob.get(`${issuer}/admin/clients`)).status, 403);
+    assert.equal((await bob.get(`${issuer}/admin/clients/web`)).status, 403);
+    assert.equal((await bob.get(`${issuer}/`)).query("#admin-links"), null, "no admin links for bob");
+
+    const alice = new TestBrowser({ handlers: { [issuer]: flow.host.fetch } });
+    await alice.submitForm(await alice.get(`${issuer}/login`), { fields: { username: "alice", password: "alice" } });
+    assert.ok((await alice.get(`${issuer}/`)).query("#admin-links a[href='/serversidesessions']"), "admins see the clients and sessions pages linked");
+    const form = await alice.get(`${issuer}/admin/clients/new`);
+    assert.equal(form.status, 200);
+    assert.equal((await alice.post(`${issuer}/admin/clients`, { client_name: "No CSRF", redirect_uris: REDIRECT })).status, 400, "a form without its CSRF token is refused");
+    const bad = await alice.submitForm(form, { fields: { client_name: "Bad", redirect_uris: "not a url" }, button: "button[name=save]" });
+    assert.equal(bad.status, 400);
+    assert.match(bad.text("#error"), /redirect_uris/);
+    const created = await alice.submitForm(bad, { fields: { client_id: "from-the-form", client_name: "From the form", redirect_uris: `${REDIRECT}\nhttps://rp.test/second`, scope: "openid profile" }, button: "button[name=save]" });
+    assert.equal(created.status, 201, created.body.slice(0, 300));
+    const secret = created.query("#client-secret")!.getAttribute("data-client-secret")!;
+    const stored = await api("GET", "/clients/from-the-form");
+    assert.deepEqual(stored.body.redirect_uris, [REDIRECT, "https://rp.test/second"]);
+    assert.deepEqual(stored.body.grant_types, ["authorization_code"], "the default grant type box is ticked");
+    assert.equal(stored.body.require_pkce, true, "require_pkce starts ticked");
+    const signIn = await flow.signIn({ client_id: "from-the-form", scope: "openid profile" });
+    assert.equal((await flow.redeem(signIn.code, signIn.verifier, { id: "from-the-form", secret })).status, 200);
+
+    const edit = await alice.get(`${issuer}/admin/clients/from-the-form`);
+    const saved = await alice.submitForm(edit, { form: "#client-form", fields: { client_name: "Renamed on the page" }, button: "button[name=save]" });
+    assert.ok(saved.query("#saved"), saved.body.slice(0, 300));
+    assert.equal((await api("GET", "/clients/from-the-form")).body.client_name, "Renamed on the page");
+    const configured = await alice.get(`${issuer}/admin/clients/web`);
+    assert.equal(configured.query("button[name=save]"), null, "configured clients are read-only");
+    assert.equal((await alice.submitForm(configured, { form: "#client-form", fields: { client_name: "x" } })).status, 409);
+
+    const confirm = await alice.get(`${issuer}/admin/clients/from-the-form/delete`);
+    assert.ok(confirm.query("button[name=confirm]"));
+    const list = await alice.submitForm(confirm, { button: "button[name=confirm]" });
+    assert.equal(list.query("tr[data-client-id=from-the-form]"), null);
+    assert.equal((await api("GET", "/clients/from-the-form")).status, 404);
   });
 });
