@@ -161,7 +161,7 @@ export interface ProviderOptions {
   grantCleanupInterval?: number;
   /**
    * The per-process cache of clients stored at run time: a change made by another process is seen within
-   * `ttl` seconds (default 5), an id looked up before it was created within `negativeTtl` (default 2);
+   * `ttl` seconds (default 5), an id looked up before it was created within `negativeTtl` (default 1);
    * at most `maxEntries` (default 1000) are kept. Changes made through this process are seen at once.
    */
   clientCache?: { ttl?: number; negativeTtl?: number; maxEntries?: number };
@@ -354,7 +354,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     clientAuthThrottling: options.clientAuthThrottling === false ? false : { window: 900, maxPerClient: 10, maxPerAddress: 50, ...options.clientAuthThrottling },
     grantCleanupInterval: options.grantCleanupInterval ?? 600,
     outbound: { allowLoopback: false, allowPrivateNetworks: false, timeout: 5, maxResponseBytes: 65536, ...options.outbound },
-    clientCache: { ttl: 5, negativeTtl: 2, maxEntries: 1000, ...options.clientCache },
+    clientCache: { ttl: 5, negativeTtl: 1, maxEntries: 1000, ...options.clientCache },
     registration: {
       enabled: options.registration?.enabled ?? false,
       initialAccessToken: options.registration?.initialAccessToken ?? undefined,
