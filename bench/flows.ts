@@ -73,6 +73,7 @@ interface Endpoints {
   authorization_endpoint: string;
   token_endpoint: string;
   userinfo_endpoint: string;
+  pushed_authorization_request_endpoint?: string;
 }
 
 /** Signs alice in through the server's own login page (Tessera's, or oidc-provider's dev interactions). */
@@ -131,6 +132,38 @@ export async function ssoWorkload(base: string): Promise<Workload> {
   };
 }
 
+/**
+ * PAR round trips of client `sso` for a signed-in user (RFC 9126): push the request with client
+ * authentication, authorize with only `client_id` and the `request_uri` (the SSO session answers with a
+ * code), then redeem the code.
+ */
+export async function parWorkload(base: string): Promise<Workload> {
+  const { cookie, metadata } = await signIn(base, "sso");
+  const par = metadata.pushed_authorization_request_endpoint;
+  if (!par) throw new Error(`${base} advertises no pushed_authorization_request_endpoint`);
+  const keys = pkce();
+  const once = async () => {
+    const pushed = new URLSearchParams({ client_id: "sso", response_type: "code", redirect_uri: REDIRECT, scope: "openid profile api1.read", state: "bench", code_challenge: keys.challenge, code_challenge_method: "S256", prompt: "none" });
+    const push = await send(par, "POST", { authorization: basicFor("sso"), "content-type": FORM }, pushed.toString());
+    const requestUri = push.status === 201 ? (JSON.parse(push.body) as { request_uri?: string }).request_uri : undefined;
+    if (!requestUri) throw new Error(`PAR endpoint answered ${push.status} ${push.body.slice(0, 200)}`);
+    const authorize = await send(`${metadata.authorization_endpoint}?${new URLSearchParams({ client_id: "sso", request_uri: requestUri })}`, "GET", { cookie });
+    const location = String(authorize.headers.location ?? "");
+    const code = location.startsWith(REDIRECT) ? new URL(location).searchParams.get("code") : null;
+    if (!code) throw new Error(`authorize with request_uri answered ${authorize.status} ${location}`);
+    const token = await send(metadata.token_endpoint, "POST", { authorization: basicFor("sso"), "content-type": FORM }, new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: REDIRECT, code_verifier: keys.verifier }).toString());
+    if (token.status !== 200) throw new Error(`token endpoint answered ${token.status} ${token.body.slice(0, 200)}`);
+    return JSON.parse(token.body) as Record<string, string>;
+  };
+  return {
+    check: async () => {
+      const tokens = await once();
+      if (!tokens.id_token || !tokens.access_token) throw new Error(`unexpected token response from ${base}: ${Object.keys(tokens)}`);
+    },
+    run: (seconds) => closedLoop(seconds, async () => void (await once())),
+  };
+}
+
 /** Refresh token rotation of client `web`: each worker rotates its own token family. */
 export async function refreshWorkload(base: string): Promise<Workload> {
   const { cookie, metadata } = await signIn(base, "web");
@@ -167,4 +200,4 @@ export async function referenceToken(base: string): Promise<{ token: string; int
   return { token, introspection: metadata.introspection_endpoint };
 }
 
-export { basicFor, FORM };
+export { basicFor, closedLoop, FORM, send };

@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import ts from "typescript";
-import { CONNECTIONS, FORM, basicFor, referenceToken, refreshWorkload, ssoWorkload, userAccessToken, type Measurement, type Workload } from "./flows.ts";
+import { deviceWorkload } from "./device.ts";
+import { CONNECTIONS, FORM, basicFor, parWorkload, referenceToken, refreshWorkload, ssoWorkload, userAccessToken, type Measurement, type Workload } from "./flows.ts";
 
 const SERVERS = join(import.meta.dirname, "servers");
 
@@ -232,6 +233,10 @@ const SCENARIOS: Record<string, () => [string, Contender[]]> = {
     "SSO round trip: prompt=none authorize with the session cookie, then code redemption (ES256 ID + JWT access token)",
     [tessera("memory", "ES256", ssoWorkload), tessera("sqlite", "ES256", ssoWorkload), peer("ES256", ssoWorkload)],
   ],
+  par: () => [
+    "PAR + code round trip: push (client auth), authorize with request_uri on the SSO session, code redemption (ES256 ID + JWT access token)",
+    [tessera("memory", "ES256", parWorkload), tessera("sqlite", "ES256", parWorkload), peer("ES256", parWorkload)],
+  ],
   refresh: () => ["refresh token rotation (new refresh, ES256 ID and JWT access token each time)", [tessera("memory", "ES256", refreshWorkload), tessera("sqlite", "ES256", refreshWorkload), peer("ES256", refreshWorkload)]],
   introspection: () => {
     const introspect = fixed(async (url) => {
@@ -248,6 +253,13 @@ const SCENARIOS: Record<string, () => [string, Contender[]]> = {
     return ["userinfo (Tessera: JWT access token; oidc-provider: its opaque token)", [tessera("memory", "ES256", userinfo), tessera("sqlite", "ES256", userinfo), peer("ES256", userinfo)]];
   },
   discovery: () => ["discovery document", [tessera("memory", "ES256", fixed({ method: "GET", path: "/.well-known/openid-configuration" })), peer("ES256", fixed({ method: "GET", path: "/.well-known/openid-configuration" }))]],
+  device: () => [
+    "device-code polling: authorization_pending answers per second (a pool of 16000 unapproved codes, each polled at most once a second)",
+    [
+      { name: "Tessera (memory store)", script: "tessera.ts", args: ["memory", "ES256", "device"], workload: deviceWorkload },
+      { name: "oidc-provider", script: "oidc-provider.ts", args: ["ES256", "device"], workload: deviceWorkload },
+    ],
+  ],
   jwks: () => ["JWKS", [tessera("memory", "ES256", fixed({ method: "GET", path: "/.well-known/openid-configuration/jwks" })), peer("ES256", fixed({ method: "GET", path: "/jwks" }))]],
 };
 

@@ -153,7 +153,6 @@ describe("authorization code flow: bad input", () => {
     ["an unknown prompt", { prompt: "bogus" }, "invalid_request"],
     ["prompt=none with login", { prompt: "none login" }, "invalid_request"],
     ["a negative max_age", { max_age: "-1" }, "invalid_request"],
-    ["a request object", { request: "eyJ.e30." }, "request_not_supported"],
     ["an invalid id_token_hint", { id_token_hint: "not-a-jwt" }, "invalid_request"],
   ] as const) {
     it(`redirects ${error} for ${name}, with state and iss`, async () => {

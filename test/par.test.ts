@@ -129,10 +129,10 @@ describe("17 PAR (RFC 9126)", () => {
     const stolen = await fetch(`${host.issuer}/connect/authorize?client_id=other&request_uri=${encodeURIComponent(pushed.request_uri)}`, { redirect: "manual" });
     assert.equal(stolen.status, 400);
     assert.match(await stolen.text(), /invalid_request_uri/);
-    for (const uri of ["urn:ietf:params:oauth:request_uri:nope", "https://attacker.example/request.jwt"]) {
+    for (const [uri, error] of [["urn:ietf:params:oauth:request_uri:nope", /invalid_request_uri/], ["https://attacker.example/request.jwt", /request_uri_not_supported/]] as const) {
       const response = await fetch(`${host.issuer}/connect/authorize?client_id=conf&request_uri=${encodeURIComponent(uri)}`, { redirect: "manual" });
       assert.equal(response.status, 400);
-      assert.match(await response.text(), /invalid_request_uri/);
+      assert.match(await response.text(), error);
     }
     const unknownClient = await fetch(`${host.issuer}/connect/authorize?client_id=ghost&redirect_uri=${encodeURIComponent(CB)}&request_uri=${encodeURIComponent(pushed.request_uri)}`, { redirect: "manual" });
     assert.equal(unknownClient.status, 400);
@@ -214,6 +214,41 @@ describe("PAR review", () => {
     }
   });
 
+  it("17 PAR: a used request_uri leaves the per-address count, so it never pushes out another user's unused one", async () => {
+    const { createMemoryStore, createProvider } = await import("@tessera/server");
+    let now = 1_000_000_000_000;
+    const provider = createProvider({
+      issuer: "https://idp.test",
+      store: createMemoryStore(),
+      dataKey: Buffer.alloc(32, 4).toString("base64url"),
+      clients: [{ client_id: "conf", client_secret: "conf-secret", redirect_uris: [CB], scope: "openid" }],
+      interaction: { maxPendingPerAddress: 2 },
+      clock: () => now,
+    });
+    // A confidential client's backend pushes for every user from one address.
+    const backend = { clientAddress: "203.0.113.7" };
+    const pushOne = async () => {
+      const response = await provider.fetch(new Request("https://idp.test/connect/par", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic("conf", "conf-secret") }, body: new URLSearchParams(authorizeParams()) }), backend);
+      assert.equal(response.status, 201);
+      return ((await response.json()) as { request_uri: string }).request_uri;
+    };
+    const authorize = async (requestUri: string) => {
+      const response = await provider.fetch(new Request(`https://idp.test/connect/authorize?${new URLSearchParams({ client_id: "conf", request_uri: requestUri })}`), { clientAddress: "198.51.100.1" });
+      assert.equal(response.status, 302);
+      return response.headers.get("location")!;
+    };
+    try {
+      const slow = await pushOne(); // this user's browser is still on its way
+      now += 1000;
+      assert.doesNotMatch(await authorize(await pushOne()), /error=/, "a second user signs in at once");
+      now += 1000;
+      await pushOne(); // a third user: the bucket now holds two unused pushes, within its cap of 2
+      assert.doesNotMatch(await authorize(slow), /error=/, "the first user's push was not evicted for a used one");
+    } finally {
+      await provider.close();
+    }
+  });
+
   it("17.12 PAR: a push authorize would refuse as too large is refused at the PAR endpoint (400 JSON), nothing stored", async () => {
     const host = await createTestHost({ ...parConfig(), limits: { maxFormBytes: 65536 } }, { listen: true });
     try {
@@ -231,5 +266,56 @@ describe("PAR review", () => {
     const audiences = assertionAudiences({ options: { issuer: "https://idp.test", mtls: { endpointBaseUrl: "https://mtls.idp.test" } } } as never);
     assert.ok(audiences.includes("https://idp.test/connect/par"));
     assert.ok(audiences.includes("https://mtls.idp.test/connect/par"));
+  });
+});
+
+describe("17 PAR: the endpoint's methods and CORS", () => {
+  let host: TestHost;
+  before(async () => {
+    host = await createTestHost(parConfig(), { listen: true });
+  });
+  after(() => host.close());
+
+  it("17 PAR: GET and every other method but POST answer 405 with Allow: POST, as a JSON error", async () => {
+    for (const method of ["GET", "PUT", "DELETE", "PATCH"]) {
+      const response = await fetch(`${host.issuer}/connect/par`, { method });
+      assert.equal(response.status, 405, method);
+      assert.equal(response.headers.get("allow"), "POST", method);
+      assert.equal(response.headers.get("cache-control"), "no-store");
+      assert.equal(((await response.json()) as { error: string }).error, "invalid_request", method);
+    }
+    const head = await fetch(`${host.issuer}/connect/par`, { method: "HEAD" });
+    assert.equal(head.status, 405);
+    assert.equal(head.headers.get("allow"), "POST");
+    // POST still pushes.
+    assert.equal((await push(host, authorizeParams(), basic("conf", "conf-secret"))).status, 201);
+  });
+
+  it("17 PAR: CORS like the token endpoint: preflight and answers for a registered redirect origin only", async () => {
+    const origin = new URL(CB).origin;
+    const preflight = (from: string) => fetch(`${host.issuer}/connect/par`, { method: "OPTIONS", headers: { origin: from, "access-control-request-method": "POST", "access-control-request-headers": "content-type, dpop" } });
+    const allowed = await preflight(origin);
+    assert.equal(allowed.status, 204);
+    assert.equal(allowed.headers.get("access-control-allow-origin"), origin);
+    assert.match(allowed.headers.get("access-control-allow-methods")!, /POST/);
+    assert.match(allowed.headers.get("access-control-allow-headers")!, /dpop/);
+    const refused = await preflight("https://evil.test");
+    assert.equal(refused.headers.get("access-control-allow-origin"), null);
+
+    const pushFrom = (from: string, fields: Record<string, string>) =>
+      fetch(`${host.issuer}/connect/par`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", origin: from }, body: new URLSearchParams(fields).toString() });
+    const pushed = await pushFrom(origin, { ...authorizeParams(), client_id: "public" });
+    assert.equal(pushed.status, 201);
+    assert.equal(pushed.headers.get("access-control-allow-origin"), origin);
+    assert.match(((await pushed.json()) as { request_uri: string }).request_uri, /^urn:ietf:params:oauth:request_uri:/);
+    const bad = await pushFrom(origin, { ...authorizeParams(), client_id: "public", response_type: "token" });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.headers.get("access-control-allow-origin"), origin, "errors are readable by the app too");
+    const other = await pushFrom("https://evil.test", { ...authorizeParams(), client_id: "public" });
+    assert.equal(other.status, 201);
+    assert.equal(other.headers.get("access-control-allow-origin"), null);
+    const get = await fetch(`${host.issuer}/connect/par`, { headers: { origin } });
+    assert.equal(get.status, 405);
+    assert.equal(get.headers.get("access-control-allow-origin"), origin);
   });
 });

@@ -6,7 +6,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import Provider from "oidc-provider";
 
-const [alg = "ES256"] = process.argv.slice(2);
+const [alg = "ES256", variant] = process.argv.slice(2);
 const port = Number(process.env.PORT);
 const { privateKey } = alg === "ES256" ? generateKeyPairSync("ec", { namedCurve: "P-256" }) : generateKeyPairSync("rsa", { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: "jwk" }), alg, use: "sig", kid: "bench" };
@@ -14,10 +14,51 @@ const REDIRECT = "http://127.0.0.1/callback";
 /** Clients whose tokens are opaque (no resource): `ui` calls userinfo, `ref` is introspected. */
 const OPAQUE = new Set(["ui", "ref"]);
 
+/**
+ * For the device bench: its memory adapter without the 1000-entry LRU bound of oidc-provider's own (which
+ * would drop the pool of device codes being polled); the same lookups, kept in a Map.
+ */
+class MapAdapter {
+  static readonly entries = new Map<string, Record<string, unknown>>();
+  static readonly index = new Map<string, string>();
+  constructor(private readonly model: string) {}
+  private key(id: string) {
+    return `${this.model}:${id}`;
+  }
+  async upsert(id: string, payload: Record<string, unknown>) {
+    MapAdapter.entries.set(this.key(id), payload);
+    if (typeof payload.userCode === "string") MapAdapter.index.set(`userCode:${payload.userCode}`, id);
+    if (typeof payload.uid === "string") MapAdapter.index.set(`uid:${payload.uid}`, id);
+  }
+  async find(id: string) {
+    return MapAdapter.entries.get(this.key(id));
+  }
+  async findByUserCode(userCode: string) {
+    const id = MapAdapter.index.get(`userCode:${userCode}`);
+    return id === undefined ? undefined : this.find(id);
+  }
+  async findByUid(uid: string) {
+    const id = MapAdapter.index.get(`uid:${uid}`);
+    return id === undefined ? undefined : this.find(id);
+  }
+  async consume(id: string) {
+    const entry = MapAdapter.entries.get(this.key(id));
+    if (entry) entry.consumed = Math.floor(Date.now() / 1000);
+  }
+  async destroy(id: string) {
+    MapAdapter.entries.delete(this.key(id));
+  }
+  async revokeByGrantId(grantId: string) {
+    for (const [key, entry] of MapAdapter.entries) if (entry.grantId === grantId) MapAdapter.entries.delete(key);
+  }
+}
+
 const provider = new Provider(`http://127.0.0.1:${port}`, {
+  ...(variant === "device" ? { adapter: MapAdapter } : {}),
   clients: [
     { client_id: "worker", client_secret: "worker-secret", grant_types: ["client_credentials"], response_types: [], redirect_uris: [], scope: "api1.read", id_token_signed_response_alg: alg },
     { client_id: "ref", client_secret: "ref-secret", grant_types: ["client_credentials"], response_types: [], redirect_uris: [], scope: "api1.read", id_token_signed_response_alg: alg },
+    { client_id: "tv", token_endpoint_auth_method: "none", grant_types: ["urn:ietf:params:oauth:grant-type:device_code"], response_types: [], redirect_uris: [], scope: "openid api1.read", id_token_signed_response_alg: alg },
     ...[
       { client_id: "sso", grant_types: ["authorization_code"] },
       { client_id: "web", grant_types: ["authorization_code", "refresh_token"] },
@@ -54,6 +95,7 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
   rotateRefreshToken: () => true,
   features: {
     clientCredentials: { enabled: true },
+    deviceFlow: { enabled: true },
     introspection: { enabled: true },
     devInteractions: { enabled: true },
     resourceIndicators: {

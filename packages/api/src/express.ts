@@ -1,6 +1,7 @@
 import type { NextFunction, Request as ExpressRequest, RequestHandler, Response as ExpressResponse } from "express";
 import { invalidRequestBody, nodeWebRequest, parseBaseUrl, peerCertificate, refusalHeaders, type NodeAdapterOptions } from "./node-request.ts";
 import { createTokenValidator, type TokenValidator, type TokenValidatorOptions, type ValidationSuccess } from "./validator.ts";
+import { protectedResourceMetadata, type ProtectedResourceMetadataHandler, type ProtectedResourceMetadataOptions } from "./resource-metadata.ts";
 export type { NodeAdapterOptions } from "./node-request.ts";
 
 declare module "express-serve-static-core" {
@@ -34,6 +35,25 @@ export function requireToken(validator: TokenValidator | TokenValidatorOptions, 
         res.status(result.status).set(headers);
         res.json({ error: result.error, ...(result.errorDescription ? { error_description: result.errorDescription } : {}) });
       })
+      .catch(next);
+  };
+}
+
+/**
+ * Express middleware serving RFC 9728 protected resource metadata at its well-known paths
+ * (`app.use(serveResourceMetadata(metadata))`); every other request passes through.
+ */
+export function serveResourceMetadata(metadata: ProtectedResourceMetadataHandler | ProtectedResourceMetadataOptions): RequestHandler {
+  const handler = typeof metadata === "function" ? metadata : protectedResourceMetadata(metadata);
+  return (req: ExpressRequest, res: ExpressResponse, next: NextFunction) => {
+    const pathname = new URL(req.originalUrl, "http://localhost").pathname;
+    if (!handler.paths.includes(pathname)) return next();
+    const response = handler(new Request(`http://localhost${pathname}`, { method: req.method }));
+    res.status(response.status);
+    response.headers.forEach((value, name) => res.setHeader(name, value));
+    response
+      .text()
+      .then((body) => res.end(body))
       .catch(next);
   };
 }

@@ -1,6 +1,7 @@
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from "fastify";
 import { invalidRequestBody, nodeWebRequest, parseBaseUrl, peerCertificate, refusalHeaders, type NodeAdapterOptions } from "./node-request.ts";
 import { createTokenValidator, type TokenValidator, type TokenValidatorOptions, type ValidationSuccess } from "./validator.ts";
+import { protectedResourceMetadata, type ProtectedResourceMetadataHandler, type ProtectedResourceMetadataOptions } from "./resource-metadata.ts";
 export type { NodeAdapterOptions } from "./node-request.ts";
 
 declare module "fastify" {
@@ -49,3 +50,19 @@ export const tokenValidation = Object.assign(plugin, {
   [Symbol.for("skip-override")]: true,
   [Symbol.for("fastify.display-name")]: "tessera-token-validation",
 });
+
+/**
+ * A Fastify plugin serving RFC 9728 protected resource metadata at its well-known paths (GET, and HEAD as
+ * Fastify adds it): `fastify.register(serveResourceMetadata, { metadata })`.
+ */
+export const serveResourceMetadata: FastifyPluginCallback<{ metadata: ProtectedResourceMetadataHandler | ProtectedResourceMetadataOptions }> = (fastify, options, done) => {
+  const handler = typeof options.metadata === "function" ? options.metadata : protectedResourceMetadata(options.metadata);
+  for (const path of handler.paths) {
+    fastify.get(path, async (request, reply) => {
+      const response = handler(new Request(`http://localhost${path}`, { method: request.method }));
+      response.headers.forEach((value, name) => void reply.header(name, value));
+      return reply.code(response.status).send(await response.text());
+    });
+  }
+  done();
+};

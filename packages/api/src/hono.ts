@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import { toResponse } from "./respond.ts";
+import { protectedResourceMetadata, type ProtectedResourceMetadataHandler, type ProtectedResourceMetadataOptions } from "./resource-metadata.ts";
 import { createTokenValidator, type TokenValidator, type TokenValidatorOptions, type ValidationSuccess } from "./validator.ts";
 
 /** Hono variables set by {@link tokenAuth}. */
@@ -18,5 +19,17 @@ export function tokenAuth(validator: TokenValidator | TokenValidatorOptions, cli
     if (!result.ok) return toResponse(result);
     c.set("auth", { claims: result.claims, scopes: result.scopes, tokenType: result.tokenType });
     await next();
+  };
+}
+
+/**
+ * Hono middleware serving RFC 9728 protected resource metadata at its well-known paths
+ * (`app.use(serveResourceMetadata(metadata))`); every other request goes on.
+ */
+export function serveResourceMetadata(metadata: ProtectedResourceMetadataHandler | ProtectedResourceMetadataOptions): MiddlewareHandler {
+  const handler = typeof metadata === "function" ? metadata : protectedResourceMetadata(metadata);
+  return async (c, next) => {
+    if (!handler.paths.includes(new URL(c.req.url).pathname)) return next();
+    return handler(c.req.raw);
   };
 }

@@ -41,6 +41,11 @@ export interface TokenValidatorOptions {
      */
     replayCache?: ReplayCache;
   };
+  /**
+   * URL of this API's RFC 9728 protected resource metadata (see `protectedResourceMetadata`, whose `url`
+   * it usually is): every challenge then carries `resource_metadata="<url>"` (RFC 9728 §5.1).
+   */
+  resourceMetadata?: string;
   /** JWS algorithms accepted for access tokens (default RS256, PS256, ES256, EdDSA). */
   algorithms?: string[];
   /** Seconds after a JWKS fetch during which an unknown kid does not trigger another fetch (default 30). */
@@ -138,9 +143,10 @@ export function createTokenValidator(options: TokenValidatorOptions): TokenValid
     return metadata;
   };
 
+  const metadataParameter = options.resourceMetadata === undefined ? undefined : `resource_metadata=${quotedString(absoluteUrl(options.resourceMetadata))}`;
   const schemes = () => {
-    const dpopChallenge = `DPoP algs=${quotedString(DPOP_ALGORITHMS.join(" "))}`;
-    return dpopOptions.required ? [dpopChallenge] : ["Bearer", dpopChallenge];
+    const dpopChallenge = `DPoP algs=${quotedString(DPOP_ALGORITHMS.join(" "))}${metadataParameter ? `, ${metadataParameter}` : ""}`;
+    return dpopOptions.required ? [dpopChallenge] : [metadataParameter ? `Bearer ${metadataParameter}` : "Bearer", dpopChallenge];
   };
   const fail = (status: 401 | 403, error: string, description?: string, scheme?: "Bearer" | "DPoP", extra: Record<string, string> = {}): ValidationFailure => {
     const params = [`error=${quotedString(error)}`, ...(description ? [`error_description=${quotedString(description)}`] : []), ...Object.entries(extra).map(([k, v]) => `${k}=${quotedString(v)}`)];
@@ -282,6 +288,17 @@ export function createTokenValidator(options: TokenValidatorOptions): TokenValid
       return { ok: true, claims: valid, scopes, tokenType: scheme };
     },
   };
+}
+
+function absoluteUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new TypeError(`resourceMetadata ${value} is not an absolute URL`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw new TypeError(`resourceMetadata ${value} is not an http(s) URL`);
+  return url.href;
 }
 
 /** Compact JWS syntax only; the signature check decides the rest (and reference tokens have no dots). */

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ProtocolError, createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isLoopbackIpRedirect, isStoreUnavailable, requestTelemetry, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
 import { Hono, type Context } from "hono";
@@ -9,6 +10,7 @@ import { ADMIN_SCOPE, type TesseraConfig } from "./config.ts";
 import { CsrfProtection } from "./csrf.ts";
 import { resolveDataKey, type DataKeySource } from "./data-key.ts";
 import { ConsentPage } from "./pages/consent.tsx";
+import { DeviceCodePage, DeviceConfirmPage } from "./pages/device.tsx";
 import { GrantsPage } from "./pages/grants.tsx";
 import { HomePage } from "./pages/home.tsx";
 import { Layout } from "./pages/layout.tsx";
@@ -56,6 +58,8 @@ export interface HostApp {
 const MAX_PAGE_FORM_BYTES = 16 * 1024;
 const INVALID_CREDENTIALS = "Invalid username or password.";
 const TOO_MANY_ATTEMPTS = "Too many failed sign-ins. Wait a few minutes and try again.";
+const UNKNOWN_USER_CODE = "That code is not valid or has expired. Check the code on your device and try again.";
+const TOO_MANY_CODES = "Too many wrong codes. Wait a few minutes and try again.";
 
 async function openStore(config: TesseraConfig, baseDir: string): Promise<{ store: Store; dataDir?: string; shared?: boolean }> {
   const kind = config.store ?? { kind: "sqlite", path: "./data/tessera.db" };
@@ -128,13 +132,15 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     serverSideSessions: config.serverSideSessions,
     dpop: config.dpop,
     par: config.par,
+    deviceFlow: config.deviceFlow,
     ...(mtls ? { mtls: { clientCa: mtls.clientCa, endpointBaseUrl: mtlsBaseUrl } } : {}),
     users,
     authentication: config.authentication,
     keys: config.keys,
     tokens: config.tokens,
     logout: config.logout,
-    outbound: config.outbound,
+    outbound: config.outbound && { ...config.outbound, ca: config.outbound.ca === undefined ? undefined : readOutboundCa(resolve(baseDir, config.outbound.ca)) },
+    clientIdMetadataDocuments: config.clientIdMetadataDocuments,
     limits: config.limits && { maxFormBytes: config.limits.maxFormBytes, maxParameterLength: config.limits.maxParameterLength, maxParameters: config.limits.maxParameters },
     clientAuthThrottling: config.clientAuthThrottling,
     clientCache: config.clientCache,
@@ -259,18 +265,22 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
 
   // Pages of this host a login may return to; anything else must be a pending authorization request.
   const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`, `${base}/admin/clients`]);
+  // The verification page with its code (RFC 8628 §3.3), returned to once signed in.
+  const devicePage = `${base}/device`;
+  const deviceReturn = (userCode: string) => `${devicePage}?user_code=${encodeURIComponent(userCode)}`;
+  const isLocalReturn = (url: string) => localReturn.has(url) || (url.startsWith(devicePage) && /^\/device\?user_code=[A-Za-z0-9-]{1,40}$/.test(url.slice(base.length)));
   app.get(`${base}/login`, async (c) => {
     const returnUrl = c.req.query("returnUrl");
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
-    const back = details?.returnUrl ?? (returnUrl && localReturn.has(returnUrl) ? returnUrl : undefined);
+    const back = details?.returnUrl ?? (returnUrl && isLocalReturn(returnUrl) ? returnUrl : undefined);
     const { token, cookies } = await csrfFor(c, back);
-    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} csrf={token} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
+    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
   });
 
   app.post(`${base}/login`, limit, async (c) => {
     const form = await formOf(c);
     const details = form.returnUrl ? await provider.getInteraction(form.returnUrl) : undefined;
-    const back = details?.returnUrl ?? (form.returnUrl && localReturn.has(form.returnUrl) ? form.returnUrl : undefined);
+    const back = details?.returnUrl ?? (form.returnUrl && isLocalReturn(form.returnUrl) ? form.returnUrl : undefined);
     if (!(await csrfOk(c, form, back))) return csrfFailed(c);
     const username = (form.username ?? "").slice(0, 200);
     const password = (form.password ?? "").slice(0, 1024);
@@ -284,7 +294,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!attempt) {
       emitHost({ type: "sign_in.failed", reason: "throttled" });
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies, [], formActionFor(details?.client.redirectUris));
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies, [], formActionFor(details?.client.redirectUris));
     }
     // Should the check throw, the attempt's slots stay held: it counts as a failure.
     const user = username && password ? await users.validateCredentials(username, password) : undefined;
@@ -294,7 +304,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       emitHost({ type: "sign_in.failed", reason: "credentials" });
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
     }
     await throttle.succeeded(attempt);
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
@@ -309,7 +319,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(details.returnUrl)}`);
     const { token, cookies } = await csrfFor(c);
     const scopes = details.scopes.map((name) => ({ name, description: config.apiScopes?.find((s) => s.name === name)?.description }));
-    return render("Allow access?", <ConsentPage base={base} clientName={details.client.clientName} scopes={scopes} returnUrl={details.returnUrl} csrf={token} />, 200, cookies, [], formActionFor(details.client.redirectUris));
+    return render("Allow access?", <ConsentPage base={base} clientName={details.client.clientName} clientHost={details.client.metadataDocumentHost} scopes={scopes} returnUrl={details.returnUrl} csrf={token} />, 200, cookies, [], formActionFor(details.client.redirectUris));
   });
 
   app.post(`${base}/consent`, limit, async (c) => {
@@ -319,6 +329,52 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const next = await provider.completeConsent(c.req.raw, form.returnUrl ?? "", form.decision === "allow", { remember: form.remember === "1" });
     if (!next) return render("Request expired", <MessagePage base={base} heading="Request expired" text="This request has expired or you are no longer signed in. Return to the application and try again." />, 400);
     return redirectTo(next);
+  });
+
+  // Device authorization (RFC 8628 §3.3): enter the code, sign in, confirm, done.
+  const addressOf = (c: Context) => clientAddress(c.req.raw, c.env as Partial<HttpBindings> | undefined, proxyTrust);
+  const codeForm = async (c: Context, userCode: string | undefined, error?: string, status = 200) => {
+    const { token, cookies } = await csrfFor(c, "device");
+    return render("Connect a device", <DeviceCodePage base={base} csrf={token} userCode={userCode} error={error} />, status, cookies);
+  };
+  const codeRefused = (c: Context, userCode: string, status: "invalid" | "throttled") =>
+    status === "throttled" ? codeForm(c, userCode, TOO_MANY_CODES, 429) : codeForm(c, userCode, UNKNOWN_USER_CODE, 400);
+
+  app.get(devicePage, async (c) => {
+    const typed = c.req.query("user_code");
+    if (!typed) return codeForm(c, undefined);
+    const found = await provider.getDeviceRequest(typed.slice(0, 100), { clientAddress: addressOf(c) });
+    if (found.status !== "found") return codeRefused(c, typed.slice(0, 100), found.status);
+    const { request } = found;
+    if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(deviceReturn(request.userCode))}`);
+    const { token, cookies } = await csrfFor(c);
+    const scopes = request.scopes.map((name) => ({ name, description: config.apiScopes?.find((s) => s.name === name)?.description }));
+    return render("Allow this device?", <DeviceConfirmPage base={base} csrf={token} userCode={request.userCode} clientName={request.client.clientName} scopes={scopes} />, 200, cookies);
+  });
+
+  app.post(devicePage, limit, async (c) => {
+    const form = await formOf(c);
+    if (!(await csrfOk(c, form, "device"))) return csrfFailed(c);
+    const typed = (form.user_code ?? "").slice(0, 100);
+    const found = await provider.getDeviceRequest(typed, { clientAddress: addressOf(c) });
+    if (found.status !== "found") return codeRefused(c, typed, found.status);
+    // On to the confirmation (through the login page when nobody is signed in).
+    return redirectTo(deviceReturn(found.request.userCode));
+  });
+
+  app.post(`${devicePage}/decision`, limit, async (c) => {
+    const form = await formOf(c);
+    if (!(await csrfOk(c, form))) return csrfFailed(c);
+    if (form.decision !== "allow" && form.decision !== "deny") return render("Please try again", <MessagePage base={base} heading="Please try again" text="Choose Allow or Deny." />, 400);
+    const userCode = (form.user_code ?? "").slice(0, 100);
+    const result = await provider.completeDeviceAuthorization(c.req.raw, userCode, form.decision === "allow", { clientAddress: addressOf(c) });
+    if (!result.ok) {
+      if (result.reason === "signed_out") return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(deviceReturn(userCode))}`);
+      return codeRefused(c, userCode, result.reason);
+    }
+    return result.decision === "approved"
+      ? render("Device connected", <MessagePage base={base} heading="Device connected" text="You're all set: your device may continue. You can close this window." />, 200, result.cookies)
+      : render("Access denied", <MessagePage base={base} heading="Access denied" text="The device was not given access. You can close this window." />, 200, result.cookies);
   });
 
   app.get(`${base}/grants`, async (c) => {
@@ -586,4 +642,13 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     dataKeySource: dataKey.source,
     close: () => provider.close(),
   };
+}
+
+/** `outbound.ca`: extra CAs for the provider's own https requests (metadata documents, jwks_uri, logout). */
+function readOutboundCa(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    throw new Error(`cannot read outbound.ca (${path}): ${(error as Error).message}`);
+  }
 }

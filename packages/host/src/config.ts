@@ -90,6 +90,22 @@ export const configSchema = z
       })
       .optional(),
     par: z.strictObject({ requestUriLifetime: seconds.min(1).max(600).optional(), required: z.boolean().optional() }).optional(),
+    clientIdMetadataDocuments: z
+      .strictObject({
+        enabled: z.boolean().optional(),
+        timeout: seconds.min(1).max(30).optional(),
+        maxResponseBytes: z.number().int().min(1024).max(65536).optional(),
+        minCacheTtl: seconds.optional(),
+        maxCacheTtl: seconds.optional(),
+        failureCacheTtl: seconds.optional(),
+        maxCacheEntries: z.number().int().min(1).max(100_000).optional(),
+        maxConcurrentFetches: z.number().int().min(1).max(10_000).optional(),
+      })
+      .refine((c) => (c.minCacheTtl ?? 60) <= (c.maxCacheTtl ?? 86_400), { message: "minCacheTtl must not exceed maxCacheTtl", path: ["minCacheTtl"] })
+      .optional(),
+    deviceFlow: z
+      .strictObject({ lifetime: seconds.min(10).max(3600).optional(), interval: seconds.min(1).max(60).optional(), userCodeLength: z.number().int().min(6).max(20).optional() })
+      .optional(),
     dpop: z.strictObject({ requireNonce: z.boolean().optional(), proofLifetime: seconds.min(1).optional() }).optional(),
     mtls: z
       .strictObject({
@@ -125,7 +141,7 @@ export const configSchema = z
       .min(1)
       .optional(),
     outbound: z
-      .strictObject({ allowLoopback: z.boolean().optional(), allowPrivateNetworks: z.boolean().optional(), timeout: seconds.min(1).optional(), maxResponseBytes: z.number().int().min(1024).optional() })
+      .strictObject({ allowLoopback: z.boolean().optional(), allowPrivateNetworks: z.boolean().optional(), timeout: seconds.min(1).optional(), maxResponseBytes: z.number().int().min(1024).optional(), ca: z.string().min(1).optional() })
       .optional(),
     loginThrottling: z
       .strictObject({ window: seconds.min(1).optional(), perAccount: z.number().int().min(1).optional(), perAddress: z.number().int().min(1).optional() })

@@ -18,11 +18,16 @@ export interface ProviderMetadata {
   claims_parameter_supported?: boolean;
   request_parameter_supported?: boolean;
   request_uri_parameter_supported?: boolean;
+  /** RFC 9101 §10.5 / OIDC Discovery §3. */
+  request_object_signing_alg_values_supported?: string[];
+  require_signed_request_object?: boolean;
   /** RFC 9126 §5. */
   pushed_authorization_request_endpoint?: string;
   /** RFC 7591 §3: dynamic client registration. */
   registration_endpoint?: string;
   require_pushed_authorization_requests?: boolean;
+  /** RFC 8628 §4. */
+  device_authorization_endpoint?: string;
   authorization_response_iss_parameter_supported?: boolean;
   [extension: string]: unknown;
 }

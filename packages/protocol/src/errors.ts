@@ -17,6 +17,7 @@ export type ProtocolErrorCode =
   | "request_not_supported"
   | "request_uri_not_supported"
   | "invalid_request_uri"
+  | "invalid_request_object"
   | "registration_not_supported"
   | "invalid_token"
   | "insufficient_scope"
@@ -27,7 +28,11 @@ export type ProtocolErrorCode =
   | "invalid_redirect_uri"
   | "invalid_client_metadata"
   | "invalid_software_statement"
-  | "unapproved_software_statement";
+  | "unapproved_software_statement"
+  // RFC 8628 §3.5 (device authorization grant polling).
+  | "authorization_pending"
+  | "slow_down"
+  | "expired_token";
 
 const defaultStatus: Partial<Record<ProtocolErrorCode, number>> = {
   invalid_client: 401,

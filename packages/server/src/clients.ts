@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { JWK } from "jose";
 import type { StoredClientSecret } from "./stores/interfaces.ts";
+import { isLoopbackIpRedirect, redirectUriProblem } from "./validation/redirect-uri.ts";
 
 /** Client authentication methods at the token endpoint implemented so far. */
 export type TokenEndpointAuthMethod = "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | "private_key_jwt" | "tls_client_auth" | "self_signed_tls_client_auth" | "none";
@@ -14,6 +15,22 @@ export const ASSERTION_ALGORITHMS = {
   private_key_jwt: ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"],
   client_secret_jwt: ["HS256", "HS384", "HS512"],
 } as const;
+
+/** RFC 9101: request objects are signed with the client's asymmetric key only (no `none`, no HMAC). */
+export const REQUEST_OBJECT_ALGORITHMS: readonly string[] = ASSERTION_ALGORITHMS.private_key_jwt;
+
+/** Security profiles a client can be registered under (client extension `security_profile`). */
+export type SecurityProfile = "fapi2";
+export const SECURITY_PROFILES: readonly SecurityProfile[] = ["fapi2"];
+
+/** FAPI 2.0 Security Profile §5.4.1: the only JWS algorithms for assertions and signed tokens. */
+export const FAPI2_SIGNING_ALGORITHMS: readonly string[] = ["PS256", "ES256", "EdDSA"];
+
+/** FAPI 2.0 SP §5.3.2.1-6: client authentication by private_key_jwt or mutual TLS (RFC 8705 §2) only. */
+const FAPI2_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ["private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"];
+
+/** FAPI 2.0 SP §5.3.2.1-11 (as the conformance suite cites it): authorization codes live at most 60 seconds. */
+export const FAPI2_CODE_LIFETIME = 60;
 
 /**
  * A client as registered: RFC 7591 / OIDC Registration names plus Tessera's extensions
@@ -47,6 +64,10 @@ export interface ClientMetadata {
   dpop_bound_access_tokens?: boolean;
   /** RFC 9126 §6: authorization requests only through the PAR endpoint. */
   require_pushed_authorization_requests?: boolean;
+  /** RFC 9101 §10.5 / OIDC Registration: the one algorithm its request objects must use. */
+  request_object_signing_alg?: string;
+  /** RFC 9101 §10.5: every authorization request must come in a signed request object. */
+  require_signed_request_object?: boolean;
   tls_client_auth_subject_dn?: string;
   tls_client_auth_san_dns?: string;
   tls_client_auth_san_uri?: string;
@@ -60,6 +81,8 @@ export interface ClientMetadata {
    * refresh token (concurrent refreshes from several tabs or pods); 0, the default, means strict one-time use.
    */
   refresh_token_reuse_grace_period?: number;
+  /** `fapi2`: the FAPI 2.0 Security Profile applies to this client (contract §10); see {@link normalizeClient}. */
+  security_profile?: SecurityProfile;
   [extension: string]: unknown;
 }
 
@@ -67,6 +90,8 @@ export interface ClientMetadata {
 export interface Client {
   clientId: string;
   clientName: string;
+  /** For a client known by its Client ID Metadata Document: the host of its URL, shown to the user. */
+  metadataDocumentHost?: string;
   /** SHA-256 of the secret, base64url; the secret itself is not kept. */
   secretHash?: string;
   /** A stored client's secrets (hashes, with optional expiry): any unexpired one authenticates. */
@@ -102,6 +127,12 @@ export interface Client {
   dpopBoundAccessTokens: boolean;
   /** RFC 9126 §6: authorization requests must be pushed first. */
   requirePushedAuthorizationRequests: boolean;
+  /** RFC 9101: the algorithm its request objects must use, when it pinned one. */
+  requestObjectSigningAlg?: string;
+  /** The algorithms its request objects may use: the pinned one, else all asymmetric ones (FAPI 2.0 §5.4.1: PS256, ES256, EdDSA). */
+  requestObjectAlgorithms: string[];
+  /** RFC 9101 §10.5: authorization requests must come in a signed request object. */
+  requireSignedRequestObject: boolean;
   /** Using or refreshing this client's tokens extends the user's server-side session, and they die with it. */
   coordinateLifetimeWithUserSession: boolean;
   /** Seconds a refresh-token family lives at most (default 30 days). */
@@ -110,6 +141,35 @@ export interface Client {
   refreshTokenSlidingLifetime?: number;
   /** Seconds a rotated refresh token may still be used, returning the same successor (0: never). */
   refreshTokenReuseGracePeriod: number;
+  /**
+   * Each refresh returns a new refresh token and retires the used one (the default); off, the refresh token
+   * stays the same until it expires (a sliding lifetime then counts from its issue), as FAPI 2.0 SP
+   * §5.3.2.1-9 asks (no rotation).
+   */
+  rotateRefreshTokens: boolean;
+  /** Every token request must be sender-constrained, by a DPoP proof or a client certificate (FAPI 2.0 SP §5.3.2.1-4). */
+  requireSenderConstrainedTokens: boolean;
+  /**
+   * Refresh tokens are bound to the DPoP key or client certificate they were issued with: public clients
+   * (RFC 9449 §5, RFC 8705 §4) and sender-constrained profiles.
+   */
+  bindRefreshTokens: boolean;
+  /** Seconds an authorization code lives at most for this client, below the server's option. */
+  authorizationCodeLifetime?: number;
+  /**
+   * Which `aud` a client assertion may carry: `server` the issuer or this server's token or PAR endpoint URL
+   * (one value), `issuer` the issuer identifier alone, as a string (FAPI 2.0 SP §5.3.2.1-8).
+   */
+  assertionAudience: "server" | "issuer";
+  /** The DPoP proof algorithms accepted from this client at the token endpoint; default all of RFC 9449's. */
+  dpopAlgorithms?: readonly string[];
+  /** The algorithm this client's JWT access tokens are signed with; default the server's first. */
+  accessTokenSigningAlg?: string;
+  /**
+   * The error for an authorization request its profile refuses where OAuth names a more specific code
+   * (a response_type other than `code`): `invalid_request` under FAPI 2.0 (contract §10).
+   */
+  profileErrorCode?: "invalid_request";
   metadata: ClientMetadata;
 }
 
@@ -118,13 +178,56 @@ export interface ClientStore {
   findClientById(clientId: string): Promise<Client | undefined>;
 }
 
+/** One reason registration metadata does not suit the client's security profile, by metadata field. */
+export interface SecurityProfileProblem {
+  field: keyof ClientMetadata & string;
+  /** The entry of an array field (`redirect_uris`) at fault. */
+  index?: number;
+  message: string;
+}
+
+/**
+ * The metadata that FAPI 2.0 Security Profile (final) §5.3.2 and §5.4 forbid for an authorization
+ * server's client (empty when it has no profile). The host's `tessera check` reports each with its path.
+ */
+export function securityProfileProblems(metadata: ClientMetadata): SecurityProfileProblem[] {
+  if (metadata.security_profile === undefined) return [];
+  if (!SECURITY_PROFILES.includes(metadata.security_profile)) return [{ field: "security_profile", message: `unknown security profile ${String(metadata.security_profile)}` }];
+  const problems: SecurityProfileProblem[] = [];
+  const add = (field: SecurityProfileProblem["field"], message: string, index?: number) => problems.push({ field, ...(index === undefined ? {} : { index }), message: `FAPI 2.0 ${message}` });
+  const method = metadata.token_endpoint_auth_method ?? (metadata.client_secret ? "client_secret_basic" : "none");
+  // §5.3.2.1: confidential clients only, authenticated by private_key_jwt or mutual TLS (-6).
+  if (!FAPI2_AUTH_METHODS.includes(method as TokenEndpointAuthMethod)) add("token_endpoint_auth_method", `(§5.3.2.1) needs private_key_jwt, tls_client_auth or self_signed_tls_client_auth, not ${method}`);
+  // §5.3.2.2-1: the authorization code flow only.
+  if (metadata.response_types && metadata.response_types.some((t) => t !== "code")) add("response_types", "(§5.3.2.2) allows only response_type code");
+  if (metadata.grant_types?.some((g) => g === "implicit" || g === "password")) add("grant_types", "(§5.3.2.1) allows neither the implicit nor the password grant");
+  // §5.3.2.2: PAR and PKCE (-5) required; a profile client cannot opt out.
+  if (metadata.require_pkce === false) add("require_pkce", "(§5.3.2.2) requires PKCE");
+  if (metadata.require_pushed_authorization_requests === false) add("require_pushed_authorization_requests", "(§5.3.2.2) requires pushed authorization requests");
+  // §5.3.2.2: no authorization responses over unencrypted connections, except loopback redirects of native apps.
+  (metadata.redirect_uris ?? []).forEach((uri, i) => {
+    if (!uri.startsWith("https://") && !isLoopbackIpRedirect(uri)) add("redirect_uris", `(§5.3.2.2) needs https redirect URIs (or http://127.0.0.1 / http://[::1] for native apps), not ${uri}`, i);
+  });
+  // §5.4.1: PS256, ES256 or EdDSA.
+  for (const field of ["token_endpoint_auth_signing_alg", "id_token_signed_response_alg", "request_object_signing_alg"] as const) {
+    const alg = metadata[field];
+    if (alg !== undefined && !FAPI2_SIGNING_ALGORITHMS.includes(alg)) add(field, `(§5.4.1) allows only ${FAPI2_SIGNING_ALGORITHMS.join(", ")}, not ${alg}`);
+  }
+  return problems;
+}
+
 /**
  * Normalizes registration metadata; throws on combinations that can never work. A stored client passes
- * its hashed secrets (its metadata carries none).
+ * its hashed secrets (its metadata carries none). A `security_profile` is read here only: it resolves to
+ * the policy fields each validator enforces (FAPI 2.0: PAR, PKCE S256, code only, its client
+ * authentication and algorithms, sender-constrained and bound tokens, 60 s codes, issuer-only assertion audience).
  */
 export function normalizeClient(metadata: ClientMetadata, stored?: { secrets: readonly StoredClientSecret[] }): Client {
   const hasSecret = Boolean(metadata.client_secret) || (stored?.secrets.length ?? 0) > 0;
   const method = (metadata.token_endpoint_auth_method ?? (hasSecret ? "client_secret_basic" : "none")) as TokenEndpointAuthMethod;
+  const profileProblem = securityProfileProblems({ ...metadata, token_endpoint_auth_method: method })[0];
+  if (profileProblem) throw new TypeError(`client ${metadata.client_id}: ${profileProblem.field}: ${profileProblem.message}`);
+  const fapi2 = metadata.security_profile === "fapi2";
   if (!TOKEN_ENDPOINT_AUTH_METHODS.includes(method)) {
     throw new TypeError(`client ${metadata.client_id}: unsupported token_endpoint_auth_method ${method}`);
   }
@@ -144,10 +247,24 @@ export function normalizeClient(metadata: ClientMetadata, stored?: { secrets: re
   if (method === "private_key_jwt" && !metadata.jwks === !metadata.jwks_uri) {
     throw new TypeError(`client ${metadata.client_id}: private_key_jwt needs exactly one of jwks and jwks_uri`);
   }
-  const family: readonly string[] = method === "private_key_jwt" ? ASSERTION_ALGORITHMS.private_key_jwt : method === "client_secret_jwt" ? ASSERTION_ALGORITHMS.client_secret_jwt : [];
+  for (const key of ["redirect_uris", "post_logout_redirect_uris"] as const) {
+    for (const uri of metadata[key] ?? []) {
+      const problem = redirectUriProblem(uri, { publicClient: method === "none" });
+      if (problem) throw new TypeError(`client ${metadata.client_id}: ${key} ${JSON.stringify(uri)} ${problem}`);
+    }
+  }
+  const methodFamily: readonly string[] = method === "private_key_jwt" ? ASSERTION_ALGORITHMS.private_key_jwt : method === "client_secret_jwt" ? ASSERTION_ALGORITHMS.client_secret_jwt : [];
+  const family = fapi2 ? methodFamily.filter((alg) => FAPI2_SIGNING_ALGORITHMS.includes(alg)) : methodFamily;
   const signingAlg = metadata.token_endpoint_auth_signing_alg;
   if (signingAlg !== undefined && !family.includes(signingAlg)) {
     throw new TypeError(`client ${metadata.client_id}: token_endpoint_auth_signing_alg ${signingAlg} does not suit ${method}`);
+  }
+  const requestObjectAlg = metadata.request_object_signing_alg;
+  if (requestObjectAlg !== undefined && !REQUEST_OBJECT_ALGORITHMS.includes(requestObjectAlg)) {
+    throw new TypeError(`client ${metadata.client_id}: request_object_signing_alg ${requestObjectAlg} is not an asymmetric JWS algorithm`);
+  }
+  if ((requestObjectAlg !== undefined || metadata.require_signed_request_object) && !metadata.jwks && !metadata.jwks_uri) {
+    throw new TypeError(`client ${metadata.client_id}: signed request objects need jwks or jwks_uri`);
   }
   return {
     clientId: metadata.client_id,
@@ -158,7 +275,7 @@ export function normalizeClient(metadata: ClientMetadata, stored?: { secrets: re
     redirectUris: metadata.redirect_uris ?? [],
     postLogoutRedirectUris: metadata.post_logout_redirect_uris ?? [],
     grantTypes: metadata.grant_types ?? ["authorization_code"],
-    responseTypes: metadata.response_types ?? ["code"],
+    responseTypes: fapi2 ? ["code"] : (metadata.response_types ?? ["code"]),
     scopes: (metadata.scope ?? "openid").split(" ").filter(Boolean),
     tokenEndpointAuthMethod: method,
     sharedSecret: method === "client_secret_jwt" ? metadata.client_secret : undefined,
@@ -166,7 +283,7 @@ export function normalizeClient(metadata: ClientMetadata, stored?: { secrets: re
     jwks: metadata.jwks,
     jwksUri: metadata.jwks_uri,
     idTokenSignedResponseAlg: metadata.id_token_signed_response_alg,
-    requirePkce: metadata.require_pkce ?? true,
+    requirePkce: fapi2 || (metadata.require_pkce ?? true),
     requireConsent: metadata.require_consent ?? false,
     accessTokenFormat: metadata.access_token_format ?? "jwt",
     accessTokenLifetime: metadata.access_token_lifetime,
@@ -176,12 +293,23 @@ export function normalizeClient(metadata: ClientMetadata, stored?: { secrets: re
     backchannelLogoutSessionRequired: metadata.backchannel_logout_session_required ?? false,
     coordinateLifetimeWithUserSession: metadata.coordinate_lifetime_with_user_session ?? false,
     dpopBoundAccessTokens: metadata.dpop_bound_access_tokens ?? false,
-    requirePushedAuthorizationRequests: metadata.require_pushed_authorization_requests ?? false,
+    requirePushedAuthorizationRequests: fapi2 || (metadata.require_pushed_authorization_requests ?? false),
+    requestObjectSigningAlg: requestObjectAlg,
+    requestObjectAlgorithms: requestObjectAlg ? [requestObjectAlg] : fapi2 ? [...FAPI2_SIGNING_ALGORITHMS] : [...REQUEST_OBJECT_ALGORITHMS],
+    requireSignedRequestObject: metadata.require_signed_request_object ?? false,
     tlsClientAuth: method === "tls_client_auth" ? tlsNames : undefined,
     tlsClientCertificateBoundAccessTokens: metadata.tls_client_certificate_bound_access_tokens ?? false,
     refreshTokenAbsoluteLifetime: metadata.refresh_token_absolute_lifetime ?? 2_592_000,
     refreshTokenSlidingLifetime: metadata.refresh_token_sliding_lifetime || undefined,
     refreshTokenReuseGracePeriod: metadata.refresh_token_reuse_grace_period ?? 0,
+    rotateRefreshTokens: !fapi2,
+    requireSenderConstrainedTokens: fapi2,
+    bindRefreshTokens: fapi2 || method === "none",
+    authorizationCodeLifetime: fapi2 ? FAPI2_CODE_LIFETIME : undefined,
+    assertionAudience: fapi2 ? "issuer" : "server",
+    dpopAlgorithms: fapi2 ? FAPI2_SIGNING_ALGORITHMS : undefined,
+    accessTokenSigningAlg: fapi2 ? metadata.id_token_signed_response_alg : undefined,
+    profileErrorCode: fapi2 ? "invalid_request" : undefined,
     metadata,
   };
 }

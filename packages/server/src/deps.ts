@@ -12,6 +12,7 @@ import type { SessionService } from "./session/session.ts";
 import type { SessionManagementService } from "./session/session-management.ts";
 import type { Client } from "./clients.ts";
 import type { Store } from "./stores/interfaces.ts";
+import type { GrantRegistry } from "./grants/index.ts";
 import type { ProfileService } from "./tokens/claims.ts";
 import type { FailureThrottle } from "./security/failure-throttle.ts";
 import type { PendingRequestCap } from "./security/pending-requests.ts";
@@ -33,6 +34,8 @@ export interface ProviderDeps {
   logout: LogoutService;
   backChannel: BackChannelLogoutService;
   profile: ProfileService;
+  /** Token-endpoint grants by `grant_type` (built-ins and extension grants). */
+  grants: GrantRegistry;
   /** Caps on requests stored before anyone signs in (pending authorize, logout and pushed requests). */
   pendingRequests: PendingRequestCap;
   /** Store-backed failure counters (client authentication). */
@@ -63,6 +66,8 @@ export const PATHS = {
   par: "/connect/par",
   /** RFC 7591 dynamic client registration; RFC 7592 management at `/connect/register/{client_id}`. */
   registration: "/connect/register",
+  /** RFC 8628 device authorization (IdentityServer's path). */
+  deviceAuthorization: "/connect/deviceauthorization",
   userinfo: "/connect/userinfo",
   introspection: "/connect/introspect",
   revocation: "/connect/revocation",

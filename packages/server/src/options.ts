@@ -4,8 +4,10 @@ import type { Store } from "./stores/interfaces.ts";
 import type { EventSink } from "./events.ts";
 import type { ProviderObserver } from "./observability/requests.ts";
 import type { OutboundPolicy } from "./http/outbound.ts";
+import { CIMD_DEFAULTS, type ClientIdMetadataDocumentOptions } from "./clients/metadata-document.ts";
 import type { ClientMetadata } from "./clients.ts";
 import type { ProfileService, UserStore } from "./tokens/claims.ts";
+import type { ExtensionGrant } from "./grants/extension.ts";
 
 /** Signing algorithms keys can be kept for. */
 export type SigningAlgorithm = "RS256" | "PS256" | "ES256" | "EdDSA";
@@ -62,6 +64,11 @@ export interface ProviderOptions {
   users?: UserStore;
   /** Decides which claims are issued; defaults to the OIDC scope-to-claim mapping over the user's claims. */
   profile?: ProfileService;
+  /**
+   * Extension grants by `grant_type` (RFC 6749 §4.5), e.g. `{ "urn:example:grant": grant }`; clients use one
+   * by listing it in `grant_types`, and discovery lists it. Built-in grant types cannot be replaced.
+   */
+  grants?: Readonly<Record<string, ExtensionGrant>>;
   authentication?: {
     /** Seconds an authentication session lasts (default 36000, 10 h). */
     cookieLifetime?: number;
@@ -97,6 +104,22 @@ export interface ProviderOptions {
     requestUriLifetime?: number;
     /** Refuse authorization requests that were not pushed, for every client (default false). */
     required?: boolean;
+  };
+  /**
+   * Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document): an https `client_id` URL
+   * names a document fetched through the outbound rules. Off unless `enabled`.
+   */
+  clientIdMetadataDocuments?: Partial<ClientIdMetadataDocumentOptions>;
+  /** Device authorization grant (RFC 8628). */
+  deviceFlow?: {
+    /** Seconds a device code and its user code live (default 600; 10 to 3600). */
+    lifetime?: number;
+    /** Seconds a device waits between polls (default 5, at least 1); each `slow_down` adds 5. */
+    interval?: number;
+    /** Letters in a user code (default 8; 6 to 20), shown as groups of four (XXXX-XXXX). */
+    userCodeLength?: number;
+    /** The verification page, relative to the issuer or absolute (default "/device"). Receives `user_code`. */
+    verificationUri?: string;
   };
   /** DPoP (RFC 9449). */
   dpop?: {
@@ -225,6 +248,8 @@ export interface ResolvedOptions {
   cookieSlidingExpiration: boolean;
   dpop: { requireNonce: boolean; proofLifetime: number };
   par: { requestUriLifetime: number; required: boolean };
+  clientIdMetadataDocuments: ClientIdMetadataDocumentOptions;
+  deviceFlow: { lifetime: number; interval: number; userCodeLength: number; verificationUri: string };
   /** `enabled`: the host does mutual TLS (the `mtls` option was given). */
   mtls: { enabled: boolean; clientCas: import("node:crypto").X509Certificate[]; endpointBaseUrl?: string };
   serverSideSessions: {
@@ -319,8 +344,16 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
     cookieSlidingExpiration: options.authentication?.cookieSlidingExpiration ?? true,
     dpop: { requireNonce: options.dpop?.requireNonce ?? false, proofLifetime: options.dpop?.proofLifetime ?? 60 },
+    clientIdMetadataDocuments: { ...CIMD_DEFAULTS, ...options.clientIdMetadataDocuments },
     // RFC 9126 §7: request_uris live briefly; 1 to 600 seconds.
     par: { requestUriLifetime: Math.min(600, Math.max(1, Math.floor(options.par?.requestUriLifetime ?? 60))), required: options.par?.required ?? false },
+    deviceFlow: {
+      lifetime: Math.min(3600, Math.max(10, Math.floor(options.deviceFlow?.lifetime ?? 600))),
+      interval: Math.max(1, Math.floor(options.deviceFlow?.interval ?? 5)),
+      // RFC 8628 §6.1: 8 letters of 20 give 34.5 bits; fewer than 6 would be guessable despite the throttle.
+      userCodeLength: Math.min(20, Math.max(6, Math.floor(options.deviceFlow?.userCodeLength ?? 8))),
+      verificationUri: options.deviceFlow?.verificationUri ?? "/device",
+    },
     mtls: { enabled: options.mtls !== undefined, clientCas: options.mtls?.clientCa ? parseCertificates(options.mtls.clientCa) : [], endpointBaseUrl: options.mtls?.endpointBaseUrl?.replace(/\/+$/, "") },
     serverSideSessions: {
       enabled: options.serverSideSessions?.enabled ?? false,

@@ -17,12 +17,17 @@ import { ClientRegistry } from "./registry/client-registry.ts";
 import { registrationEndpoint, registrationManagementEndpoint } from "./endpoints/registration.ts";
 import type { ClientRecordStore } from "./stores/interfaces.ts";
 import type { ResolvedOptions } from "./options.ts";
+import { clientIdMetadataDocumentStore } from "./clients/metadata-document.ts";
 import { ConsentService, type UserGrant } from "./consent/consents.ts";
 import { PATHS, type ProviderDeps } from "./deps.ts";
 import { authorizeCallbackEndpoint, authorizeEndpoint } from "./endpoints/authorize.ts";
 import { discoveryEndpoint, jwksEndpoint, providerMetadata } from "./endpoints/discovery.ts";
 import { tokenEndpoint } from "./endpoints/token.ts";
-import { parEndpoint } from "./endpoints/par.ts";
+import { createGrantRegistry } from "./grants/index.ts";
+import { deviceGrants } from "./grants/device-code.ts";
+import { parEndpoint, parMethodNotAllowed } from "./endpoints/par.ts";
+import { deviceAuthorizationEndpoint } from "./endpoints/device-authorization.ts";
+import { decideDeviceAuthorization, lookUpUserCode } from "./device/device-flow.ts";
 import { userinfoEndpoint } from "./endpoints/userinfo.ts";
 import { validateBearerToken } from "./validation/bearer-token.ts";
 import { introspectionEndpoint } from "./endpoints/introspection.ts";
@@ -49,12 +54,29 @@ import { defaultProfileService } from "./tokens/claims.ts";
 export interface InteractionDetails {
   /** Where to send the browser when the page is done. */
   returnUrl: string;
-  client: { clientId: string; clientName: string; redirectUris: string[] };
+  /** `metadataDocumentHost`: the host of a metadata-document client's URL, to show beside its name. */
+  client: { clientId: string; clientName: string; redirectUris: string[]; metadataDocumentHost?: string };
   scopes: string[];
   loginHint?: string;
   prompt: string[];
   uiLocales?: string;
 }
+
+/** A pending device authorization (RFC 8628), as the verification and confirmation pages show it. */
+export interface DeviceRequestDetails {
+  /** The user code as shown to people (XXXX-XXXX), to compare with the device's screen. */
+  userCode: string;
+  client: { clientId: string; clientName: string };
+  scopes: string[];
+  /** Unix seconds. */
+  expiresAt: number;
+}
+
+/** The outcome of {@link Provider.getDeviceRequest}: unknown (or over) and throttled codes look alike to the caller's user. */
+export type DeviceRequestLookup = { status: "found"; request: DeviceRequestDetails } | { status: "invalid" } | { status: "throttled" };
+
+/** The outcome of {@link Provider.completeDeviceAuthorization}; send `cookies` with the response. */
+export type DeviceDecisionResult = { ok: true; decision: "approved" | "denied"; cookies: string[] } | { ok: false; reason: "invalid" | "throttled" | "signed_out" };
 
 /** The result of signing a user in: the session and the Set-Cookie values to send. */
 export interface SignInResult {
@@ -93,6 +115,17 @@ export interface Provider {
    * to, or undefined when the request is unknown or no user is signed in.
    */
   completeConsent(request: Request, returnUrl: string, allow: boolean, options?: { remember?: boolean }): Promise<string | undefined>;
+  /**
+   * A pending device authorization by the user code a person typed (any case; dashes and spaces ignored).
+   * Codes that find nothing count against `clientAddress` (the person's address): too many and every
+   * lookup from there is `throttled` for a while (RFC 8628 §5.1).
+   */
+  getDeviceRequest(userCode: string, options?: { clientAddress?: string }): Promise<DeviceRequestLookup>;
+  /**
+   * Records the signed-in user's decision on a device authorization (approval counts as consent); the
+   * device's next poll gets tokens or `access_denied`. Looks the code up as {@link getDeviceRequest} does.
+   */
+  completeDeviceAuthorization(request: Request, userCode: string, allow: boolean, options?: { clientAddress?: string }): Promise<DeviceDecisionResult>;
   /** The clients a user has consented to or that hold the user's refresh tokens. */
   listGrants(subject: string): Promise<UserGrant[]>;
   /** Revokes a user's consent and every token and code of one client (or of all clients). */
@@ -137,16 +170,21 @@ export interface Provider {
 
 /**
  * The provider's client lookup, composed in this one place: the configured clients (read-only, winning on
- * an id clash), then the stored ones through the per-process cache, then span tagging. A decorator that
- * resolves further clients (e.g. metadata documents) wraps `lookup`.
+ * an id clash), then the stored ones through the per-process cache, then `further` (Client ID Metadata
+ * Documents: asked only for ids neither knows), then span tagging.
  */
-function composeClientStore(configured: ClientMetadata[], records: ClientRecordStore, options: ResolvedOptions): { configStore: ClientStore; cache: CachedClientStore; lookup: ClientStore } {
+function composeClientStore(
+  configured: ClientMetadata[],
+  records: ClientRecordStore,
+  options: ResolvedOptions,
+  further: (known: ClientStore) => ClientStore,
+): { configStore: ClientStore; cache: CachedClientStore; lookup: ClientStore } {
   const configStore = createStaticClientStore(configured);
   const cache = new CachedClientStore(async (clientId) => {
     const record = await records.get(clientId);
     return record ? ClientRegistry.toClient(record) : undefined;
   }, options.clientCache);
-  return { configStore, cache, lookup: clientTaggingStore(layeredClientStore(configStore, cache)) };
+  return { configStore, cache, lookup: clientTaggingStore(further(layeredClientStore(configStore, cache))) };
 }
 
 /** Most expired grants deleted per statement, so one run never holds a long lock. */
@@ -169,7 +207,10 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const observer = providerOptions.observer;
   // Every store call goes through one wrapper: a span each, failures counted.
   const store = tracedStore(providerOptions.store, observer?.storeError?.bind(observer));
-  const { configStore, cache: clientCache, lookup: clients } = composeClientStore(providerOptions.clients, store.clients, options);
+  const cimd = options.clientIdMetadataDocuments;
+  const documents = (inner: ClientStore) =>
+    clientIdMetadataDocumentStore(inner, { options: cimd, fetch: createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, cimd.timeout), maxResponseBytes: Math.min(options.outbound.maxResponseBytes, cimd.maxResponseBytes) }), clock, logger, algorithms: options.algorithms });
+  const { configStore, cache: clientCache, lookup: clients } = composeClientStore(providerOptions.clients, store.clients, options, documents);
   for (const client of providerOptions.clients) {
     const alg = client.id_token_signed_response_alg;
     if (alg !== undefined && !options.algorithms.includes(alg as never)) {
@@ -187,6 +228,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const nowSeconds = () => Math.floor(clock() / 1000);
   const endedSessions = new EndedSessions(store.grants, options.cookieLifetime, nowSeconds);
   const sessions = new SessionService(options, protector, store.sessions, clock, endedSessions, displayNameLookup);
+  // The provider's own extension grants (device code) are built on the same public API as an embedder's.
+  const grants = createGrantRegistry(providerOptions.grants ?? {}, deviceGrants({ store, sessions, options, clock }));
   const outboundFetch = createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, options.backChannelTimeout) });
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);
   const pendingCap = new PendingRequestCap(store.grants, options.maxPending, options.maxPendingPerAddress, () => Math.floor(clock() / 1000));
@@ -204,6 +247,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     emit,
     clock,
     originsTtl: options.clientCache.ttl,
+    metadataDocumentIds: cimd.enabled,
   });
   const deps: ProviderDeps = {
     options,
@@ -220,6 +264,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     pendingRequests: pendingCap,
     consents: new ConsentService(store.grants, clients, options.consentLifetime, nowSeconds),
     profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),
+    grants,
     throttle: new FailureThrottle(store.grants, () => Math.floor(clock() / 1000)),
     logger,
     emit,
@@ -230,7 +275,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const cors = new CorsPolicy(providerOptions.clients.flatMap((c) => c.redirect_uris ?? []), () => clientRegistry.redirectOrigins());
   const app = new Hono().basePath(options.basePath || "/");
   app.use(requestTelemetry({ observer }));
-  for (const path of [PATHS.token, PATHS.revocation, PATHS.userinfo]) app.options(path, (c) => cors.preflight(c.req.raw));
+  for (const path of [PATHS.token, PATHS.par, PATHS.revocation, PATHS.userinfo]) app.options(path, (c) => cors.preflight(c.req.raw));
   const route = (handler: (request: Request) => Promise<Response>) => (c: { req: { raw: Request } }) => handler(c.req.raw);
   // CORS headers are added by wrapping the handler: a middleware assigning c.res would make Hono copy
   // every response into a new streamed one.
@@ -257,7 +302,10 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   app.on(["GET", "POST"], PATHS.authorize, route(authorizeEndpoint(deps)));
   app.get(PATHS.authorizeCallback, route(authorizeCallbackEndpoint(deps)));
   app.post(PATHS.token, corsRoute(tokenEndpoint(deps)));
-  app.post(PATHS.par, route(parEndpoint(deps)));
+  // SPAs push too (oidc-provider allows CORS there), so PAR answers preflights and carries CORS headers.
+  app.post(PATHS.par, corsRoute(parEndpoint(deps)));
+  app.all(PATHS.par, corsRoute(parMethodNotAllowed));
+  app.post(PATHS.deviceAuthorization, route(deviceAuthorizationEndpoint(deps)));
   if (options.registration.enabled) {
     app.post(PATHS.registration, route(registrationEndpoint(deps)));
     const manage = registrationManagementEndpoint(deps);
@@ -281,6 +329,9 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       let removed = 0;
       for (let batch = CLEANUP_BATCH; batch === CLEANUP_BATCH; removed += batch) {
         batch = await store.grants.removeExpired(Math.floor(clock() / 1000), CLEANUP_BATCH);
+      }
+      for (let batch = CLEANUP_BATCH; batch === CLEANUP_BATCH; removed += batch) {
+        batch = await store.deviceCodes.removeExpired(Math.floor(clock() / 1000), CLEANUP_BATCH);
       }
       if (removed > 0) logger.info({ removed }, "expired grants removed");
     } catch (err) {
@@ -343,7 +394,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       const params = Params.fromEntries(interaction.params);
       return {
         returnUrl: `${options.basePath}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(interaction.id)}`,
-        client: { clientId: client.clientId, clientName: client.clientName, redirectUris: client.redirectUris },
+        client: { clientId: client.clientId, clientName: client.clientName, redirectUris: client.redirectUris, ...(client.metadataDocumentHost ? { metadataDocumentHost: client.metadataDocumentHost } : {}) },
         scopes: (params.get("scope") ?? "").split(" ").filter(Boolean),
         loginHint: params.get("login_hint"),
         prompt: (params.get("prompt") ?? "").split(" ").filter(Boolean),
@@ -358,6 +409,27 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       interaction.consent = { allow, remember: consentOptions?.remember ?? false, sid: session.session.sid };
       await deps.interactions.save(interaction);
       return `${options.basePath}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(interaction.id)}`;
+    },
+    async getDeviceRequest(userCode, lookupOptions) {
+      const found = await lookUpUserCode(deps, userCode, lookupOptions?.clientAddress);
+      if (found.status !== "found") return found;
+      const client = await clients.findClientById(found.record.clientId);
+      if (!client) return { status: "invalid" };
+      return {
+        status: "found",
+        request: { userCode: found.userCode, client: { clientId: client.clientId, clientName: client.clientName }, scopes: found.record.scope.split(" ").filter(Boolean), expiresAt: found.record.expiresAt },
+      };
+    },
+    async completeDeviceAuthorization(request, userCode, allow, lookupOptions) {
+      const read = await deps.sessions.read(request);
+      if (!read) return { ok: false, reason: "signed_out" };
+      const found = await lookUpUserCode(deps, userCode, lookupOptions?.clientAddress);
+      if (found.status !== "found") return { ok: false, reason: found.status };
+      if (!(await decideDeviceAuthorization(deps, found.record, read.session, allow))) return { ok: false, reason: "invalid" };
+      emit({ type: allow ? "device.approved" : "device.denied", clientId: found.record.clientId, sub: read.session.sub });
+      // The device's tokens belong to this session: single sign-out reaches its client too.
+      const cookies = allow ? await deps.sessions.addClient(read.session, found.record.clientId) : [];
+      return { ok: true, decision: allow ? "approved" : "denied", cookies: [...read.cookies, ...cookies] };
     },
     listGrants: (subject) => deps.consents.list(subject),
     async revokeGrants(subject, clientId) {

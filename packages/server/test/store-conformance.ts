@@ -1,7 +1,21 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { encodeSessionCursor, type PersistedGrant, type ServerSideSession, type Store, type StoredClient } from "../src/stores/interfaces.ts";
-import { STORE_LIMITS, StoreValueError } from "../src/stores/values.ts";
+import { DEVICE_CODE_LIMITS, STORE_LIMITS, StoreValueError } from "../src/stores/values.ts";
+import type { DeviceCodeRecord } from "../src/stores/interfaces.ts";
+
+const deviceCode = (overrides: Partial<DeviceCodeRecord> = {}): DeviceCodeRecord => ({
+  key: `d-${Math.random().toString(36).slice(2)}`,
+  userCodeKey: `u-${Math.random().toString(36).slice(2)}`,
+  clientId: "tv",
+  scope: "openid offline_access",
+  status: "pending",
+  data: "{}",
+  createdAt: 1000,
+  expiresAt: 1600,
+  interval: 5,
+  ...overrides,
+});
 
 const grant = (overrides: Partial<PersistedGrant> = {}): PersistedGrant => ({
   key: `k-${Math.random().toString(36).slice(2)}`,
@@ -489,6 +503,120 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         assert.equal(await store.clients.get("x".repeat(500)), undefined);
         assert.equal(await store.clients.remove("nul\u0000"), false);
         assert.deepEqual(await store.clients.list({ after: "nul\u0000", count: 5 }), []);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("18 device codes: created once per key and per user code, found by either, every field kept", async () => {
+      const store = await open();
+      try {
+        const d = deviceCode();
+        assert.equal(await store.deviceCodes.create(d), true);
+        assert.equal(await store.deviceCodes.create({ ...deviceCode(), key: d.key }), false, "same device code key");
+        assert.equal(await store.deviceCodes.create({ ...deviceCode(), userCodeKey: d.userCodeKey }), false, "same user code");
+        const defined = (o: object | undefined) => JSON.parse(JSON.stringify(o ?? null));
+        assert.deepEqual(defined(await store.deviceCodes.get(d.key)), defined(d));
+        assert.deepEqual(defined(await store.deviceCodes.findByUserCode(d.userCodeKey)), defined(d));
+        assert.equal(await store.deviceCodes.get("missing"), undefined);
+        assert.equal(await store.deviceCodes.findByUserCode("missing"), undefined);
+        await store.deviceCodes.remove(d.key);
+        assert.equal(await store.deviceCodes.get(d.key), undefined);
+        assert.equal(await store.deviceCodes.create({ ...deviceCode(), userCodeKey: d.userCodeKey }), true, "the user code is free again");
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("18 device codes: one decision lands, only while pending and live, even when racing", async () => {
+      const store = await open();
+      try {
+        const d = deviceCode();
+        await store.deviceCodes.create(d);
+        assert.equal(await store.deviceCodes.decide(d.userCodeKey, { status: "approved", subject: "s1", sessionId: "sid1", data: '{"a":1}' }, 1600), false, "expired");
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => store.deviceCodes.decide(d.userCodeKey, i % 2 ? { status: "denied", data: "{}" } : { status: "approved", subject: "s1", sessionId: "sid1", data: '{"a":1}' }, 1100)),
+        );
+        assert.equal(results.filter(Boolean).length, 1);
+        const decided = await store.deviceCodes.get(d.key);
+        assert.equal(decided?.status, results.indexOf(true) % 2 ? "denied" : "approved");
+        assert.equal(await store.deviceCodes.decide("missing", { status: "denied", data: "{}" }, 1100), false);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("18 device codes: polls are compare-and-set on the last poll time, and consume is exactly once, even when racing", async () => {
+      const store = await open();
+      try {
+        const d = deviceCode();
+        await store.deviceCodes.create(d);
+        const first = await Promise.all(Array.from({ length: 10 }, () => store.deviceCodes.recordPoll(d.key, undefined, 1100, 5)));
+        assert.equal(first.filter(Boolean).length, 1);
+        assert.equal(await store.deviceCodes.recordPoll(d.key, 1000, 1105, 5), false, "a stale last poll time");
+        assert.equal(await store.deviceCodes.recordPoll(d.key, 1100, 1102, 10), true);
+        const polled = await store.deviceCodes.get(d.key);
+        assert.equal(polled?.lastPolledAt, 1102);
+        assert.equal(polled?.interval, 10);
+        assert.equal(await store.deviceCodes.recordPoll("missing", undefined, 1, 5), false);
+        const taken = await Promise.all(Array.from({ length: 10 }, () => store.deviceCodes.consume(d.key, 1200)));
+        assert.equal(taken.filter((t) => t?.firstUse).length, 1);
+        assert.ok(taken.every((t) => t?.record.consumedAt === 1200));
+        assert.equal(await store.deviceCodes.consume("missing", 1), undefined);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("18 device codes: expired ones are removed in batches", async () => {
+      const store = await open();
+      try {
+        const old = [deviceCode({ expiresAt: 100 }), deviceCode({ expiresAt: 200 }), deviceCode({ expiresAt: 300 })];
+        const live = deviceCode({ expiresAt: 5000 });
+        for (const d of [...old, live]) await store.deviceCodes.create(d);
+        assert.equal(await store.deviceCodes.removeExpired(1000, 2), 2);
+        assert.equal(await store.deviceCodes.removeExpired(1000, 10), 1);
+        assert.ok(await store.deviceCodes.get(live.key));
+        assert.equal(await store.deviceCodes.findByUserCode(old[0]!.userCodeKey), undefined);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("18 device codes bad input: values at the limits round-trip; too long, NUL, lone surrogates and unsafe times are refused; lookups by them find nothing", async () => {
+      const store = await open();
+      try {
+        const full = deviceCode({ key: "k".repeat(STORE_LIMITS.key), userCodeKey: "u".repeat(DEVICE_CODE_LIMITS.userCodeKey), clientId: "c".repeat(STORE_LIMITS.clientId), scope: "s".repeat(DEVICE_CODE_LIMITS.scope), data: "\u{1F600}".repeat(DEVICE_CODE_LIMITS.data / 2) });
+        assert.equal(await store.deviceCodes.create(full), true);
+        assert.deepEqual((await store.deviceCodes.get(full.key))?.data, full.data);
+        const refused: Partial<DeviceCodeRecord>[] = [
+          { key: "k".repeat(STORE_LIMITS.key + 1) },
+          { userCodeKey: "u".repeat(DEVICE_CODE_LIMITS.userCodeKey + 1) },
+          { clientId: "c".repeat(STORE_LIMITS.clientId + 1) },
+          { scope: "s".repeat(DEVICE_CODE_LIMITS.scope + 1) },
+          { data: "d".repeat(DEVICE_CODE_LIMITS.data + 1) },
+          { subject: "x".repeat(STORE_LIMITS.subject + 1) },
+          { clientId: "a\u0000b" },
+          { data: "\ud800" },
+          { expiresAt: 1.5 },
+          { interval: Number.MAX_SAFE_INTEGER + 2 },
+          { lastPolledAt: Number.NaN },
+        ];
+        for (const bad of refused) await assert.rejects(store.deviceCodes.create(deviceCode(bad)), StoreValueError, JSON.stringify(bad).slice(0, 80));
+        const d = deviceCode();
+        await store.deviceCodes.create(d);
+        await assert.rejects(store.deviceCodes.decide(d.userCodeKey, { status: "approved", subject: "s".repeat(STORE_LIMITS.subject + 1), data: "{}" }, 1100), StoreValueError);
+        await assert.rejects(store.deviceCodes.decide(d.userCodeKey, { status: "approved", data: "\u0000" }, 1100), StoreValueError);
+        await assert.rejects(store.deviceCodes.recordPoll(d.key, undefined, 1.5, 5), StoreValueError);
+        for (const value of ["\u0000", "\ud800", "k".repeat(5000)]) {
+          assert.equal(await store.deviceCodes.get(value), undefined);
+          assert.equal(await store.deviceCodes.findByUserCode(value), undefined);
+          assert.equal(await store.deviceCodes.decide(value, { status: "denied", data: "{}" }, 1100), false);
+          assert.equal(await store.deviceCodes.recordPoll(value, undefined, 1100, 5), false);
+          assert.equal(await store.deviceCodes.consume(value, 1100), undefined);
+          await store.deviceCodes.remove(value);
+        }
+        assert.equal((await store.deviceCodes.get(d.key))?.status, "pending", "nothing stored was changed");
       } finally {
         await store.close();
       }

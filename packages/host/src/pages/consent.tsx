@@ -1,4 +1,4 @@
-const SCOPE_TEXT: Record<string, string> = {
+export const SCOPE_TEXT: Record<string, string> = {
   openid: "Your user identifier",
   profile: "Your profile: name and other details",
   email: "Your email address",
@@ -7,14 +7,26 @@ const SCOPE_TEXT: Record<string, string> = {
   offline_access: "Access while you are away (offline access)",
 };
 
-/** The consent page (contract §4): allow and deny buttons named `decision`. */
-export function ConsentPage(props: { clientName: string; scopes: { name: string; description?: string }[]; returnUrl: string; csrf: string; base: string }) {
+/**
+ * The consent page (contract §4): allow and deny buttons named `decision`. A client known only by its
+ * metadata document shows its host beside its name, since the name is whatever the document says.
+ */
+export function ConsentPage(props: { clientName: string; clientHost?: string; scopes: { name: string; description?: string }[]; returnUrl: string; csrf: string; base: string }) {
   return (
     <>
       <h1>Allow access?</h1>
       <p>
-        <strong>{props.clientName}</strong> is asking for:
+        <strong>{props.clientName}</strong>
+        {props.clientHost ? (
+          <>
+            {" ("}
+            <span class="client-host">{props.clientHost}</span>
+            {")"}
+          </>
+        ) : null}{" "}
+        is asking for:
       </p>
+      {props.clientHost ? <p class="muted">This application is not registered here: it is known only by its address at {props.clientHost}.</p> : null}
       <ul class="scopes">
         {props.scopes.map((s) => (
           <li>

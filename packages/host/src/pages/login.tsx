@@ -1,9 +1,9 @@
 /** The login form (contract §4): username, password, one submit button. */
-export function LoginPage(props: { base: string; returnUrl?: string; username?: string; error?: string; csrf: string; clientName?: string }) {
+export function LoginPage(props: { base: string; returnUrl?: string; username?: string; error?: string; csrf: string; clientName?: string; clientHost?: string }) {
   return (
     <>
       <h1>Sign in</h1>
-      <p class="muted">{props.clientName ? <>to continue to <strong>{props.clientName}</strong></> : "to your account"}</p>
+      <p class="muted">{props.clientName ? <>to continue to <strong>{props.clientName}</strong>{props.clientHost ? ` (${props.clientHost})` : ""}</> : "to your account"}</p>
       {props.error ? (
         <p class="error" role="alert" id="login-error">
           {props.error}

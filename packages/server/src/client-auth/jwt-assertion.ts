@@ -20,6 +20,15 @@ function fail(description: string): ProtocolError {
 /** The verification key(s) for a client's assertions; remote JWKS are fetched, cached and refreshed on unknown kids. */
 function keyFor(client: Client, deps: ProviderDeps): JWTVerifyGetKey | Uint8Array {
   if (client.tokenEndpointAuthMethod === "client_secret_jwt") return new TextEncoder().encode(client.sharedSecret!);
+  return clientPublicKeys(client, deps)!;
+}
+
+/**
+ * The client's registered public keys (`jwks`, or `jwks_uri` fetched through the outbound rules, cached and
+ * refreshed on unknown kids); undefined when it registered none. Shared by client assertions and request objects.
+ */
+export function clientPublicKeys(client: Client, deps: Pick<ProviderDeps, "outboundFetch">): JWTVerifyGetKey | undefined {
+  if (!client.jwks && !client.jwksUri) return undefined;
   let keys = keySets.get(client);
   if (!keys) {
     keys = client.jwks
@@ -70,7 +79,7 @@ export async function verifyClientAssertion(assertion: string, client: Client, d
       algorithms: client.assertionAlgorithms,
       issuer: client.clientId,
       subject: client.clientId,
-      audience: assertionAudiences(deps),
+      audience: client.assertionAudience === "issuer" ? deps.options.issuer : assertionAudiences(deps),
       requiredClaims: ["exp", "jti"],
       currentDate: new Date(deps.clock()),
       clockTolerance: CLOCK_TOLERANCE,
@@ -84,6 +93,11 @@ export async function verifyClientAssertion(assertion: string, client: Client, d
   // an attacker's server) is refused, a one-element array is the same as the single value.
   if (Array.isArray(payload.aud) && payload.aud.length !== 1) {
     deps.logger.warn({ clientId: client.clientId, reason: "aud names more than one audience" }, "client assertion rejected");
+    throw fail("the client assertion is invalid");
+  }
+  // FAPI 2.0 SP §5.3.2.1-8: only the issuer identifier, as a string (not an array, not an endpoint URL).
+  if (client.assertionAudience === "issuer" && typeof payload.aud !== "string") {
+    deps.logger.warn({ clientId: client.clientId, reason: "aud must be the issuer as a string" }, "client assertion rejected");
     throw fail("the client assertion is invalid");
   }
   const exp = payload.exp!;

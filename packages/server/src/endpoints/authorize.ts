@@ -8,7 +8,8 @@ import type { AuthenticationSession } from "../session/session.ts";
 import { errorPage } from "../ui/html.ts";
 import { validateAuthorizeRequest, type AuthorizeSource, type ValidatedAuthorizeRequest } from "../validation/authorize-request.ts";
 import { redirectUriMatches } from "../validation/redirect-uri.ts";
-import { takePushedRequest } from "./par.ts";
+import { resolveRequestObject, unsignedRequestRefusal } from "../validation/request-object.ts";
+import { PAR_REQUEST_URI_PREFIX, takePushedRequest } from "./par.ts";
 import { authorizeError, authorizeResponse } from "./authorize-response.ts";
 
 /** What an authorization code stands for; stored hashed under the code. */
@@ -25,6 +26,8 @@ export interface AuthorizationCodeData {
   sessionClaims: Record<string, unknown>;
   /** RFC 9449 §10: the DPoP key the code must be redeemed with. */
   dpopJkt?: string;
+  /** RFC 8707: the resources of the authorization request (distinct configured API resources); absent when none were indicated. */
+  resources?: string[];
 }
 
 /** GET/POST {issuer}/connect/authorize (OIDC Core §3.1.2). */
@@ -41,7 +44,16 @@ export function authorizeEndpoint(deps: ProviderDeps) {
       throw error;
     }
     const requestUri = params.get("request_uri");
-    if (requestUri === undefined) return processAuthorization(request, params, undefined, deps, "direct");
+    if (requestUri === undefined || params.has("request")) {
+      // RFC 9101 §6.3: with a request object, only its parameters (and client_id) count.
+      const resolved = await resolveRequestObject(params, deps);
+      if (!resolved.ok) return authorizeError(resolved.error, resolved.reply, deps.options.issuer);
+      return processAuthorization(request, resolved.params, undefined, deps, "direct", resolved.signed);
+    }
+    // Request objects by reference are not fetched: only this server's PAR request_uris are accepted.
+    if (!requestUri.startsWith(PAR_REQUEST_URI_PREFIX)) {
+      return invalidRequestUri(params, deps, new ProtocolError("request_uri_not_supported", "only request_uri values from the pushed authorization request endpoint are accepted"));
+    }
     // RFC 9126 §4: a pushed request; only client_id counts beside request_uri, everything else was pushed.
     const clientId = params.get("client_id");
     const pushed = clientId === undefined ? undefined : await takePushedRequest(deps, requestUri, clientId);
@@ -51,11 +63,11 @@ export function authorizeEndpoint(deps: ProviderDeps) {
 }
 
 /**
- * A request_uri that is unknown, expired, used, or another client's: `invalid_request_uri`, redirected
- * only to a redirect_uri registered for the named client (never an open redirector), else an error page.
+ * A request_uri that is unknown, expired, used, or another client's: `invalid_request_uri` (or the given
+ * error), redirected only to a redirect_uri registered for the named client (never an open redirector),
+ * else an error page.
  */
-async function invalidRequestUri(params: Params, deps: ProviderDeps): Promise<Response> {
-  const error = new ProtocolError("invalid_request_uri", "the request_uri is unknown, expired, already used, or not this client's");
+async function invalidRequestUri(params: Params, deps: ProviderDeps, error = new ProtocolError("invalid_request_uri", "the request_uri is unknown, expired, already used, or not this client's")): Promise<Response> {
   const clientId = params.get("client_id");
   const client = clientId === undefined ? undefined : await deps.clients.findClientById(clientId);
   const redirectUri = params.get("redirect_uri");
@@ -81,11 +93,14 @@ export function authorizeCallbackEndpoint(deps: ProviderDeps) {
  * The authorization decision (OIDC Core §3.1.2.3-§3.1.2.5): validate, then login, then consent, then a
  * code. `interaction` is set when the request comes back from the login or consent page.
  */
-async function processAuthorization(request: Request, params: Params, interaction: Interaction | undefined, deps: ProviderDeps, source: AuthorizeSource = "resumed"): Promise<Response> {
+async function processAuthorization(request: Request, params: Params, interaction: Interaction | undefined, deps: ProviderDeps, source: AuthorizeSource = "resumed", signed = false): Promise<Response> {
   const issuer = deps.options.issuer;
   const validation = await validateAuthorizeRequest(params, deps, source);
   if (!validation.ok) return authorizeError(validation.error, validation.reply, issuer);
   const validated = validation.value;
+  // Pushed requests met the rule at the PAR endpoint; resumed ones when they started.
+  const unsigned = source === "direct" ? unsignedRequestRefusal(validated.client, signed) : undefined;
+  if (unsigned) return authorizeError(unsigned, validated.reply, issuer);
   const read = await deps.sessions.read(request);
   const cookies = read?.cookies ?? [];
   const session = read?.session;
@@ -177,6 +192,7 @@ async function storeCode(request: ValidatedAuthorizeRequest, session: Authentica
     idp: session.idp,
     sessionClaims: session.claims,
     dpopJkt: request.dpopJkt,
+    ...(request.resources ? { resources: request.resources } : {}),
   };
   await deps.store.grants.put({
     key: sha256Base64url(code),
@@ -187,7 +203,8 @@ async function storeCode(request: ValidatedAuthorizeRequest, session: Authentica
     grantId: randomHandle(16),
     data: JSON.stringify(data),
     createdAt: now,
-    expiresAt: now + deps.options.authorizationCodeLifetime,
+    // The client's profile may shorten it (FAPI 2.0 SP §5.3.2.1-11: 60 s).
+    expiresAt: now + Math.min(deps.options.authorizationCodeLifetime, request.client.authorizationCodeLifetime ?? Infinity),
   });
   return code;
 }

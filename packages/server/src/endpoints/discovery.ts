@@ -1,9 +1,8 @@
 import { CODE_CHALLENGE_METHODS, DPOP_ALGORITHMS, type ProviderMetadata } from "@tessera/protocol";
 import { claimsForScopes } from "../tokens/claims.ts";
-import { ASSERTION_ALGORITHMS, TLS_AUTH_METHODS, TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
+import { ASSERTION_ALGORITHMS, REQUEST_OBJECT_ALGORITHMS, TLS_AUTH_METHODS, TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
 import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
 import { cacheableJson } from "../http/responses.ts";
-import { grants } from "../grants/index.ts";
 
 /** The provider metadata: only what is implemented is advertised. */
 export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
@@ -21,6 +20,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     pushed_authorization_request_endpoint: endpointUrl(deps, PATHS.par),
     ...(options.registration.enabled ? { registration_endpoint: endpointUrl(deps, PATHS.registration) } : {}),
     require_pushed_authorization_requests: options.par.required,
+    device_authorization_endpoint: endpointUrl(deps, PATHS.deviceAuthorization),
     userinfo_endpoint: endpointUrl(deps, PATHS.userinfo),
     jwks_uri: endpointUrl(deps, PATHS.jwks),
     introspection_endpoint: endpointUrl(deps, PATHS.introspection),
@@ -35,7 +35,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     claims_supported: [...claims],
     response_types_supported: ["code"],
     response_modes_supported: ["query", "fragment", "form_post"],
-    grant_types_supported: Object.keys(grants),
+    grant_types_supported: [...deps.grants.keys()],
     subject_types_supported: ["public"],
     id_token_signing_alg_values_supported: [...options.algorithms],
     token_endpoint_auth_methods_supported: authMethods,
@@ -45,16 +45,22 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     code_challenge_methods_supported: [...CODE_CHALLENGE_METHODS],
     prompt_values_supported: ["none", "login", "consent"],
     claims_parameter_supported: false,
-    request_parameter_supported: false,
+    // RFC 9101: request objects by value; by reference only through PAR, which is not request_uri support.
+    request_parameter_supported: true,
     request_uri_parameter_supported: false,
+    request_object_signing_alg_values_supported: [...REQUEST_OBJECT_ALGORITHMS],
+    // RFC 9101 §10.5: required per client (require_signed_request_object), not for every request.
+    require_signed_request_object: false,
     authorization_response_iss_parameter_supported: true,
     dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
+    ...(options.clientIdMetadataDocuments.enabled ? { client_id_metadata_document_supported: true } : {}),
     ...(options.mtls.enabled ? { tls_client_certificate_bound_access_tokens: true } : {}),
     ...(options.mtls.enabled && options.mtls.endpointBaseUrl
       ? {
           mtls_endpoint_aliases: {
             token_endpoint: options.mtls.endpointBaseUrl + PATHS.token,
             pushed_authorization_request_endpoint: options.mtls.endpointBaseUrl + PATHS.par,
+            device_authorization_endpoint: options.mtls.endpointBaseUrl + PATHS.deviceAuthorization,
             userinfo_endpoint: options.mtls.endpointBaseUrl + PATHS.userinfo,
             introspection_endpoint: options.mtls.endpointBaseUrl + PATHS.introspection,
             revocation_endpoint: options.mtls.endpointBaseUrl + PATHS.revocation,

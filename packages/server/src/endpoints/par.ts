@@ -8,6 +8,7 @@ import { clientAddressOf } from "../http/request-context.ts";
 import { assertPendingSize } from "../security/pending-requests.ts";
 import { validateAuthorizeRequest } from "../validation/authorize-request.ts";
 import { issueDpopNonce, validateDpop } from "../validation/dpop.ts";
+import { resolveRequestObject, unsignedRequestRefusal } from "../validation/request-object.ts";
 
 /** RFC 9126 §2.2: the prefix of every request_uri this endpoint issues. */
 export const PAR_REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:";
@@ -30,11 +31,17 @@ export function parEndpoint(deps: ProviderDeps) {
     const form = await readForm(request, deps.options);
     const client = await authenticateClient(request, form, deps);
     if (form.has("request_uri")) throw new ProtocolError("invalid_request", "request_uri must not be pushed (RFC 9126 §2.1)");
-    const entries: [string, string][] = [...form].filter(([name]) => !CLIENT_AUTH_PARAMETERS.has(name) && name !== "client_id");
+    // RFC 9126 §3 / RFC 9101 §6.3: a pushed request object's parameters replace the form's.
+    const resolved = await resolveRequestObject(form, deps, client);
+    if (!resolved.ok) throw new ProtocolError(resolved.error.code, resolved.error.description, { status: 400 });
+    const unsigned = unsignedRequestRefusal(client, resolved.signed);
+    if (unsigned) throw unsigned;
+    const pushedParams = resolved.params;
+    const entries: [string, string][] = [...pushedParams].filter(([name]) => !CLIENT_AUTH_PARAMETERS.has(name) && name !== "client_id");
     entries.push(["client_id", client.clientId]);
     const dpop = await validateDpop(request, deps, endpointUrlFor(deps, request, PATHS.par));
     if (dpop) {
-      const requested = form.get("dpop_jkt");
+      const requested = pushedParams.get("dpop_jkt");
       // RFC 9449 §10.1: both given, they must name the same key.
       if (requested !== undefined && requested !== dpop.jkt) throw new ProtocolError("invalid_dpop_proof", "dpop_jkt does not match the DPoP proof's key");
       if (requested === undefined) entries.push(["dpop_jkt", dpop.jkt]);
@@ -67,7 +74,16 @@ export function parEndpoint(deps: ProviderDeps) {
 }
 
 /**
- * RFC 9126 §4: the pushed parameters behind a request_uri, taken once (atomically, across processes).
+ * Any method but POST (and the CORS preflight) at the PAR endpoint: 405 with `Allow: POST` (RFC 9126 §2
+ * takes POST only; RFC 9110 §15.5.6), as a JSON error rather than a not-found.
+ */
+export function parMethodNotAllowed(): Promise<Response> {
+  return Promise.reject(new ProtocolError("invalid_request", "the pushed authorization request endpoint accepts only POST", { status: 405, headers: { allow: "POST" } }));
+}
+
+/**
+ * RFC 9126 §4: the pushed parameters behind a request_uri, taken once (atomically, across processes) and
+ * then removed.
  * Undefined when it was not issued here, expired, was used already, or belongs to another client.
  */
 export async function takePushedRequest(deps: ProviderDeps, requestUri: string, clientId: string): Promise<Params | undefined> {
@@ -78,6 +94,9 @@ export async function takePushedRequest(deps: ProviderDeps, requestUri: string, 
   if (!grant || grant.kind !== "par" || grant.clientId !== clientId || grant.expiresAt <= now || grant.consumedAt !== undefined) return undefined;
   const consumed = await deps.store.grants.consume(key, now);
   if (!consumed?.firstUse) return undefined;
+  // Used, it is gone: a used push must not hold a place in its address's pending cap (a confidential
+  // client's backend pushes for all its users from one address) and would only ever be refused again.
+  await deps.store.grants.remove(key);
   try {
     return Params.fromEntries(JSON.parse(consumed.grant.data) as [string, string][]);
   } catch {

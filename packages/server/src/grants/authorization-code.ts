@@ -7,6 +7,7 @@ import type { GrantContext } from "./index.ts";
 import { createRefreshToken, wantsRefreshToken } from "../tokens/refresh-tokens.ts";
 import { revokeReplayedFamily, useOnce } from "./one-time-use.ts";
 import { issueTokens, type TokenResponse, type UserTokenContext } from "../tokens/token-service.ts";
+import { grantTarget } from "../validation/resource-indicators.ts";
 
 /** A code redemption that passed RFC 6749 §4.1.3 and RFC 7636 §4.6. */
 export interface ValidatedCodeGrant {
@@ -18,9 +19,12 @@ export interface ValidatedCodeGrant {
   subject: string;
   grantId: string;
   data: AuthorizationCodeData;
+  /** The access token's scopes and audience (RFC 8707: the requested or authorized resources). */
+  scopes: string[];
+  audience?: string[];
 }
 
-/** RFC 6749 §4.1.3: one-time code, same client, same redirect_uri, PKCE verifier. */
+/** RFC 6749 §4.1.3: one-time code, same client, same redirect_uri, PKCE verifier; RFC 8707 §2.2 `resource`. */
 export async function validate(form: Params, client: Client, deps: ProviderDeps, context: GrantContext): Promise<ValidatedCodeGrant> {
   const code = form.get("code");
   if (!code) throw new ProtocolError("invalid_request", "code is missing");
@@ -48,7 +52,9 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
   if (!(await sessionAllows(deps, client, data.sid))) throw new ProtocolError("invalid_grant", "the user session has ended");
   // RFC 9449 §10: a code bound with dpop_jkt is redeemed only with a proof by that key.
   if (data.dpopJkt !== undefined && context.dpopJkt !== data.dpopJkt) throw new ProtocolError("invalid_grant", "the DPoP key does not match the dpop_jkt of the authorization request");
-  return { client, key, subject: grant.subject!, grantId: grant.grantId!, data, dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint };
+  // Checked before the code is used, so a client that asked for the wrong resource may try again.
+  const { scopes, audience } = grantTarget(form.getAll("resource"), data, data.scopes, deps.options, false);
+  return { client, key, subject: grant.subject!, grantId: grant.grantId!, data, scopes, audience, dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint };
 }
 
 /** Issues the tokens for a validated code. */
@@ -64,10 +70,11 @@ export async function issue(validated: ValidatedCodeGrant, deps: ProviderDeps): 
     sessionClaims: data.sessionClaims,
     grantId: validated.grantId,
   };
-  // Public clients' refresh tokens are bound to the DPoP key (RFC 9449 §5) and the client certificate (RFC 8705 §4).
-  const bindTo = client.tokenEndpointAuthMethod === "none" ? { dpopJkt: validated.dpopJkt, certificateThumbprint: validated.certificateThumbprint } : undefined;
-  const refreshToken = wantsRefreshToken(client, data.scopes) ? () => createRefreshToken(deps, client, user, data.scopes, undefined, bindTo) : undefined;
+  // Public clients' refresh tokens are bound to the DPoP key (RFC 9449 §5) and the client certificate
+  // (RFC 8705 §4); so are a sender-constrained profile's (FAPI 2.0: the refresh request carries the same key).
+  const bindTo = client.bindRefreshTokens ? { dpopJkt: validated.dpopJkt, certificateThumbprint: validated.certificateThumbprint } : undefined;
+  const refreshToken = wantsRefreshToken(client, data.scopes) ? () => createRefreshToken(deps, client, user, data.scopes, undefined, bindTo, undefined, data.resources) : undefined;
   return useOnce(deps, validated.key, { clientId: client.clientId, grantId: validated.grantId, kind: "authorization_code" }, () =>
-    issueTokens(deps, { client, scopes: data.scopes, user, refreshToken, dpopJkt: validated.dpopJkt, certificateThumbprint: validated.certificateThumbprint }),
+    issueTokens(deps, { client, scopes: validated.scopes, audience: validated.audience, user, refreshToken, dpopJkt: validated.dpopJkt, certificateThumbprint: validated.certificateThumbprint }),
   );
 }

@@ -4,6 +4,7 @@ import type { ProviderDeps } from "../deps.ts";
 import type { Params } from "../http/params.ts";
 import type { GrantContext } from "./index.ts";
 import { issueTokens, type TokenResponse } from "../tokens/token-service.ts";
+import { parseResourceIndicators, targetResources } from "../validation/resource-indicators.ts";
 
 /** A client-credentials request that passed RFC 6749 §4.4 and RFC 8707. */
 export interface ValidatedClientCredentials {
@@ -12,15 +13,6 @@ export interface ValidatedClientCredentials {
   certificateThumbprint?: string;
   scopes: string[];
   audience?: string[];
-}
-
-/** RFC 8707 §2: an absolute URI without a fragment. */
-function isResourceIndicator(value: string): boolean {
-  try {
-    return new URL(value).hash === "" && !value.includes("#");
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -45,25 +37,9 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
     scopes = allowed;
   }
 
-  const resources = form.getAll("resource");
+  const resources = parseResourceIndicators(form.getAll("resource"), deps.options);
   let audience: string[] | undefined;
-  if (resources.length > 0) {
-    const inResources = new Set<string>();
-    for (const indicator of resources) {
-      if (!isResourceIndicator(indicator)) throw new ProtocolError("invalid_target", `resource ${indicator} is not an absolute URI`);
-      const resource = deps.options.apiResources.find((r) => r.name === indicator);
-      if (!resource) throw new ProtocolError("invalid_target", `resource ${indicator} is unknown`);
-      const granted = resource.scopes.filter((s) => scopes.includes(s));
-      if (granted.length === 0) throw new ProtocolError("invalid_target", `the client may not use resource ${indicator} with these scopes`);
-      for (const s of granted) inResources.add(s);
-    }
-    if (requested !== undefined) {
-      const outside = scopes.find((s) => !inResources.has(s));
-      if (outside) throw new ProtocolError("invalid_scope", `scope ${outside} does not belong to the requested resources`);
-    }
-    scopes = scopes.filter((s) => inResources.has(s));
-    audience = [...new Set(resources)];
-  }
+  if (resources.length > 0) ({ audience, scopes } = targetResources(resources, scopes, deps.options, requested !== undefined));
   if (scopes.length === 0) throw new ProtocolError("invalid_scope", "no API scope is allowed for this client");
   return { client, scopes, audience, dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint };
 }

@@ -6,6 +6,7 @@ import type { GrantContext } from "./index.ts";
 import { createRefreshToken, type RefreshTokenData } from "../tokens/refresh-tokens.ts";
 import { revokeReplayedFamily, useOnce, withinGrace } from "./one-time-use.ts";
 import { issueTokens, type TokenResponse, type UserTokenContext } from "../tokens/token-service.ts";
+import { grantTarget } from "../validation/resource-indicators.ts";
 
 /** A refresh that passed RFC 6749 §6 and the rotation rules. */
 export interface ValidatedRefresh {
@@ -20,9 +21,11 @@ export interface ValidatedRefresh {
   user: UserTokenContext;
   data: RefreshTokenData;
   scopes: string[];
+  /** RFC 8707 §2.2: the audience of the new access token, when resources were indicated. */
+  audience?: string[];
 }
 
-/** RFC 6749 §6: same client, unexpired, unused (rotation), scope no wider than the original. */
+/** RFC 6749 §6: same client, unexpired, unused (rotation), scope no wider than the original; RFC 8707 §2.2 `resource` within the original. */
 export async function validate(form: Params, client: Client, deps: ProviderDeps, context: GrantContext): Promise<ValidatedRefresh> {
   const token = form.get("refresh_token");
   if (!token) throw new ProtocolError("invalid_request", "refresh_token is missing");
@@ -56,6 +59,7 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
     if (wider) throw new ProtocolError("invalid_scope", `scope ${wider} was not granted`);
     scopes = parsed;
   }
+  const target = grantTarget(form.getAll("resource"), data, scopes, deps.options, requested !== undefined);
   const user: UserTokenContext = {
     sub: grant.subject!,
     sid: data.sid,
@@ -65,15 +69,20 @@ export async function validate(form: Params, client: Client, deps: ProviderDeps,
     sessionClaims: data.sessionClaims,
     grantId: grant.grantId!,
   };
-  return { client, token, key, reused, user, data, scopes, dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint };
+  return { client, token, key, reused, user, data, scopes: target.scopes, audience: target.audience, dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint };
 }
 
-/** Rotates: a new refresh token in the same family, and new access (and ID) tokens. */
+/** Rotates (unless the client's policy keeps refresh tokens): a new refresh token in the same family, and new access (and ID) tokens. */
 export async function issue(validated: ValidatedRefresh, deps: ProviderDeps): Promise<TokenResponse> {
-  const { client, user, data, scopes, dpopJkt, certificateThumbprint } = validated;
+  const { client, user, data, scopes, audience, dpopJkt, certificateThumbprint } = validated;
+  if (!client.rotateRefreshTokens) {
+    // FAPI 2.0 SP §5.3.2.1-9: no rotation. The same token is answered again and stays valid until its
+    // stored expiry; it is never rewritten (a rewrite racing a revocation would revive the token).
+    return issueTokens(deps, { client, scopes, audience, user, dpopJkt, certificateThumbprint, refreshToken: async () => validated.token });
+  }
   const grace = client.refreshTokenReuseGracePeriod;
   const tokens = () =>
-    issueTokens(deps, { client, scopes, user, dpopJkt, certificateThumbprint, refreshToken: () => createRefreshToken(deps, client, user, data.scopes, data.absoluteExpiresAt, { dpopJkt: data.dpopJkt, certificateThumbprint: data.certificateThumbprint }, validated.token) });
+    issueTokens(deps, { client, scopes, audience, user, dpopJkt, certificateThumbprint, refreshToken: () => createRefreshToken(deps, client, user, data.scopes, data.absoluteExpiresAt, { dpopJkt: data.dpopJkt, certificateThumbprint: data.certificateThumbprint }, validated.token, data.resources) });
   if (validated.reused) {
     deps.logger.info({ clientId: client.clientId, grantId: user.grantId }, "rotated refresh token used again within the reuse grace period");
     return tokens();

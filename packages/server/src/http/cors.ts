@@ -1,5 +1,5 @@
 /**
- * CORS for the endpoints browser-based clients call (token, revocation, userinfo): an origin is allowed when
+ * CORS for the endpoints browser-based clients call (token, PAR, revocation, userinfo): an origin is allowed when
  * some client registered a redirect URI on it (IdentityServer derives allowed origins the same way): the
  * configured clients' and, through `stored`, the run-time clients'.
  */

@@ -1,4 +1,6 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import { readFileSync } from "node:fs";
+import { rootCertificates } from "node:tls";
 import { BlockList, isIP } from "node:net";
 import { SpanKind } from "@opentelemetry/api";
 import type { Agent } from "undici";
@@ -14,6 +16,8 @@ export interface OutboundPolicy {
   timeout: number;
   /** Largest response body read, in bytes (default 65536). */
   maxResponseBytes: number;
+  /** PEM of CAs trusted for https besides Node's own (which include `NODE_EXTRA_CA_CERTS`). */
+  ca?: string;
 }
 
 const loopback = new BlockList();
@@ -102,6 +106,7 @@ export function createOutboundFetch(policy: OutboundPolicy): (url: string, init?
 function createAgent(AgentClass: typeof Agent, policy: OutboundPolicy): Agent {
   return new AgentClass({
     connect: {
+      ...(policy.ca ? { ca: trustedCas(policy.ca) } : {}),
       lookup(hostname: string, options: object, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) {
         dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
           if (err) return callback(err, []);
@@ -113,4 +118,19 @@ function createAgent(AgentClass: typeof Agent, policy: OutboundPolicy): Agent {
       },
     },
   });
+}
+
+/**
+ * Node's roots, `NODE_EXTRA_CA_CERTS` and the extra PEM: a `ca` option replaces the default store, which is
+ * where Node keeps the extra certificates, so they are read again here.
+ */
+function trustedCas(extra: string): string[] {
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  let fromEnv: string[] = [];
+  try {
+    if (file) fromEnv = [readFileSync(file, "utf8")];
+  } catch {
+    // Node itself only warns about an unreadable file
+  }
+  return [...rootCertificates, ...fromEnv, extra];
 }

@@ -1,7 +1,7 @@
 import { ProtocolError } from "@tessera/protocol";
 
 /** Parameters that may appear more than once (RFC 8707 §2: `resource`). */
-const REPEATABLE = new Set(["resource"]);
+export const REPEATABLE: ReadonlySet<string> = new Set(["resource"]);
 
 /** Request parameters after the size and duplicate rules of RFC 6749 §3.1 / §3.2 were applied. */
 export class Params implements Iterable<[string, string]> {
@@ -18,7 +18,7 @@ export class Params implements Iterable<[string, string]> {
    * Parses a query string or form body (`application/x-www-form-urlencoded`), refusing repeats (but of
    * `resource`), over-long values, too many parameters and percent-encodings that are not UTF-8.
    */
-  static parse(raw: string, limits: ParamLimits, redirectable = true): Params {
+  static parse(raw: string, limits: ParamLimits, redirectable = true, repeatable: ReadonlySet<string> = REPEATABLE): Params {
     const values = new Map<string, string[]>();
     if (raw.startsWith("?")) raw = raw.slice(1);
     if (raw === "") return new Params(values);
@@ -30,7 +30,7 @@ export class Params implements Iterable<[string, string]> {
       const name = decodeComponent(equals < 0 ? pair : pair.slice(0, equals), redirectable);
       const value = equals < 0 ? "" : decodeComponent(pair.slice(equals + 1), redirectable);
       const existing = values.get(name);
-      if (existing && !REPEATABLE.has(name)) throw new ProtocolError("invalid_request", `parameter ${name.slice(0, 64)} is repeated`, { redirectable });
+      if (existing && !repeatable.has(name)) throw new ProtocolError("invalid_request", `parameter ${name.slice(0, 64)} is repeated`, { redirectable });
       if (value.length > limits.maxParameterLength) throw new ProtocolError("invalid_request", `parameter ${name.slice(0, 64)} is too long`, { redirectable });
       // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
       if (value !== "") values.set(name, [...(existing ?? []), value]);
@@ -75,13 +75,13 @@ function decodeComponent(text: string, redirectable: boolean): string {
 }
 
 /** Reads an application/x-www-form-urlencoded body within the size limit. */
-export async function readForm(request: Request, limits: ParamLimits, redirectable = true): Promise<Params> {
+export async function readForm(request: Request, limits: ParamLimits, redirectable = true, repeatable: ReadonlySet<string> = REPEATABLE): Promise<Params> {
   const type = request.headers.get("content-type")?.split(";")[0]?.trim().toLowerCase();
   if (type !== "application/x-www-form-urlencoded") {
     throw new ProtocolError("invalid_request", "the body must be application/x-www-form-urlencoded");
   }
   const text = await readLimitedText(request, limits.maxFormBytes);
-  return Params.parse(text, limits, redirectable);
+  return Params.parse(text, limits, redirectable, repeatable);
 }
 
 /** The body as text, refusing more than `maxBytes` without reading it all into memory. */

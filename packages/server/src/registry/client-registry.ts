@@ -4,6 +4,7 @@ import { normalizeClient, type Client, type ClientMetadata, type ClientStore } f
 import type { TesseraEvent } from "../events.ts";
 import type { ClientRecordStore, GrantStore, StoredClient, StoredClientSecret } from "../stores/interfaces.ts";
 import { findable, STORE_LIMITS } from "../stores/values.ts";
+import { clientIdMetadataDocumentUrl } from "../clients/metadata-document.ts";
 import { CLIENT_METADATA_FIELDS as CLIENT_FIELDS, clientMetadataProblems, type ClientMetadataProblem, type ClientRulesContext } from "../validation/client-metadata.ts";
 import type { CachedClientStore } from "./client-cache.ts";
 import { redirectOrigins } from "../http/cors.ts";
@@ -54,6 +55,11 @@ export interface ClientRegistryDeps {
   clock: () => number;
   /** Seconds the stored clients' redirect origins are reused (the client cache's TTL). */
   originsTtl: number;
+  /**
+   * True when Client ID Metadata Documents are enabled: a client_id the document lookup would resolve
+   * (an https URL) is then refused for new stored clients, so one id never means two clients.
+   */
+  metadataDocumentIds?: boolean;
 }
 
 /** Most stored clients read for their redirect origins. */
@@ -247,6 +253,9 @@ export class ClientRegistry {
     if (chosen !== undefined && (typeof chosen !== "string" || chosen.length === 0 || chosen.length > 1024)) throw new ProtocolError("invalid_client_metadata", "client_secret must be a string of 1 to 1024 characters");
     const clientId = requested === undefined ? randomBytes(16).toString("base64url") : requested;
     if (typeof clientId !== "string") throw new ProtocolError("invalid_client_metadata", "client_id must be a string");
+    if (this.deps.metadataDocumentIds && clientIdMetadataDocumentUrl(clientId)) {
+      throw new ProtocolError("invalid_client_metadata", "client_id: an https URL names a Client ID Metadata Document client (clientIdMetadataDocuments is enabled)");
+    }
     const metadata = this.prepare(input, clientId, origin);
     if (await this.isConfigured(clientId)) throw conflict(`client_id ${clientId} belongs to a configured client`);
     const now = this.now();

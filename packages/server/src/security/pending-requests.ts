@@ -56,7 +56,7 @@ export class PendingRequestCap {
    * `temporarily_unavailable` ProtocolError (status 429) when the total cap is reached and the request's
    * wide bucket (IPv4 address, IPv6 /48) already holds {@link FEW_PENDING} or more (or its address is unknown), or at twice the total.
    */
-  async admit(kind: "interaction" | "logout" | "par", address: string | undefined): Promise<PendingTags> {
+  async admit(kind: "interaction" | "logout" | "par" | "device_code", address: string | undefined, onEvict?: (grant: PersistedGrant) => Promise<void>): Promise<PendingTags> {
     const bucket = address ? addressBucket(address) : undefined;
     const wide = address ? addressBucket(address, true) : undefined;
     const tags: PendingTags = {
@@ -73,12 +73,16 @@ export class PendingRequestCap {
     if (total >= 2 * this.maxTotal || (total >= this.maxTotal && !(await few()))) {
       throw new ProtocolError("temporarily_unavailable", "too many pending requests; try again later", { status: 429 });
     }
-    if (own) await this.evict(own, own.length - this.maxPerAddress + 1);
+    if (own) await this.evict(own, own.length - this.maxPerAddress + 1, onEvict);
     return tags;
   }
 
-  private async evict(oldestFirst: PersistedGrant[], count: number): Promise<void> {
-    for (const grant of oldestFirst.slice(0, Math.max(0, count))) await this.grants.remove(grant.key);
+  /** Drops the oldest; `onEvict` removes what a marker row stands for (a device code lives in its own table). */
+  private async evict(oldestFirst: PersistedGrant[], count: number, onEvict?: (grant: PersistedGrant) => Promise<void>): Promise<void> {
+    for (const grant of oldestFirst.slice(0, Math.max(0, count))) {
+      await this.grants.remove(grant.key);
+      await onEvict?.(grant);
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 import { findable, STORE_LIMITS } from "./values.ts";
 
 /** Kinds of persisted grants (IdentityServer's persisted grant store, one table). */
-export type GrantKind = "authorization_code" | "access_token" | "refresh_token" | "interaction" | "consent" | "replay" | "logout" | "throttle" | "session_ended" | "par";
+export type GrantKind = "authorization_code" | "access_token" | "refresh_token" | "interaction" | "consent" | "replay" | "logout" | "throttle" | "session_ended" | "par" | "device_code";
 
 /** A stored grant: codes, token records, interactions. `key` is a hash of the handle, never the handle itself. */
 export interface PersistedGrant {
@@ -188,9 +188,70 @@ export interface ClientRecordStore {
   list(query: { after?: string; count: number }): Promise<StoredClient[]>;
 }
 
+/** States of a device authorization (RFC 8628 §3.4-§3.5): waiting for the user, then their decision. */
+export type DeviceCodeStatus = "pending" | "approved" | "denied";
+
+/** A device authorization request (RFC 8628 §3.1) and what became of it. */
+export interface DeviceCodeRecord {
+  /** Hash of the device_code, never the code itself. */
+  key: string;
+  /** Hash of the normalized user code; unique among stored device codes. */
+  userCodeKey: string;
+  clientId: string;
+  /** Granted scopes, space-separated. */
+  scope: string;
+  status: DeviceCodeStatus;
+  /** The approving user (once approved). */
+  subject?: string | undefined;
+  /** The approving session (once approved). */
+  sessionId?: string | undefined;
+  /** JSON payload owned by the device flow service (the approving session's user data). */
+  data: string;
+  /** Unix seconds. */
+  createdAt: number;
+  /** Unix seconds. */
+  expiresAt: number;
+  /** Seconds the client must wait between polls; grows on each `slow_down` (RFC 8628 §3.5). */
+  interval: number;
+  /** Unix seconds of the last poll. */
+  lastPolledAt?: number | undefined;
+  /** Unix seconds; set once by {@link DeviceCodeStore.consume}. */
+  consumedAt?: number | undefined;
+}
+
+/** The user's decision on a pending device code. */
+export interface DeviceCodeDecision {
+  status: "approved" | "denied";
+  subject?: string;
+  sessionId?: string;
+  data: string;
+}
+
+/** Storage of device codes (RFC 8628); every change is one atomic step, so processes sharing a store agree. */
+export interface DeviceCodeStore {
+  /** Inserts the record unless one has its key or its user code key; true when inserted. */
+  create(record: DeviceCodeRecord): Promise<boolean>;
+  get(key: string): Promise<DeviceCodeRecord | undefined>;
+  findByUserCode(userCodeKey: string): Promise<DeviceCodeRecord | undefined>;
+  /** Records the decision on a record still pending and live at `at`; true when this call decided it. */
+  decide(userCodeKey: string, decision: DeviceCodeDecision, at: number): Promise<boolean>;
+  /**
+   * Sets the last poll time to `at` and the interval to `interval` only while the last poll time is still
+   * `previous` (compare-and-set); false when another poll got there first.
+   */
+  recordPoll(key: string, previous: number | undefined, at: number, interval: number): Promise<boolean>;
+  /** Marks the record consumed at `at` in one atomic step; tells whether this call was the first. */
+  consume(key: string, at: number): Promise<{ record: DeviceCodeRecord; firstUse: boolean } | undefined>;
+  remove(key: string): Promise<void>;
+  /** Removes up to `limit` records that expired before `now`; returns how many. */
+  removeExpired(now: number, limit: number): Promise<number>;
+}
+
 /** The stores a provider needs for state it creates at run time. */
 export interface Store {
   readonly grants: GrantStore;
+  /** Device codes of the device authorization grant (RFC 8628). */
+  readonly deviceCodes: DeviceCodeStore;
   readonly keys: KeyStore;
   readonly sessions: SessionStore;
   /** Clients created at run time, beside the read-only configured ones. */

@@ -1,4 +1,4 @@
-import type { PersistedGrant, ServerSideSession, StoredClient, StoredKey } from "./interfaces.ts";
+import type { DeviceCodeRecord, PersistedGrant, ServerSideSession, StoredClient, StoredKey } from "./interfaces.ts";
 
 /**
  * Longest value (UTF-16 code units) of each bounded column; every store keeps to them, so what fits
@@ -43,7 +43,7 @@ export class StoreValueError extends Error {
 }
 
 /** Time fields (Unix seconds) of grants, sessions and keys: `bigint` columns, so whole, safe integers only. */
-const TIME_FIELDS = new Set(["createdAt", "expiresAt", "consumedAt", "created", "renewed", "expires", "activatesAt", "retiresAt", "updatedAt"]);
+const TIME_FIELDS = new Set(["createdAt", "expiresAt", "consumedAt", "created", "renewed", "expires", "activatesAt", "retiresAt", "updatedAt", "lastPolledAt", "interval"]);
 
 /** True when an equality lookup by `value` may find something (a value no store keeps finds nothing). */
 export function findable(value: string, limit?: number): boolean {
@@ -84,4 +84,23 @@ export function assertStorableKey(key: StoredKey): void {
 export function assertStorableClient(client: StoredClient): void {
   check({ clientId: client.clientId, metadata: client.metadata, registrationTokenHash: client.registrationTokenHash, createdAt: client.createdAt, updatedAt: client.updatedAt }, { clientId: STORE_LIMITS.clientId, registrationTokenHash: STORE_LIMITS.key });
   for (const secret of client.secrets) check(secret, { id: STORE_LIMITS.key, hash: STORE_LIMITS.key });
+}
+
+/** Longest values of the device code columns beyond {@link STORE_LIMITS}: the row stays bounded. */
+export const DEVICE_CODE_LIMITS = {
+  ...STORE_LIMITS,
+  userCodeKey: 128,
+  status: 16,
+  scope: 4096,
+  data: 16384,
+} as const;
+
+/** Throws {@link StoreValueError} unless every store can keep the device code unchanged. */
+export function assertStorableDeviceCode(record: DeviceCodeRecord): void {
+  check(record, DEVICE_CODE_LIMITS);
+}
+
+/** Throws {@link StoreValueError} unless every store can keep the decision's values. */
+export function assertStorableDeviceDecision(decision: object): void {
+  check(decision, DEVICE_CODE_LIMITS);
 }

@@ -12,6 +12,8 @@ export interface ResolvedAccessToken {
   record?: AccessTokenRecord;
   /** Store key of the record, for revocation. */
   recordKey?: string;
+  /** The token's revocation family (user tokens). */
+  grantId?: string;
 }
 
 const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
@@ -19,6 +21,10 @@ const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 function liveRecord(grant: PersistedGrant | undefined, now: number): AccessTokenRecord | undefined {
   if (!grant || grant.kind !== "access_token" || grant.expiresAt <= now) return undefined;
   return JSON.parse(grant.data) as AccessTokenRecord;
+}
+
+function familyOf(grant: PersistedGrant | undefined): { grantId?: string } {
+  return grant?.grantId ? { grantId: grant.grantId } : {};
 }
 
 /**
@@ -30,10 +36,11 @@ export async function resolveAccessToken(token: string, deps: ProviderDeps): Pro
   if (!JWS_COMPACT.test(token)) {
     if (token.length > 512) return undefined;
     const recordKey = sha256Base64url(token);
-    const record = liveRecord(await deps.store.grants.get(recordKey), now);
+    const stored = await deps.store.grants.get(recordKey);
+    const record = liveRecord(stored, now);
     if (!record || record.format !== "reference") return undefined;
     if (!(await sessionAllows(deps, await deps.clients.findClientById(record.claims.client_id), record.claims.sid))) return undefined;
-    return { claims: record.claims, format: "reference", record, recordKey };
+    return { claims: record.claims, format: "reference", record, recordKey, ...familyOf(stored) };
   }
   let claims: AccessTokenClaims;
   try {
@@ -47,12 +54,14 @@ export async function resolveAccessToken(token: string, deps: ProviderDeps): Pro
   } catch {
     return undefined;
   }
-  // A deleted client's self-contained tokens die with it (the lookup is cached, so this costs no store trip).
-  if (claims.sid === undefined) return (await deps.clients.findClientById(claims.client_id)) ? { claims, format: "jwt" } : undefined;
+  // Only a client's own tokens (sub = client_id, no session) are self-contained; a deleted client's die
+  // with it (the lookup is cached, so this costs no store trip).
+  if (claims.sid === undefined && claims.sub === claims.client_id) return (await deps.clients.findClientById(claims.client_id)) ? { claims, format: "jwt" } : undefined;
   // User tokens have a record; without it the grant was revoked.
   const recordKey = sha256Base64url(claims.jti);
-  const record = liveRecord(await deps.store.grants.get(recordKey), now);
+  const stored = await deps.store.grants.get(recordKey);
+  const record = liveRecord(stored, now);
   if (!record) return undefined;
   if (!(await sessionAllows(deps, await deps.clients.findClientById(claims.client_id), claims.sid))) return undefined;
-  return { claims, format: "jwt", record, recordKey };
+  return { claims, format: "jwt", record, recordKey, ...familyOf(stored) };
 }

@@ -19,6 +19,8 @@ export interface RefreshTokenData {
   dpopJkt?: string;
   /** A public client's refresh token is bound to its TLS client certificate (RFC 8705 §4): `x5t#S256`. */
   certificateThumbprint?: string;
+  /** RFC 8707: the resources of the original authorization; a refresh may ask for fewer, never others. */
+  resources?: string[];
 }
 
 /** What a public client's refresh token is bound to; it is refreshed only with the same key or certificate. */
@@ -44,9 +46,9 @@ function successorHandle(deps: ProviderDeps, predecessor: string): string {
  * Stores a new refresh token of a family. The first one fixes the absolute expiry; with a sliding lifetime
  * each rotation extends the expiry by that much, never past the absolute one. With `predecessor` (a
  * rotation for a client with a reuse grace period) the successor is derived, and an existing one is kept
- * as it is (never revived once used).
+ * as it is (never revived once used). `resources`: the RFC 8707 resources of the original authorization.
  */
-export async function createRefreshToken(deps: ProviderDeps, client: Client, user: UserTokenContext, scopes: string[], absoluteExpiresAt?: number, binding: RefreshTokenBinding = {}, predecessor?: string): Promise<string> {
+export async function createRefreshToken(deps: ProviderDeps, client: Client, user: UserTokenContext, scopes: string[], absoluteExpiresAt?: number, binding: RefreshTokenBinding = {}, predecessor?: string, resources?: string[]): Promise<string> {
   const now = nowSeconds(deps);
   const absolute = absoluteExpiresAt ?? now + client.refreshTokenAbsoluteLifetime;
   const expiresAt = client.refreshTokenSlidingLifetime ? Math.min(absolute, now + client.refreshTokenSlidingLifetime) : absolute;
@@ -62,6 +64,7 @@ export async function createRefreshToken(deps: ProviderDeps, client: Client, use
     absoluteExpiresAt: absolute,
     ...(binding.dpopJkt ? { dpopJkt: binding.dpopJkt } : {}),
     ...(binding.certificateThumbprint ? { certificateThumbprint: binding.certificateThumbprint } : {}),
+    ...(resources ? { resources } : {}),
   };
   const grant = {
     key: sha256Base64url(handle),

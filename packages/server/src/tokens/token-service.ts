@@ -24,6 +24,14 @@ export interface TokenRequestContext {
   scopes: string[];
   /** Present for user tokens. */
   user?: UserTokenContext;
+  /** A subject without a session (extension grants, token exchange of a client's token); ignored with `user`. */
+  subject?: string;
+  /** Extra access-token claims from the grant; protocol claims always win. */
+  claims?: Record<string, unknown>;
+  /** Seconds, at most the client's (or provider's) access-token lifetime. */
+  lifetime?: number;
+  /** Issue an ID token for `openid` user requests (default true). */
+  idToken?: boolean;
   /** Creates (stores) the refresh token to return; called only once the request is known to succeed. */
   refreshToken?: () => Promise<string>;
   /** Explicit audiences (RFC 8707 resources); default: from the granted scopes. */
@@ -40,6 +48,8 @@ export interface TokenResponse {
   token_type: "Bearer" | "DPoP";
   expires_in: number;
   scope: string;
+  /** RFC 8693 §2.2.1: the type of the token issued by a token exchange. */
+  issued_token_type?: string;
   id_token?: string;
   refresh_token?: string;
 }
@@ -71,6 +81,13 @@ export interface AccessTokenRecord {
   sessionClaims: Record<string, unknown>;
 }
 
+/** Claims a grant's extra claims may never set: the protocol's and the binding's. */
+const PROTOCOL_CLAIMS = new Set(["iss", "sub", "aud", "client_id", "scope", "iat", "exp", "nbf", "jti", "cnf", "auth_time", "amr", "idp", "sid"]);
+
+function grantClaims(claims: Record<string, unknown> | undefined): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(claims ?? {}).filter(([name]) => !PROTOCOL_CLAIMS.has(name)));
+}
+
 /** The `aud` of an access token: the API resources whose scopes were granted, else the client. */
 function audienceFor(deps: ProviderDeps, scopes: string[], clientId: string): string[] {
   const audiences = deps.options.apiResources.filter((r) => r.scopes.some((s) => scopes.includes(s))).map((r) => r.name);
@@ -81,7 +98,7 @@ function audienceFor(deps: ProviderDeps, scopes: string[], clientId: string): st
 export async function issueTokens(deps: ProviderDeps, context: TokenRequestContext): Promise<TokenResponse> {
   const now = nowSeconds(deps);
   const { client, scopes, user } = context;
-  const lifetime = client.accessTokenLifetime ?? deps.options.accessTokenLifetime;
+  const lifetime = Math.min(context.lifetime ?? Infinity, client.accessTokenLifetime ?? deps.options.accessTokenLifetime);
   const audience = context.audience ?? audienceFor(deps, scopes, client.clientId);
   let extra: Record<string, unknown> | undefined;
   if (user) {
@@ -89,11 +106,13 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
     // The profile service says the user is no longer active: no tokens (before anything is stored).
     if (!extra) throw new ProtocolError("invalid_grant", "the user is no longer active");
   }
+  const subject = user?.sub ?? context.subject;
   const claims: AccessTokenClaims = {
     ...(extra ?? {}),
+    ...grantClaims(context.claims),
     iss: deps.options.issuer,
     aud: audience.length === 1 ? audience[0]! : audience,
-    sub: user?.sub ?? client.clientId,
+    sub: subject ?? client.clientId,
     client_id: client.clientId,
     iat: now,
     exp: now + lifetime,
@@ -111,8 +130,9 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
     accessToken = randomHandle(32);
     recordKey = sha256Base64url(accessToken);
   } else {
-    accessToken = (await signJwt(deps.keys, claims, "at+jwt")).jwt;
-    if (user) recordKey = sha256Base64url(claims.jti);
+    accessToken = (await signJwt(deps.keys, claims, "at+jwt", client.accessTokenSigningAlg)).jwt;
+    // Every JWT for someone other than the client has a record, so revoking it is seen.
+    if (subject !== undefined) recordKey = sha256Base64url(claims.jti);
   }
   if (recordKey) {
     const record: AccessTokenRecord = { format: client.accessTokenFormat, claims, sessionClaims: user?.sessionClaims ?? {} };
@@ -120,7 +140,7 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
       key: recordKey,
       kind: "access_token",
       clientId: client.clientId,
-      subject: user?.sub,
+      subject,
       sessionId: user?.sid,
       grantId: user?.grantId,
       data: JSON.stringify(record),
@@ -131,7 +151,7 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
 
   const response: TokenResponse = { access_token: accessToken, token_type: context.dpopJkt ? "DPoP" : "Bearer", expires_in: lifetime, scope: claims.scope };
   if (context.refreshToken) response.refresh_token = await context.refreshToken();
-  if (user && scopes.includes("openid")) response.id_token = await issueIdToken(deps, client, user, scopes, accessToken, now);
+  if (user && scopes.includes("openid") && context.idToken !== false) response.id_token = await issueIdToken(deps, client, user, scopes, accessToken, now);
   return response;
 }
 

@@ -4,6 +4,7 @@ import type { ProviderDeps } from "../deps.ts";
 import { Params } from "../http/params.ts";
 import { verifyIdTokenHint } from "./id-token-hint.ts";
 import { redirectUriMatches } from "./redirect-uri.ts";
+import { parseResourceIndicators, targetResources } from "./resource-indicators.ts";
 
 export type ResponseMode = "query" | "fragment" | "form_post";
 export type Prompt = "none" | "login" | "consent";
@@ -32,6 +33,8 @@ export interface ValidatedAuthorizeRequest {
   acrValues?: string;
   /** RFC 9449 §10 `dpop_jkt`. */
   dpopJkt?: string;
+  /** RFC 8707 `resource` values (distinct, each a configured API resource owning a requested scope); absent when none were sent. */
+  resources?: string[];
   /**
    * The parameters this provider understands ({@link AUTHORIZE_PARAMETERS}), as received, kept while the
    * user logs in; unknown ones are dropped, never stored.
@@ -45,12 +48,14 @@ export type AuthorizeValidation =
   | { ok: false; error: ProtocolError; reply?: AuthorizeReply };
 
 /**
- * The authorization request parameters this provider reads (OIDC Core §3.1.2.1, RFC 7636, RFC 9449 §10);
+ * The authorization request parameters this provider reads (OIDC Core §3.1.2.1, RFC 7636, RFC 9449 §10,
+ * RFC 8707 `resource`, the only repeatable one);
  * only these are kept in a pending request. Others are ignored (OAuth 2.0 §3.1), and never stored.
  */
 export const AUTHORIZE_PARAMETERS: ReadonlySet<string> = new Set([
   "client_id", "redirect_uri", "response_type", "response_mode", "scope", "state", "nonce", "prompt", "max_age",
   "login_hint", "id_token_hint", "ui_locales", "acr_values", "code_challenge", "code_challenge_method", "dpop_jkt",
+  "resource",
 ]);
 
 const RESPONSE_MODES: readonly ResponseMode[] = ["query", "fragment", "form_post"];
@@ -111,7 +116,7 @@ export async function validateAuthorizeRequest(params: Params, deps: ProviderDep
 
   const responseType = params.get("response_type");
   if (!responseType) return fail("invalid_request", "response_type is missing");
-  if (responseType !== "code") return fail("unsupported_response_type", "only response_type=code is supported");
+  if (responseType !== "code") return fail(client.profileErrorCode ?? "unsupported_response_type", "only response_type=code is supported");
   if (!client.responseTypes.includes("code") || !client.grantTypes.includes("authorization_code")) {
     return fail("unauthorized_client", "the client may not use the authorization code flow");
   }
@@ -124,6 +129,18 @@ export async function validateAuthorizeRequest(params: Params, deps: ProviderDep
   for (const scope of scopes) {
     if (!known.has(scope)) return fail("invalid_scope", `scope ${scope} is unknown`);
     if (!client.scopes.includes(scope)) return fail("invalid_scope", `scope ${scope} is not allowed for this client`);
+  }
+
+  // RFC 8707 §2: resources the scopes are for; an error here is redirected like any other.
+  let resources: string[] | undefined;
+  const indicated = params.getAll("resource");
+  if (indicated.length > 0) {
+    try {
+      resources = targetResources(parseResourceIndicators(indicated, deps.options), scopes, deps.options, true).audience;
+    } catch (error) {
+      if (error instanceof ProtocolError) return fail(error.code, error.description ?? error.code);
+      throw error;
+    }
   }
 
   const codeChallenge = params.get("code_challenge");
@@ -178,6 +195,7 @@ export async function validateAuthorizeRequest(params: Params, deps: ProviderDep
       uiLocales: params.get("ui_locales"),
       acrValues: params.get("acr_values"),
       dpopJkt,
+      resources,
       params: Params.fromEntries([...params].filter(([name]) => AUTHORIZE_PARAMETERS.has(name))),
     },
   };

@@ -1,6 +1,6 @@
-import { ASSERTION_ALGORITHMS, TOKEN_ENDPOINT_AUTH_METHODS, type ClientMetadata } from "../clients.ts";
+import { ASSERTION_ALGORITHMS, FAPI2_SIGNING_ALGORITHMS, REQUEST_OBJECT_ALGORITHMS, SECURITY_PROFILES, securityProfileProblems, TOKEN_ENDPOINT_AUTH_METHODS, type ClientMetadata } from "../clients.ts";
 import { isStorableText, STORE_LIMITS } from "../stores/values.ts";
-import { isLoopbackIpRedirect } from "./redirect-uri.ts";
+import { isLoopbackIpRedirect, redirectUriProblem } from "./redirect-uri.ts";
 
 /**
  * The one validator of client metadata (RFC 7591 §2, OIDC Registration, Tessera's extensions): the host
@@ -36,9 +36,9 @@ export interface ClientMetadataProblem {
   code: "invalid_client_metadata" | "invalid_redirect_uri";
 }
 
-type FieldKind = "id" | "secret" | "text" | "url" | "urls" | "boolean" | "seconds" | "positive" | "grace" | "grant_types" | "response_types" | "auth_method" | "auth_alg" | "id_token_alg" | "token_format" | "jwks" | "name";
+type FieldKind = "id" | "secret" | "text" | "url" | "urls" | "boolean" | "seconds" | "positive" | "grace" | "grant_types" | "response_types" | "auth_method" | "auth_alg" | "id_token_alg" | "token_format" | "jwks" | "name" | "request_object_alg" | "security_profile";
 
-const GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials"] as const;
+const GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"] as const;
 const ID_TOKEN_ALGS = ["RS256", "PS256", "ES256", "EdDSA"] as const;
 const AUTH_ALGS: readonly string[] = [...ASSERTION_ALGORITHMS.private_key_jwt, ...ASSERTION_ALGORITHMS.client_secret_jwt];
 
@@ -74,6 +74,8 @@ export const CLIENT_METADATA_FIELDS: Readonly<Record<string, FieldKind>> = {
   backchannel_logout_session_required: "boolean",
   dpop_bound_access_tokens: "boolean",
   require_pushed_authorization_requests: "boolean",
+  request_object_signing_alg: "request_object_alg",
+  require_signed_request_object: "boolean",
   tls_client_certificate_bound_access_tokens: "boolean",
   require_pkce: "boolean",
   require_consent: "boolean",
@@ -83,6 +85,7 @@ export const CLIENT_METADATA_FIELDS: Readonly<Record<string, FieldKind>> = {
   refresh_token_absolute_lifetime: "seconds",
   refresh_token_sliding_lifetime: "seconds",
   refresh_token_reuse_grace_period: "grace",
+  security_profile: "security_profile",
 };
 
 /** An absolute URL without a fragment (the config file's rule for every URL). */
@@ -145,6 +148,10 @@ function shapeProblem(kind: FieldKind, value: unknown, context: Pick<ClientRules
       return isStringOf(value, AUTH_ALGS) ? undefined : `must be one of ${AUTH_ALGS.join(", ")}`;
     case "id_token_alg":
       return isStringOf(value, ID_TOKEN_ALGS) ? undefined : `must be one of ${ID_TOKEN_ALGS.join(", ")}`;
+    case "request_object_alg":
+      return isStringOf(value, REQUEST_OBJECT_ALGORITHMS) ? undefined : `must be one of ${REQUEST_OBJECT_ALGORITHMS.join(", ")} (an asymmetric JWS algorithm)`;
+    case "security_profile":
+      return isStringOf(value, SECURITY_PROFILES) ? undefined : `must be one of ${SECURITY_PROFILES.join(", ")}`;
     case "token_format":
       return value === "jwt" || value === "reference" ? undefined : "must be jwt or reference";
     case "jwks":
@@ -214,6 +221,9 @@ export function clientMetadataProblems(input: unknown, context: ClientRulesConte
   if (method === "private_key_jwt" && context.hasSecret) issue(["client_secret"], "private_key_jwt clients have no secret");
   const tlsNames = [client.tls_client_auth_subject_dn, client.tls_client_auth_san_dns, client.tls_client_auth_san_uri, client.tls_client_auth_san_ip, client.tls_client_auth_san_email].filter((v) => v !== undefined);
   if (method === "tls_client_auth" && tlsNames.length !== 1) issue([], "tls_client_auth needs exactly one tls_client_auth_* name");
+  if ((client.request_object_signing_alg || client.require_signed_request_object) && !client.jwks && !client.jwks_uri) {
+    issue(["jwks"], "signed request objects (request_object_signing_alg, require_signed_request_object) need jwks or jwks_uri");
+  }
   if (method === "self_signed_tls_client_auth" && !client.jwks) issue(["jwks"], "self_signed_tls_client_auth needs the certificate's key in jwks");
   if ((method === "tls_client_auth" || method === "self_signed_tls_client_auth" || client.tls_client_certificate_bound_access_tokens) && !context.mtls.enabled) {
     issue(["token_endpoint_auth_method"], "needs mtls.enabled");
@@ -228,6 +238,19 @@ export function clientMetadataProblems(input: unknown, context: ClientRulesConte
   }
   if (client.id_token_signed_response_alg && !context.signingAlgorithms.includes(client.id_token_signed_response_alg)) {
     issue(["id_token_signed_response_alg"], "not in keys.algorithms");
+  }
+  // The security profile's rules, on the metadata as it resolves (a stored client's secret is not in it).
+  for (const problem of securityProfileProblems({ ...client, token_endpoint_auth_method: method })) issue([problem.field, ...(problem.index === undefined ? [] : [problem.index])], problem.message);
+  // FAPI 2.0 SP §5.4.1: this client's ID and access tokens are signed with its alg, else the provider's first.
+  if (client.security_profile === "fapi2" && !client.id_token_signed_response_alg && !FAPI2_SIGNING_ALGORITHMS.includes(context.signingAlgorithms[0] ?? "RS256")) {
+    issue(["id_token_signed_response_alg"], `FAPI 2.0 (§5.4.1) signs with ${FAPI2_SIGNING_ALGORITHMS.join(", ")}: set one here (and in keys.algorithms) or put one first in keys.algorithms`);
+  }
+  // RFC 6749 §3.1.2 and RFC 8252: the one redirect URI rule (schemes, private-use for public clients only).
+  for (const key of ["redirect_uris", "post_logout_redirect_uris"] as const) {
+    (client[key] ?? []).forEach((uri, j) => {
+      const problem = redirectUriProblem(uri, { publicClient: method === "none" });
+      if (problem) issue([key, j], problem);
+    });
   }
   const grantTypes = client.grant_types ?? ["authorization_code"];
   if (grantTypes.includes("authorization_code") && !(client.redirect_uris ?? []).length) {

@@ -45,8 +45,9 @@ export function dpopChallenge(error?: string, description?: string): string {
  * Checks the request's DPoP proof for `url` (the endpoint's public URL), with `ath` for an access token.
  * Undefined when the request has no proof. Errors are `invalid_dpop_proof`, or `use_dpop_nonce` with a
  * fresh nonce in the `DPoP-Nonce` header. At a resource (`resource: true`) they are 401 challenges.
+ * `algorithms` narrows the accepted proof algorithms (a client's profile).
  */
-export async function validateDpop(request: Request, deps: ProviderDeps, url: string, options: { accessToken?: string; jkt?: string; resource?: boolean } = {}): Promise<ValidatedDpop | undefined> {
+export async function validateDpop(request: Request, deps: ProviderDeps, url: string, options: { accessToken?: string; jkt?: string; resource?: boolean; algorithms?: readonly string[] } = {}): Promise<ValidatedDpop | undefined> {
   const header = request.headers.get("dpop");
   if (header === null) return undefined;
   const fail = (code: "invalid_dpop_proof" | "use_dpop_nonce", description: string) => {
@@ -64,6 +65,7 @@ export async function validateDpop(request: Request, deps: ProviderDeps, url: st
     jkt: options.jkt,
     lifetime,
     now: deps.clock(),
+    ...(options.algorithms ? { algorithms: options.algorithms } : {}),
     ...(deps.options.dpop.requireNonce ? { nonce: (n: string | undefined) => nonceIsValid(deps, n) } : {}),
   });
   if (!result.ok) throw fail(result.error.code, result.error.description);

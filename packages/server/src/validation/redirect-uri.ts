@@ -35,3 +35,35 @@ export function redirectUriMatches(registered: readonly string[], requested: str
   if (portless === undefined) return false;
   return registered.some((uri) => withoutLoopbackPort(uri) === portless);
 }
+
+/** Schemes a browser runs or reads locally instead of handing them to an app: never a redirect target. */
+const DANGEROUS_SCHEMES = new Set(["javascript:", "vbscript:", "data:", "blob:", "file:", "about:", "filesystem:"]);
+
+/**
+ * Why `uri` cannot be registered as a redirect (or post-logout redirect) URI of a client, or undefined
+ * when it can. RFC 6749 §3.1.2: absolute, no fragment. `http:` and `https:` suit every client (claimed
+ * https URIs, RFC 8252 §7.2, and loopback ones, §7.3, are ordinary URIs here). A private-use scheme
+ * (RFC 8252 §7.1, `com.example.app:/callback`) only for a public client, since native apps are public
+ * clients (§8.4), and only a reverse domain name: §8.4 says a private-use scheme without a period SHOULD be
+ * rejected (older oidc-provider releases refused those too). Never a scheme a browser would run or read
+ * locally (`javascript:`, `data:`, `file:`, ...), and nothing a URL parser would silently trim or rewrite.
+ */
+export function redirectUriProblem(uri: string, client: { publicClient: boolean }): string | undefined {
+  // URL parsing drops leading and trailing C0 controls and spaces and removes tabs and newlines: the
+  // registered string must be the one a browser is sent to.
+  if (/[\u0000-\u0020\u007f]/.test(uri)) return "must not contain spaces or control characters";
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return "must be an absolute URI";
+  }
+  if (uri.includes("#")) return "must not contain a fragment (RFC 6749 §3.1.2)";
+  const scheme = url.protocol;
+  if (!uri.toLowerCase().startsWith(scheme)) return "must be an absolute URI";
+  if (scheme === "http:" || scheme === "https:") return undefined;
+  if (DANGEROUS_SCHEMES.has(scheme)) return `must not use the ${scheme.slice(0, -1)} scheme`;
+  if (!client.publicClient) return "a private-use URI scheme is only for public (native) clients, token_endpoint_auth_method none (RFC 8252 §8.4)";
+  if (!scheme.includes(".")) return "a private-use URI scheme must be a reverse domain name such as com.example.app (RFC 8252 §7.1, §8.4)";
+  return undefined;
+}

@@ -1,7 +1,7 @@
 import { decodeSessionCursor, encodeSessionCursor, type ServerSideSession, type SessionQuery, type SessionStore } from "../interfaces.ts";
 import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
-import type { ClientRecordStore, StoredClient } from "../interfaces.ts";
-import { assertStorableClient, assertStorableGrant, assertStorableKey, assertStorableSession, isStorableText } from "../values.ts";
+import type { ClientRecordStore, DeviceCodeDecision, DeviceCodeRecord, DeviceCodeStore, StoredClient } from "../interfaces.ts";
+import { assertStorableClient, assertStorableDeviceCode, assertStorableDeviceDecision, assertStorableGrant, assertStorableKey, assertStorableSession, isStorableText } from "../values.ts";
 
 function matches(grant: PersistedGrant, filter: GrantFilter): boolean {
   return (
@@ -253,7 +253,67 @@ class MemoryClientStore implements ClientRecordStore {
   }
 }
 
+class MemoryDeviceCodeStore implements DeviceCodeStore {
+  private readonly records = new Map<string, DeviceCodeRecord>();
+  /** Keys by user code key. */
+  private readonly byUserCode = new Map<string, string>();
+
+  async create(record: DeviceCodeRecord): Promise<boolean> {
+    assertStorableDeviceCode(record);
+    if (this.records.has(record.key) || this.byUserCode.has(record.userCodeKey)) return false;
+    this.records.set(record.key, { ...record });
+    this.byUserCode.set(record.userCodeKey, record.key);
+    return true;
+  }
+  async get(key: string): Promise<DeviceCodeRecord | undefined> {
+    const record = this.records.get(key);
+    return record ? { ...record } : undefined;
+  }
+  async findByUserCode(userCodeKey: string): Promise<DeviceCodeRecord | undefined> {
+    const key = this.byUserCode.get(userCodeKey);
+    return key === undefined ? undefined : this.get(key);
+  }
+  async decide(userCodeKey: string, decision: DeviceCodeDecision, at: number): Promise<boolean> {
+    assertStorableDeviceDecision(decision);
+    const key = this.byUserCode.get(userCodeKey);
+    const record = key === undefined ? undefined : this.records.get(key);
+    if (!record || record.status !== "pending" || record.expiresAt <= at) return false;
+    Object.assign(record, { status: decision.status, subject: decision.subject, sessionId: decision.sessionId, data: decision.data });
+    return true;
+  }
+  async recordPoll(key: string, previous: number | undefined, at: number, interval: number): Promise<boolean> {
+    assertStorableDeviceDecision({ lastPolledAt: at, interval });
+    const record = this.records.get(key);
+    if (!record || record.lastPolledAt !== previous) return false;
+    record.lastPolledAt = at;
+    record.interval = interval;
+    return true;
+  }
+  async consume(key: string, at: number): Promise<{ record: DeviceCodeRecord; firstUse: boolean } | undefined> {
+    const record = this.records.get(key);
+    if (!record) return undefined;
+    const firstUse = record.consumedAt === undefined;
+    if (firstUse) record.consumedAt = at;
+    return { record: { ...record }, firstUse };
+  }
+  async remove(key: string): Promise<void> {
+    const record = this.records.get(key);
+    if (!record) return;
+    this.records.delete(key);
+    this.byUserCode.delete(record.userCodeKey);
+  }
+  async removeExpired(now: number, limit: number): Promise<number> {
+    const expired: string[] = [];
+    for (const [key, record] of this.records) {
+      if (expired.length >= limit) break;
+      if (record.expiresAt < now) expired.push(key);
+    }
+    for (const key of expired) await this.remove(key);
+    return expired.length;
+  }
+}
+
 /** A store that keeps everything in this process; for tests and throwaway demos. */
 export function createMemoryStore(): Store {
-  return { grants: new MemoryGrantStore(), keys: new MemoryKeyStore(), sessions: new MemorySessionStore(), clients: new MemoryClientStore(), ping: async () => {}, close: async () => {} };
+  return { grants: new MemoryGrantStore(), deviceCodes: new MemoryDeviceCodeStore(), keys: new MemoryKeyStore(), sessions: new MemorySessionStore(), clients: new MemoryClientStore(), ping: async () => {}, close: async () => {} };
 }

@@ -78,6 +78,31 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable("tessera_grants").alterColumn("subject", (c) => c.setDataType("varchar(200)")).execute();
     },
   },
+  "0004_device_codes": {
+    // RFC 8628 device codes: looked up by the device code's hash (key) and by the user code's hash (unique).
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("tessera_device_codes")
+        .addColumn("key", "varchar(128)", (c) => c.primaryKey())
+        .addColumn("user_code_key", "varchar(128)", (c) => c.notNull().unique())
+        .addColumn("client_id", "varchar(200)", (c) => c.notNull())
+        .addColumn("scope", "text", (c) => c.notNull())
+        .addColumn("status", "varchar(16)", (c) => c.notNull())
+        .addColumn("subject", "varchar(255)")
+        .addColumn("session_id", "varchar(100)")
+        .addColumn("data", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .addColumn("poll_interval", "bigint", (c) => c.notNull())
+        .addColumn("last_polled_at", "bigint")
+        .addColumn("consumed_at", "bigint")
+        .execute();
+      await db.schema.createIndex("tessera_device_codes_expires").on("tessera_device_codes").column("expires_at").execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable("tessera_device_codes").execute();
+    },
+  },
   "0005_clients": {
     // Clients created at run time (admin API, dynamic registration); secrets as a JSON array of hashes.
     async up(db: Kysely<unknown>) {

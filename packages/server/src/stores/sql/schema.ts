@@ -44,7 +44,24 @@ export interface ClientsTable {
   updated_at: number;
 }
 
+export interface DeviceCodesTable {
+  key: string;
+  user_code_key: string;
+  client_id: string;
+  scope: string;
+  status: string;
+  subject: string | null;
+  session_id: string | null;
+  data: string;
+  created_at: number;
+  expires_at: number;
+  poll_interval: number;
+  last_polled_at: number | null;
+  consumed_at: number | null;
+}
+
 export interface Database {
+  tessera_device_codes: DeviceCodesTable;
   tessera_grants: GrantsTable;
   tessera_keys: KeysTable;
   tessera_sessions: SessionsTable;

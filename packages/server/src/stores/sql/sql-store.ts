@@ -5,9 +5,9 @@ import { sql } from "./kysely.ts";
 import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
 import { assertStorableGrant, assertStorableKey, assertStorableSession, findable, isStorableText, STORE_LIMITS } from "../values.ts";
 import { migrationProvider } from "./migrations.ts";
-import type { ClientsTable, Database, GrantsTable, KeysTable, SessionsTable } from "./schema.ts";
-import type { ClientRecordStore, StoredClient, StoredClientSecret } from "../interfaces.ts";
-import { assertStorableClient } from "../values.ts";
+import type { ClientsTable, Database, DeviceCodesTable, GrantsTable, KeysTable, SessionsTable } from "./schema.ts";
+import type { ClientRecordStore, DeviceCodeDecision, DeviceCodeRecord, DeviceCodeStore, StoredClient, StoredClientSecret } from "../interfaces.ts";
+import { assertStorableClient, assertStorableDeviceCode, assertStorableDeviceDecision } from "../values.ts";
 
 const num = (v: number | string | bigint): number => Number(v);
 const optNum = (v: number | string | bigint | null): number | undefined => (v === null ? undefined : Number(v));
@@ -370,6 +370,110 @@ class SqlClientStore implements ClientRecordStore {
   }
 }
 
+function toDeviceCode(row: Selectable<DeviceCodesTable>): DeviceCodeRecord {
+  return {
+    key: row.key,
+    userCodeKey: row.user_code_key,
+    clientId: row.client_id,
+    scope: row.scope,
+    status: row.status as DeviceCodeRecord["status"],
+    subject: row.subject ?? undefined,
+    sessionId: row.session_id ?? undefined,
+    data: row.data,
+    createdAt: num(row.created_at),
+    expiresAt: num(row.expires_at),
+    interval: num(row.poll_interval),
+    lastPolledAt: optNum(row.last_polled_at),
+    consumedAt: optNum(row.consumed_at),
+  };
+}
+
+class SqlDeviceCodeStore implements DeviceCodeStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async create(record: DeviceCodeRecord): Promise<boolean> {
+    assertStorableDeviceCode(record);
+    // No conflict target: a clash on the key or on the unique user code alike inserts nothing.
+    const result = await this.db
+      .insertInto("tessera_device_codes")
+      .values({
+        key: record.key,
+        user_code_key: record.userCodeKey,
+        client_id: record.clientId,
+        scope: record.scope,
+        status: record.status,
+        subject: record.subject ?? null,
+        session_id: record.sessionId ?? null,
+        data: record.data,
+        created_at: record.createdAt,
+        expires_at: record.expiresAt,
+        poll_interval: record.interval,
+        last_polled_at: record.lastPolledAt ?? null,
+        consumed_at: record.consumedAt ?? null,
+      })
+      .onConflict((oc) => oc.doNothing())
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
+  }
+
+  async get(key: string): Promise<DeviceCodeRecord | undefined> {
+    if (!findable(key, STORE_LIMITS.key)) return undefined;
+    const row = await this.db.selectFrom("tessera_device_codes").selectAll().where("key", "=", key).executeTakeFirst();
+    return row ? toDeviceCode(row) : undefined;
+  }
+
+  async findByUserCode(userCodeKey: string): Promise<DeviceCodeRecord | undefined> {
+    if (!findable(userCodeKey, STORE_LIMITS.key)) return undefined;
+    const row = await this.db.selectFrom("tessera_device_codes").selectAll().where("user_code_key", "=", userCodeKey).executeTakeFirst();
+    return row ? toDeviceCode(row) : undefined;
+  }
+
+  async decide(userCodeKey: string, decision: DeviceCodeDecision, at: number): Promise<boolean> {
+    assertStorableDeviceDecision(decision);
+    if (!findable(userCodeKey, STORE_LIMITS.key)) return false;
+    // One UPDATE guarded by the pending status: of racing decisions exactly one lands.
+    const result = await this.db
+      .updateTable("tessera_device_codes")
+      .set({ status: decision.status, subject: decision.subject ?? null, session_id: decision.sessionId ?? null, data: decision.data })
+      .where("user_code_key", "=", userCodeKey)
+      .where("status", "=", "pending")
+      .where("expires_at", ">", at)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async recordPoll(key: string, previous: number | undefined, at: number, interval: number): Promise<boolean> {
+    assertStorableDeviceDecision({ lastPolledAt: at, interval });
+    if (!findable(key, STORE_LIMITS.key)) return false;
+    const result = await this.db
+      .updateTable("tessera_device_codes")
+      .set({ last_polled_at: at, poll_interval: interval })
+      .where("key", "=", key)
+      .where("last_polled_at", previous === undefined ? "is" : "=", previous ?? null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async consume(key: string, at: number): Promise<{ record: DeviceCodeRecord; firstUse: boolean } | undefined> {
+    if (!findable(key, STORE_LIMITS.key)) return undefined;
+    // One UPDATE decides the winner, so two racing redemptions (in any processes) never both see firstUse.
+    const result = await this.db.updateTable("tessera_device_codes").set({ consumed_at: at }).where("key", "=", key).where("consumed_at", "is", null).executeTakeFirst();
+    const record = await this.get(key);
+    return record ? { record, firstUse: Number(result.numUpdatedRows) === 1 } : undefined;
+  }
+
+  async remove(key: string): Promise<void> {
+    if (!findable(key, STORE_LIMITS.key)) return;
+    await this.db.deleteFrom("tessera_device_codes").where("key", "=", key).execute();
+  }
+
+  async removeExpired(now: number, limit: number): Promise<number> {
+    const keys = this.db.selectFrom("tessera_device_codes").select("key").where("expires_at", "<", now).limit(limit);
+    const result = await this.db.deleteFrom("tessera_device_codes").where("key", "in", keys).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}
+
 /** Runs pending migrations; throws with the failing migration's error. */
 export async function migrate(db: Kysely<Database>): Promise<void> {
   const migrator = new Migrator({
@@ -386,6 +490,7 @@ export async function migrate(db: Kysely<Database>): Promise<void> {
 export function createSqlStore(db: Kysely<Database>, lock: TransactionLock = async () => {}): Store {
   return {
     grants: new SqlGrantStore(db),
+    deviceCodes: new SqlDeviceCodeStore(db),
     keys: new SqlKeyStore(db, lock),
     sessions: new SqlSessionStore(db),
     clients: new SqlClientStore(db),

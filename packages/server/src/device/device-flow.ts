@@ -1,0 +1,140 @@
+import { ProtocolError, randomHandle, sha256Base64url } from "@tessera/protocol";
+import type { Client } from "../clients.ts";
+import { nowSeconds, type ProviderDeps } from "../deps.ts";
+import type { GrantSession } from "../grants/extension.ts";
+import { addressBucket } from "../security/pending-requests.ts";
+import type { DeviceCodeRecord } from "../stores/interfaces.ts";
+import type { AuthenticationSession } from "../session/session.ts";
+import { formatUserCode, generateUserCode, normalizeUserCode, userCodeKey } from "./user-code.ts";
+
+/** RFC 8628 §3.5: each `slow_down` adds this many seconds to the polling interval, for good. */
+export const SLOW_DOWN_SECONDS = 5;
+
+/** Wrong user codes per client address bucket (IPv4 address, IPv6 /64) within {@link USER_CODE_WINDOW} seconds (RFC 8628 §5.1). */
+export const USER_CODE_FAILURES = 10;
+export const USER_CODE_WINDOW = 900;
+
+/** What a device authorization holds once a user approved it: the approving session's user data. */
+export interface ApprovedDeviceData {
+  grantId: string;
+  sid: string;
+  authTime: number;
+  amr: string[];
+  idp: string;
+  sessionClaims: Record<string, unknown>;
+}
+
+/** The store key of a device code: a hash, never the value itself. */
+export function deviceCodeKey(deviceCode: string): string {
+  return sha256Base64url(`device_code:${deviceCode}`);
+}
+
+/** A new device authorization (RFC 8628 §3.2): the device code and the user code (normalized). */
+export async function createDeviceAuthorization(deps: ProviderDeps, client: Client, scopes: string[]): Promise<{ deviceCode: string; userCode: string; record: DeviceCodeRecord }> {
+  const { lifetime, interval, userCodeLength } = deps.options.deviceFlow;
+  const now = nowSeconds(deps);
+  // A clash with a live user code is rare (20^8 codes); another draw resolves it.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const deviceCode = randomHandle(32);
+    const userCode = generateUserCode(userCodeLength);
+    const record: DeviceCodeRecord = {
+      key: deviceCodeKey(deviceCode),
+      userCodeKey: userCodeKey(userCode),
+      clientId: client.clientId,
+      scope: scopes.join(" "),
+      status: "pending",
+      data: "{}",
+      createdAt: now,
+      expiresAt: now + lifetime,
+      interval,
+    };
+    if (await deps.store.deviceCodes.create(record)) return { deviceCode, userCode, record };
+  }
+  throw new ProtocolError("temporarily_unavailable", "no user code is free; try again", { status: 503 });
+}
+
+/** The outcome of looking a typed user code up. */
+export type UserCodeLookup = { status: "found"; record: DeviceCodeRecord; userCode: string } | { status: "invalid" } | { status: "throttled" };
+
+/**
+ * Looks up a pending, live device authorization by the code a person typed (any case, dashes and spaces
+ * ignored). Codes that find none count against the client address (RFC 8628 §5.1, brute force): past
+ * {@link USER_CODE_FAILURES} within the window every lookup from there is refused, found or not.
+ */
+export async function lookUpUserCode(deps: ProviderDeps, typed: string, clientAddress: string | undefined): Promise<UserCodeLookup> {
+  const subject = `device-user-code:${clientAddress ? addressBucket(clientAddress) : "unknown"}`;
+  const reservation = await deps.throttle.reserve(subject, { window: USER_CODE_WINDOW, max: USER_CODE_FAILURES });
+  if (!reservation) return { status: "throttled" };
+  const code = normalizeUserCode(typed, deps.options.deviceFlow.userCodeLength);
+  const record = code ? await deps.store.deviceCodes.findByUserCode(userCodeKey(code)) : undefined;
+  if (!code || !record) {
+    await deps.throttle.fail(reservation);
+    return { status: "invalid" };
+  }
+  await deps.throttle.release(reservation);
+  // A code that existed but is over is no guess; it is still no request anyone may act on.
+  if (record.status !== "pending" || record.expiresAt <= nowSeconds(deps)) return { status: "invalid" };
+  return { status: "found", record, userCode: formatUserCode(code) };
+}
+
+/** Records the signed-in user's decision (RFC 8628 §3.3); false when the request is no longer pending. */
+export async function decideDeviceAuthorization(deps: ProviderDeps, record: DeviceCodeRecord, session: AuthenticationSession, allow: boolean): Promise<boolean> {
+  const data: ApprovedDeviceData | Record<string, never> = allow
+    ? { grantId: randomHandle(16), sid: session.sid, authTime: session.authTime, amr: session.amr, idp: session.idp, sessionClaims: session.claims }
+    : {};
+  return deps.store.deviceCodes.decide(
+    record.userCodeKey,
+    allow ? { status: "approved", subject: session.sub, sessionId: session.sid, data: JSON.stringify(data) } : { status: "denied", data: "{}" },
+    nowSeconds(deps),
+  );
+}
+
+/** What the device code grant needs: the store, the sessions (for coordinated lifetimes), options and clock. */
+export type DeviceFlowDeps = Pick<ProviderDeps, "store" | "sessions" | "options" | "clock">;
+
+/** An approved device code, redeemed (taken once) by its client. */
+export interface RedeemedDeviceCode {
+  scopes: string[];
+  /** The approving session the tokens continue. */
+  session: GrantSession;
+}
+
+/**
+ * RFC 8628 §3.4-§3.5, the whole polling state machine: `invalid_grant` for a code that is unknown, another
+ * client's or used; `expired_token` past its lifetime; `access_denied` once the user denied; while pending,
+ * `slow_down` (and 5 s more interval, for good) when polled sooner than the interval after the last poll
+ * (compared and set atomically, so polls through several processes count alike), else
+ * `authorization_pending`. An approved code is taken once, atomically across processes: of racing polls
+ * exactly one redeems it, the others get `invalid_grant`.
+ */
+export async function redeemDeviceCode(deps: DeviceFlowDeps, client: { clientId: string; coordinateLifetimeWithUserSession: boolean }, deviceCode: string | undefined): Promise<RedeemedDeviceCode> {
+  if (!deviceCode) throw new ProtocolError("invalid_request", "device_code is missing");
+  const key = deviceCodeKey(deviceCode);
+  const record = await deps.store.deviceCodes.get(key);
+  // Another client's code is simply unknown to this one.
+  if (!record || record.clientId !== client.clientId) throw new ProtocolError("invalid_grant", "the device code is invalid");
+  if (record.consumedAt !== undefined) throw new ProtocolError("invalid_grant", "the device code was already used");
+  const now = nowSeconds(deps);
+  if (record.expiresAt <= now) throw new ProtocolError("expired_token", "the device code has expired; start again");
+  if (record.status === "denied") throw new ProtocolError("access_denied", "the user denied the request");
+  if (record.status === "pending") {
+    const tooSoon = record.lastPolledAt !== undefined && now - record.lastPolledAt < record.interval;
+    const interval = tooSoon ? record.interval + SLOW_DOWN_SECONDS : record.interval;
+    // Losing the compare-and-set means another poll landed at the same moment: that is polling too fast too.
+    const recorded = await deps.store.deviceCodes.recordPoll(key, record.lastPolledAt, now, interval);
+    if (tooSoon || !recorded) throw new ProtocolError("slow_down", `poll at most every ${interval} seconds`);
+    throw new ProtocolError("authorization_pending", "the user has not yet approved the request");
+  }
+  const data = JSON.parse(record.data) as ApprovedDeviceData;
+  // Clients that live with the user's server-side session get nothing once it has ended.
+  if (deps.options.serverSideSessions.enabled && client.coordinateLifetimeWithUserSession && !(await deps.sessions.isAlive(data.sid))) {
+    throw new ProtocolError("invalid_grant", "the user session has ended");
+  }
+  const taken = await deps.store.deviceCodes.consume(key, now);
+  // The device code never leaves the device and this server, so a second use is a racing retry, not a leak.
+  if (!taken?.firstUse) throw new ProtocolError("invalid_grant", "the device code was already used");
+  return {
+    scopes: record.scope.split(" ").filter(Boolean),
+    session: { sub: record.subject!, sid: data.sid, authTime: data.authTime, amr: data.amr, idp: data.idp, claims: data.sessionClaims, grantId: data.grantId },
+  };
+}
