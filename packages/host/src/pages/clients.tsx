@@ -2,12 +2,14 @@ import { CLIENT_METADATA_FIELDS, type ClientInfo } from "@tessera/server";
 
 /** Choices of the select and checkbox fields; client_secret_jwt is for configured clients only. */
 const CHOICES: Record<string, readonly string[]> = {
-  grant_types: ["authorization_code", "refresh_token", "client_credentials"],
+  grant_types: ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"],
   response_types: ["code"],
   auth_method: ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth", "none"],
   auth_alg: ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"],
   id_token_alg: ["RS256", "PS256", "ES256", "EdDSA"],
   token_format: ["jwt", "reference"],
+  request_object_alg: ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"],
+  security_profile: ["fapi2"],
 };
 const MULTI = new Set(["grant_types", "response_types"]);
 const NUMBERS = new Set(["seconds", "positive", "grace"]);
