@@ -489,6 +489,7 @@ describe("operations review", () => {
       grants = memory.grants;
       keys = memory.keys;
       sessions = memory.sessions;
+      clients = memory.clients;
       async ping(): Promise<void> {
         pings++;
       }

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isLoopbackIpRedirect, isStoreUnavailable, requestTelemetry, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
+import { ProtocolError, createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isLoopbackIpRedirect, isStoreUnavailable, requestTelemetry, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
@@ -18,6 +18,7 @@ import { LoginPage } from "./pages/login.tsx";
 import { LogoutPromptPage, SignedOutPage } from "./pages/logout.tsx";
 import { MessagePage } from "./pages/message.tsx";
 import { SessionsPage } from "./pages/sessions.tsx";
+import { ClientFormPage, ClientSecretPage, ClientsPage, DeleteClientPage, metadataFromForm, type FormValues } from "./pages/clients.tsx";
 import { adminApi, type AdminAccess } from "./admin-api.ts";
 import { ConfigUserStore } from "./users.ts";
 import { DEFAULT_THROTTLE, LoginThrottle } from "./throttle.ts";
@@ -143,6 +144,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     clientIdMetadataDocuments: config.clientIdMetadataDocuments,
     limits: config.limits && { maxFormBytes: config.limits.maxFormBytes, maxParameterLength: config.limits.maxParameterLength, maxParameters: config.limits.maxParameters, maxRequestObjectLength: config.limits.maxRequestObjectLength },
     clientAuthThrottling: config.clientAuthThrottling,
+    clientCache: config.clientCache,
+    registration: config.registration,
     logger: hostOptions.logger,
     events,
     observer: metrics,
@@ -169,20 +172,28 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   const devices = new DeviceCookies(pageProtector.subkey("device-cookie"), issuerUrl.protocol === "https:", base || "/", () => Math.floor((hostOptions.clock ?? Date.now)() / 1000));
   // Chromium applies form-action to the redirects that follow a form post, and login and consent end in
   // a redirect to a client, so the clients' redirect origins are allowed as form targets.
-  const formTargets = new Set<string>(["'self'"]);
-  for (const client of config.clients ?? []) {
-    for (const uri of client.redirect_uris ?? []) {
-      const url = new URL(uri);
-      formTargets.add(url.protocol === "http:" || url.protocol === "https:" ? url.origin : url.protocol);
+  const addFormTargets = (targets: Set<string>, uris: readonly string[]) => {
+    for (const uri of uris) {
+      let url: URL;
+      try {
+        url = new URL(uri);
+      } catch {
+        continue;
+      }
+      targets.add(url.protocol === "http:" || url.protocol === "https:" ? url.origin : url.protocol);
       // RFC 8252 §7.3: a loopback IP redirect URI matches any port (with PKCE), so the form target does too;
       // the matcher's own predicate decides. (`http://[::1]:*` is no valid CSP source: browsers ignore it.)
-      if (isLoopbackIpRedirect(uri)) formTargets.add(`http://${url.hostname}:*`);
+      if (isLoopbackIpRedirect(uri)) targets.add(`http://${url.hostname}:*`);
     }
-  }
+    return targets;
+  };
+  const formTargets = addFormTargets(new Set<string>(["'self'"]), (config.clients ?? []).flatMap((client) => client.redirect_uris ?? []));
   const formAction = [...formTargets].join(" ");
+  /** Form targets of a page serving one client's request: a stored client's redirect origins are not in the static list. */
+  const formActionFor = (redirectUris: readonly string[] | undefined) => (redirectUris?.length ? [...addFormTargets(new Set(formTargets), redirectUris)].join(" ") : formAction);
 
   /** Renders a page; `body` may take the CSP nonce (for a page's own script), `frameSrc` allows iframes. */
-  const render = async (title: string, body: Child | ((nonce: string) => Child), status = 200, cookies: string[] = [], frameSrc: string[] = []) => {
+  const render = async (title: string, body: Child | ((nonce: string) => Child), status = 200, cookies: string[] = [], frameSrc: string[] = [], pageFormAction = formAction) => {
     const nonce = randomBytes(16).toString("base64url");
     const content = typeof body === "function" ? body(nonce) : body;
     const html = "<!doctype html>" + (await (<Layout title={title} nonce={nonce}>{content}</Layout>).toString());
@@ -190,7 +201,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const headers = new Headers({
       "content-type": "text/html; charset=utf-8",
       "cache-control": "no-store",
-      "content-security-policy": `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src 'self' data:; frame-src ${frames}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+      "content-security-policy": `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src 'self' data:; frame-src ${frames}; form-action ${pageFormAction}; frame-ancestors 'none'; base-uri 'none'`,
       "x-frame-options": "DENY",
       "x-content-type-options": "nosniff",
       "referrer-policy": "no-referrer",
@@ -245,15 +256,22 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   app.use(requestTelemetry({ observer: metrics, passThrough: "/*" }));
   const limit = bodyLimit({ maxSize: MAX_PAGE_FORM_BYTES, onError: (c) => c.text("request body too large", 413) });
 
+  // Administrators: users whose `role` claim holds admin.role (contract §4).
+  const isAdmin = async (sub: string) => {
+    if (!config.admin) return false;
+    const role = (await users.findBySubject(sub))?.claims.role;
+    return Array.isArray(role) ? role.includes(config.admin.role) : role === config.admin.role;
+  };
   app.get(`${base}/`, async (c) => {
     const session = await provider.getSession(c.req.raw);
     const { token, cookies } = await csrfFor(c);
-    return render("Home", <HomePage base={base} sub={session?.sub} name={session?.name} csrf={token} discoveryUrl={`${provider.issuer}/.well-known/openid-configuration`} />, 200, cookies);
+    const admin = session ? await isAdmin(session.sub) : false;
+    return render("Home", <HomePage base={base} sub={session?.sub} name={session?.name} admin={admin} csrf={token} discoveryUrl={`${provider.issuer}/.well-known/openid-configuration`} />, 200, cookies);
   });
   if (base) app.get(base, (c) => c.redirect(`${base}/`));
 
   // Pages of this host a login may return to; anything else must be a pending authorization request.
-  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`]);
+  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`, `${base}/admin/clients`]);
   // The verification page with its code (RFC 8628 §3.3), returned to once signed in.
   const devicePage = `${base}/device`;
   const deviceReturn = (userCode: string) => `${devicePage}?user_code=${encodeURIComponent(userCode)}`;
@@ -263,7 +281,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
     const back = details?.returnUrl ?? (returnUrl && isLocalReturn(returnUrl) ? returnUrl : undefined);
     const { token, cookies } = await csrfFor(c, back);
-    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} />, 200, cookies);
+    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
   });
 
   app.post(`${base}/login`, limit, async (c) => {
@@ -283,7 +301,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!attempt) {
       emitHost({ type: "sign_in.failed", reason: "throttled" });
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies);
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies, [], formActionFor(details?.client.redirectUris));
     }
     // Should the check throw, the attempt's slots stay held: it counts as a failure.
     const user = username && password ? await users.validateCredentials(username, password) : undefined;
@@ -293,7 +311,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       emitHost({ type: "sign_in.failed", reason: "credentials" });
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
     }
     await throttle.succeeded(attempt);
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
@@ -308,7 +326,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(details.returnUrl)}`);
     const { token, cookies } = await csrfFor(c);
     const scopes = details.scopes.map((name) => ({ name, description: config.apiScopes?.find((s) => s.name === name)?.description }));
-    return render("Allow access?", <ConsentPage base={base} clientName={details.client.clientName} clientHost={details.client.metadataDocumentHost} scopes={scopes} returnUrl={details.returnUrl} csrf={token} />, 200, cookies);
+    return render("Allow access?", <ConsentPage base={base} clientName={details.client.clientName} clientHost={details.client.metadataDocumentHost} scopes={scopes} returnUrl={details.returnUrl} csrf={token} />, 200, cookies, [], formActionFor(details.client.redirectUris));
   });
 
   app.post(`${base}/consent`, limit, async (c) => {
@@ -382,12 +400,6 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     return redirectTo(`${base}/grants`);
   });
 
-  // Administrators: users whose `role` claim holds admin.role (contract §4).
-  const isAdmin = async (sub: string) => {
-    if (!config.admin) return false;
-    const role = (await users.findBySubject(sub))?.claims.role;
-    return Array.isArray(role) ? role.includes(config.admin.role) : role === config.admin.role;
-  };
   const forbidden = () => render("Forbidden", <MessagePage base={base} heading="Forbidden" text="This page is for administrators." />, 403);
   const sessionsPage = `${base}/serversidesessions`;
 
@@ -412,6 +424,169 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       logger?.info({ event: "session_revoked", by: session.sub, sessionId: form.sessionId, removed }, "session revoked from the sessions page");
     }
     return redirectTo(sessionsPage);
+  });
+
+  // Client administration pages (issue 19): list, create, edit, rotate a secret, delete; admins only.
+  const clientsPage = `${base}/admin/clients`;
+  /** The signed-in administrator, or the response to send instead (login, 403). */
+  const adminOnly = async (c: Context, returnTo: string): Promise<{ sub: string } | Response> => {
+    const session = await provider.getSession(c.req.raw);
+    if (!session) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(localReturn.has(returnTo) ? returnTo : clientsPage)}`);
+    if (!(await isAdmin(session.sub))) return forbidden();
+    return { sub: session.sub };
+  };
+  const clientForm = async (c: Context): Promise<FormValues> => {
+    const body = await c.req.parseBody({ all: true }).catch(() => ({}) as Record<string, unknown>);
+    const out: FormValues = {};
+    for (const [name, value] of Object.entries(body)) {
+      if (typeof value === "string") out[name] = value;
+      else if (Array.isArray(value)) out[name] = value.filter((v): v is string => typeof v === "string");
+    }
+    return out;
+  };
+  const csrfOkValues = async (c: Context, form: FormValues) => csrf.verify(getCookie(c, csrf.cookieName), typeof form.csrf === "string" ? form.csrf : undefined, await csrfBinding(c));
+  const notFoundPage = () => render("Not found", <MessagePage base={base} heading="Not found" text="There is no such client." />, 404);
+  const errorText = (error: unknown) => (error instanceof ProtocolError ? (error.description ?? error.code) : undefined);
+
+  app.get(clientsPage, async (c) => {
+    const admin = await adminOnly(c, clientsPage);
+    if (admin instanceof Response) return admin;
+    let page: Awaited<ReturnType<typeof provider.clients.list>>;
+    try {
+      page = await provider.clients.list({ cursor: c.req.query("cursor") || undefined, count: 20 });
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      page = await provider.clients.list({ count: 20 });
+    }
+    return render("Clients", <ClientsPage base={base} clients={page.clients} next={page.next} />);
+  });
+
+  app.get(`${clientsPage}/new`, async (c) => {
+    const admin = await adminOnly(c, clientsPage);
+    if (admin instanceof Response) return admin;
+    const { token, cookies } = await csrfFor(c);
+    return render("New client", <ClientFormPage base={base} csrf={token} />, 200, cookies);
+  });
+
+  app.post(clientsPage, limit, async (c) => {
+    const form = await clientForm(c);
+    if (!(await csrfOkValues(c, form))) return csrfFailed(c);
+    const admin = await adminOnly(c, clientsPage);
+    if (admin instanceof Response) return admin;
+    const { metadata, error } = metadataFromForm(form);
+    const again = async (message: string) => {
+      const { token, cookies } = await csrfFor(c);
+      return render("New client", <ClientFormPage base={base} csrf={token} values={metadata} error={message} />, 400, cookies);
+    };
+    if (error) return again(error);
+    try {
+      const created = await provider.clients.create(metadata, "admin");
+      logger?.info({ event: "client_created", by: admin.sub, clientId: created.client.client_id }, "client created on the admin pages");
+      return render("Client created", <ClientSecretPage base={base} heading="Client created" clientId={created.client.client_id} secret={created.clientSecret} />, 201);
+    } catch (failure) {
+      const message = errorText(failure);
+      if (message === undefined) throw failure;
+      return again(message);
+    }
+  });
+
+  app.get(`${clientsPage}/:clientId`, async (c) => {
+    const admin = await adminOnly(c, clientsPage);
+    if (admin instanceof Response) return admin;
+    const client = await provider.clients.get(c.req.param("clientId"));
+    if (!client) return notFoundPage();
+    const { token, cookies } = await csrfFor(c);
+    return render("Client", <ClientFormPage base={base} csrf={token} client={client} saved={c.req.query("saved") === "1"} />, 200, cookies);
+  });
+
+  app.post(`${clientsPage}/:clientId`, limit, async (c) => {
+    const form = await clientForm(c);
+    if (!(await csrfOkValues(c, form))) return csrfFailed(c);
+    const admin = await adminOnly(c, clientsPage);
+    if (admin instanceof Response) return admin;
+    const clientId = c.req.param("clientId");
+    const client = await provider.clients.get(clientId);
+    if (!client) return notFoundPage();
+    const { metadata, error } = metadataFromForm(form, clientId);
+    const again = async (message: string) => {
+      const { token, cookies } = await csrfFor(c);
+      return render("Client", <ClientFormPage base={base} csrf={token} client={client} values={metadata} error={message} />, client.source === "config" ? 409 : 400, cookies);
+    };
+    if (error) return again(error);
+    try {
+      const updated = await provider.clients.update(clientId, metadata, "admin");
+      if (!updated) return notFoundPage();
+      if (updated.clientSecret) return render("Client saved", <ClientSecretPage base={base} heading="Client saved, with a new secret" clientId={clientId} secret={updated.clientSecret} />);
+      return redirectTo(`${clientsPage}/${encodeURIComponent(clientId)}?saved=1`);
+    } catch (failure) {
+      const message = errorText(failure);
+      if (message === undefined) throw failure;
+      return again(message);
+    }
+  });
+
+  app.post(`${clientsPage}/:clientId/secret`, limit, async (c) => {
+    const form = await clientForm(c);
+    if (!(await csrfOkValues(c, form))) return csrfFailed(c);
+    const admin = await adminOnly(c, clientsPage);
+    if (admin instanceof Response) return admin;
+    const clientId = c.req.param("clientId");
+    try {
+      const rotated = await provider.clients.rotateSecret(clientId);
+      if (!rotated) return notFoundPage();
+      return render("New secret", <ClientSecretPage base={base} heading="New secret" clientId={clientId} secret={rotated.clientSecret} />);
+    } catch (failure) {
+      const message = errorText(failure);
+      if (message === undefined) throw failure;
+      return render("Cannot rotate", <MessagePage base={base} heading="Cannot add a secret" text={message} />, 409);
+    }
+  });
+
+  app.post(`${clientsPage}/:clientId/secrets/:secretId/remove`, limit, async (c) => {
+    const form = await clientForm(c);
+    if (!(await csrfOkValues(c, form))) return csrfFailed(c);
+    const admin = await adminOnly(c, clientsPage);
+    if (admin instanceof Response) return admin;
+    const clientId = c.req.param("clientId");
+    let result: "removed" | "not_found" | "last_secret";
+    try {
+      result = await provider.clients.removeSecret(clientId, c.req.param("secretId"));
+    } catch (failure) {
+      const message = errorText(failure);
+      if (message === undefined) throw failure;
+      return render("Cannot remove", <MessagePage base={base} heading="Cannot remove the secret" text={message} />, 409);
+    }
+    if (result === "not_found") return notFoundPage();
+    if (result === "last_secret") return render("Cannot remove", <MessagePage base={base} heading="Cannot remove the last secret" text="Add a new secret first, then remove this one." />, 409);
+    return redirectTo(`${clientsPage}/${encodeURIComponent(clientId)}`);
+  });
+
+  app.get(`${clientsPage}/:clientId/delete`, async (c) => {
+    const admin = await adminOnly(c, clientsPage);
+    if (admin instanceof Response) return admin;
+    const client = await provider.clients.get(c.req.param("clientId"));
+    if (!client) return notFoundPage();
+    if (client.source === "config") return render("Read-only", <MessagePage base={base} heading="Read-only client" text="Clients from the configuration file cannot be deleted here." />, 409);
+    const { token, cookies } = await csrfFor(c);
+    return render("Delete client", <DeleteClientPage base={base} csrf={token} client={client} />, 200, cookies);
+  });
+
+  app.post(`${clientsPage}/:clientId/delete`, limit, async (c) => {
+    const form = await clientForm(c);
+    if (!(await csrfOkValues(c, form))) return csrfFailed(c);
+    const admin = await adminOnly(c, clientsPage);
+    if (admin instanceof Response) return admin;
+    if (form.confirm !== "delete") return render("Please try again", <MessagePage base={base} heading="Please try again" text="Confirm with Delete." />, 400);
+    const clientId = c.req.param("clientId");
+    try {
+      if (!(await provider.clients.delete(clientId, "admin"))) return notFoundPage();
+    } catch (failure) {
+      const message = errorText(failure);
+      if (message === undefined) throw failure;
+      return render("Read-only", <MessagePage base={base} heading="Read-only client" text={message} />, 409);
+    }
+    logger?.info({ event: "client_deleted", by: admin.sub, clientId }, "client deleted on the admin pages");
+    return redirectTo(clientsPage);
   });
 
   const access: AdminAccess = { provider, audience: adminAudience, isAdmin, logger, requestContext };

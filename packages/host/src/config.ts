@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { FAPI2_SIGNING_ALGORITHMS, isStorableText, redirectUriProblem, securityProfileProblems, STORE_LIMITS, type ClientMetadata } from "@tessera/server";
+import { clientMetadataProblems, clientMetadataShapeProblems, isStorableText, STORE_LIMITS, type ClientMetadata } from "@tessera/server";
 import { createRequire } from "node:module";
 import type * as Zod from "zod";
 import { addressList } from "./client-address.ts";
@@ -38,50 +38,13 @@ export const MANAGEMENT_DEFAULTS = { port: 9464, host: "127.0.0.1" } as const;
 
 const signingAlgorithm = z.enum(["RS256", "PS256", "ES256", "EdDSA"]);
 
-const clientSchema = z.strictObject({
-  client_id: storedId(STORE_LIMITS.clientId),
-  client_secret: z.string().min(1).optional(),
-  client_name: z.string().optional(),
-  client_uri: absoluteUrl.optional(),
-  logo_uri: absoluteUrl.optional(),
-  policy_uri: absoluteUrl.optional(),
-  tos_uri: absoluteUrl.optional(),
-  redirect_uris: z.array(absoluteUrl).optional(),
-  post_logout_redirect_uris: z.array(absoluteUrl).optional(),
-  grant_types: z.array(z.enum(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:token-exchange"])).optional(),
-  response_types: z.array(z.literal("code")).optional(),
-  scope: z.string().optional(),
-  token_endpoint_auth_method: z.enum(["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth", "none"]).optional(),
-  tls_client_auth_subject_dn: z.string().min(1).optional(),
-  tls_client_auth_san_dns: z.string().min(1).optional(),
-  tls_client_auth_san_uri: z.string().min(1).optional(),
-  tls_client_auth_san_ip: z.string().min(1).optional(),
-  tls_client_auth_san_email: z.string().min(1).optional(),
-  token_endpoint_auth_signing_alg: z.enum(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "HS256", "HS384", "HS512"]).optional(),
-  jwks: z.strictObject({ keys: z.array(z.looseObject({ kty: z.string() })).min(1) }).optional(),
-  jwks_uri: absoluteUrl.optional(),
-  id_token_signed_response_alg: signingAlgorithm.optional(),
-  frontchannel_logout_uri: absoluteUrl.optional(),
-  frontchannel_logout_session_required: z.boolean().optional(),
-  backchannel_logout_uri: absoluteUrl.optional(),
-  backchannel_logout_session_required: z.boolean().optional(),
-  dpop_bound_access_tokens: z.boolean().optional(),
-  require_pushed_authorization_requests: z.boolean().optional(),
-  request_object_signing_alg: z.enum(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]).optional(),
-  require_signed_request_object: z.boolean().optional(),
-  token_exchange_allow_impersonation: z.boolean().optional(),
-  tls_client_certificate_bound_access_tokens: z.boolean().optional(),
-  require_pkce: z.boolean().optional(),
-  require_consent: z.boolean().optional(),
-  coordinate_lifetime_with_user_session: z.boolean().optional(),
-  access_token_format: z.enum(["jwt", "reference"]).optional(),
-  access_token_lifetime: seconds.min(1).optional(),
-  refresh_token_absolute_lifetime: seconds.optional(),
-  refresh_token_sliding_lifetime: seconds.optional(),
-  refresh_token_reuse_grace_period: seconds.max(300).optional(),
-  /** `fapi2`: the FAPI 2.0 Security Profile applies to this client. */
-  security_profile: z.literal("fapi2").optional(),
-});
+/** Client entries are checked by the server's one client validator (in superRefine, with the config's scopes and keys). */
+const clientSchema = z.custom<ClientMetadata>((value) => typeof value === "object" && value !== null && !Array.isArray(value), "must be an object");
+const clientsSchema = z.array(clientSchema).superRefine((clients, ctx) =>
+  clients.forEach((client, i) => {
+    for (const problem of clientMetadataShapeProblems(client, { redirectUris: "absolute" })) ctx.addIssue({ code: "custom", path: [i, ...problem.path], message: problem.message });
+  }),
+);
 
 const userSchema = z.strictObject({
   sub: storedId(STORE_LIMITS.subject),
@@ -217,7 +180,22 @@ export const configSchema = z
       .array(z.strictObject({ name: z.string().min(1), scopes: z.array(z.string()), secret: z.string().optional(), userClaims: z.array(z.string().min(1)).optional() }))
       .optional(),
     users: z.array(userSchema).optional(),
-    clients: z.array(clientSchema).optional(),
+    clients: clientsSchema.optional(),
+    /** Per-process cache of stored clients (seconds; a change elsewhere is seen within ttl). */
+    clientCache: z.strictObject({ ttl: seconds.max(300).optional(), negativeTtl: seconds.max(300).optional(), maxEntries: z.number().int().min(0).max(1_000_000).optional() }).optional(),
+    /** Dynamic client registration (RFC 7591/7592), contract §13. */
+    registration: z
+      .strictObject({
+        enabled: z.boolean().optional(),
+        initialAccessToken: z.string().min(1).nullable().optional(),
+        allowedScopes: z.array(z.string().min(1)).optional(),
+        allowedGrantTypes: z.array(z.enum(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"])).optional(),
+        rateLimit: z.strictObject({ window: seconds.min(1).optional(), max: z.number().int().min(1).optional() }).optional(),
+        softwareStatement: z
+          .strictObject({ jwks: z.strictObject({ keys: z.array(z.looseObject({ kty: z.string() })).min(1) }), issuer: z.string().min(1).optional(), required: z.boolean().optional() })
+          .optional(),
+      })
+      .optional(),
   })
   .superRefine((config, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
@@ -254,49 +232,19 @@ export const configSchema = z
     const algorithms = config.keys?.algorithms ?? ["RS256"];
     const rotation = { rotationInterval: 7_776_000, propagationTime: 1_209_600, ...config.keys };
     if (rotation.propagationTime >= rotation.rotationInterval) issue(["keys", "propagationTime"], "must be shorter than keys.rotationInterval");
+    (config.registration?.allowedScopes ?? []).forEach((scope, i) => {
+      if (!scopes.has(scope)) issue(["registration", "allowedScopes", i], `unknown scope ${scope}`);
+      if (scope === ADMIN_SCOPE) issue(["registration", "allowedScopes", i], `${ADMIN_SCOPE} is never given to registered clients`);
+    });
     const ids = new Set<string>();
+    const rules = { scopes, signingAlgorithms: algorithms, mtls: { enabled: config.mtls?.enabled ?? false, clientCa: Boolean(config.mtls?.clientCa) }, redirectUris: "absolute" as const, allowClientSecretJwt: true };
     (config.clients ?? []).forEach((client, i) => {
+      for (const problem of clientMetadataProblems(client, { ...rules, hasSecret: typeof client.client_secret === "string" && client.client_secret.length > 0 })) {
+        issue(["clients", i, ...problem.path], problem.message);
+      }
+      if (typeof client.client_id !== "string") return;
       if (ids.has(client.client_id)) issue(["clients", i, "client_id"], `duplicate client_id ${client.client_id}`);
       ids.add(client.client_id);
-      const method = client.token_endpoint_auth_method ?? (client.client_secret ? "client_secret_basic" : "none");
-      if (method === "none" && client.client_secret) issue(["clients", i, "client_secret"], "a public client (token_endpoint_auth_method none) has no secret");
-      const needsSecret = method === "client_secret_basic" || method === "client_secret_post" || method === "client_secret_jwt";
-      if (needsSecret && !client.client_secret) issue(["clients", i, "client_secret"], `${method} needs a client_secret`);
-      if (method === "private_key_jwt" && !client.jwks === !client.jwks_uri) issue(["clients", i, "jwks"], "private_key_jwt needs exactly one of jwks and jwks_uri");
-      if (method === "private_key_jwt" && client.client_secret) issue(["clients", i, "client_secret"], "private_key_jwt clients have no secret");
-      const tlsNames = [client.tls_client_auth_subject_dn, client.tls_client_auth_san_dns, client.tls_client_auth_san_uri, client.tls_client_auth_san_ip, client.tls_client_auth_san_email].filter((v) => v !== undefined);
-      if (method === "tls_client_auth" && tlsNames.length !== 1) issue(["clients", i], "tls_client_auth needs exactly one tls_client_auth_* name");
-      if ((client.request_object_signing_alg || client.require_signed_request_object) && !client.jwks && !client.jwks_uri) {
-        issue(["clients", i, "jwks"], "signed request objects (request_object_signing_alg, require_signed_request_object) need jwks or jwks_uri");
-      }
-      if (method === "self_signed_tls_client_auth" && !client.jwks) issue(["clients", i, "jwks"], "self_signed_tls_client_auth needs the certificate's key in jwks");
-      if ((method === "tls_client_auth" || method === "self_signed_tls_client_auth" || client.tls_client_certificate_bound_access_tokens) && !config.mtls?.enabled) {
-        issue(["clients", i, "token_endpoint_auth_method"], "needs mtls.enabled");
-      }
-      if (method === "tls_client_auth" && !config.mtls?.clientCa) issue(["mtls", "clientCa"], "tls_client_auth needs the client CA");
-      const alg = client.token_endpoint_auth_signing_alg;
-      if (alg && (method === "client_secret_jwt") !== alg.startsWith("HS")) issue(["clients", i, "token_endpoint_auth_signing_alg"], `${alg} does not suit ${method}`);
-      if (method === "none" && client.require_pkce === false) issue(["clients", i, "require_pkce"], "public clients must use PKCE");
-      for (const scope of (client.scope ?? "openid").split(" ").filter(Boolean)) {
-        if (!scopes.has(scope)) issue(["clients", i, "scope"], `unknown scope ${scope}`);
-      }
-      if (client.id_token_signed_response_alg && !algorithms.includes(client.id_token_signed_response_alg)) {
-        issue(["clients", i, "id_token_signed_response_alg"], "not in keys.algorithms");
-      }
-      for (const problem of securityProfileProblems(client as ClientMetadata)) issue(["clients", i, problem.field, ...(problem.index === undefined ? [] : [problem.index])], problem.message);
-      // FAPI 2.0 SP §5.4.1: this client's ID and access tokens are signed with its alg, else the first configured one the profile allows.
-      if (client.security_profile === "fapi2" && !client.id_token_signed_response_alg && !algorithms.some((alg) => FAPI2_SIGNING_ALGORITHMS.includes(alg))) {
-        issue(["clients", i, "id_token_signed_response_alg"], `FAPI 2.0 (§5.4.1) signs with ${FAPI2_SIGNING_ALGORITHMS.join(", ")}: set one here (and in keys.algorithms) or add one to keys.algorithms`);
-      }
-      for (const key of ["redirect_uris", "post_logout_redirect_uris"] as const) {
-        (client[key] ?? []).forEach((uri, j) => {
-          const problem = redirectUriProblem(uri, { publicClient: method === "none" });
-          if (problem) issue(["clients", i, key, j], problem);
-        });
-      }
-      if ((client.grant_types ?? ["authorization_code"]).includes("authorization_code") && !(client.redirect_uris ?? []).length) {
-        issue(["clients", i, "redirect_uris"], "the authorization code flow needs at least one redirect_uri");
-      }
     });
     const subs = new Set<string>();
     const usernames = new Set<string>();

@@ -23,6 +23,8 @@ export interface ProviderMetadata {
   require_signed_request_object?: boolean;
   /** RFC 9126 §5. */
   pushed_authorization_request_endpoint?: string;
+  /** RFC 7591 §3: dynamic client registration. */
+  registration_endpoint?: string;
   require_pushed_authorization_requests?: boolean;
   /** RFC 8628 §4. */
   device_authorization_endpoint?: string;

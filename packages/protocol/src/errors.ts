@@ -25,6 +25,10 @@ export type ProtocolErrorCode =
   | "use_dpop_nonce"
   | "invalid_target"
   | "unsupported_token_type"
+  | "invalid_redirect_uri"
+  | "invalid_client_metadata"
+  | "invalid_software_statement"
+  | "unapproved_software_statement"
   // RFC 8628 §3.5 (device authorization grant polling).
   | "authorization_pending"
   | "slow_down"

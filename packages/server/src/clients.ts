@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { JWK } from "jose";
+import type { StoredClientSecret } from "./stores/interfaces.ts";
 import { isLoopbackIpRedirect, redirectUriProblem } from "./validation/redirect-uri.ts";
 
 /** Client authentication methods at the token endpoint implemented so far. */
@@ -106,6 +107,10 @@ export interface Client {
   metadataDocumentHost?: string;
   /** SHA-256 of the secret, base64url; the secret itself is not kept. */
   secretHash?: string;
+  /** A stored client's secrets (hashes, with optional expiry): any unexpired one authenticates. */
+  secrets: readonly StoredClientSecret[];
+  /** Where the client comes from: the config (read-only) or the store (admin API, dynamic registration). */
+  source: "config" | "store";
   redirectUris: string[];
   postLogoutRedirectUris: string[];
   grantTypes: string[];
@@ -230,22 +235,25 @@ export function securityProfileProblems(metadata: ClientMetadata): SecurityProfi
 }
 
 /**
- * Normalizes registration metadata; throws on combinations that can never work. A `security_profile`
- * is read here only: it resolves to the policy fields each validator enforces (FAPI 2.0: PAR, PKCE S256,
- * code only, its client authentication and algorithms, sender-constrained access tokens, 60 s codes,
- * issuer-only assertion audience).
+/**
+ * Normalizes registration metadata; throws on combinations that can never work. A stored client passes
+ * its hashed secrets (its metadata carries none). A `security_profile` is read here only: it resolves to
+ * the policy fields each validator enforces (FAPI 2.0: PAR, PKCE S256, code only, its client
+ * authentication and algorithms, sender-constrained access tokens, 60 s codes, issuer-only assertion
+ * audience). `signingAlgorithms` (the server's, first signs by default) picks a fapi2 client's token algorithm.
  */
-export function normalizeClient(metadata: ClientMetadata, signingAlgorithms?: readonly string[]): Client {
-  const profileProblem = securityProfileProblems(metadata)[0];
+export function normalizeClient(metadata: ClientMetadata, stored?: { secrets: readonly StoredClientSecret[] }, signingAlgorithms?: readonly string[]): Client {
+  const hasSecret = Boolean(metadata.client_secret) || (stored?.secrets.length ?? 0) > 0;
+  const method = (metadata.token_endpoint_auth_method ?? (hasSecret ? "client_secret_basic" : "none")) as TokenEndpointAuthMethod;
+  const profileProblem = securityProfileProblems({ ...metadata, token_endpoint_auth_method: method })[0];
   if (profileProblem) throw new TypeError(`client ${metadata.client_id}: ${profileProblem.field}: ${profileProblem.message}`);
   const fapi2 = metadata.security_profile === "fapi2";
   const tokenSigningAlg = metadata.id_token_signed_response_alg ?? (fapi2 && signingAlgorithms ? fapi2SigningAlgorithm(metadata.client_id, signingAlgorithms) : undefined);
-  const method = (metadata.token_endpoint_auth_method ?? (metadata.client_secret ? "client_secret_basic" : "none")) as TokenEndpointAuthMethod;
   if (!TOKEN_ENDPOINT_AUTH_METHODS.includes(method)) {
     throw new TypeError(`client ${metadata.client_id}: unsupported token_endpoint_auth_method ${method}`);
   }
   const needsSecret = method === "client_secret_basic" || method === "client_secret_post" || method === "client_secret_jwt";
-  if (needsSecret && !metadata.client_secret) throw new TypeError(`client ${metadata.client_id}: ${method} needs a client_secret`);
+  if (needsSecret && !hasSecret) throw new TypeError(`client ${metadata.client_id}: ${method} needs a client_secret`);
   const tlsNames = {
     subjectDn: metadata.tls_client_auth_subject_dn,
     sanDns: metadata.tls_client_auth_san_dns,
@@ -283,6 +291,8 @@ export function normalizeClient(metadata: ClientMetadata, signingAlgorithms?: re
     clientId: metadata.client_id,
     clientName: metadata.client_name ?? metadata.client_id,
     secretHash: metadata.client_secret ? createHash("sha256").update(metadata.client_secret, "utf8").digest("base64url") : undefined,
+    secrets: stored?.secrets ?? [],
+    source: stored ? "store" : "config",
     redirectUris: metadata.redirect_uris ?? [],
     postLogoutRedirectUris: metadata.post_logout_redirect_uris ?? [],
     grantTypes: metadata.grant_types ?? ["authorization_code"],
@@ -344,7 +354,7 @@ export function createStaticClientStore(clients: ClientMetadata[], signingAlgori
   const byId = new Map<string, Client>();
   for (const metadata of clients) {
     if (byId.has(metadata.client_id)) throw new TypeError(`duplicate client_id ${metadata.client_id}`);
-    byId.set(metadata.client_id, normalizeClient(metadata, signingAlgorithms));
+    byId.set(metadata.client_id, normalizeClient(metadata, undefined, signingAlgorithms));
   }
   return { findClientById: async (id) => byId.get(id) };
 }

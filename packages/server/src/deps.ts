@@ -1,4 +1,5 @@
 import type { ClientStore } from "./clients.ts";
+import type { ClientRegistry } from "./registry/client-registry.ts";
 import type { ConsentService } from "./consent/consents.ts";
 import type { KeyManager } from "./keys/key-manager.ts";
 import type { LogoutService } from "./logout/logout-service.ts";
@@ -22,6 +23,8 @@ export interface ProviderDeps {
   options: ResolvedOptions;
   store: Store;
   clients: ClientStore;
+  /** Clients at run time: the admin operations and dynamic registration. */
+  clientRegistry: ClientRegistry;
   keys: KeyManager;
   protector: DataProtector;
   sessions: SessionService;
@@ -61,6 +64,8 @@ export const PATHS = {
   token: "/connect/token",
   /** RFC 9126 pushed authorization requests. */
   par: "/connect/par",
+  /** RFC 7591 dynamic client registration; RFC 7592 management at `/connect/register/{client_id}`. */
+  registration: "/connect/register",
   /** RFC 8628 device authorization (IdentityServer's path). */
   deviceAuthorization: "/connect/deviceauthorization",
   userinfo: "/connect/userinfo",

@@ -24,6 +24,7 @@ export type TesseraEvent =
   | { type: "logout.backchannel.failed"; clientId: string; sid: string; error: string }
   | { type: "key.created"; kid: string; alg: string; activatesAt: number }
   | { type: "key.removed"; kid: string }
+  | { type: "client.created" | "client.updated" | "client.deleted" | "client.secret_rotated"; clientId: string; via: "admin" | "registration" }
   | { type: "device.approved" | "device.denied"; clientId: string; sub: string };
 
 /** Where events go: a function called for each (synchronously; keep it fast, queue if needed). */

@@ -199,6 +199,31 @@ export interface ProviderOptions {
   };
   /** Seconds between runs of the job that deletes expired codes, tokens, consents and interactions (default 600). */
   grantCleanupInterval?: number;
+  /**
+   * The per-process cache of clients stored at run time: a change made by another process is seen within
+   * `ttl` seconds (default 5), an id looked up before it was created within `negativeTtl` (default 1);
+   * at most `maxEntries` (default 1000) are kept. Changes made through this process are seen at once.
+   */
+  clientCache?: { ttl?: number; negativeTtl?: number; maxEntries?: number };
+  /** Dynamic client registration (RFC 7591) and management (RFC 7592) at {issuer}/connect/register. */
+  registration?: {
+    /** Default false: no registration endpoint. */
+    enabled?: boolean;
+    /** When set, registration needs `Authorization: Bearer <this>`; null or absent: open registration. */
+    initialAccessToken?: string | null;
+    /** Scopes a registered client may have (default: the identity scopes). */
+    allowedScopes?: string[];
+    /** Grant types a registered client may have (default authorization_code, refresh_token). */
+    allowedGrantTypes?: string[];
+    /**
+     * Accept RFC 7591 §2.3 software statements signed by one of these keys (and, when given, issued by
+     * `issuer`); their claims take precedence over the request's metadata. `required`: refuse registrations
+     * without one. Absent: every software statement is refused (`invalid_software_statement`).
+     */
+    softwareStatement?: { jwks: { keys: import("jose").JWK[] }; issuer?: string; required?: boolean };
+    /** Registrations (and wrong initial access tokens) per client address bucket (IPv4 address, IPv6 /64) within `window` seconds, counted in the store (default 50 per 600 s). */
+    rateLimit?: { window?: number; max?: number };
+  };
   limits?: {
     /** Largest form body accepted, in bytes (default 65536). */
     maxFormBytes?: number;
@@ -279,6 +304,15 @@ export interface ResolvedOptions {
   clientAuthThrottling: false | { window: number; maxPerClient: number; maxPerAddress: number };
   grantCleanupInterval: number;
   outbound: OutboundPolicy;
+  clientCache: { ttl: number; negativeTtl: number; maxEntries: number };
+  registration: {
+    enabled: boolean;
+    initialAccessToken?: string;
+    allowedScopes: string[];
+    allowedGrantTypes: string[];
+    rateLimit: { window: number; max: number };
+    softwareStatement?: { jwks: { keys: import("jose").JWK[] }; issuer?: string; required: boolean };
+  };
 }
 
 function scopeClaims(options: ProviderOptions): Pick<ResolvedOptions, "identityResources" | "identityClaims" | "apiClaims"> {
@@ -325,11 +359,12 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
   for (const alg of algorithms) {
     if (!SIGNING_ALGORITHMS.includes(alg)) throw new TypeError(`unsupported signing algorithm ${alg}`);
   }
+  const claims = scopeClaims(options);
   return {
     issuer,
     basePath: new URL(issuer).pathname.replace(/\/+$/, ""),
     secureCookies: issuerUrl.protocol === "https:",
-    ...scopeClaims(options),
+    ...claims,
     apiScopes: options.apiScopes ?? [],
     apiResources: options.apiResources ?? [],
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
@@ -379,5 +414,14 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     clientAuthThrottling: options.clientAuthThrottling === false ? false : { window: 900, maxPerClient: 10, maxPerAddress: 50, ...options.clientAuthThrottling },
     grantCleanupInterval: options.grantCleanupInterval ?? 600,
     outbound: { allowLoopback: false, allowPrivateNetworks: false, timeout: 5, maxResponseBytes: 65536, ...options.outbound },
+    clientCache: { ttl: 5, negativeTtl: 1, maxEntries: 1000, ...options.clientCache },
+    registration: {
+      enabled: options.registration?.enabled ?? false,
+      initialAccessToken: options.registration?.initialAccessToken ?? undefined,
+      allowedScopes: options.registration?.allowedScopes ?? claims.identityResources,
+      allowedGrantTypes: options.registration?.allowedGrantTypes ?? ["authorization_code", "refresh_token"],
+      rateLimit: { window: 600, max: 50, ...options.registration?.rateLimit },
+      softwareStatement: options.registration?.softwareStatement && { ...options.registration.softwareStatement, required: options.registration.softwareStatement.required ?? false },
+    },
   };
 }

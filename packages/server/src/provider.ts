@@ -11,7 +11,12 @@ import { attachRequestContext, type RequestContext } from "./http/request-contex
 import { FailureThrottle } from "./security/failure-throttle.ts";
 import { isStoreUnavailable } from "./stores/sql/errors.ts";
 import { StoreValueError } from "./stores/values.ts";
-import { createStaticClientStore } from "./clients.ts";
+import { createStaticClientStore, type ClientMetadata, type ClientStore } from "./clients.ts";
+import { CachedClientStore, layeredClientStore } from "./registry/client-cache.ts";
+import { ClientRegistry } from "./registry/client-registry.ts";
+import { registrationEndpoint, registrationManagementEndpoint } from "./endpoints/registration.ts";
+import type { ClientRecordStore } from "./stores/interfaces.ts";
+import type { ResolvedOptions } from "./options.ts";
 import { clientIdMetadataDocumentStore } from "./clients/metadata-document.ts";
 import { ConsentService, type UserGrant } from "./consent/consents.ts";
 import { PATHS, type ProviderDeps } from "./deps.ts";
@@ -51,7 +56,7 @@ export interface InteractionDetails {
   /** Where to send the browser when the page is done. */
   returnUrl: string;
   /** `metadataDocumentHost`: the host of a metadata-document client's URL, to show beside its name. */
-  client: { clientId: string; clientName: string; metadataDocumentHost?: string };
+  client: { clientId: string; clientName: string; redirectUris: string[]; metadataDocumentHost?: string };
   scopes: string[];
   loginHint?: string;
   prompt: string[];
@@ -156,10 +161,31 @@ export interface Provider {
    * certificate (RFC 8705 §3), which the host passes in `context` as for {@link Provider.fetch}.
    */
   authenticateRequest(request: Request, context?: RequestContext): Promise<RequestAuthentication>;
+  /** Clients at run time (admin operations over the client store, beside the read-only configured clients). */
+  readonly clients: ClientRegistry;
   /** True when the store answers within a second (the readiness probe, `GET {issuer}/readyz`). */
   ready(): Promise<boolean>;
   /** Stops background jobs, waits for back-channel deliveries in flight, and closes the store. */
   close(): Promise<void>;
+}
+
+/**
+ * The provider's client lookup, composed in this one place: the configured clients (read-only, winning on
+ * an id clash), then the stored ones through the per-process cache, then `further` (Client ID Metadata
+ * Documents: asked only for ids neither knows), then span tagging.
+ */
+function composeClientStore(
+  configured: ClientMetadata[],
+  records: ClientRecordStore,
+  options: ResolvedOptions,
+  further: (known: ClientStore) => ClientStore,
+): { configStore: ClientStore; cache: CachedClientStore; lookup: ClientStore } {
+  const configStore = createStaticClientStore(configured, options.algorithms);
+  const cache = new CachedClientStore(async (clientId) => {
+    const record = await records.get(clientId);
+    return record ? ClientRegistry.toClient(record, options.algorithms) : undefined;
+  }, options.clientCache);
+  return { configStore, cache, lookup: clientTaggingStore(further(layeredClientStore(configStore, cache))) };
 }
 
 /** Most expired grants deleted per statement, so one run never holds a long lock. */
@@ -183,7 +209,9 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   // Every store call goes through one wrapper: a span each, failures counted.
   const store = tracedStore(providerOptions.store, observer?.storeError?.bind(observer));
   const cimd = options.clientIdMetadataDocuments;
-  const clients = clientTaggingStore(clientIdMetadataDocumentStore(createStaticClientStore(providerOptions.clients, options.algorithms), { options: cimd, fetch: createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, cimd.timeout), maxResponseBytes: Math.min(options.outbound.maxResponseBytes, cimd.maxResponseBytes) }), clock, logger, algorithms: options.algorithms }));
+  const documents = (inner: ClientStore) =>
+    clientIdMetadataDocumentStore(inner, { options: cimd, fetch: createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, cimd.timeout), maxResponseBytes: Math.min(options.outbound.maxResponseBytes, cimd.maxResponseBytes) }), clock, logger, algorithms: options.algorithms });
+  const { configStore, cache: clientCache, lookup: clients } = composeClientStore(providerOptions.clients, store.clients, options, documents);
   for (const client of providerOptions.clients) {
     const alg = client.id_token_signed_response_alg;
     if (alg !== undefined && !options.algorithms.includes(alg as never)) {
@@ -210,10 +238,27 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const outboundFetch = createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, options.backChannelTimeout) });
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);
   const pendingCap = new PendingRequestCap(store.grants, options.maxPending, options.maxPendingPerAddress, () => Math.floor(clock() / 1000), options.par.maxPendingPerClient);
+  const clientRegistry = new ClientRegistry({
+    records: store.clients,
+    grants: store.grants,
+    configured: configStore,
+    configuredMetadata: providerOptions.clients,
+    cache: clientCache,
+    rules: {
+      scopes: new Set([...options.identityResources, ...options.apiScopes.map((s) => s.name)]),
+      signingAlgorithms: options.algorithms,
+      mtls: { enabled: options.mtls.enabled, clientCa: options.mtls.clientCas.length > 0 },
+    },
+    emit,
+    clock,
+    originsTtl: options.clientCache.ttl,
+    metadataDocumentIds: cimd.enabled,
+  });
   const deps: ProviderDeps = {
     options,
     store,
     clients,
+    clientRegistry,
     keys,
     protector,
     sessions,
@@ -232,7 +277,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     clock,
   };
 
-  const cors = new CorsPolicy(providerOptions.clients.flatMap((c) => c.redirect_uris ?? []));
+  const cors = new CorsPolicy(providerOptions.clients.flatMap((c) => c.redirect_uris ?? []), () => clientRegistry.redirectOrigins());
   const app = new Hono().basePath(options.basePath || "/");
   app.use(requestTelemetry({ observer }));
   for (const path of [PATHS.token, PATHS.par, PATHS.revocation, PATHS.userinfo]) app.options(path, (c) => cors.preflight(c.req.raw));
@@ -266,11 +311,16 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   app.post(PATHS.par, corsRoute(parEndpoint(deps)));
   app.all(PATHS.par, corsRoute(parMethodNotAllowed));
   app.post(PATHS.deviceAuthorization, route(deviceAuthorizationEndpoint(deps)));
+  if (options.registration.enabled) {
+    app.post(PATHS.registration, route(registrationEndpoint(deps)));
+    const manage = registrationManagementEndpoint(deps);
+    app.on(["GET", "PUT", "DELETE"], `${PATHS.registration}/:clientId`, (c) => manage(c.req.raw, c.req.param("clientId")));
+  }
   app.on(["GET", "POST"], PATHS.userinfo, corsRoute(userinfoEndpoint(deps)));
   app.post(PATHS.introspection, route(introspectionEndpoint(deps)));
   app.post(PATHS.revocation, corsRoute(revocationEndpoint(deps)));
   app.on(["GET", "POST"], PATHS.endSession, route(endSessionEndpoint(deps)));
-  app.get(PATHS.checkSession, route(checkSessionEndpoint(deps, cors.origins)));
+  app.get(PATHS.checkSession, route(checkSessionEndpoint(deps, () => cors.origins())));
   // Probes (contract §9): no auth, never cached.
   app.get(PATHS.health, () => noStoreJson({ status: "ok" }));
   // Real time, not the injected clock: the cache bounds store round trips, not protocol lifetimes.
@@ -349,7 +399,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       const params = Params.fromEntries(interaction.params);
       return {
         returnUrl: `${options.basePath}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(interaction.id)}`,
-        client: { clientId: client.clientId, clientName: client.clientName, ...(client.metadataDocumentHost ? { metadataDocumentHost: client.metadataDocumentHost } : {}) },
+        client: { clientId: client.clientId, clientName: client.clientName, redirectUris: client.redirectUris, ...(client.metadataDocumentHost ? { metadataDocumentHost: client.metadataDocumentHost } : {}) },
         scopes: (params.get("scope") ?? "").split(" ").filter(Boolean),
         loginHint: params.get("login_hint"),
         prompt: (params.get("prompt") ?? "").split(" ").filter(Boolean),
@@ -427,6 +477,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
         throw error;
       }
     },
+    clients: clientRegistry,
     ready,
     async close() {
       await grantCleanup.stop();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { encodeSessionCursor, type PersistedGrant, type ServerSideSession, type Store } from "../src/stores/interfaces.ts";
+import { encodeSessionCursor, type PersistedGrant, type ServerSideSession, type Store, type StoredClient } from "../src/stores/interfaces.ts";
 import { DEVICE_CODE_LIMITS, STORE_LIMITS, StoreValueError } from "../src/stores/values.ts";
 import type { DeviceCodeRecord } from "../src/stores/interfaces.ts";
 
@@ -432,6 +432,77 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         assert.deepEqual(defined(await store.keys.list()), defined([key, { ...key, kid: "k2", createdAt: 2, retiresAt: 99 }]));
         await store.keys.remove("k1");
         assert.deepEqual((await store.keys.list()).map((k) => k.kid), ["k2"]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    const storedClient = (id: string, overrides: Partial<StoredClient> = {}): StoredClient => ({
+      clientId: id,
+      metadata: JSON.stringify({ client_id: id, redirect_uris: ["https://rp.test/cb"] }),
+      secrets: [{ id: "s1", hash: "h".repeat(43), createdAt: 1000 }],
+      createdAt: 1000,
+      updatedAt: 1000,
+      ...overrides,
+    });
+
+    it("19 keeps run-time clients: create once, get, update, remove, every field kept", async () => {
+      const store = await open();
+      try {
+        const a = storedClient("client-a", { registrationTokenHash: "t".repeat(43), secrets: [{ id: "s1", hash: "h".repeat(43), createdAt: 1000, expiresAt: 2000 }, { id: "s2", hash: "g".repeat(43), createdAt: 1500 }] });
+        assert.equal(await store.clients.create(a), true);
+        assert.equal(await store.clients.create({ ...a, metadata: "{}" }), false, "a second create with the id inserts nothing");
+        const defined = (o: object | undefined) => JSON.parse(JSON.stringify(o ?? null));
+        assert.deepEqual(defined(await store.clients.get("client-a")), defined(a));
+        assert.equal(await store.clients.update({ ...a, metadata: '{"client_id":"client-a"}', secrets: [], updatedAt: 3000 }), true);
+        const updated = await store.clients.get("client-a");
+        assert.equal(updated?.metadata, '{"client_id":"client-a"}');
+        assert.deepEqual(updated?.secrets, []);
+        assert.equal(updated?.updatedAt, 3000);
+        assert.equal(await store.clients.update(storedClient("missing")), false, "update never inserts");
+        assert.equal(await store.clients.get("missing"), undefined);
+        assert.equal(await store.clients.remove("client-a"), true);
+        assert.equal(await store.clients.remove("client-a"), false);
+        assert.equal(await store.clients.get("client-a"), undefined);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("19 lists run-time clients in client_id order, a page at a time", async () => {
+      const store = await open();
+      try {
+        for (const id of ["c3", "a1", "b2", "B0", "d4"]) await store.clients.create(storedClient(id));
+        const seen: string[] = [];
+        let after: string | undefined;
+        for (;;) {
+          const page = await store.clients.list({ after, count: 2 });
+          if (page.length === 0) break;
+          seen.push(...page.map((c) => c.clientId));
+          after = page[page.length - 1]!.clientId;
+        }
+        assert.equal(seen.length, 5);
+        assert.deepEqual([...seen].sort(), ["B0", "a1", "b2", "c3", "d4"].sort());
+        assert.equal(new Set(seen).size, 5, "no client twice across pages");
+        assert.deepEqual(await store.clients.list({ count: 0 }), []);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("19 bad input: client values no store keeps are refused on write and find nothing on read", async () => {
+      const store = await open();
+      try {
+        await assert.rejects(store.clients.create(storedClient("x".repeat(STORE_LIMITS.clientId + 1))), StoreValueError);
+        await assert.rejects(store.clients.create(storedClient("nul\u0000")), StoreValueError);
+        await assert.rejects(store.clients.create(storedClient("ok", { metadata: "\ud800" })), StoreValueError);
+        await assert.rejects(store.clients.create(storedClient("ok", { createdAt: 1.5 })), StoreValueError);
+        await assert.rejects(store.clients.create(storedClient("ok", { secrets: [{ id: "s", hash: "h", createdAt: Number.NaN }] })), StoreValueError);
+        assert.equal(await store.clients.get("ok"), undefined, "nothing was stored by a refused write");
+        assert.equal(await store.clients.get("nul\u0000"), undefined);
+        assert.equal(await store.clients.get("x".repeat(500)), undefined);
+        assert.equal(await store.clients.remove("nul\u0000"), false);
+        assert.deepEqual(await store.clients.list({ after: "nul\u0000", count: 5 }), []);
       } finally {
         await store.close();
       }

@@ -8,7 +8,7 @@ main{background:var(--card);border:1px solid var(--border);border-radius:14px;pa
 h1{font-size:1.35rem;margin:0 0 .25rem}.brand{font-weight:700;letter-spacing:.02em;color:var(--accent);margin-bottom:1.25rem;display:block}
 p{margin:.5rem 0}.muted{color:var(--muted);font-size:.95rem}
 label{display:block;font-weight:600;margin:1rem 0 .35rem}
-input[type=text],input[type=password]{width:100%;padding:.65rem .75rem;border:1px solid var(--border);border-radius:8px;background:transparent;color:inherit;font:inherit}
+input[type=text],input[type=password],input[type=number],textarea,select{width:100%;padding:.65rem .75rem;border:1px solid var(--border);border-radius:8px;background:transparent;color:inherit;font:inherit}
 input:focus-visible,button:focus-visible,a:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
 .check{display:flex;gap:.5rem;align-items:center;font-weight:400;margin-top:.75rem}
 button{margin-top:1.25rem;width:100%;padding:.7rem;border:0;border-radius:8px;background:var(--accent);color:var(--accent-text);font:inherit;font-weight:600;cursor:pointer}
@@ -17,7 +17,7 @@ button.secondary{background:transparent;color:var(--text);border:1px solid var(-
 .error{color:var(--danger);border:1px solid var(--danger);border-radius:8px;padding:.5rem .75rem;margin-top:1rem}
 ul.scopes{padding-left:1.1rem}code{font-size:.9em}
 iframe.front-channel{display:none}
-main:has(table){width:min(72rem,calc(100vw - 2rem))}table{border-collapse:collapse;width:100%;font-size:.9rem;margin-top:1rem}th,td{text-align:left;padding:.4rem;border-bottom:1px solid var(--border);vertical-align:middle}td button{margin:0;padding:.3rem .6rem;width:auto}#filter{display:grid;grid-template-columns:repeat(3,1fr);gap:0 .75rem}#filter label{grid-row:1}#filter input{grid-row:2}#filter button{grid-column:1/4}
+main:has(#client-form){width:min(44rem,calc(100vw - 2rem))}fieldset{border:1px solid var(--border);border-radius:8px;margin-top:1rem}main:has(table){width:min(72rem,calc(100vw - 2rem))}table{border-collapse:collapse;width:100%;font-size:.9rem;margin-top:1rem}th,td{text-align:left;padding:.4rem;border-bottom:1px solid var(--border);vertical-align:middle}td button{margin:0;padding:.3rem .6rem;width:auto}#filter{display:grid;grid-template-columns:repeat(3,1fr);gap:0 .75rem}#filter label{grid-row:1}#filter input{grid-row:2}#filter button{grid-column:1/4}
 `;
 
 /** The page frame: accessible, no external assets, style allowed by nonce only. */

@@ -187,7 +187,7 @@ async function checkCredentials(request: Request, presented: PresentedCredential
     return client;
   }
   if (client.tokenEndpointAuthMethod !== presented.method) throw invalidClient("client authentication failed", basic);
-  if (presented.method !== "none" && !secretMatches(client, presented.secret ?? "")) {
+  if (presented.method !== "none" && !secretMatches(client, presented.secret ?? "", Math.floor(deps.clock() / 1000))) {
     throw invalidClient("client authentication failed", basic);
   }
   return client;

@@ -40,9 +40,10 @@ window.addEventListener("message", async (event) => {
 `;
 
 /** GET {issuer}/connect/checksession: the check-session iframe, framable by the clients' origins only. */
-export function checkSessionEndpoint(deps: ProviderDeps, clientOrigins: readonly string[]) {
-  const ancestors = clientOrigins.length ? clientOrigins.join(" ") : "'none'";
+export function checkSessionEndpoint(deps: ProviderDeps, clientOrigins: () => Promise<readonly string[]>) {
   return async (): Promise<Response> => {
+    const origins = await clientOrigins();
+    const ancestors = origins.length ? origins.join(" ") : "'none'";
     const nonce = randomHandle(16);
     const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Check session</title></head><body><script nonce="${nonce}">${SCRIPT}</script></body></html>`;
     return new Response(html, {

@@ -18,6 +18,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     authorization_endpoint: endpointUrl(deps, PATHS.authorize),
     token_endpoint: endpointUrl(deps, PATHS.token),
     pushed_authorization_request_endpoint: endpointUrl(deps, PATHS.par),
+    ...(options.registration.enabled ? { registration_endpoint: endpointUrl(deps, PATHS.registration) } : {}),
     require_pushed_authorization_requests: options.par.required,
     device_authorization_endpoint: endpointUrl(deps, PATHS.deviceAuthorization),
     userinfo_endpoint: endpointUrl(deps, PATHS.userinfo),

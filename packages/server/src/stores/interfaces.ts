@@ -149,6 +149,45 @@ export interface SessionStore {
   removeExpired(now: number, limit: number): Promise<ServerSideSession[]>;
 }
 
+/** One secret of a stored client: only its SHA-256 hash is kept. */
+export interface StoredClientSecret {
+  /** Names the secret for removal (random, not derived from the secret). */
+  id: string;
+  /** SHA-256 of the secret, base64url. */
+  hash: string;
+  /** Unix seconds. */
+  createdAt: number;
+  /** Unix seconds after which the secret no longer authenticates; absent: until removed. */
+  expiresAt?: number | undefined;
+}
+
+/** A client created at run time (admin API or dynamic registration). */
+export interface StoredClient {
+  clientId: string;
+  /** The client's registration metadata as JSON, without any secret. */
+  metadata: string;
+  secrets: StoredClientSecret[];
+  /** SHA-256 (base64url) of the RFC 7592 registration access token, for dynamically registered clients. */
+  registrationTokenHash?: string | undefined;
+  /** Unix seconds. */
+  createdAt: number;
+  /** Unix seconds. */
+  updatedAt: number;
+}
+
+/** Storage of run-time clients; it holds no validation (the client registry does that). */
+export interface ClientRecordStore {
+  /** Inserts the client unless one with its id exists, atomically; true when inserted. */
+  create(client: StoredClient): Promise<boolean>;
+  get(clientId: string): Promise<StoredClient | undefined>;
+  /** Replaces the stored client with this id, never inserting; false when there is none. */
+  update(client: StoredClient): Promise<boolean>;
+  /** Deletes the client; false when there was none. */
+  remove(clientId: string): Promise<boolean>;
+  /** Up to `count` clients in client_id order (code units) whose id comes after `after` (the last id of the previous page). */
+  list(query: { after?: string; count: number }): Promise<StoredClient[]>;
+}
+
 /** States of a device authorization (RFC 8628 §3.4-§3.5): waiting for the user, then their decision. */
 export type DeviceCodeStatus = "pending" | "approved" | "denied";
 
@@ -215,6 +254,8 @@ export interface Store {
   readonly deviceCodes: DeviceCodeStore;
   readonly keys: KeyStore;
   readonly sessions: SessionStore;
+  /** Clients created at run time, beside the read-only configured ones. */
+  readonly clients: ClientRecordStore;
   /** Resolves when the store answers a trivial query (readiness probe); rejects when it cannot be reached. */
   ping(): Promise<void>;
   /** Releases connections; the store is unusable afterwards. */

@@ -1,4 +1,4 @@
-import type { DeviceCodeRecord, PersistedGrant, ServerSideSession, StoredKey } from "./interfaces.ts";
+import type { DeviceCodeRecord, PersistedGrant, ServerSideSession, StoredClient, StoredKey } from "./interfaces.ts";
 
 /**
  * Longest value (UTF-16 code units) of each bounded column; every store keeps to them, so what fits
@@ -43,7 +43,7 @@ export class StoreValueError extends Error {
 }
 
 /** Time fields (Unix seconds) of grants, sessions and keys: `bigint` columns, so whole, safe integers only. */
-const TIME_FIELDS = new Set(["createdAt", "expiresAt", "consumedAt", "created", "renewed", "expires", "activatesAt", "retiresAt", "lastPolledAt", "interval"]);
+const TIME_FIELDS = new Set(["createdAt", "expiresAt", "consumedAt", "created", "renewed", "expires", "activatesAt", "retiresAt", "updatedAt", "lastPolledAt", "interval"]);
 
 /** True when an equality lookup by `value` may find something (a value no store keeps finds nothing). */
 export function findable(value: string, limit?: number): boolean {
@@ -78,6 +78,12 @@ export function assertStorableSession(session: ServerSideSession): void {
 /** Throws {@link StoreValueError} unless every store can keep the key unchanged (keys are the server's own values). */
 export function assertStorableKey(key: StoredKey): void {
   check(key, STORE_LIMITS, "server");
+}
+
+/** Throws {@link StoreValueError} unless every store can keep the client unchanged. */
+export function assertStorableClient(client: StoredClient): void {
+  check({ clientId: client.clientId, metadata: client.metadata, registrationTokenHash: client.registrationTokenHash, createdAt: client.createdAt, updatedAt: client.updatedAt }, { clientId: STORE_LIMITS.clientId, registrationTokenHash: STORE_LIMITS.key });
+  for (const secret of client.secrets) check(secret, { id: STORE_LIMITS.key, hash: STORE_LIMITS.key });
 }
 
 /** Longest values of the device code columns beyond {@link STORE_LIMITS}: the row stays bounded. */

@@ -1,7 +1,7 @@
 import { decodeSessionCursor, encodeSessionCursor, type ServerSideSession, type SessionQuery, type SessionStore } from "../interfaces.ts";
 import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
-import type { DeviceCodeDecision, DeviceCodeRecord, DeviceCodeStore } from "../interfaces.ts";
-import { assertStorableDeviceCode, assertStorableDeviceDecision, assertStorableGrant, assertStorableKey, assertStorableSession, isStorableText } from "../values.ts";
+import type { ClientRecordStore, DeviceCodeDecision, DeviceCodeRecord, DeviceCodeStore, StoredClient } from "../interfaces.ts";
+import { assertStorableClient, assertStorableDeviceCode, assertStorableDeviceDecision, assertStorableGrant, assertStorableKey, assertStorableSession, isStorableText } from "../values.ts";
 
 function matches(grant: PersistedGrant, filter: GrantFilter): boolean {
   return (
@@ -218,6 +218,41 @@ class MemorySessionStore implements SessionStore {
   }
 }
 
+const copyClient = (client: StoredClient): StoredClient => ({ ...client, secrets: client.secrets.map((s) => ({ ...s })) });
+
+class MemoryClientStore implements ClientRecordStore {
+  private readonly clients = new Map<string, StoredClient>();
+  async create(client: StoredClient): Promise<boolean> {
+    assertStorableClient(client);
+    if (this.clients.has(client.clientId)) return false;
+    this.clients.set(client.clientId, copyClient(client));
+    return true;
+  }
+  async get(clientId: string): Promise<StoredClient | undefined> {
+    const client = this.clients.get(clientId);
+    return client ? copyClient(client) : undefined;
+  }
+  async update(client: StoredClient): Promise<boolean> {
+    assertStorableClient(client);
+    if (!this.clients.has(client.clientId)) return false;
+    this.clients.set(client.clientId, copyClient(client));
+    return true;
+  }
+  async remove(clientId: string): Promise<boolean> {
+    return this.clients.delete(clientId);
+  }
+  async list(query: { after?: string; count: number }): Promise<StoredClient[]> {
+    const after = query.after;
+    // As the SQL stores: a cursor no store could have made finds nothing.
+    if (after !== undefined && !isStorableText(after)) return [];
+    return [...this.clients.values()]
+      .filter((c) => after === undefined || c.clientId > after)
+      .sort((a, b) => byCodeUnits(a.clientId, b.clientId))
+      .slice(0, Math.max(0, query.count))
+      .map(copyClient);
+  }
+}
+
 class MemoryDeviceCodeStore implements DeviceCodeStore {
   private readonly records = new Map<string, DeviceCodeRecord>();
   /** Keys by user code key. */
@@ -280,5 +315,5 @@ class MemoryDeviceCodeStore implements DeviceCodeStore {
 
 /** A store that keeps everything in this process; for tests and throwaway demos. */
 export function createMemoryStore(): Store {
-  return { grants: new MemoryGrantStore(), deviceCodes: new MemoryDeviceCodeStore(), keys: new MemoryKeyStore(), sessions: new MemorySessionStore(), ping: async () => {}, close: async () => {} };
+  return { grants: new MemoryGrantStore(), deviceCodes: new MemoryDeviceCodeStore(), keys: new MemoryKeyStore(), sessions: new MemorySessionStore(), clients: new MemoryClientStore(), ping: async () => {}, close: async () => {} };
 }

@@ -103,6 +103,23 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable("tessera_device_codes").execute();
     },
   },
+  "0005_clients": {
+    // Clients created at run time (admin API, dynamic registration); secrets as a JSON array of hashes.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("tessera_clients")
+        .addColumn("client_id", "varchar(200)", (c) => c.primaryKey())
+        .addColumn("metadata", "text", (c) => c.notNull())
+        .addColumn("secrets", "text", (c) => c.notNull())
+        .addColumn("registration_token_hash", "varchar(128)")
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable("tessera_clients").execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,3 +1,4 @@
+import type { StoredClientSecret } from "../interfaces.ts";
 /** Kysely table types; one schema for SQLite and PostgreSQL. Times are Unix seconds. */
 export interface GrantsTable {
   key: string;
@@ -33,6 +34,16 @@ export interface SessionsTable {
   ticket: string;
 }
 
+export interface ClientsTable {
+  client_id: string;
+  metadata: string;
+  /** JSON array of {@link StoredClientSecret}. */
+  secrets: string;
+  registration_token_hash: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface DeviceCodesTable {
   key: string;
   user_code_key: string;
@@ -54,4 +65,5 @@ export interface Database {
   tessera_grants: GrantsTable;
   tessera_keys: KeysTable;
   tessera_sessions: SessionsTable;
+  tessera_clients: ClientsTable;
 }

@@ -5,9 +5,9 @@ import { sql } from "./kysely.ts";
 import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
 import { assertStorableGrant, assertStorableKey, assertStorableSession, findable, isStorableText, STORE_LIMITS } from "../values.ts";
 import { migrationProvider } from "./migrations.ts";
-import type { Database, DeviceCodesTable, GrantsTable, KeysTable, SessionsTable } from "./schema.ts";
-import type { DeviceCodeDecision, DeviceCodeRecord, DeviceCodeStore } from "../interfaces.ts";
-import { assertStorableDeviceCode, assertStorableDeviceDecision } from "../values.ts";
+import type { ClientsTable, Database, DeviceCodesTable, GrantsTable, KeysTable, SessionsTable } from "./schema.ts";
+import type { ClientRecordStore, DeviceCodeDecision, DeviceCodeRecord, DeviceCodeStore, StoredClient, StoredClientSecret } from "../interfaces.ts";
+import { assertStorableClient, assertStorableDeviceCode, assertStorableDeviceDecision } from "../values.ts";
 
 const num = (v: number | string | bigint): number => Number(v);
 const optNum = (v: number | string | bigint | null): number | undefined => (v === null ? undefined : Number(v));
@@ -308,6 +308,68 @@ class SqlSessionStore implements SessionStore {
   }
 }
 
+function toClient(row: Selectable<ClientsTable>): StoredClient {
+  return {
+    clientId: row.client_id,
+    metadata: row.metadata,
+    secrets: JSON.parse(row.secrets) as StoredClientSecret[],
+    registrationTokenHash: row.registration_token_hash ?? undefined,
+    createdAt: num(row.created_at),
+    updatedAt: num(row.updated_at),
+  };
+}
+
+function clientRow(client: StoredClient) {
+  assertStorableClient(client);
+  return {
+    client_id: client.clientId,
+    metadata: client.metadata,
+    secrets: JSON.stringify(client.secrets),
+    registration_token_hash: client.registrationTokenHash ?? null,
+    created_at: client.createdAt,
+    updated_at: client.updatedAt,
+  };
+}
+
+class SqlClientStore implements ClientRecordStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async create(client: StoredClient): Promise<boolean> {
+    const result = await this.db.insertInto("tessera_clients").values(clientRow(client)).onConflict((oc) => oc.column("client_id").doNothing()).executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
+  }
+
+  async get(clientId: string): Promise<StoredClient | undefined> {
+    if (!findable(clientId, STORE_LIMITS.clientId)) return undefined;
+    const row = await this.db.selectFrom("tessera_clients").selectAll().where("client_id", "=", clientId).executeTakeFirst();
+    return row ? toClient(row) : undefined;
+  }
+
+  async update(client: StoredClient): Promise<boolean> {
+    const { client_id, ...changes } = clientRow(client);
+    const result = await this.db.updateTable("tessera_clients").set(changes).where("client_id", "=", client_id).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async remove(clientId: string): Promise<boolean> {
+    if (!findable(clientId, STORE_LIMITS.clientId)) return false;
+    const result = await this.db.deleteFrom("tessera_clients").where("client_id", "=", clientId).executeTakeFirst();
+    return Number(result.numDeletedRows) === 1;
+  }
+
+  async list(query: { after?: string; count: number }): Promise<StoredClient[]> {
+    if (query.count <= 0) return [];
+    let q = this.db.selectFrom("tessera_clients").selectAll();
+    if (query.after !== undefined) {
+      // A cursor no store could have made (PostgreSQL refuses NUL in a parameter): an empty page.
+      if (!isStorableText(query.after)) return [];
+      q = q.where("client_id", ">", query.after);
+    }
+    const rows = await q.orderBy("client_id").limit(Math.floor(query.count)).execute();
+    return rows.map(toClient);
+  }
+}
+
 function toDeviceCode(row: Selectable<DeviceCodesTable>): DeviceCodeRecord {
   return {
     key: row.key,
@@ -431,6 +493,7 @@ export function createSqlStore(db: Kysely<Database>, lock: TransactionLock = asy
     deviceCodes: new SqlDeviceCodeStore(db),
     keys: new SqlKeyStore(db, lock),
     sessions: new SqlSessionStore(db),
+    clients: new SqlClientStore(db),
     async ping() {
       await sql`select 1`.execute(db);
     },
