@@ -46,6 +46,12 @@ const start = async (host: TestHost, fields: Record<string, string> = { client_i
 const poll = (host: TestHost, deviceCode: string, clientId = "tv", headers?: Record<string, string>) =>
   post(host.fetch, `${host.issuer}/connect/token`, { grant_type: DEVICE_GRANT, device_code: deviceCode, ...(clientId ? { client_id: clientId } : {}) }, headers);
 
+/** What the form is pre-filled with after sign-in: the code as the server formats it. */
+function normalizeTyped(typed: string): string {
+  const letters = typed.replace(/[\s-]/g, "").toUpperCase();
+  return `${letters.slice(0, 4)}-${letters.slice(4)}`;
+}
+
 /** The verification page, the code typed in, the login page, then the confirmation; returns the confirmation. */
 async function confirmation(browser: TestBrowser, verificationUri: string, typed: string, signIn = true): Promise<TestPage> {
   let page = await browser.get(verificationUri);
@@ -56,6 +62,9 @@ async function confirmation(browser: TestBrowser, verificationUri: string, typed
   if (signIn) {
     assert.ok(page.query("input[name=username]"), `the login page comes next (${page.url})`);
     page = await browser.submitForm(page, { fields: { username: "alice", password: "alice" } });
+    // Back to the form, pre-filled: the lookup runs only on its CSRF-checked POST.
+    assert.equal(page.query("input[name=user_code]")?.getAttribute("value"), normalizeTyped(typed), "pre-filled");
+    page = await browser.submitForm(page);
   }
   assert.ok(page.query("button[name=decision][value=allow]"), `the confirmation comes next (${page.url}): ${page.text().slice(0, 200)}`);
   assert.ok(page.query("button[name=decision][value=deny]"));
@@ -182,7 +191,10 @@ describe("18 device authorization grant (RFC 8628)", () => {
     now += 601_000;
     const expired = await poll(manual, started.device_code);
     assert.equal(expired.body.error, "expired_token");
-    const page = await manualBrowser().get(started.verification_uri_complete);
+    const browser = manualBrowser();
+    const form = await browser.get(started.verification_uri_complete);
+    assert.equal(form.status, 200, "GET only pre-fills the form");
+    const page = await browser.submitForm(form);
     assert.equal(page.status, 400);
     assert.ok(page.query("input[name=user_code]"), "back to the code form");
     assert.equal(page.query("button[name=decision]"), null);
@@ -209,7 +221,10 @@ describe("18 device authorization grant (RFC 8628)", () => {
     assert.equal(page.text("#device-user-code"), started.user_code);
     // Signed in now: the complete URI of another device code shows its confirmation, and approves nothing by itself.
     const second = (await start(manual)).body as unknown as DeviceStart;
-    const shown = await browser.get(second.verification_uri_complete);
+    const prefilled = await browser.get(second.verification_uri_complete);
+    assert.equal(prefilled.query("button[name=decision]"), null, "GET shows the pre-filled form only");
+    assert.equal(prefilled.query("input[name=user_code]")?.getAttribute("value"), second.user_code);
+    const shown = await browser.submitForm(prefilled);
     assert.ok(shown.query("button[name=decision][value=allow]"));
     assert.equal((await poll(manual, second.device_code)).body.error, "authorization_pending");
     await decide(browser, shown, "allow");
@@ -220,10 +235,11 @@ describe("18 device authorization grant (RFC 8628)", () => {
   });
 
   it("18 device: wrong user codes are throttled per address, and a throttled address cannot use a right code", async () => {
-    const throttled = await createTestHost(deviceConfig(5), { clock: () => now });
+    // Listening, so the page sees the socket's address (127.0.0.1); in-process calls have none and count only in the total.
+    const throttled = await createTestHost(deviceConfig(5), { clock: () => now, listen: true });
     try {
       const started = (await start(throttled)).body as unknown as DeviceStart;
-      const browser = new TestBrowser({ handlers: { [throttled.issuer]: throttled.fetch } });
+      const browser = new TestBrowser();
       let page = await browser.get(started.verification_uri);
       for (let i = 0; i < 10; i++) {
         page = await browser.submitForm(page, { fields: { user_code: "BCDF-GHJK" } });
@@ -263,7 +279,9 @@ describe("18 device authorization grant (RFC 8628)", () => {
     }
     const browser = manualBrowser();
     for (const typed of ["%00", "a".repeat(5000), "%ED%A0%80", "%FF", "AEIO-UAEI", "BCDF-GHJK-LMNP"]) {
-      const page = await browser.get(`${manual.issuer}/device?user_code=${typed}`);
+      const form = await browser.get(`${manual.issuer}/device?user_code=${typed}`);
+      assert.equal(form.status, 200, "GET only pre-fills");
+      const page = await browser.submitForm(form);
       assert.equal(page.status, 400);
     }
     const noCsrf = await browser.post(`${manual.issuer}/device`, { user_code: "BCDF-GHJK" });
@@ -315,8 +333,14 @@ describe("18 device: Chromium", () => {
       const polling = oidc.pollDeviceAuthorizationGrant(config, started);
       const page = await browser.context.newPage();
       await page.goto(started.verification_uri_complete);
+      // The code is pre-filled: Continue, sign in, Continue again (the lookup is the form's POST), then confirm.
+      assert.equal(await page.inputValue("input[name=user_code]"), started.user_code);
+      await page.click("button[type=submit]");
+      await page.waitForSelector("input[name=username]");
       await page.fill("input[name=username]", "alice");
       await page.fill("input[name=password]", "alice");
+      await page.click("button[type=submit]");
+      await page.waitForSelector("input[name=user_code]");
       await page.click("button[type=submit]");
       await page.waitForSelector("button[name=decision][value=allow]");
       assert.equal(await page.textContent("#device-user-code"), started.user_code);

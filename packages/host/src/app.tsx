@@ -323,17 +323,9 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   const codeRefused = (c: Context, userCode: string, status: "invalid" | "throttled") =>
     status === "throttled" ? codeForm(c, userCode, TOO_MANY_CODES, 429) : codeForm(c, userCode, UNKNOWN_USER_CODE, 400);
 
-  app.get(devicePage, async (c) => {
-    const typed = c.req.query("user_code");
-    if (!typed) return codeForm(c, undefined);
-    const found = await provider.getDeviceRequest(typed.slice(0, 100), { clientAddress: addressOf(c) });
-    if (found.status !== "found") return codeRefused(c, typed.slice(0, 100), found.status);
-    const { request } = found;
-    if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(deviceReturn(request.userCode))}`);
-    const { token, cookies } = await csrfFor(c);
-    const scopes = request.scopes.map((name) => ({ name, description: config.apiScopes?.find((s) => s.name === name)?.description }));
-    return render("Allow this device?", <DeviceConfirmPage base={base} csrf={token} userCode={request.userCode} clientName={request.client.clientName} scopes={scopes} />, 200, cookies);
-  });
+  // GET only pre-fills the form (verification_uri_complete): the lookup, which counts wrong codes against
+  // the address, runs on the CSRF-checked POST, so a cross-site <img> cannot spend a visitor's budget.
+  app.get(devicePage, async (c) => codeForm(c, c.req.query("user_code")?.slice(0, 100)));
 
   app.post(devicePage, limit, async (c) => {
     const form = await formOf(c);
@@ -341,8 +333,12 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const typed = (form.user_code ?? "").slice(0, 100);
     const found = await provider.getDeviceRequest(typed, { clientAddress: addressOf(c) });
     if (found.status !== "found") return codeRefused(c, typed, found.status);
-    // On to the confirmation (through the login page when nobody is signed in).
-    return redirectTo(deviceReturn(found.request.userCode));
+    const { request } = found;
+    // Nobody signed in: the login page, then back to the pre-filled form.
+    if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(deviceReturn(request.userCode))}`);
+    const { token, cookies } = await csrfFor(c);
+    const scopes = request.scopes.map((name) => ({ name, description: config.apiScopes?.find((s) => s.name === name)?.description }));
+    return render("Allow this device?", <DeviceConfirmPage base={base} csrf={token} userCode={request.userCode} clientName={request.client.clientName} scopes={scopes} />, 200, cookies);
   });
 
   app.post(`${devicePage}/decision`, limit, async (c) => {
