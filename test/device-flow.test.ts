@@ -46,12 +46,6 @@ const start = async (host: TestHost, fields: Record<string, string> = { client_i
 const poll = (host: TestHost, deviceCode: string, clientId = "tv", headers?: Record<string, string>) =>
   post(host.fetch, `${host.issuer}/connect/token`, { grant_type: DEVICE_GRANT, device_code: deviceCode, ...(clientId ? { client_id: clientId } : {}) }, headers);
 
-/** What the form is pre-filled with after sign-in: the code as the server formats it. */
-function normalizeTyped(typed: string): string {
-  const letters = typed.replace(/[\s-]/g, "").toUpperCase();
-  return `${letters.slice(0, 4)}-${letters.slice(4)}`;
-}
-
 /** The verification page, the code typed in, the login page, then the confirmation; returns the confirmation. */
 async function confirmation(browser: TestBrowser, verificationUri: string, typed: string, signIn = true): Promise<TestPage> {
   let page = await browser.get(verificationUri);
@@ -60,11 +54,8 @@ async function confirmation(browser: TestBrowser, verificationUri: string, typed
   assert.equal(page.queryAll("button[type=submit]").length, 1, "one submit button");
   page = await browser.submitForm(page, { fields: { user_code: typed } });
   if (signIn) {
-    assert.ok(page.query("input[name=username]"), `the login page comes next (${page.url})`);
+    assert.ok(page.query("input[name=username]"), `the login page comes next (${page.url}): ${page.status} ${page.text().slice(0, 300)}`);
     page = await browser.submitForm(page, { fields: { username: "alice", password: "alice" } });
-    // Back to the form, pre-filled: the lookup runs only on its CSRF-checked POST.
-    assert.equal(page.query("input[name=user_code]")?.getAttribute("value"), normalizeTyped(typed), "pre-filled");
-    page = await browser.submitForm(page);
   }
   assert.ok(page.query("button[name=decision][value=allow]"), `the confirmation comes next (${page.url}): ${page.text().slice(0, 200)}`);
   assert.ok(page.query("button[name=decision][value=deny]"));
@@ -333,14 +324,12 @@ describe("18 device: Chromium", () => {
       const polling = oidc.pollDeviceAuthorizationGrant(config, started);
       const page = await browser.context.newPage();
       await page.goto(started.verification_uri_complete);
-      // The code is pre-filled: Continue, sign in, Continue again (the lookup is the form's POST), then confirm.
+      // The code is pre-filled: Continue (the lookup is the form's POST), sign in, then confirm.
       assert.equal(await page.inputValue("input[name=user_code]"), started.user_code);
       await page.click("button[type=submit]");
       await page.waitForSelector("input[name=username]");
       await page.fill("input[name=username]", "alice");
       await page.fill("input[name=password]", "alice");
-      await page.click("button[type=submit]");
-      await page.waitForSelector("input[name=user_code]");
       await page.click("button[type=submit]");
       await page.waitForSelector("button[name=decision][value=allow]");
       assert.equal(await page.textContent("#device-user-code"), started.user_code);

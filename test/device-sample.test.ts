@@ -35,7 +35,6 @@ describe("18 device: the device flow sample", () => {
       let page = await browser.get(url);
       page = await browser.submitForm(page);
       page = await browser.submitForm(page, { fields: { username: "alice", password: "alice" } });
-      page = await browser.submitForm(page);
       page = await browser.submitForm(page, { button: "button[name=decision][value=allow]" });
       assert.match(page.text(), /device may continue/);
       const result = await cli;
