@@ -60,7 +60,8 @@ export interface ValidatedAccessToken {
 export interface IssueTokensRequest {
   /**
    * The user the tokens are for, when there is no {@link session} (for example an assertion grant);
-   * absent, and without a session, the tokens are the client's own (`sub` = client_id).
+   * absent, and without a session, the tokens are the client's own (`sub` = client_id). Never the
+   * client's own id (a TypeError): such a token would look self-contained and could not be revoked.
    */
   subject?: string;
   /** The user session the tokens continue; its `sub` is the tokens' subject. Needed for ID and refresh tokens. */

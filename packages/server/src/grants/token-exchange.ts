@@ -175,7 +175,9 @@ const DELEGATION_CLAIMS = new Set(["act", "may_act"]);
  * The token-exchange grant (RFC 8693): delegation with `actor_token` (`act`, nested), impersonation only
  * for clients registered with `token_exchange_allow_impersonation: true`, a new access token for one API
  * resource with scopes within the subject token's, never a refresh token, never outliving the subject
- * (or actor) token.
+ * (or actor) token. The subject token must be meant for the client, the actor token must be the client's
+ * own, sender-constrained tokens need the same key in the request (and the result stays bound), and the
+ * subject's `may_act` is carried on.
  */
 export function createTokenExchangeGrant(options: TokenExchangeOptions = {}): ExtensionGrant<ValidatedTokenExchange> {
   return {
