@@ -299,3 +299,46 @@ describe("18.r review: device flow", () => {
     assert.equal(polled.body.error, "authorization_pending");
   });
 });
+
+describe("18.r review: the exchange policy can widen the subject-token rule", () => {
+  it("18.r1 a subject token for another audience is refused unless the policy sets acceptSubject", async () => {
+    const ISSUER = "https://policy.test";
+    const partner: ExtensionGrant<null> = { validate: async () => null, issue: (_v, request) => request.issueTokens({ subject: "batch-user", scopes: ["downstream.read"], audience: "urn:partner" }) };
+    const seen: boolean[] = [];
+    const provider = createProvider({
+      issuer: ISSUER,
+      store: createMemoryStore(),
+      dataKey: randomBytes(32),
+      apiScopes: [{ name: "downstream.read" }],
+      apiResources: [{ name: DOWNSTREAM, scopes: ["downstream.read"] }],
+      clients: [
+        { client_id: "minter", client_secret: "minter-secret", grant_types: ["urn:test:partner"], scope: "downstream.read" },
+        { client_id: "strict", client_secret: "strict-secret", grant_types: [GRANT], scope: "downstream.read", token_exchange_allow_impersonation: true },
+        { client_id: "trusted", client_secret: "trusted-secret", grant_types: [GRANT], scope: "downstream.read", token_exchange_allow_impersonation: true },
+      ],
+      grants: { "urn:test:partner": partner },
+      tokenExchange: {
+        policy(context) {
+          seen.push(context.subjectIntended);
+          return context.client.clientId === "trusted" ? { acceptSubject: true } : undefined;
+        },
+      },
+    });
+    try {
+      const call = async (fields: Record<string, string>, client: string) => {
+        const response = await provider.fetch(new Request(`${ISSUER}/connect/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic(client) }, body: new URLSearchParams(fields).toString() }));
+        return { status: response.status, body: (await response.json()) as Record<string, string> };
+      };
+      const subject = (await call({ grant_type: "urn:test:partner" }, "minter")).body.access_token!;
+      assert.equal(decodeJwt(subject).aud, "urn:partner");
+      const fields = { grant_type: GRANT, subject_token: subject, subject_token_type: ACCESS, audience: DOWNSTREAM };
+      const strict = await call(fields, "strict");
+      assert.equal(strict.body.error, "invalid_request", JSON.stringify(strict.body));
+      const trusted = await call(fields, "trusted");
+      assert.equal(trusted.status, 200, JSON.stringify(trusted.body));
+      assert.deepEqual(seen, [false, false]);
+    } finally {
+      await provider.close();
+    }
+  });
+});
