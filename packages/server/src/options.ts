@@ -117,6 +117,7 @@ export interface ProviderOptions {
      * Most unused pushes kept per authenticated confidential client (default 10000), that client's oldest
      * dropped first. Its pushes count only here, never in the per-address and total caps that bound
      * anonymous (public-client) pushes (`interaction.maxPending`, `interaction.maxPendingPerAddress`).
+     * The same cap bounds the client's pending device authorizations (counted apart from its pushes).
      */
     maxPendingPerClient?: number;
   };
