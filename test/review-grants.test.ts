@@ -265,6 +265,25 @@ for (const kind of ["memory", "sqlite"] as const) describe(`18.r review: device 
     await approve(browser, started.verification_uri_complete!);
   });
 
+  it("18.r3 the login page's way back (a lookup ticket) works only in the browser whose POST found the code", async () => {
+    fresh();
+    const started = await start();
+    const mine = new TestBrowser({ handlers: { [host.issuer]: host.fetch }, clock: () => now });
+    let page = await mine.get(started.verification_uri_complete!);
+    page = await mine.submitForm(page);
+    assert.ok(page.query("input[name=username]"), "the login page");
+    const back = new URL(page.url).searchParams.get("returnUrl")!;
+    assert.match(back, /^\/device\?user_code=[A-Z-]+&lookup=\d+\.[A-Za-z0-9_-]{43}$/);
+    const other = new TestBrowser({ handlers: { [host.issuer]: host.fetch }, clock: () => now });
+    await other.get(`${host.issuer}/device`); // its own CSRF cookie
+    const replayed = await other.get(`${host.issuer}${back}`);
+    assert.equal(replayed.status, 200);
+    assert.ok(replayed.query("input[name=user_code]"), "another browser only gets the pre-filled form");
+    assert.equal(replayed.query("input[name=username]"), null);
+    page = await mine.submitForm(page, { fields: { username: "alice", password: "alice" } });
+    assert.ok(page.query("button[name=decision][value=allow]"), "sign-in leads straight to the confirmation");
+  });
+
   it("18.r8 an approved device code is refused once the approving session was removed", async () => {
     fresh();
     const started = await start();

@@ -251,14 +251,17 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   // The verification page with its code (RFC 8628 §3.3), returned to once signed in.
   const devicePage = `${base}/device`;
   // A code found by the CSRF-checked POST comes back from the login page with a short-lived ticket (an
-  // HMAC of the code), so the confirmation follows sign-in directly; a bare GET only pre-fills the form.
+  // HMAC of the code and of this browser's CSRF cookie, which is SameSite=Lax: a cross-site <img> does not
+  // send it, and nobody else can mint one for it), so the confirmation follows sign-in directly; a bare
+  // GET only pre-fills the form.
   const lookupKey = pageProtector.subkey("device-lookup");
   const nowSeconds = () => Math.floor((hostOptions.clock ?? Date.now)() / 1000);
-  const lookupTicket = (userCode: string, expires = nowSeconds() + 600) => `${expires}.${createHmac("sha256", lookupKey).update(`${expires}.${userCode}`).digest("base64url")}`;
-  const ticketValid = (userCode: string, ticket: string) => {
+  const lookupTicket = (c: Context, userCode: string, expires = nowSeconds() + 600) =>
+    `${expires}.${createHmac("sha256", lookupKey).update(`${expires}.${userCode}.`).update(getCookie(c, csrf.cookieName) ?? "").digest("base64url")}`;
+  const ticketValid = (c: Context, userCode: string, ticket: string) => {
     const expires = /^(\d{1,12})\./.exec(ticket)?.[1];
-    if (!expires || Number(expires) <= nowSeconds()) return false;
-    const expected = Buffer.from(lookupTicket(userCode, Number(expires)));
+    if (!expires || Number(expires) <= nowSeconds() || !getCookie(c, csrf.cookieName)) return false;
+    const expected = Buffer.from(lookupTicket(c, userCode, Number(expires)));
     const given = Buffer.from(ticket);
     return given.length === expected.length && timingSafeEqual(given, expected);
   };
@@ -341,7 +344,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const found = await provider.getDeviceRequest(typed, { clientAddress: addressOf(c) });
     if (found.status !== "found") return codeRefused(c, typed, found.status);
     const { request } = found;
-    if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(deviceReturn(request.userCode, lookupTicket(request.userCode)))}`);
+    if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(deviceReturn(request.userCode, lookupTicket(c, request.userCode)))}`);
     const { token, cookies } = await csrfFor(c);
     const scopes = request.scopes.map((name) => ({ name, description: config.apiScopes?.find((s) => s.name === name)?.description }));
     return render("Allow this device?", <DeviceConfirmPage base={base} csrf={token} userCode={request.userCode} clientName={request.client.clientName} scopes={scopes} />, 200, cookies);
@@ -353,7 +356,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   app.get(devicePage, async (c) => {
     const typed = c.req.query("user_code")?.slice(0, 100);
     const ticket = c.req.query("lookup");
-    if (typed && ticket && ticketValid(typed, ticket)) return deviceConfirmation(c, typed);
+    if (typed && ticket && ticketValid(c, typed, ticket)) return deviceConfirmation(c, typed);
     return codeForm(c, typed);
   });
 
