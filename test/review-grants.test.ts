@@ -154,6 +154,11 @@ describe("18.r review: extension grants, may_act and client tokens", () => {
     assert.equal(claims.sub, "gateway");
     assert.deepEqual(claims.act, { sub: "batch-user" });
     assert.equal((await call("/connect/revocation", { token: delegated.body.access_token!, token_type_hint: "access_token" }, "gateway")).status, 200);
+    // Another client's token whose subject names the gateway: exchanged into the gateway's own, never a 5xx.
+    const naming = (await token({ grant_type: "urn:test:mint", subject: "gateway" }, "minter")).body.access_token!;
+    const renamed = await token({ grant_type: GRANT, subject_token: naming, subject_token_type: ACCESS, actor_token: user, actor_token_type: ACCESS }, "gateway");
+    assert.equal(renamed.status, 200, JSON.stringify(renamed.body));
+    assert.equal(decodeJwt(renamed.body.access_token!).sub, "gateway");
     assert.equal(await provider.validateAccessToken(delegated.body.access_token!), undefined, "revoked");
   });
 

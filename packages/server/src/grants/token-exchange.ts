@@ -244,8 +244,9 @@ export function createTokenExchangeGrant(options: TokenExchangeOptions = {}): Ex
     async issue(validated, request) {
       const { subject, actor, act } = validated;
       const session: GrantSession | undefined = subject.session;
-      // This client's own token as the subject gives this client's own token again (no subject).
-      const ownToken = subject.claims.sub === request.client.clientId && subject.claims.client_id === request.client.clientId;
+      // A subject naming this client (its own token, typically) gives this client's own token (no subject:
+      // issueTokens never takes the client's id as a subject).
+      const ownToken = subject.claims.sub === request.client.clientId;
       const tokens: DelegatingIssueTokensRequest = {
         ...(session ? { session } : ownToken ? {} : { subject: subject.claims.sub }),
         scopes: validated.scopes,
