@@ -54,7 +54,7 @@ async function confirmation(browser: TestBrowser, verificationUri: string, typed
   assert.equal(page.queryAll("button[type=submit]").length, 1, "one submit button");
   page = await browser.submitForm(page, { fields: { user_code: typed } });
   if (signIn) {
-    assert.ok(page.query("input[name=username]"), `the login page comes next (${page.url})`);
+    assert.ok(page.query("input[name=username]"), `the login page comes next (${page.url}): ${page.status} ${page.text().slice(0, 300)}`);
     page = await browser.submitForm(page, { fields: { username: "alice", password: "alice" } });
   }
   assert.ok(page.query("button[name=decision][value=allow]"), `the confirmation comes next (${page.url}): ${page.text().slice(0, 200)}`);
@@ -182,7 +182,8 @@ describe("18 device authorization grant (RFC 8628)", () => {
     now += 601_000;
     const expired = await poll(manual, started.device_code);
     assert.equal(expired.body.error, "expired_token");
-    const page = await manualBrowser().get(started.verification_uri_complete);
+    const browser = manualBrowser();
+    const page = await browser.get(started.verification_uri_complete);
     assert.equal(page.status, 400);
     assert.ok(page.query("input[name=user_code]"), "back to the code form");
     assert.equal(page.query("button[name=decision]"), null);
@@ -201,7 +202,7 @@ describe("18 device authorization grant (RFC 8628)", () => {
     assert.equal((await start(manual, { client_id: "tv", scope: "openid nonsense" })).body.error, "invalid_scope");
   });
 
-  it("18 device: the user code is case-, dash- and space-insensitive; verification_uri_complete pre-fills but still needs the click", async () => {
+  it("18 device: the user code is case-, dash- and space-insensitive; verification_uri_complete skips typing but still needs the click", async () => {
     const started = (await start(manual)).body as unknown as DeviceStart;
     const sloppy = ` ${started.user_code.replace("-", "").toLowerCase().replace(/^(..)/, "$1 ")} `;
     const browser = manualBrowser();
@@ -210,7 +211,7 @@ describe("18 device authorization grant (RFC 8628)", () => {
     // Signed in now: the complete URI of another device code shows its confirmation, and approves nothing by itself.
     const second = (await start(manual)).body as unknown as DeviceStart;
     const shown = await browser.get(second.verification_uri_complete);
-    assert.ok(shown.query("button[name=decision][value=allow]"));
+    assert.ok(shown.query("button[name=decision][value=allow]"), "the confirmation, never an approval by itself");
     assert.equal((await poll(manual, second.device_code)).body.error, "authorization_pending");
     await decide(browser, shown, "allow");
     now += 5000;
@@ -220,10 +221,11 @@ describe("18 device authorization grant (RFC 8628)", () => {
   });
 
   it("18 device: wrong user codes are throttled per address, and a throttled address cannot use a right code", async () => {
-    const throttled = await createTestHost(deviceConfig(5), { clock: () => now });
+    // Listening, so the page sees the socket's address (127.0.0.1); in-process calls have none and count only in the total.
+    const throttled = await createTestHost(deviceConfig(5), { clock: () => now, listen: true });
     try {
       const started = (await start(throttled)).body as unknown as DeviceStart;
-      const browser = new TestBrowser({ handlers: { [throttled.issuer]: throttled.fetch } });
+      const browser = new TestBrowser();
       let page = await browser.get(started.verification_uri);
       for (let i = 0; i < 10; i++) {
         page = await browser.submitForm(page, { fields: { user_code: "BCDF-GHJK" } });
@@ -315,6 +317,8 @@ describe("18 device: Chromium", () => {
       const polling = oidc.pollDeviceAuthorizationGrant(config, started);
       const page = await browser.context.newPage();
       await page.goto(started.verification_uri_complete);
+      // A top-level visit skips typing the code: sign in, then confirm.
+      await page.waitForSelector("input[name=username]");
       await page.fill("input[name=username]", "alice");
       await page.fill("input[name=password]", "alice");
       await page.click("button[type=submit]");

@@ -32,8 +32,8 @@ function config() {
     { client_id: "ref-app", client_secret: "ref-app-secret", redirect_uris: [CALLBACK], grant_types: ["authorization_code"], scope: userScopes, access_token_format: "reference" },
     { client_id: "gateway", client_secret: "gateway-secret", grant_types: [GRANT, "client_credentials", "refresh_token"], scope: "api1.read downstream.read" },
     { client_id: "impersonator", client_secret: "impersonator-secret", grant_types: [GRANT], scope: "api1.read downstream.read downstream.write", token_exchange_allow_impersonation: true },
-    { client_id: "service", client_secret: "service-secret", grant_types: ["client_credentials"], scope: "api1.read" },
-    { client_id: "ref-gateway", client_secret: "ref-gateway-secret", grant_types: [GRANT], scope: "downstream.read", access_token_format: "reference" },
+    { client_id: "service", client_secret: "service-secret", grant_types: ["client_credentials", GRANT], scope: "api1.read downstream.read" },
+    { client_id: "ref-gateway", client_secret: "ref-gateway-secret", grant_types: [GRANT, "client_credentials"], scope: "downstream.read", access_token_format: "reference" },
     { client_id: "nope", client_secret: "nope-secret", grant_types: ["client_credentials"], scope: "downstream.read" },
     { client_id: "public", token_endpoint_auth_method: "none", redirect_uris: [CALLBACK], grant_types: ["authorization_code", GRANT], scope: "openid downstream.read" },
   ];
@@ -83,8 +83,8 @@ describe("18 token exchange (RFC 8693)", () => {
     assert.ok(metadata.grant_types_supported.includes(GRANT));
   });
 
-  it("18 token exchange: delegation with a user's actor token puts act { sub } in a token for one resource, with no refresh token", async () => {
-    const body = await ok(await exchange({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS, actor_token: bob, actor_token_type: ACCESS, audience: DOWNSTREAM }));
+  it("18 token exchange: delegation with the client's own actor token puts act { sub } in a token for one resource, with no refresh token", async () => {
+    const body = await ok(await exchange({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS, actor_token: await clientToken("gateway"), actor_token_type: ACCESS, audience: DOWNSTREAM }));
     assert.equal(body.issued_token_type, ACCESS);
     assert.equal(body.token_type, "Bearer");
     assert.equal(body.scope, "downstream.read", "within the subject token's, the client's and the resource's scopes");
@@ -94,7 +94,7 @@ describe("18 token exchange (RFC 8693)", () => {
     assert.equal(claims.sub, "1");
     assert.equal(claims.client_id, "gateway");
     assert.equal(claims.aud, DOWNSTREAM);
-    assert.deepEqual(claims.act, { sub: "2" });
+    assert.deepEqual(claims.act, { sub: "gateway" });
     assert.equal(typeof claims.sid, "string", "the new token continues the user's session");
   });
 
@@ -103,7 +103,7 @@ describe("18 token exchange (RFC 8693)", () => {
     const first = await ok(await exchange({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS, actor_token: gatewayToken, actor_token_type: JWT, resource: DOWNSTREAM }));
     assert.deepEqual(decodeJwt(first.access_token).act, { sub: "gateway" });
     const serviceToken = await clientToken("service");
-    const second = await ok(await exchange({ grant_type: GRANT, subject_token: first.access_token, subject_token_type: ACCESS, actor_token: serviceToken, actor_token_type: ACCESS }));
+    const second = await ok(await exchange({ grant_type: GRANT, subject_token: first.access_token, subject_token_type: ACCESS, actor_token: serviceToken, actor_token_type: ACCESS }, "service"));
     const claims = decodeJwt(second.access_token);
     assert.equal(claims.sub, "1");
     assert.deepEqual(claims.act, { sub: "service", act: { sub: "gateway" } }, "the least recent actor is nested deepest (RFC 8693 §4.1)");
@@ -130,7 +130,7 @@ describe("18 token exchange (RFC 8693)", () => {
     assert.equal(decodeJwt(api1.access_token).aud, "urn:api1");
     const base = { grant_type: GRANT, subject_token: bob, subject_token_type: ACCESS };
     assert.equal(await errorOf(await exchange({ ...base, scope: "downstream.write" }, "impersonator")), "invalid_scope", "bob's token lacks downstream.write");
-    assert.equal(await errorOf(await exchange({ ...base, actor_token: bob, actor_token_type: ACCESS, scope: "api1.write" })), "invalid_scope", "neither the token nor the client has it");
+    assert.equal(await errorOf(await exchange({ ...base, actor_token: await clientToken("gateway"), actor_token_type: ACCESS, scope: "api1.write" })), "invalid_scope", "neither the token nor the client has it");
     assert.equal(await errorOf(await exchange({ ...base, scope: "api1.read", audience: DOWNSTREAM }, "impersonator")), "invalid_scope", "a scope of another resource");
     assert.equal(await errorOf(await exchange({ ...base, audience: "https://unknown.test" }, "impersonator")), "invalid_target");
     assert.equal(await errorOf(await exchange({ ...base, resource: "not a uri" }, "impersonator")), "invalid_target");
@@ -173,13 +173,13 @@ describe("18 token exchange (RFC 8693)", () => {
   });
 
   it("18 token exchange: each exchange emits token.exchanged", async () => {
+    const gatewayToken = await clientToken("gateway");
     events.length = 0;
-    const serviceToken = await clientToken("service");
-    await ok(await exchange({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS, actor_token: serviceToken, actor_token_type: ACCESS, audience: DOWNSTREAM }));
+    await ok(await exchange({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS, actor_token: gatewayToken, actor_token_type: ACCESS, audience: DOWNSTREAM }));
     const event = events.find((e) => e.type === "token.exchanged");
     assert.ok(event);
     const { at: _at, ...rest } = event as TesseraEvent & { at: string };
-    assert.deepEqual(rest, { type: "token.exchanged", clientId: "gateway", sub: "1", subjectClientId: "app", actor: "service", impersonation: false, audience: DOWNSTREAM, scope: "downstream.read", tokenType: "Bearer" });
+    assert.deepEqual(rest, { type: "token.exchanged", clientId: "gateway", sub: "1", subjectClientId: "app", actor: "gateway", impersonation: false, audience: DOWNSTREAM, scope: "downstream.read", tokenType: "Bearer" });
     assert.ok(!JSON.stringify(events).includes(alice), "no token in events");
   });
 
@@ -197,20 +197,20 @@ describe("18 token exchange (RFC 8693)", () => {
   });
 
   it("18 token exchange: an exchanged reference token carries act through introspection to @tessera/api", async () => {
-    const serviceToken = await clientToken("service");
-    const exchanged = await ok(await exchange({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS, actor_token: serviceToken, actor_token_type: ACCESS, audience: DOWNSTREAM }, "ref-gateway"));
+    const actorToken = await clientToken("ref-gateway");
+    const exchanged = await ok(await exchange({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS, actor_token: actorToken, actor_token_type: ACCESS, audience: DOWNSTREAM }, "ref-gateway"));
     assert.ok(!exchanged.access_token.includes("."), "a reference token");
     const validator = createTokenValidator({ issuer: host.issuer, audience: DOWNSTREAM, requiredScopes: ["downstream.read"], introspection: { clientId: DOWNSTREAM, clientSecret: "downstream-secret", cacheTtl: 0 } });
     const result = await validator.validate(new Request(`${DOWNSTREAM}/orders`, { headers: { authorization: `Bearer ${exchanged.access_token}` } }));
     assert.ok(result.ok, JSON.stringify(result));
     assert.equal(result.claims.sub, "1");
     assert.equal(result.claims.client_id, "ref-gateway");
-    assert.deepEqual(result.claims.act, { sub: "service" });
+    assert.deepEqual(result.claims.act, { sub: "ref-gateway" });
   });
 
   it("18 token exchange: openid-client performs the exchange as a generic grant", async () => {
     const gateway = await discover(host, "gateway", oidc.ClientSecretBasic("gateway-secret"));
-    const tokens = await oidc.genericGrantRequest(gateway, GRANT, { subject_token: alice, subject_token_type: ACCESS, actor_token: bob, actor_token_type: ACCESS, audience: DOWNSTREAM });
+    const tokens = await oidc.genericGrantRequest(gateway, GRANT, { subject_token: alice, subject_token_type: ACCESS, actor_token: await clientToken("gateway"), actor_token_type: ACCESS, audience: DOWNSTREAM });
     assert.equal(tokens.issued_token_type, ACCESS);
     assert.equal(tokens.scope, "downstream.read");
   });
@@ -249,7 +249,7 @@ describe("18 token exchange policy and may_act", () => {
     async validate(request) {
       return { mayAct: request.params.get("may_act_sub") ?? "gateway" };
     },
-    issue: (v, request) => request.issueTokens({ subject: "batch-user", scopes: ["downstream.read"], claims: v.mayAct === "none" ? {} : { may_act: { sub: v.mayAct } } }),
+    issue: (v, request) => request.issueTokens({ subject: "batch-user", scopes: ["downstream.read"], ...(v.mayAct === "none" ? {} : { mayAct: { sub: v.mayAct } }) }),
   };
   before(() => {
     provider = createProvider({
@@ -262,7 +262,7 @@ describe("18 token exchange policy and may_act", () => {
         { client_id: "minter", client_secret: "minter-secret", grant_types: ["urn:test:mint"], scope: "downstream.read" },
         { client_id: "gateway", client_secret: "gateway-secret", grant_types: [GRANT, "client_credentials"], scope: "api1.read downstream.read" },
         { client_id: "service", client_secret: "service-secret", grant_types: ["client_credentials", GRANT], scope: "api1.read downstream.read" },
-        { client_id: "bound", client_secret: "bound-secret", grant_types: [GRANT], scope: "downstream.read", tls_client_certificate_bound_access_tokens: true },
+        { client_id: "bound", client_secret: "bound-secret", grant_types: [GRANT, "client_credentials"], scope: "downstream.read", tls_client_certificate_bound_access_tokens: true },
       ],
       mtls: {},
       grants: { "urn:test:mint": mint },
@@ -297,7 +297,7 @@ describe("18 token exchange policy and may_act", () => {
     assert.equal(claims.sub, "batch-user");
     assert.equal(claims.iss, ISSUER);
     assert.deepEqual(policyCalls.at(-1), { client: "gateway", kind: "delegation" });
-    const denied = await token({ grant_type: GRANT, subject_token: actor, subject_token_type: ACCESS, actor_token: actor, actor_token_type: ACCESS, audience: "urn:api1" }, "gateway");
+    const denied = await token({ grant_type: GRANT, subject_token: subject, subject_token_type: ACCESS, actor_token: actor, actor_token_type: ACCESS, audience: "urn:api1" }, "gateway");
     assert.equal(denied.status, 400);
     assert.equal(denied.body.error, "invalid_target");
     assert.equal(denied.body.error_description, "the gateway may only call the downstream API");
@@ -310,7 +310,7 @@ describe("18 token exchange policy and may_act", () => {
     assert.equal(refused.status, 400);
     assert.equal(refused.body.error, "invalid_request");
     const gateway = (await token({ grant_type: "client_credentials" }, "gateway")).body.access_token!;
-    assert.equal((await token({ grant_type: GRANT, subject_token: subject, subject_token_type: ACCESS, actor_token: gateway, actor_token_type: ACCESS }, "service")).status, 200);
+    assert.equal((await token({ grant_type: GRANT, subject_token: subject, subject_token_type: ACCESS, actor_token: gateway, actor_token_type: ACCESS }, "gateway")).status, 200);
   });
 
   it("18 token exchange: a client with certificate-bound tokens gets the exchanged token bound to its certificate (RFC 8705 §3)", async () => {
@@ -319,7 +319,7 @@ describe("18 token exchange policy and may_act", () => {
       execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "k.pem", "-out", "c.pem", "-days", "1", "-subj", "/CN=bound"], { cwd: dir, stdio: "ignore" });
       const certificate = new X509Certificate(readFileSync(join(dir, "c.pem")));
       const subject = (await token({ grant_type: "urn:test:mint", may_act_sub: "none" }, "minter")).body.access_token!;
-      const actor = (await token({ grant_type: "client_credentials" }, "gateway")).body.access_token!;
+      const actor = (await token({ grant_type: "client_credentials" }, "bound", certificate)).body.access_token!;
       const fields = { grant_type: GRANT, subject_token: subject, subject_token_type: ACCESS, actor_token: actor, actor_token_type: ACCESS };
       const exchanged = await token(fields, "bound", certificate);
       assert.equal(exchanged.status, 200, JSON.stringify(exchanged.body));

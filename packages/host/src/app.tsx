@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ProtocolError, createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isLoopbackIpRedirect, isStoreUnavailable, requestTelemetry, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
@@ -274,8 +274,24 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`, `${base}/admin/clients`]);
   // The verification page with its code (RFC 8628 §3.3), returned to once signed in.
   const devicePage = `${base}/device`;
-  const deviceReturn = (userCode: string) => `${devicePage}?user_code=${encodeURIComponent(userCode)}`;
-  const isLocalReturn = (url: string) => localReturn.has(url) || (url.startsWith(devicePage) && /^\/device\?user_code=[A-Za-z0-9-]{1,40}$/.test(url.slice(base.length)));
+  // A code found by the CSRF-checked POST comes back from the login page with a short-lived ticket (an
+  // HMAC of the code and of this browser's CSRF cookie, which is SameSite=Lax: a cross-site <img> does not
+  // send it, and nobody else can mint one for it), so the confirmation follows sign-in directly; a bare
+  // GET only pre-fills the form.
+  const lookupKey = pageProtector.subkey("device-lookup");
+  const nowSeconds = () => Math.floor((hostOptions.clock ?? Date.now)() / 1000);
+  const lookupTicket = (c: Context, userCode: string, expires = nowSeconds() + 600) =>
+    `${expires}.${createHmac("sha256", lookupKey).update(`${expires}.${userCode}.`).update(getCookie(c, csrf.cookieName) ?? "").digest("base64url")}`;
+  const ticketValid = (c: Context, userCode: string, ticket: string) => {
+    const expires = /^(\d{1,12})\./.exec(ticket)?.[1];
+    if (!expires || Number(expires) <= nowSeconds() || !getCookie(c, csrf.cookieName)) return false;
+    const expected = Buffer.from(lookupTicket(c, userCode, Number(expires)));
+    const given = Buffer.from(ticket);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  };
+  const deviceReturn = (userCode: string, ticket?: string) => `${devicePage}?user_code=${encodeURIComponent(userCode)}${ticket ? `&lookup=${ticket}` : ""}`;
+  const isLocalReturn = (url: string) =>
+    localReturn.has(url) || (url.startsWith(devicePage) && /^\/device\?user_code=[A-Za-z0-9-]{1,40}(&lookup=\d{1,12}\.[A-Za-z0-9_-]{43})?$/.test(url.slice(base.length)));
   app.get(`${base}/login`, async (c) => {
     const returnUrl = c.req.query("returnUrl");
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
@@ -347,26 +363,40 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   const codeRefused = (c: Context, userCode: string, status: "invalid" | "throttled") =>
     status === "throttled" ? codeForm(c, userCode, TOO_MANY_CODES, 429) : codeForm(c, userCode, UNKNOWN_USER_CODE, 400);
 
-  app.get(devicePage, async (c) => {
-    const typed = c.req.query("user_code");
-    if (!typed) return codeForm(c, undefined);
-    const found = await provider.getDeviceRequest(typed.slice(0, 100), { clientAddress: addressOf(c) });
-    if (found.status !== "found") return codeRefused(c, typed.slice(0, 100), found.status);
+  /** The code looked up: the confirmation, through the login page (with a ticket to come back) when nobody is signed in. */
+  const deviceConfirmation = async (c: Context, typed: string) => {
+    const found = await provider.getDeviceRequest(typed, { clientAddress: addressOf(c) });
+    if (found.status !== "found") return codeRefused(c, typed, found.status);
     const { request } = found;
-    if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(deviceReturn(request.userCode))}`);
+    if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(deviceReturn(request.userCode, lookupTicket(c, request.userCode)))}`);
     const { token, cookies } = await csrfFor(c);
     const scopes = request.scopes.map((name) => ({ name, description: config.apiScopes?.find((s) => s.name === name)?.description }));
     return render("Allow this device?", <DeviceConfirmPage base={base} csrf={token} userCode={request.userCode} clientName={request.client.clientName} scopes={scopes} />, 200, cookies);
+  };
+
+  // verification_uri_complete (RFC 8628 §3.3.1) skips typing the code: a top-level visit typed, scanned or
+  // from this site (Fetch Metadata: `Sec-Fetch-Site` none or same-origin, `Sec-Fetch-Dest` document; clients
+  // that send none, like CLIs and test browsers, count as such) looks the code up at once, towards the login
+  // page and the confirmation. A cross-site request (an <img>, a link on another site) only pre-fills the
+  // form, so another site cannot spend a visitor's wrong-code budget; the lookup then runs on the
+  // CSRF-checked POST (or with its ticket, after the login page).
+  const topLevelSameSite = (c: Context) => {
+    const site = c.req.header("sec-fetch-site");
+    const dest = c.req.header("sec-fetch-dest");
+    return (site === undefined || site === "none" || site === "same-origin") && (dest === undefined || dest === "document");
+  };
+  app.get(devicePage, async (c) => {
+    const typed = c.req.query("user_code")?.slice(0, 100);
+    const ticket = c.req.query("lookup");
+    if (typed && ticket && ticketValid(c, typed, ticket)) return deviceConfirmation(c, typed);
+    if (typed && topLevelSameSite(c)) return deviceConfirmation(c, typed);
+    return codeForm(c, typed);
   });
 
   app.post(devicePage, limit, async (c) => {
     const form = await formOf(c);
     if (!(await csrfOk(c, form, "device"))) return csrfFailed(c);
-    const typed = (form.user_code ?? "").slice(0, 100);
-    const found = await provider.getDeviceRequest(typed, { clientAddress: addressOf(c) });
-    if (found.status !== "found") return codeRefused(c, typed, found.status);
-    // On to the confirmation (through the login page when nobody is signed in).
-    return redirectTo(deviceReturn(found.request.userCode));
+    return deviceConfirmation(c, (form.user_code ?? "").slice(0, 100));
   });
 
   app.post(`${devicePage}/decision`, limit, async (c) => {

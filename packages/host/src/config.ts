@@ -106,7 +106,7 @@ export const configSchema = z
       .refine((c) => (c.minCacheTtl ?? 60) <= (c.maxCacheTtl ?? 86_400), { message: "minCacheTtl must not exceed maxCacheTtl", path: ["minCacheTtl"] })
       .optional(),
     deviceFlow: z
-      .strictObject({ lifetime: seconds.min(10).max(3600).optional(), interval: seconds.min(1).max(60).optional(), userCodeLength: z.number().int().min(6).max(20).optional() })
+      .strictObject({ lifetime: seconds.min(10).max(3600).optional(), interval: seconds.min(1).max(60).optional(), userCodeLength: z.number().int().min(8).max(20).optional() })
       .optional(),
     tokenExchange: z.strictObject({ enabled: z.boolean().optional() }).optional(),
     dpop: z.strictObject({ requireNonce: z.boolean().optional(), proofLifetime: seconds.min(1).optional(), clockTolerance: seconds.max(60).optional() }).optional(),

@@ -117,6 +117,7 @@ export interface ProviderOptions {
      * Most unused pushes kept per authenticated confidential client (default 10000), that client's oldest
      * dropped first. Its pushes count only here, never in the per-address and total caps that bound
      * anonymous (public-client) pushes (`interaction.maxPending`, `interaction.maxPendingPerAddress`).
+     * The same cap bounds the client's pending device authorizations (counted apart from its pushes).
      */
     maxPendingPerClient?: number;
   };
@@ -131,7 +132,7 @@ export interface ProviderOptions {
     lifetime?: number;
     /** Seconds a device waits between polls (default 5, at least 1); each `slow_down` adds 5. */
     interval?: number;
-    /** Letters in a user code (default 8; 6 to 20), shown as groups of four (XXXX-XXXX). */
+    /** Letters in a user code (default 8; 8 to 20), shown as groups of four (XXXX-XXXX). */
     userCodeLength?: number;
     /** The verification page, relative to the issuer or absolute (default "/device"). Receives `user_code`. */
     verificationUri?: string;
@@ -377,7 +378,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
       lifetime: Math.min(3600, Math.max(10, Math.floor(options.deviceFlow?.lifetime ?? 600))),
       interval: Math.max(1, Math.floor(options.deviceFlow?.interval ?? 5)),
       // RFC 8628 §6.1: 8 letters of 20 give 34.5 bits; fewer than 6 would be guessable despite the throttle.
-      userCodeLength: Math.min(20, Math.max(6, Math.floor(options.deviceFlow?.userCodeLength ?? 8))),
+      userCodeLength: Math.min(20, Math.max(8, Math.floor(options.deviceFlow?.userCodeLength ?? 8))),
       verificationUri: options.deviceFlow?.verificationUri ?? "/device",
     },
     mtls: { enabled: options.mtls !== undefined, clientCas: options.mtls?.clientCa ? parseCertificates(options.mtls.clientCa) : [], endpointBaseUrl: options.mtls?.endpointBaseUrl?.replace(/\/+$/, "") },

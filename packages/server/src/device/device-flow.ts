@@ -2,6 +2,7 @@ import { ProtocolError, randomHandle, sha256Base64url } from "@tessera/protocol"
 import type { Client } from "../clients.ts";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
 import type { GrantSession } from "../grants/extension.ts";
+import type { ThrottleReservation } from "../security/failure-throttle.ts";
 import { addressBucket } from "../security/pending-requests.ts";
 import type { DeviceCodeRecord } from "../stores/interfaces.ts";
 import type { AuthenticationSession } from "../session/session.ts";
@@ -12,7 +13,26 @@ export const SLOW_DOWN_SECONDS = 5;
 
 /** Wrong user codes per client address bucket (IPv4 address, IPv6 /64) within {@link USER_CODE_WINDOW} seconds (RFC 8628 §5.1). */
 export const USER_CODE_FAILURES = 10;
+/** Wrong user codes per IPv6 /48 (65,536 /64s anyone gets free from a tunnel broker) within the window. */
+export const USER_CODE_WIDE_FAILURES = 30;
+/**
+ * Wrong user codes in total (every address, and lookups without one) within the window, kept in the store
+ * so every process counts alike: past it every lookup is refused until the window moves on. With 8 letters
+ * of 20 (2.56 × 10^10 codes) that bounds a guesser to under 10^5 guesses a day however many addresses it has.
+ */
+export const USER_CODE_TOTAL_FAILURES = 1000;
 export const USER_CODE_WINDOW = 900;
+
+/** The total budget's throttle subject; no address bucket's (those all start "device-user-code:"). */
+const USER_CODE_TOTAL = "device-user-code-total";
+
+/** The per-address failure budgets a lookup counts against: the /64 (or IPv4 address) and the /48. */
+function userCodeBudgets(clientAddress: string | undefined): { subject: string; max: number }[] {
+  if (!clientAddress) return [];
+  const narrow = addressBucket(clientAddress);
+  const wide = addressBucket(clientAddress, true);
+  return [{ subject: `device-user-code:${narrow}`, max: USER_CODE_FAILURES }, ...(wide !== narrow ? [{ subject: `device-user-code:${wide}`, max: USER_CODE_WIDE_FAILURES }] : [])];
+}
 
 /** What a device authorization holds once a user approved it: the approving session's user data. */
 export interface ApprovedDeviceData {
@@ -28,6 +48,22 @@ export interface ApprovedDeviceData {
 export function deviceCodeKey(deviceCode: string): string {
   return sha256Base64url(`device_code:${deviceCode}`);
 }
+
+/**
+ * The grant-store row that stands for an approval until the code is redeemed, tagged with the approving
+ * user (`subject`), session (`sessionId`), client and token family, so revoking any of them
+ * (`revokeGrants`, `removeSessions`, a revoked family) removes it, and with it the approval.
+ */
+export function deviceApprovalKey(key: string): string {
+  return sha256Base64url(`device_approval:${key}`);
+}
+
+/** The device-code key a pending-cap marker row stands for (after its creation-order prefix, if any). */
+export function deviceKeyOfMarker(markerKey: string): string {
+  return markerKey.slice(-DEVICE_KEY_LENGTH);
+}
+/** Length of {@link deviceCodeKey} (a base64url SHA-256). */
+const DEVICE_KEY_LENGTH = 43;
 
 /** A new device authorization (RFC 8628 §3.2): the device code and the user code (normalized). */
 export async function createDeviceAuthorization(deps: ProviderDeps, client: Client, scopes: string[]): Promise<{ deviceCode: string; userCode: string; record: DeviceCodeRecord }> {
@@ -59,19 +95,30 @@ export type UserCodeLookup = { status: "found"; record: DeviceCodeRecord; userCo
 /**
  * Looks up a pending, live device authorization by the code a person typed (any case, dashes and spaces
  * ignored). Codes that find none count against the client address (RFC 8628 §5.1, brute force): past
- * {@link USER_CODE_FAILURES} within the window every lookup from there is refused, found or not.
+ * {@link USER_CODE_FAILURES} per /64 (or IPv4 address), {@link USER_CODE_WIDE_FAILURES} per IPv6 /48 or
+ * {@link USER_CODE_TOTAL_FAILURES} in total within the window, every lookup counted there is refused,
+ * found or not. Without an address only the total counts: embedders should pass `clientAddress`.
  */
 export async function lookUpUserCode(deps: ProviderDeps, typed: string, clientAddress: string | undefined): Promise<UserCodeLookup> {
-  const subject = `device-user-code:${clientAddress ? addressBucket(clientAddress) : "unknown"}`;
-  const reservation = await deps.throttle.reserve(subject, { window: USER_CODE_WINDOW, max: USER_CODE_FAILURES });
-  if (!reservation) return { status: "throttled" };
+  // The total is counted, not reserved slot by slot: parallel lookups may pass it by a few, never by many.
+  if ((await deps.throttle.failedAttempts(USER_CODE_TOTAL, USER_CODE_TOTAL_FAILURES)) >= USER_CODE_TOTAL_FAILURES) return { status: "throttled" };
+  const reservations: ThrottleReservation[] = [];
+  for (const budget of userCodeBudgets(clientAddress)) {
+    const reservation = await deps.throttle.reserve(budget.subject, { window: USER_CODE_WINDOW, max: budget.max });
+    if (!reservation) {
+      for (const held of reservations) await deps.throttle.release(held);
+      return { status: "throttled" };
+    }
+    reservations.push(reservation);
+  }
   const code = normalizeUserCode(typed, deps.options.deviceFlow.userCodeLength);
   const record = code ? await deps.store.deviceCodes.findByUserCode(userCodeKey(code)) : undefined;
   if (!code || !record) {
-    await deps.throttle.fail(reservation);
+    for (const held of reservations) await deps.throttle.fail(held);
+    await deps.throttle.recordFailure(USER_CODE_TOTAL, USER_CODE_WINDOW);
     return { status: "invalid" };
   }
-  await deps.throttle.release(reservation);
+  for (const held of reservations) await deps.throttle.release(held);
   // A code that existed but is over is no guess; it is still no request anyone may act on.
   if (record.status !== "pending" || record.expiresAt <= nowSeconds(deps)) return { status: "invalid" };
   return { status: "found", record, userCode: formatUserCode(code) };
@@ -82,11 +129,25 @@ export async function decideDeviceAuthorization(deps: ProviderDeps, record: Devi
   const data: ApprovedDeviceData | Record<string, never> = allow
     ? { grantId: randomHandle(16), sid: session.sid, authTime: session.authTime, amr: session.amr, idp: session.idp, sessionClaims: session.claims }
     : {};
-  return deps.store.deviceCodes.decide(
+  const decided = await deps.store.deviceCodes.decide(
     record.userCodeKey,
     allow ? { status: "approved", subject: session.sub, sessionId: session.sid, data: JSON.stringify(data) } : { status: "denied", data: "{}" },
     nowSeconds(deps),
   );
+  if (decided && allow && "grantId" in data) {
+    await deps.store.grants.put({
+      key: deviceApprovalKey(record.key),
+      kind: "device_code",
+      clientId: record.clientId,
+      subject: session.sub,
+      sessionId: session.sid,
+      grantId: data.grantId,
+      data: "{}",
+      createdAt: nowSeconds(deps),
+      expiresAt: record.expiresAt,
+    });
+  }
+  return decided;
 }
 
 /** What the device code grant needs: the store, the sessions (for coordinated lifetimes), options and clock. */
@@ -126,10 +187,12 @@ export async function redeemDeviceCode(deps: DeviceFlowDeps, client: { clientId:
     throw new ProtocolError("authorization_pending", "the user has not yet approved the request");
   }
   const data = JSON.parse(record.data) as ApprovedDeviceData;
-  // Clients that live with the user's server-side session get nothing once it has ended.
-  if (deps.options.serverSideSessions.enabled && client.coordinateLifetimeWithUserSession && !(await deps.sessions.isAlive(data.sid))) {
-    throw new ProtocolError("invalid_grant", "the user session has ended");
-  }
+  // RFC 6749 §5.2: a revoked grant is invalid_grant. The approval ends with its session (server-side
+  // sessions: logout, expiry, removal) for every client, and with revokeGrants / removeSessions, which
+  // remove its approval row.
+  if (deps.options.serverSideSessions.enabled && !(await deps.sessions.isAlive(data.sid))) throw new ProtocolError("invalid_grant", "the user session has ended");
+  const approval = await deps.store.grants.get(deviceApprovalKey(key));
+  if (!approval || approval.kind !== "device_code" || approval.subject !== record.subject || approval.expiresAt <= now) throw new ProtocolError("invalid_grant", "the approval was revoked");
   const taken = await deps.store.deviceCodes.consume(key, now);
   // The device code never leaves the device and this server, so a second use is a racing retry, not a leak.
   if (!taken?.firstUse) throw new ProtocolError("invalid_grant", "the device code was already used");

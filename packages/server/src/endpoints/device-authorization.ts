@@ -2,7 +2,8 @@ import { parseScope, ProtocolError } from "@tessera/protocol";
 import { authenticateClient } from "../client-auth/index.ts";
 import type { Client } from "../clients.ts";
 import { endpointUrl, type ProviderDeps } from "../deps.ts";
-import { createDeviceAuthorization } from "../device/device-flow.ts";
+import { createDeviceAuthorization, deviceKeyOfMarker } from "../device/device-flow.ts";
+import type { PersistedGrant } from "../stores/interfaces.ts";
 import { formatUserCode } from "../device/user-code.ts";
 import type { Params } from "../http/params.ts";
 import { readForm } from "../http/params.ts";
@@ -46,11 +47,16 @@ export function deviceAuthorizationEndpoint(deps: ProviderDeps) {
     const client = await authenticateClient(request, form, deps);
     if (!client.grantTypes.includes(DEVICE_CODE_GRANT_TYPE)) throw new ProtocolError("unauthorized_client", "the client may not use the device authorization grant");
     const scopes = validateDeviceScope(form, client, deps);
-    // Anyone can start device flows with a public client id: bounded per address and in total.
-    const pending = await deps.pendingRequests.admit("device_code", clientAddressOf(request), (marker) => deps.store.deviceCodes.remove(marker.key));
+    // Anyone can start device flows with a public client id: bounded per address and in total. An
+    // authenticated confidential client (one backend for many devices) counts in its own bucket, as PAR does.
+    const onEvict = (marker: PersistedGrant) => deps.store.deviceCodes.remove(deviceKeyOfMarker(marker.key));
+    const confidential = client.tokenEndpointAuthMethod !== "none" && client.metadataDocumentHost === undefined;
+    const pending = confidential ? await deps.pendingRequests.admitClient("device_code", client.clientId, onEvict) : await deps.pendingRequests.admit("device_code", clientAddressOf(request), onEvict);
+    const order = deps.pendingRequests.orderPrefix(deps.clock());
     const { deviceCode, userCode, record } = await createDeviceAuthorization(deps, client, scopes);
     await deps.store.grants.put({
-      key: record.key,
+      // The creation-order prefix first, so a bucket's oldest is evicted first to the millisecond.
+      key: `${order}${record.key}`,
       kind: "device_code",
       clientId: client.clientId,
       grantId: pending.grantId,

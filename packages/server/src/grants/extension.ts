@@ -6,7 +6,7 @@ import type { TesseraEvent } from "../events.ts";
 import type { Params } from "../http/params.ts";
 import { resolveAccessToken } from "../tokens/access-token-resolver.ts";
 import { createRefreshToken } from "../tokens/refresh-tokens.ts";
-import { issueTokens as issueTokensInternal, type AccessTokenClaims, type TokenResponse, type UserTokenContext } from "../tokens/token-service.ts";
+import { issueTokens as issueTokensInternal, type AccessTokenClaims, type ActClaim, type MayActClaim, type TokenResponse, type UserTokenContext } from "../tokens/token-service.ts";
 import type { Grant, GrantContext } from "./index.ts";
 
 /** The request parameters, read-only (RFC 6749 §3.2: form-encoded, no repeats unless declared). */
@@ -60,7 +60,8 @@ export interface ValidatedAccessToken {
 export interface IssueTokensRequest {
   /**
    * The user the tokens are for, when there is no {@link session} (for example an assertion grant);
-   * absent, and without a session, the tokens are the client's own (`sub` = client_id).
+   * absent, and without a session, the tokens are the client's own (`sub` = client_id). Never the
+   * client's own id (a TypeError): such a token would look self-contained and could not be revoked.
    */
   subject?: string;
   /** The user session the tokens continue; its `sub` is the tokens' subject. Needed for ID and refresh tokens. */
@@ -77,6 +78,16 @@ export interface IssueTokensRequest {
   refreshToken?: boolean;
   /** Also issue an ID token (needs a session and the `openid` scope). Default false. */
   idToken?: boolean;
+  /** RFC 8693 §4.4 `may_act`: who may act for the subject in a later token exchange (never settable through `claims`). */
+  mayAct?: Readonly<MayActClaim>;
+}
+
+/** Internal (not exported from the package): the delegation chain (`act`) only the built-in token exchange sets. */
+export const DELEGATION_CHAIN: unique symbol = Symbol("tessera.delegationChain");
+
+/** {@link IssueTokensRequest} as the built-in token exchange sends it. */
+export interface DelegatingIssueTokensRequest extends IssueTokensRequest {
+  [DELEGATION_CHAIN]?: ActClaim;
 }
 
 /** A token request to an extension grant, after client authentication and the DPoP / mTLS checks. */
@@ -200,6 +211,11 @@ function grantRequest(grantType: string, form: Params, client: Client, deps: Pro
       if (tokens.subject !== undefined && (typeof tokens.subject !== "string" || tokens.subject === "" || tokens.subject.length > 255 || tokens.subject.includes("\0"))) {
         throw new TypeError("issueTokens: subject must be 1 to 255 characters without NUL");
       }
+      // A client's own tokens have no subject (sub = client_id): one named so would look self-contained.
+      if (!session && tokens.subject === client.clientId) throw new TypeError("issueTokens: subject is the client's own id; omit subject for the client's own tokens");
+      const mayAct = tokens.mayAct;
+      if (mayAct !== undefined && (typeof mayAct?.sub !== "string" || mayAct.sub === "" || (mayAct.iss !== undefined && typeof mayAct.iss !== "string"))) throw new TypeError("issueTokens: mayAct needs a non-empty sub");
+      const act = (tokens as DelegatingIssueTokensRequest)[DELEGATION_CHAIN];
       const scopes = [...tokens.scopes];
       const outside = scopes.find((s) => !client.scopes.includes(s));
       if (outside !== undefined) throw new ProtocolError("invalid_scope", `scope ${outside} is not allowed for this client`);
@@ -217,6 +233,8 @@ function grantRequest(grantType: string, form: Params, client: Client, deps: Pro
         subject: user ? undefined : tokens.subject,
         audience,
         claims: tokens.claims ? { ...tokens.claims } : undefined,
+        act,
+        mayAct: mayAct ? { sub: mayAct.sub, ...(mayAct.iss !== undefined ? { iss: mayAct.iss } : {}) } : undefined,
         lifetime: tokens.lifetime,
         idToken: tokens.idToken === true && scopes.includes("openid"),
         refreshToken,

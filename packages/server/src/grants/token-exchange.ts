@@ -1,6 +1,8 @@
 // Token exchange (RFC 8693), built only on the public extension-grant API, as an embedder would build it.
 import { ProtocolError, parseScope } from "@tessera/protocol";
 import type { ExtensionGrant, GrantClient, GrantRequest, GrantSession, ValidatedAccessToken } from "../index.ts";
+// The one internal piece: only this grant may set `act` (tokens/claims.ts reserves it everywhere else).
+import { DELEGATION_CHAIN, type DelegatingIssueTokensRequest } from "./extension.ts";
 
 /** RFC 8693 §2.1: the grant type. */
 export const TOKEN_EXCHANGE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -24,6 +26,12 @@ export interface TokenExchangeContext {
   /** The validated actor token (delegation); absent for impersonation. */
   readonly actor?: ValidatedAccessToken;
   readonly kind: "delegation" | "impersonation";
+  /**
+   * Whether the subject token is meant for this client: issued to it (`client_id`), naming it in `aud`, or
+   * with an `aud` naming an API resource whose scopes the client may ask for. When false the exchange is
+   * refused unless the decision sets `acceptSubject`.
+   */
+  readonly subjectIntended: boolean;
   /** The API resource the request named (`resource` / `audience`), if any. */
   readonly audience?: string;
   /** The scopes the request named, if any. */
@@ -36,6 +44,8 @@ export interface TokenExchangeDecision {
   deny?: string;
   /** The API resource the new token is for, replacing the requested one (must be a configured API resource). */
   audience?: string;
+  /** Accept a subject token not meant for this client (see {@link TokenExchangeContext.subjectIntended}). */
+  acceptSubject?: boolean;
   /** Claims to add to the new token (claim mapping); protocol claims, `act` and `may_act` are never replaced. */
   claims?: Readonly<Record<string, unknown>>;
 }
@@ -53,6 +63,8 @@ export interface ValidatedTokenExchange {
   subject: ValidatedAccessToken;
   actor?: ValidatedAccessToken;
   act?: ActClaim;
+  /** The subject token's `may_act`, carried into the new token (RFC 8693 §4.4), so a later exchange honours it too. */
+  mayAct?: { sub: string; iss?: string };
   audience?: string;
   scopes: string[];
   claims: Record<string, unknown>;
@@ -99,6 +111,35 @@ function requestedTarget(request: GrantRequest): string | undefined {
   return target;
 }
 
+/**
+ * RFC 9449 §6 / RFC 8705 §3: a sender-constrained token is exchanged only by a request proving its key
+ * (the same DPoP key, or the same client certificate); the new token is then bound to it too.
+ */
+function checkBinding(request: GrantRequest, token: ValidatedAccessToken, role: "subject" | "actor"): void {
+  const cnf = token.claims.cnf;
+  if (cnf?.jkt !== undefined && cnf.jkt !== request.dpopJkt) throw new ProtocolError("invalid_request", `the ${role}_token is DPoP-bound: the request needs a DPoP proof of its key`);
+  if (cnf?.["x5t#S256"] !== undefined && cnf["x5t#S256"] !== request.certificateThumbprint) {
+    throw new ProtocolError("invalid_request", `the ${role}_token is certificate-bound: the request needs the same client certificate`);
+  }
+}
+
+/** Like Keycloak's rule: the subject token was issued to this client, names it, or names an API it may call. */
+function intendedFor(request: GrantRequest, token: ValidatedAccessToken): boolean {
+  const { client } = request;
+  if (token.claims.client_id === client.clientId) return true;
+  const audiences = typeof token.claims.aud === "string" ? [token.claims.aud] : [...token.claims.aud];
+  if (audiences.includes(client.clientId)) return true;
+  return audiences.some((aud) => request.apiResources.find((r) => r.name === aud)?.scopes.some((s) => client.scopes.includes(s)));
+}
+
+/** The subject token's `may_act` when well formed (RFC 8693 §4.4: an object with `sub`). */
+function mayActOf(subject: ValidatedAccessToken): { sub: string; iss?: string } | undefined {
+  const mayAct = (subject.claims as { may_act?: unknown }).may_act;
+  if (typeof mayAct !== "object" || mayAct === null) return undefined;
+  const { sub, iss } = mayAct as { sub?: unknown; iss?: unknown };
+  return typeof sub === "string" && sub !== "" ? { sub, ...(typeof iss === "string" ? { iss } : {}) } : undefined;
+}
+
 /** RFC 8693 §4.4: a subject token's `may_act` names who may act for the subject. */
 function checkMayAct(subject: ValidatedAccessToken, actingParty: string): void {
   const mayAct = (subject.claims as { may_act?: unknown }).may_act;
@@ -134,7 +175,9 @@ const DELEGATION_CLAIMS = new Set(["act", "may_act"]);
  * The token-exchange grant (RFC 8693): delegation with `actor_token` (`act`, nested), impersonation only
  * for clients registered with `token_exchange_allow_impersonation: true`, a new access token for one API
  * resource with scopes within the subject token's, never a refresh token, never outliving the subject
- * (or actor) token.
+ * (or actor) token. The subject token must be meant for the client, the actor token must be the client's
+ * own, sender-constrained tokens need the same key in the request (and the result stays bound), and the
+ * subject's `may_act` is carried on.
  */
 export function createTokenExchangeGrant(options: TokenExchangeOptions = {}): ExtensionGrant<ValidatedTokenExchange> {
   return {
@@ -149,7 +192,17 @@ export function createTokenExchangeGrant(options: TokenExchangeOptions = {}): Ex
       // RFC 8693 §2.1: actor_token_type is required with actor_token and must not appear without it.
       if (!params.has("actor_token") && params.has("actor_token_type")) throw new ProtocolError("invalid_request", "actor_token_type without actor_token");
       const subject = await validateToken(request, "subject");
-      const actor = params.has("actor_token") ? await validateToken(request, "actor") : undefined;
+      checkBinding(request, subject, "subject");
+      const actorToken = params.has("actor_token") ? await validateToken(request, "actor") : undefined;
+      if (actorToken) {
+        checkBinding(request, actorToken, "actor");
+        // The actor is the requesting client: its own token (client credentials, or one issued to it).
+        if (actorToken.claims.client_id !== client.clientId) throw new ProtocolError("invalid_request", "the actor_token was not issued to this client");
+      }
+      // An actor that is the subject itself (the same token, or the same user) is impersonation, not delegation.
+      const selfActing =
+        actorToken !== undefined && (actorToken.claims.jti === subject.claims.jti || (actorToken.claims.sub === subject.claims.sub && actorToken.claims.sub !== actorToken.claims.client_id));
+      const actor = selfActing ? undefined : actorToken;
       const subjectAct = (subject.claims as { act?: unknown }).act;
       if (subjectAct !== undefined && !isActClaim(subjectAct)) throw new ProtocolError("invalid_request", "the subject token's act claim is malformed");
       let act: ActClaim | undefined;
@@ -171,8 +224,12 @@ export function createTokenExchangeGrant(options: TokenExchangeOptions = {}): Ex
         requestedScopes = parsed;
       }
       const target = requestedTarget(request);
-      const decision = (await options.policy?.({ client, subject, ...(actor ? { actor } : {}), kind: actor ? "delegation" : "impersonation", ...(target ? { audience: target } : {}), ...(requestedScopes ? { requestedScopes } : {}) })) ?? {};
+      const subjectIntended = intendedFor(request, subject);
+      const decision =
+        (await options.policy?.({ client, subject, ...(actor ? { actor } : {}), kind: actor ? "delegation" : "impersonation", subjectIntended, ...(target ? { audience: target } : {}), ...(requestedScopes ? { requestedScopes } : {}) })) ?? {};
       if (decision.deny !== undefined) throw new ProtocolError("invalid_target", decision.deny || "the exchange is not allowed");
+      // RFC 8693 §2.2.2: a subject token this client may not use is an invalid subject_token.
+      if (!subjectIntended && decision.acceptSubject !== true) throw new ProtocolError("invalid_request", "the subject_token was not issued to this client or for an API it may call");
       const audience = decision.audience ?? target;
       if (audience !== undefined && !request.apiResources.some((r) => r.name === audience)) throw new ProtocolError("invalid_target", `${audience} is not a known API resource`);
       const scopes = grantedScopes(request, subject, audience, requestedScopes);
@@ -181,20 +238,27 @@ export function createTokenExchangeGrant(options: TokenExchangeOptions = {}): Ex
       const remaining = Math.min(subject.claims.exp, actor?.claims.exp ?? Infinity) - now;
       if (remaining <= 0) throw new ProtocolError("invalid_request", "the subject token has expired");
       const claims = Object.fromEntries(Object.entries(decision.claims ?? {}).filter(([name]) => !DELEGATION_CLAIMS.has(name)));
-      return { subject, ...(actor ? { actor } : {}), ...(act ? { act } : {}), ...(audience ? { audience } : {}), scopes, claims, lifetime: remaining };
+      const mayAct = mayActOf(subject);
+      return { subject, ...(actor ? { actor } : {}), ...(act ? { act } : {}), ...(mayAct ? { mayAct } : {}), ...(audience ? { audience } : {}), scopes, claims, lifetime: remaining };
     },
     async issue(validated, request) {
       const { subject, actor, act } = validated;
       const session: GrantSession | undefined = subject.session;
-      const issued = await request.issueTokens({
-        ...(session ? { session } : { subject: subject.claims.sub }),
+      // A subject naming this client (its own token, typically) gives this client's own token (no subject:
+      // issueTokens never takes the client's id as a subject).
+      const ownToken = subject.claims.sub === request.client.clientId;
+      const tokens: DelegatingIssueTokensRequest = {
+        ...(session ? { session } : ownToken ? {} : { subject: subject.claims.sub }),
         scopes: validated.scopes,
         ...(validated.audience ? { audience: validated.audience } : {}),
-        claims: { ...validated.claims, ...(act ? { act } : {}) },
+        claims: validated.claims,
+        ...(act ? { [DELEGATION_CHAIN]: act } : {}),
+        ...(validated.mayAct ? { mayAct: validated.mayAct } : {}),
         lifetime: validated.lifetime,
         refreshToken: false,
         idToken: false,
-      });
+      };
+      const issued = await request.issueTokens(tokens);
       request.emit({
         type: "token.exchanged",
         clientId: request.client.clientId,

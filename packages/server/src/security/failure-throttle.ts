@@ -1,4 +1,4 @@
-import { randomInt } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 import { sha256Base64url } from "@tessera/protocol";
 import type { GrantStore } from "../stores/interfaces.ts";
 
@@ -135,6 +135,18 @@ export class FailureThrottle {
     }
     if (current.waiting.length >= maxWaiting) return undefined;
     return new Promise((resolve) => current.waiting.push(() => resolve(end)));
+  }
+
+  /**
+   * Records one failure of the subject without a slot: for large budgets (a total over every address)
+   * where a few parallel attempts past the limit do not matter but probing `max` slots would. Check it
+   * with {@link failedAttempts}.
+   */
+  async recordFailure(subject: string, window: number): Promise<void> {
+    const now = this.now();
+    this.remember(subject, now + window);
+    const hashed = FailureThrottle.key(subject);
+    await this.grants.put({ key: sha256Base64url(`${hashed}:failure:${randomBytes(16).toString("base64url")}`), kind: "throttle", clientId: FAILED, subject: hashed, data: "{}", createdAt: now, expiresAt: now + window });
   }
 
   /** True when this process saw a failure (or refusal) of the subject within its window. */

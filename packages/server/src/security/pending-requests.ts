@@ -80,11 +80,11 @@ export class PendingRequestCap {
    * `maxPerClient` with its own oldest dropped first; never counted in the anonymous address buckets or the
    * total, and never refused because anonymous pushes filled them.
    */
-  async admitClient(kind: "par", clientId: string): Promise<PendingTags> {
+  async admitClient(kind: "par" | "device_code", clientId: string, onEvict?: (grant: PersistedGrant) => Promise<void>): Promise<PendingTags> {
     const tags: PendingTags = { grantId: `pending:client:${sha256Base64url(clientId)}` };
     // Counted without loading the rows (the cap is large); expired rows not yet cleaned up count too and go first.
     const held = await this.grants.count({ kind, grantId: tags.grantId }, Number.MIN_SAFE_INTEGER, this.maxPerClient);
-    if (held >= this.maxPerClient) await this.evict(await this.grants.findAll({ kind, grantId: tags.grantId }, held - this.maxPerClient + 1), held - this.maxPerClient + 1);
+    if (held >= this.maxPerClient) await this.evict(await this.grants.findAll({ kind, grantId: tags.grantId }, held - this.maxPerClient + 1), held - this.maxPerClient + 1, onEvict);
     return tags;
   }
 

@@ -54,9 +54,11 @@ export async function resolveAccessToken(token: string, deps: ProviderDeps): Pro
   } catch {
     return undefined;
   }
-  // Only a client's own tokens (sub = client_id, no session) are self-contained; a deleted client's die
-  // with it (the lookup is cached, so this costs no store trip).
-  if (claims.sid === undefined && claims.sub === claims.client_id) return (await deps.clients.findClientById(claims.client_id)) ? { claims, format: "jwt" } : undefined;
+  // Only a client's own tokens (sub = client_id, no session, no delegation) are self-contained; they end
+  // with their client. A token carrying `act` always has a record (token-service.ts) and needs it.
+  if (claims.sid === undefined && claims.sub === claims.client_id && claims.act === undefined) {
+    return (await deps.clients.findClientById(claims.client_id)) ? { claims, format: "jwt" } : undefined;
+  }
   // User tokens have a record; without it the grant was revoked.
   const recordKey = sha256Base64url(claims.jti);
   const stored = await deps.store.grants.get(recordKey);

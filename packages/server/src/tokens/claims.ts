@@ -42,7 +42,12 @@ export function claimsForScopes(scopes: readonly string[], map: ReadonlyMap<stri
   return [...names];
 }
 
-const PROTOCOL_CLAIMS = new Set(["sub", "iss", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "acr", "amr", "azp", "sid", "idp", "at_hash", "c_hash", "client_id", "scope", "cnf"]);
+/**
+ * Claims only the protocol sets: never taken from user data, an extension grant's `claims` or a
+ * token-exchange policy. `act` and `may_act` (RFC 8693 §4.1, §4.4) belong to the delegation chain: the
+ * built-in token exchange sets them, and `may_act` is set only through its own explicit field.
+ */
+export const PROTOCOL_CLAIMS: ReadonlySet<string> = new Set(["sub", "iss", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "acr", "amr", "azp", "sid", "idp", "at_hash", "c_hash", "client_id", "scope", "cnf", "act", "may_act"]);
 
 /**
  * The default profile service: the user's claims (from `users` when given, else those given at sign-in),

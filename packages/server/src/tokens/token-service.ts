@@ -1,4 +1,5 @@
 import { ProtocolError, leftHalfHash, randomHandle, sha256Base64url } from "@tessera/protocol";
+import { PROTOCOL_CLAIMS } from "./claims.ts";
 import { userClaims } from "./profile.ts";
 import type { JWTPayload } from "jose";
 import type { Client } from "../clients.ts";
@@ -26,8 +27,12 @@ export interface TokenRequestContext {
   user?: UserTokenContext;
   /** A subject without a session (extension grants, token exchange of a client's token); ignored with `user`. */
   subject?: string;
-  /** Extra access-token claims from the grant; protocol claims always win. */
+  /** Extra access-token claims from the grant; protocol claims (tokens/claims.ts) are dropped from them. */
   claims?: Record<string, unknown>;
+  /** RFC 8693 §4.1: the delegation chain; set only by the built-in token exchange. Such a token always keeps a record. */
+  act?: ActClaim;
+  /** RFC 8693 §4.4: who may act for the subject; set only explicitly, never through `claims`. */
+  mayAct?: MayActClaim;
   /** Seconds, at most the client's (or provider's) access-token lifetime. */
   lifetime?: number;
   /** Issue an ID token for `openid` user requests (default true). */
@@ -40,6 +45,18 @@ export interface TokenRequestContext {
   dpopJkt?: string;
   /** Bind the access token to this client certificate (RFC 8705 §3: `cnf["x5t#S256"]`). */
   certificateThumbprint?: string;
+}
+
+/** RFC 8693 §4.1: the acting party, with the earlier actors nested (the least recent deepest). */
+export interface ActClaim {
+  sub: string;
+  act?: ActClaim;
+}
+
+/** RFC 8693 §4.4: the party allowed to act for the subject (`sub`, optionally with its issuer). */
+export interface MayActClaim {
+  sub: string;
+  iss?: string;
 }
 
 /** A token response (RFC 6749 §5.1, OIDC Core §3.1.3.3). */
@@ -69,6 +86,8 @@ export interface AccessTokenClaims extends JWTPayload {
   idp?: string;
   sid?: string;
   cnf?: { jkt?: string; "x5t#S256"?: string };
+  act?: ActClaim;
+  may_act?: MayActClaim;
 }
 
 /**
@@ -81,11 +100,14 @@ export interface AccessTokenRecord {
   sessionClaims: Record<string, unknown>;
 }
 
-/** Claims a grant's extra claims may never set: the protocol's and the binding's. */
-const PROTOCOL_CLAIMS = new Set(["iss", "sub", "aud", "client_id", "scope", "iat", "exp", "nbf", "jti", "cnf", "auth_time", "amr", "idp", "sid"]);
-
+/** A grant's extra claims without the protocol's (tokens/claims.ts: one list for every path). */
 function grantClaims(claims: Record<string, unknown> | undefined): Record<string, unknown> {
   return Object.fromEntries(Object.entries(claims ?? {}).filter(([name]) => !PROTOCOL_CLAIMS.has(name)));
+}
+
+/** A profile service's claims without the delegation chain, which only the token exchange sets. */
+function profileClaims(claims: Record<string, unknown> | undefined): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(claims ?? {}).filter(([name]) => name !== "act" && name !== "may_act"));
 }
 
 /** The `aud` of an access token: the API resources whose scopes were granted, else the client. */
@@ -108,7 +130,7 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
   }
   const subject = user?.sub ?? context.subject;
   const claims: AccessTokenClaims = {
-    ...(extra ?? {}),
+    ...profileClaims(extra),
     ...grantClaims(context.claims),
     iss: deps.options.issuer,
     aud: audience.length === 1 ? audience[0]! : audience,
@@ -118,6 +140,8 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
     exp: now + lifetime,
     jti: randomHandle(16),
     scope: scopes.join(" "),
+    ...(context.act ? { act: structuredClone(context.act) } : {}),
+    ...(context.mayAct ? { may_act: { ...context.mayAct } } : {}),
     ...(user ? { auth_time: user.authTime, amr: user.amr, idp: user.idp, sid: user.sid } : {}),
     ...(context.dpopJkt || context.certificateThumbprint
       ? { cnf: { ...(context.dpopJkt ? { jkt: context.dpopJkt } : {}), ...(context.certificateThumbprint ? { "x5t#S256": context.certificateThumbprint } : {}) } }
@@ -131,8 +155,8 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
     recordKey = sha256Base64url(accessToken);
   } else {
     accessToken = (await signJwt(deps.keys, claims, "at+jwt", client.accessTokenSigningAlg)).jwt;
-    // Every JWT for someone other than the client has a record, so revoking it is seen.
-    if (subject !== undefined) recordKey = sha256Base64url(claims.jti);
+    // Every JWT for someone other than the client, and every delegated one, has a record, so revoking it is seen.
+    if (subject !== undefined || claims.act !== undefined) recordKey = sha256Base64url(claims.jti);
   }
   if (recordKey) {
     const record: AccessTokenRecord = { format: client.accessTokenFormat, claims, sessionClaims: user?.sessionClaims ?? {} };
