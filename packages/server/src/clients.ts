@@ -91,7 +91,7 @@ export interface ClientMetadata {
 export interface Client {
   clientId: string;
   clientName: string;
-  /** For a client known by its Client ID Metadata Document: the host of its URL, shown to the user. */
+  /** For a client known by its Client ID Metadata Document: the host and path of its URL, shown to the user. */
   metadataDocumentHost?: string;
   /** SHA-256 of the secret, base64url; the secret itself is not kept. */
   secretHash?: string;

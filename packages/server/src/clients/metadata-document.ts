@@ -21,6 +21,12 @@ export interface ClientIdMetadataDocumentOptions {
   maxCacheEntries: number;
   /** Fetches of different URLs at once, per process; lookups past it are refused (default 64): anyone can name a URL. */
   maxConcurrentFetches: number;
+  /**
+   * The scopes a metadata-document client may have: its document's `scope` is intersected with these
+   * (default the identity scopes `openid profile email offline_access`). API scopes may be added; Tessera's
+   * own `tessera.*` scopes (the admin API) are never granted to such a client, whatever is configured.
+   */
+  allowedScopes: string[];
 }
 
 export const CIMD_DEFAULTS: ClientIdMetadataDocumentOptions = {
@@ -32,7 +38,13 @@ export const CIMD_DEFAULTS: ClientIdMetadataDocumentOptions = {
   failureCacheTtl: 30,
   maxCacheEntries: 1000,
   maxConcurrentFetches: 64,
+  allowedScopes: ["openid", "profile", "email", "offline_access"],
 };
+
+/** Scopes of Tessera itself (the admin API): never granted to a client nobody registered. */
+export function reservedScope(scope: string): boolean {
+  return scope.startsWith("tessera.");
+}
 
 /** Seconds a document without Cache-Control max-age is kept (then bounded by min/max). */
 const DEFAULT_TTL = 300;
@@ -103,7 +115,7 @@ export function clientIdMetadataDocumentStore(inner: ClientStore, deps: Metadata
   const resolve = async (url: URL): Promise<Client | undefined> => {
     try {
       const { metadata, ttl } = await fetchDocument(url, deps);
-      const client = documentClient(url, metadata, deps.algorithms);
+      const client = documentClient(url, metadata, deps.algorithms, options.allowedScopes);
       remember(url.href, client, ttl);
       return client;
     } catch (error) {
@@ -176,7 +188,7 @@ function cacheSeconds(header: string | null, options: ClientIdMetadataDocumentOp
  * Tessera's own extensions (lifetimes, `require_pkce`) are never taken from a document; PKCE and
  * consent are always required, since nobody vetted the client.
  */
-function documentClient(url: URL, document: Record<string, unknown>, algorithms: readonly string[]): Client {
+function documentClient(url: URL, document: Record<string, unknown>, algorithms: readonly string[], allowedScopes: readonly string[]): Client {
   if (document.client_id !== url.href) throw new DocumentRefused("the document's client_id differs from its URL");
   if ("client_secret" in document || "client_secret_expires_at" in document) throw new DocumentRefused("the document holds a client_secret");
   for (const field of STRING_FIELDS) {
@@ -204,7 +216,7 @@ function documentClient(url: URL, document: Record<string, unknown>, algorithms:
   if (doc.dpop_bound_access_tokens !== undefined && typeof doc.dpop_bound_access_tokens !== "boolean") throw new DocumentRefused("dpop_bound_access_tokens is not a boolean");
   const metadata: ClientMetadata = {
     client_id: url.href,
-    client_name: doc.client_name,
+    client_name: doc.client_name === undefined ? undefined : displayName(doc.client_name),
     client_uri: doc.client_uri,
     logo_uri: doc.logo_uri,
     redirect_uris: doc.redirect_uris,
@@ -222,11 +234,29 @@ function documentClient(url: URL, document: Record<string, unknown>, algorithms:
     require_consent: true,
   };
   for (const key of Object.keys(metadata) as (keyof ClientMetadata)[]) if (metadata[key] === undefined) delete metadata[key];
+  let client: Client;
   try {
-    return { ...normalizeClient(metadata), metadataDocumentHost: url.host };
+    client = normalizeClient(metadata);
   } catch (error) {
     throw new DocumentRefused((error as Error).message);
   }
+  // Anyone can publish a document: it may only narrow the scopes the operator allows such clients.
+  const scopes = client.scopes.filter((scope) => allowedScopes.includes(scope) && !reservedScope(scope));
+  return { ...client, scopes, metadataDocumentHost: url.host + url.pathname };
+}
+
+/** Longest client_name shown for a metadata-document client, in code points. */
+export const MAX_DOCUMENT_CLIENT_NAME = 64;
+
+/**
+ * A document's client_name as it may be shown: without C0/C1 controls and bidirectional formatting
+ * characters (U+061C, U+200E/F, U+202A-202E, U+2066-2069), which could make it read as another name or
+ * host, whitespace collapsed, at most {@link MAX_DOCUMENT_CLIENT_NAME} code points. Undefined when nothing is left.
+ */
+export function displayName(name: string): string | undefined {
+  const cleaned = name.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, "").replace(/\s+/g, " ").trim();
+  const capped = [...cleaned].slice(0, MAX_DOCUMENT_CLIENT_NAME).join("").trim();
+  return capped || undefined;
 }
 
 /** A JWK Set of public asymmetric keys only (no `oct`, no private members). */

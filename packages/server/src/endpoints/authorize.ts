@@ -6,7 +6,7 @@ import { htmlPage, redirect } from "../http/responses.ts";
 import type { Interaction } from "../session/interactions.ts";
 import type { AuthenticationSession } from "../session/session.ts";
 import { errorPage } from "../ui/html.ts";
-import { validateAuthorizeRequest, type AuthorizeSource, type ValidatedAuthorizeRequest } from "../validation/authorize-request.ts";
+import { errorsStayOnPage, validateAuthorizeRequest, type AuthorizeSource, type ValidatedAuthorizeRequest } from "../validation/authorize-request.ts";
 import { redirectUriMatches } from "../validation/redirect-uri.ts";
 import { resolveRequestObject, unsignedRequestRefusal } from "../validation/request-object.ts";
 import { PAR_REQUEST_URI_PREFIX, takePushedRequest } from "./par.ts";
@@ -71,7 +71,7 @@ async function invalidRequestUri(params: Params, deps: ProviderDeps, error = new
   const clientId = params.get("client_id");
   const client = clientId === undefined ? undefined : await deps.clients.findClientById(clientId);
   const redirectUri = params.get("redirect_uri");
-  if (!client || redirectUri === undefined || !redirectUriMatches(client.redirectUris, redirectUri, { anyLoopbackPort: false })) {
+  if (!client || redirectUri === undefined || !redirectUriMatches(client.redirectUris, redirectUri, { anyLoopbackPort: false }) || errorsStayOnPage(client, redirectUri)) {
     return authorizeError(error, undefined, deps.options.issuer);
   }
   return authorizeError(error, { redirectUri, responseMode: "query", state: params.get("state") }, deps.options.issuer);
@@ -119,7 +119,7 @@ async function processAuthorization(request: Request, params: Params, interactio
   }
   const decision = interaction?.consent?.sid === current.sid ? interaction.consent : undefined;
   if (decision?.allow) {
-    if (decision.remember) await deps.consents.remember(current.sub, validated.client.clientId, validated.scopes);
+    if (decision.remember && !consentEveryTime(validated)) await deps.consents.remember(current.sub, validated.client.clientId, validated.scopes);
   } else if (await needsConsent(validated, current, deps)) {
     if (validated.prompt.has("none")) return fail("consent_required", "the user must consent");
     return redirectToInteraction(request, deps.options.consentUrl, validated, interaction, deps, cookies);
@@ -154,9 +154,21 @@ function needsLogin(request: ValidatedAuthorizeRequest, session: AuthenticationS
   return false;
 }
 
-/** prompt=consent always asks; a client that requires consent asks unless a remembered consent covers the scopes. */
+/**
+ * A metadata-document client is asked about every time: consent is never remembered for it. Its document
+ * may change its redirect URIs at any moment, and a public one with loopback redirects cannot prove which
+ * local process asks (RFC 8252 §8.6), so a remembered consent would hand codes out silently.
+ */
+function consentEveryTime(request: ValidatedAuthorizeRequest): boolean {
+  return request.client.metadataDocumentHost !== undefined;
+}
+
+/**
+ * prompt=consent always asks, and so does a metadata-document client; a client that requires consent asks
+ * unless a remembered consent covers the scopes.
+ */
 async function needsConsent(request: ValidatedAuthorizeRequest, session: AuthenticationSession, deps: ProviderDeps): Promise<boolean> {
-  if (request.prompt.has("consent")) return true;
+  if (request.prompt.has("consent") || consentEveryTime(request)) return true;
   if (!request.client.requireConsent) return false;
   const remembered = await deps.consents.rememberedScopes(session.sub, request.client.clientId);
   return !request.scopes.every((s) => remembered.includes(s));

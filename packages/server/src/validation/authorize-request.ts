@@ -14,6 +14,25 @@ export interface AuthorizeReply {
   redirectUri: string;
   responseMode: ResponseMode;
   state?: string;
+  /**
+   * Errors are shown on the error page, never sent to `redirectUri`: a metadata-document client's
+   * redirect URI off its client_id's origin (anyone can list any URI in a document; RFC 9700 §4.11.2).
+   */
+  errorsOnPage?: boolean;
+}
+
+/**
+ * True when errors for this client may not be redirected to this URI: the client is known only by its
+ * metadata document, and the URI is not on the origin of its client_id URL (draft-ietf-oauth-client-id-
+ * metadata-document §8.1 ties trust in redirect URIs to that origin). Its codes still go there after consent.
+ */
+export function errorsStayOnPage(client: Client, redirectUri: string): boolean {
+  if (client.metadataDocumentHost === undefined) return false;
+  try {
+    return new URL(redirectUri).origin !== new URL(client.clientId).origin;
+  } catch {
+    return true;
+  }
 }
 
 /** An authorization request that passed every rule of OIDC Core §3.1.2.2 and RFC 7636. */
@@ -98,6 +117,7 @@ export async function validateAuthorizeRequest(params: Params, deps: ProviderDep
     redirectUri,
     responseMode: validMode && requestedMode ? (requestedMode as ResponseMode) : "query",
     state: params.get("state"),
+    ...(errorsStayOnPage(client, redirectUri) ? { errorsOnPage: true } : {}),
   };
   const fail = (code: ConstructorParameters<typeof ProtocolError>[0], description: string): AuthorizeValidation => ({
     ok: false,

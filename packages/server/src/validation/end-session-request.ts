@@ -32,9 +32,13 @@ export async function validateEndSessionRequest(params: Params, deps: ProviderDe
 
   const requested = params.get("post_logout_redirect_uri");
   // Exact match against the registered list, else no redirect at all (RP-Initiated Logout §3).
-  const accepted = requested !== undefined && client?.postLogoutRedirectUris.includes(requested) ? requested : undefined;
+  const listed = requested !== undefined && client?.postLogoutRedirectUris.includes(requested) === true;
+  // A metadata-document client's URIs are whatever anyone published: only its own valid ID token (proof that
+  // a user signed in to it here) lets the request send the browser there (RFC 9700 §4.11.2).
+  const unproven = client?.metadataDocumentHost !== undefined && hint === undefined;
+  const accepted = listed && !unproven ? requested : undefined;
   if (requested !== undefined && !accepted) {
-    deps.logger.warn({ clientId: id, postLogoutRedirectUri: requested }, "post_logout_redirect_uri not registered; not following it");
+    deps.logger.warn({ clientId: id, postLogoutRedirectUri: requested }, listed ? "post_logout_redirect_uri of a metadata-document client without id_token_hint; not following it" : "post_logout_redirect_uri not registered; not following it");
   }
   return {
     client,

@@ -4,7 +4,7 @@ import { clientJtiKey, clientPublicKeys, typeIsOneOf } from "../client-auth/jwt-
 import { REQUEST_OBJECT_ALGORITHMS, type Client } from "../clients.ts";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
 import { Params } from "../http/params.ts";
-import { AUTHORIZE_PARAMETERS, type AuthorizeReply } from "./authorize-request.ts";
+import { AUTHORIZE_PARAMETERS, errorsStayOnPage, type AuthorizeReply } from "./authorize-request.ts";
 
 /** RFC 9101 §10.8 / CONTRACT §10: the longest window from `nbf` (or `iat`) to `exp`. */
 export const MAX_REQUEST_OBJECT_LIFETIME = 3600;
@@ -49,7 +49,7 @@ export async function resolveRequestObject(params: Params, deps: ProviderDeps, a
   if (!outerClientId) return refuse(new ProtocolError("invalid_request", "client_id is missing", { redirectable: false }));
   const client = authenticated ?? (await deps.clients.findClientById(outerClientId));
   if (!client) return refuse(new ProtocolError("invalid_client", "the client is unknown", { redirectable: false }));
-  const single = client.redirectUris.length === 1 ? client.redirectUris[0]! : undefined;
+  const single = client.redirectUris.length === 1 && !errorsStayOnPage(client, client.redirectUris[0]!) ? client.redirectUris[0]! : undefined;
   const reply: AuthorizeReply | undefined = single === undefined ? undefined : { redirectUri: single, responseMode: "query" };
   try {
     const payload = await verifyRequestObject(jws, client, deps);
