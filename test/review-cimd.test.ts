@@ -5,6 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { ConfigError, parseConfig } from "@tessera/host";
 import { resolveOptions } from "../packages/server/src/options.ts";
 import { displayName } from "../packages/server/src/clients/metadata-document.ts";
+import { addressAllowed } from "../packages/server/src/http/outbound.ts";
 import { Flow, REDIRECT, RP, baseConfig } from "./support/fixtures.ts";
 import { makePki, type TestPki } from "./support/certs.ts";
 
@@ -182,5 +183,30 @@ describe("19 CIMD review fixes", () => {
     } finally {
       await short.close();
     }
+  });
+});
+
+describe("19 CIMD review fixes: outbound address rules", () => {
+  const strict = { allowLoopback: false, allowPrivateNetworks: false };
+  const loopbackOnly = { allowLoopback: true, allowPrivateNetworks: false };
+  it("19.c7 IPv6 outside global unicast, special-purpose blocks and embedded non-public IPv4 are refused", () => {
+    const refused = [
+      "::ffff:127.0.0.1", "::ffff:7f00:1", "::ffff:a00:1", "::ffff:a9fe:a9fe", "::7f00:1", "::127.0.0.1", "::", "::1",
+      "2002:7f00:1::1", "2002:a9fe:a9fe::1", "2002:c000:0201::1", "fec0::1", "2001:db8::1", "3fff::1", "100::1", "fc00::1", "fe80::1%eth0", "ff02::1",
+      "64:ff9b::7f00:1", "64:ff9b::10.0.0.1", "64:ff9b:1::a00:1", "64:ff9b:1::808:808", "2001::1", "2001:2::1", "2001:10::1", "2001:1ff::1",
+      "2001:0:4136:e378:8000:63bf:3fff:fdd2".replace("3fff:fdd2", "80ff:fffe"), // Teredo client 127.0.0.1
+      "2001:0:0a00:0001:8000:63bf:f7f7:f7f7", // Teredo server 10.0.0.1
+      "5f00::1", "::ffff:192.0.2.1", "0.0.0.0", "192.0.2.1", "198.51.100.7", "203.0.113.9", "192.88.99.1", "127.0.0.1", "not-an-ip",
+    ];
+    for (const address of refused) assert.equal(addressAllowed(address, strict), false, address);
+    const allowed = ["8.8.8.8", "::ffff:8.8.8.8", "::ffff:808:808", "64:ff9b::8.8.8.8", "2002:808:808::1", "2606:4700:4700::1111", "2a00:1450:4001:80b::200e"];
+    for (const address of allowed) assert.equal(addressAllowed(address, strict), true, address);
+    // RFC 4380's example: server 65.54.227.120, client 192.0.2.45, a documentation address, so refused.
+    assert.equal(addressAllowed("2001:0:4136:e378:8000:63bf:3fff:fdd2", strict), false);
+    assert.equal(addressAllowed("2001:0:4136:e378:8000:63bf:f7f7:f7f7", strict), true, "Teredo with public server and client (8.8.8.8)");
+    // Loopback in any spelling follows allowLoopback only.
+    for (const address of ["::1", "::ffff:7f00:1", "64:ff9b::127.0.0.1", "127.0.0.2"]) assert.equal(addressAllowed(address, loopbackOnly), true, address);
+    assert.equal(addressAllowed("fc00::1", loopbackOnly), false);
+    assert.equal(addressAllowed("fc00::1", { allowLoopback: false, allowPrivateNetworks: true }), true);
   });
 });
