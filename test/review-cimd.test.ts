@@ -170,6 +170,67 @@ describe("19 CIMD review fixes", () => {
     assert.ok((await flow.browser.get(again.url, { stopAt: loopback })).query("button[name=decision][value=allow]"), "consent is shown again");
   });
 
+  it("19.c5 failures are cached apart: junk URLs never evict a good document", async () => {
+    const small = await Flow.create(config({ maxCacheEntries: 5 }));
+    try {
+      const good = docs.client("/c5/good.json");
+      const probe = (id: string) => authorize(small, { client_id: id });
+      assert.equal((await probe(good)).status, 302, "the good client goes on to login");
+      for (let i = 0; i < 8; i++) assert.equal((await probe(`${docs.base}/c5/junk/${i}.json`)).status, 400);
+      assert.equal((await probe(good)).status, 302);
+      assert.equal(docs.hits.get("/c5/good.json"), 1, "the good document is still cached");
+    } finally {
+      await small.close();
+    }
+  });
+
+  it("19.c5 at most maxConcurrentFetchesPerHost fetches run per host; others are refused without a fetch", async () => {
+    const per = await Flow.create(config());
+    let release!: () => void;
+    docs.hold = new Promise((resolve) => (release = resolve));
+    try {
+      const ids = [1, 2, 3].map((i) => docs.client(`/slow/c5-${i}.json`));
+      const slow = ids.slice(0, 2).map((id) => authorize(per, { client_id: id }));
+      while ((docs.hits.get("/slow/c5-1.json") ?? 0) + (docs.hits.get("/slow/c5-2.json") ?? 0) < 2) await new Promise((r) => setTimeout(r, 10));
+      const third = await authorize(per, { client_id: ids[2]! });
+      assert.equal(third.status, 400, "refused while two fetches from the host run");
+      assert.equal(docs.hits.get("/slow/c5-3.json"), undefined, "never fetched");
+      release();
+      for (const response of await Promise.all(slow)) assert.equal(response.status, 302);
+      docs.hold = undefined;
+      assert.equal((await authorize(per, { client_id: ids[2]! })).status, 302, "fetched once a slot is free (the refusal is not cached)");
+    } finally {
+      release();
+      docs.hold = undefined;
+      await per.close();
+    }
+  });
+
+  it("19.c5 uncached lookups are bounded per client address (maxLookupsPerAddress a minute); cached ones are not", async () => {
+    let now = Date.now();
+    const limited = await Flow.create({ ...config({ maxLookupsPerAddress: 3 }), trustedProxies: 1 }, () => now);
+    try {
+      const good = docs.client("/c5/budget.json");
+      const from = (address: string, id: string) => {
+        const url = new URL(`${limited.host.issuer}/connect/authorize`);
+        for (const [k, v] of Object.entries({ client_id: id, redirect_uri: REDIRECT, response_type: "code", scope: "openid", code_challenge: CHALLENGE, code_challenge_method: "S256" })) url.searchParams.set(k, v);
+        return limited.host.fetch(new Request(url, { headers: { "x-forwarded-for": address } }));
+      };
+      assert.equal((await from("198.51.100.1", good)).status, 302);
+      for (let i = 0; i < 2; i++) assert.equal((await from("198.51.100.1", `${docs.base}/c5/b${i}.json`)).status, 400);
+      assert.equal((await from("198.51.100.1", `${docs.base}/c5/b9.json`)).status, 400);
+      assert.equal(docs.hits.get("/c5/b9.json"), undefined, "the fourth uncached lookup is refused without a fetch");
+      assert.equal((await from("198.51.100.1", good)).status, 302, "a cached document still answers");
+      assert.equal((await from("198.51.100.2", `${docs.base}/c5/b9.json`)).status, 400);
+      assert.equal(docs.hits.get("/c5/b9.json"), 1, "another address has its own budget");
+      now += 60_000;
+      assert.equal((await from("198.51.100.1", `${docs.base}/c5/b8.json`)).status, 400);
+      assert.equal(docs.hits.get("/c5/b8.json"), 1, "the budget refills");
+    } finally {
+      await limited.close();
+    }
+  });
+
   it("19.c4 a document change of redirect_uris never rides on an earlier consent", async () => {
     const short = await Flow.create(config({ minCacheTtl: 0, maxCacheTtl: 0 }));
     try {

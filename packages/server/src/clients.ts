@@ -171,8 +171,15 @@ export interface Client {
 }
 
 /** Looks up clients by id. */
+/** What the caller knows about a lookup made for a request. */
+export interface ClientLookup {
+  /** The requesting client's network address (bounds the metadata-document fetches one address causes). */
+  clientAddress?: string;
+}
+
 export interface ClientStore {
-  findClientById(clientId: string): Promise<Client | undefined>;
+  /** The client, or undefined; `lookup` tells about the request that names it, when there is one. */
+  findClientById(clientId: string, lookup?: ClientLookup): Promise<Client | undefined>;
 }
 
 /** One reason registration metadata does not suit the client's security profile, by metadata field. */

@@ -46,18 +46,18 @@ export function authorizeEndpoint(deps: ProviderDeps) {
     const requestUri = params.get("request_uri");
     if (requestUri === undefined || params.has("request")) {
       // RFC 9101 §6.3: with a request object, only its parameters (and client_id) count.
-      const resolved = await resolveRequestObject(params, deps);
+      const resolved = await resolveRequestObject(params, deps, undefined, { clientAddress: clientAddressOf(request) });
       if (!resolved.ok) return authorizeError(resolved.error, resolved.reply, deps.options.issuer);
       return processAuthorization(request, resolved.params, undefined, deps, "direct", resolved.signed);
     }
     // Request objects by reference are not fetched: only this server's PAR request_uris are accepted.
     if (!requestUri.startsWith(PAR_REQUEST_URI_PREFIX)) {
-      return invalidRequestUri(params, deps, new ProtocolError("request_uri_not_supported", "only request_uri values from the pushed authorization request endpoint are accepted"));
+      return invalidRequestUri(request, params, deps, new ProtocolError("request_uri_not_supported", "only request_uri values from the pushed authorization request endpoint are accepted"));
     }
     // RFC 9126 §4: a pushed request; only client_id counts beside request_uri, everything else was pushed.
     const clientId = params.get("client_id");
     const pushed = clientId === undefined ? undefined : await takePushedRequest(deps, requestUri, clientId);
-    if (!pushed) return invalidRequestUri(params, deps);
+    if (!pushed) return invalidRequestUri(request, params, deps);
     return processAuthorization(request, pushed, undefined, deps, "pushed");
   };
 }
@@ -67,9 +67,9 @@ export function authorizeEndpoint(deps: ProviderDeps) {
  * error), redirected only to a redirect_uri registered for the named client (never an open redirector),
  * else an error page.
  */
-async function invalidRequestUri(params: Params, deps: ProviderDeps, error = new ProtocolError("invalid_request_uri", "the request_uri is unknown, expired, already used, or not this client's")): Promise<Response> {
+async function invalidRequestUri(request: Request, params: Params, deps: ProviderDeps, error = new ProtocolError("invalid_request_uri", "the request_uri is unknown, expired, already used, or not this client's")): Promise<Response> {
   const clientId = params.get("client_id");
-  const client = clientId === undefined ? undefined : await deps.clients.findClientById(clientId);
+  const client = clientId === undefined ? undefined : await deps.clients.findClientById(clientId, { clientAddress: clientAddressOf(request) });
   const redirectUri = params.get("redirect_uri");
   if (!client || redirectUri === undefined || !redirectUriMatches(client.redirectUris, redirectUri, { anyLoopbackPort: false }) || errorsStayOnPage(client, redirectUri)) {
     return authorizeError(error, undefined, deps.options.issuer);
@@ -95,7 +95,7 @@ export function authorizeCallbackEndpoint(deps: ProviderDeps) {
  */
 async function processAuthorization(request: Request, params: Params, interaction: Interaction | undefined, deps: ProviderDeps, source: AuthorizeSource = "resumed", signed = false): Promise<Response> {
   const issuer = deps.options.issuer;
-  const validation = await validateAuthorizeRequest(params, deps, source);
+  const validation = await validateAuthorizeRequest(params, deps, source, { clientAddress: clientAddressOf(request) });
   if (!validation.ok) return authorizeError(validation.error, validation.reply, issuer);
   const validated = validation.value;
   // Pushed requests met the rule at the PAR endpoint; resumed ones when they started.

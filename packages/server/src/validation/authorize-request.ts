@@ -1,5 +1,5 @@
 import { ProtocolError, isValidCodeChallenge, parseScope, type CodeChallengeMethod } from "@tessera/protocol";
-import type { Client } from "../clients.ts";
+import type { Client, ClientLookup } from "../clients.ts";
 import type { ProviderDeps } from "../deps.ts";
 import { Params } from "../http/params.ts";
 import { verifyIdTokenHint } from "./id-token-hint.ts";
@@ -81,10 +81,10 @@ const RESPONSE_MODES: readonly ResponseMode[] = ["query", "fragment", "form_post
 const PROMPTS: readonly Prompt[] = ["none", "login", "consent"];
 
 /** RFC 6749 §3.1.2 / OIDC Core §3.1.2.1 / RFC 8252 §7.3: the client and a registered redirect_uri. */
-async function validateClientAndRedirect(params: Params, deps: ProviderDeps): Promise<{ client: Client; redirectUri: string }> {
+async function validateClientAndRedirect(params: Params, deps: ProviderDeps, lookup?: ClientLookup): Promise<{ client: Client; redirectUri: string }> {
   const clientId = params.get("client_id");
   if (!clientId) throw new ProtocolError("invalid_request", "client_id is missing", { redirectable: false });
-  const client = await deps.clients.findClientById(clientId);
+  const client = await deps.clients.findClientById(clientId, lookup);
   if (!client) throw new ProtocolError("invalid_client", "the client is unknown", { redirectable: false });
   const redirectUri = params.get("redirect_uri");
   if (!redirectUri) throw new ProtocolError("invalid_request", "redirect_uri is missing", { redirectable: false });
@@ -101,12 +101,12 @@ async function validateClientAndRedirect(params: Params, deps: ProviderDeps): Pr
  */
 export type AuthorizeSource = "direct" | "pushed" | "par" | "resumed";
 
-/** Validates an authorization request; never throws for bad input. */
-export async function validateAuthorizeRequest(params: Params, deps: ProviderDeps, source: AuthorizeSource = "resumed"): Promise<AuthorizeValidation> {
+/** Validates an authorization request; never throws for bad input. `lookup` tells about the HTTP request. */
+export async function validateAuthorizeRequest(params: Params, deps: ProviderDeps, source: AuthorizeSource = "resumed", lookup?: ClientLookup): Promise<AuthorizeValidation> {
   let client: Client;
   let redirectUri: string;
   try {
-    ({ client, redirectUri } = await validateClientAndRedirect(params, deps));
+    ({ client, redirectUri } = await validateClientAndRedirect(params, deps, lookup));
   } catch (error) {
     if (error instanceof ProtocolError) return { ok: false, error };
     throw error;

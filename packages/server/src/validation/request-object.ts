@@ -1,7 +1,7 @@
 import { ProtocolError } from "@tessera/protocol";
 import { decodeProtectedHeader, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from "jose";
 import { clientJtiKey, clientPublicKeys, typeIsOneOf } from "../client-auth/jwt-assertion.ts";
-import { REQUEST_OBJECT_ALGORITHMS, type Client } from "../clients.ts";
+import { REQUEST_OBJECT_ALGORITHMS, type Client, type ClientLookup } from "../clients.ts";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
 import { Params } from "../http/params.ts";
 import { AUTHORIZE_PARAMETERS, errorsStayOnPage, type AuthorizeReply } from "./authorize-request.ts";
@@ -39,7 +39,7 @@ function invalidObject(description: string): ProtocolError {
  * Errors carry a reply only to the client's single registered redirect_uri: nothing in a rejected object
  * is trusted, so its redirect_uri and state are never used.
  */
-export async function resolveRequestObject(params: Params, deps: ProviderDeps, authenticated?: Client): Promise<RequestObjectResolution> {
+export async function resolveRequestObject(params: Params, deps: ProviderDeps, authenticated?: Client, lookup?: ClientLookup): Promise<RequestObjectResolution> {
   const jws = params.get("request");
   if (jws === undefined) return { ok: true, params, signed: false };
   const refuse = (error: ProtocolError, reply?: AuthorizeReply): RequestObjectResolution => ({ ok: false, error, reply });
@@ -47,7 +47,7 @@ export async function resolveRequestObject(params: Params, deps: ProviderDeps, a
   const outerClientId = authenticated?.clientId ?? params.get("client_id");
   // RFC 9101 §5: client_id is sent beside the request object, so the client is known before it is parsed.
   if (!outerClientId) return refuse(new ProtocolError("invalid_request", "client_id is missing", { redirectable: false }));
-  const client = authenticated ?? (await deps.clients.findClientById(outerClientId));
+  const client = authenticated ?? (await deps.clients.findClientById(outerClientId, lookup));
   if (!client) return refuse(new ProtocolError("invalid_client", "the client is unknown", { redirectable: false }));
   const single = client.redirectUris.length === 1 && !errorsStayOnPage(client, client.redirectUris[0]!) ? client.redirectUris[0]! : undefined;
   const reply: AuthorizeReply | undefined = single === undefined ? undefined : { redirectUri: single, responseMode: "query" };
