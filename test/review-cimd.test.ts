@@ -271,3 +271,42 @@ describe("19 CIMD review fixes: outbound address rules", () => {
     assert.equal(addressAllowed("fc00::1", { allowLoopback: false, allowPrivateNetworks: true }), true);
   });
 });
+
+describe("19 CIMD review fixes: RFC 8707 in the device flow", () => {
+  const DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
+  it("19.c9 resource at device authorization is validated (invalid_target) and carried to the access and refresh tokens", async () => {
+    const config = baseConfig();
+    config.deviceFlow = { lifetime: 600, interval: 1, userCodeLength: 8 };
+    config.apiResources = [...config.apiResources!, { name: "urn:api2", scopes: ["api1.read"] }];
+    config.clients = [{ client_id: "tv", token_endpoint_auth_method: "none", grant_types: [DEVICE_GRANT, "refresh_token"], scope: "openid offline_access api1.read" }, ...config.clients!];
+    let now = Date.now();
+    const flow = await Flow.create(config, () => now);
+    const post = async (path: string, fields: Record<string, string>) => {
+      const response = await flow.host.fetch(new Request(`${flow.host.issuer}${path}`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields).toString() }));
+      return { status: response.status, body: (await response.json()) as Record<string, string> };
+    };
+    try {
+      const unknown = await post("/connect/deviceauthorization", { client_id: "tv", scope: "openid api1.read", resource: "urn:not-configured" });
+      assert.equal(unknown.status, 400);
+      assert.equal(unknown.body.error, "invalid_target");
+      const started = await post("/connect/deviceauthorization", { client_id: "tv", scope: "openid offline_access api1.read", resource: "urn:api1" });
+      assert.equal(started.status, 200);
+      let page = await flow.browser.get(started.body.verification_uri!);
+      page = await flow.browser.submitForm(page, { fields: { user_code: started.body.user_code! } });
+      if (page.query("input[name=username]")) page = await flow.browser.submitForm(page, { fields: { username: "alice", password: "alice" } });
+      await flow.browser.submitForm(page, { button: "button[name=decision][value=allow]" });
+      now += 2000;
+      const tokens = await post("/connect/token", { grant_type: DEVICE_GRANT, device_code: started.body.device_code!, client_id: "tv" });
+      assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+      const aud = (token: string) => JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()).aud;
+      assert.equal(aud(tokens.body.access_token!), "urn:api1", "only the indicated resource, not urn:api2 which also owns api1.read");
+      const refreshed = await post("/connect/token", { grant_type: "refresh_token", refresh_token: tokens.body.refresh_token!, client_id: "tv" });
+      assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+      assert.equal(aud(refreshed.body.access_token!), "urn:api1");
+      const other = await post("/connect/token", { grant_type: "refresh_token", refresh_token: refreshed.body.refresh_token!, client_id: "tv", resource: "urn:api2" });
+      assert.equal(other.body.error, "invalid_target", "the refresh token covers only the indicated resource");
+    } finally {
+      await flow.close();
+    }
+  });
+});

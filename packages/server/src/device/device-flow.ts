@@ -22,6 +22,13 @@ export interface ApprovedDeviceData {
   amr: string[];
   idp: string;
   sessionClaims: Record<string, unknown>;
+  /** RFC 8707: the resources indicated at device authorization; absent when none were. */
+  resources?: string[];
+}
+
+/** What a pending device authorization holds: the indicated resources, if any. */
+interface PendingDeviceData {
+  resources?: string[];
 }
 
 /** The store key of a device code: a hash, never the value itself. */
@@ -30,7 +37,7 @@ export function deviceCodeKey(deviceCode: string): string {
 }
 
 /** A new device authorization (RFC 8628 §3.2): the device code and the user code (normalized). */
-export async function createDeviceAuthorization(deps: ProviderDeps, client: Client, scopes: string[]): Promise<{ deviceCode: string; userCode: string; record: DeviceCodeRecord }> {
+export async function createDeviceAuthorization(deps: ProviderDeps, client: Client, scopes: string[], resources?: string[]): Promise<{ deviceCode: string; userCode: string; record: DeviceCodeRecord }> {
   const { lifetime, interval, userCodeLength } = deps.options.deviceFlow;
   const now = nowSeconds(deps);
   // A clash with a live user code is rare (20^8 codes); another draw resolves it.
@@ -43,7 +50,7 @@ export async function createDeviceAuthorization(deps: ProviderDeps, client: Clie
       clientId: client.clientId,
       scope: scopes.join(" "),
       status: "pending",
-      data: "{}",
+      data: JSON.stringify(resources ? ({ resources } satisfies PendingDeviceData) : {}),
       createdAt: now,
       expiresAt: now + lifetime,
       interval,
@@ -79,8 +86,9 @@ export async function lookUpUserCode(deps: ProviderDeps, typed: string, clientAd
 
 /** Records the signed-in user's decision (RFC 8628 §3.3); false when the request is no longer pending. */
 export async function decideDeviceAuthorization(deps: ProviderDeps, record: DeviceCodeRecord, session: AuthenticationSession, allow: boolean): Promise<boolean> {
+  const pending = JSON.parse(record.data) as PendingDeviceData;
   const data: ApprovedDeviceData | Record<string, never> = allow
-    ? { grantId: randomHandle(16), sid: session.sid, authTime: session.authTime, amr: session.amr, idp: session.idp, sessionClaims: session.claims }
+    ? { grantId: randomHandle(16), sid: session.sid, authTime: session.authTime, amr: session.amr, idp: session.idp, sessionClaims: session.claims, ...(pending.resources ? { resources: pending.resources } : {}) }
     : {};
   return deps.store.deviceCodes.decide(
     record.userCodeKey,
@@ -95,6 +103,8 @@ export type DeviceFlowDeps = Pick<ProviderDeps, "store" | "sessions" | "options"
 /** An approved device code, redeemed (taken once) by its client. */
 export interface RedeemedDeviceCode {
   scopes: string[];
+  /** RFC 8707: the resources indicated at device authorization; absent when none were. */
+  resources?: string[];
   /** The approving session the tokens continue. */
   session: GrantSession;
 }
@@ -135,6 +145,7 @@ export async function redeemDeviceCode(deps: DeviceFlowDeps, client: { clientId:
   if (!taken?.firstUse) throw new ProtocolError("invalid_grant", "the device code was already used");
   return {
     scopes: record.scope.split(" ").filter(Boolean),
+    ...(data.resources ? { resources: data.resources } : {}),
     session: { sub: record.subject!, sid: data.sid, authTime: data.authTime, amr: data.amr, idp: data.idp, claims: data.sessionClaims, grantId: data.grantId },
   };
 }

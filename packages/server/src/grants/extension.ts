@@ -77,6 +77,8 @@ export interface IssueTokensRequest {
   refreshToken?: boolean;
   /** Also issue an ID token (needs a session and the `openid` scope). Default false. */
   idToken?: boolean;
+  /** RFC 8707: the resources the grant covers, kept with its refresh token (which may then name any of them). */
+  resources?: readonly string[];
 }
 
 /** A token request to an extension grant, after client authentication and the DPoP / mTLS checks. */
@@ -209,7 +211,7 @@ function grantRequest(grantType: string, form: Params, client: Client, deps: Pro
       const user = session ? userContext(session) : undefined;
       // Public clients' refresh tokens are bound like the code grant's (RFC 9449 §5, RFC 8705 §4).
       const bindTo = client.tokenEndpointAuthMethod === "none" ? { dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint } : undefined;
-      const refreshToken = user && tokens.refreshToken && client.grantTypes.includes("refresh_token") ? () => createRefreshToken(deps, client, user, scopes, undefined, bindTo) : undefined;
+      const refreshToken = user && tokens.refreshToken && client.grantTypes.includes("refresh_token") ? () => createRefreshToken(deps, client, user, scopes, undefined, bindTo, undefined, tokens.resources ? [...tokens.resources] : undefined) : undefined;
       const issued = await issueTokensInternal(deps, {
         client,
         scopes,
