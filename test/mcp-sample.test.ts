@@ -32,7 +32,7 @@ describe("19 MCP sample", () => {
         apiScopes: [{ name: MCP_SCOPE }],
         apiResources: [{ name: `http://127.0.0.1:${port}/mcp`, scopes: [MCP_SCOPE] }],
         users: [{ sub: "1", username: "alice", password: "alice", claims: { name: "Alice" } }],
-        clientIdMetadataDocuments: { enabled: true },
+        clientIdMetadataDocuments: { enabled: true, allowedScopes: ["openid", "profile", "offline_access", "mcp:tools"] },
         outbound: { allowLoopback: true, ca: pki.paths.ca },
       },
       { listen: true },

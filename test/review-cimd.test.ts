@@ -310,3 +310,20 @@ describe("19 CIMD review fixes: RFC 8707 in the device flow", () => {
     }
   });
 });
+
+describe("19 CIMD review fixes: RFC 9728 §3.3", () => {
+  it("19.c8 the origin-level metadata path answers only for a resource without a path, or when opted in", async () => {
+    const { protectedResourceMetadata } = await import("@tessera/api");
+    const a = protectedResourceMetadata({ resource: "https://api.example/mcp", authorizationServers: ["https://idp.example"] });
+    const b = protectedResourceMetadata({ resource: "https://api.example/other", authorizationServers: ["https://other-idp.example"] });
+    for (const handler of [a, b]) {
+      assert.equal(handler(new Request("https://api.example/.well-known/oauth-protected-resource")).status, 404);
+      assert.ok(!handler.paths.includes("/.well-known/oauth-protected-resource"), "two resources of one origin never collide");
+    }
+    const root = protectedResourceMetadata({ resource: "https://api.example", authorizationServers: ["https://idp.example"] });
+    const document = (await root(new Request("https://api.example/.well-known/oauth-protected-resource")).json()) as { resource: string };
+    assert.equal(document.resource, "https://api.example");
+    const compatible = protectedResourceMetadata({ resource: "https://api.example/mcp", authorizationServers: ["https://idp.example"], serveAtOriginRoot: true });
+    assert.equal(compatible(new Request("https://api.example/.well-known/oauth-protected-resource")).status, 200);
+  });
+});
