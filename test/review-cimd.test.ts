@@ -296,6 +296,9 @@ describe("19 CIMD review fixes: RFC 8707 in the device flow", () => {
       if (page.query("input[name=username]")) page = await flow.browser.submitForm(page, { fields: { username: "alice", password: "alice" } });
       await flow.browser.submitForm(page, { button: "button[name=decision][value=allow]" });
       now += 2000;
+      const wrong = await post("/connect/token", { grant_type: DEVICE_GRANT, device_code: started.body.device_code!, client_id: "tv", resource: "urn:api2" });
+      assert.equal(wrong.body.error, "invalid_target", "only an indicated resource may be picked");
+      now += 2000;
       const tokens = await post("/connect/token", { grant_type: DEVICE_GRANT, device_code: started.body.device_code!, client_id: "tv" });
       assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
       const aud = (token: string) => JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()).aud;

@@ -117,7 +117,7 @@ export interface RedeemedDeviceCode {
  * `authorization_pending`. An approved code is taken once, atomically across processes: of racing polls
  * exactly one redeems it, the others get `invalid_grant`.
  */
-export async function redeemDeviceCode(deps: DeviceFlowDeps, client: { clientId: string; coordinateLifetimeWithUserSession: boolean }, deviceCode: string | undefined): Promise<RedeemedDeviceCode> {
+export async function redeemDeviceCode(deps: DeviceFlowDeps, client: { clientId: string; coordinateLifetimeWithUserSession: boolean }, deviceCode: string | undefined, check?: (grant: { scopes: string[]; resources?: string[] }) => void): Promise<RedeemedDeviceCode> {
   if (!deviceCode) throw new ProtocolError("invalid_request", "device_code is missing");
   const key = deviceCodeKey(deviceCode);
   const record = await deps.store.deviceCodes.get(key);
@@ -140,11 +140,14 @@ export async function redeemDeviceCode(deps: DeviceFlowDeps, client: { clientId:
   if (deps.options.serverSideSessions.enabled && client.coordinateLifetimeWithUserSession && !(await deps.sessions.isAlive(data.sid))) {
     throw new ProtocolError("invalid_grant", "the user session has ended");
   }
+  const scopes = record.scope.split(" ").filter(Boolean);
+  // Checked before the code is used, so a client that asked for the wrong resource may poll again.
+  check?.({ scopes, ...(data.resources ? { resources: data.resources } : {}) });
   const taken = await deps.store.deviceCodes.consume(key, now);
   // The device code never leaves the device and this server, so a second use is a racing retry, not a leak.
   if (!taken?.firstUse) throw new ProtocolError("invalid_grant", "the device code was already used");
   return {
-    scopes: record.scope.split(" ").filter(Boolean),
+    scopes,
     ...(data.resources ? { resources: data.resources } : {}),
     session: { sub: record.subject!, sid: data.sid, authTime: data.authTime, amr: data.amr, idp: data.idp, claims: data.sessionClaims, grantId: data.grantId },
   };

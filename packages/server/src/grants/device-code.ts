@@ -14,7 +14,9 @@ export { DEVICE_CODE_GRANT_TYPE };
 export function deviceCodeGrant(deps: DeviceFlowDeps): ExtensionGrant<RedeemedDeviceCode> {
   return {
     validate: (request) =>
-      redeemDeviceCode(deps, { clientId: request.client.clientId, coordinateLifetimeWithUserSession: request.client.metadata.coordinate_lifetime_with_user_session === true }, request.params.get("device_code")),
+      redeemDeviceCode(deps, { clientId: request.client.clientId, coordinateLifetimeWithUserSession: request.client.metadata.coordinate_lifetime_with_user_session === true }, request.params.get("device_code"), (grant) => {
+        grantTarget(request.params.getAll("resource"), grant, grant.scopes, deps.options, false);
+      }),
     // RFC 8707 §2.2 as for a code: `resource` at the poll picks among the indicated resources (one is best).
     issue: (redeemed, request) => {
       const { scopes, audience } = grantTarget(request.params.getAll("resource"), redeemed, redeemed.scopes, deps.options, false);
