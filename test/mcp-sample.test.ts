@@ -32,7 +32,7 @@ describe("19 MCP sample", () => {
         apiScopes: [{ name: MCP_SCOPE }],
         apiResources: [{ name: `http://127.0.0.1:${port}/mcp`, scopes: [MCP_SCOPE] }],
         users: [{ sub: "1", username: "alice", password: "alice", claims: { name: "Alice" } }],
-        clientIdMetadataDocuments: { enabled: true },
+        clientIdMetadataDocuments: { enabled: true, allowedScopes: ["openid", "profile", "offline_access", "mcp:tools"] },
         outbound: { allowLoopback: true, ca: pki.paths.ca },
       },
       { listen: true },
@@ -82,7 +82,7 @@ describe("19 MCP sample", () => {
     assert.equal(url.searchParams.get("code_challenge_method"), "S256");
     assert.equal(url.searchParams.get("resource"), mcp.resource);
     assert.equal(url.searchParams.get("redirect_uri"), client.redirectUri);
-    const clientHost = new URL(client.clientId).host;
+    const clientHost = new URL(client.clientId).host + new URL(client.clientId).pathname;
     assert.ok(seen.loginText?.includes(`Tessera MCP sample client (${clientHost})`), seen.loginText);
     assert.ok(seen.consentText?.includes(`Tessera MCP sample client (${clientHost}) is asking for`), seen.consentText);
     // The token is reused: a second call needs no sign-in.

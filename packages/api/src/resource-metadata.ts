@@ -21,6 +21,13 @@ export interface ProtectedResourceMetadataOptions {
   tlsClientCertificateBoundAccessTokens?: boolean;
   /** Seconds clients may cache the document (default 3600). */
   maxAge?: number;
+  /**
+   * Also answer at the origin's `/.well-known/oauth-protected-resource` when the resource has a path
+   * (default false). A compatibility fallback for older clients that probe only there: RFC 9728 §3.3
+   * clients refuse that document (its `resource` is not the origin), and two resources of one origin
+   * cannot both use it. The MCP SDK reads the challenge's `resource_metadata`, then the §3.1 URL, so it needs none.
+   */
+  serveAtOriginRoot?: boolean;
 }
 
 /** The RFC 9728 §2 document. */
@@ -37,8 +44,9 @@ export interface ProtectedResourceMetadataDocument {
 
 /**
  * A `(Request) => Response` serving the metadata. It answers GET and HEAD at the RFC 9728 §3.1 location
- * (the well-known segment inserted before the resource's path) and, for clients that look only there, at
- * `/.well-known/oauth-protected-resource` of the origin; 404 elsewhere, 405 for other methods.
+ * (the well-known segment inserted before the resource's path; the origin's
+ * `/.well-known/oauth-protected-resource` only for a resource without a path, or with
+ * `serveAtOriginRoot`); 404 elsewhere, 405 for other methods.
  */
 export interface ProtectedResourceMetadataHandler {
   (request: Request): Response;
@@ -73,7 +81,7 @@ export function protectedResourceMetadata(options: ProtectedResourceMetadataOpti
     ...(options.tlsClientCertificateBoundAccessTokens !== undefined ? { tls_client_certificate_bound_access_tokens: options.tlsClientCertificateBoundAccessTokens } : {}),
   };
   const url = protectedResourceMetadataUrl(options.resource);
-  const paths = [...new Set([new URL(url).pathname, PROTECTED_RESOURCE_METADATA_PATH])];
+  const paths = [...new Set([new URL(url).pathname, ...(options.serveAtOriginRoot ? [PROTECTED_RESOURCE_METADATA_PATH] : [])])];
   const body = JSON.stringify(document);
   const maxAge = Math.max(0, Math.floor(options.maxAge ?? 3600));
   const handler = (request: Request): Response => {

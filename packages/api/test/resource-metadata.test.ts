@@ -44,15 +44,19 @@ describe("19 RFC 9728 protected resource metadata", () => {
 
   it("19 RFC 9728: the handler serves the §2 document at its paths only", async () => {
     const metadata = protectedResourceMetadata({ resource: "https://api.example.com/mcp", authorizationServers: ["https://idp.example.com"], scopesSupported: ["api1.read"], resourceName: "Demo" });
-    for (const path of ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"]) {
-      const response = metadata(new Request(`https://api.example.com${path}`));
+    const compatible = protectedResourceMetadata({ resource: "https://api.example.com/mcp", authorizationServers: ["https://idp.example.com"], scopesSupported: ["api1.read"], resourceName: "Demo", serveAtOriginRoot: true });
+    // RFC 9728 §3.3: the origin's path is the resource's own only without a path; else an explicit opt-in.
+    assert.equal(metadata(new Request("https://api.example.com/.well-known/oauth-protected-resource")).status, 404);
+    assert.deepEqual(metadata.paths, ["/.well-known/oauth-protected-resource/mcp"]);
+    for (const [path, on] of [["/.well-known/oauth-protected-resource/mcp", metadata], ["/.well-known/oauth-protected-resource", compatible]] as const) {
+      const response = on(new Request(`https://api.example.com${path}`));
       assert.equal(response.status, 200);
       assert.equal(response.headers.get("content-type"), "application/json");
       assert.deepEqual(await response.json(), { resource: "https://api.example.com/mcp", authorization_servers: ["https://idp.example.com"], scopes_supported: ["api1.read"], bearer_methods_supported: ["header"], resource_name: "Demo" });
     }
     assert.equal(metadata(new Request("https://api.example.com/other")).status, 404);
-    assert.equal(metadata(new Request("https://api.example.com/.well-known/oauth-protected-resource", { method: "POST" })).status, 405);
-    const head = metadata(new Request("https://api.example.com/.well-known/oauth-protected-resource", { method: "HEAD" }));
+    assert.equal(metadata(new Request("https://api.example.com/.well-known/oauth-protected-resource/mcp", { method: "POST" })).status, 405);
+    const head = metadata(new Request("https://api.example.com/.well-known/oauth-protected-resource/mcp", { method: "HEAD" }));
     assert.equal(head.status, 200);
     assert.equal(await head.text(), "");
   });
@@ -84,7 +88,7 @@ describe("19 RFC 9728 protected resource metadata", () => {
     const document = (await response.json()) as { resource: string; authorization_servers: string[] };
     assert.equal(document.resource, `${base}/data`);
     assert.deepEqual(document.authorization_servers, [host.issuer]);
-    assert.equal((await fetch(`${base}/.well-known/oauth-protected-resource`)).status, 200);
+    assert.equal((await fetch(`${base}/.well-known/oauth-protected-resource`)).status, 404, "RFC 9728 §3.3: not at the origin's path for a resource with a path");
     const refused = await fetch(`${base}/data`);
     assert.equal(refused.status, 401);
     const challenge = refused.headers.get("www-authenticate")!;

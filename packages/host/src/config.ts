@@ -102,6 +102,12 @@ export const configSchema = z
         failureCacheTtl: seconds.optional(),
         maxCacheEntries: z.number().int().min(1).max(100_000).optional(),
         maxConcurrentFetches: z.number().int().min(1).max(10_000).optional(),
+        maxConcurrentFetchesPerHost: z.number().int().min(1).max(1000).optional(),
+        maxLookupsPerAddress: z.number().int().min(1).max(100_000).optional(),
+        allowedScopes: z
+          .array(z.string().min(1))
+          .refine((scopes) => !scopes.some((s) => s.startsWith("tessera.")), { message: `may not hold ${ADMIN_SCOPE} or another tessera.* scope (the admin API is never open to metadata-document clients)` })
+          .optional(),
       })
       .refine((c) => (c.minCacheTtl ?? 60) <= (c.maxCacheTtl ?? 86_400), { message: "minCacheTtl must not exceed maxCacheTtl", path: ["minCacheTtl"] })
       .optional(),
@@ -223,6 +229,9 @@ export const configSchema = z
     [...identityNames, ...(config.apiScopes ?? []).map((s) => s.name)].forEach((name) => {
       if (seen.has(name)) issue([], `scope ${name} is defined twice`);
       seen.add(name);
+    });
+    (config.clientIdMetadataDocuments?.allowedScopes ?? []).forEach((scope, i) => {
+      if (!scopes.has(scope)) issue(["clientIdMetadataDocuments", "allowedScopes", i], `unknown scope ${scope}`);
     });
     (config.apiResources ?? []).forEach((resource, i) =>
       resource.scopes.forEach((scope, j) => {

@@ -103,7 +103,7 @@ export interface ClientMetadata {
 export interface Client {
   clientId: string;
   clientName: string;
-  /** For a client known by its Client ID Metadata Document: the host of its URL, shown to the user. */
+  /** For a client known by its Client ID Metadata Document: the host and path of its URL, shown to the user. */
   metadataDocumentHost?: string;
   /** SHA-256 of the secret, base64url; the secret itself is not kept. */
   secretHash?: string;
@@ -190,8 +190,15 @@ export interface Client {
 }
 
 /** Looks up clients by id. */
+/** What the caller knows about a lookup made for a request. */
+export interface ClientLookup {
+  /** The requesting client's network address (bounds the metadata-document fetches one address causes). */
+  clientAddress?: string;
+}
+
 export interface ClientStore {
-  findClientById(clientId: string): Promise<Client | undefined>;
+  /** The client, or undefined; `lookup` tells about the request that names it, when there is one. */
+  findClientById(clientId: string, lookup?: ClientLookup): Promise<Client | undefined>;
 }
 
 /** One reason registration metadata does not suit the client's security profile, by metadata field. */

@@ -5,7 +5,7 @@ import { DEFAULT_MAX_PENDING_PER_CLIENT } from "./security/pending-requests.ts";
 import type { EventSink } from "./events.ts";
 import type { ProviderObserver } from "./observability/requests.ts";
 import type { OutboundPolicy } from "./http/outbound.ts";
-import { CIMD_DEFAULTS, type ClientIdMetadataDocumentOptions } from "./clients/metadata-document.ts";
+import { CIMD_DEFAULTS, reservedScope, type ClientIdMetadataDocumentOptions } from "./clients/metadata-document.ts";
 import type { ClientMetadata } from "./clients.ts";
 import type { ProfileService, UserStore } from "./tokens/claims.ts";
 import type { ExtensionGrant } from "./grants/extension.ts";
@@ -360,6 +360,8 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
   for (const alg of algorithms) {
     if (!SIGNING_ALGORITHMS.includes(alg)) throw new TypeError(`unsupported signing algorithm ${alg}`);
   }
+  const reserved = options.clientIdMetadataDocuments?.allowedScopes?.find(reservedScope);
+  if (reserved) throw new TypeError(`clientIdMetadataDocuments.allowedScopes may not hold ${reserved}: Tessera's own scopes are never granted to metadata-document clients`);
   const claims = scopeClaims(options);
   return {
     issuer,

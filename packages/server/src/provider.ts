@@ -55,7 +55,7 @@ import { defaultProfileService } from "./tokens/claims.ts";
 export interface InteractionDetails {
   /** Where to send the browser when the page is done. */
   returnUrl: string;
-  /** `metadataDocumentHost`: the host of a metadata-document client's URL, to show beside its name. */
+  /** `metadataDocumentHost`: the host and path of a metadata-document client's URL, to show beside its name. */
   client: { clientId: string; clientName: string; redirectUris: string[]; metadataDocumentHost?: string };
   scopes: string[];
   loginHint?: string;

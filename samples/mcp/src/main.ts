@@ -30,6 +30,8 @@ process.stdout.write(`
 Identity server: ${identity.url}
 MCP server:      ${mcp.resource} (metadata at ${mcp.url}/.well-known/oauth-protected-resource/mcp)
 MCP client id:   ${client.clientId}
+
+Note: tessera.config.json sets outbound.allowLoopback for this local demo only; never copy it to a deployment.
 `);
 try {
   process.stdout.write(`whoami: ${await client.callWhoami()}\n`);

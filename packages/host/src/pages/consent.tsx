@@ -16,17 +16,19 @@ export function ConsentPage(props: { clientName: string; clientHost?: string; sc
     <>
       <h1>Allow access?</h1>
       <p>
-        <strong>{props.clientName}</strong>
+        <strong>
+          <bdi>{props.clientName}</bdi>
+        </strong>
         {props.clientHost ? (
           <>
             {" ("}
-            <span class="client-host">{props.clientHost}</span>
+            <bdi class="client-host">{props.clientHost}</bdi>
             {")"}
           </>
         ) : null}{" "}
         is asking for:
       </p>
-      {props.clientHost ? <p class="muted">This application is not registered here: it is known only by its address at {props.clientHost}.</p> : null}
+      {props.clientHost ? <p class="muted">This application is not registered here: it is known only by its address at <bdi>{props.clientHost}</bdi>.</p> : null}
       <ul class="scopes">
         {props.scopes.map((s) => (
           <li>
@@ -37,9 +39,12 @@ export function ConsentPage(props: { clientName: string; clientHost?: string; sc
       <form method="post" action={`${props.base}/consent`}>
         <input type="hidden" name="csrf" value={props.csrf} />
         <input type="hidden" name="returnUrl" value={props.returnUrl} />
-        <label class="check">
-          <input type="checkbox" name="remember" value="1" checked /> Remember my decision
-        </label>
+        {/* Consent is never remembered for a metadata-document client: it is asked every time. */}
+        {props.clientHost ? null : (
+          <label class="check">
+            <input type="checkbox" name="remember" value="1" checked /> Remember my decision
+          </label>
+        )}
         <div class="row">
           <button type="submit" name="decision" value="deny" class="secondary">
             Deny

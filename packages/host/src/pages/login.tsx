@@ -3,7 +3,7 @@ export function LoginPage(props: { base: string; returnUrl?: string; username?: 
   return (
     <>
       <h1>Sign in</h1>
-      <p class="muted">{props.clientName ? <>to continue to <strong>{props.clientName}</strong>{props.clientHost ? ` (${props.clientHost})` : ""}</> : "to your account"}</p>
+      <p class="muted">{props.clientName ? <>to continue to <strong><bdi>{props.clientName}</bdi></strong>{props.clientHost ? <> (<bdi>{props.clientHost}</bdi>)</> : ""}</> : "to your account"}</p>
       {props.error ? (
         <p class="error" role="alert" id="login-error">
           {props.error}

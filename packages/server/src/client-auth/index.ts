@@ -168,7 +168,7 @@ export async function throttledAuthentication<T>(request: Request, clientId: str
  */
 export async function authenticateClient(request: Request, form: Params, deps: ProviderDeps): Promise<Client> {
   const presented = presentedCredentials(request, form);
-  const client = await deps.clients.findClientById(presented.clientId);
+  const client = await deps.clients.findClientById(presented.clientId, { clientAddress: clientAddressOf(request) });
   return throttledAuthentication(request, presented.clientId, deps, credentialKind(client), () => checkCredentials(request, presented, client, deps));
 }
 

@@ -1,5 +1,6 @@
 import type { JWK } from "jose";
-import { normalizeClient, type Client, type ClientMetadata, type ClientStore } from "../clients.ts";
+import { normalizeClient, type Client, type ClientLookup, type ClientMetadata, type ClientStore } from "../clients.ts";
+import { addressBucket } from "../security/pending-requests.ts";
 import { STORE_LIMITS } from "../stores/values.ts";
 import type { Logger } from "../options.ts";
 
@@ -17,10 +18,27 @@ export interface ClientIdMetadataDocumentOptions {
   maxCacheTtl: number;
   /** Seconds a failed fetch or a refused document is remembered before the next try (default 30). */
   failureCacheTtl: number;
-  /** Documents (and failures) kept in memory per process, least recently used dropped first (default 1000). */
+  /**
+   * Documents kept in memory per process, least recently used dropped first (default 1000); failures are
+   * kept apart, up to the same number, so they never push a good document out.
+   */
   maxCacheEntries: number;
   /** Fetches of different URLs at once, per process; lookups past it are refused (default 64): anyone can name a URL. */
   maxConcurrentFetches: number;
+  /** Fetches from one host (host and port of the URL) at once, per process (default 2). */
+  maxConcurrentFetchesPerHost: number;
+  /**
+   * Lookups per minute from one client address (an IPv6 address counted by its /64) that the cache cannot
+   * answer (each may fetch), per process (default 30); past it such lookups are refused (the client is
+   * unknown) until the budget refills.
+   */
+  maxLookupsPerAddress: number;
+  /**
+   * The scopes a metadata-document client may have: its document's `scope` is intersected with these
+   * (default the identity scopes `openid profile email offline_access`). API scopes may be added; Tessera's
+   * own `tessera.*` scopes (the admin API) are never granted to such a client, whatever is configured.
+   */
+  allowedScopes: string[];
 }
 
 export const CIMD_DEFAULTS: ClientIdMetadataDocumentOptions = {
@@ -32,7 +50,15 @@ export const CIMD_DEFAULTS: ClientIdMetadataDocumentOptions = {
   failureCacheTtl: 30,
   maxCacheEntries: 1000,
   maxConcurrentFetches: 64,
+  maxConcurrentFetchesPerHost: 2,
+  maxLookupsPerAddress: 30,
+  allowedScopes: ["openid", "profile", "email", "offline_access"],
 };
+
+/** Scopes of Tessera itself (the admin API): never granted to a client nobody registered. */
+export function reservedScope(scope: string): boolean {
+  return scope.startsWith("tessera.");
+}
 
 /** Seconds a document without Cache-Control max-age is kept (then bounded by min/max). */
 const DEFAULT_TTL = 300;
@@ -80,62 +106,120 @@ export interface MetadataDocumentDeps {
   algorithms: readonly string[];
 }
 
-interface CacheEntry {
-  client: Client | undefined;
-  expires: number;
+/** Client addresses whose lookup budgets are kept (the least recently used is dropped past it). */
+const MAX_TRACKED_ADDRESSES = 10_000;
+
+/**
+ * A token bucket per client address: `perMinute` lookups, refilled continuously. In memory, per process:
+ * it bounds the fetches one address can cause here, which is what it protects.
+ */
+class LookupBudget {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(
+    private readonly perMinute: number,
+    private readonly clock: () => number,
+  ) {}
+
+  /** Takes one lookup from the address's budget; false when it is spent. */
+  take(address: string): boolean {
+    const now = this.clock();
+    const bucket = this.buckets.get(address) ?? { tokens: this.perMinute, at: now };
+    bucket.tokens = Math.min(this.perMinute, bucket.tokens + ((now - bucket.at) * this.perMinute) / 60_000);
+    bucket.at = now;
+    this.buckets.delete(address);
+    this.buckets.set(address, bucket);
+    while (this.buckets.size > MAX_TRACKED_ADDRESSES) this.buckets.delete(this.buckets.keys().next().value!);
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+}
+
+/** A bounded map, least recently used dropped first. */
+class LruCache<T> {
+  private readonly entries = new Map<string, { value: T; expires: number }>();
+  constructor(private readonly max: number) {}
+
+  /** The live value (marked most recently used), or undefined. */
+  get(key: string, now: number): { value: T } | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    this.entries.delete(key);
+    if (entry.expires <= now) return undefined;
+    this.entries.set(key, entry);
+    return entry;
+  }
+
+  set(key: string, value: T, expires: number): void {
+    this.entries.delete(key);
+    this.entries.set(key, { value, expires });
+    while (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
 }
 
 /**
  * A client store that answers https `client_id` URLs from their metadata documents (when enabled), behind
- * the clients `inner` knows: a registered client of the same id always wins. Documents and failures are
- * cached in a bounded LRU map; concurrent lookups of one URL share one fetch.
+ * the clients `inner` knows: a registered client of the same id always wins. Documents are cached in a
+ * bounded LRU map, failures in another (so junk URLs never evict good documents); concurrent lookups of
+ * one URL share one fetch. Anyone can name a URL, so fetches are bounded per process, per host and per
+ * client address ({@link ClientLookup.clientAddress}, when the caller knows it).
  */
 export function clientIdMetadataDocumentStore(inner: ClientStore, deps: MetadataDocumentDeps): ClientStore {
   const { options } = deps;
   if (!options.enabled) return inner;
-  const cache = new Map<string, CacheEntry>();
+  const documents = new LruCache<Client>(options.maxCacheEntries);
+  const failures = new LruCache<true>(options.maxCacheEntries);
   const inFlight = new Map<string, Promise<Client | undefined>>();
-  const remember = (clientId: string, client: Client | undefined, seconds: number) => {
-    cache.delete(clientId);
-    cache.set(clientId, { client, expires: deps.clock() + seconds * 1000 });
-    while (cache.size > options.maxCacheEntries) cache.delete(cache.keys().next().value!);
+  const perHost = new Map<string, number>();
+  const budget = new LookupBudget(options.maxLookupsPerAddress, deps.clock);
+  const refuse = (clientId: string, reason: string) => {
+    deps.logger.warn({ clientId, reason }, "client metadata document refused");
+    return undefined;
   };
   const resolve = async (url: URL): Promise<Client | undefined> => {
     try {
       const { metadata, ttl } = await fetchDocument(url, deps);
-      const client = documentClient(url, metadata, deps.algorithms);
-      remember(url.href, client, ttl);
+      const client = documentClient(url, metadata, deps.algorithms, options.allowedScopes);
+      failures.delete(url.href);
+      documents.set(url.href, client, deps.clock() + ttl * 1000);
       return client;
     } catch (error) {
-      const reason = refusalReason(error);
-      deps.logger.warn({ clientId: url.href, reason }, "client metadata document refused");
-      remember(url.href, undefined, options.failureCacheTtl);
+      refuse(url.href, refusalReason(error));
+      documents.delete(url.href);
+      failures.set(url.href, true, deps.clock() + options.failureCacheTtl * 1000);
       return undefined;
     }
   };
   return {
-    async findClientById(clientId) {
-      const known = await inner.findClientById(clientId);
+    async findClientById(clientId, lookup) {
+      const known = await inner.findClientById(clientId, lookup);
       if (known) return known;
       const url = clientIdMetadataDocumentUrl(clientId);
       if (!url) return undefined;
-      const cached = cache.get(clientId);
-      if (cached && cached.expires > deps.clock()) {
-        // Most recently used last, so eviction drops the least used.
-        cache.delete(clientId);
-        cache.set(clientId, cached);
-        return cached.client;
-      }
-      let pending = inFlight.get(clientId);
-      if (!pending) {
-        if (inFlight.size >= options.maxConcurrentFetches) {
-          deps.logger.warn({ clientId, reason: "too many document fetches in flight" }, "client metadata document refused");
-          return undefined;
-        }
-        pending = resolve(url).finally(() => inFlight.delete(clientId));
-        inFlight.set(clientId, pending);
-      }
-      return pending;
+      const now = deps.clock();
+      const cached = documents.get(clientId, now);
+      if (cached) return cached.value;
+      if (failures.get(clientId, now)) return undefined;
+      const pending = inFlight.get(clientId);
+      if (pending) return pending;
+      if (lookup?.clientAddress !== undefined && !budget.take(addressBucket(lookup.clientAddress))) return refuse(clientId, "too many document lookups from this client address");
+      if (inFlight.size >= options.maxConcurrentFetches) return refuse(clientId, "too many document fetches in flight");
+      const host = url.host;
+      const fromHost = perHost.get(host) ?? 0;
+      if (fromHost >= options.maxConcurrentFetchesPerHost) return refuse(clientId, "too many document fetches from this host in flight");
+      perHost.set(host, fromHost + 1);
+      const started = resolve(url).finally(() => {
+        inFlight.delete(clientId);
+        const left = (perHost.get(host) ?? 1) - 1;
+        if (left > 0) perHost.set(host, left);
+        else perHost.delete(host);
+      });
+      inFlight.set(clientId, started);
+      return started;
     },
   };
 }
@@ -176,7 +260,7 @@ function cacheSeconds(header: string | null, options: ClientIdMetadataDocumentOp
  * Tessera's own extensions (lifetimes, `require_pkce`) are never taken from a document; PKCE and
  * consent are always required, since nobody vetted the client.
  */
-function documentClient(url: URL, document: Record<string, unknown>, algorithms: readonly string[]): Client {
+function documentClient(url: URL, document: Record<string, unknown>, algorithms: readonly string[], allowedScopes: readonly string[]): Client {
   if (document.client_id !== url.href) throw new DocumentRefused("the document's client_id differs from its URL");
   if ("client_secret" in document || "client_secret_expires_at" in document) throw new DocumentRefused("the document holds a client_secret");
   for (const field of STRING_FIELDS) {
@@ -204,7 +288,7 @@ function documentClient(url: URL, document: Record<string, unknown>, algorithms:
   if (doc.dpop_bound_access_tokens !== undefined && typeof doc.dpop_bound_access_tokens !== "boolean") throw new DocumentRefused("dpop_bound_access_tokens is not a boolean");
   const metadata: ClientMetadata = {
     client_id: url.href,
-    client_name: doc.client_name,
+    client_name: doc.client_name === undefined ? undefined : displayName(doc.client_name),
     client_uri: doc.client_uri,
     logo_uri: doc.logo_uri,
     redirect_uris: doc.redirect_uris,
@@ -222,11 +306,29 @@ function documentClient(url: URL, document: Record<string, unknown>, algorithms:
     require_consent: true,
   };
   for (const key of Object.keys(metadata) as (keyof ClientMetadata)[]) if (metadata[key] === undefined) delete metadata[key];
+  let client: Client;
   try {
-    return { ...normalizeClient(metadata), metadataDocumentHost: url.host };
+    client = normalizeClient(metadata);
   } catch (error) {
     throw new DocumentRefused((error as Error).message);
   }
+  // Anyone can publish a document: it may only narrow the scopes the operator allows such clients.
+  const scopes = client.scopes.filter((scope) => allowedScopes.includes(scope) && !reservedScope(scope));
+  return { ...client, scopes, metadataDocumentHost: url.host + url.pathname };
+}
+
+/** Longest client_name shown for a metadata-document client, in code points. */
+export const MAX_DOCUMENT_CLIENT_NAME = 64;
+
+/**
+ * A document's client_name as it may be shown: without C0/C1 controls and bidirectional formatting
+ * characters (U+061C, U+200E/F, U+202A-202E, U+2066-2069), which could make it read as another name or
+ * host, whitespace collapsed, at most {@link MAX_DOCUMENT_CLIENT_NAME} code points. Undefined when nothing is left.
+ */
+export function displayName(name: string): string | undefined {
+  const cleaned = name.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, "").replace(/\s+/g, " ").trim();
+  const capped = [...cleaned].slice(0, MAX_DOCUMENT_CLIENT_NAME).join("").trim();
+  return capped || undefined;
 }
 
 /** A JWK Set of public asymmetric keys only (no `oct`, no private members). */

@@ -42,6 +42,13 @@ export interface ApprovedDeviceData {
   amr: string[];
   idp: string;
   sessionClaims: Record<string, unknown>;
+  /** RFC 8707: the resources indicated at device authorization; absent when none were. */
+  resources?: string[];
+}
+
+/** What a pending device authorization holds: the indicated resources, if any. */
+interface PendingDeviceData {
+  resources?: string[];
 }
 
 /** The store key of a device code: a hash, never the value itself. */
@@ -66,7 +73,7 @@ export function deviceKeyOfMarker(markerKey: string): string {
 const DEVICE_KEY_LENGTH = 43;
 
 /** A new device authorization (RFC 8628 §3.2): the device code and the user code (normalized). */
-export async function createDeviceAuthorization(deps: ProviderDeps, client: Client, scopes: string[]): Promise<{ deviceCode: string; userCode: string; record: DeviceCodeRecord }> {
+export async function createDeviceAuthorization(deps: ProviderDeps, client: Client, scopes: string[], resources?: string[]): Promise<{ deviceCode: string; userCode: string; record: DeviceCodeRecord }> {
   const { lifetime, interval, userCodeLength } = deps.options.deviceFlow;
   const now = nowSeconds(deps);
   // A clash with a live user code is rare (20^8 codes); another draw resolves it.
@@ -79,7 +86,7 @@ export async function createDeviceAuthorization(deps: ProviderDeps, client: Clie
       clientId: client.clientId,
       scope: scopes.join(" "),
       status: "pending",
-      data: "{}",
+      data: JSON.stringify(resources ? ({ resources } satisfies PendingDeviceData) : {}),
       createdAt: now,
       expiresAt: now + lifetime,
       interval,
@@ -126,8 +133,9 @@ export async function lookUpUserCode(deps: ProviderDeps, typed: string, clientAd
 
 /** Records the signed-in user's decision (RFC 8628 §3.3); false when the request is no longer pending. */
 export async function decideDeviceAuthorization(deps: ProviderDeps, record: DeviceCodeRecord, session: AuthenticationSession, allow: boolean): Promise<boolean> {
+  const pending = JSON.parse(record.data) as PendingDeviceData;
   const data: ApprovedDeviceData | Record<string, never> = allow
-    ? { grantId: randomHandle(16), sid: session.sid, authTime: session.authTime, amr: session.amr, idp: session.idp, sessionClaims: session.claims }
+    ? { grantId: randomHandle(16), sid: session.sid, authTime: session.authTime, amr: session.amr, idp: session.idp, sessionClaims: session.claims, ...(pending.resources ? { resources: pending.resources } : {}) }
     : {};
   const decided = await deps.store.deviceCodes.decide(
     record.userCodeKey,
@@ -156,6 +164,8 @@ export type DeviceFlowDeps = Pick<ProviderDeps, "store" | "sessions" | "options"
 /** An approved device code, redeemed (taken once) by its client. */
 export interface RedeemedDeviceCode {
   scopes: string[];
+  /** RFC 8707: the resources indicated at device authorization; absent when none were. */
+  resources?: string[];
   /** The approving session the tokens continue. */
   session: GrantSession;
 }
@@ -168,7 +178,7 @@ export interface RedeemedDeviceCode {
  * `authorization_pending`. An approved code is taken once, atomically across processes: of racing polls
  * exactly one redeems it, the others get `invalid_grant`.
  */
-export async function redeemDeviceCode(deps: DeviceFlowDeps, client: { clientId: string; coordinateLifetimeWithUserSession: boolean }, deviceCode: string | undefined): Promise<RedeemedDeviceCode> {
+export async function redeemDeviceCode(deps: DeviceFlowDeps, client: { clientId: string; coordinateLifetimeWithUserSession: boolean }, deviceCode: string | undefined, check?: (grant: { scopes: string[]; resources?: string[] }) => void): Promise<RedeemedDeviceCode> {
   if (!deviceCode) throw new ProtocolError("invalid_request", "device_code is missing");
   const key = deviceCodeKey(deviceCode);
   const record = await deps.store.deviceCodes.get(key);
@@ -193,11 +203,15 @@ export async function redeemDeviceCode(deps: DeviceFlowDeps, client: { clientId:
   if (deps.options.serverSideSessions.enabled && !(await deps.sessions.isAlive(data.sid))) throw new ProtocolError("invalid_grant", "the user session has ended");
   const approval = await deps.store.grants.get(deviceApprovalKey(key));
   if (!approval || approval.kind !== "device_code" || approval.subject !== record.subject || approval.expiresAt <= now) throw new ProtocolError("invalid_grant", "the approval was revoked");
+  const scopes = record.scope.split(" ").filter(Boolean);
+  // Checked before the code is used, so a client that asked for the wrong resource may poll again.
+  check?.({ scopes, ...(data.resources ? { resources: data.resources } : {}) });
   const taken = await deps.store.deviceCodes.consume(key, now);
   // The device code never leaves the device and this server, so a second use is a racing retry, not a leak.
   if (!taken?.firstUse) throw new ProtocolError("invalid_grant", "the device code was already used");
   return {
-    scopes: record.scope.split(" ").filter(Boolean),
+    scopes,
+    ...(data.resources ? { resources: data.resources } : {}),
     session: { sub: record.subject!, sid: data.sid, authTime: data.authTime, amr: data.amr, idp: data.idp, claims: data.sessionClaims, grantId: data.grantId },
   };
 }

@@ -24,7 +24,7 @@ export function authorizeResponse(reply: AuthorizeReply, fields: Record<string, 
 
 /** OIDC Core §3.1.2.6: an error to the client when it can go there safely, else an error page. */
 export function authorizeError(error: ProtocolError, reply: AuthorizeReply | undefined, issuer: string, cookies: string[] = []): Response {
-  if (reply && error.redirectable) {
+  if (reply && error.redirectable && !reply.errorsOnPage) {
     const fields: Record<string, string> = { error: error.code };
     if (error.description) fields.error_description = error.description;
     return authorizeResponse(reply, fields, issuer, cookies);

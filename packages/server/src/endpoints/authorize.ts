@@ -6,7 +6,7 @@ import { htmlPage, redirect } from "../http/responses.ts";
 import type { Interaction } from "../session/interactions.ts";
 import type { AuthenticationSession } from "../session/session.ts";
 import { errorPage } from "../ui/html.ts";
-import { validateAuthorizeRequest, type AuthorizeSource, type ValidatedAuthorizeRequest } from "../validation/authorize-request.ts";
+import { errorsStayOnPage, validateAuthorizeRequest, type AuthorizeSource, type ValidatedAuthorizeRequest } from "../validation/authorize-request.ts";
 import { redirectUriMatches } from "../validation/redirect-uri.ts";
 import { resolveRequestObject, unsignedRequestRefusal } from "../validation/request-object.ts";
 import { PAR_REQUEST_URI_PREFIX, completePushedRequest, readPushedRequest, type PushedRequestRef } from "./par.ts";
@@ -46,13 +46,13 @@ export function authorizeEndpoint(deps: ProviderDeps) {
     const requestUri = params.get("request_uri");
     if (requestUri === undefined || params.has("request")) {
       // RFC 9101 §6.3: with a request object, only its parameters (and client_id) count.
-      const resolved = await resolveRequestObject(params, deps);
+      const resolved = await resolveRequestObject(params, deps, undefined, { clientAddress: clientAddressOf(request) });
       if (!resolved.ok) return authorizeError(resolved.error, resolved.reply, deps.options.issuer);
       return processAuthorization(request, resolved.params, undefined, deps, "direct", resolved.signed);
     }
     // Request objects by reference are not fetched: only this server's PAR request_uris are accepted.
     if (!requestUri.startsWith(PAR_REQUEST_URI_PREFIX)) {
-      return invalidRequestUri(params, deps, new ProtocolError("request_uri_not_supported", "only request_uri values from the pushed authorization request endpoint are accepted"));
+      return invalidRequestUri(request, params, deps, new ProtocolError("request_uri_not_supported", "only request_uri values from the pushed authorization request endpoint are accepted"));
     }
     // RFC 9126 §4: a pushed request; only client_id counts beside request_uri, everything else was pushed.
     const clientId = params.get("client_id");
@@ -61,10 +61,10 @@ export function authorizeEndpoint(deps: ProviderDeps) {
       pushed = clientId === undefined ? undefined : await readPushedRequest(deps, requestUri, clientId, clientAddressOf(request));
     } catch (error) {
       // The pending-request cap is full (temporarily_unavailable): an error page, as for a bad request_uri.
-      if (error instanceof ProtocolError) return invalidRequestUri(params, deps, error);
+      if (error instanceof ProtocolError) return invalidRequestUri(request, params, deps, error);
       throw error;
     }
-    if (!pushed) return invalidRequestUri(params, deps);
+    if (!pushed) return invalidRequestUri(request, params, deps);
     return processAuthorization(request, pushed.params, undefined, deps, "pushed", false, pushed.ref);
   };
 }
@@ -74,11 +74,11 @@ export function authorizeEndpoint(deps: ProviderDeps) {
  * error), redirected only to a redirect_uri registered for the named client (never an open redirector),
  * else an error page.
  */
-async function invalidRequestUri(params: Params, deps: ProviderDeps, error = new ProtocolError("invalid_request_uri", "the request_uri is unknown, expired, already used, or not this client's")): Promise<Response> {
+async function invalidRequestUri(request: Request, params: Params, deps: ProviderDeps, error = new ProtocolError("invalid_request_uri", "the request_uri is unknown, expired, already used, or not this client's")): Promise<Response> {
   const clientId = params.get("client_id");
-  const client = clientId === undefined ? undefined : await deps.clients.findClientById(clientId);
+  const client = clientId === undefined ? undefined : await deps.clients.findClientById(clientId, { clientAddress: clientAddressOf(request) });
   const redirectUri = params.get("redirect_uri");
-  if (!client || redirectUri === undefined || !redirectUriMatches(client.redirectUris, redirectUri, { anyLoopbackPort: false })) {
+  if (!client || redirectUri === undefined || !redirectUriMatches(client.redirectUris, redirectUri, { anyLoopbackPort: false }) || errorsStayOnPage(client, redirectUri)) {
     return authorizeError(error, undefined, deps.options.issuer);
   }
   return authorizeError(error, { redirectUri, responseMode: "query", state: params.get("state") }, deps.options.issuer);
@@ -104,7 +104,7 @@ export function authorizeCallbackEndpoint(deps: ProviderDeps) {
 async function processAuthorization(request: Request, params: Params, interaction: Interaction | undefined, deps: ProviderDeps, source: AuthorizeSource = "resumed", signed = false, pushedRef?: PushedRequestRef): Promise<Response> {
   const issuer = deps.options.issuer;
   const pushed = pushedRef ?? interaction?.pushed;
-  const validation = await validateAuthorizeRequest(params, deps, source);
+  const validation = await validateAuthorizeRequest(params, deps, source, { clientAddress: clientAddressOf(request) });
   const complete = async () => (pushed && validation.ok ? completePushedRequest(deps, pushed, validation.value.client.clientId) : true);
   if (!validation.ok) {
     if (pushed) await completePushedRequest(deps, pushed, interaction?.clientId ?? params.get("client_id") ?? "");
@@ -134,7 +134,7 @@ async function processAuthorization(request: Request, params: Params, interactio
   }
   const decision = interaction?.consent?.sid === current.sid ? interaction.consent : undefined;
   if (decision?.allow) {
-    if (decision.remember) await deps.consents.remember(current.sub, validated.client.clientId, validated.scopes);
+    if (decision.remember && !consentEveryTime(validated)) await deps.consents.remember(current.sub, validated.client.clientId, validated.scopes);
   } else if (await needsConsent(validated, current, deps)) {
     if (validated.prompt.has("none")) return fail("consent_required", "the user must consent");
     return redirectToInteraction(request, deps.options.consentUrl, validated, interaction, deps, cookies, pushed);
@@ -171,9 +171,21 @@ function needsLogin(request: ValidatedAuthorizeRequest, session: AuthenticationS
   return false;
 }
 
-/** prompt=consent always asks; a client that requires consent asks unless a remembered consent covers the scopes. */
+/**
+ * A metadata-document client is asked about every time: consent is never remembered for it. Its document
+ * may change its redirect URIs at any moment, and a public one with loopback redirects cannot prove which
+ * local process asks (RFC 8252 §8.6), so a remembered consent would hand codes out silently.
+ */
+function consentEveryTime(request: ValidatedAuthorizeRequest): boolean {
+  return request.client.metadataDocumentHost !== undefined;
+}
+
+/**
+ * prompt=consent always asks, and so does a metadata-document client; a client that requires consent asks
+ * unless a remembered consent covers the scopes.
+ */
 async function needsConsent(request: ValidatedAuthorizeRequest, session: AuthenticationSession, deps: ProviderDeps): Promise<boolean> {
-  if (request.prompt.has("consent")) return true;
+  if (request.prompt.has("consent") || consentEveryTime(request)) return true;
   if (!request.client.requireConsent) return false;
   const remembered = await deps.consents.rememberedScopes(session.sub, request.client.clientId);
   return !request.scopes.every((s) => remembered.includes(s));

@@ -9,6 +9,7 @@ import type { Params } from "../http/params.ts";
 import { readForm } from "../http/params.ts";
 import { clientAddressOf } from "../http/request-context.ts";
 import { noStoreJson } from "../http/responses.ts";
+import { parseResourceIndicators, targetResources } from "../validation/resource-indicators.ts";
 
 /** RFC 8628 §3.4: the grant type a client must be registered for. */
 export const DEVICE_CODE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code";
@@ -46,14 +47,22 @@ export function deviceAuthorizationEndpoint(deps: ProviderDeps) {
     const form = await readForm(request, deps.options);
     const client = await authenticateClient(request, form, deps);
     if (!client.grantTypes.includes(DEVICE_CODE_GRANT_TYPE)) throw new ProtocolError("unauthorized_client", "the client may not use the device authorization grant");
-    const scopes = validateDeviceScope(form, client, deps);
+    let scopes = validateDeviceScope(form, client, deps);
+    // RFC 8707 §2 as at the authorization endpoint; without a `scope` the client's scopes narrow to the resources'.
+    let resources: string[] | undefined;
+    const indicated = form.getAll("resource");
+    if (indicated.length > 0) {
+      const target = targetResources(parseResourceIndicators(indicated, deps.options), scopes, deps.options, form.has("scope"));
+      resources = target.audience;
+      scopes = target.scopes;
+    }
     // Anyone can start device flows with a public client id: bounded per address and in total. An
     // authenticated confidential client (one backend for many devices) counts in its own bucket, as PAR does.
     const onEvict = (marker: PersistedGrant) => deps.store.deviceCodes.remove(deviceKeyOfMarker(marker.key));
     const confidential = client.tokenEndpointAuthMethod !== "none" && client.metadataDocumentHost === undefined;
     const pending = confidential ? await deps.pendingRequests.admitClient("device_code", client.clientId, onEvict) : await deps.pendingRequests.admit("device_code", clientAddressOf(request), onEvict);
     const order = deps.pendingRequests.orderPrefix(deps.clock());
-    const { deviceCode, userCode, record } = await createDeviceAuthorization(deps, client, scopes);
+    const { deviceCode, userCode, record } = await createDeviceAuthorization(deps, client, scopes, resources);
     await deps.store.grants.put({
       // The creation-order prefix first, so a bucket's oldest is evicted first to the millisecond.
       key: `${order}${record.key}`,

@@ -26,7 +26,7 @@ export function endSessionEndpoint(deps: ProviderDeps) {
     let params: Params;
     try {
       params = request.method === "POST" ? await readForm(request, deps.options, false) : Params.parse(new URL(request.url).search, deps.options, false);
-      const validated = await validateEndSessionRequest(params, deps);
+      const validated = await validateEndSessionRequest(params, deps, { clientAddress: clientAddressOf(request) });
       const session = (await deps.sessions.read(request))?.session;
       if (!session) {
         if (validated.postLogoutRedirectUri) return redirect(postLogoutRedirect(validated.postLogoutRedirectUri, validated.state));

@@ -1,5 +1,6 @@
 import { DEVICE_CODE_GRANT_TYPE } from "../endpoints/device-authorization.ts";
 import { redeemDeviceCode, type DeviceFlowDeps, type RedeemedDeviceCode } from "../device/device-flow.ts";
+import { grantTarget } from "../validation/resource-indicators.ts";
 import type { ExtensionGrant } from "./extension.ts";
 
 export { DEVICE_CODE_GRANT_TYPE };
@@ -13,9 +14,14 @@ export { DEVICE_CODE_GRANT_TYPE };
 export function deviceCodeGrant(deps: DeviceFlowDeps): ExtensionGrant<RedeemedDeviceCode> {
   return {
     validate: (request) =>
-      redeemDeviceCode(deps, { clientId: request.client.clientId, coordinateLifetimeWithUserSession: request.client.metadata.coordinate_lifetime_with_user_session === true }, request.params.get("device_code")),
-    issue: (redeemed, request) =>
-      request.issueTokens({ session: redeemed.session, scopes: redeemed.scopes, refreshToken: redeemed.scopes.includes("offline_access"), idToken: true }),
+      redeemDeviceCode(deps, { clientId: request.client.clientId, coordinateLifetimeWithUserSession: request.client.metadata.coordinate_lifetime_with_user_session === true }, request.params.get("device_code"), (grant) => {
+        grantTarget(request.params.getAll("resource"), grant, grant.scopes, deps.options, false);
+      }),
+    // RFC 8707 §2.2 as for a code: `resource` at the poll picks among the indicated resources (one is best).
+    issue: (redeemed, request) => {
+      const { scopes, audience } = grantTarget(request.params.getAll("resource"), redeemed, redeemed.scopes, deps.options, false);
+      return request.issueTokens({ session: redeemed.session, scopes, ...(audience ? { audience } : {}), ...(redeemed.resources ? { resources: redeemed.resources } : {}), refreshToken: redeemed.scopes.includes("offline_access"), idToken: true });
+    },
   };
 }
 

@@ -80,6 +80,8 @@ export interface IssueTokensRequest {
   idToken?: boolean;
   /** RFC 8693 §4.4 `may_act`: who may act for the subject in a later token exchange (never settable through `claims`). */
   mayAct?: Readonly<MayActClaim>;
+  /** RFC 8707: the resources the grant covers, kept with its refresh token (which may then name any of them). */
+  resources?: readonly string[];
 }
 
 /** Internal (not exported from the package): the delegation chain (`act`) only the built-in token exchange sets. */
@@ -225,7 +227,7 @@ function grantRequest(grantType: string, form: Params, client: Client, deps: Pro
       const user = session ? userContext(session) : undefined;
       // Refresh tokens are bound by the client's policy, like the code grant's (RFC 9449 §5, RFC 8705 §4).
       const bindTo = client.bindRefreshTokens ? { dpopJkt: context.dpopJkt, certificateThumbprint: context.certificateThumbprint } : undefined;
-      const refreshToken = user && tokens.refreshToken && client.grantTypes.includes("refresh_token") ? () => createRefreshToken(deps, client, user, scopes, undefined, bindTo) : undefined;
+      const refreshToken = user && tokens.refreshToken && client.grantTypes.includes("refresh_token") ? () => createRefreshToken(deps, client, user, scopes, undefined, bindTo, undefined, tokens.resources ? [...tokens.resources] : undefined) : undefined;
       const issued = await issueTokensInternal(deps, {
         client,
         scopes,

@@ -109,8 +109,8 @@ export function tracedStore<S extends Store>(store: S, onError?: (operation: str
  */
 export function clientTaggingStore(clients: ClientStore): ClientStore {
   return {
-    async findClientById(clientId) {
-      const client = await clients.findClientById(clientId);
+    async findClientById(clientId, lookup) {
+      const client = await clients.findClientById(clientId, lookup);
       if (client) trace.getActiveSpan()?.setAttribute(CLIENT_ID_ATTRIBUTE, client.clientId);
       return client;
     },

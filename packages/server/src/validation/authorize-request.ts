@@ -1,5 +1,5 @@
 import { ProtocolError, isValidCodeChallenge, parseScope, type CodeChallengeMethod } from "@tessera/protocol";
-import type { Client } from "../clients.ts";
+import type { Client, ClientLookup } from "../clients.ts";
 import type { ProviderDeps } from "../deps.ts";
 import { Params } from "../http/params.ts";
 import { verifyIdTokenHint } from "./id-token-hint.ts";
@@ -14,6 +14,25 @@ export interface AuthorizeReply {
   redirectUri: string;
   responseMode: ResponseMode;
   state?: string;
+  /**
+   * Errors are shown on the error page, never sent to `redirectUri`: a metadata-document client's
+   * redirect URI off its client_id's origin (anyone can list any URI in a document; RFC 9700 §4.11.2).
+   */
+  errorsOnPage?: boolean;
+}
+
+/**
+ * True when errors for this client may not be redirected to this URI: the client is known only by its
+ * metadata document, and the URI is not on the origin of its client_id URL (draft-ietf-oauth-client-id-
+ * metadata-document §8.1 ties trust in redirect URIs to that origin). Its codes still go there after consent.
+ */
+export function errorsStayOnPage(client: Client, redirectUri: string): boolean {
+  if (client.metadataDocumentHost === undefined) return false;
+  try {
+    return new URL(redirectUri).origin !== new URL(client.clientId).origin;
+  } catch {
+    return true;
+  }
 }
 
 /** An authorization request that passed every rule of OIDC Core §3.1.2.2 and RFC 7636. */
@@ -62,10 +81,10 @@ const RESPONSE_MODES: readonly ResponseMode[] = ["query", "fragment", "form_post
 const PROMPTS: readonly Prompt[] = ["none", "login", "consent"];
 
 /** RFC 6749 §3.1.2 / OIDC Core §3.1.2.1 / RFC 8252 §7.3: the client and a registered redirect_uri. */
-async function validateClientAndRedirect(params: Params, deps: ProviderDeps): Promise<{ client: Client; redirectUri: string }> {
+async function validateClientAndRedirect(params: Params, deps: ProviderDeps, lookup?: ClientLookup): Promise<{ client: Client; redirectUri: string }> {
   const clientId = params.get("client_id");
   if (!clientId) throw new ProtocolError("invalid_request", "client_id is missing", { redirectable: false });
-  const client = await deps.clients.findClientById(clientId);
+  const client = await deps.clients.findClientById(clientId, lookup);
   if (!client) throw new ProtocolError("invalid_client", "the client is unknown", { redirectable: false });
   const redirectUri = params.get("redirect_uri");
   if (!redirectUri) throw new ProtocolError("invalid_request", "redirect_uri is missing", { redirectable: false });
@@ -82,12 +101,12 @@ async function validateClientAndRedirect(params: Params, deps: ProviderDeps): Pr
  */
 export type AuthorizeSource = "direct" | "pushed" | "par" | "resumed";
 
-/** Validates an authorization request; never throws for bad input. */
-export async function validateAuthorizeRequest(params: Params, deps: ProviderDeps, source: AuthorizeSource = "resumed"): Promise<AuthorizeValidation> {
+/** Validates an authorization request; never throws for bad input. `lookup` tells about the HTTP request. */
+export async function validateAuthorizeRequest(params: Params, deps: ProviderDeps, source: AuthorizeSource = "resumed", lookup?: ClientLookup): Promise<AuthorizeValidation> {
   let client: Client;
   let redirectUri: string;
   try {
-    ({ client, redirectUri } = await validateClientAndRedirect(params, deps));
+    ({ client, redirectUri } = await validateClientAndRedirect(params, deps, lookup));
   } catch (error) {
     if (error instanceof ProtocolError) return { ok: false, error };
     throw error;
@@ -98,6 +117,7 @@ export async function validateAuthorizeRequest(params: Params, deps: ProviderDep
     redirectUri,
     responseMode: validMode && requestedMode ? (requestedMode as ResponseMode) : "query",
     state: params.get("state"),
+    ...(errorsStayOnPage(client, redirectUri) ? { errorsOnPage: true } : {}),
   };
   const fail = (code: ConstructorParameters<typeof ProtocolError>[0], description: string): AuthorizeValidation => ({
     ok: false,

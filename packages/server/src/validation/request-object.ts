@@ -1,10 +1,10 @@
 import { ProtocolError } from "@tessera/protocol";
 import { decodeProtectedHeader, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from "jose";
 import { clientJtiKey, clientPublicKeys, typeIsOneOf } from "../client-auth/jwt-assertion.ts";
-import { REQUEST_OBJECT_ALGORITHMS, type Client } from "../clients.ts";
+import { REQUEST_OBJECT_ALGORITHMS, type Client, type ClientLookup } from "../clients.ts";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
 import { Params } from "../http/params.ts";
-import { AUTHORIZE_PARAMETERS, type AuthorizeReply } from "./authorize-request.ts";
+import { AUTHORIZE_PARAMETERS, errorsStayOnPage, type AuthorizeReply } from "./authorize-request.ts";
 import { iatTooFarAhead } from "./jwt-times.ts";
 
 /** RFC 9101 §10.8 / CONTRACT §10: the longest window from `nbf` (or `iat`) to `exp`. */
@@ -40,7 +40,7 @@ function invalidObject(description: string): ProtocolError {
  * Errors carry a reply only to the client's single registered redirect_uri: nothing in a rejected object
  * is trusted, so its redirect_uri and state are never used.
  */
-export async function resolveRequestObject(params: Params, deps: ProviderDeps, authenticated?: Client): Promise<RequestObjectResolution> {
+export async function resolveRequestObject(params: Params, deps: ProviderDeps, authenticated?: Client, lookup?: ClientLookup): Promise<RequestObjectResolution> {
   const jws = params.get("request");
   if (jws === undefined) return { ok: true, params, signed: false };
   const refuse = (error: ProtocolError, reply?: AuthorizeReply): RequestObjectResolution => ({ ok: false, error, reply });
@@ -48,9 +48,9 @@ export async function resolveRequestObject(params: Params, deps: ProviderDeps, a
   const outerClientId = authenticated?.clientId ?? params.get("client_id");
   // RFC 9101 §5: client_id is sent beside the request object, so the client is known before it is parsed.
   if (!outerClientId) return refuse(new ProtocolError("invalid_request", "client_id is missing", { redirectable: false }));
-  const client = authenticated ?? (await deps.clients.findClientById(outerClientId));
+  const client = authenticated ?? (await deps.clients.findClientById(outerClientId, lookup));
   if (!client) return refuse(new ProtocolError("invalid_client", "the client is unknown", { redirectable: false }));
-  const single = client.redirectUris.length === 1 ? client.redirectUris[0]! : undefined;
+  const single = client.redirectUris.length === 1 && !errorsStayOnPage(client, client.redirectUris[0]!) ? client.redirectUris[0]! : undefined;
   const reply: AuthorizeReply | undefined = single === undefined ? undefined : { redirectUri: single, responseMode: "query" };
   try {
     const payload = await verifyRequestObject(jws, client, deps);
