@@ -9,9 +9,10 @@ export const SCOPE_TEXT: Record<string, string> = {
 
 /**
  * The consent page (contract §4): allow and deny buttons named `decision`. A client known only by its
- * metadata document shows its host beside its name, since the name is whatever the document says.
+ * metadata document shows its host beside its name, since the name is whatever the document says; a
+ * self-registered (`unverified`) one shows its redirect host and an unverified-application note.
  */
-export function ConsentPage(props: { clientName: string; clientHost?: string; scopes: { name: string; description?: string }[]; returnUrl: string; csrf: string; base: string }) {
+export function ConsentPage(props: { clientName: string; clientHost?: string; unverified?: boolean; scopes: { name: string; description?: string }[]; returnUrl: string; csrf: string; base: string }) {
   return (
     <>
       <h1>Allow access?</h1>
@@ -26,7 +27,11 @@ export function ConsentPage(props: { clientName: string; clientHost?: string; sc
         ) : null}{" "}
         is asking for:
       </p>
-      {props.clientHost ? <p class="muted">This application is not registered here: it is known only by its address at {props.clientHost}.</p> : null}
+      {props.unverified ? (
+        <p class="muted unverified">Unverified application: it registered itself, and this server has not checked who runs it. It will send you back to {props.clientHost}.</p>
+      ) : props.clientHost ? (
+        <p class="muted">This application is not registered here: it is known only by its address at {props.clientHost}.</p>
+      ) : null}
       <ul class="scopes">
         {props.scopes.map((s) => (
           <li>

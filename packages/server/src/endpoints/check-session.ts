@@ -1,6 +1,8 @@
 import { randomHandle } from "@tessera/protocol";
 import type { ProviderDeps } from "../deps.ts";
 import { SESSION_ID_COOKIE } from "../session/session.ts";
+import { redirectOrigins } from "../http/cors.ts";
+import { STORE_LIMITS } from "../stores/values.ts";
 
 /**
  * The iframe's script (OIDC Session Management 1.0 §3.3): for "client_id session_state" messages it
@@ -39,11 +41,21 @@ window.addEventListener("message", async (event) => {
 });
 `;
 
-/** GET {issuer}/connect/checksession: the check-session iframe, framable by the clients' origins only. */
-export function checkSessionEndpoint(deps: ProviderDeps, clientOrigins: () => Promise<readonly string[]>) {
-  return async (): Promise<Response> => {
-    const origins = await clientOrigins();
-    const ancestors = origins.length ? origins.join(" ") : "'none'";
+/**
+ * GET {issuer}/connect/checksession: the check-session iframe. Its `frame-ancestors` lists the configured
+ * clients' redirect origins; a stored (run-time) client's RP loads it as `?client_id=<its id>`, which adds
+ * that one client's redirect origins (at most 20). So the header stays small however many clients are
+ * registered, and no stored client can break session management for the others.
+ */
+export function checkSessionEndpoint(deps: ProviderDeps, configuredOrigins: readonly string[]) {
+  return async (request: Request): Promise<Response> => {
+    const origins = new Set(configuredOrigins);
+    const clientId = new URL(request.url).searchParams.get("client_id");
+    if (clientId && clientId.length <= STORE_LIMITS.clientId) {
+      const client = await deps.clients.findClientById(clientId).catch(() => undefined);
+      if (client) for (const origin of redirectOrigins(client.redirectUris)) origins.add(origin);
+    }
+    const ancestors = origins.size ? [...origins].join(" ") : "'none'";
     const nonce = randomHandle(16);
     const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Check session</title></head><body><script nonce="${nonce}">${SCRIPT}</script></body></html>`;
     return new Response(html, {

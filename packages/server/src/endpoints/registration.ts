@@ -81,6 +81,15 @@ async function applySoftwareStatement(body: Record<string, unknown>, deps: Provi
     throw new ProtocolError("invalid_software_statement", "the software statement is not signed by a trusted key, or has expired");
   }
   if (trusted.issuer !== undefined && claims.iss !== trusted.issuer) throw new ProtocolError("unapproved_software_statement", "the software statement's issuer is not approved");
+  // A statement that never expires, or says it was made in the future, could be replayed forever.
+  const now = Math.floor(deps.clock() / 1000);
+  if (typeof claims.exp !== "number") throw new ProtocolError("invalid_software_statement", "the software statement needs an exp claim");
+  if (claims.iat !== undefined && (typeof claims.iat !== "number" || claims.iat > now + 60)) throw new ProtocolError("invalid_software_statement", "the software statement's iat is in the future");
+  // RFC 7591 §2.3 does not require aud; when present it must name this server.
+  if (claims.aud !== undefined) {
+    const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+    if (!audiences.includes(deps.options.issuer)) throw new ProtocolError("invalid_software_statement", "the software statement's aud does not name this server");
+  }
   const { software_statement: _statement, ...rest } = body;
   const metadata: Record<string, unknown> = { ...rest };
   for (const [name, value] of Object.entries(claims)) if (!STATEMENT_CLAIMS.includes(name)) metadata[name] = value;
@@ -135,8 +144,9 @@ export function registrationEndpoint(deps: ProviderDeps) {
         checkPolicy(body, deps);
         created = await deps.clientRegistry.create(body, "registration");
       } catch (error) {
-        if (error instanceof ProtocolError && error.code === "invalid_token") await deps.throttle.fail(slot);
-        else await deps.throttle.release(slot);
+        // Refused metadata gives the slot back; a wrong token or an unexpected failure keeps it.
+        if (error instanceof ProtocolError && error.code !== "invalid_token") await deps.throttle.release(slot);
+        else await deps.throttle.fail(slot);
         throw error;
       }
       await deps.throttle.fail(slot);

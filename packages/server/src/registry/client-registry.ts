@@ -5,7 +5,7 @@ import type { TesseraEvent } from "../events.ts";
 import type { ClientRecordStore, GrantStore, StoredClient, StoredClientSecret } from "../stores/interfaces.ts";
 import { findable, STORE_LIMITS } from "../stores/values.ts";
 import { clientIdMetadataDocumentUrl } from "../clients/metadata-document.ts";
-import { CLIENT_METADATA_FIELDS as CLIENT_FIELDS, clientMetadataProblems, type ClientMetadataProblem, type ClientRulesContext } from "../validation/client-metadata.ts";
+import { clientMetadataProblems, isClientMetadataField, type ClientMetadataProblem, type ClientRulesContext } from "../validation/client-metadata.ts";
 import type { CachedClientStore } from "./client-cache.ts";
 import { redirectOrigins } from "../http/cors.ts";
 
@@ -149,7 +149,7 @@ export class ClientRegistry {
   /** The client as the protocol code sees it, from a stored record (undefined when the record no longer validates). */
   static toClient(record: StoredClient, signingAlgorithms?: readonly string[]): Client | undefined {
     try {
-      return normalizeClient(JSON.parse(record.metadata) as ClientMetadata, { secrets: record.secrets }, signingAlgorithms);
+      return normalizeClient(JSON.parse(record.metadata) as ClientMetadata, { secrets: record.secrets, registered: Boolean(record.registrationTokenHash) }, signingAlgorithms);
     } catch {
       return undefined;
     }
@@ -185,10 +185,12 @@ export class ClientRegistry {
       hasSecret: typeof method === "string" && CONFIDENTIAL.has(method),
       allowClientSecretJwt: false,
       redirectUris: origin === "registration" ? "native-or-https" : "absolute",
+      registration: origin === "registration",
     };
     if (origin === "registration") {
-      // RFC 7591 §2: metadata the server does not understand is ignored, not refused.
-      for (const key of Object.keys(metadata)) if (!(key in CLIENT_FIELDS)) delete metadata[key];
+      // RFC 7591 §2: metadata the server does not understand is ignored, not refused (Tessera's own
+      // policy fields are understood, and refused by the validator's registration allow-list).
+      for (const key of Object.keys(metadata)) if (!isClientMetadataField(key)) delete metadata[key];
     }
     const problems = clientMetadataProblems(metadata, context);
     if (problems.length) throw metadataError(problems);
@@ -272,7 +274,7 @@ export class ClientRegistry {
       updatedAt: now,
     };
     if (!(await this.deps.records.create(record))) throw conflict(`a client with client_id ${clientId} exists`);
-    this.changed(clientId);
+    this.created(clientId, metadata.redirect_uris ?? []);
     this.deps.emit({ type: "client.created", clientId, via: origin });
     return { client: this.info(metadata, record), clientSecret: secret, registrationAccessToken };
   }
@@ -376,6 +378,21 @@ export class ClientRegistry {
     const presented = sha256(token);
     if (expected.length !== presented.length || !timingSafeEqual(expected, presented)) return undefined;
     return this.info(JSON.parse(record.metadata) as ClientMetadata, record);
+  }
+
+  /**
+   * A new client: its origins join the cached stored origins, so a registration does not force the next
+   * request with an unknown Origin to read every stored client again.
+   */
+  private created(clientId: string, redirectUris: readonly string[]): void {
+    this.deps.cache.invalidate(clientId);
+    const cached = this.origins;
+    if (!cached) return;
+    const value = cached.value.then((origins) => new Set([...origins, ...redirectOrigins(redirectUris)]) as ReadonlySet<string>);
+    value.catch(() => {
+      if (this.origins?.value === value) this.origins = undefined;
+    });
+    this.origins = { value, expires: cached.expires };
   }
 
   /** Forgets what this process cached about the client (and the stored origins). */
