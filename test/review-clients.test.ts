@@ -103,6 +103,23 @@ describe("19 review of clients at run time", () => {
     assert.ok(clientMetadataShapeProblems({ client_id: "x", post_logout_redirect_uris: uris }, { redirectUris: "absolute" }).length > 0, "config clients too");
   });
 
+  it("19.d3 check-session: the base iframe lists config origins only; ?client_id= adds that stored client's origins", async () => {
+    const ancestors = async (query = "") => {
+      const response = await flow.host.fetch(new Request(`${flow.host.issuer}/connect/checksession${query}`));
+      return /frame-ancestors ([^;]+)/.exec(response.headers.get("content-security-policy") ?? "")?.[1]?.split(" ") ?? [];
+    };
+    const before = await ancestors();
+    const reg = await register(flow, { redirect_uris: Array.from({ length: 20 }, (_, i) => `https://a${i}.other.test/cb`) });
+    assert.equal(reg.status, 201, JSON.stringify(reg.body));
+    assert.deepEqual(await ancestors(), before, "a registration does not grow the shared iframe's CSP");
+    assert.deepEqual(before, [RP]);
+    const own = await ancestors(`?client_id=${encodeURIComponent(String(reg.body.client_id))}`);
+    assert.equal(own.length, 21);
+    assert.ok(own.includes("https://a7.other.test"));
+    assert.deepEqual(await ancestors("?client_id=nobody"), [RP]);
+    assert.deepEqual(await ancestors(`?client_id=${"x".repeat(5000)}`), [RP]);
+  });
+
   it("19.d4 deeply nested metadata is invalid_client_metadata, never a 500", async () => {
     for (const field of ["redirect_uris", "jwks", "constructor", "client_name", "made_up"]) {
       const nested = "[".repeat(30000) + "]".repeat(30000);
@@ -147,6 +164,63 @@ describe("19.d6 software statements", () => {
       assert.equal((await register(flow, { software_statement: ours })).status, 201);
       const noAud = await sign(new SignJWT(claims).setIssuedAt().setExpirationTime("5m"));
       assert.equal((await register(flow, { software_statement: noAud })).status, 201);
+    } finally {
+      await flow.close();
+    }
+  });
+});
+
+describe("19.d7 client records: compare-and-set updates on every store", async () => {
+  const { createMemoryStore, createSqliteStore, createPostgresStore } = await import("@tessera/server");
+  const { startTestPostgres } = await import("./support/postgres.ts");
+  const postgres = await startTestPostgres();
+  after(() => postgres?.close());
+  const stores: [string, () => Promise<import("@tessera/server").Store>][] = [
+    ["memory", async () => createMemoryStore()],
+    ["sqlite", () => createSqliteStore(":memory:")],
+    ...(postgres ? [["postgres", async () => createPostgresStore(await postgres.createDatabase())] as [string, () => Promise<import("@tessera/server").Store>]] : []),
+  ];
+  for (const [name, open] of stores) {
+    it(`19.d7 ${name}: update with the record read before succeeds once; a stale one changes nothing`, async () => {
+      const store = await open();
+      try {
+        const record = { clientId: "c1", metadata: '{"client_id":"c1"}', secrets: [{ id: "s1", hash: "h1", createdAt: 1 }], createdAt: 1, updatedAt: 1 };
+        assert.equal(await store.clients.create(record), true);
+        const read = (await store.clients.get("c1"))!;
+        const first = { ...read, metadata: '{"client_id":"c1","client_name":"A"}' };
+        const second = { ...read, secrets: [...read.secrets, { id: "s2", hash: "h2", createdAt: 1 }] };
+        assert.equal(await store.clients.update(first, read), true);
+        assert.equal(await store.clients.update(second, read), false, "the second writer read a state that is gone");
+        const now = (await store.clients.get("c1"))!;
+        assert.equal(now.metadata, first.metadata);
+        assert.equal(now.secrets.length, 1);
+        assert.equal(await store.clients.update({ ...now, updatedAt: 2 }, now), true, "a fresh read succeeds");
+        assert.equal(await store.clients.update({ ...now, clientId: "nobody" }, { ...now, clientId: "nobody" }), false);
+        assert.equal(await store.clients.update({ ...now, updatedAt: 3 }), true, "without expected: a plain replace");
+      } finally {
+        await store.close();
+      }
+    });
+  }
+});
+
+describe("19.d7 admin secrets", () => {
+  it("19.d7 chosen secrets need 32 characters; rotation stops at 10 live secrets; the last live secret stays", async () => {
+    const flow = await Flow.create(baseConfig());
+    try {
+      const registry = flow.host.provider.clients;
+      await assert.rejects(registry.create({ redirect_uris: [REDIRECT], client_secret: "short-secret" }), /32/);
+      const made = await registry.create({ redirect_uris: [REDIRECT], client_secret: "x".repeat(32) });
+      const id = made.client.client_id;
+      for (let i = 0; i < 9; i++) await registry.rotateSecret(id);
+      assert.equal((await registry.get(id))!.secrets!.length, 10);
+      await assert.rejects(registry.rotateSecret(id), (e: { status?: number }) => e.status === 409);
+      assert.equal((await registry.get(id))!.secrets!.length, 10, "no live secret was dropped");
+      // Expiring the older ones at once makes room; then the new one is the last live secret.
+      const secrets = (await registry.get(id))!.secrets!;
+      assert.equal(await registry.removeSecret(id, secrets[0]!.id), "removed", "a live one may go while others live");
+      const fresh = (await registry.rotateSecret(id, { oldSecretsExpireIn: 0 }))!;
+      assert.equal(await registry.removeSecret(id, fresh.secretId), "last_secret", "the others expired: this is the last live one");
     } finally {
       await flow.close();
     }
