@@ -146,6 +146,20 @@ describe("19 review of clients at run time", () => {
   });
 });
 
+describe("19.d3 registration quota", () => {
+  it("19.d3 a server-wide registration quota holds besides the per-address one; refused metadata is not counted", async () => {
+    const flow = await Flow.create({ ...baseConfig(), registration: { enabled: true, rateLimit: { window: 600, max: 10, networkMax: 10, totalMax: 2 } } });
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await register(flow, { redirect_uris: ["bad"] })).status, 400);
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) statuses.push((await register(flow, { redirect_uris: [REDIRECT] })).status);
+      assert.deepEqual(statuses, [201, 201, 429]);
+    } finally {
+      await flow.close();
+    }
+  });
+});
+
 describe("19.d6 software statements", () => {
   it("19.d6 need exp, no future iat, and an aud naming this server when present", async () => {
     const trusted = await generateKeyPair("ES256");
