@@ -133,6 +133,12 @@ describe("19 review of clients at run time", () => {
     for (let i = 0; i < 20000; i++) deep = [deep];
     assert.ok(clientMetadataShapeProblems({ client_id: "x", jwks: { keys: deep } }, { redirectUris: "absolute" }).length > 0);
     assert.ok(clientMetadataShapeProblems({ client_id: "x", unknown_thing: deep }, { redirectUris: "absolute" }).length > 0);
+    // The admin API's path (the registry) and the config loader's.
+    await assert.rejects(flow.host.provider.clients.create({ redirect_uris: [REDIRECT], jwks: { keys: deep } }), (e: { code?: string }) => e.code === "invalid_client_metadata");
+    const { parseConfig } = await import("@tessera/host");
+    const config = { ...baseConfig(), issuer: "https://idp.test" } as unknown as { clients: Record<string, unknown>[] };
+    config.clients = [{ ...config.clients[0], jwks: { keys: deep } }];
+    assert.throws(() => parseConfig(config), /clients\[0\]\.jwks: is nested deeper than 16 levels/);
   });
 
   it("19.d5 prototype-named keys are not client metadata fields", async () => {
