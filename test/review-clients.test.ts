@@ -152,6 +152,24 @@ describe("19 review of clients at run time", () => {
   });
 });
 
+describe("19.d1 pages", () => {
+  it("19.d1 the login page marks a registered client unverified and names its redirect host; a configured one is not marked", async () => {
+    const flow = await Flow.create({ ...baseConfig(), registration: { enabled: true } });
+    try {
+      const reg = await register(flow, { client_name: "Totally Legit Bank", redirect_uris: ["https://cb.attacker.test/cb"] });
+      const login = await flow.browser.get(authorizeUrl(flow, String(reg.body.client_id), { scope: "openid" }, "https://cb.attacker.test/cb").url);
+      assert.ok(login.query("input[name=password]"));
+      assert.match(login.body, /Unverified application/);
+      assert.match(login.body, /cb\.attacker\.test/);
+      const own = await flow.go((await flow.authorizeUrl()).url);
+      assert.ok(own.query("input[name=password]"));
+      assert.doesNotMatch(own.body, /Unverified application/);
+    } finally {
+      await flow.close();
+    }
+  });
+});
+
 describe("19.d3 registration quota", () => {
   it("19.d3 a server-wide registration quota holds besides the per-address one; refused metadata is not counted", async () => {
     const flow = await Flow.create({ ...baseConfig(), registration: { enabled: true, rateLimit: { window: 600, max: 10, networkMax: 10, totalMax: 2 } } });
