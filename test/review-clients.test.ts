@@ -118,6 +118,13 @@ describe("19 review of clients at run time", () => {
     assert.ok(own.includes("https://a7.other.test"));
     assert.deepEqual(await ancestors("?client_id=nobody"), [RP]);
     assert.deepEqual(await ancestors(`?client_id=${"x".repeat(5000)}`), [RP]);
+    const framed = async (referer: string) => {
+      const response = await flow.host.fetch(new Request(`${flow.host.issuer}/connect/checksession`, { headers: { referer } }));
+      return /frame-ancestors ([^;]+)/.exec(response.headers.get("content-security-policy") ?? "")?.[1]?.split(" ") ?? [];
+    };
+    assert.deepEqual(await framed("https://a3.other.test/app/page"), [RP, "https://a3.other.test"], "the framing page's origin, when a stored client's");
+    assert.deepEqual(await framed("https://unknown.test/"), [RP]);
+    assert.deepEqual(await framed("not a url"), [RP]);
   });
 
   it("19.d4 deeply nested metadata is invalid_client_metadata, never a 500", async () => {

@@ -335,7 +335,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   app.post(PATHS.introspection, route(introspectionEndpoint(deps)));
   app.post(PATHS.revocation, corsRoute(revocationEndpoint(deps)));
   app.on(["GET", "POST"], PATHS.endSession, route(endSessionEndpoint(deps)));
-  app.get(PATHS.checkSession, route(checkSessionEndpoint(deps, cors.configured)));
+  app.get(PATHS.checkSession, route(checkSessionEndpoint(deps, cors.configured, () => clientRegistry.redirectOrigins())));
   // Probes (contract §9): no auth, never cached.
   app.get(PATHS.health, () => noStoreJson({ status: "ok" }));
   // Real time, not the injected clock: the cache bounds store round trips, not protocol lifetimes.
