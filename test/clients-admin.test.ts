@@ -125,9 +125,9 @@ describe("19 clients at run time: admin API", () => {
     assert.equal((await api("POST", "/clients", { client_id: "named-one", grant_types: ["client_credentials"] })).status, 409);
     assert.equal((await tokenRequest({ grant_type: "client_credentials" }, "web", "web-secret")).status, 400, "web still authenticates (unauthorized grant, not invalid_client)");
     // An administrator may set the first secret; it is kept hashed like a generated one.
-    const chosen = await api("POST", "/clients", { client_id: "chosen-secret", client_secret: "an-admin-chosen-secret", grant_types: ["client_credentials"], scope: "api1.read" });
+    const chosen = await api("POST", "/clients", { client_id: "chosen-secret", client_secret: "an-admin-chosen-secret-0123456789", grant_types: ["client_credentials"], scope: "api1.read" });
     assert.equal(chosen.status, 201);
-    assert.equal((await tokenRequest({ grant_type: "client_credentials" }, "chosen-secret", "an-admin-chosen-secret")).status, 200);
+    assert.equal((await tokenRequest({ grant_type: "client_credentials" }, "chosen-secret", "an-admin-chosen-secret-0123456789")).status, 200);
     assert.equal((await api("GET", "/clients/chosen-secret")).body.client_secret, undefined);
   });
 

@@ -59,7 +59,13 @@ describe("19 dynamic client registration (RFC 7591) and management (RFC 7592)", 
       assert.equal(body.made_up_field, undefined, "unknown metadata is ignored (RFC 7591 §2)");
       assert.equal(body.source, undefined);
 
-      const signIn = await flow.signIn({ client_id: String(body.client_id), scope: "openid profile" });
+      // A registered client is unverified: the user is asked (issue 19 review, F1).
+      const request = await flow.authorizeUrl({ client_id: String(body.client_id), scope: "openid profile" });
+      let page = await flow.go(request.url);
+      if (page.query("input[name=password]")) page = await flow.login(page);
+      assert.ok(page.query("button[name=decision][value=allow]"), "consent is asked");
+      page = await flow.browser.submitForm(page, { button: "button[name=decision][value=allow]", stopAt: (u) => u.origin === new URL(REDIRECT).origin });
+      const signIn = { code: Flow.response(page).get("code")!, verifier: request.verifier };
       const tokens = (await (await flow.redeem(signIn.code, signIn.verifier, { id: String(body.client_id), secret: String(body.client_secret) })).json()) as Json;
       assert.ok(tokens.id_token, JSON.stringify(tokens));
       assert.ok(events.some((e) => e.type === "client.created" && e.via === "registration" && e.clientId === body.client_id));

@@ -297,7 +297,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
     const back = details?.returnUrl ?? (returnUrl && isLocalReturn(returnUrl) ? returnUrl : undefined);
     const { token, cookies } = await csrfFor(c, back);
-    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
+    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost ?? details?.client.redirectHost} unverified={details?.client.unverified} csrf={token} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
   });
 
   app.post(`${base}/login`, limit, async (c) => {
@@ -317,7 +317,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!attempt) {
       emitHost({ type: "sign_in.failed", reason: "throttled" });
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies, [], formActionFor(details?.client.redirectUris));
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost ?? details?.client.redirectHost} unverified={details?.client.unverified} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies, [], formActionFor(details?.client.redirectUris));
     }
     // Should the check throw, the attempt's slots stay held: it counts as a failure.
     const user = username && password ? await users.validateCredentials(username, password) : undefined;
@@ -327,7 +327,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       emitHost({ type: "sign_in.failed", reason: "credentials" });
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost ?? details?.client.redirectHost} unverified={details?.client.unverified} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
     }
     await throttle.succeeded(attempt);
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
@@ -342,7 +342,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(details.returnUrl)}`);
     const { token, cookies } = await csrfFor(c);
     const scopes = details.scopes.map((name) => ({ name, description: config.apiScopes?.find((s) => s.name === name)?.description }));
-    return render("Allow access?", <ConsentPage base={base} clientName={details.client.clientName} clientHost={details.client.metadataDocumentHost} scopes={scopes} returnUrl={details.returnUrl} csrf={token} />, 200, cookies, [], formActionFor(details.client.redirectUris));
+    return render("Allow access?", <ConsentPage base={base} clientName={details.client.clientName} clientHost={details.client.metadataDocumentHost ?? details.client.redirectHost} unverified={details.client.unverified} rememberable={details.client.metadataDocumentHost === undefined} scopes={scopes} returnUrl={details.returnUrl} csrf={token} />, 200, cookies, [], formActionFor(details.client.redirectUris));
   });
 
   app.post(`${base}/consent`, limit, async (c) => {

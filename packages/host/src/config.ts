@@ -196,7 +196,7 @@ export const configSchema = z
         initialAccessToken: z.string().min(1).nullable().optional(),
         allowedScopes: z.array(z.string().min(1)).optional(),
         allowedGrantTypes: z.array(z.enum(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"])).optional(),
-        rateLimit: z.strictObject({ window: seconds.min(1).optional(), max: z.number().int().min(1).optional() }).optional(),
+        rateLimit: z.strictObject({ window: seconds.min(1).optional(), max: z.number().int().min(1).optional(), networkMax: z.number().int().min(1).optional(), totalMax: z.number().int().min(1).optional() }).optional(),
         softwareStatement: z
           .strictObject({ jwks: z.strictObject({ keys: z.array(z.looseObject({ kty: z.string() })).min(1) }), issuer: z.string().min(1).optional(), required: z.boolean().optional() })
           .optional(),

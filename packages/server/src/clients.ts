@@ -126,6 +126,17 @@ export interface Client {
   idTokenSignedResponseAlg?: string;
   requirePkce: boolean;
   requireConsent: boolean;
+  /**
+   * Policy for a client nobody vetted (a dynamically registered one): consent is always required, the
+   * pages mark it unverified and show its redirect host, and `offline_access` is honoured only when the
+   * user saw a consent screen for the request (OIDC Core §11). False for configured and admin-made clients.
+   */
+  untrusted: boolean;
+  /**
+   * True when a remembered consent never counts: an untrusted public client, or one with a loopback or
+   * private-use redirect URI, whose redirect does not prove who runs it (RFC 8252 §8.6).
+   */
+  consentEveryTime: boolean;
   accessTokenFormat: "jwt" | "reference";
   accessTokenLifetime?: number;
   frontchannelLogoutUri?: string;
@@ -249,7 +260,7 @@ export function securityProfileProblems(metadata: ClientMetadata): SecurityProfi
  * authentication and algorithms, sender-constrained access tokens, 60 s codes, issuer-only assertion
  * audience). `signingAlgorithms` (the server's, first signs by default) picks a fapi2 client's token algorithm.
  */
-export function normalizeClient(metadata: ClientMetadata, stored?: { secrets: readonly StoredClientSecret[] }, signingAlgorithms?: readonly string[]): Client {
+export function normalizeClient(metadata: ClientMetadata, stored?: { secrets: readonly StoredClientSecret[]; registered?: boolean }, signingAlgorithms?: readonly string[]): Client {
   const hasSecret = Boolean(metadata.client_secret) || (stored?.secrets.length ?? 0) > 0;
   const method = (metadata.token_endpoint_auth_method ?? (hasSecret ? "client_secret_basic" : "none")) as TokenEndpointAuthMethod;
   const profileProblem = securityProfileProblems({ ...metadata, token_endpoint_auth_method: method })[0];
@@ -294,6 +305,8 @@ export function normalizeClient(metadata: ClientMetadata, stored?: { secrets: re
   if ((requestObjectAlg !== undefined || metadata.require_signed_request_object) && !metadata.jwks && !metadata.jwks_uri) {
     throw new TypeError(`client ${metadata.client_id}: signed request objects need jwks or jwks_uri`);
   }
+  const untrusted = stored?.registered === true;
+  const provenRedirects = (metadata.redirect_uris ?? []).every((uri) => uri.startsWith("https://"));
   return {
     clientId: metadata.client_id,
     clientName: metadata.client_name ?? metadata.client_id,
@@ -312,7 +325,9 @@ export function normalizeClient(metadata: ClientMetadata, stored?: { secrets: re
     jwksUri: metadata.jwks_uri,
     idTokenSignedResponseAlg: tokenSigningAlg,
     requirePkce: fapi2 || (metadata.require_pkce ?? true),
-    requireConsent: metadata.require_consent ?? false,
+    requireConsent: untrusted || (metadata.require_consent ?? false),
+    untrusted,
+    consentEveryTime: untrusted && (method === "none" || !provenRedirects),
     accessTokenFormat: metadata.access_token_format ?? "jwt",
     accessTokenLifetime: metadata.access_token_lifetime,
     frontchannelLogoutUri: metadata.frontchannel_logout_uri,

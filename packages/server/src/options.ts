@@ -222,8 +222,12 @@ export interface ProviderOptions {
      * without one. Absent: every software statement is refused (`invalid_software_statement`).
      */
     softwareStatement?: { jwks: { keys: import("jose").JWK[] }; issuer?: string; required?: boolean };
-    /** Registrations (and wrong initial access tokens) per client address bucket (IPv4 address, IPv6 /64) within `window` seconds, counted in the store (default 50 per 600 s). */
-    rateLimit?: { window?: number; max?: number };
+    /**
+     * Registrations (and wrong initial access tokens) within `window` seconds, counted in the store:
+     * `max` per client address bucket (IPv4 address, IPv6 /64; default 50 per 600 s), `networkMax` per
+     * IPv6 /48 (default 200) and `totalMax` from everyone together (default 1000).
+     */
+    rateLimit?: { window?: number; max?: number; networkMax?: number; totalMax?: number };
   };
   limits?: {
     /** Largest form body accepted, in bytes (default 65536). */
@@ -311,7 +315,7 @@ export interface ResolvedOptions {
     initialAccessToken?: string;
     allowedScopes: string[];
     allowedGrantTypes: string[];
-    rateLimit: { window: number; max: number };
+    rateLimit: { window: number; max: number; networkMax: number; totalMax: number };
     softwareStatement?: { jwks: { keys: import("jose").JWK[] }; issuer?: string; required: boolean };
   };
 }
@@ -423,7 +427,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
       initialAccessToken: options.registration?.initialAccessToken ?? undefined,
       allowedScopes: options.registration?.allowedScopes ?? claims.identityResources,
       allowedGrantTypes: options.registration?.allowedGrantTypes ?? ["authorization_code", "refresh_token"],
-      rateLimit: { window: 600, max: 50, ...options.registration?.rateLimit },
+      rateLimit: { window: 600, max: 50, networkMax: 200, totalMax: 1000, ...options.registration?.rateLimit },
       softwareStatement: options.registration?.softwareStatement && { ...options.registration.softwareStatement, required: options.registration.softwareStatement.required ?? false },
     },
   };

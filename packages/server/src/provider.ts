@@ -51,12 +51,27 @@ import { SessionManagementService, type RemoveSessionsRequest, type SessionInfo 
 import type { SessionQuery } from "./stores/interfaces.ts";
 import { defaultProfileService } from "./tokens/claims.ts";
 
+/** The host (or, for a private-use scheme, the scheme) a redirect URI sends the user to, for the pages. */
+function redirectHostOf(uri: string | undefined): string | undefined {
+  if (!uri) return undefined;
+  try {
+    const url = new URL(uri);
+    return url.host || url.protocol.slice(0, -1);
+  } catch {
+    return undefined;
+  }
+}
+
 /** What a login or consent page needs to know about the request it serves. */
 export interface InteractionDetails {
   /** Where to send the browser when the page is done. */
   returnUrl: string;
-  /** `metadataDocumentHost`: the host and path of a metadata-document client's URL, to show beside its name. */
-  client: { clientId: string; clientName: string; redirectUris: string[]; metadataDocumentHost?: string };
+  /**
+   * `metadataDocumentHost`: the host and path of a metadata-document client's URL, to show beside its name.
+   * `unverified`: a dynamically registered client nobody vetted; `redirectHost` is then the host of the
+   * request's redirect URI, to show beside its self-chosen name.
+   */
+  client: { clientId: string; clientName: string; redirectUris: string[]; metadataDocumentHost?: string; unverified?: true; redirectHost?: string };
   scopes: string[];
   loginHint?: string;
   prompt: string[];
@@ -320,7 +335,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   app.post(PATHS.introspection, route(introspectionEndpoint(deps)));
   app.post(PATHS.revocation, corsRoute(revocationEndpoint(deps)));
   app.on(["GET", "POST"], PATHS.endSession, route(endSessionEndpoint(deps)));
-  app.get(PATHS.checkSession, route(checkSessionEndpoint(deps, () => cors.origins())));
+  app.get(PATHS.checkSession, route(checkSessionEndpoint(deps, cors.configured, () => clientRegistry.redirectOrigins())));
   // Probes (contract §9): no auth, never cached.
   app.get(PATHS.health, () => noStoreJson({ status: "ok" }));
   // Real time, not the injected clock: the cache bounds store round trips, not protocol lifetimes.
@@ -399,7 +414,13 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       const params = Params.fromEntries(interaction.params);
       return {
         returnUrl: `${options.basePath}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(interaction.id)}`,
-        client: { clientId: client.clientId, clientName: client.clientName, redirectUris: client.redirectUris, ...(client.metadataDocumentHost ? { metadataDocumentHost: client.metadataDocumentHost } : {}) },
+        client: {
+          clientId: client.clientId,
+          clientName: client.clientName,
+          redirectUris: client.redirectUris,
+          ...(client.metadataDocumentHost ? { metadataDocumentHost: client.metadataDocumentHost } : {}),
+          ...(client.untrusted ? { unverified: true as const, redirectHost: redirectHostOf(params.get("redirect_uri") ?? client.redirectUris[0]) } : {}),
+        },
         scopes: (params.get("scope") ?? "").split(" ").filter(Boolean),
         loginHint: params.get("login_hint"),
         prompt: (params.get("prompt") ?? "").split(" ").filter(Boolean),

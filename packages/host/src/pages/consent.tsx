@@ -9,9 +9,10 @@ export const SCOPE_TEXT: Record<string, string> = {
 
 /**
  * The consent page (contract §4): allow and deny buttons named `decision`. A client known only by its
- * metadata document shows its host beside its name, since the name is whatever the document says.
+ * metadata document shows its host beside its name, since the name is whatever the document says; a
+ * self-registered (`unverified`) one shows its redirect host and an unverified-application note.
  */
-export function ConsentPage(props: { clientName: string; clientHost?: string; scopes: { name: string; description?: string }[]; returnUrl: string; csrf: string; base: string }) {
+export function ConsentPage(props: { clientName: string; clientHost?: string; unverified?: boolean; rememberable?: boolean; scopes: { name: string; description?: string }[]; returnUrl: string; csrf: string; base: string }) {
   return (
     <>
       <h1>Allow access?</h1>
@@ -28,7 +29,11 @@ export function ConsentPage(props: { clientName: string; clientHost?: string; sc
         ) : null}{" "}
         is asking for:
       </p>
-      {props.clientHost ? <p class="muted">This application is not registered here: it is known only by its address at <bdi>{props.clientHost}</bdi>.</p> : null}
+      {props.unverified ? (
+        <p class="muted unverified">Unverified application: it registered itself, and this server has not checked who runs it. It will send you back to <bdi>{props.clientHost}</bdi>.</p>
+      ) : props.clientHost ? (
+        <p class="muted">This application is not registered here: it is known only by its address at <bdi>{props.clientHost}</bdi>.</p>
+      ) : null}
       <ul class="scopes">
         {props.scopes.map((s) => (
           <li>
@@ -40,7 +45,7 @@ export function ConsentPage(props: { clientName: string; clientHost?: string; sc
         <input type="hidden" name="csrf" value={props.csrf} />
         <input type="hidden" name="returnUrl" value={props.returnUrl} />
         {/* Consent is never remembered for a metadata-document client: it is asked every time. */}
-        {props.clientHost ? null : (
+        {props.rememberable === false ? null : (
           <label class="check">
             <input type="checkbox" name="remember" value="1" checked /> Remember my decision
           </label>

@@ -1,9 +1,10 @@
 /** The login form (contract §4): username, password, one submit button. */
-export function LoginPage(props: { base: string; returnUrl?: string; username?: string; error?: string; csrf: string; clientName?: string; clientHost?: string }) {
+export function LoginPage(props: { base: string; returnUrl?: string; username?: string; error?: string; csrf: string; clientName?: string; clientHost?: string; unverified?: boolean }) {
   return (
     <>
       <h1>Sign in</h1>
       <p class="muted">{props.clientName ? <>to continue to <strong><bdi>{props.clientName}</bdi></strong>{props.clientHost ? <> (<bdi>{props.clientHost}</bdi>)</> : ""}</> : "to your account"}</p>
+      {props.unverified ? <p class="muted unverified">Unverified application: it registered itself, and this server has not checked who runs it.</p> : null}
       {props.error ? (
         <p class="error" role="alert" id="login-error">
           {props.error}

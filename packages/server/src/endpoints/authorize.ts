@@ -133,17 +133,21 @@ async function processAuthorization(request: Request, params: Params, interactio
     return fail("access_denied", "the user denied the request");
   }
   const decision = interaction?.consent?.sid === current.sid ? interaction.consent : undefined;
+  let granted = validated;
   if (decision?.allow) {
     if (decision.remember && !consentEveryTime(validated)) await deps.consents.remember(current.sub, validated.client.clientId, validated.scopes);
   } else if (await needsConsent(validated, current, deps)) {
     if (validated.prompt.has("none")) return fail("consent_required", "the user must consent");
     return redirectToInteraction(request, deps.options.consentUrl, validated, interaction, deps, cookies, pushed);
+  } else if (validated.client.untrusted && validated.scopes.includes("offline_access")) {
+    // OIDC Core §11: offline access for an unvetted client only when the user saw a consent screen for it.
+    granted = { ...validated, scopes: validated.scopes.filter((s) => s !== "offline_access") };
   }
 
   if (interaction) await deps.interactions.remove(interaction.id);
   // RFC 9126 §4 / FAPI 2.0 SP §5.3.2.2: one authorization per pushed request; of racing completions one wins.
   if (!(await complete())) return authorizeError(new ProtocolError("invalid_request_uri", "the request_uri was already used"), validated.reply, issuer, cookies);
-  const code = await storeCode(validated, current, deps);
+  const code = await storeCode(granted, current, deps);
   cookies.push(...(await deps.sessions.addClient(current, validated.client.clientId)));
   const fields: Record<string, string> = { code };
   if (validated.scopes.includes("openid")) {
@@ -172,21 +176,23 @@ function needsLogin(request: ValidatedAuthorizeRequest, session: AuthenticationS
 }
 
 /**
- * A metadata-document client is asked about every time: consent is never remembered for it. Its document
- * may change its redirect URIs at any moment, and a public one with loopback redirects cannot prove which
- * local process asks (RFC 8252 §8.6), so a remembered consent would hand codes out silently.
+ * Asked about every time, consent never remembered: a metadata-document client (its document may change
+ * its redirect URIs at any moment, and a public one with loopback redirects cannot prove which local
+ * process asks, RFC 8252 §8.6, so a remembered consent would hand codes out silently), and a registered
+ * client whose policy says so (`Client.consentEveryTime`: public, or with a non-https redirect URI).
  */
 function consentEveryTime(request: ValidatedAuthorizeRequest): boolean {
-  return request.client.metadataDocumentHost !== undefined;
+  return request.client.metadataDocumentHost !== undefined || request.client.consentEveryTime === true;
 }
 
 /**
- * prompt=consent always asks, and so does a metadata-document client; a client that requires consent asks
- * unless a remembered consent covers the scopes.
+ * prompt=consent always asks, and so does a client whose consent is never remembered; a client that
+ * requires consent asks unless a remembered consent covers the scopes.
  */
 async function needsConsent(request: ValidatedAuthorizeRequest, session: AuthenticationSession, deps: ProviderDeps): Promise<boolean> {
   if (request.prompt.has("consent") || consentEveryTime(request)) return true;
   if (!request.client.requireConsent) return false;
+  if (request.client.consentEveryTime) return true;
   const remembered = await deps.consents.rememberedScopes(session.sub, request.client.clientId);
   return !request.scopes.every((s) => remembered.includes(s));
 }

@@ -1,6 +1,8 @@
 import { randomHandle } from "@tessera/protocol";
 import type { ProviderDeps } from "../deps.ts";
 import { SESSION_ID_COOKIE } from "../session/session.ts";
+import { redirectOrigins } from "../http/cors.ts";
+import { STORE_LIMITS } from "../stores/values.ts";
 
 /**
  * The iframe's script (OIDC Session Management 1.0 §3.3): for "client_id session_state" messages it
@@ -39,11 +41,35 @@ window.addEventListener("message", async (event) => {
 });
 `;
 
-/** GET {issuer}/connect/checksession: the check-session iframe, framable by the clients' origins only. */
-export function checkSessionEndpoint(deps: ProviderDeps, clientOrigins: () => Promise<readonly string[]>) {
-  return async (): Promise<Response> => {
-    const origins = await clientOrigins();
-    const ancestors = origins.length ? origins.join(" ") : "'none'";
+function refererOrigin(request: Request): string | undefined {
+  const referer = request.headers.get("referer");
+  if (!referer || referer.length > 4096) return undefined;
+  try {
+    return new URL(referer).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * GET {issuer}/connect/checksession: the check-session iframe. Its `frame-ancestors` lists the configured
+ * clients' redirect origins, plus for clients created at run time: those of the client named by
+ * `?client_id=` (at most 20), and the origin of the framing page (its `Referer`) when it is a stored
+ * client's redirect origin (from the registry's cached set). The browser enforces the header against the
+ * real ancestors, so the hints only choose which allowed origins are listed; the header stays small
+ * however many clients are registered, and no stored client can break session management for the others.
+ */
+export function checkSessionEndpoint(deps: ProviderDeps, configuredOrigins: readonly string[], storedOrigins: () => Promise<ReadonlySet<string>>) {
+  return async (request: Request): Promise<Response> => {
+    const origins = new Set(configuredOrigins);
+    const clientId = new URL(request.url).searchParams.get("client_id");
+    if (clientId && clientId.length <= STORE_LIMITS.clientId) {
+      const client = await deps.clients.findClientById(clientId).catch(() => undefined);
+      if (client) for (const origin of redirectOrigins(client.redirectUris)) origins.add(origin);
+    }
+    const referer = refererOrigin(request);
+    if (referer && !origins.has(referer) && (await storedOrigins().catch(() => new Set<string>())).has(referer)) origins.add(referer);
+    const ancestors = origins.size ? [...origins].join(" ") : "'none'";
     const nonce = randomHandle(16);
     const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Check session</title></head><body><script nonce="${nonce}">${SCRIPT}</script></body></html>`;
     return new Response(html, {

@@ -81,6 +81,15 @@ async function applySoftwareStatement(body: Record<string, unknown>, deps: Provi
     throw new ProtocolError("invalid_software_statement", "the software statement is not signed by a trusted key, or has expired");
   }
   if (trusted.issuer !== undefined && claims.iss !== trusted.issuer) throw new ProtocolError("unapproved_software_statement", "the software statement's issuer is not approved");
+  // A statement that never expires, or says it was made in the future, could be replayed forever.
+  const now = Math.floor(deps.clock() / 1000);
+  if (typeof claims.exp !== "number") throw new ProtocolError("invalid_software_statement", "the software statement needs an exp claim");
+  if (claims.iat !== undefined && (typeof claims.iat !== "number" || claims.iat > now + 60)) throw new ProtocolError("invalid_software_statement", "the software statement's iat is in the future");
+  // RFC 7591 §2.3 does not require aud; when present it must name this server.
+  if (claims.aud !== undefined) {
+    const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+    if (!audiences.includes(deps.options.issuer)) throw new ProtocolError("invalid_software_statement", "the software statement's aud does not name this server");
+  }
   const { software_statement: _statement, ...rest } = body;
   const metadata: Record<string, unknown> = { ...rest };
   for (const [name, value] of Object.entries(claims)) if (!STATEMENT_CLAIMS.includes(name)) metadata[name] = value;
@@ -100,15 +109,30 @@ function registrationResponse(deps: ProviderDeps, info: ClientInfo, created: Pic
   };
 }
 
+type Slot = NonNullable<Awaited<ReturnType<ProviderDeps["throttle"]["reserve"]>>>;
+
 /**
- * Takes one of the address bucket's registration slots (counted in the store, so the limit holds across
- * processes); undefined when they are used up. Keep it ({@link FailureThrottle.fail}) for a registration
- * or a wrong initial access token, give it back for refused metadata (which creates nothing).
+ * Takes a registration slot of the address bucket (IPv4 address, IPv6 /64), of its IPv6 /48 and of the
+ * server as a whole (counted in the store, so the limits hold across processes); undefined, holding
+ * none, when any is used up. Keep them ({@link FailureThrottle.fail}) for a registration, a wrong initial
+ * access token or an unexpected failure, give them back for refused metadata (which creates nothing).
  */
-async function registrationSlot(request: Request, deps: ProviderDeps) {
-  const { window, max } = deps.options.registration.rateLimit;
+async function registrationSlots(request: Request, deps: ProviderDeps): Promise<Slot[] | undefined> {
+  const { window, max, networkMax, totalMax } = deps.options.registration.rateLimit;
   const address = clientAddressOf(request);
-  return deps.throttle.reserve(`registration:${address === undefined ? "unknown" : addressBucket(address)}`, { window, max });
+  const bucket = address === undefined ? "unknown" : addressBucket(address);
+  const network = address === undefined ? bucket : addressBucket(address, true);
+  const limits: [string, number][] = [[`registration:${bucket}`, max], ...(network !== bucket ? [[`registration-network:${network}`, networkMax] as [string, number]] : []), ["registration-total", totalMax]];
+  const slots: Slot[] = [];
+  for (const [subject, limit] of limits) {
+    const slot = await deps.throttle.reserve(subject, { window, max: limit });
+    if (!slot) {
+      for (const taken of slots) await deps.throttle.release(taken);
+      return undefined;
+    }
+    slots.push(slot);
+  }
+  return slots;
 }
 
 function tokenMatches(presented: string, expected: string): boolean {
@@ -119,11 +143,14 @@ function tokenMatches(presented: string, expected: string): boolean {
 export function registrationEndpoint(deps: ProviderDeps) {
   return async (request: Request): Promise<Response> => {
     try {
-      const slot = await registrationSlot(request, deps);
-      if (!slot) {
+      const slots = await registrationSlots(request, deps);
+      if (!slots) {
         const window = deps.options.registration.rateLimit.window;
-        throw new ProtocolError("temporarily_unavailable", "too many registrations from this address; try again later", { status: 429, headers: { "retry-after": String(window) } });
+        throw new ProtocolError("temporarily_unavailable", "too many registrations; try again later", { status: 429, headers: { "retry-after": String(window) } });
       }
+      const keep = async () => {
+        for (const slot of slots) await deps.throttle.fail(slot);
+      };
       let created: CreatedClient;
       try {
         const initial = deps.options.registration.initialAccessToken;
@@ -135,11 +162,12 @@ export function registrationEndpoint(deps: ProviderDeps) {
         checkPolicy(body, deps);
         created = await deps.clientRegistry.create(body, "registration");
       } catch (error) {
-        if (error instanceof ProtocolError && error.code === "invalid_token") await deps.throttle.fail(slot);
-        else await deps.throttle.release(slot);
+        // Refused metadata gives the slot back; a wrong token or an unexpected failure keeps it.
+        if (error instanceof ProtocolError && error.code !== "invalid_token") for (const slot of slots) await deps.throttle.release(slot);
+        else await keep();
         throw error;
       }
-      await deps.throttle.fail(slot);
+      await keep();
       return noStoreJson(registrationResponse(deps, created.client, created), 201);
     } catch (error) {
       if (error instanceof ProtocolError) return errorJson(error);

@@ -5,7 +5,7 @@ import type { TesseraEvent } from "../events.ts";
 import type { ClientRecordStore, GrantStore, StoredClient, StoredClientSecret } from "../stores/interfaces.ts";
 import { findable, STORE_LIMITS } from "../stores/values.ts";
 import { clientIdMetadataDocumentUrl } from "../clients/metadata-document.ts";
-import { CLIENT_METADATA_FIELDS as CLIENT_FIELDS, clientMetadataProblems, type ClientMetadataProblem, type ClientRulesContext } from "../validation/client-metadata.ts";
+import { clientMetadataProblems, isClientMetadataField, type ClientMetadataProblem, type ClientRulesContext } from "../validation/client-metadata.ts";
 import type { CachedClientStore } from "./client-cache.ts";
 import { redirectOrigins } from "../http/cors.ts";
 
@@ -79,6 +79,11 @@ export function metadataError(problems: ClientMetadataProblem[]): ProtocolError 
 }
 
 const conflict = (description: string) => new ProtocolError("invalid_client_metadata", description, { status: 409 });
+const changedMeanwhile = () => new ProtocolError("invalid_request", "the client changed while this request ran; read it again and retry", { status: 409 });
+/** Shortest secret an administrator may choose (generated ones have 43 characters, 256 bits). */
+const MIN_CHOSEN_SECRET = 32;
+/** Most live secrets of one client: rotation beyond it is refused rather than dropping a live one. */
+const MAX_LIVE_SECRETS = 10;
 const readOnly = () => new ProtocolError("invalid_request", "clients from the configuration are read-only", { status: 409 });
 
 function encodeCursor(phase: "config" | "store", after: string): string {
@@ -149,7 +154,7 @@ export class ClientRegistry {
   /** The client as the protocol code sees it, from a stored record (undefined when the record no longer validates). */
   static toClient(record: StoredClient, signingAlgorithms?: readonly string[]): Client | undefined {
     try {
-      return normalizeClient(JSON.parse(record.metadata) as ClientMetadata, { secrets: record.secrets }, signingAlgorithms);
+      return normalizeClient(JSON.parse(record.metadata) as ClientMetadata, { secrets: record.secrets, registered: Boolean(record.registrationTokenHash) }, signingAlgorithms);
     } catch {
       return undefined;
     }
@@ -185,10 +190,12 @@ export class ClientRegistry {
       hasSecret: typeof method === "string" && CONFIDENTIAL.has(method),
       allowClientSecretJwt: false,
       redirectUris: origin === "registration" ? "native-or-https" : "absolute",
+      registration: origin === "registration",
     };
     if (origin === "registration") {
-      // RFC 7591 §2: metadata the server does not understand is ignored, not refused.
-      for (const key of Object.keys(metadata)) if (!(key in CLIENT_FIELDS)) delete metadata[key];
+      // RFC 7591 §2: metadata the server does not understand is ignored, not refused (Tessera's own
+      // policy fields are understood, and refused by the validator's registration allow-list).
+      for (const key of Object.keys(metadata)) if (!isClientMetadataField(key)) delete metadata[key];
     }
     const problems = clientMetadataProblems(metadata, context);
     if (problems.length) throw metadataError(problems);
@@ -250,7 +257,9 @@ export class ClientRegistry {
     const requested = origin === "admin" ? body.client_id : undefined;
     // An administrator may set the first secret (kept hashed all the same); registration always generates one.
     const chosen = origin === "admin" ? body.client_secret : undefined;
-    if (chosen !== undefined && (typeof chosen !== "string" || chosen.length === 0 || chosen.length > 1024)) throw new ProtocolError("invalid_client_metadata", "client_secret must be a string of 1 to 1024 characters");
+    if (chosen !== undefined && (typeof chosen !== "string" || chosen.length < MIN_CHOSEN_SECRET || chosen.length > 1024)) {
+      throw new ProtocolError("invalid_client_metadata", `client_secret must be a string of ${MIN_CHOSEN_SECRET} to 1024 characters`);
+    }
     const clientId = requested === undefined ? randomBytes(16).toString("base64url") : requested;
     if (typeof clientId !== "string") throw new ProtocolError("invalid_client_metadata", "client_id must be a string");
     if (this.deps.metadataDocumentIds && clientIdMetadataDocumentUrl(clientId)) {
@@ -272,7 +281,7 @@ export class ClientRegistry {
       updatedAt: now,
     };
     if (!(await this.deps.records.create(record))) throw conflict(`a client with client_id ${clientId} exists`);
-    this.changed(clientId);
+    this.created(clientId, metadata.redirect_uris ?? []);
     this.deps.emit({ type: "client.created", clientId, via: origin });
     return { client: this.info(metadata, record), clientSecret: secret, registrationAccessToken };
   }
@@ -311,7 +320,11 @@ export class ClientRegistry {
       registrationTokenHash: registrationAccessToken ? hashOf(registrationAccessToken) : record.registrationTokenHash,
       updatedAt: this.now(),
     };
-    if (!(await this.deps.records.update(updated))) return undefined;
+    if (!(await this.deps.records.update(updated, record))) {
+      // Compare-and-set: another change came first (or the client is gone).
+      if (await this.stored(clientId)) throw changedMeanwhile();
+      return undefined;
+    }
     this.changed(clientId);
     this.deps.emit({ type: "client.updated", clientId, via: origin });
     return { client: this.info(metadata, updated), clientSecret: secret, registrationAccessToken };
@@ -346,23 +359,33 @@ export class ClientRegistry {
     const older = record.secrets.map((s) => (expireIn === undefined ? s : { ...s, expiresAt: Math.min(s.expiresAt ?? Infinity, now + expireIn) }));
     const clientSecret = newSecret();
     const secretId = randomBytes(9).toString("base64url");
-    // Expired secrets are dropped; at most 10 are kept, so rotation cannot grow a record without bound.
-    const secrets: StoredClientSecret[] = [...older.filter((s) => s.expiresAt === undefined || s.expiresAt > now), { id: secretId, hash: hashOf(clientSecret), createdAt: now }].slice(-10);
+    // Expired secrets are dropped; a live one never is: with 10 live secrets, rotation is refused (remove one first).
+    const live = older.filter((s) => s.expiresAt === undefined || s.expiresAt > now);
+    if (live.length >= MAX_LIVE_SECRETS) throw new ProtocolError("invalid_request", `the client has ${MAX_LIVE_SECRETS} live secrets; remove or expire one first`, { status: 409 });
+    const secrets: StoredClientSecret[] = [...live, { id: secretId, hash: hashOf(clientSecret), createdAt: now }];
     const updated = { ...record, secrets, updatedAt: now };
-    if (!(await this.deps.records.update(updated))) return undefined;
+    if (!(await this.deps.records.update(updated, record))) {
+      // Compare-and-set: another change came first (or the client is gone).
+      if (await this.stored(clientId)) throw changedMeanwhile();
+      return undefined;
+    }
     this.changed(clientId);
     this.deps.emit({ type: "client.secret_rotated", clientId, via: "admin" });
     return { clientSecret, secretId, client: this.info(metadata, updated) };
   }
 
-  /** Removes one secret; the last secret of a confidential client cannot be removed (rotate first). */
+  /** Removes one secret; the last live (unexpired) secret of a confidential client cannot be removed (rotate first). */
   async removeSecret(clientId: string, secretId: string): Promise<"removed" | "not_found" | "last_secret"> {
     if (await this.isConfigured(clientId)) throw readOnly();
     const record = await this.stored(clientId);
     if (!record || !record.secrets.some((s) => s.id === secretId)) return "not_found";
     const secrets = record.secrets.filter((s) => s.id !== secretId);
-    if (secrets.length === 0) return "last_secret";
-    if (!(await this.deps.records.update({ ...record, secrets, updatedAt: this.now() }))) return "not_found";
+    const now = this.now();
+    if (!secrets.some((s) => s.expiresAt === undefined || s.expiresAt > now)) return "last_secret";
+    if (!(await this.deps.records.update({ ...record, secrets, updatedAt: now }, record))) {
+      if (await this.stored(clientId)) throw changedMeanwhile();
+      return "not_found";
+    }
     this.changed(clientId);
     this.deps.emit({ type: "client.updated", clientId, via: "admin" });
     return "removed";
@@ -376,6 +399,21 @@ export class ClientRegistry {
     const presented = sha256(token);
     if (expected.length !== presented.length || !timingSafeEqual(expected, presented)) return undefined;
     return this.info(JSON.parse(record.metadata) as ClientMetadata, record);
+  }
+
+  /**
+   * A new client: its origins join the cached stored origins, so a registration does not force the next
+   * request with an unknown Origin to read every stored client again.
+   */
+  private created(clientId: string, redirectUris: readonly string[]): void {
+    this.deps.cache.invalidate(clientId);
+    const cached = this.origins;
+    if (!cached) return;
+    const value = cached.value.then((origins) => new Set([...origins, ...redirectOrigins(redirectUris)]) as ReadonlySet<string>);
+    value.catch(() => {
+      if (this.origins?.value === value) this.origins = undefined;
+    });
+    this.origins = { value, expires: cached.expires };
   }
 
   /** Forgets what this process cached about the client (and the stored origins). */

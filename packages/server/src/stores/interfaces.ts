@@ -180,8 +180,12 @@ export interface ClientRecordStore {
   /** Inserts the client unless one with its id exists, atomically; true when inserted. */
   create(client: StoredClient): Promise<boolean>;
   get(clientId: string): Promise<StoredClient | undefined>;
-  /** Replaces the stored client with this id, never inserting; false when there is none. */
-  update(client: StoredClient): Promise<boolean>;
+  /**
+   * Replaces the stored client with this id, never inserting; false when there is none. With `expected`
+   * (the record as read before the change) it is a compare-and-set: false, changing nothing, unless the
+   * stored record still has that metadata, secrets, registration token hash and updatedAt.
+   */
+  update(client: StoredClient, expected?: StoredClient): Promise<boolean>;
   /** Deletes the client; false when there was none. */
   remove(clientId: string): Promise<boolean>;
   /** Up to `count` clients in client_id order (code units) whose id comes after `after` (the last id of the previous page). */

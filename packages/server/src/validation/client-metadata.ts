@@ -27,6 +27,11 @@ export interface ClientRulesContext {
   allowClientSecretJwt: boolean;
   /** Field names the caller accepts beyond {@link CLIENT_METADATA_FIELDS} (none by default). */
   extraFields?: ReadonlySet<string>;
+  /**
+   * True for dynamic registration (RFC 7591): only {@link REGISTRABLE_FIELDS} may be set, and the URLs the
+   * server shows or calls (logo, client, policy, terms, jwks, logout) must be https.
+   */
+  registration?: boolean;
 }
 
 /** One problem with its path inside the metadata and the RFC 7591 §3.2.2 error it maps to. */
@@ -89,6 +94,44 @@ export const CLIENT_METADATA_FIELDS: Readonly<Record<string, FieldKind>> = {
   security_profile: "security_profile",
 };
 
+/** Most entries of `redirect_uris` and of `post_logout_redirect_uris` (every source). */
+export const MAX_CLIENT_URIS = 20;
+/** Longest URL in client metadata (characters). */
+export const MAX_URL_LENGTH = 2048;
+/** Longest text field (client_name, software_id, ...), except `scope`. */
+export const MAX_TEXT_LENGTH = 1024;
+const MAX_SCOPE_LENGTH = 4096;
+/** Deepest nesting of arrays and objects in a field's value (a JWK with `oth` needs 4). */
+export const MAX_METADATA_DEPTH = 16;
+/** Most values (strings, numbers, arrays, objects) in one client's metadata. */
+export const MAX_METADATA_NODES = 10_000;
+
+/**
+ * The fields a client may set for itself by dynamic registration (RFC 7591 §2, OIDC Registration §2, RFC
+ * 8705 §2.1.2 and RFC 9449/9126/9101 metadata). Tessera's own policy extensions (require_consent, token
+ * lifetimes and formats, impersonation, session coordination) are the administrator's: refused with
+ * invalid_client_metadata. `require_pkce` and `security_profile` only tighten rules, so they may be sent.
+ */
+export const REGISTRABLE_FIELDS: ReadonlySet<string> = new Set([
+  "client_name", "client_uri", "logo_uri", "policy_uri", "tos_uri", "software_id", "software_version",
+  "redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types", "scope",
+  "token_endpoint_auth_method", "token_endpoint_auth_signing_alg", "jwks", "jwks_uri", "id_token_signed_response_alg",
+  "frontchannel_logout_uri", "frontchannel_logout_session_required", "backchannel_logout_uri", "backchannel_logout_session_required",
+  "dpop_bound_access_tokens", "request_object_signing_alg", "require_signed_request_object", "require_pushed_authorization_requests",
+  "tls_client_auth_subject_dn", "tls_client_auth_san_dns", "tls_client_auth_san_uri", "tls_client_auth_san_ip", "tls_client_auth_san_email",
+  "tls_client_certificate_bound_access_tokens", "require_pkce", "security_profile", "client_id",
+]);
+
+/** True when `field` is a client metadata field Tessera knows (own properties only: not `constructor`, `__proto__`). */
+export function isClientMetadataField(field: string): boolean {
+  return Object.hasOwn(CLIENT_METADATA_FIELDS, field);
+}
+
+/** An http or https URL without a fragment (every non-redirect URL in client metadata). */
+export function isHttpUrl(value: string): boolean {
+  return isAbsoluteUrl(value) && /^https?:/i.test(value);
+}
+
 /** An absolute URL without a fragment (the config file's rule for every URL). */
 export function isAbsoluteUrl(value: string): boolean {
   try {
@@ -114,7 +157,7 @@ export function isNativeOrHttpsRedirect(value: string): boolean {
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
 const isStringOf = (value: unknown, options: readonly string[]): value is string => typeof value === "string" && options.includes(value);
 
-function shapeProblem(kind: FieldKind, value: unknown, context: Pick<ClientRulesContext, "redirectUris">): string | undefined {
+function shapeProblem(kind: FieldKind, value: unknown, context: Pick<ClientRulesContext, "redirectUris" | "registration">): string | undefined {
   const url = (v: string) => (context.redirectUris === "native-or-https" ? isNativeOrHttpsRedirect(v) : isAbsoluteUrl(v));
   switch (kind) {
     case "id":
@@ -122,13 +165,16 @@ function shapeProblem(kind: FieldKind, value: unknown, context: Pick<ClientRules
       return isStorableText(value) ? undefined : "must not contain NUL or unpaired surrogate characters";
     case "secret":
     case "name":
-      return typeof value === "string" && value.length > 0 ? undefined : "must be a non-empty string";
+      return typeof value === "string" && value.length > 0 && value.length <= MAX_TEXT_LENGTH ? undefined : `must be a non-empty string of at most ${MAX_TEXT_LENGTH} characters`;
     case "text":
-      return typeof value === "string" ? undefined : "must be a string";
+      return typeof value === "string" && value.length <= MAX_TEXT_LENGTH ? undefined : `must be a string of at most ${MAX_TEXT_LENGTH} characters`;
     case "url":
-      return typeof value === "string" && isAbsoluteUrl(value) ? undefined : "must be an absolute URL without a fragment";
+      if (typeof value !== "string" || value.length > MAX_URL_LENGTH || !isHttpUrl(value)) return `must be an http or https URL of at most ${MAX_URL_LENGTH} characters, without a fragment`;
+      return context.registration && !value.startsWith("https://") ? "must be an https URL (dynamic registration)" : undefined;
     case "urls":
       if (!Array.isArray(value)) return "must be an array of URLs";
+      if (value.length > MAX_CLIENT_URIS) return `must list at most ${MAX_CLIENT_URIS} URLs`;
+      if (value.some((v) => typeof v === "string" && v.length > MAX_URL_LENGTH)) return `must hold URLs of at most ${MAX_URL_LENGTH} characters`;
       return value.every((v) => typeof v === "string" && url(v)) ? undefined : context.redirectUris === "native-or-https" ? "must be an https, loopback or private-use scheme URL without a fragment" : "must be an absolute URL without a fragment";
     case "boolean":
       return typeof value === "boolean" ? undefined : "must be true or false";
@@ -166,7 +212,7 @@ function shapeProblem(kind: FieldKind, value: unknown, context: Pick<ClientRules
  * `redirectUris` policy). Needs nothing of the provider, so a config reader can report these beside
  * its other problems.
  */
-export function clientMetadataShapeProblems(input: unknown, context: Pick<ClientRulesContext, "redirectUris" | "extraFields">): ClientMetadataProblem[] {
+export function clientMetadataShapeProblems(input: unknown, context: Pick<ClientRulesContext, "redirectUris" | "extraFields" | "registration">): ClientMetadataProblem[] {
   const problems: ClientMetadataProblem[] = [];
   const issue = (path: (string | number)[], message: string) =>
     problems.push({ path, message, code: path[0] === "redirect_uris" ? "invalid_redirect_uri" : "invalid_client_metadata" });
@@ -174,8 +220,19 @@ export function clientMetadataShapeProblems(input: unknown, context: Pick<Client
     issue([], "must be a JSON object");
     return problems;
   }
-  const unknown = Object.keys(input).filter((k) => !(k in CLIENT_METADATA_FIELDS) && !context.extraFields?.has(k));
+  // Before anything reads the values: a bounded, iterative walk (no recursion to overflow).
+  const walked = walkProblem(input);
+  if (walked) {
+    issue([walked.field], walked.message);
+    return problems;
+  }
+  const unknown = Object.keys(input).filter((k) => !isClientMetadataField(k) && !context.extraFields?.has(k));
   if (unknown.length) issue([], `unknown key${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => JSON.stringify(k)).join(", ")}`);
+  if (context.registration) {
+    const refused = Object.keys(input).filter((k) => isClientMetadataField(k) && !REGISTRABLE_FIELDS.has(k));
+    for (const field of refused) issue([field], "is set by the server's administrator, not by dynamic registration");
+  }
+  if (typeof input.scope === "string" && input.scope.length > MAX_SCOPE_LENGTH) issue(["scope"], `must be at most ${MAX_SCOPE_LENGTH} characters`);
   for (const [field, kind] of Object.entries(CLIENT_METADATA_FIELDS)) {
     const value = input[field];
     if (value === undefined) continue;
@@ -184,21 +241,40 @@ export function clientMetadataShapeProblems(input: unknown, context: Pick<Client
       // Point at the bad entries, as a config file reader wants (`redirect_uris[1]`).
       const bad = value.map((v, i) => [v, i] as const).filter(([v]) => shapeProblem(kind, [v], context) !== undefined);
       for (const [, i] of bad) issue([field, i], problem);
+      if (!bad.length) issue([field], problem);
     } else if (problem) issue([field], problem);
   }
   if (typeof input.client_id !== "string") issue(["client_id"], "is required");
-  for (const [field, value] of Object.entries(input)) {
-    if (field in CLIENT_METADATA_FIELDS && hasUnstorableText(value)) issue([field], "must not contain NUL or unpaired surrogate characters");
-  }
   return problems;
 }
 
-/** True when some string inside `value` holds text no store keeps unchanged (it would be shown and sent on). */
-function hasUnstorableText(value: unknown): boolean {
-  if (typeof value === "string") return !isStorableText(value);
-  if (Array.isArray(value)) return value.some(hasUnstorableText);
-  if (isObject(value)) return Object.entries(value).some(([k, v]) => !isStorableText(k) || hasUnstorableText(v));
-  return false;
+/**
+ * Walks every value of the metadata without recursion: the first field nested deeper than
+ * {@link MAX_METADATA_DEPTH}, holding more than {@link MAX_METADATA_NODES} values in all, or holding a
+ * string (or key) no store keeps unchanged (NUL, a lone surrogate).
+ */
+function walkProblem(input: Record<string, unknown>): { field: string; message: string } | undefined {
+  let nodes = 0;
+  for (const [field, top] of Object.entries(input)) {
+    if (!isStorableText(field)) return { field, message: "the field name must not contain NUL or unpaired surrogate characters" };
+    const stack: [unknown, number][] = [[top, 1]];
+    while (stack.length) {
+      const [value, depth] = stack.pop()!;
+      if (++nodes > MAX_METADATA_NODES) return { field, message: `the metadata holds more than ${MAX_METADATA_NODES} values` };
+      if (depth > MAX_METADATA_DEPTH) return { field, message: `is nested deeper than ${MAX_METADATA_DEPTH} levels` };
+      if (typeof value === "string") {
+        if (!isStorableText(value)) return { field, message: "must not contain NUL or unpaired surrogate characters" };
+      } else if (Array.isArray(value)) {
+        for (const item of value) stack.push([item, depth + 1]);
+      } else if (isObject(value)) {
+        for (const [key, item] of Object.entries(value)) {
+          if (!isStorableText(key)) return { field, message: "must not contain NUL or unpaired surrogate characters" };
+          stack.push([item, depth + 1]);
+        }
+      }
+    }
+  }
+  return undefined;
 }
 
 /**

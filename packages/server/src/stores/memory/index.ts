@@ -220,6 +220,11 @@ class MemorySessionStore implements SessionStore {
 
 const copyClient = (client: StoredClient): StoredClient => ({ ...client, secrets: client.secrets.map((s) => ({ ...s })) });
 
+/** True when two records of one client hold the same state (the compare of a compare-and-set update). */
+function sameClientState(a: StoredClient, b: StoredClient): boolean {
+  return a.metadata === b.metadata && JSON.stringify(a.secrets) === JSON.stringify(b.secrets) && (a.registrationTokenHash ?? null) === (b.registrationTokenHash ?? null) && a.updatedAt === b.updatedAt;
+}
+
 class MemoryClientStore implements ClientRecordStore {
   private readonly clients = new Map<string, StoredClient>();
   async create(client: StoredClient): Promise<boolean> {
@@ -232,9 +237,11 @@ class MemoryClientStore implements ClientRecordStore {
     const client = this.clients.get(clientId);
     return client ? copyClient(client) : undefined;
   }
-  async update(client: StoredClient): Promise<boolean> {
+  async update(client: StoredClient, expected?: StoredClient): Promise<boolean> {
     assertStorableClient(client);
-    if (!this.clients.has(client.clientId)) return false;
+    const current = this.clients.get(client.clientId);
+    if (!current) return false;
+    if (expected && !sameClientState(current, expected)) return false;
     this.clients.set(client.clientId, copyClient(client));
     return true;
   }

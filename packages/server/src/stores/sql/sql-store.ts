@@ -345,9 +345,16 @@ class SqlClientStore implements ClientRecordStore {
     return row ? toClient(row) : undefined;
   }
 
-  async update(client: StoredClient): Promise<boolean> {
+  async update(client: StoredClient, expected?: StoredClient): Promise<boolean> {
     const { client_id, ...changes } = clientRow(client);
-    const result = await this.db.updateTable("tessera_clients").set(changes).where("client_id", "=", client_id).executeTakeFirst();
+    let query = this.db.updateTable("tessera_clients").set(changes).where("client_id", "=", client_id);
+    if (expected) {
+      // Compare-and-set: only while the row still holds what the caller read.
+      const was = clientRow(expected);
+      query = query.where("metadata", "=", was.metadata).where("secrets", "=", was.secrets).where("updated_at", "=", was.updated_at);
+      query = was.registration_token_hash === null ? query.where("registration_token_hash", "is", null) : query.where("registration_token_hash", "=", was.registration_token_hash);
+    }
+    const result = await query.executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }
 
