@@ -732,7 +732,7 @@ describe("19.g/19.h bounded pending requests", () => {
         const [row, ...more] = await stored(store, "interaction");
         assert.equal(more.length, 0);
         assert.ok(row!.length < 8192, `stored ${row!.length} characters`);
-        assert.ok(!row!.includes("x0") && !row!.includes("aaaa"), "no unknown parameter is stored");
+        assert.ok(!row!.includes("\"x0\"") && !row!.includes("a".repeat(64)), "no unknown parameter is stored");
 
         // The largest realistic request (long state, nonce, login_hint, an id_token_hint, ...) still signs in.
         const cookie = cookieOf((await provider.signIn(new Request(`${issuer}/login`), { sub: "1" })).cookies);
