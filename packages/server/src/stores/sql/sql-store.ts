@@ -5,6 +5,7 @@ import { sql } from "./kysely.ts";
 import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
 import { assertStorableGrant, assertStorableKey, assertStorableSession, findable, isStorableText, STORE_LIMITS } from "../values.ts";
 import { migrationProvider } from "./migrations.ts";
+import { SqlAccountStore } from "./account-store.ts";
 import type { Database, GrantsTable, KeysTable, SessionsTable } from "./schema.ts";
 
 const num = (v: number | string | bigint): number => Number(v);
@@ -324,6 +325,7 @@ export function createSqlStore(db: Kysely<Database>, lock: TransactionLock = asy
     grants: new SqlGrantStore(db),
     keys: new SqlKeyStore(db, lock),
     sessions: new SqlSessionStore(db),
+    accounts: new SqlAccountStore(db),
     async ping() {
       await sql`select 1`.execute(db);
     },
