@@ -112,7 +112,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     fixed: config.users ?? [],
     hasher: createArgon2Hasher(config.accounts?.passwordHashing),
     minPasswordLength: config.accounts?.minPasswordLength,
-    clock: () => Math.floor((hostOptions.clock ?? Date.now)() / 1000),
+    clock: hostOptions.clock,
     emit: emitHost,
     onDeactivated: async (sub) => {
       await provider.removeSessions({ subject: sub, revokeTokens: true, sendBackchannelLogout: true });

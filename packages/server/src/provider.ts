@@ -168,7 +168,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     : undefined;
   const nowSeconds = () => Math.floor(clock() / 1000);
   const endedSessions = new EndedSessions(store.grants, options.cookieLifetime, nowSeconds);
-  const sessionValid = users?.isSessionValid ? (sub: string, createdAt: number) => users.isSessionValid!(sub, createdAt) : undefined;
+  const sessionValid = users?.isSessionValid ? (sub: string, signedInAt: number) => users.isSessionValid!(sub, signedInAt) : undefined;
   const sessions = new SessionService(options, protector, store.sessions, clock, endedSessions, displayNameLookup, sessionValid);
   const outboundFetch = createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, options.backChannelTimeout) });
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);

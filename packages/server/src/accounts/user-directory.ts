@@ -79,7 +79,7 @@ export interface UserDirectoryOptions {
   store?: AccountStore | undefined;
   fixed?: readonly FixedAccount[] | undefined;
   hasher?: PasswordHasher | undefined;
-  /** Unix seconds clock. */
+  /** Milliseconds clock (default Date.now). */
   clock?: (() => number) | undefined;
   emit?: ((event: TesseraEvent) => void) | undefined;
   /** Shortest password accepted when one is set (default 8, NIST SP 800-63B §3.1.1.2). */
@@ -110,6 +110,7 @@ export class UserDirectory implements UserStore {
   private readonly bySub = new Map<string, FixedAccount>();
   private readonly byUsername = new Map<string, FixedAccount>();
   private readonly clock: () => number;
+  private readonly clockMs: () => number;
   private readonly emit: (event: TesseraEvent) => void;
   private readonly minPasswordLength: number;
   onDeactivated: ((sub: string) => Promise<void>) | undefined;
@@ -117,7 +118,8 @@ export class UserDirectory implements UserStore {
   constructor(options: UserDirectoryOptions = {}) {
     this.store = options.store;
     this.hasher = options.hasher ?? createArgon2Hasher();
-    this.clock = options.clock ?? (() => Math.floor(Date.now() / 1000));
+    this.clockMs = options.clock ?? Date.now;
+    this.clock = () => Math.floor(this.clockMs() / 1000);
     this.emit = options.emit ?? (() => {});
     this.minPasswordLength = options.minPasswordLength ?? 8;
     this.onDeactivated = options.onDeactivated;
@@ -141,19 +143,20 @@ export class UserDirectory implements UserStore {
   }
 
   /**
-   * A session may go on while its account is active and it started after the account's
-   * `sessionsValidAfter` (set when the account was disabled): cookie-only sessions end this way too.
+   * A session may go on while its account is active and it was signed in (`signedInAt`, Unix milliseconds)
+   * after the account's `sessionsValidAfter` (set when the account was disabled): cookie-only sessions end
+   * this way too.
    */
-  async isSessionValid(sub: string, createdAt: number): Promise<boolean> {
+  async isSessionValid(sub: string, signedInAt: number): Promise<boolean> {
     if (this.bySub.has(sub)) return true;
     const stored = await this.store?.findBySubject(sub);
-    return !!stored && !stored.disabled && (stored.sessionsValidAfter === undefined || createdAt > stored.sessionsValidAfter);
+    return !!stored && !stored.disabled && (stored.sessionsValidAfter === undefined || signedInAt > stored.sessionsValidAfter);
   }
 
   /** Ends every session of the account that started until now ("sign out everywhere"), cookie-only ones included. */
   async endSessions(sub: string, by: AccountActor): Promise<void> {
     const store = this.requireStore(sub);
-    const updated = await store.update(sub, { sessionsValidAfter: this.clock(), updatedAt: this.clock() });
+    const updated = await store.update(sub, { sessionsValidAfter: this.clockMs(), updatedAt: this.clock() });
     if (!updated) return;
     this.emit({ type: "account.updated", sub, by, fields: ["sessions"] });
     await this.onDeactivated?.(sub);
@@ -303,7 +306,7 @@ export class UserDirectory implements UserStore {
     const current = await store.findBySubject(sub);
     if (!current) return undefined;
     const now = this.clock();
-    const updated = current.disabled === disabled ? current : await store.update(sub, { disabled, updatedAt: now, ...(disabled ? { sessionsValidAfter: now } : {}) });
+    const updated = current.disabled === disabled ? current : await store.update(sub, { disabled, updatedAt: now, ...(disabled ? { sessionsValidAfter: this.clockMs() } : {}) });
     if (!updated) return undefined;
     if (current.disabled !== disabled) this.emit({ type: disabled ? "account.disabled" : "account.enabled", sub, by });
     // Also when it was disabled already: sessions a racing sign-in started end too.
