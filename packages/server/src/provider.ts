@@ -247,6 +247,14 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
         batch = await store.grants.removeExpired(Math.floor(clock() / 1000), CLEANUP_BATCH);
       }
       if (removed > 0) logger.info({ removed }, "expired grants removed");
+      // Expired one-time account tokens (verification and reset links) go with them.
+      if (store.accounts) {
+        let tokens = 0;
+        for (let batch = CLEANUP_BATCH; batch === CLEANUP_BATCH; tokens += batch) {
+          batch = await store.accounts.removeExpiredTokens(Math.floor(clock() / 1000), CLEANUP_BATCH);
+        }
+        if (tokens > 0) logger.info({ removed: tokens }, "expired account tokens removed");
+      }
     } catch (err) {
       logger.warn({ err }, "grant cleanup failed");
     }
