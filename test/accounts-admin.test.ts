@@ -195,6 +195,8 @@ describe("20 accounts: admin API, sign-in and disabling", () => {
     assert.equal((await api(`/users/${dave.sub}`, { method: "PATCH", json: { username: "alice" } })).status, 409, "a config username");
     assert.equal((await api(`/users/${dave.sub}`, { method: "PATCH", json: { disabled: "yes" } })).status, 400);
     assert.equal((await api(`/users/${dave.sub}`, { method: "PATCH", json: { email: "\u0000@x.y" } })).status, 400);
+    assert.equal((await api(`/users/${dave.sub}`, { method: "PATCH", json: { claims: { name: "Changed" }, password: "short" } })).status, 400);
+    assert.equal(((await (await api(`/users/${dave.sub}`)).json()) as UserJson).claims.name, undefined, "a refused PATCH changes nothing");
   });
 
   it("20 admin API: refused without a token, without the scope, and for a user who is not an administrator", async () => {

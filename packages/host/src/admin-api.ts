@@ -132,6 +132,8 @@ export function adminApi(access: AdminAccess): Hono<{ Variables: { claims: Acces
     if (problem) return c.json({ error: "invalid_request", error_description: problem }, 400);
     return answer(c, async () => {
       if (!(await access.users.get(sub))) return c.json({ error: "not_found", error_description: "no such user" }, 404);
+      // Every check before the first change: a refused request changes nothing.
+      if (typeof body.password === "string") access.users.assertPasswordPolicy(body.password);
       let user = await access.users.update(
         sub,
         { username: body.username as string | undefined, email: body.email as string | null | undefined, emailVerified: body.emailVerified as boolean | undefined, claims: body.claims as Record<string, unknown> | undefined },

@@ -233,7 +233,7 @@ export class UserDirectory implements UserStore {
     const username = this.checkUsername(input.username);
     const email = input.email === undefined || input.email === "" ? undefined : checkEmail(input.email);
     const claims = checkClaims(input.claims ?? {});
-    const passwordHash = input.password === undefined ? undefined : await this.hasher.hash(this.checkPassword_(input.password));
+    const passwordHash = input.password === undefined ? undefined : await this.hasher.hash(this.assertPasswordPolicy(input.password));
     const now = this.clock();
     let sub = randomBytes(16).toString("base64url");
     while (this.bySub.has(sub)) sub = randomBytes(16).toString("base64url");
@@ -289,7 +289,7 @@ export class UserDirectory implements UserStore {
   /** Sets a new password; ends every pending password-reset link of the account. */
   async setPassword(sub: string, password: string, by: AccountActor): Promise<AccountView | undefined> {
     const store = this.requireStore(sub);
-    const passwordHash = await this.hasher.hash(this.checkPassword_(password));
+    const passwordHash = await this.hasher.hash(this.assertPasswordPolicy(password));
     const updated = await store.update(sub, { passwordHash, updatedAt: this.clock() });
     if (!updated) return undefined;
     await store.removeTokens(sub, "password_reset");
@@ -368,7 +368,8 @@ export class UserDirectory implements UserStore {
     return username;
   }
 
-  private checkPassword_(password: string): string {
+  /** The password when it meets the policy (length, storable text); else throws {@link AccountInputError}. */
+  assertPasswordPolicy(password: string): string {
     if (typeof password !== "string" || password.length < this.minPasswordLength) throw new AccountInputError("password", `A password has at least ${this.minPasswordLength} characters.`);
     if (password.length > MAX_PASSWORD_LENGTH) throw new AccountInputError("password", `A password has at most ${MAX_PASSWORD_LENGTH} characters.`);
     if (!isStorableText(password)) throw new AccountInputError("password", "A password cannot hold a NUL character or a lone surrogate.");
