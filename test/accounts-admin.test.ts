@@ -274,6 +274,29 @@ describe("20 accounts: cookie-only sessions and the admin pages", () => {
     }
   });
 
+  it("20 argon2id rehash: after passwordHashing changes, the next sign-in replaces the stored hash", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tessera-rehash-"));
+    const common = { ...accountsConfig("http://127.0.0.1:9/bc"), store: { kind: "sqlite" as const, path: join(dir, "tessera.db") }, dataKey: "A".repeat(43) };
+    try {
+      const first = await createTestHost({ ...common, accounts: { passwordHashing: { memoryCost: 1024, timeCost: 1 } } });
+      const mallory = await first.users.create({ username: "mallory", password: "mallory-password" }, "admin");
+      assert.match((await first.users.store!.findBySubject(mallory.sub))!.passwordHash!, /^\$argon2id\$v=19\$m=1024,t=1,p=1\$/);
+      await first.close();
+      const second = await createTestHost({ ...common, accounts: { passwordHashing: { memoryCost: 2048, timeCost: 2 } } });
+      try {
+        assert.equal((await signIn(second, "mallory", "wrong-password")).sid, undefined);
+        assert.match((await second.users.store!.findBySubject(mallory.sub))!.passwordHash!, /m=1024,t=1/, "a failed sign-in changes nothing");
+        assert.ok((await signIn(second, "mallory", "mallory-password")).sid);
+        assert.match((await second.users.store!.findBySubject(mallory.sub))!.passwordHash!, /^\$argon2id\$v=19\$m=2048,t=2,p=1\$/);
+        assert.ok((await signIn(second, "mallory", "mallory-password")).sid, "the new hash verifies");
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   for (const kind of ["memory", "sqlite"] as const) {
     it(`20 admin pages (${kind} store): list, search, a user's page, disable/enable, reset second factors, revoke a session; admins only, with CSRF`, async () => {
       const dir = mkdtempSync(join(tmpdir(), "tessera-accounts-"));
