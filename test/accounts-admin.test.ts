@@ -8,6 +8,10 @@ import { after, before, describe, it } from "node:test";
 import { TestBrowser, createTestHost, type TestHost, type TestHostConfig } from "@tessera/testing";
 import type { TesseraEvent } from "@tessera/server";
 import { REDIRECT, RP, baseConfig, pkce } from "./support/fixtures.ts";
+import { startTestPostgres } from "./support/postgres.ts";
+
+const postgres = await startTestPostgres();
+after(() => postgres?.close());
 
 /** A back-channel receiver that records the sids it was told about. */
 async function receiver() {
@@ -297,17 +301,26 @@ describe("20 accounts: cookie-only sessions and the admin pages", () => {
     }
   });
 
-  for (const kind of ["memory", "sqlite"] as const) {
-    it(`20 admin pages (${kind} store): list, search, a user's page, disable/enable, reset second factors, revoke a session; admins only, with CSRF`, async () => {
+  for (const kind of ["memory", "sqlite", "postgres"] as const) {
+    const skip = kind === "postgres" && !postgres ? "PostgreSQL is not installed (set CI=true to make this a failure)" : false;
+    it(`20 admin pages (${kind} store): list, search, a user's page, disable/enable, reset second factors, revoke a session; admins only, with CSRF`, { skip }, async () => {
       const dir = mkdtempSync(join(tmpdir(), "tessera-accounts-"));
       const bc = await receiver();
-      const host = await createTestHost({ ...accountsConfig(bc.url), store: kind === "memory" ? { kind: "memory" } : { kind: "sqlite", path: join(dir, "tessera.db") } });
+      const store = kind === "memory" ? { kind: "memory" as const } : kind === "sqlite" ? { kind: "sqlite" as const, path: join(dir, "tessera.db") } : { kind: "postgres" as const, url: await postgres!.createDatabase() };
+      const host = await createTestHost({ ...accountsConfig(bc.url), store });
       try {
         const adminToken = (await token(host, "admin-cli", { grant_type: "client_credentials" })).access_token!;
         const post = (body: unknown) =>
           host.fetch(new Request(`${host.issuer}/admin/api/users`, { method: "POST", headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" }, body: JSON.stringify(body) }));
         const ivan = (await (await post({ username: "ivan", email: "ivan@example.com", name: "Ivan Petrov", password: "ivan-password" })).json()) as UserJson;
         await post({ username: "judy", name: "Judy", password: "judy-password" });
+        // Bad input reaches this store as 400/404, never a 5xx.
+        for (const body of [{ username: "nul\u0000" }, { username: "lone\uD800" }, { username: "x".repeat(101) }, { username: "ok1", claims: { name: "\u0000" } }, { username: "ok2", email: `${"e".repeat(250)}@example.com` }, { username: "\uFDFA".repeat(50) }]) {
+          assert.equal((await post(body)).status, 400, JSON.stringify(body));
+        }
+        const get = (path: string) => host.fetch(new Request(`${host.issuer}/admin/api/users${path}`, { headers: { authorization: `Bearer ${adminToken}` } }));
+        for (const path of [`/${encodeURIComponent("\u0000")}`, `/${"s".repeat(300)}`, "/%ED%A0%80", "/%FF"]) assert.ok([400, 404].includes((await get(path)).status), path);
+        for (const query of ["%00", "%ED%B0%80", "%FF", "%25_!", "x".repeat(200)]) assert.ok([200, 400].includes((await get(`?query=${query}`)).status), query);
         const ivanSession = await signIn(host, "ivan", "ivan-password");
         const admin = await signIn(host, "alice", "alice");
         const home = await admin.browser.get(`${host.issuer}/`);
