@@ -229,7 +229,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     : undefined;
   const nowSeconds = () => Math.floor(clock() / 1000);
   const endedSessions = new EndedSessions(store.grants, options.cookieLifetime, nowSeconds);
-  const sessions = new SessionService(options, protector, store.sessions, clock, endedSessions, displayNameLookup);
+  const sessionValid = users?.isSessionValid ? (sub: string, signedInAt: number) => users.isSessionValid!(sub, signedInAt) : undefined;
+  const sessions = new SessionService(options, protector, store.sessions, clock, endedSessions, displayNameLookup, sessionValid);
   // The provider's own extension grants (device code, token exchange) are built on the same public API as an embedder's.
   const grants = createGrantRegistry(providerOptions.grants ?? {}, {
     ...deviceGrants({ store, sessions, options, clock }),
@@ -339,6 +340,14 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
         batch = await store.deviceCodes.removeExpired(Math.floor(clock() / 1000), CLEANUP_BATCH);
       }
       if (removed > 0) logger.info({ removed }, "expired grants removed");
+      // Expired one-time account tokens (verification and reset links) go with them.
+      if (store.accounts) {
+        let tokens = 0;
+        for (let batch = CLEANUP_BATCH; batch === CLEANUP_BATCH; tokens += batch) {
+          batch = await store.accounts.removeExpiredTokens(Math.floor(clock() / 1000), CLEANUP_BATCH);
+        }
+        if (tokens > 0) logger.info({ removed: tokens }, "expired account tokens removed");
+      }
     } catch (err) {
       logger.warn({ err }, "grant cleanup failed");
     }

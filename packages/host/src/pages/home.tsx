@@ -13,7 +13,7 @@ export function HomePage(props: { base: string; name?: string; sub?: string; adm
           </p>
           {props.admin ? (
             <p id="admin-links">
-              Administration: <a href={`${props.base}/admin/clients`}>Clients</a> · <a href={`${props.base}/serversidesessions`}>Server-side sessions</a>
+              Administration: <a href={`${props.base}/admin/clients`}>Clients</a> · <a href={`${props.base}/admin/users`}>Users</a> · <a href={`${props.base}/serversidesessions`}>Server-side sessions</a>
             </p>
           ) : null}
           <form method="post" action={`${props.base}/logout`}>
