@@ -213,6 +213,22 @@ export const configSchema = z
       .optional(),
     users: z.array(userSchema).optional(),
     clients: z.array(clientSchema).optional(),
+    accounts: z
+      .strictObject({
+        registration: z.boolean().optional(),
+        emailVerification: z.boolean().optional(),
+        passwordReset: z.boolean().optional(),
+        verificationLinkLifetime: seconds.min(60).max(604_800).optional(),
+        resetLinkLifetime: seconds.min(60).max(86_400).optional(),
+      })
+      .optional(),
+    smtp: z
+      .strictObject({
+        url: z.string().refine((v) => /^smtps?:\/\/[^/]/.test(v), "must be an smtp:// or smtps:// URL"),
+        from: z.string().min(3).max(320).refine((v) => !/[\r\n]/.test(v), "must be one line"),
+        timeout: seconds.min(1).max(120).optional(),
+      })
+      .optional(),
   })
   .superRefine((config, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
