@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isLoopbackIpRedirect, isStoreUnavailable, requestTelemetry, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
+import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isLoopbackIpRedirect, isStoreUnavailable, requestTelemetry, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent, UserDirectory } from "@tessera/server";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
@@ -19,7 +19,8 @@ import { LogoutPromptPage, SignedOutPage } from "./pages/logout.tsx";
 import { MessagePage } from "./pages/message.tsx";
 import { SessionsPage } from "./pages/sessions.tsx";
 import { adminApi, type AdminAccess } from "./admin-api.ts";
-import { ConfigUserStore } from "./users.ts";
+import { createConsoleMailer, createSmtpMailer } from "./mail.ts";
+import { mountSelfService, selfServiceSettings, type SelfService } from "./self-service.tsx";
 import { DEFAULT_THROTTLE, LoginThrottle } from "./throttle.ts";
 import { DeviceCookies } from "./device-cookie.ts";
 import { addressList, clientAddress, type ProxyTrust } from "./client-address.ts";
@@ -95,7 +96,6 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     // Every process on a shared database must protect cookies and keys with the same key.
     throw new Error("the postgres store needs a data key shared by every process: set TESSERA_DATA_KEY or dataKey");
   }
-  const users = new ConfigUserStore(config.users ?? []);
   // Metrics count what the audit events say; prom-client loads only when a management listener is on.
   const metrics = config.management ? await createMetrics() : undefined;
   const logEvent: EventSink = (event) => hostOptions.logger?.info({ event }, event.type);
@@ -106,6 +106,13 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       }
     : hostOptions.events;
   const emitHost = (event: TesseraEvent) => (events ?? logEvent)({ ...event, at: new Date((hostOptions.clock ?? Date.now)()).toISOString() });
+  const clockSeconds = () => Math.floor((hostOptions.clock ?? Date.now)() / 1000);
+  // Fixed accounts from the config beside the stored ones (issue 20).
+  const directory = new UserDirectory({ store: store.accounts, fixed: config.users ?? [], clock: clockSeconds, emit: emitHost });
+  const users = directory;
+  const selfServiceConfig = selfServiceSettings(config.accounts);
+  // Mail: SMTP when configured, else the console transport (development: links are printed).
+  const mailer = config.smtp ? await createSmtpMailer(config.smtp, hostOptions.logger) : createConsoleMailer(hostOptions.logger);
   const throttle = new LoginThrottle(store.grants, { ...DEFAULT_THROTTLE, ...config.loginThrottling }, () => Math.floor((hostOptions.clock ?? Date.now)() / 1000));
   const mtls = config.mtls?.enabled ? readMtlsMaterial(config.mtls, baseDir) : undefined;
   // Behind a proxy (a certificate header configured) the mTLS endpoints are the issuer's own URLs.
@@ -134,6 +141,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     deviceFlow: config.deviceFlow,
     ...(mtls ? { mtls: { clientCa: mtls.clientCa, endpointBaseUrl: mtlsBaseUrl } } : {}),
     users,
+    ...(selfServiceConfig.registration && store.accounts ? { interaction: { registrationUrl: "/account/register" } } : {}),
     authentication: config.authentication,
     keys: config.keys,
     tokens: config.tokens,
@@ -246,7 +254,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   if (base) app.get(base, (c) => c.redirect(`${base}/`));
 
   // Pages of this host a login may return to; anything else must be a pending authorization request.
-  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`]);
+  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`, `${base}/account`]);
   // The verification page with its code (RFC 8628 §3.3), returned to once signed in.
   const devicePage = `${base}/device`;
   const deviceReturn = (userCode: string) => `${devicePage}?user_code=${encodeURIComponent(userCode)}`;
@@ -256,7 +264,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
     const back = details?.returnUrl ?? (returnUrl && isLocalReturn(returnUrl) ? returnUrl : undefined);
     const { token, cookies } = await csrfFor(c, back);
-    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} />, 200, cookies);
+    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} registerUrl={selfService?.registrationUrl(back)} forgotUrl={selfService?.forgotUrl()} />, 200, cookies);
   });
 
   app.post(`${base}/login`, limit, async (c) => {
@@ -279,7 +287,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies);
     }
     // Should the check throw, the attempt's slots stay held: it counts as a failure.
-    const user = username && password ? await users.validateCredentials(username, password) : undefined;
+    const user = username && password ? await directory.verifyPassword(username, password) : undefined;
     if (!user) {
       const delay = await throttle.failed(attempt);
       // Never the submitted username: people type their password into it.
@@ -289,6 +297,9 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
     }
     await throttle.succeeded(attempt);
+    // An address still to verify blocks sign-in (with a resend button).
+    const blocked = await selfService?.signInBlocked(c, user, back);
+    if (blocked) return blocked;
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
     const { cookies } = await provider.signIn(c.req.raw, { sub: user.sub, name, amr: ["pwd"], idp: "local" }, { persistent: form.remember === "1" });
     return redirectTo(back ?? `${base}/`, [...cookies, devices.issue(username)]);
@@ -374,6 +385,27 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (form.clientId) await provider.revokeGrants(session.sub, form.clientId);
     return redirectTo(`${base}/grants`);
   });
+
+  // Registration, email verification, password reset and the account page (issue 20).
+  const selfService: SelfService | undefined = store.accounts
+    ? mountSelfService(app, {
+        base,
+        issuer: provider.issuer,
+        secure: issuerUrl.protocol === "https:",
+        provider,
+        serverSideSessions: config.serverSideSessions?.enabled ?? false,
+        directory,
+        accounts: store.accounts,
+        grants: store.grants,
+        mailer,
+        settings: selfServiceConfig,
+        pages: { render: (title, body, status, cookies) => render(title, body, status, cookies), redirectTo, csrfFor, csrfOk, csrfFailed, formOf, addressOf: (c) => addressOf(c), limit },
+        emit: emitHost,
+        now: clockSeconds,
+        logger,
+        isLocalReturn,
+      })
+    : undefined;
 
   // Administrators: users whose `role` claim holds admin.role (contract §4).
   const isAdmin = async (sub: string) => {
@@ -465,7 +497,10 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     metrics,
     issuer: provider.issuer,
     dataKeySource: dataKey.source,
-    close: () => provider.close(),
+    close: async () => {
+      mailer.close();
+      await provider.close();
+    },
   };
 }
 
