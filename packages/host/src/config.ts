@@ -220,6 +220,17 @@ export const configSchema = z
         passwordReset: z.boolean().optional(),
         verificationLinkLifetime: seconds.min(60).max(604_800).optional(),
         resetLinkLifetime: seconds.min(60).max(86_400).optional(),
+        /** Accounts in the store beside the config's `users` (default true; false: config users only). */
+        store: z.boolean().optional(),
+        /** argon2id parameters for new hashes; stored hashes with other parameters are rehashed at sign-in. */
+        passwordHashing: z
+          .strictObject({
+            memoryCost: z.number().int().min(1024).max(4_194_304).optional(),
+            timeCost: z.number().int().min(1).max(20).optional(),
+            parallelism: z.number().int().min(1).max(16).optional(),
+          })
+          .optional(),
+        minPasswordLength: z.number().int().min(1).max(128).optional(),
       })
       .optional(),
     smtp: z

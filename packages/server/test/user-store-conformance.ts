@@ -90,7 +90,8 @@ export function userStoreConformance(name: string, open: () => Promise<Store>): 
       withStore(async ({ accounts }) => {
         const a = account();
         await accounts!.create(a);
-        const updated = await accounts!.update(a.sub, { username: "renamed", email: "new@example.com", emailVerified: true, claims: { name: "New Name" }, disabled: true, updatedAt: 9000 });
+        const updated = await accounts!.update(a.sub, { username: "renamed", email: "new@example.com", emailVerified: true, claims: { name: "New Name" }, disabled: true, sessionsValidAfter: 8999, updatedAt: 9000 });
+        assert.equal(updated?.sessionsValidAfter, 8999);
         assert.equal(updated?.username, "renamed");
         assert.equal(updated?.email, "new@example.com");
         assert.equal(updated?.emailVerified, true);

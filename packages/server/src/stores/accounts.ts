@@ -35,6 +35,11 @@ export interface StoredAccount {
   /** Profile claims (name, role, ...); `sub`, `email`, `email_verified` and `preferred_username` come from the fields. */
   claims: Record<string, unknown>;
   disabled: boolean;
+  /**
+   * Unix seconds: sessions that started at or before it are over (set when the account is disabled; "sign
+   * out everywhere"). Cookie-only sessions are checked against it on use.
+   */
+  sessionsValidAfter?: number | undefined;
   createdAt: number;
   updatedAt: number;
 }
@@ -50,6 +55,7 @@ export interface AccountChanges {
   passwordHash?: string | null;
   claims?: Record<string, unknown>;
   disabled?: boolean;
+  sessionsValidAfter?: number;
   /** Unix seconds; required so every change moves `updatedAt`. */
   updatedAt: number;
 }
@@ -201,7 +207,7 @@ export function searchKey(value: string): string {
   return value.normalize("NFKC").toLowerCase();
 }
 
-const TIME_FIELDS = ["createdAt", "updatedAt", "expiresAt", "lastUsedAt", "counter", "usedAt", "now"] as const;
+const TIME_FIELDS = ["createdAt", "updatedAt", "sessionsValidAfter", "expiresAt", "lastUsedAt", "counter", "usedAt", "now"] as const;
 
 function checkText(field: string, value: string | undefined, limit?: number): void {
   if (value === undefined) return;

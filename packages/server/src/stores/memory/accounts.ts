@@ -79,6 +79,7 @@ export class MemoryAccountStore implements AccountStore {
       ...(changes.passwordHash !== undefined ? { passwordHash: changes.passwordHash ?? undefined } : {}),
       ...(changes.claims !== undefined ? { claims: copy(changes.claims) } : {}),
       ...(changes.disabled !== undefined ? { disabled: changes.disabled } : {}),
+      ...(changes.sessionsValidAfter !== undefined ? { sessionsValidAfter: changes.sessionsValidAfter } : {}),
       updatedAt: changes.updatedAt,
     };
     const field = this.clash(next);

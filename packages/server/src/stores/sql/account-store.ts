@@ -38,6 +38,7 @@ function toAccount(row: Selectable<AccountsTable>): StoredAccount {
     passwordHash: row.password_hash ?? undefined,
     claims: JSON.parse(row.claims) as Record<string, unknown>,
     disabled: num(row.disabled) === 1,
+    sessionsValidAfter: row.sessions_valid_after === null ? undefined : num(row.sessions_valid_after),
     createdAt: num(row.created_at),
     updatedAt: num(row.updated_at),
   };
@@ -119,6 +120,7 @@ export class SqlAccountStore implements AccountStore {
           claims: JSON.stringify(account.claims),
           name_key: nameKey(account.claims),
           disabled: account.disabled ? 1 : 0,
+          sessions_valid_after: account.sessionsValidAfter ?? null,
           created_at: account.createdAt,
           updated_at: account.updatedAt,
         })
@@ -139,6 +141,7 @@ export class SqlAccountStore implements AccountStore {
     if (changes.passwordHash !== undefined) set.password_hash = changes.passwordHash;
     if (changes.claims !== undefined) Object.assign(set, { claims: JSON.stringify(changes.claims), name_key: nameKey(changes.claims) });
     if (changes.disabled !== undefined) set.disabled = changes.disabled ? 1 : 0;
+    if (changes.sessionsValidAfter !== undefined) set.sessions_valid_after = changes.sessionsValidAfter;
     try {
       const row = await this.db.updateTable("tessera_accounts").set(set).where("sub", "=", sub).returningAll().executeTakeFirst();
       return row && toAccount(row);

@@ -119,6 +119,7 @@ const migrations: Record<string, Migration> = {
         .addColumn("claims", "text", (c) => c.notNull())
         .addColumn("name_key", "text")
         .addColumn("disabled", "integer", (c) => c.notNull())
+        .addColumn("sessions_valid_after", "bigint")
         .addColumn("created_at", "bigint", (c) => c.notNull())
         .addColumn("updated_at", "bigint", (c) => c.notNull())
         .execute();

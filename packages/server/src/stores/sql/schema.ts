@@ -61,6 +61,7 @@ export interface AccountsTable {
   claims: string;
   name_key: string | null;
   disabled: number;
+  sessions_valid_after: number | null;
   created_at: number;
   updated_at: number;
 }
