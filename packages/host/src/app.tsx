@@ -265,7 +265,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const session = await provider.getSession(c.req.raw);
     const { token, cookies } = await csrfFor(c);
     const admin = session ? await isAdmin(session.sub) : false;
-    return render("Home", <HomePage base={base} sub={session?.sub} name={session?.name} csrf={token} admin={admin} discoveryUrl={`${provider.issuer}/.well-known/openid-configuration`} />, 200, cookies);
+    return render("Home", <HomePage base={base} sub={session?.sub} name={session?.name} csrf={token} admin={admin} discoveryUrl={`${provider.issuer}/.well-known/openid-configuration`} account={selfService !== undefined} />, 200, cookies);
   });
   if (base) app.get(base, (c) => c.redirect(`${base}/`));
 
@@ -406,6 +406,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   });
 
   // Registration, email verification, password reset and the account page (issue 20).
+  if (!config.smtp && users.store) logger?.warn({}, "smtp is not configured: account mails (verification and reset links) are written to this log, not sent; configure smtp in production");
   const selfService: SelfService | undefined = users.store
     ? mountSelfService(app, {
         base,
