@@ -154,7 +154,7 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
     if (!(await take(`mail:verify:${account.sub}`, LIMITS.mailsPerAccount))) return;
     const token = await issueToken(account.sub, "email_verification", settings.verificationLinkLifetime, { email: account.email, ...extra });
     void deps.mailer.send(
-      linkMessage(account.email, "Verify your email address", [`Hello ${account.username},`, `please confirm that this is your email address for your account at ${host}. Open this link:`], { url: link("verify", token), label: "Verify my email address" }, `The link works once and expires in ${hours(settings.verificationLinkLifetime)}. If you did not create this account, ignore this mail.`),
+      linkMessage(account.email, "Verify your email address", ["Hello,", `please confirm that this is your email address for your new account at ${host}. Open this link:`], { url: link("verify", token), label: "Verify my email address" }, `The link works once and expires in ${hours(settings.verificationLinkLifetime)}. If you did not create this account, ignore this mail.`),
     );
   };
 
@@ -194,7 +194,8 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
       if (error instanceof AccountConflictError && error.field === "email" && settings.emailVerification) {
         // Never tell the browser that the address has an account: tell the address's owner instead.
         await mailAccountExists(email);
-        return checkMail();
+        // The same cookie as a new registration (it matches no link), so the headers tell nothing either.
+        return checkMail([registrationCookieFor(randomHandle(32))]);
       }
       if (error instanceof AccountConflictError) return again("That email address cannot be used. Sign in, or reset your password.", 409);
       if (error instanceof AccountInputError) return again(error.message);
@@ -206,18 +207,19 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
       // password were both shown); opened elsewhere, the link only verifies.
       const browser = randomHandle(32);
       await sendVerification(account, { browser: sha256Base64url(browser), returnUrl: back?.returnUrl });
-      const cookie = `${registrationCookie}=${browser}; Path=${cookiePath}; Max-Age=${settings.verificationLinkLifetime}; HttpOnly; SameSite=Lax${deps.secure ? "; Secure" : ""}`;
-      return checkMail([cookie]);
+      return checkMail([registrationCookieFor(browser)]);
     }
     return signInAndContinue(c, account, back?.returnUrl);
   });
+
+  const registrationCookieFor = (browser: string) => `${registrationCookie}=${browser}; Path=${cookiePath}; Max-Age=${settings.verificationLinkLifetime}; HttpOnly; SameSite=Lax${deps.secure ? "; Secure" : ""}`;
 
   const mailAccountExists = async (email: string) => {
     const existing = await directory.findByEmail(email);
     if (!existing?.email || !(await take(`mail:exists:${existing.sub}`, LIMITS.mailsPerAccount))) return;
     const forgot = settings.passwordReset ? { url: `${deps.issuer}/account/forgot`, label: "Reset my password" } : undefined;
     void deps.mailer.send(
-      linkMessage(existing.email, "Someone tried to register with your address", [`Someone (hopefully you) tried to create an account at ${host} with this email address, which already has an account (username ${existing.username}).`, forgot ? "If you forgot your password, you can reset it:" : "You can sign in with your existing account."], forgot, "If this was not you, you can ignore this mail: nothing was changed."),
+      linkMessage(existing.email, "Someone tried to register with your address", [`Someone (hopefully you) tried to create an account at ${host} with this email address, which already has an account.`, forgot ? "If you forgot your password, you can reset it:" : "You can sign in with your existing account."], forgot, "If this was not you, you can ignore this mail: nothing was changed."),
     );
   };
 
@@ -294,7 +296,7 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
     deps.emit({ type: "account.password_reset_requested", sub: account.sub });
     // Not awaited: the answer takes as long for an unknown address as for a known one.
     void deps.mailer.send(
-      linkMessage(account.email, "Reset your password", [`Hello ${account.username},`, `someone asked to reset the password of your account at ${host}. To choose a new password, open this link:`], { url: link("reset", token), label: "Choose a new password" }, `The link works once and expires in ${hours(settings.resetLinkLifetime)}. If you did not ask for it, ignore this mail: your password stays.`),
+      linkMessage(account.email, "Reset your password", ["Hello,", `someone asked to reset the password of your account at ${host}. To choose a new password, open this link:`], { url: link("reset", token), label: "Choose a new password" }, `The link works once and expires in ${hours(settings.resetLinkLifetime)}. If you did not ask for it, ignore this mail: your password stays.`),
     );
   };
 
