@@ -20,8 +20,8 @@ const FROM = "Tessera <idp@example.test>";
 
 type StoreConfig = { kind: "memory" } | { kind: "sqlite"; path: string } | { kind: "postgres"; url: string };
 
-async function host(accounts: Record<string, unknown> = { registration: true }, options: { events?: TesseraEvent[]; logger?: Logger; smtpUrl?: string; store?: StoreConfig } = {}) {
-  const config = { ...baseConfig(), accounts, smtp: { url: options.smtpUrl ?? mail.url, from: FROM }, serverSideSessions: { enabled: true }, ...(options.store ? { store: options.store } : {}) };
+async function host(accounts: Record<string, unknown> = { registration: true }, options: { events?: TesseraEvent[]; logger?: Logger; smtpUrl?: string; store?: StoreConfig; serverSideSessions?: boolean } = {}) {
+  const config = { ...baseConfig(), accounts, smtp: { url: options.smtpUrl ?? mail.url, from: FROM }, serverSideSessions: { enabled: options.serverSideSessions ?? true }, ...(options.store ? { store: options.store } : {}) };
   return Flow.create(config, undefined, { events: options.events ? (e) => options.events!.push(e) : undefined, logger: options.logger });
 }
 
@@ -229,6 +229,24 @@ describe("20 self-service accounts with a real SMTP server", () => {
       assert.equal(expired.query("input[name=password]"), null);
       const types = events.map((e) => e.type);
       for (const type of ["account.password_reset_requested", "account.password_reset"]) assert.ok(types.includes(type as TesseraEvent["type"]), `${type} in ${types.join(", ")}`);
+    } finally {
+      await flow.close();
+    }
+  });
+
+  it("20 password reset without server-side sessions: cookie-only sessions end, the new password signs in at once", async () => {
+    const flow = await host({ registration: true, emailVerification: false }, { serverSideSessions: false });
+    try {
+      const who = person();
+      await register(flow, who);
+      assert.equal((await flow.browser.get(`${flow.host.issuer}/account`)).status, 200);
+      flow.now += 2000;
+      const other = otherBrowser(flow);
+      await other.submitForm(await other.get(`${flow.host.issuer}/account/forgot`), { fields: { email: who.email } });
+      const reset = await mail.next(who.email);
+      await other.submitForm(await other.get(reset.link!), { fields: { password: "a brand new passphrase" } });
+      assert.equal(new URL((await flow.browser.get(`${flow.host.issuer}/account`)).url).pathname, "/login", "the cookie-only session ended");
+      assert.ok(Flow.response((await signIn(flow, who.username, "a brand new passphrase", other)).page).get("code"), "signed in within the same second");
     } finally {
       await flow.close();
     }

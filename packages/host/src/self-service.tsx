@@ -329,8 +329,14 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
     }
     await accounts.removeTokens(account.sub, "password_reset");
     await accounts.removeTokens(account.sub, "password_reset_form");
-    // Whoever knew the old password is signed out everywhere, with the tokens of those sessions.
-    await provider.removeSessions({ subject: account.sub, revokeTokens: true });
+    // Whoever knew the old password is signed out everywhere (cookie-only sessions too), and the account's
+    // tokens and consents are revoked: a reset is what people do when they fear someone else got in.
+    // Not UserDirectory.endSessions: its cutoff (now) would also refuse a sign-in with the new password
+    // within the same second; sessions that started before this second end.
+    const now = deps.now();
+    await accounts.update(account.sub, { sessionsValidAfter: now - 1, updatedAt: now });
+    await provider.removeSessions({ subject: account.sub, revokeTokens: true, sendBackchannelLogout: true });
+    await provider.revokeGrants(account.sub);
     deps.emit({ type: "account.password_reset", sub: account.sub });
     // A reset proves the mailbox: an unverified address counts as verified now.
     if (account.email && !account.emailVerified) {
