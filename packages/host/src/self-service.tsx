@@ -257,14 +257,19 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
     const found = await takeToken(form.resend, "verification_resend");
     const account = found && (await directory.get(found.sub));
     if (!found || !account || account.disabled) return message("Please sign in again", "This page expired. Sign in again to get a new link.", 400);
-    if (!account.emailVerified) await sendVerification(account);
-    return verifyRequired(c, account, true);
+    const back = await pendingReturn(typeof found.data.returnUrl === "string" ? found.data.returnUrl : undefined);
+    if (account.emailVerified) return verifyRequired(c, account, back?.returnUrl, true);
+    // This browser showed the password: the new link opened here continues the sign-in, as after registration.
+    const browser = randomHandle(32);
+    await sendVerification(account, { browser: sha256Base64url(browser), returnUrl: back?.returnUrl });
+    return verifyRequired(c, account, back?.returnUrl, true, [registrationCookieFor(browser)]);
   });
 
-  const verifyRequired = async (c: Context, account: AccountView, sent = false) => {
-    const resend = await issueToken(account.sub, "verification_resend", 900, {});
+  const verifyRequired = async (c: Context, account: AccountView, returnUrl: string | undefined, sent = false, extraCookies: string[] = []) => {
+    const resend = await issueToken(account.sub, "verification_resend", 900, returnUrl ? { returnUrl } : {});
     const { token, cookies } = await pages.csrfFor(c, "verify");
-    return pages.render("Verify your email", <VerifyRequiredPage base={base} csrf={token} resend={resend} sent={sent} />, 403, cookies);
+    const login = `${base}/login${returnUrl ? `?returnUrl=${encodeURIComponent(returnUrl)}` : ""}`;
+    return pages.render("Verify your email", <VerifyRequiredPage base={base} csrf={token} resend={resend} sent={sent} login={login} />, 403, [...cookies, ...extraCookies]);
   };
 
   // Password reset: the same page whatever the address; a link only for an active stored account.
@@ -423,9 +428,9 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
   return {
     registrationUrl: (returnUrl) => (settings.registration ? `${base}/account/register${returnUrl ? `?returnUrl=${encodeURIComponent(returnUrl)}` : ""}` : undefined),
     forgotUrl: () => (settings.passwordReset ? `${base}/account/forgot` : undefined),
-    async signInBlocked(c, account) {
+    async signInBlocked(c, account, returnUrl) {
       if (!settings.emailVerification || account.fixed || !account.email || account.emailVerified) return undefined;
-      return verifyRequired(c, account);
+      return verifyRequired(c, account, returnUrl);
     },
   };
 }

@@ -48,7 +48,7 @@ export function CheckMailPage(props: { base: string; heading: string; text: stri
 }
 
 /** Sign-in refused until the address is verified (like Keycloak's "Verify email" required action), with a resend button. */
-export function VerifyRequiredPage(props: { base: string; csrf: string; resend: string; sent?: boolean }) {
+export function VerifyRequiredPage(props: { base: string; csrf: string; resend: string; sent?: boolean; login: string }) {
   return (
     <>
       <h1>Verify your email</h1>
@@ -62,6 +62,9 @@ export function VerifyRequiredPage(props: { base: string; csrf: string; resend: 
           Send the link again
         </button>
       </form>
+      <p class="muted">
+        Verified on another device? <a href={props.login}>Sign in</a>
+      </p>
     </>
   );
 }
