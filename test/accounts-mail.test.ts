@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { decodeJwt } from "jose";
 import type { Logger, TesseraEvent } from "@tessera/server";
 import { TestBrowser, type TestPage } from "@tessera/testing";
+import { ConfigError, parseConfig } from "@tessera/host";
 import { Flow, RP, baseConfig } from "./support/fixtures.ts";
 import { startMailCatcher, type MailCatcher } from "./support/smtp.ts";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -422,5 +423,25 @@ describe("20 self-service on the SQL stores", () => {
     } finally {
       await postgres.close();
     }
+  });
+});
+
+describe("20 self-service config", () => {
+  it("20 config: smtp and the self-service keys are checked, with their paths", () => {
+    const problems = (extra: Record<string, unknown>) => {
+      try {
+        parseConfig({ issuer: "https://idp.test", ...extra });
+        return [];
+      } catch (error) {
+        assert.ok(error instanceof ConfigError);
+        return error.problems.map((p) => p.path);
+      }
+    };
+    assert.deepEqual(problems({ smtp: { url: "smtp://127.0.0.1:2525", from: FROM, timeout: 5 }, accounts: { registration: true, emailVerification: false, passwordReset: true, resetLinkLifetime: 900 } }), []);
+    assert.deepEqual(problems({ smtp: { url: "http://mail.example", from: FROM } }), ["smtp.url"]);
+    assert.deepEqual(problems({ smtp: { url: "smtp://127.0.0.1", from: "a\r\nBcc: x@y" } }), ["smtp.from"]);
+    assert.deepEqual(problems({ smtp: { url: "smtp://127.0.0.1", from: FROM, port: 25 } }), ["smtp"]);
+    assert.deepEqual(problems({ accounts: { resetLinkLifetime: 10 } }), ["accounts.resetLinkLifetime"]);
+    assert.deepEqual(problems({ accounts: { registration: "yes" } }), ["accounts.registration"]);
   });
 });
