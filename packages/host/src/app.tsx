@@ -20,6 +20,8 @@ import { MessagePage } from "./pages/message.tsx";
 import { SessionsPage } from "./pages/sessions.tsx";
 import { ClientFormPage, ClientSecretPage, ClientsPage, DeleteClientPage, metadataFromForm, type FormValues } from "./pages/clients.tsx";
 import { adminApi, type AdminAccess } from "./admin-api.ts";
+import { createConsoleMailer, createSmtpMailer } from "./mail.ts";
+import { mountSelfService, selfServiceSettings, type SelfService } from "./self-service.tsx";
 import { UserPage, UsersPage } from "./pages/users.tsx";
 import { DEFAULT_THROTTLE, LoginThrottle } from "./throttle.ts";
 import { DeviceCookies } from "./device-cookie.ts";
@@ -108,6 +110,10 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       }
     : hostOptions.events;
   const emitHost = (event: TesseraEvent) => (events ?? logEvent)({ ...event, at: new Date((hostOptions.clock ?? Date.now)()).toISOString() });
+  const clockSeconds = () => Math.floor((hostOptions.clock ?? Date.now)() / 1000);
+  const selfServiceConfig = selfServiceSettings(config.accounts);
+  // Mail: SMTP when configured, else the console transport (development: links are printed).
+  const mailer = config.smtp ? await createSmtpMailer(config.smtp, hostOptions.logger) : createConsoleMailer(hostOptions.logger);
   // Fixed accounts from the config beside the stored ones (accounts.store, default on). Disabling or deleting
   // an account ends its server-side sessions (with back-channel logout) and revokes its tokens; cookie-only
   // sessions end on their next use (UserDirectory.isSessionValid).
@@ -152,6 +158,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     tokenExchange: config.tokenExchange,
     ...(mtls ? { mtls: { clientCa: mtls.clientCa, endpointBaseUrl: mtlsBaseUrl } } : {}),
     users,
+    ...(selfServiceConfig.registration && users.store ? { interaction: { registrationUrl: "/account/register" } } : {}),
     authentication: config.authentication,
     keys: config.keys,
     tokens: config.tokens,
@@ -282,12 +289,12 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const session = await provider.getSession(c.req.raw);
     const { token, cookies } = await csrfFor(c);
     const admin = session ? await isAdmin(session.sub) : false;
-    return render("Home", <HomePage base={base} sub={session?.sub} name={session?.name} admin={admin} csrf={token} discoveryUrl={`${provider.issuer}/.well-known/openid-configuration`} />, 200, cookies);
+    return render("Home", <HomePage base={base} sub={session?.sub} name={session?.name} csrf={token} admin={admin} discoveryUrl={`${provider.issuer}/.well-known/openid-configuration`} account={selfService !== undefined} />, 200, cookies);
   });
   if (base) app.get(base, (c) => c.redirect(`${base}/`));
 
   // Pages of this host a login may return to; anything else must be a pending authorization request.
-  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`, `${base}/admin/clients`, `${base}/admin/users`]);
+  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`, `${base}/account`, `${base}/admin/clients`, `${base}/admin/users`]);
   // The verification page with its code (RFC 8628 §3.3), returned to once signed in.
   const devicePage = `${base}/device`;
   // A code found by the CSRF-checked POST comes back from the login page with a short-lived ticket (an
@@ -313,7 +320,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
     const back = details?.returnUrl ?? (returnUrl && isLocalReturn(returnUrl) ? returnUrl : undefined);
     const { token, cookies } = await csrfFor(c, back);
-    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
+    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} registerUrl={selfService?.registrationUrl(back)} forgotUrl={selfService?.forgotUrl()} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
   });
 
   app.post(`${base}/login`, limit, async (c) => {
@@ -349,6 +356,9 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
     }
     await throttle.succeeded(attempt);
+    // An address still to verify blocks sign-in (with a resend button).
+    const blocked = await selfService?.signInBlocked(c, user, back);
+    if (blocked) return blocked;
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
     const { cookies } = await provider.signIn(c.req.raw, { sub: user.sub, name, amr: ["pwd"], idp: "local" }, { persistent: form.remember === "1" });
     return redirectTo(back ?? `${base}/`, [...cookies, devices.issue(accountKey)]);
@@ -448,6 +458,28 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (form.clientId) await provider.revokeGrants(session.sub, form.clientId);
     return redirectTo(`${base}/grants`);
   });
+
+  // Registration, email verification, password reset and the account page (issue 20).
+  if (!config.smtp && users.store) logger?.warn({}, "smtp is not configured: account mails (verification and reset links) are written to this log, not sent; configure smtp in production");
+  const selfService: SelfService | undefined = users.store
+    ? mountSelfService(app, {
+        base,
+        issuer: provider.issuer,
+        secure: issuerUrl.protocol === "https:",
+        provider,
+        serverSideSessions: config.serverSideSessions?.enabled ?? false,
+        directory: users,
+        accounts: users.store,
+        grants: store.grants,
+        mailer,
+        settings: selfServiceConfig,
+        pages: { render: (title, body, status, cookies) => render(title, body, status, cookies), redirectTo, csrfFor, csrfOk, csrfFailed, formOf, addressOf: (c) => addressOf(c), limit },
+        emit: emitHost,
+        now: clockSeconds,
+        logger,
+        isLocalReturn,
+      })
+    : undefined;
 
   const forbidden = () => render("Forbidden", <MessagePage base={base} heading="Forbidden" text="This page is for administrators." />, 403);
   const sessionsPage = `${base}/serversidesessions`;
@@ -771,7 +803,10 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     metrics,
     issuer: provider.issuer,
     dataKeySource: dataKey.source,
-    close: () => provider.close(),
+    close: async () => {
+      mailer.close();
+      await provider.close();
+    },
   };
 }
 

@@ -216,6 +216,13 @@ export const configSchema = z
         minPasswordLength: z.number().int().min(1).max(128).optional(),
       })
       .optional(),
+    smtp: z
+      .strictObject({
+        url: z.string().refine((v) => /^smtps?:\/\/[^/]/.test(v), "must be an smtp:// or smtps:// URL"),
+        from: z.string().min(3).max(320).refine((v) => !/[\r\n]/.test(v), "must be one line"),
+        timeout: seconds.min(1).max(120).optional(),
+      })
+      .optional(),
   })
   .superRefine((config, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });

@@ -169,6 +169,12 @@ export interface ProviderOptions {
     loginUrl?: string;
     /** Consent page, relative to the issuer or absolute (default "/consent"). Receives `returnUrl`. */
     consentUrl?: string;
+    /**
+     * Registration page (OIDC Prompt Create 1.0), relative to the issuer or absolute. When set, `prompt=create`
+     * sends the user there (with `returnUrl`) and discovery lists `create`; when unset, `prompt=create` is
+     * refused with invalid_request. Default: unset.
+     */
+    registrationUrl?: string;
     /** Logout prompt, relative to the issuer or absolute (default "/logout"). Receives `logoutId`. */
     logoutUrl?: string;
     /** Signed-out page, relative to the issuer or absolute (default "/signedout"). Receives `logoutId`. */
@@ -290,6 +296,7 @@ export interface ResolvedOptions {
   accessTokenLifetime: number;
   loginUrl: string;
   consentUrl: string;
+  registrationUrl: string | undefined;
   logoutUrl: string;
   signedOutUrl: string;
   backChannelTimeout: number;
@@ -400,6 +407,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     accessTokenLifetime: options.tokens?.accessTokenLifetime ?? 3600,
     loginUrl: options.interaction?.loginUrl ?? "/login",
     consentUrl: options.interaction?.consentUrl ?? "/consent",
+    registrationUrl: options.interaction?.registrationUrl,
     logoutUrl: options.interaction?.logoutUrl ?? "/logout",
     signedOutUrl: options.interaction?.signedOutUrl ?? "/signedout",
     backChannelTimeout: options.logout?.backChannelTimeout ?? 5,

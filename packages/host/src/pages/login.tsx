@@ -1,5 +1,5 @@
 /** The login form (contract §4): username, password, one submit button. */
-export function LoginPage(props: { base: string; returnUrl?: string; username?: string; error?: string; csrf: string; clientName?: string; clientHost?: string }) {
+export function LoginPage(props: { base: string; returnUrl?: string; username?: string; error?: string; csrf: string; clientName?: string; clientHost?: string; registerUrl?: string; forgotUrl?: string }) {
   return (
     <>
       <h1>Sign in</h1>
@@ -21,6 +21,13 @@ export function LoginPage(props: { base: string; returnUrl?: string; username?: 
         </label>
         <button type="submit">Sign in</button>
       </form>
+      {props.forgotUrl || props.registerUrl ? (
+        <p class="muted" id="account-links">
+          {props.forgotUrl ? <a href={props.forgotUrl}>Forgot your password?</a> : null}
+          {props.forgotUrl && props.registerUrl ? " · " : null}
+          {props.registerUrl ? <a href={props.registerUrl} id="register-link">Create an account</a> : null}
+        </p>
+      ) : null}
     </>
   );
 }

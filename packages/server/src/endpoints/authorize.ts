@@ -122,6 +122,9 @@ async function processAuthorization(request: Request, params: Params, interactio
     return authorizeError(new ProtocolError(code, description), validated.reply, issuer, cookies);
   };
 
+  if (needsRegistration(validated, session, interaction) && deps.options.registrationUrl !== undefined) {
+    return redirectToInteraction(request, deps.options.registrationUrl, validated, interaction, deps, cookies);
+  }
   if (needsLogin(validated, session, interaction, deps)) {
     if (validated.prompt.has("none")) return fail("login_required", "the user must sign in");
     return redirectToInteraction(request, deps.options.loginUrl, validated, interaction, deps, cookies, pushed);
@@ -169,6 +172,17 @@ function needsLogin(request: ValidatedAuthorizeRequest, session: AuthenticationS
     if (request.maxAge === 0 ? !authenticatedSinceRequest : requestedAt - session.authTime > request.maxAge) return true;
   }
   return false;
+}
+
+/**
+ * OIDC Prompt Create 1.0 §4: prompt=create shows the account creation page first, even to a signed-in user;
+ * the request goes on once a user has signed in since it was made (after creating the account, or by
+ * choosing to sign in to an existing one from that page).
+ */
+function needsRegistration(request: ValidatedAuthorizeRequest, session: AuthenticationSession | undefined, interaction: Interaction | undefined): boolean {
+  if (!request.prompt.has("create")) return false;
+  if (!session || !interaction) return true;
+  return session.authTime < Math.floor(interaction.createdAt / 1000);
 }
 
 /** prompt=consent always asks; a client that requires consent asks unless a remembered consent covers the scopes. */

@@ -3,6 +3,7 @@ import { claimsForScopes } from "../tokens/claims.ts";
 import { ASSERTION_ALGORITHMS, REQUEST_OBJECT_ALGORITHMS, TLS_AUTH_METHODS, TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
 import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
 import { cacheableJson } from "../http/responses.ts";
+import { supportedPrompts } from "../validation/authorize-request.ts";
 
 /** The provider metadata: only what is implemented is advertised. */
 export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
@@ -43,7 +44,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     introspection_endpoint_auth_methods_supported: authMethods.filter((m) => m !== "none"),
     revocation_endpoint_auth_methods_supported: [...authMethods],
     code_challenge_methods_supported: [...CODE_CHALLENGE_METHODS],
-    prompt_values_supported: ["none", "login", "consent"],
+    prompt_values_supported: supportedPrompts(deps),
     claims_parameter_supported: false,
     // RFC 9101: request objects by value; by reference only through PAR, which is not request_uri support.
     request_parameter_supported: true,
