@@ -65,6 +65,8 @@ const clientSchema = z.strictObject({
   frontchannel_logout_session_required: z.boolean().optional(),
   backchannel_logout_uri: absoluteUrl.optional(),
   backchannel_logout_session_required: z.boolean().optional(),
+  default_acr_values: z.array(z.string().regex(/^[\x21-\x7e]{1,255}$/)).max(20).optional(),
+  require_second_factor: z.boolean().optional(),
   dpop_bound_access_tokens: z.boolean().optional(),
   require_pushed_authorization_requests: z.boolean().optional(),
   request_object_signing_alg: z.enum(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]).optional(),

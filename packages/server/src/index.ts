@@ -17,6 +17,7 @@ export { securityProfileProblems, FAPI2_SIGNING_ALGORITHMS, SECURITY_PROFILES } 
 export type { ClientIdMetadataDocumentOptions } from "./clients/metadata-document.ts";
 export type { SignInUser, AuthenticationSession } from "./session/session.ts";
 export { SESSION_COOKIE, SESSION_ID_COOKIE, sessionCookieName } from "./session/session.ts";
+export { ACR_VALUES, acrOf, meetsAcr, requiredAcr, withSecondFactor, type AcrValue } from "./session/authentication-context.ts";
 export { issuerCookieName } from "./http/cookies.ts";
 export type { UserRecord, UserStore, ProfileService, ProfileRequest, ClaimsCaller } from "./tokens/claims.ts";
 export { claimsForScopes, defaultProfileService } from "./tokens/claims.ts";

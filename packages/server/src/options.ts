@@ -74,6 +74,11 @@ export interface ProviderOptions {
     cookieLifetime?: number;
     /** Renew the session when more than half its lifetime has passed (default true). */
     cookieSlidingExpiration?: boolean;
+    /**
+     * Every authorization needs a second factor (acr `mfa` or stronger): a session with less is sent to the
+     * login page for step-up (default false). Per client: metadata `require_second_factor`.
+     */
+    requireSecondFactor?: boolean;
   };
   /** Server-side sessions: the cookie carries only a key, the session lives in the store. */
   serverSideSessions?: {
@@ -221,6 +226,7 @@ export interface ResolvedOptions {
   apiResources: ApiResource[];
   cookieLifetime: number;
   cookieSlidingExpiration: boolean;
+  requireSecondFactor: boolean;
   dpop: { requireNonce: boolean; proofLifetime: number };
   par: { requestUriLifetime: number; required: boolean };
   clientIdMetadataDocuments: ClientIdMetadataDocumentOptions;
@@ -308,6 +314,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     apiResources: options.apiResources ?? [],
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
     cookieSlidingExpiration: options.authentication?.cookieSlidingExpiration ?? true,
+    requireSecondFactor: options.authentication?.requireSecondFactor ?? false,
     dpop: { requireNonce: options.dpop?.requireNonce ?? false, proofLifetime: options.dpop?.proofLifetime ?? 60 },
     clientIdMetadataDocuments: { ...CIMD_DEFAULTS, ...options.clientIdMetadataDocuments },
     // RFC 9126 §7: request_uris live briefly; 1 to 600 seconds.

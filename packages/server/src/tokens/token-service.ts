@@ -4,6 +4,7 @@ import type { JWTPayload } from "jose";
 import type { Client } from "../clients.ts";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
 import { signJwt } from "./signer.ts";
+import { acrOf } from "../session/authentication-context.ts";
 
 /** The user an authorization was made for. */
 export interface UserTokenContext {
@@ -65,6 +66,8 @@ export interface AccessTokenClaims extends JWTPayload {
   exp: number;
   jti: string;
   auth_time?: number;
+  /** The authentication context class, derived from `amr` (see session/authentication-context.ts). */
+  acr?: string;
   amr?: string[];
   idp?: string;
   sid?: string;
@@ -82,7 +85,7 @@ export interface AccessTokenRecord {
 }
 
 /** Claims a grant's extra claims may never set: the protocol's and the binding's. */
-const PROTOCOL_CLAIMS = new Set(["iss", "sub", "aud", "client_id", "scope", "iat", "exp", "nbf", "jti", "cnf", "auth_time", "amr", "idp", "sid"]);
+const PROTOCOL_CLAIMS = new Set(["iss", "sub", "aud", "client_id", "scope", "iat", "exp", "nbf", "jti", "cnf", "auth_time", "acr", "amr", "idp", "sid"]);
 
 function grantClaims(claims: Record<string, unknown> | undefined): Record<string, unknown> {
   return Object.fromEntries(Object.entries(claims ?? {}).filter(([name]) => !PROTOCOL_CLAIMS.has(name)));
@@ -118,7 +121,7 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
     exp: now + lifetime,
     jti: randomHandle(16),
     scope: scopes.join(" "),
-    ...(user ? { auth_time: user.authTime, amr: user.amr, idp: user.idp, sid: user.sid } : {}),
+    ...(user ? { auth_time: user.authTime, ...acrClaim(user.amr), amr: user.amr, idp: user.idp, sid: user.sid } : {}),
     ...(context.dpopJkt || context.certificateThumbprint
       ? { cnf: { ...(context.dpopJkt ? { jkt: context.dpopJkt } : {}), ...(context.certificateThumbprint ? { "x5t#S256": context.certificateThumbprint } : {}) } }
       : {}),
@@ -169,6 +172,7 @@ async function issueIdToken(deps: ProviderDeps, client: Client, user: UserTokenC
       iat: now,
       exp: now + deps.options.idTokenLifetime,
       auth_time: user.authTime,
+      ...acrClaim(user.amr),
       amr: user.amr,
       idp: user.idp,
       sid: user.sid,
@@ -179,4 +183,10 @@ async function issueIdToken(deps: ProviderDeps, client: Client, user: UserTokenC
     key.alg,
   );
   return jwt;
+}
+
+/** `acr` as a claim, when the authentication has one (OIDC Core §2: optional). */
+function acrClaim(amr: readonly string[]): { acr?: string } {
+  const acr = acrOf(amr);
+  return acr ? { acr } : {};
 }
