@@ -18,6 +18,7 @@ export type { ClientIdMetadataDocumentOptions } from "./clients/metadata-documen
 export type { SignInUser, AuthenticationSession } from "./session/session.ts";
 export { SESSION_COOKIE, SESSION_ID_COOKIE, sessionCookieName } from "./session/session.ts";
 export { ACR_VALUES, acrOf, meetsAcr, requiredAcr, withSecondFactor, type AcrValue } from "./session/authentication-context.ts";
+export { SecondFactorService, RECOVERY_CODE_COUNT, passkeyMethod, type SecondFactorOptions, type SecondFactorStatus, type PasskeyInfo, type TotpEnrolment, type WebAuthnCeremony, type PasskeyFailure } from "./accounts/second-factors.ts";
 export { issuerCookieName } from "./http/cookies.ts";
 export type { UserRecord, UserStore, ProfileService, ProfileRequest, ClaimsCaller } from "./tokens/claims.ts";
 export { claimsForScopes, defaultProfileService } from "./tokens/claims.ts";
