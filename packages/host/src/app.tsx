@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isLoopbackIpRedirect, isStoreUnavailable, requestTelemetry, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
+import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, FailureThrottle, SecondFactorService, isLoopbackIpRedirect, isStoreUnavailable, requestTelemetry, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
@@ -26,6 +26,8 @@ import { addressList, clientAddress, type ProxyTrust } from "./client-address.ts
 import { clientCertificateFrom, onMtlsListener, readMtlsMaterial, type MtlsMaterial } from "./mtls.ts";
 import type { HttpBindings } from "@hono/node-server";
 import { createMetrics, type HostMetrics } from "./metrics.ts";
+import { mfaSettings, secondFactors } from "./second-factors.tsx";
+import { AccountPage } from "./pages/account.tsx";
 
 /** Options of {@link createHostApp} beyond the config file. */
 export interface HostOptions {
@@ -134,7 +136,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     deviceFlow: config.deviceFlow,
     ...(mtls ? { mtls: { clientCa: mtls.clientCa, endpointBaseUrl: mtlsBaseUrl } } : {}),
     users,
-    authentication: config.authentication,
+    authentication: { ...config.authentication, requireSecondFactor: config.accounts?.mfa?.required ?? false },
     keys: config.keys,
     tokens: config.tokens,
     logout: config.logout,
@@ -181,15 +183,15 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   const formAction = [...formTargets].join(" ");
 
   /** Renders a page; `body` may take the CSP nonce (for a page's own script), `frameSrc` allows iframes. */
-  const render = async (title: string, body: Child | ((nonce: string) => Child), status = 200, cookies: string[] = [], frameSrc: string[] = []) => {
+  const render = async (title: string, body: Child | ((nonce: string) => Child | Promise<Child>), status = 200, cookies: string[] = [], frameSrc: string[] = []) => {
     const nonce = randomBytes(16).toString("base64url");
-    const content = typeof body === "function" ? body(nonce) : body;
+    const content = typeof body === "function" ? await body(nonce) : body;
     const html = "<!doctype html>" + (await (<Layout title={title} nonce={nonce}>{content}</Layout>).toString());
     const frames = frameSrc.length ? frameSrc.join(" ") : "'none'";
     const headers = new Headers({
       "content-type": "text/html; charset=utf-8",
       "cache-control": "no-store",
-      "content-security-policy": `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src 'self' data:; frame-src ${frames}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+      "content-security-policy": `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; frame-src ${frames}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
       "x-frame-options": "DENY",
       "x-content-type-options": "nosniff",
       "referrer-policy": "no-referrer",
@@ -225,6 +227,45 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
 
   const app = new Hono();
   const logger = hostOptions.logger;
+  const nowSeconds = () => Math.floor((hostOptions.clock ?? Date.now)() / 1000);
+  // Second factors and passkeys (issue 20): their credentials live in the store's accounts.
+  const mfaConfig = mfaSettings(config.accounts?.mfa);
+  const mfa = store.accounts
+    ? secondFactors(
+        {
+          base,
+          secure: issuerUrl.protocol === "https:",
+          provider,
+          service: new SecondFactorService({ accounts: store.accounts, grants: store.grants, protector: pageProtector, issuer: config.issuer, clock: hostOptions.clock }),
+          settings: mfaConfig,
+          protector: pageProtector,
+          throttle: new FailureThrottle(store.grants, nowSeconds),
+          account: async (sub) => {
+            const found = await users.findBySubject(sub);
+            const configured = config.users?.find((u) => u.sub === sub);
+            if (!found) return undefined;
+            const name = typeof found.claims.name === "string" ? found.claims.name : undefined;
+            return { username: configured?.username ?? sub, ...(name !== undefined ? { name } : {}) };
+          },
+          emit: emitHost,
+          now: nowSeconds,
+        },
+        {
+          render,
+          redirectTo,
+          csrfFor,
+          csrfOk,
+          csrfFailed,
+          formOf,
+          returnTarget: async (returnUrl) => {
+            const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
+            const back = details?.returnUrl ?? (returnUrl && isLocalReturn(returnUrl) ? returnUrl : undefined);
+            return { ...(back !== undefined ? { back } : {}), ...(details ? { details } : {}) };
+          },
+          limit: bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.text("request body too large", 413) }),
+        },
+      )
+    : undefined;
   if (logger) {
     app.use(async (c, next) => {
       const started = performance.now();
@@ -246,7 +287,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   if (base) app.get(base, (c) => c.redirect(`${base}/`));
 
   // Pages of this host a login may return to; anything else must be a pending authorization request.
-  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`]);
+  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`, `${base}/account`]);
   // The verification page with its code (RFC 8628 §3.3), returned to once signed in.
   const devicePage = `${base}/device`;
   const deviceReturn = (userCode: string) => `${devicePage}?user_code=${encodeURIComponent(userCode)}`;
@@ -255,8 +296,11 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const returnUrl = c.req.query("returnUrl");
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
     const back = details?.returnUrl ?? (returnUrl && isLocalReturn(returnUrl) ? returnUrl : undefined);
+    // A signed-in user whose session is too weak or too old for this request steps up (a second factor).
+    const stepUp = await mfa?.stepUp(c, details, back);
+    if (stepUp) return stepUp;
     const { token, cookies } = await csrfFor(c, back);
-    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} />, 200, cookies);
+    return render("Sign in", (nonce) => <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} passkeyNonce={mfa?.passkeysOn ? nonce : undefined} />, 200, cookies);
   });
 
   app.post(`${base}/login`, limit, async (c) => {
@@ -290,6 +334,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     }
     await throttle.succeeded(attempt);
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
+    const secondStep = await mfa?.afterPassword(c, { sub: user.sub, ...(name !== undefined ? { name } : {}) }, { persistent: form.remember === "1", back, details }, [devices.issue(username)]);
+    if (secondStep) return secondStep;
     const { cookies } = await provider.signIn(c.req.raw, { sub: user.sub, name, amr: ["pwd"], idp: "local" }, { persistent: form.remember === "1" });
     return redirectTo(back ?? `${base}/`, [...cookies, devices.issue(username)]);
   });
@@ -373,6 +419,15 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!session) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(`${base}/grants`)}`);
     if (form.clientId) await provider.revokeGrants(session.sub, form.clientId);
     return redirectTo(`${base}/grants`);
+  });
+
+  // The account page (contract §14); second factors and passkeys add their sections and actions.
+  mfa?.mount(app);
+  app.get(`${base}/account`, async (c) => {
+    const session = await provider.getSession(c.req.raw);
+    if (!session) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(`${base}/account`)}`);
+    const { token, cookies } = await csrfFor(c);
+    return render("Your account", async (nonce) => <AccountPage base={base} name={session.name ?? session.sub} sections={mfa ? await mfa.accountSections(c, session.sub, token, nonce) : null} />, 200, cookies);
   });
 
   // Administrators: users whose `role` claim holds admin.role (contract §4).

@@ -214,6 +214,12 @@ export const configSchema = z
       .array(z.strictObject({ name: z.string().min(1), scopes: z.array(z.string()), secret: z.string().optional(), userClaims: z.array(z.string().min(1)).optional() }))
       .optional(),
     users: z.array(userSchema).optional(),
+    accounts: z
+      .strictObject({
+        // Second factors (issue 20): TOTP with recovery codes, passkeys, and the "second factor required" policy.
+        mfa: z.strictObject({ totp: z.boolean().optional(), passkeys: z.boolean().optional(), required: z.boolean().optional() }).optional(),
+      })
+      .optional(),
     clients: z.array(clientSchema).optional(),
   })
   .superRefine((config, ctx) => {

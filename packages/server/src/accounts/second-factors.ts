@@ -1,16 +1,6 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { sha256Base64url } from "@tessera/protocol";
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
-} from "@simplewebauthn/server";
-import { generateSecret, generateURI, verify } from "otplib";
+import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON } from "@simplewebauthn/server";
 import type { DataProtector } from "../keys/data-protection.ts";
 import type { AccountCredential, AccountStore } from "../stores/accounts.ts";
 import type { GrantStore } from "../stores/interfaces.ts";
@@ -23,6 +13,10 @@ export const RECOVERY_CODE_COUNT = 10;
 const CEREMONY_LIFETIME = 600;
 /** Crockford's base32 alphabet (no I, L, O, U): recovery codes are read and typed by people. */
 const CODE_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
+
+/** otplib and @simplewebauthn/server load with their first use: a start that never sees a second factor skips them. */
+const otp = () => import("otplib");
+const webauthn = () => import("@simplewebauthn/server");
 
 /** What a user has set up, for the account page and the sign-in decisions. */
 export interface SecondFactorStatus {
@@ -125,6 +119,7 @@ export class SecondFactorService {
 
   /** Starts a TOTP enrolment for `sub`; `label` names the account in the authenticator app. */
   async beginTotp(sub: string, label: string): Promise<TotpEnrolment> {
+    const { generateSecret, generateURI } = await otp();
     const secret = generateSecret();
     const uri = generateURI({ issuer: this.displayName, label, secret, algorithm: "sha1", digits: 6, period: TOTP_PERIOD });
     const ticket = await this.protector.sealJwt("second-factor", { t: "totp", sub, s: secret }, this.now() + CEREMONY_LIFETIME);
@@ -136,6 +131,7 @@ export class SecondFactorService {
     const payload = await this.protector.openJwt("second-factor", ticket.slice(0, 2048), this.now());
     if (payload?.t !== "totp" || payload.sub !== sub || typeof payload.s !== "string") return undefined;
     const secret = payload.s;
+    const { generateURI } = await otp();
     return { secret, uri: generateURI({ issuer: this.displayName, label, secret, algorithm: "sha1", digits: 6, period: TOTP_PERIOD }), ticket };
   }
 
@@ -184,6 +180,7 @@ export class SecondFactorService {
   private async matchingStep(secret: string, code: string, afterStep: number): Promise<number | undefined> {
     const token = code.replace(/\s/g, "");
     if (!/^\d{6}$/.test(token)) return undefined;
+    const { verify } = await otp();
     try {
       const result = await verify({ secret, token, epoch: this.now(), period: TOTP_PERIOD, epochTolerance: TOTP_PERIOD, ...(afterStep > 0 ? { afterTimeStep: afterStep } : {}) });
       return result.valid && "timeStep" in result && typeof result.timeStep === "number" ? result.timeStep : undefined;
@@ -219,6 +216,7 @@ export class SecondFactorService {
   /** Options for navigator.credentials.create: a discoverable credential with user verification. */
   async passkeyRegistration(user: { sub: string; username: string; displayName?: string }): Promise<WebAuthnCeremony<PublicKeyCredentialCreationOptionsJSON>> {
     const existing = await this.accounts.listCredentials(user.sub, "passkey");
+    const { generateRegistrationOptions } = await webauthn();
     const options = await generateRegistrationOptions({
       rpName: this.displayName,
       rpID: this.rpId,
@@ -235,13 +233,14 @@ export class SecondFactorService {
     return { options, ticket };
   }
 
-  /** Verifies and stores a new passkey of `sub`. */
-  async registerPasskey(sub: string, ticket: string, response: RegistrationResponseJSON, name: string): Promise<{ ok: true; passkey: PasskeyInfo } | { ok: false; reason: PasskeyFailure }> {
+  /** Verifies and stores a new passkey of `sub` (`response`: the browser's RegistrationResponseJSON, checked here). */
+  async registerPasskey(sub: string, ticket: string, response: unknown, name: string): Promise<{ ok: true; passkey: PasskeyInfo } | { ok: false; reason: PasskeyFailure }> {
     const challenge = await this.openCeremony(ticket, "webauthn.create", sub);
     if (!challenge) return { ok: false, reason: "expired" };
+    const { verifyRegistrationResponse } = await webauthn();
     let verified;
     try {
-      verified = await verifyRegistrationResponse({ response, expectedChallenge: challenge, expectedOrigin: this.origin, expectedRPID: this.rpId, requireUserVerification: true });
+      verified = await verifyRegistrationResponse({ response: response as RegistrationResponseJSON, expectedChallenge: challenge, expectedOrigin: this.origin, expectedRPID: this.rpId, requireUserVerification: true });
     } catch {
       return { ok: false, reason: "not_verified" };
     }
@@ -255,8 +254,8 @@ export class SecondFactorService {
       name: name.trim().slice(0, 100) || "Passkey",
       secret: Buffer.from(info.credential.publicKey).toString("base64url"),
       counter: info.credential.counter,
-      transports: (response.response.transports ?? []).filter((t) => typeof t === "string" && t.length <= 32).slice(0, 8),
-      data: JSON.stringify({ attachment: response.authenticatorAttachment ?? null, deviceType: info.credentialDeviceType, backedUp: info.credentialBackedUp, aaguid: info.aaguid }),
+      transports: ((response as RegistrationResponseJSON).response.transports ?? []).filter((t) => typeof t === "string" && t.length <= 32).slice(0, 8),
+      data: JSON.stringify({ attachment: (response as RegistrationResponseJSON).authenticatorAttachment ?? null, deviceType: info.credentialDeviceType, backedUp: info.credentialBackedUp, aaguid: info.aaguid }),
       createdAt: this.now(),
     };
     try {
@@ -276,6 +275,7 @@ export class SecondFactorService {
 
   /** Options for navigator.credentials.get: discoverable (no allow list), user verification required. */
   async passkeySignIn(): Promise<WebAuthnCeremony<PublicKeyCredentialRequestOptionsJSON>> {
+    const { generateAuthenticationOptions } = await webauthn();
     const options = await generateAuthenticationOptions({ rpID: this.rpId, userVerification: "required", timeout: CEREMONY_LIFETIME * 1000 });
     const ticket = await this.protector.sealJwt("second-factor", { t: "webauthn.get", c: options.challenge }, this.now() + CEREMONY_LIFETIME);
     return { options, ticket };
@@ -286,16 +286,18 @@ export class SecondFactorService {
    * challenge, and the signature counter (a counter that does not move forward means a cloned key,
    * WebAuthn L2 §6.1.1; authenticators that always say 0 do not count). Returns the account and the `amr`.
    */
-  async verifyPasskeySignIn(ticket: string, response: AuthenticationResponseJSON): Promise<{ ok: true; sub: string; amr: string[] } | { ok: false; reason: PasskeyFailure }> {
+  async verifyPasskeySignIn(ticket: string, response: unknown): Promise<{ ok: true; sub: string; amr: string[] } | { ok: false; reason: PasskeyFailure }> {
     const challenge = await this.openCeremony(ticket, "webauthn.get");
     if (!challenge) return { ok: false, reason: "expired" };
-    const id = typeof response?.id === "string" ? response.id.slice(0, 1024) : "";
+    const assertion = response as AuthenticationResponseJSON | undefined;
+    const id = typeof assertion?.id === "string" ? assertion.id.slice(0, 1024) : "";
     const credential = id ? await this.accounts.getCredential(id) : undefined;
     if (!credential || credential.type !== "passkey") return { ok: false, reason: "unknown_credential" };
+    const { verifyAuthenticationResponse } = await webauthn();
     let verified;
     try {
       verified = await verifyAuthenticationResponse({
-        response,
+        response: assertion!,
         expectedChallenge: challenge,
         expectedOrigin: this.origin,
         expectedRPID: this.rpId,
