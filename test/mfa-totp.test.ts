@@ -114,6 +114,18 @@ describe("20 second factors: TOTP and recovery codes", () => {
     assert.ok(Flow.response(fresh).get("code"));
   });
 
+  test("20 step-up: max_age exceeded asks a user with TOTP for the code, not the password, and renews auth_time", async () => {
+    flow.now += 120_000;
+    const request = await flow.authorizeUrl({ max_age: "60" });
+    const page = await flow.go(request.url);
+    assert.ok(page.query("input[name=code]"));
+    assert.equal(page.query("input[name=password]"), null);
+    const back = await flow.browser.submitForm(page, { fields: { code: await code(secret) }, ...stopAtRp });
+    const token = await idToken(back, request.verifier);
+    assert.ok(Math.floor(flow.now / 1000) - (token.auth_time as number) <= 1);
+    assert.deepEqual(token.amr, ["pwd", "otp", "mfa"]);
+  });
+
   test("20 recovery code: works once in place of the TOTP code", async () => {
     const first = browser();
     const { request, after } = await passwordStep(first);
