@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, FailureThrottle, SecondFactorService, isLoopbackIpRedirect, isStoreUnavailable, requestTelemetry, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
+import { createArgon2Hasher, createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, FailureThrottle, SecondFactorService, isLoopbackIpRedirect, isStoreUnavailable, normalizeUsername, requestTelemetry, StoreValueError, UserDirectory, type EventSink, type Logger, type Provider, type RequestContext, type SessionInfo, type Store, type TesseraEvent } from "@tessera/server";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
@@ -19,7 +19,7 @@ import { LogoutPromptPage, SignedOutPage } from "./pages/logout.tsx";
 import { MessagePage } from "./pages/message.tsx";
 import { SessionsPage } from "./pages/sessions.tsx";
 import { adminApi, type AdminAccess } from "./admin-api.ts";
-import { ConfigUserStore } from "./users.ts";
+import { UserPage, UsersPage } from "./pages/users.tsx";
 import { DEFAULT_THROTTLE, LoginThrottle } from "./throttle.ts";
 import { DeviceCookies } from "./device-cookie.ts";
 import { addressList, clientAddress, type ProxyTrust } from "./client-address.ts";
@@ -49,6 +49,8 @@ export interface HostApp {
   /** The mTLS material when `mtls.enabled`, for the listener. */
   mtls?: MtlsMaterial;
   provider: Provider;
+  /** The accounts: the config's users beside the stored ones (the CLI's `tessera users` works through it). */
+  users: UserDirectory;
   /** Prometheus metrics, when `management` is configured (the management listener serves them). */
   metrics?: HostMetrics;
   issuer: string;
@@ -97,7 +99,6 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     // Every process on a shared database must protect cookies and keys with the same key.
     throw new Error("the postgres store needs a data key shared by every process: set TESSERA_DATA_KEY or dataKey");
   }
-  const users = new ConfigUserStore(config.users ?? []);
   // Metrics count what the audit events say; prom-client loads only when a management listener is on.
   const metrics = config.management ? await createMetrics() : undefined;
   const logEvent: EventSink = (event) => hostOptions.logger?.info({ event }, event.type);
@@ -108,6 +109,21 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       }
     : hostOptions.events;
   const emitHost = (event: TesseraEvent) => (events ?? logEvent)({ ...event, at: new Date((hostOptions.clock ?? Date.now)()).toISOString() });
+  // Fixed accounts from the config beside the stored ones (accounts.store, default on). Disabling or deleting
+  // an account ends its server-side sessions (with back-channel logout) and revokes its tokens; cookie-only
+  // sessions end on their next use (UserDirectory.isSessionValid).
+  const users = new UserDirectory({
+    store: (config.accounts?.store ?? true) ? store.accounts : undefined,
+    fixed: config.users ?? [],
+    hasher: createArgon2Hasher(config.accounts?.passwordHashing),
+    minPasswordLength: config.accounts?.minPasswordLength,
+    clock: () => Math.floor((hostOptions.clock ?? Date.now)() / 1000),
+    emit: emitHost,
+    onDeactivated: async (sub) => {
+      await provider.removeSessions({ subject: sub, revokeTokens: true, sendBackchannelLogout: true });
+      await provider.revokeGrants(sub);
+    },
+  });
   const throttle = new LoginThrottle(store.grants, { ...DEFAULT_THROTTLE, ...config.loginThrottling }, () => Math.floor((hostOptions.clock ?? Date.now)() / 1000));
   const mtls = config.mtls?.enabled ? readMtlsMaterial(config.mtls, baseDir) : undefined;
   // Behind a proxy (a certificate header configured) the mTLS endpoints are the issuer's own URLs.
@@ -241,11 +257,10 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
           protector: pageProtector,
           throttle: new FailureThrottle(store.grants, nowSeconds),
           account: async (sub) => {
-            const found = await users.findBySubject(sub);
-            const configured = config.users?.find((u) => u.sub === sub);
-            if (!found) return undefined;
+            const found = await users.get(sub);
+            if (!found || found.disabled) return undefined;
             const name = typeof found.claims.name === "string" ? found.claims.name : undefined;
-            return { username: configured?.username ?? sub, ...(name !== undefined ? { name } : {}) };
+            return { username: found.username, ...(name !== undefined ? { name } : {}) };
           },
           emit: emitHost,
           now: nowSeconds,
@@ -282,12 +297,13 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   app.get(`${base}/`, async (c) => {
     const session = await provider.getSession(c.req.raw);
     const { token, cookies } = await csrfFor(c);
-    return render("Home", <HomePage base={base} sub={session?.sub} name={session?.name} csrf={token} discoveryUrl={`${provider.issuer}/.well-known/openid-configuration`} />, 200, cookies);
+    const admin = session ? await isAdmin(session.sub) : false;
+    return render("Home", <HomePage base={base} sub={session?.sub} name={session?.name} csrf={token} admin={admin} discoveryUrl={`${provider.issuer}/.well-known/openid-configuration`} />, 200, cookies);
   });
   if (base) app.get(base, (c) => c.redirect(`${base}/`));
 
   // Pages of this host a login may return to; anything else must be a pending authorization request.
-  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`, `${base}/account`]);
+  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`, `${base}/account`, `${base}/admin/users`]);
   // The verification page with its code (RFC 8628 §3.3), returned to once signed in.
   const devicePage = `${base}/device`;
   const deviceReturn = (userCode: string) => `${devicePage}?user_code=${encodeURIComponent(userCode)}`;
@@ -313,17 +329,20 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const address = clientAddress(c.req.raw, c.env as Partial<HttpBindings> | undefined, proxyTrust);
     const again = () => csrfFor(c, back);
     // A browser that signed in to this account before has its own counter (OWASP device cookies).
-    const device = username ? devices.deviceFor(getCookie(c, devices.name), username) : undefined;
+    // Counted by the name accounts are unique by (case and compatibility forms alike), stored or fixed.
+    const accountKey = normalizeUsername(username);
+    const device = username ? devices.deviceFor(getCookie(c, devices.name), accountKey) : undefined;
     // Taken before the password is checked (so parallel attempts count each other), refused when a limit
     // is used up, and the same for existing and unknown accounts.
-    const attempt = await throttle.begin(username, address, device);
+    const attempt = await throttle.begin(accountKey, address, device);
     if (!attempt) {
       emitHost({ type: "sign_in.failed", reason: "throttled" });
       const { token, cookies } = await again();
       return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies);
     }
     // Should the check throw, the attempt's slots stay held: it counts as a failure.
-    const user = username && password ? await users.validateCredentials(username, password) : undefined;
+    // One answer for a wrong password, an unknown user and a disabled account.
+    const user = username && password ? await users.verifyPassword(username, password) : undefined;
     if (!user) {
       const delay = await throttle.failed(attempt);
       // Never the submitted username: people type their password into it.
@@ -334,10 +353,10 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     }
     await throttle.succeeded(attempt);
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
-    const secondStep = await mfa?.afterPassword(c, { sub: user.sub, ...(name !== undefined ? { name } : {}) }, { persistent: form.remember === "1", back, details }, [devices.issue(username)]);
+    const secondStep = await mfa?.afterPassword(c, { sub: user.sub, ...(name !== undefined ? { name } : {}) }, { persistent: form.remember === "1", back, details }, [devices.issue(accountKey)]);
     if (secondStep) return secondStep;
     const { cookies } = await provider.signIn(c.req.raw, { sub: user.sub, name, amr: ["pwd"], idp: "local" }, { persistent: form.remember === "1" });
-    return redirectTo(back ?? `${base}/`, [...cookies, devices.issue(username)]);
+    return redirectTo(back ?? `${base}/`, [...cookies, devices.issue(accountKey)]);
   });
 
   app.get(`${base}/consent`, async (c) => {
@@ -462,7 +481,81 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     return redirectTo(sessionsPage);
   });
 
-  const access: AdminAccess = { provider, audience: adminAudience, isAdmin, logger, requestContext };
+  // Administrators' account pages (issue 20): list and search, one account with disable/enable, reset of
+  // second factors and its sessions.
+  const usersPage = `${base}/admin/users`;
+  const sessionsOf = async (sub: string) => {
+    const found: SessionInfo[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await provider.querySessions({ subject: sub, cursor, count: 100 });
+      found.push(...page.sessions.filter((s) => s.subject === sub));
+      cursor = page.next ?? undefined;
+    } while (cursor && found.length < 100);
+    return found;
+  };
+  const adminPage = async (c: Context) => {
+    const session = await provider.getSession(c.req.raw);
+    if (!session) return { denied: redirectTo(`${base}/login?returnUrl=${encodeURIComponent(usersPage)}`) };
+    if (!(await isAdmin(session.sub))) return { denied: await forbidden() };
+    return { admin: session.sub };
+  };
+  const userPage = async (c: Context, sub: string, notice?: string, status = 200) => {
+    const user = await users.get(sub);
+    if (!user) return render("Not found", <MessagePage base={base} heading="No such user" text="This account does not exist (any more)." />, 404);
+    const secondFactors = users.store ? (await users.store.listCredentials(sub)).length : 0;
+    const { token, cookies } = await csrfFor(c);
+    return render(
+      user.username,
+      <UserPage base={base} csrf={token} user={user} secondFactors={secondFactors} sessions={await sessionsOf(sub)} serverSideSessions={config.serverSideSessions?.enabled ?? false} notice={notice} />,
+      status,
+      cookies,
+    );
+  };
+
+  app.get(usersPage, async (c) => {
+    const gate = await adminPage(c);
+    if (gate.denied) return gate.denied;
+    const query = (c.req.query("query") ?? "").slice(0, 200);
+    const page = await users.list({ query: query || undefined, cursor: c.req.query("cursor") || undefined, count: 20 });
+    return render("Users", <UsersPage base={base} users={page.users} query={query} next={page.next} stored={users.store !== undefined} />);
+  });
+
+  app.get(`${usersPage}/:sub`, async (c) => {
+    const gate = await adminPage(c);
+    if (gate.denied) return gate.denied;
+    return userPage(c, c.req.param("sub"));
+  });
+
+  app.post(`${usersPage}/:sub`, limit, async (c) => {
+    const form = await formOf(c);
+    if (!(await csrfOk(c, form))) return csrfFailed(c);
+    const gate = await adminPage(c);
+    if (gate.denied) return gate.denied;
+    const sub = c.req.param("sub");
+    const user = await users.get(sub);
+    if (!user) return userPage(c, sub);
+    let notice: string;
+    if (form.sessionId) {
+      // Only a session of this user: the form names the user in its URL.
+      const removed = await provider.removeSessions({ sessionId: form.sessionId, subject: sub });
+      notice = removed ? "The session was ended." : "That session had ended already.";
+    } else if (user.fixed) {
+      return userPage(c, sub, "This account is defined in the config file: change it there.", 409);
+    } else if (form.action === "disable" || form.action === "enable") {
+      await users.setDisabled(sub, form.action === "disable", "admin");
+      notice = form.action === "disable" ? "The account is disabled and its sessions have ended." : "The account is enabled.";
+    } else if (form.action === "reset-second-factors") {
+      const removed = await users.resetSecondFactors(sub, "admin");
+      notice = `${removed} second factor${removed === 1 ? "" : "s"} removed.`;
+    } else {
+      return userPage(c, sub, "Choose an action.", 400);
+    }
+    logger?.info({ event: "account_admin", by: gate.admin, sub, action: form.sessionId ? "revoke_session" : form.action }, "account changed from the admin pages");
+    return userPage(c, sub, notice);
+  });
+
+  const access: AdminAccess = { provider, users, audience: adminAudience, isAdmin, logger, requestContext };
   if (config.admin) app.route(`${base}/admin/api`, adminApi(access));
 
   app.get(`${base}/logout`, async (c) => {
@@ -517,6 +610,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     fetch: async (request, env) => writableResponse(await app.fetch(request, env), logger),
     mtls,
     provider,
+    users,
     metrics,
     issuer: provider.issuer,
     dataKeySource: dataKey.source,

@@ -214,13 +214,29 @@ export const configSchema = z
       .array(z.strictObject({ name: z.string().min(1), scopes: z.array(z.string()), secret: z.string().optional(), userClaims: z.array(z.string().min(1)).optional() }))
       .optional(),
     users: z.array(userSchema).optional(),
+    clients: z.array(clientSchema).optional(),
     accounts: z
       .strictObject({
-        // Second factors (issue 20): TOTP with recovery codes, passkeys, and the "second factor required" policy.
+        registration: z.boolean().optional(),
+        emailVerification: z.boolean().optional(),
+        passwordReset: z.boolean().optional(),
+        verificationLinkLifetime: seconds.min(60).max(604_800).optional(),
+        resetLinkLifetime: seconds.min(60).max(86_400).optional(),
+        /** Accounts in the store beside the config's `users` (default true; false: config users only). */
+        store: z.boolean().optional(),
+        /** argon2id parameters for new hashes; stored hashes with other parameters are rehashed at sign-in. */
+        passwordHashing: z
+          .strictObject({
+            memoryCost: z.number().int().min(1024).max(4_194_304).optional(),
+            timeCost: z.number().int().min(1).max(20).optional(),
+            parallelism: z.number().int().min(1).max(16).optional(),
+          })
+          .optional(),
+        minPasswordLength: z.number().int().min(1).max(128).optional(),
+        /** Second factors: TOTP with recovery codes, passkeys, and the "second factor required" policy. */
         mfa: z.strictObject({ totp: z.boolean().optional(), passkeys: z.boolean().optional(), required: z.boolean().optional() }).optional(),
       })
       .optional(),
-    clients: z.array(clientSchema).optional(),
   })
   .superRefine((config, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });

@@ -1,5 +1,5 @@
 /** The landing page: who is signed in, and where the protocol endpoints are. */
-export function HomePage(props: { base: string; name?: string; sub?: string; csrf: string; discoveryUrl: string }) {
+export function HomePage(props: { base: string; name?: string; sub?: string; csrf: string; discoveryUrl: string; admin?: boolean }) {
   return (
     <>
       <h1>Tessera identity server</h1>
@@ -11,6 +11,11 @@ export function HomePage(props: { base: string; name?: string; sub?: string; csr
           <p>
             <a href={`${props.base}/grants`}>Applications with access to your account</a>
           </p>
+          {props.admin ? (
+            <p id="admin-links">
+              Administration: <a href={`${props.base}/admin/users`}>Users</a> · <a href={`${props.base}/serversidesessions`}>Server-side sessions</a>
+            </p>
+          ) : null}
           <form method="post" action={`${props.base}/logout`}>
             <input type="hidden" name="csrf" value={props.csrf} />
             <button type="submit" name="decision" value="logout" class="secondary">

@@ -140,6 +140,25 @@ export class UserDirectory implements UserStore {
     return (await this.findBySubject(sub)) !== undefined;
   }
 
+  /**
+   * A session may go on while its account is active and it started after the account's
+   * `sessionsValidAfter` (set when the account was disabled): cookie-only sessions end this way too.
+   */
+  async isSessionValid(sub: string, createdAt: number): Promise<boolean> {
+    if (this.bySub.has(sub)) return true;
+    const stored = await this.store?.findBySubject(sub);
+    return !!stored && !stored.disabled && (stored.sessionsValidAfter === undefined || createdAt > stored.sessionsValidAfter);
+  }
+
+  /** Ends every session of the account that started until now ("sign out everywhere"), cookie-only ones included. */
+  async endSessions(sub: string, by: AccountActor): Promise<void> {
+    const store = this.requireStore(sub);
+    const updated = await store.update(sub, { sessionsValidAfter: this.clock(), updatedAt: this.clock() });
+    if (!updated) return;
+    this.emit({ type: "account.updated", sub, by, fields: ["sessions"] });
+    await this.onDeactivated?.(sub);
+  }
+
   /** Any account (disabled ones too) by sub. */
   async get(sub: string): Promise<AccountView | undefined> {
     const fixed = this.bySub.get(sub);
@@ -283,7 +302,8 @@ export class UserDirectory implements UserStore {
     const store = this.requireStore(sub);
     const current = await store.findBySubject(sub);
     if (!current) return undefined;
-    const updated = current.disabled === disabled ? current : await store.update(sub, { disabled, updatedAt: this.clock() });
+    const now = this.clock();
+    const updated = current.disabled === disabled ? current : await store.update(sub, { disabled, updatedAt: now, ...(disabled ? { sessionsValidAfter: now } : {}) });
     if (!updated) return undefined;
     if (current.disabled !== disabled) this.emit({ type: disabled ? "account.disabled" : "account.enabled", sub, by });
     // Also when it was disabled already: sessions a racing sign-in started end too.

@@ -35,6 +35,11 @@ export interface StoredAccount {
   /** Profile claims (name, role, ...); `sub`, `email`, `email_verified` and `preferred_username` come from the fields. */
   claims: Record<string, unknown>;
   disabled: boolean;
+  /**
+   * Unix seconds: sessions that started at or before it are over (set when the account is disabled; "sign
+   * out everywhere"). Cookie-only sessions are checked against it on use.
+   */
+  sessionsValidAfter?: number | undefined;
   createdAt: number;
   updatedAt: number;
 }
@@ -50,6 +55,7 @@ export interface AccountChanges {
   passwordHash?: string | null;
   claims?: Record<string, unknown>;
   disabled?: boolean;
+  sessionsValidAfter?: number;
   /** Unix seconds; required so every change moves `updatedAt`. */
   updatedAt: number;
 }
@@ -173,6 +179,8 @@ export interface AccountStore {
   consumeToken(key: string, purpose: AccountTokenPurpose, now: number): Promise<AccountToken | undefined>;
   /** Removes the account's tokens (of one purpose when given), e.g. every reset link once the password changed. */
   removeTokens(subject: string, purpose?: AccountTokenPurpose): Promise<number>;
+  /** Removes up to `limit` tokens expired at `now`; returns how many (the expiry job). */
+  removeExpiredTokens(now: number, limit: number): Promise<number>;
 
   /** Links the account to an external user; throws {@link AccountConflictError} ("sub") when the pair is linked. */
   addLink(link: AccountLink): Promise<void>;
@@ -191,7 +199,15 @@ export function normalizeEmail(email: string): string {
   return email.trim().normalize("NFKC").toLowerCase();
 }
 
-const TIME_FIELDS = ["createdAt", "updatedAt", "expiresAt", "lastUsedAt", "counter", "usedAt", "now"] as const;
+/** Longest normalized username or email (NFKC can expand a character up to 18 times). */
+const MAX_KEY_LENGTH = 400;
+
+/** The text account searches compare: NFKC, lower case (the same for every store). */
+export function searchKey(value: string): string {
+  return value.normalize("NFKC").toLowerCase();
+}
+
+const TIME_FIELDS = ["createdAt", "updatedAt", "sessionsValidAfter", "expiresAt", "lastUsedAt", "counter", "usedAt", "now"] as const;
 
 function checkText(field: string, value: string | undefined, limit?: number): void {
   if (value === undefined) return;
@@ -226,7 +242,10 @@ export function assertStorableAccount(account: Partial<StoredAccount> | AccountC
   checkText("sub", a.sub, ACCOUNT_LIMITS.sub);
   checkText("username", a.username, ACCOUNT_LIMITS.username);
   if (a.username !== undefined && a.username.trim() === "") throw new StoreValueError("username", "is empty");
+  // The normalized forms are unique keys: bounded so every database can index them.
+  if (a.username !== undefined && normalizeUsername(a.username).length > MAX_KEY_LENGTH) throw new StoreValueError("username", "is too long once normalized");
   checkText("email", a.email ?? undefined, ACCOUNT_LIMITS.email);
+  if (a.email && normalizeEmail(a.email).length > MAX_KEY_LENGTH) throw new StoreValueError("email", "is too long once normalized");
   checkText("passwordHash", a.passwordHash ?? undefined, 1024);
   if (a.claims !== undefined) {
     if (!a.claims || typeof a.claims !== "object" || Array.isArray(a.claims)) throw new StoreValueError("claims", "is not an object");

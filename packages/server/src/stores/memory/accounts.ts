@@ -8,6 +8,7 @@ import {
   encodeAccountCursor,
   normalizeEmail,
   normalizeUsername,
+  searchKey,
   type AccountChanges,
   type AccountCredential,
   type AccountLink,
@@ -78,6 +79,7 @@ export class MemoryAccountStore implements AccountStore {
       ...(changes.passwordHash !== undefined ? { passwordHash: changes.passwordHash ?? undefined } : {}),
       ...(changes.claims !== undefined ? { claims: copy(changes.claims) } : {}),
       ...(changes.disabled !== undefined ? { disabled: changes.disabled } : {}),
+      ...(changes.sessionsValidAfter !== undefined ? { sessionsValidAfter: changes.sessionsValidAfter } : {}),
       updatedAt: changes.updatedAt,
     };
     const field = this.clash(next);
@@ -96,10 +98,10 @@ export class MemoryAccountStore implements AccountStore {
 
   async query(query: AccountQuery): Promise<{ accounts: StoredAccount[]; next: string | null }> {
     if (query.query !== undefined && !isStorableText(query.query)) return { accounts: [], next: null };
-    const needle = query.query?.toLowerCase();
+    const needle = query.query === undefined ? undefined : searchKey(query.query);
     const after = query.cursor ? decodeAccountCursor(query.cursor) : undefined;
     const matching = [...this.accounts.values()]
-      .filter((a) => needle === undefined || [a.sub, a.username, a.email ?? "", typeof a.claims.name === "string" ? a.claims.name : ""].some((v) => v.toLowerCase().includes(needle)))
+      .filter((a) => needle === undefined || [a.sub, a.username, a.email ?? "", typeof a.claims.name === "string" ? a.claims.name : ""].some((v) => searchKey(v).includes(needle)))
       .sort((a, b) => a.createdAt - b.createdAt || byCodeUnits(a.sub, b.sub))
       .filter((a) => !after || a.createdAt > after.createdAt || (a.createdAt === after.createdAt && a.sub > after.sub));
     const page = matching.slice(0, query.count).map(copy);
@@ -161,6 +163,15 @@ export class MemoryAccountStore implements AccountStore {
   async removeTokens(subject: string, purpose?: AccountTokenPurpose): Promise<number> {
     let n = 0;
     for (const [key, t] of this.tokens) if (t.subject === subject && (purpose === undefined || t.purpose === purpose) && this.tokens.delete(key)) n++;
+    return n;
+  }
+
+  async removeExpiredTokens(now: number, limit: number): Promise<number> {
+    let n = 0;
+    for (const [key, t] of this.tokens) {
+      if (n >= limit) break;
+      if (t.expiresAt <= now && this.tokens.delete(key)) n++;
+    }
     return n;
   }
 
