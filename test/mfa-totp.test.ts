@@ -77,6 +77,8 @@ describe("20 second factors: TOTP and recovery codes", () => {
     const page = await flow.go(request.url);
     assert.ok(page.query("input[name=code]"), "the second-factor page");
     assert.equal(page.query("input[name=password]"), null, "not a full re-login");
+    const other = await flow.browser.get(new URL(page.query("a[href*='another=1']")!.getAttribute("href")!, flow.host.issuer), stopAtRp);
+    assert.ok(other.query("input[name=password]"), "someone else can sign in instead");
     const back = await flow.browser.submitForm(page, { fields: { code: await code(secret) }, ...stopAtRp });
     const token = await idToken(back, request.verifier);
     assert.equal(token.acr, "mfa");

@@ -313,7 +313,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
     const back = details?.returnUrl ?? (returnUrl && isLocalReturn(returnUrl) ? returnUrl : undefined);
     // A signed-in user whose session is too weak or too old for this request steps up (a second factor).
-    const stepUp = await mfa?.stepUp(c, details, back);
+    const stepUp = c.req.query("another") === "1" ? undefined : await mfa?.stepUp(c, details, back);
     if (stepUp) return stepUp;
     const { token, cookies } = await csrfFor(c, back);
     return render("Sign in", (nonce) => <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} passkeyNonce={mfa?.passkeysOn ? nonce : undefined} />, 200, cookies);

@@ -62,7 +62,7 @@ export function SecondFactorPage(props: { base: string; csrf: string; returnUrl?
         <button type="submit">{props.enrolment ? "Confirm and continue" : "Verify"}</button>
       </form>
       <p class="muted">
-        <a href={`${props.base}/login${props.returnUrl ? `?returnUrl=${encodeURIComponent(props.returnUrl)}` : ""}`}>Sign in as someone else</a>
+        <a href={`${props.base}/login?another=1${props.returnUrl ? `&returnUrl=${encodeURIComponent(props.returnUrl)}` : ""}`}>Sign in as someone else</a>
       </p>
     </>
   );
