@@ -152,7 +152,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     deviceFlow: config.deviceFlow,
     ...(mtls ? { mtls: { clientCa: mtls.clientCa, endpointBaseUrl: mtlsBaseUrl } } : {}),
     users,
-    authentication: { ...config.authentication, requireSecondFactor: config.accounts?.mfa?.required ?? false },
+    // Step-up goes as far as the second factors this host offers (none without the store's accounts).
+    authentication: { ...config.authentication, requireSecondFactor: config.accounts?.mfa?.required ?? false, acrValues: offeredAcrValues(store, config.accounts?.mfa) },
     keys: config.keys,
     tokens: config.tokens,
     logout: config.logout,
@@ -625,4 +626,11 @@ function readOutboundCa(path: string): string {
   } catch (error) {
     throw new Error(`cannot read outbound.ca (${path}): ${(error as Error).message}`);
   }
+}
+
+/** The acr values the login pages can step up to: `mfa` with TOTP or passkeys, `phr` with passkeys. */
+function offeredAcrValues(store: Store, mfa: { totp?: boolean; passkeys?: boolean } | undefined): ("mfa" | "phr")[] {
+  if (!store.accounts) return [];
+  const { totp, passkeys } = mfaSettings(mfa);
+  return [...(totp || passkeys ? (["mfa"] as const) : []), ...(passkeys ? (["phr"] as const) : [])];
 }

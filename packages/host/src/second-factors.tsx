@@ -132,7 +132,8 @@ export function secondFactors(deps: SecondFactorDeps, kit: SecondFactorKit) {
       if (!details) return undefined;
       const session = await provider.getSession(c.req.raw);
       if (!session || details.prompt.includes("login")) return undefined;
-      if (details.acr === "phr" && !meetsAcr(session.amr, "phr")) {
+      // A passkey is the way up to `phr`, and to `mfa` where authenticator apps are off.
+      if ((details.acr === "phr" || (details.acr === "mfa" && !settings.totp)) && !meetsAcr(session.amr, details.acr)) {
         if (!settings.passkeys) return undefined;
         const { token, cookies } = await kit.csrfFor(c, back);
         return kit.render("Use your passkey", (nonce) => <PasskeyStepUpPage base={base} csrf={token} returnUrl={back} nonce={nonce} />, 200, cookies);

@@ -7,6 +7,7 @@ import type { OutboundPolicy } from "./http/outbound.ts";
 import { CIMD_DEFAULTS, type ClientIdMetadataDocumentOptions } from "./clients/metadata-document.ts";
 import type { ClientMetadata } from "./clients.ts";
 import type { ProfileService, UserStore } from "./tokens/claims.ts";
+import { ACR_VALUES, type AcrValue } from "./session/authentication-context.ts";
 import type { ExtensionGrant } from "./grants/extension.ts";
 
 /** Signing algorithms keys can be kept for. */
@@ -79,6 +80,11 @@ export interface ProviderOptions {
      * login page for step-up (default false). Per client: metadata `require_second_factor`.
      */
     requireSecondFactor?: boolean;
+    /**
+     * The `acr` values the login pages can step a session up to (`mfa`, `phr`; default both): advertised as
+     * `acr_values_supported`, and the only `acr_values` that trigger step-up (others are voluntary and ignored).
+     */
+    acrValues?: AcrValue[];
   };
   /** Server-side sessions: the cookie carries only a key, the session lives in the store. */
   serverSideSessions?: {
@@ -227,6 +233,7 @@ export interface ResolvedOptions {
   cookieLifetime: number;
   cookieSlidingExpiration: boolean;
   requireSecondFactor: boolean;
+  acrValues: AcrValue[];
   dpop: { requireNonce: boolean; proofLifetime: number };
   par: { requestUriLifetime: number; required: boolean };
   clientIdMetadataDocuments: ClientIdMetadataDocumentOptions;
@@ -315,6 +322,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
     cookieSlidingExpiration: options.authentication?.cookieSlidingExpiration ?? true,
     requireSecondFactor: options.authentication?.requireSecondFactor ?? false,
+    acrValues: (options.authentication?.acrValues ?? [...ACR_VALUES]).filter((v) => (ACR_VALUES as readonly string[]).includes(v)),
     dpop: { requireNonce: options.dpop?.requireNonce ?? false, proofLifetime: options.dpop?.proofLifetime ?? 60 },
     clientIdMetadataDocuments: { ...CIMD_DEFAULTS, ...options.clientIdMetadataDocuments },
     // RFC 9126 §7: request_uris live briefly; 1 to 600 seconds.

@@ -359,7 +359,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
         loginHint: params.get("login_hint"),
         prompt: (params.get("prompt") ?? "").split(" ").filter(Boolean),
         uiLocales: params.get("ui_locales"),
-        ...acrDetails(params, client, options.requireSecondFactor),
+        ...acrDetails(params, client, options),
       };
     },
     async completeConsent(request, returnUrl, allow, consentOptions) {
@@ -444,8 +444,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
 }
 
 /** The step-up part of {@link InteractionDetails}. */
-function acrDetails(params: Params, client: Client, requireSecondFactor: boolean): { acr?: AcrValue; maxAge?: number } {
-  const acr = requiredAcrFor(params.get("acr_values"), client, requireSecondFactor);
+function acrDetails(params: Params, client: Client, provider: { requireSecondFactor: boolean; acrValues: readonly AcrValue[] }): { acr?: AcrValue; maxAge?: number } {
+  const acr = requiredAcrFor(params.get("acr_values"), client, provider);
   const maxAge = params.get("max_age");
   return { ...(acr ? { acr } : {}), ...(maxAge !== undefined && /^\d{1,10}$/.test(maxAge) ? { maxAge: Number(maxAge) } : {}) };
 }

@@ -152,7 +152,7 @@ function needsLogin(request: ValidatedAuthorizeRequest, session: AuthenticationS
   if (request.maxAge !== undefined) {
     if (request.maxAge === 0 ? !authenticatedSinceRequest : requestedAt - session.authTime > request.maxAge) return true;
   }
-  return !meetsAcr(session.amr, requiredAcrFor(request.acrValues, request.client, deps.options.requireSecondFactor));
+  return !meetsAcr(session.amr, requiredAcrFor(request.acrValues, request.client, deps.options));
 }
 
 /** prompt=consent always asks; a client that requires consent asks unless a remembered consent covers the scopes. */

@@ -3,7 +3,6 @@ import { claimsForScopes } from "../tokens/claims.ts";
 import { ASSERTION_ALGORITHMS, REQUEST_OBJECT_ALGORITHMS, TLS_AUTH_METHODS, TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
 import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
 import { cacheableJson } from "../http/responses.ts";
-import { ACR_VALUES } from "../session/authentication-context.ts";
 
 /** The provider metadata: only what is implemented is advertised. */
 export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
@@ -33,7 +32,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     backchannel_logout_session_supported: true,
     scopes_supported: scopes,
     claims_supported: [...claims],
-    acr_values_supported: [...ACR_VALUES],
+    ...(options.acrValues.length ? { acr_values_supported: [...options.acrValues] } : {}),
     response_types_supported: ["code"],
     response_modes_supported: ["query", "fragment", "form_post"],
     grant_types_supported: [...deps.grants.keys()],

@@ -37,9 +37,10 @@ export function meetsAcr(amr: readonly string[], required: AcrValue | undefined)
  * The weakest `acr` that satisfies a request: `acr_values` (OIDC Core §3.1.2.1) lists acceptable values in
  * order of preference, so any one of the known ones will do; unknown values are voluntary and ignored.
  * A second-factor policy (the client's or the provider's) asks for at least `mfa`. Undefined: anything goes.
+ * `supported`: the values the login pages can step up to; the others count as unknown.
  */
-export function requiredAcr(acrValues: string | undefined, secondFactorRequired: boolean): AcrValue | undefined {
-  const known = (acrValues ?? "").split(" ").filter((value): value is AcrValue => (ACR_VALUES as readonly string[]).includes(value));
+export function requiredAcr(acrValues: string | undefined, secondFactorRequired: boolean, supported: readonly AcrValue[] = ACR_VALUES): AcrValue | undefined {
+  const known = (acrValues ?? "").split(" ").filter((value): value is AcrValue => (supported as readonly string[]).includes(value));
   const fromRequest = known.length ? known.reduce((weakest, value) => (rank(value) < rank(weakest) ? value : weakest)) : undefined;
   const fromPolicy: AcrValue | undefined = secondFactorRequired ? "mfa" : undefined;
   return rank(fromPolicy) > rank(fromRequest) ? fromPolicy : fromRequest;
@@ -49,8 +50,8 @@ export function requiredAcr(acrValues: string | undefined, secondFactorRequired:
  * The `acr` an authorization request of `client` needs: its `acr_values` (else the client's registered
  * `default_acr_values`), and the client's or the provider's second-factor policy.
  */
-export function requiredAcrFor(acrValues: string | undefined, client: { defaultAcrValues?: string[]; requireSecondFactor: boolean }, providerRequiresSecondFactor: boolean): AcrValue | undefined {
-  return requiredAcr(acrValues ?? client.defaultAcrValues?.join(" "), client.requireSecondFactor || providerRequiresSecondFactor);
+export function requiredAcrFor(acrValues: string | undefined, client: { defaultAcrValues?: string[]; requireSecondFactor: boolean }, provider: { requireSecondFactor: boolean; acrValues: readonly AcrValue[] }): AcrValue | undefined {
+  return requiredAcr(acrValues ?? client.defaultAcrValues?.join(" "), client.requireSecondFactor || provider.requireSecondFactor, provider.acrValues);
 }
 
 /**
