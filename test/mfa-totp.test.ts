@@ -183,4 +183,16 @@ describe("20 second factors: TOTP and recovery codes", () => {
     const passkey = await b.request("POST", new URL(`${flow.host.issuer}/login/passkey`), undefined, { "content-type": "application/json" });
     assert.equal(passkey.status, 403);
   });
+
+  test("20 TOTP: turning it off on /account takes a current code", async () => {
+    flow.now += 60_000;
+    const account = await flow.browser.get(`${flow.host.issuer}/account`);
+    const form = "form[action$='/account/totp/remove']";
+    const refused = await flow.browser.submitForm(account, { form, fields: { current_code: "000000" } });
+    assert.ok(refused.query("#totp-error"));
+    assert.equal(refused.query("[data-totp-secret]"), null, "still on");
+    const off = await flow.browser.submitForm(refused, { form, fields: { current_code: await code(secret) } });
+    assert.ok(off.query("[data-totp-secret]"), "off: enrolment is offered again");
+    assert.equal(off.query("#recovery-count"), null);
+  });
 });

@@ -270,6 +270,14 @@ export function secondFactors(deps: SecondFactorDeps, kit: SecondFactorKit) {
         if (!(await kit.csrfOk(c, form))) return kit.csrfFailed(c);
         const session = await signedIn(c);
         if (!session) return toLogin();
+        // Turning the second factor off takes a second factor (OWASP MFA cheat sheet): a stolen session alone cannot.
+        const attempt = await deps.throttle.reserve(`second-factor:${session.sub}`, CODE_LIMIT);
+        if (!attempt) return kit.redirectTo(`${accountUrl}?totp_remove_error=throttled`);
+        if (!(await service.verifyCode(session.sub, (form.current_code ?? "").slice(0, 64)))) {
+          await deps.throttle.fail(attempt);
+          return kit.redirectTo(`${accountUrl}?totp_remove_error=code`);
+        }
+        await deps.throttle.clear(`second-factor:${session.sub}`);
         await service.removeTotp(session.sub);
         deps.emit({ type: "account.updated", sub: session.sub, by: "self", fields: ["totp", "recovery_codes"] });
         return kit.redirectTo(accountUrl);
@@ -325,7 +333,10 @@ export function secondFactors(deps: SecondFactorDeps, kit: SecondFactorKit) {
       const status = await service.status(sub);
       let totp: Parameters<typeof SecondFactorSections>[0]["totp"];
       if (settings.totp) {
-        if (status.totp) totp = { enabled: true };
+        if (status.totp) {
+          const failed = c.req.query("totp_remove_error");
+          totp = { enabled: true, ...(failed ? { error: failed === "throttled" ? TOO_MANY_CODES : WRONG_CODE } : {}) };
+        }
         else {
           const failed = c.req.query("totp_error") === "1";
           totp = { enabled: false, enrolment: await enrolmentView(sub, failed ? c.req.query("ticket") : undefined), ...(failed ? { error: WRONG_CODE } : {}) };

@@ -124,7 +124,7 @@ export interface SecondFactorSectionsProps {
   base: string;
   csrf: string;
   nonce: string;
-  totp: { enabled: true } | { enabled: false; enrolment?: TotpEnrolmentView; error?: string } | undefined;
+  totp: { enabled: true; error?: string } | { enabled: false; enrolment?: TotpEnrolmentView; error?: string } | undefined;
   recoveryCodes: number;
   /** Undefined when passkeys are off. */
   passkeys?: PasskeyInfo[];
@@ -143,8 +143,15 @@ export function SecondFactorSections(props: SecondFactorSectionsProps) {
               <p>
                 Two-step verification is <strong>on</strong>: signing in asks for a code from your app.
               </p>
-              <form method="post" action={`${props.base}/account/totp/remove`}>
+              <form method="post" action={`${props.base}/account/totp/remove`} novalidate>
                 {csrf}
+                {props.totp.error ? (
+                  <p class="error" role="alert" id="totp-error">
+                    {props.totp.error}
+                  </p>
+                ) : null}
+                <label for="current-code">To turn it off, enter a current code (or a recovery code)</label>
+                <input type="text" id="current-code" name="current_code" autocomplete="one-time-code" autocapitalize="none" spellcheck={false} maxlength={32} required />
                 <button type="submit" name="remove-totp" value="1" class="secondary">
                   Turn off
                 </button>
