@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
-import { acrOf, meetsAcr, requiredAcr, withSecondFactor } from "../src/session/authentication-context.ts";
+import { acrOf, meetsAcr, requiredAcr, requiredAcrFor, withSecondFactor } from "../src/session/authentication-context.ts";
 import { createProvider } from "../src/provider.ts";
 import { createMemoryStore } from "../src/stores/memory/index.ts";
 
@@ -22,6 +22,11 @@ test("20 acr_values: the weakest known value listed is required; unknown or unsu
   assert.equal(requiredAcr(undefined, true), "mfa");
   assert.equal(requiredAcr("phr", true), "phr");
   assert.equal(requiredAcr("phr", false, ["mfa"]), undefined, "a value the login pages cannot reach is ignored");
+  const provider = { requireSecondFactor: false, acrValues: ["mfa", "phr"] as ("mfa" | "phr")[] };
+  assert.equal(requiredAcrFor(undefined, { defaultAcrValues: ["phr"], requireSecondFactor: false }, provider), "phr", "the client's default_acr_values");
+  assert.equal(requiredAcrFor("mfa", { defaultAcrValues: ["phr"], requireSecondFactor: false }, provider), "mfa", "the request's acr_values win");
+  assert.equal(requiredAcrFor(undefined, { requireSecondFactor: true }, provider), "mfa", "the client's require_second_factor");
+  assert.equal(requiredAcrFor(undefined, { requireSecondFactor: false }, { ...provider, requireSecondFactor: true }), "mfa", "the provider's policy");
 });
 
 test("20 amr: a second factor adds its method and mfa once", () => {
