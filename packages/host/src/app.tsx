@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createArgon2Hasher, ProtocolError, createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isLoopbackIpRedirect, isStoreUnavailable, normalizeUsername, requestTelemetry, StoreValueError, UserDirectory, type EventSink, type Logger, type Provider, type RequestContext, type SessionInfo, type Store, type TesseraEvent } from "@tessera/server";
+import { createArgon2Hasher, ProtocolError, createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, FailureThrottle, SecondFactorService, isLoopbackIpRedirect, isStoreUnavailable, normalizeUsername, requestTelemetry, StoreValueError, UserDirectory, type EventSink, type Logger, type Provider, type RequestContext, type SessionInfo, type Store, type TesseraEvent } from "@tessera/server";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
@@ -29,6 +29,8 @@ import { addressList, clientAddress, type ProxyTrust } from "./client-address.ts
 import { clientCertificateFrom, onMtlsListener, readMtlsMaterial, type MtlsMaterial } from "./mtls.ts";
 import type { HttpBindings } from "@hono/node-server";
 import { createMetrics, type HostMetrics } from "./metrics.ts";
+import { mfaSettings, secondFactors } from "./second-factors.tsx";
+import { AccountPage } from "./pages/account.tsx";
 
 /** Options of {@link createHostApp} beyond the config file. */
 export interface HostOptions {
@@ -159,7 +161,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     ...(mtls ? { mtls: { clientCa: mtls.clientCa, endpointBaseUrl: mtlsBaseUrl } } : {}),
     users,
     ...(selfServiceConfig.registration && users.store ? { interaction: { registrationUrl: "/account/register" } } : {}),
-    authentication: config.authentication,
+    // Step-up goes as far as the second factors this host offers (none without the store's accounts).
+    authentication: { ...config.authentication, requireSecondFactor: config.accounts?.mfa?.required ?? false, acrValues: offeredAcrValues(store, config.accounts?.mfa) },
     keys: config.keys,
     tokens: config.tokens,
     logout: config.logout,
@@ -216,15 +219,15 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   const formActionFor = (redirectUris: readonly string[] | undefined) => (redirectUris?.length ? [...addFormTargets(new Set(formTargets), redirectUris)].join(" ") : formAction);
 
   /** Renders a page; `body` may take the CSP nonce (for a page's own script), `frameSrc` allows iframes. */
-  const render = async (title: string, body: Child | ((nonce: string) => Child), status = 200, cookies: string[] = [], frameSrc: string[] = [], pageFormAction = formAction) => {
+  const render = async (title: string, body: Child | ((nonce: string) => Child | Promise<Child>), status = 200, cookies: string[] = [], frameSrc: string[] = [], pageFormAction = formAction) => {
     const nonce = randomBytes(16).toString("base64url");
-    const content = typeof body === "function" ? body(nonce) : body;
+    const content = typeof body === "function" ? await body(nonce) : body;
     const html = "<!doctype html>" + (await (<Layout title={title} nonce={nonce}>{content}</Layout>).toString());
     const frames = frameSrc.length ? frameSrc.join(" ") : "'none'";
     const headers = new Headers({
       "content-type": "text/html; charset=utf-8",
       "cache-control": "no-store",
-      "content-security-policy": `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src 'self' data:; frame-src ${frames}; form-action ${pageFormAction}; frame-ancestors 'none'; base-uri 'none'`,
+      "content-security-policy": `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; frame-src ${frames}; form-action ${pageFormAction}; frame-ancestors 'none'; base-uri 'none'`,
       "x-frame-options": "DENY",
       "x-content-type-options": "nosniff",
       "referrer-policy": "no-referrer",
@@ -260,6 +263,44 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
 
   const app = new Hono();
   const logger = hostOptions.logger;
+  const nowSeconds = () => Math.floor((hostOptions.clock ?? Date.now)() / 1000);
+  // Second factors and passkeys (issue 20): their credentials live in the store's accounts.
+  const mfaConfig = mfaSettings(config.accounts?.mfa);
+  const mfa = store.accounts
+    ? secondFactors(
+        {
+          base,
+          secure: issuerUrl.protocol === "https:",
+          provider,
+          service: new SecondFactorService({ accounts: store.accounts, grants: store.grants, protector: pageProtector, issuer: config.issuer, clock: hostOptions.clock }),
+          settings: mfaConfig,
+          protector: pageProtector,
+          throttle: new FailureThrottle(store.grants, nowSeconds),
+          account: async (sub) => {
+            const found = await users.get(sub);
+            if (!found || found.disabled) return undefined;
+            const name = typeof found.claims.name === "string" ? found.claims.name : undefined;
+            return { username: found.username, ...(name !== undefined ? { name } : {}) };
+          },
+          emit: emitHost,
+          now: nowSeconds,
+        },
+        {
+          render,
+          redirectTo,
+          csrfFor,
+          csrfOk,
+          csrfFailed,
+          formOf,
+          returnTarget: async (returnUrl) => {
+            const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
+            const back = details?.returnUrl ?? (returnUrl && isLocalReturn(returnUrl) ? returnUrl : undefined);
+            return { ...(back !== undefined ? { back } : {}), ...(details ? { details } : {}) };
+          },
+          limit: bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.text("request body too large", 413) }),
+        },
+      )
+    : undefined;
   if (logger) {
     app.use(async (c, next) => {
       const started = performance.now();
@@ -302,7 +343,6 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   // send it, and nobody else can mint one for it), so the confirmation follows sign-in directly; a bare
   // GET only pre-fills the form.
   const lookupKey = pageProtector.subkey("device-lookup");
-  const nowSeconds = () => Math.floor((hostOptions.clock ?? Date.now)() / 1000);
   const lookupTicket = (c: Context, userCode: string, expires = nowSeconds() + 600) =>
     `${expires}.${createHmac("sha256", lookupKey).update(`${expires}.${userCode}.`).update(getCookie(c, csrf.cookieName) ?? "").digest("base64url")}`;
   const ticketValid = (c: Context, userCode: string, ticket: string) => {
@@ -319,8 +359,11 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const returnUrl = c.req.query("returnUrl");
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
     const back = details?.returnUrl ?? (returnUrl && isLocalReturn(returnUrl) ? returnUrl : undefined);
+    // A signed-in user whose session is too weak or too old for this request steps up (a second factor).
+    const stepUp = c.req.query("another") === "1" ? undefined : await mfa?.stepUp(c, details, back);
+    if (stepUp) return stepUp;
     const { token, cookies } = await csrfFor(c, back);
-    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} registerUrl={selfService?.registrationUrl(back)} forgotUrl={selfService?.forgotUrl()} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
+    return render("Sign in", (nonce) => <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} registerUrl={selfService?.registrationUrl(back)} forgotUrl={selfService?.forgotUrl()} passkeyNonce={mfa?.passkeysOn ? nonce : undefined} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
   });
 
   app.post(`${base}/login`, limit, async (c) => {
@@ -360,6 +403,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const blocked = await selfService?.signInBlocked(c, user, back);
     if (blocked) return blocked;
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
+    const secondStep = await mfa?.afterPassword(c, { sub: user.sub, ...(name !== undefined ? { name } : {}) }, { persistent: form.remember === "1", back, details }, [devices.issue(accountKey)]);
+    if (secondStep) return secondStep;
     const { cookies } = await provider.signIn(c.req.raw, { sub: user.sub, name, amr: ["pwd"], idp: "local" }, { persistent: form.remember === "1" });
     return redirectTo(back ?? `${base}/`, [...cookies, devices.issue(accountKey)]);
   });
@@ -478,8 +523,12 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
         now: clockSeconds,
         logger,
         isLocalReturn,
+        // Second factors and passkeys add their sections to the account page (contract §14).
+        ...(mfa ? { accountSections: async (c: Context, account: { sub: string }, csrf: string, nonce: string) => await mfa.accountSections(c, account.sub, csrf, nonce) } : {}),
       })
     : undefined;
+  // Second-factor and passkey actions (enrolment, removal, sign-in ceremonies).
+  mfa?.mount(app);
 
   const forbidden = () => render("Forbidden", <MessagePage base={base} heading="Forbidden" text="This page is for administrators." />, 403);
   const sessionsPage = `${base}/serversidesessions`;
@@ -817,4 +866,11 @@ function readOutboundCa(path: string): string {
   } catch (error) {
     throw new Error(`cannot read outbound.ca (${path}): ${(error as Error).message}`);
   }
+}
+
+/** The acr values the login pages can step up to: `mfa` with TOTP or passkeys, `phr` with passkeys. */
+function offeredAcrValues(store: Store, mfa: { totp?: boolean; passkeys?: boolean } | undefined): ("mfa" | "phr")[] {
+  if (!store.accounts) return [];
+  const { totp, passkeys } = mfaSettings(mfa);
+  return [...(totp || passkeys ? (["mfa"] as const) : []), ...(passkeys ? (["phr"] as const) : [])];
 }

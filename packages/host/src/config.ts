@@ -214,6 +214,8 @@ export const configSchema = z
           })
           .optional(),
         minPasswordLength: z.number().int().min(1).max(128).optional(),
+        /** Second factors: TOTP with recovery codes, passkeys, and the "second factor required" policy. */
+        mfa: z.strictObject({ totp: z.boolean().optional(), passkeys: z.boolean().optional(), required: z.boolean().optional() }).optional(),
       })
       .optional(),
     smtp: z

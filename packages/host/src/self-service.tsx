@@ -35,7 +35,8 @@ export function selfServiceSettings(accounts: Partial<SelfServiceSettings> | und
 
 /** What the host's page plumbing gives this module (the same helpers its own pages use). */
 export interface PageKit {
-  render(title: string, body: Child, status?: number, cookies?: string[]): Promise<Response>;
+  /** `body` may take the page's CSP nonce. */
+  render(title: string, body: Child | ((nonce: string) => Child | Promise<Child>), status?: number, cookies?: string[]): Promise<Response>;
   redirectTo(location: string, cookies?: string[]): Response;
   csrfFor(c: Context, pending?: string): Promise<{ token: string; cookies: string[] }>;
   csrfOk(c: Context, form: Record<string, string>, pending?: string): Promise<boolean>;
@@ -66,8 +67,11 @@ export interface SelfServiceDeps {
   /** Unix seconds. */
   now(): number;
   logger?: Logger;
-  /** Extra sections of the account page (second factors), rendered for the signed-in account. */
-  accountSections?: (c: Context, account: AccountView, csrf: string) => Promise<Child> | Child;
+  /**
+   * Extra sections of the account page (second factors), rendered for the signed-in account; `nonce` is
+   * the page's CSP nonce (for a section's own script).
+   */
+  accountSections?: (c: Context, account: AccountView, csrf: string, nonce: string) => Promise<Child> | Child;
   /** Whether a pending authorization request's returnUrl is a page of this host a login may return to. */
   isLocalReturn(url: string): boolean;
 }
@@ -356,10 +360,10 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
     if (!account) return message("No account", "You are signed in with an identity that has no account here.", 404);
     const { token, cookies } = await pages.csrfFor(c);
     const sessions = deps.serverSideSessions ? (await provider.querySessions({ subject: session.sub, count: 50 })).sessions.filter((s) => s.subject === session.sub) : undefined;
-    const sections = deps.accountSections ? await deps.accountSections(c, account, token) : null;
+    const grants = await provider.listGrants(session.sub);
     return pages.render(
       "Your account",
-      <AccountPage
+      async (nonce) => <AccountPage
         base={base}
         csrf={token}
         username={account.username}
@@ -368,8 +372,8 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
         canChangePassword={!account.fixed}
         currentSid={session.sid}
         sessions={sessions}
-        grants={await provider.listGrants(session.sub)}
-        sections={sections}
+        grants={grants}
+        sections={deps.accountSections ? await deps.accountSections(c, account, token, nonce) : null}
         {...notice}
       />,
       status,

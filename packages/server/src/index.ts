@@ -20,6 +20,8 @@ export { ClientRegistry, type ClientInfo, type ClientPage, type CreatedClient, t
 export { clientMetadataProblems, clientMetadataShapeProblems, CLIENT_METADATA_FIELDS, isAbsoluteUrl, isNativeOrHttpsRedirect, type ClientRulesContext, type ClientMetadataProblem } from "./validation/client-metadata.ts";
 export type { SignInUser, AuthenticationSession } from "./session/session.ts";
 export { SESSION_COOKIE, SESSION_ID_COOKIE, sessionCookieName } from "./session/session.ts";
+export { ACR_VALUES, acrOf, meetsAcr, requiredAcr, withSecondFactor, type AcrValue } from "./session/authentication-context.ts";
+export { SecondFactorService, RECOVERY_CODE_COUNT, passkeyMethod, type SecondFactorOptions, type SecondFactorStatus, type PasskeyInfo, type TotpEnrolment, type WebAuthnCeremony, type PasskeyFailure } from "./accounts/second-factors.ts";
 export { issuerCookieName } from "./http/cookies.ts";
 export type { UserRecord, UserStore, ProfileService, ProfileRequest, ClaimsCaller } from "./tokens/claims.ts";
 export { claimsForScopes, defaultProfileService } from "./tokens/claims.ts";

@@ -8,6 +8,7 @@ import type { OutboundPolicy } from "./http/outbound.ts";
 import { CIMD_DEFAULTS, type ClientIdMetadataDocumentOptions } from "./clients/metadata-document.ts";
 import type { ClientMetadata } from "./clients.ts";
 import type { ProfileService, UserStore } from "./tokens/claims.ts";
+import { ACR_VALUES, type AcrValue } from "./session/authentication-context.ts";
 import type { ExtensionGrant } from "./grants/extension.ts";
 import type { TokenExchangePolicy } from "./grants/token-exchange.ts";
 
@@ -83,6 +84,18 @@ export interface ProviderOptions {
     cookieLifetime?: number;
     /** Renew the session when more than half its lifetime has passed (default true). */
     cookieSlidingExpiration?: boolean;
+    /**
+     * Every authorization needs a second factor (acr `mfa` or stronger): a session with less is sent to the
+     * login page for step-up (default false). Per client: metadata `require_second_factor`.
+     */
+    requireSecondFactor?: boolean;
+    /**
+     * The `acr` values the login pages can step a session up to (`mfa`, `phr`): advertised as
+     * `acr_values_supported`, and the only `acr_values` that trigger step-up (others are voluntary and ignored).
+     * Default `[]` (a login page of an embedder has no second factors unless it says so), `["mfa"]` with
+     * `requireSecondFactor`; set it to what your login pages offer (the host does, from `accounts.mfa`).
+     */
+    acrValues?: AcrValue[];
   };
   /** Server-side sessions: the cookie carries only a key, the session lives in the store. */
   serverSideSessions?: {
@@ -276,6 +289,8 @@ export interface ResolvedOptions {
   apiResources: ApiResource[];
   cookieLifetime: number;
   cookieSlidingExpiration: boolean;
+  requireSecondFactor: boolean;
+  acrValues: AcrValue[];
   dpop: { requireNonce: boolean; proofLifetime: number; clockTolerance: number };
   par: { requestUriLifetime: number; required: boolean; maxPendingPerClient: number };
   clientIdMetadataDocuments: ClientIdMetadataDocumentOptions;
@@ -377,6 +392,10 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     apiResources: options.apiResources ?? [],
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
     cookieSlidingExpiration: options.authentication?.cookieSlidingExpiration ?? true,
+    requireSecondFactor: options.authentication?.requireSecondFactor ?? false,
+    // Only what the login pages can reach: without second factors an `acr_values=mfa` request would send the
+    // user back to a login page that cannot satisfy it. Second factors on (the policy) reach `mfa`.
+    acrValues: (options.authentication?.acrValues ?? (options.authentication?.requireSecondFactor ? ["mfa"] : [])).filter((v) => (ACR_VALUES as readonly string[]).includes(v)),
     dpop: { requireNonce: options.dpop?.requireNonce ?? false, proofLifetime: options.dpop?.proofLifetime ?? 60, clockTolerance: options.dpop?.clockTolerance ?? DPOP_CLOCK_TOLERANCE },
     clientIdMetadataDocuments: { ...CIMD_DEFAULTS, ...options.clientIdMetadataDocuments },
     // RFC 9126 §7: request_uris live briefly; 1 to 600 seconds.

@@ -11,7 +11,8 @@ import { attachRequestContext, type RequestContext } from "./http/request-contex
 import { FailureThrottle } from "./security/failure-throttle.ts";
 import { isStoreUnavailable } from "./stores/sql/errors.ts";
 import { StoreValueError } from "./stores/values.ts";
-import { createStaticClientStore, type ClientMetadata, type ClientStore } from "./clients.ts";
+import { createStaticClientStore, type Client, type ClientMetadata, type ClientStore } from "./clients.ts";
+import { requiredAcrFor, type AcrValue } from "./session/authentication-context.ts";
 import { CachedClientStore, layeredClientStore } from "./registry/client-cache.ts";
 import { ClientRegistry } from "./registry/client-registry.ts";
 import { registrationEndpoint, registrationManagementEndpoint } from "./endpoints/registration.ts";
@@ -61,6 +62,14 @@ export interface InteractionDetails {
   loginHint?: string;
   prompt: string[];
   uiLocales?: string;
+  /**
+   * The authentication context the request needs (`acr_values`, the client's `default_acr_values`, the
+   * second-factor policy): a signed-in user whose session has less must step up (a second factor for
+   * `mfa`, a passkey for `phr`) rather than sign in again.
+   */
+  acr?: AcrValue;
+  /** OIDC Core `max_age`, when the request has one. */
+  maxAge?: number;
 }
 
 /** A pending device authorization (RFC 8628), as the verification and confirmation pages show it. */
@@ -413,6 +422,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
         loginHint: params.get("login_hint"),
         prompt: (params.get("prompt") ?? "").split(" ").filter(Boolean),
         uiLocales: params.get("ui_locales"),
+        ...acrDetails(params, client, options),
       };
     },
     async completeConsent(request, returnUrl, allow, consentOptions) {
@@ -495,4 +505,11 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       await store.close();
     },
   };
+}
+
+/** The step-up part of {@link InteractionDetails}. */
+function acrDetails(params: Params, client: Client, provider: { requireSecondFactor: boolean; acrValues: readonly AcrValue[] }): { acr?: AcrValue; maxAge?: number } {
+  const acr = requiredAcrFor(params.get("acr_values"), client, provider);
+  const maxAge = params.get("max_age");
+  return { ...(acr ? { acr } : {}), ...(maxAge !== undefined && /^\d{1,10}$/.test(maxAge) ? { maxAge: Number(maxAge) } : {}) };
 }

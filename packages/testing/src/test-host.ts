@@ -31,6 +31,11 @@ export interface TestHostOptions {
    * (for clients that need a real URL, such as openid-client or a browser).
    */
   listen?: boolean;
+  /**
+   * With `listen`: the issuer's host name (default `127.0.0.1`; the listener is on 127.0.0.1 either way).
+   * `localhost` for WebAuthn, whose rpID cannot be an IP address.
+   */
+  issuerHost?: "127.0.0.1" | "localhost";
   /** Receives the provider's structured logs. */
   logger?: Logger;
   /** Receives audit events. */
@@ -54,7 +59,7 @@ export async function createTestHost(config: TestHostConfig = {}, options: TestH
       );
       s.once("error", reject);
     });
-    issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    issuer = `http://${options.issuerHost ?? "127.0.0.1"}:${(server.address() as AddressInfo).port}`;
   }
   let mtlsConfig = config.mtls;
   if (mtlsConfig?.enabled) mtlsConfig = { ...mtlsConfig, port: await freePort() };

@@ -1,5 +1,7 @@
-/** The login form (contract §4): username, password, one submit button. */
-export function LoginPage(props: { base: string; returnUrl?: string; username?: string; error?: string; csrf: string; clientName?: string; clientHost?: string; registerUrl?: string; forgotUrl?: string }) {
+import { PasskeySignIn } from "./second-factors.tsx";
+
+/** The login form (contract §4): username, password, one submit button; `passkeyNonce` adds passkey sign-in (§14). */
+export function LoginPage(props: { base: string; returnUrl?: string; username?: string; error?: string; csrf: string; clientName?: string; clientHost?: string; registerUrl?: string; forgotUrl?: string; passkeyNonce?: string }) {
   return (
     <>
       <h1>Sign in</h1>
@@ -21,6 +23,7 @@ export function LoginPage(props: { base: string; returnUrl?: string; username?: 
         </label>
         <button type="submit">Sign in</button>
       </form>
+      {props.passkeyNonce ? <PasskeySignIn base={props.base} csrf={props.csrf} returnUrl={props.returnUrl} nonce={props.passkeyNonce} /> : null}
       {props.forgotUrl || props.registerUrl ? (
         <p class="muted" id="account-links">
           {props.forgotUrl ? <a href={props.forgotUrl}>Forgot your password?</a> : null}

@@ -5,6 +5,7 @@ import { clientAddressOf } from "../http/request-context.ts";
 import { htmlPage, redirect } from "../http/responses.ts";
 import type { Interaction } from "../session/interactions.ts";
 import type { AuthenticationSession } from "../session/session.ts";
+import { meetsAcr, requiredAcrFor } from "../session/authentication-context.ts";
 import { errorPage } from "../ui/html.ts";
 import { validateAuthorizeRequest, type AuthorizeSource, type ValidatedAuthorizeRequest } from "../validation/authorize-request.ts";
 import { redirectUriMatches } from "../validation/redirect-uri.ts";
@@ -161,6 +162,8 @@ async function processAuthorization(request: Request, params: Params, interactio
  * the session's auth_time against the time of the authorization request (when its interaction was created):
  * prompt=login and max_age=0 need an authentication at or after the request, max_age one within max_age
  * of it. An older authentication (an earlier session, a sign-in in another tab) never satisfies them.
+ * A session whose authentication context is weaker than the request's `acr_values` or the second-factor
+ * policy asks goes back to the login page too, which steps it up (a second factor, not a new password).
  */
 function needsLogin(request: ValidatedAuthorizeRequest, session: AuthenticationSession | undefined, interaction: Interaction | undefined, deps: ProviderDeps): boolean {
   if (!session) return true;
@@ -171,7 +174,7 @@ function needsLogin(request: ValidatedAuthorizeRequest, session: AuthenticationS
   if (request.maxAge !== undefined) {
     if (request.maxAge === 0 ? !authenticatedSinceRequest : requestedAt - session.authTime > request.maxAge) return true;
   }
-  return false;
+  return !meetsAcr(session.amr, requiredAcrFor(request.acrValues, request.client, deps.options));
 }
 
 /**

@@ -9,7 +9,7 @@ import { supportedPrompts } from "../validation/authorize-request.ts";
 export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
   const { options } = deps;
   const scopes = [...options.identityResources, ...options.apiScopes.map((s) => s.name)];
-  const claims = new Set(["sub", "iss", "auth_time", "amr", "idp", "sid"]);
+  const claims = new Set(["sub", "iss", "auth_time", "acr", "amr", "idp", "sid"]);
   for (const claim of claimsForScopes(options.identityResources, options.identityClaims)) claims.add(claim);
   // RFC 8705: the certificate methods and bound tokens exist only when the host does mutual TLS.
   // tls_client_auth checks the certificate against the client CA, so it is offered only with one.
@@ -34,6 +34,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     backchannel_logout_session_supported: true,
     scopes_supported: scopes,
     claims_supported: [...claims],
+    ...(options.acrValues.length ? { acr_values_supported: [...options.acrValues] } : {}),
     response_types_supported: ["code"],
     response_modes_supported: ["query", "fragment", "form_post"],
     grant_types_supported: [...deps.grants.keys()],
