@@ -12,7 +12,11 @@ export type TesseraEvent =
   | { type: "logout.backchannel.failed"; clientId: string; sid: string; error: string }
   | { type: "key.created"; kid: string; alg: string; activatesAt: number }
   | { type: "key.removed"; kid: string }
-  | { type: "device.approved" | "device.denied"; clientId: string; sub: string };
+  | { type: "device.approved" | "device.denied"; clientId: string; sub: string }
+  | { type: "account.created" | "account.updated" | "account.disabled" | "account.enabled" | "account.deleted" | "account.password_changed"; sub: string; by: AccountActor; fields?: string[] };
+
+/** Who changed an account: an administrator (API or pages), the CLI, the user themself, or the server (a rehash). */
+export type AccountActor = "admin" | "cli" | "self" | "system";
 
 /** Where events go: a function called for each (synchronously; keep it fast, queue if needed). */
 export type EventSink = (event: TesseraEvent & { at: string }) => void;

@@ -1,3 +1,4 @@
+import type { AccountStore } from "./accounts.ts";
 import { findable, STORE_LIMITS } from "./values.ts";
 
 /** Kinds of persisted grants (IdentityServer's persisted grant store, one table). */
@@ -215,6 +216,8 @@ export interface Store {
   readonly deviceCodes: DeviceCodeStore;
   readonly keys: KeyStore;
   readonly sessions: SessionStore;
+  /** Stored accounts (issue 20); the memory, SQLite and PostgreSQL stores have them. */
+  readonly accounts?: AccountStore;
   /** Resolves when the store answers a trivial query (readiness probe); rejects when it cannot be reached. */
   ping(): Promise<void>;
   /** Releases connections; the store is unusable afterwards. */

@@ -1,6 +1,7 @@
 import { decodeSessionCursor, encodeSessionCursor, type ServerSideSession, type SessionQuery, type SessionStore } from "../interfaces.ts";
 import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
 import type { DeviceCodeDecision, DeviceCodeRecord, DeviceCodeStore } from "../interfaces.ts";
+import { MemoryAccountStore } from "./accounts.ts";
 import { assertStorableDeviceCode, assertStorableDeviceDecision, assertStorableGrant, assertStorableKey, assertStorableSession, isStorableText } from "../values.ts";
 
 function matches(grant: PersistedGrant, filter: GrantFilter): boolean {
@@ -280,5 +281,5 @@ class MemoryDeviceCodeStore implements DeviceCodeStore {
 
 /** A store that keeps everything in this process; for tests and throwaway demos. */
 export function createMemoryStore(): Store {
-  return { grants: new MemoryGrantStore(), deviceCodes: new MemoryDeviceCodeStore(), keys: new MemoryKeyStore(), sessions: new MemorySessionStore(), ping: async () => {}, close: async () => {} };
+  return { grants: new MemoryGrantStore(), deviceCodes: new MemoryDeviceCodeStore(), keys: new MemoryKeyStore(), sessions: new MemorySessionStore(), accounts: new MemoryAccountStore(), ping: async () => {}, close: async () => {} };
 }

@@ -5,6 +5,7 @@ import { sql } from "./kysely.ts";
 import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
 import { assertStorableGrant, assertStorableKey, assertStorableSession, findable, isStorableText, STORE_LIMITS } from "../values.ts";
 import { migrationProvider } from "./migrations.ts";
+import { SqlAccountStore } from "./account-store.ts";
 import type { Database, DeviceCodesTable, GrantsTable, KeysTable, SessionsTable } from "./schema.ts";
 import type { DeviceCodeDecision, DeviceCodeRecord, DeviceCodeStore } from "../interfaces.ts";
 import { assertStorableDeviceCode, assertStorableDeviceDecision } from "../values.ts";
@@ -431,6 +432,7 @@ export function createSqlStore(db: Kysely<Database>, lock: TransactionLock = asy
     deviceCodes: new SqlDeviceCodeStore(db),
     keys: new SqlKeyStore(db, lock),
     sessions: new SqlSessionStore(db),
+    accounts: new SqlAccountStore(db),
     async ping() {
       await sql`select 1`.execute(db);
     },
