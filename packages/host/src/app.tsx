@@ -142,6 +142,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     clientIdMetadataDocuments: config.clientIdMetadataDocuments,
     limits: config.limits && { maxFormBytes: config.limits.maxFormBytes, maxParameterLength: config.limits.maxParameterLength, maxParameters: config.limits.maxParameters, maxRequestObjectLength: config.limits.maxRequestObjectLength },
     clientAuthThrottling: config.clientAuthThrottling,
+    externalProviders: config.externalProviders,
     logger: hostOptions.logger,
     events,
     observer: metrics,
@@ -177,6 +178,10 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       // the matcher's own predicate decides. (`http://[::1]:*` is no valid CSP source: browsers ignore it.)
       if (isLoopbackIpRedirect(uri)) formTargets.add(`http://${url.hostname}:*`);
     }
+  }
+  // The external-provider button and the logout form end in redirects to the providers (authorize, end session).
+  for (const external of config.externalProviders ?? []) {
+    for (const uri of [external.issuer, external.authorization_endpoint]) if (uri) formTargets.add(new URL(uri).origin);
   }
   const formAction = [...formTargets].join(" ");
 
@@ -246,6 +251,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   if (base) app.get(base, (c) => c.redirect(`${base}/`));
 
   // Pages of this host a login may return to; anything else must be a pending authorization request.
+  const externalProviders = provider.externalProviders();
   const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`]);
   // The verification page with its code (RFC 8628 §3.3), returned to once signed in.
   const devicePage = `${base}/device`;
@@ -256,7 +262,17 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
     const back = details?.returnUrl ?? (returnUrl && isLocalReturn(returnUrl) ? returnUrl : undefined);
     const { token, cookies } = await csrfFor(c, back);
-    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} />, 200, cookies);
+    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} providers={details ? externalProviders : undefined} csrf={token} />, 200, cookies);
+  });
+
+  // A button per external provider (contract §15): on to that provider for the pending request.
+  app.post(`${base}/login/external`, limit, async (c) => {
+    const form = await formOf(c);
+    const details = form.returnUrl ? await provider.getInteraction(form.returnUrl) : undefined;
+    if (!(await csrfOk(c, form, details?.returnUrl))) return csrfFailed(c);
+    const target = details && form.provider ? await provider.startExternalSignIn(c.req.raw, form.provider, details.returnUrl) : undefined;
+    if (!target) return render("Please try again", <MessagePage base={base} heading="Please try again" text="This sign-in request has expired or the provider is unknown. Return to the application and try again." />, 400);
+    return redirectTo(target);
   });
 
   app.post(`${base}/login`, limit, async (c) => {
@@ -276,7 +292,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!attempt) {
       emitHost({ type: "sign_in.failed", reason: "throttled" });
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies);
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} providers={details ? externalProviders : undefined} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies);
     }
     // Should the check throw, the attempt's slots stay held: it counts as a failure.
     const user = username && password ? await users.validateCredentials(username, password) : undefined;
@@ -286,7 +302,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       emitHost({ type: "sign_in.failed", reason: "credentials" });
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} providers={details ? externalProviders : undefined} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
     }
     await throttle.succeeded(attempt);
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;

@@ -82,6 +82,33 @@ const clientSchema = z.strictObject({
   security_profile: z.literal("fapi2").optional(),
 });
 
+/** An external identity provider (contract §15); OpenID Connect with `issuer`, else OAuth 2.0 with its endpoints. */
+const externalProviderSchema = z
+  .strictObject({
+    id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1 to 64 letters, digits, _ or -"),
+    displayName: z.string().min(1).max(100).optional(),
+    issuer: absoluteUrl.optional(),
+    authorization_endpoint: absoluteUrl.optional(),
+    token_endpoint: absoluteUrl.optional(),
+    userinfo_endpoint: absoluteUrl.optional(),
+    client_id: z.string().min(1).max(255),
+    client_secret: z.string().min(1).optional(),
+    token_endpoint_auth_method: z.enum(["client_secret_basic", "client_secret_post", "none"]).optional(),
+    scope: z.string().max(1000).optional(),
+    response_mode: z.enum(["query", "form_post"]).optional(),
+    claims: z.record(z.string().min(1), z.string().min(1)).optional(),
+    syncMode: z.enum(["import", "force"]).optional(),
+    linking: z.enum(["subject", "verified-email"]).optional(),
+    federatedSignOut: z.boolean().optional(),
+    trustAmr: z.boolean().optional(),
+  })
+  .superRefine((p, ctx) => {
+    const issue = (path: string[], message: string) => ctx.addIssue({ code: "custom", path, message });
+    if (!p.issuer && !(p.authorization_endpoint && p.token_endpoint && p.userinfo_endpoint)) issue(["issuer"], "give issuer (OpenID Connect) or authorization_endpoint, token_endpoint and userinfo_endpoint (OAuth 2.0)");
+    if ((p.token_endpoint_auth_method ?? "client_secret_basic") !== "none" && !p.client_secret) issue(["client_secret"], "is required unless token_endpoint_auth_method is none");
+    if (!p.issuer && p.linking === "verified-email") issue(["linking"], "verified-email needs an OpenID Connect provider");
+  });
+
 const userSchema = z.strictObject({
   sub: storedId(STORE_LIMITS.subject),
   username: z.string().min(1).max(200),
@@ -216,6 +243,7 @@ export const configSchema = z
       .optional(),
     users: z.array(userSchema).optional(),
     clients: z.array(clientSchema).optional(),
+    externalProviders: z.array(externalProviderSchema).optional(),
   })
   .superRefine((config, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
@@ -252,6 +280,11 @@ export const configSchema = z
     const algorithms = config.keys?.algorithms ?? ["RS256"];
     const rotation = { rotationInterval: 7_776_000, propagationTime: 1_209_600, ...config.keys };
     if (rotation.propagationTime >= rotation.rotationInterval) issue(["keys", "propagationTime"], "must be shorter than keys.rotationInterval");
+    const providerIds = new Set<string>();
+    (config.externalProviders ?? []).forEach((provider, i) => {
+      if (providerIds.has(provider.id)) issue(["externalProviders", i, "id"], `duplicate id ${provider.id}`);
+      providerIds.add(provider.id);
+    });
     const ids = new Set<string>();
     (config.clients ?? []).forEach((client, i) => {
       if (ids.has(client.client_id)) issue(["clients", i, "client_id"], `duplicate client_id ${client.client_id}`);

@@ -7,7 +7,7 @@ import { startPeriodicJob } from "./jobs.ts";
 import { createOutboundFetch } from "./http/outbound.ts";
 import { cachedReadiness, requestTelemetry } from "./observability/requests.ts";
 import { clientTaggingStore, tracedStore } from "./observability/tracing.ts";
-import { attachRequestContext, type RequestContext } from "./http/request-context.ts";
+import { attachRequestContext, clientAddressOf, type RequestContext } from "./http/request-context.ts";
 import { FailureThrottle } from "./security/failure-throttle.ts";
 import { isStoreUnavailable } from "./stores/sql/errors.ts";
 import { StoreValueError } from "./stores/values.ts";
@@ -43,7 +43,11 @@ import { EndedSessions } from "./session/ended-sessions.ts";
 import { SessionService, type AuthenticationSession, type SignInUser } from "./session/session.ts";
 import { SessionManagementService, type RemoveSessionsRequest, type SessionInfo } from "./session/session-management.ts";
 import type { SessionQuery } from "./stores/interfaces.ts";
-import { defaultProfileService } from "./tokens/claims.ts";
+import { defaultProfileService, type UserStore } from "./tokens/claims.ts";
+import { ExternalProviderRegistry } from "./federation/external-providers.ts";
+import { FederationService } from "./federation/federation-service.ts";
+import { federationBackchannelEndpoint, federationCallbackEndpoint, federationSignedOutEndpoint } from "./endpoints/federation.ts";
+import { accountClaims } from "./stores/accounts.ts";
 
 /** What a login or consent page needs to know about the request it serves. */
 export interface InteractionDetails {
@@ -142,6 +146,13 @@ export interface Provider {
   querySessions(query: SessionQuery): Promise<{ sessions: SessionInfo[]; next: string | null }>;
   /** Ends server-side sessions: their tokens, optionally consents, and back-channel logout to their clients. */
   removeSessions(request: RemoveSessionsRequest): Promise<number>;
+  /** The external identity providers, for the login page's buttons (`button[name=provider][value={id}]`). */
+  externalProviders(): { id: string; displayName: string }[];
+  /**
+   * Where to send the browser to sign in through an external provider for a pending authorization request
+   * (`returnUrl` from {@link getInteraction}); undefined for an unknown provider or request.
+   */
+  startExternalSignIn(request: Request, providerId: string, returnUrl: string): Promise<string | undefined>;
   /**
    * Validates an access token issued here (JWT or reference; signature, expiry, revocation, session).
    * Sender-constrained tokens (`cnf`) are refused, since the token alone proves no possession: an API
@@ -190,7 +201,9 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     }
   }
   const keys = new KeyManager(store.keys, protector, options.algorithms, clock, options.keyRotation, (change) => emit(change));
-  const users = providerOptions.users;
+  if (providerOptions.externalProviders?.length && !store.accounts) throw new TypeError("externalProviders need a store with accounts (store.accounts)");
+  // Accounts created by external sign-ins live in the store: the profile finds them beside the given users.
+  const users: UserStore | undefined = providerOptions.externalProviders?.length && providerOptions.users ? withStoredAccounts(providerOptions.users, store) : providerOptions.users;
   const displayNameLookup = users
     ? async (sub: string, claimType: string) => {
         const value = (await users.findBySubject(sub))?.claims[claimType];
@@ -205,6 +218,19 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const outboundFetch = createOutboundFetch({ ...options.outbound, timeout: Math.min(options.outbound.timeout, options.backChannelTimeout) });
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);
   const pendingCap = new PendingRequestCap(store.grants, options.maxPending, options.maxPendingPerAddress, () => Math.floor(clock() / 1000), options.par.maxPendingPerClient);
+  const sessionManagement = new SessionManagementService(store.sessions, store.grants, clients, backChannel, endedSessions, emit);
+  const federation = new FederationService(new ExternalProviderRegistry(providerOptions.externalProviders ?? [], createOutboundFetch(options.outbound), nowSeconds), {
+    options,
+    grants: store.grants,
+    accounts: store.accounts,
+    sessions,
+    sessionManagement,
+    protector,
+    cap: pendingCap,
+    fetch: createOutboundFetch(options.outbound),
+    emit,
+    clock,
+  });
   const deps: ProviderDeps = {
     options,
     store,
@@ -212,18 +238,19 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     keys,
     protector,
     sessions,
-    sessionManagement: new SessionManagementService(store.sessions, store.grants, clients, backChannel, endedSessions, emit),
+    sessionManagement,
     backChannel,
     logout: new LogoutService(options.issuer, store.grants, clients, sessions, backChannel, options.interactionLifetime, nowSeconds, pendingCap, protector, emit),
     interactions: new InteractionService(store.grants, options.interactionLifetime, clock, pendingCap),
     pendingRequests: pendingCap,
     consents: new ConsentService(store.grants, clients, options.consentLifetime, nowSeconds),
-    profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),
+    profile: providerOptions.profile ?? defaultProfileService(users),
     grants,
     throttle: new FailureThrottle(store.grants, () => Math.floor(clock() / 1000)),
     logger,
     emit,
     outboundFetch,
+    federation,
     clock,
   };
 
@@ -266,6 +293,10 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   app.post(PATHS.revocation, corsRoute(revocationEndpoint(deps)));
   app.on(["GET", "POST"], PATHS.endSession, route(endSessionEndpoint(deps)));
   app.get(PATHS.checkSession, route(checkSessionEndpoint(deps, cors.origins)));
+  const federationRoute = (handler: (request: Request, id: string) => Promise<Response>) => (c: { req: { raw: Request; param(name: "id"): string } }) => handler(c.req.raw, c.req.param("id"));
+  app.on(["GET", "POST"], "/federation/:id/callback", federationRoute(federationCallbackEndpoint(deps, federation)));
+  app.get("/federation/:id/signed-out", federationRoute(federationSignedOutEndpoint(deps, federation)));
+  app.post("/federation/:id/backchannel", federationRoute(federationBackchannelEndpoint(deps, federation)));
   // Probes (contract §9): no auth, never cached.
   app.get(PATHS.health, () => noStoreJson({ status: "ok" }));
   // Real time, not the injected clock: the cache bounds store round trips, not protocol lifetimes.
@@ -388,7 +419,15 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     },
     async endSession(request, logoutId) {
       const ended = await deps.logout.endSession(request, logoutId);
-      return { cookies: ended.cookies, signedOutUrl: logoutPageUrl(deps, options.signedOutUrl, ended.logoutId) };
+      return { cookies: ended.cookies, signedOutUrl: await federation.signOutRedirect(ended.sid, logoutPageUrl(deps, options.signedOutUrl, ended.logoutId)) };
+    },
+    externalProviders: () => federation.registry.list().map((p) => ({ id: p.id, displayName: p.displayName })),
+    async startExternalSignIn(request, providerId, returnUrl) {
+      const provider = federation.registry.get(providerId);
+      const id = interactionId(returnUrl);
+      const interaction = provider && id ? await deps.interactions.get(id) : undefined;
+      if (!provider || !interaction) return undefined;
+      return federation.start(provider, interaction.id, clientAddressOf(request));
     },
     async getLogoutRequest(logoutId) {
       const data = await deps.logout.get(logoutId);
@@ -428,6 +467,18 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       await sessionCleanup?.stop();
       await backChannel.drain();
       await store.close();
+    },
+  };
+}
+
+/** The given users, then active accounts of the store (those external sign-ins created). */
+function withStoredAccounts(users: UserStore, store: { accounts?: import("./stores/accounts.ts").AccountStore | undefined }): UserStore {
+  return {
+    async findBySubject(sub) {
+      const user = await users.findBySubject(sub);
+      if (user) return user;
+      const account = await store.accounts?.findBySubject(sub);
+      return account && !account.disabled ? { sub: account.sub, claims: accountClaims(account) } : undefined;
     },
   };
 }

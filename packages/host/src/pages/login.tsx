@@ -1,5 +1,5 @@
 /** The login form (contract §4): username, password, one submit button. */
-export function LoginPage(props: { base: string; returnUrl?: string; username?: string; error?: string; csrf: string; clientName?: string; clientHost?: string }) {
+export function LoginPage(props: { base: string; returnUrl?: string; username?: string; error?: string; csrf: string; clientName?: string; clientHost?: string; providers?: { id: string; displayName: string }[] | undefined }) {
   return (
     <>
       <h1>Sign in</h1>
@@ -21,6 +21,18 @@ export function LoginPage(props: { base: string; returnUrl?: string; username?: 
         </label>
         <button type="submit">Sign in</button>
       </form>
+      {props.providers?.length && props.returnUrl ? (
+        <form method="post" action={`${props.base}/login/external`} class="external-providers">
+          <input type="hidden" name="csrf" value={props.csrf} />
+          <input type="hidden" name="returnUrl" value={props.returnUrl} />
+          <p class="muted">or sign in with</p>
+          {props.providers.map((p) => (
+            <button type="submit" name="provider" value={p.id}>
+              {p.displayName}
+            </button>
+          ))}
+        </form>
+      ) : null}
     </>
   );
 }

@@ -4,7 +4,7 @@ import { CompactEncrypt, compactDecrypt, EncryptJWT, jwtDecrypt, type JWTPayload
 const OPENED_CACHE_SIZE = 2048;
 
 /** Purposes a subkey of the data key is derived for; each purpose gets an independent key. */
-export type ProtectionPurpose = "signing-keys" | "session-cookie" | "session-ticket" | "csrf" | "dpop-nonce" | "refresh-successor" | "device-cookie" | "session-migration" | "session-rekey" | "logout-request";
+export type ProtectionPurpose = "signing-keys" | "session-cookie" | "session-ticket" | "csrf" | "dpop-nonce" | "refresh-successor" | "device-cookie" | "session-migration" | "session-rekey" | "logout-request" | "federated-session" | "federation-signout";
 
 /**
  * Encrypts and authenticates data at rest and in cookies (JWE `dir` + A256GCM) with keys derived by HKDF
