@@ -1,0 +1,267 @@
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it } from "node:test";
+import { serve } from "@hono/node-server";
+import { TestBrowser, createTestHost, type TestHost, type TestPage } from "@tessera/testing";
+import { decodeJwt } from "jose";
+import { RP, REDIRECT, pkce } from "./support/fixtures.ts";
+
+/** Receives Tessera's own back-channel logout tokens. */
+async function receiver() {
+  const tokens: string[] = [];
+  const server: Server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d));
+    req.on("end", () => {
+      tokens.push(new URLSearchParams(body).get("logout_token") ?? "");
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/bc`, tokens, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** An upstream Tessera whose client `tessera` is the local server. */
+function upstreamConfig(local: string, id: string, users: { sub: string; username: string; password: string; claims: Record<string, unknown> }[]) {
+  return {
+    users,
+    clients: [
+      {
+        client_id: "tessera",
+        client_secret: "tessera-secret",
+        redirect_uris: [`${local}/federation/${id}/callback`],
+        post_logout_redirect_uris: [`${local}/federation/${id}/signed-out`],
+        backchannel_logout_uri: `${local}/federation/${id}/backchannel`,
+        scope: "openid profile email",
+      },
+    ],
+  };
+}
+
+describe("21 external identity providers", () => {
+  let local: TestHost;
+  let up: TestHost;
+  let two: TestHost;
+  let front: ReturnType<typeof serve>;
+  let rp: Awaited<ReturnType<typeof receiver>>;
+  let localIssuer: string;
+
+  before(async () => {
+    rp = await receiver();
+    // The local server listens first (its URL goes into the upstreams' client registrations).
+    let handler: ((request: Request) => Promise<Response>) | undefined;
+    front = await new Promise((resolve) => {
+      const s = serve({ fetch: (request: Request) => (handler ? handler(request) : Promise.resolve(new Response("starting", { status: 503 }))), port: 0, hostname: "127.0.0.1" }, () => resolve(s));
+    });
+    localIssuer = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+    up = await createTestHost(
+      upstreamConfig(localIssuer, "up", [
+        { sub: "u-carol", username: "carol", password: "carol", claims: { name: "Carol", email: "carol@example.com", email_verified: true } },
+        { sub: "u-dave", username: "dave", password: "dave", claims: { name: "Dave", email: "dave@example.com", email_verified: true } },
+      ]),
+      { listen: true },
+    );
+    two = await createTestHost(
+      upstreamConfig(localIssuer, "two", [
+        { sub: "t-carol", username: "carol", password: "carol", claims: { name: "Carol Two", email: "carol@example.com", email_verified: true } },
+        { sub: "t-dave", username: "dave", password: "dave", claims: { name: "Dave Two", email: "dave@example.com", email_verified: false } },
+      ]),
+      { listen: true },
+    );
+    local = await createTestHost({
+      issuer: localIssuer,
+      serverSideSessions: { enabled: true },
+      users: [{ sub: "1", username: "alice", password: "alice", claims: { name: "Alice" } }],
+      clients: [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], post_logout_redirect_uris: [`${RP}/out`], scope: "openid profile email", backchannel_logout_uri: rp.url }],
+      externalProviders: [
+        { id: "up", displayName: "Upstream SSO", issuer: up.issuer, client_id: "tessera", client_secret: "tessera-secret", federatedSignOut: true },
+        { id: "two", displayName: "Second SSO", issuer: two.issuer, client_id: "tessera", client_secret: "tessera-secret", linking: "verified-email", response_mode: "form_post" },
+      ],
+    }, { logger: { info() {}, warn() {}, error: (obj: object) => process.env.FED_DEBUG && console.error(obj) } });
+    handler = local.fetch;
+  });
+
+  after(async () => {
+    await local.close();
+    await up.close();
+    await two.close();
+    await new Promise<void>((r) => front.close(() => r()));
+    await rp.close();
+  });
+
+  const authorizeUrl = (params: Record<string, string> = {}) => {
+    const url = new URL(`${localIssuer}/connect/authorize`);
+    const { challenge, verifier } = pkce();
+    for (const [k, v] of Object.entries({ client_id: "web", redirect_uri: REDIRECT, response_type: "code", scope: "openid profile email", state: "s1", nonce: "n1", code_challenge: challenge, code_challenge_method: "S256", ...params })) url.searchParams.set(k, v);
+    return { url, verifier };
+  };
+  const atRp = (u: URL) => u.origin === RP;
+  const atCallback = (u: URL) => u.pathname.includes("/federation/") && u.pathname.endsWith("/callback");
+
+  /** Local authorize -> login page -> provider button -> upstream login -> back at the RP. */
+  async function signIn(browser: TestBrowser, provider: string, username: string, params: Record<string, string> = {}): Promise<{ page: TestPage; verifier: string }> {
+    const { url, verifier } = authorizeUrl(params);
+    let page = await browser.get(url, { stopAt: atRp });
+    if (page.query(`button[name=provider][value=${provider}]`)) page = await browser.submitForm(page, { form: "form.external-providers", button: `button[name=provider][value=${provider}]`, stopAt: atRp });
+    assert.ok(page.query("input[name=password]"), `expected the upstream login page, got ${page.url}`);
+    page = await browser.submitForm(page, { fields: { username, password: username }, stopAt: atRp });
+    return { page, verifier };
+  }
+
+  async function idToken(page: TestPage, verifier: string): Promise<Record<string, unknown>> {
+    assert.ok(page.location, `not at the RP: ${page.status} ${page.url} ${page.body.slice(0, 300)}`);
+    const code = new URL(page.location).searchParams.get("code")!;
+    const response = await local.fetch(
+      new Request(`${localIssuer}/connect/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from("web:web-secret").toString("base64")}` },
+        body: new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: REDIRECT, code_verifier: verifier }).toString(),
+      }),
+    );
+    assert.equal(response.status, 200);
+    const body = (await response.json()) as { id_token: string };
+    return { ...decodeJwt(body.id_token), raw: body.id_token };
+  }
+
+  it("21 the login page shows a button per provider with its display name", async () => {
+    const browser = new TestBrowser();
+    const page = await browser.get(authorizeUrl().url, { stopAt: atRp });
+    assert.equal(page.query("button[name=provider][value=up]")?.textContent.trim(), "Upstream SSO");
+    assert.equal(page.query("button[name=provider][value=two]")?.textContent.trim(), "Second SSO");
+    assert.ok(page.query("input[name=username]"));
+  });
+
+  let carolSub = "";
+  it("21 the first sign-in provisions a local account, the second finds the same sub; idp in the ID token", async () => {
+    const first = await signIn(new TestBrowser(), "up", "carol");
+    const claims = await idToken(first.page, first.verifier);
+    assert.equal(claims.idp, "up");
+    assert.notEqual(claims.sub, "u-carol");
+    assert.deepEqual(claims.amr, ["external"]);
+    carolSub = String(claims.sub);
+    const second = await signIn(new TestBrowser(), "up", "carol");
+    assert.equal((await idToken(second.page, second.verifier)).sub, carolSub);
+  });
+
+  it("21 acr_values=idp:{id} skips the login page", async () => {
+    const browser = new TestBrowser();
+    const page = await browser.get(authorizeUrl({ acr_values: "idp:up" }).url, { stopAt: (u) => u.origin === up.issuer || atRp(u) });
+    assert.equal(page.location && new URL(page.location).origin, up.issuer);
+    assert.match(page.location!, /\/connect\/authorize\?/);
+  });
+
+  it("21 a tampered state, a replayed callback and a wrong iss are refused", async () => {
+    const browser = new TestBrowser();
+    let page = await browser.get(authorizeUrl({ acr_values: "idp:up" }).url, { stopAt: atRp });
+    page = await browser.submitForm(page, { fields: { username: "carol", password: "carol" }, stopAt: atCallback });
+    const callback = new URL(page.location!);
+    assert.ok(callback.searchParams.get("iss"), "the upstream sends RFC 9207 iss");
+    const tampered = new URL(callback);
+    tampered.searchParams.set("state", callback.searchParams.get("state")! + "x");
+    const bad = await browser.get(tampered, { stopAt: atRp });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.query("#error")?.textContent, "invalid_request");
+    const good = await browser.get(callback, { stopAt: atRp });
+    assert.ok(good.location?.startsWith(REDIRECT), `signed in: ${good.status} ${good.body.slice(0, 200)}`);
+    const replay = await new TestBrowser().get(callback, { stopAt: atRp });
+    assert.equal(replay.status, 400);
+
+    const other = new TestBrowser();
+    let again = await other.get(authorizeUrl({ acr_values: "idp:up" }).url, { stopAt: atRp });
+    again = await other.submitForm(again, { fields: { username: "carol", password: "carol" }, stopAt: atCallback });
+    const wrongIss = new URL(again.location!);
+    wrongIss.searchParams.set("iss", "https://evil.example");
+    const refused = await other.get(wrongIss, { stopAt: atRp });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.query("#error")?.textContent, "invalid_response");
+    assert.ok(refused.query("a#back"), "a way back to the login page");
+  });
+
+  it("21 an upstream error (access_denied) ends on the error page with a way back", async () => {
+    const browser = new TestBrowser();
+    let page = await browser.get(authorizeUrl({ acr_values: "idp:up" }).url, { stopAt: atRp });
+    page = await browser.submitForm(page, { fields: { username: "carol", password: "carol" }, stopAt: atCallback });
+    const denied = new URL(page.location!);
+    const state = denied.searchParams.get("state")!;
+    denied.search = new URLSearchParams({ error: "access_denied", state }).toString();
+    const shown = await browser.get(denied, { stopAt: atRp });
+    assert.equal(shown.status, 400);
+    assert.equal(shown.query("#error")?.textContent, "access_denied");
+    assert.match(shown.query("a#back")?.getAttribute("href") ?? "", /\/login\?returnUrl=/);
+  });
+
+  it("21 verified-email linking links a verified email and refuses an unverified one", async () => {
+    if (!carolSub) {
+      const first = await signIn(new TestBrowser(), "up", "carol");
+      carolSub = String((await idToken(first.page, first.verifier)).sub);
+    }
+    // form_post upstream: the callback arrives as a POST.
+    const linked = await signIn(new TestBrowser(), "two", "carol");
+    const claims = await idToken(linked.page, linked.verifier);
+    assert.equal(claims.sub, carolSub);
+    assert.equal(claims.idp, "two");
+
+    await signIn(new TestBrowser(), "up", "dave");
+    const refused = await signIn(new TestBrowser(), "two", "dave");
+    assert.equal(refused.page.status, 400);
+    assert.equal(refused.page.query("#error")?.textContent, "access_denied");
+  });
+
+  it("21 federated sign-out ends the upstream session and returns to Tessera's signed-out page", async () => {
+    const browser = new TestBrowser();
+    const { page, verifier } = await signIn(browser, "up", "carol");
+    const claims = await idToken(page, verifier);
+    const end = new URL(`${localIssuer}/connect/endsession`);
+    end.searchParams.set("id_token_hint", String(claims.raw));
+    const out = await browser.get(end, { stopAt: (u) => u.origin === up.issuer });
+    const upstreamLogout = new URL(out.location!);
+    assert.equal(upstreamLogout.origin, up.issuer);
+    assert.ok(upstreamLogout.searchParams.get("id_token_hint"));
+    const signedOut = await browser.get(upstreamLogout, { stopAt: atRp });
+    const back = signedOut.query("a#continue")?.getAttribute("href");
+    assert.ok(back?.startsWith(`${localIssuer}/federation/up/signed-out`), `continues to Tessera: ${signedOut.body.slice(0, 300)}`);
+    const finalPage = await browser.get(back!, { stopAt: atRp });
+    assert.equal(finalPage.status, 200);
+    assert.match(finalPage.url, /\/signedout/);
+    // The upstream session is gone: prompt=none there needs a login.
+    const check = new URL(`${up.issuer}/connect/authorize`);
+    for (const [k, v] of Object.entries({ client_id: "tessera", redirect_uri: `${localIssuer}/federation/up/callback`, response_type: "code", scope: "openid", prompt: "none", code_challenge: pkce().challenge, code_challenge_method: "S256" })) check.searchParams.set(k, v);
+    const none = await browser.get(check, { stopAt: (u) => u.origin === localIssuer });
+    assert.equal(new URL(none.location!).searchParams.get("error"), "login_required");
+  });
+
+  it("21 an upstream back-channel logout ends the local session and Tessera's clients get their own logout tokens", async () => {
+    const browser = new TestBrowser();
+    const { page, verifier } = await signIn(browser, "up", "dave");
+    const claims = await idToken(page, verifier);
+    const before = rp.tokens.length;
+    // Sign out at the upstream itself (its logout prompt).
+    const prompt = await browser.get(`${up.issuer}/logout`, { stopAt: atRp });
+    await browser.submitForm(prompt, { button: "button[name=decision][value=logout]", stopAt: (u) => u.origin === localIssuer || atRp(u) });
+    await until(() => rp.tokens.length > before, "Tessera's logout token to its client");
+    const token = decodeJwt(rp.tokens.at(-1)!);
+    assert.equal(token.iss, localIssuer);
+    assert.equal(token.sid, claims.sid);
+    // The local session ended: prompt=none needs a login.
+    const none = await browser.get(authorizeUrl({ prompt: "none" }).url, { stopAt: atRp });
+    assert.equal(new URL(none.location!).searchParams.get("error"), "login_required");
+  });
+
+  it("21 a forged or replayed logout token is refused", async () => {
+    const post = (token: string) => local.fetch(new Request(`${localIssuer}/federation/up/backchannel`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ logout_token: token }).toString() }));
+    const forged = await post("eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0.");
+    assert.equal(forged.status, 400);
+    assert.equal(((await forged.json()) as { error: string }).error, "invalid_request");
+    assert.equal((await post("")).status, 400);
+    assert.equal((await local.fetch(new Request(`${localIssuer}/federation/nope/backchannel`, { method: "POST" }))).status, 404);
+  });
+});
