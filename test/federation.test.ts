@@ -117,7 +117,13 @@ describe("21 external identity providers", () => {
     page = await browser.submitForm(page, { fields: { username, password: username }, stopAt: atRp });
     // A form_post upstream answers with a self-submitting form (the browser here runs no script).
     if (page.status === 200 && page.query("form")?.getAttribute("action")?.startsWith(`${localIssuer}/federation/`)) page = await browser.submitForm(page, { stopAt: atRp });
-    return { page, verifier };
+    return { page: await resume(browser, page), verifier };
+  }
+
+  /** The callback's page continues by itself (meta refresh); the test browser follows its link. */
+  async function resume(browser: TestBrowser, page: TestPage): Promise<TestPage> {
+    const next = page.status === 200 ? page.query("a#continue")?.getAttribute("href") : undefined;
+    return next ? browser.get(next, { stopAt: atRp }) : page;
   }
 
   async function idToken(page: TestPage, verifier: string): Promise<Record<string, unknown>> {
@@ -173,7 +179,7 @@ describe("21 external identity providers", () => {
     const bad = await browser.get(tampered, { stopAt: atRp });
     assert.equal(bad.status, 400);
     assert.equal(bad.query("#error")?.textContent, "invalid_request");
-    const good = await browser.get(callback, { stopAt: atRp });
+    const good = await resume(browser, await browser.get(callback, { stopAt: atRp }));
     assert.ok(good.location?.startsWith(REDIRECT), `signed in: ${good.status} ${good.body.slice(0, 200)}`);
     const replay = await new TestBrowser().get(callback, { stopAt: atRp });
     assert.equal(replay.status, 400);

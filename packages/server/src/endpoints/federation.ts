@@ -2,7 +2,7 @@ import { ProtocolError } from "@tessera/protocol";
 import { PATHS, type ProviderDeps } from "../deps.ts";
 import { FederationError, type FederationService } from "../federation/federation-service.ts";
 import { Params, readForm } from "../http/params.ts";
-import { errorJson, htmlPage, noStoreJson, redirect } from "../http/responses.ts";
+import { errorJson, htmlPage, noStoreJson, redirect, withCookies } from "../http/responses.ts";
 import { accountClaims } from "../stores/accounts.ts";
 import { escapeHtml, simplePage } from "../ui/html.ts";
 
@@ -45,9 +45,11 @@ export function federationCallbackEndpoint(deps: ProviderDeps, federation: Feder
       deps.emit({ type: "session.started", sub: signedIn.session.sub, sid: signedIn.session.sid, idp: signedIn.session.idp, amr: signedIn.session.amr });
       await federation.rememberSession(signedIn.session.sid, signedIn.session.sub, result.federated);
       const resume = `${deps.options.issuer}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(result.interaction)}`;
-      // 303: a form_post callback continues with a GET.
-      const response = redirect(resume, signedIn.cookies);
-      return new Response(null, { status: 303, headers: response.headers });
+      // A page that moves on by itself, not a redirect: the navigation to the client then starts on this
+      // site, so the upstream login form's CSP form-action (Chromium applies it to the whole redirect chain)
+      // never covers it, and after a cross-site form_post the session cookie is sent as for any same-site link.
+      const html = simplePage("Signing you in", `<meta http-equiv="refresh" content="0;url=${escapeHtml(resume)}"><h1>Signing you in…</h1><p><a id="continue" href="${escapeHtml(resume)}">Continue</a></p>`);
+      return withCookies(htmlPage(html), signedIn.cookies);
     } catch (error) {
       if (error instanceof FederationError) return federationErrorPage(error);
       if (error instanceof ProtocolError) return federationErrorPage(new FederationError(error.code, error.description ?? "The sign-in failed."));
