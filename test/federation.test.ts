@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { serve } from "@hono/node-server";
 import { TestBrowser, createTestHost, type TestHost, type TestPage } from "@tessera/testing";
-import { decodeJwt } from "jose";
+import { SignJWT, decodeJwt, exportJWK, generateKeyPair } from "jose";
 import { RP, REDIRECT, pkce } from "./support/fixtures.ts";
 
 /** Receives Tessera's own back-channel logout tokens. */
@@ -30,6 +30,45 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   }
 }
 
+/**
+ * A relay in front of an upstream, acting as an issuer of its own: its discovery points at the upstream's
+ * authorization and userinfo endpoints, its token endpoint relays to the upstream's and re-signs the ID token
+ * as itself, with its own key (`mode` "own", published at its jwks_uri) or a key it never published ("foreign").
+ */
+async function relay(upstream: () => string) {
+  const own = await generateKeyPair("RS256");
+  const foreign = await generateKeyPair("RS256");
+  const state = { mode: "own" as "own" | "foreign", url: "" };
+  const server: Server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d));
+    req.on("end", async () => {
+      const send = (status: number, json: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(json));
+      if (req.url === "/.well-known/openid-configuration") {
+        const meta = (await (await fetch(`${upstream()}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+        delete meta.authorization_response_iss_parameter_supported;
+        return send(200, { ...meta, issuer: state.url, token_endpoint: `${state.url}/token`, jwks_uri: `${state.url}/jwks`, end_session_endpoint: undefined });
+      }
+      if (req.url === "/jwks") return send(200, { keys: [{ ...(await exportJWK(own.publicKey)), kid: "own", alg: "RS256", use: "sig" }] });
+      if (req.url === "/token") {
+        const meta = (await (await fetch(`${upstream()}/.well-known/openid-configuration`)).json()) as { token_endpoint: string };
+        const answer = await fetch(meta.token_endpoint, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", authorization: req.headers.authorization ?? "" }, body });
+        const tokens = (await answer.json()) as Record<string, unknown>;
+        if (typeof tokens.id_token === "string") {
+          const claims = decodeJwt(tokens.id_token);
+          const key = state.mode === "own" ? own.privateKey : foreign.privateKey;
+          tokens.id_token = await new SignJWT({ ...claims, iss: state.url }).setProtectedHeader({ alg: "RS256", kid: "own" }).sign(key);
+        }
+        return send(answer.status, tokens);
+      }
+      send(404, {});
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { state, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
+}
+
 /** An upstream Tessera whose client `tessera` is the local server. */
 function upstreamConfig(local: string, id: string, users: { sub: string; username: string; password: string; claims: Record<string, unknown> }[]) {
   return {
@@ -38,7 +77,7 @@ function upstreamConfig(local: string, id: string, users: { sub: string; usernam
       {
         client_id: "tessera",
         client_secret: "tessera-secret",
-        redirect_uris: [`${local}/federation/${id}/callback`],
+        redirect_uris: [`${local}/federation/${id}/callback`, `${local}/federation/relayed/callback`],
         post_logout_redirect_uris: [`${local}/federation/${id}/signed-out`],
         backchannel_logout_uri: `${local}/federation/${id}/backchannel`,
         scope: "openid profile email",
@@ -54,9 +93,11 @@ describe("21 external identity providers", () => {
   let front: ReturnType<typeof serve>;
   let rp: Awaited<ReturnType<typeof receiver>>;
   let localIssuer: string;
+  let relayed: Awaited<ReturnType<typeof relay>>;
 
   before(async () => {
     rp = await receiver();
+    relayed = await relay(() => up.issuer);
     // The local server listens first (its URL goes into the upstreams' client registrations).
     let handler: ((request: Request) => Promise<Response>) | undefined;
     front = await new Promise((resolve) => {
@@ -85,6 +126,7 @@ describe("21 external identity providers", () => {
       clients: [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], post_logout_redirect_uris: [`${RP}/out`], scope: "openid profile email", backchannel_logout_uri: rp.url }],
       externalProviders: [
         { id: "up", displayName: "Upstream SSO", issuer: up.issuer, client_id: "tessera", client_secret: "tessera-secret", federatedSignOut: true },
+        { id: "relayed", issuer: relayed.state.url, client_id: "tessera", client_secret: "tessera-secret" },
         { id: "two", displayName: "Second SSO", issuer: two.issuer, client_id: "tessera", client_secret: "tessera-secret", linking: "verified-email", response_mode: "form_post" },
       ],
     }, { logger: { info() {}, warn() {}, error: (obj: object) => process.env.FED_DEBUG && console.error(obj) } });
@@ -97,6 +139,7 @@ describe("21 external identity providers", () => {
     await two.close();
     await new Promise<void>((r) => front.close(() => r()));
     await rp.close();
+    await relayed.close();
   });
 
   const authorizeUrl = (params: Record<string, string> = {}) => {
@@ -193,6 +236,24 @@ describe("21 external identity providers", () => {
     assert.equal(refused.status, 400);
     assert.equal(refused.query("#error")?.textContent, "invalid_response");
     assert.ok(refused.query("a#back"), "a way back to the login page");
+  });
+
+  it("21 a foreign ID token (signed with a key the issuer never published) is refused", async () => {
+    const through = async (mode: "own" | "foreign") => {
+      relayed.state.mode = mode;
+      const browser = new TestBrowser();
+      let page = await browser.get(authorizeUrl({ acr_values: "idp:relayed" }).url, { stopAt: atRp });
+      page = await browser.submitForm(page, { fields: { username: "carol", password: "carol" }, stopAt: atCallback });
+      // The upstream names itself in iss; the relay is the issuer here, and says nothing of RFC 9207.
+      const callback = new URL(page.location!);
+      callback.searchParams.delete("iss");
+      return resume(browser, await browser.get(callback, { stopAt: atRp }));
+    };
+    const accepted = await through("own");
+    assert.ok(accepted.location?.startsWith(REDIRECT), `an ID token signed with the issuer's key is accepted: ${accepted.status} ${accepted.body.slice(0, 200)}`);
+    const refused = await through("foreign");
+    assert.equal(refused.status, 400);
+    assert.equal(refused.query("#error")?.textContent, "invalid_response");
   });
 
   it("21 an upstream error (access_denied) ends on the error page with a way back", async () => {

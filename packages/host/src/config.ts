@@ -94,6 +94,7 @@ const externalProviderSchema = z
     client_id: z.string().min(1).max(255),
     client_secret: z.string().min(1).optional(),
     token_endpoint_auth_method: z.enum(["client_secret_basic", "client_secret_post", "none"]).optional(),
+    id_token_signed_response_alg: z.enum(["RS256", "PS256", "ES256", "EdDSA", "RS384", "RS512", "PS384", "PS512", "ES384", "ES512", "Ed25519"]).optional(),
     scope: z.string().max(1000).optional(),
     response_mode: z.enum(["query", "form_post"]).optional(),
     claims: z.record(z.string().min(1), z.string().min(1)).optional(),

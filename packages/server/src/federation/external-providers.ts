@@ -22,6 +22,8 @@ export interface ExternalProviderOptions {
   userinfo_endpoint?: string;
   client_id: string;
   client_secret?: string;
+  /** The algorithm the upstream signs ID tokens with for Tessera (OIDC Registration; default RS256). */
+  id_token_signed_response_alg?: string;
   /** How Tessera authenticates at the upstream's token endpoint (default `client_secret_basic`). */
   token_endpoint_auth_method?: "client_secret_basic" | "client_secret_post" | "none";
   /** Default "openid profile email" (OpenID Connect) or none (OAuth 2.0). */
@@ -140,7 +142,7 @@ export class ExternalProviderRegistry {
   }
 
   client(provider: ExternalProvider): oauth.Client {
-    return { client_id: provider.options.client_id };
+    return { client_id: provider.options.client_id, ...(provider.options.id_token_signed_response_alg ? { id_token_signed_response_alg: provider.options.id_token_signed_response_alg } : {}) };
   }
 
   clientAuth(provider: ExternalProvider): oauth.ClientAuth {
