@@ -69,8 +69,24 @@ async function relay(upstream: () => string) {
   return { state, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
 }
 
+/** Relays the upstream's back-channel logout POSTs to the local server, keeping each token. */
+async function tap(target: () => string) {
+  const tokens: string[] = [];
+  const server: Server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d));
+    req.on("end", async () => {
+      tokens.push(new URLSearchParams(body).get("logout_token") ?? "");
+      const answer = await fetch(target(), { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body });
+      res.writeHead(answer.status).end(await answer.text());
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/tap`, tokens, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
+}
+
 /** An upstream Tessera whose client `tessera` is the local server. */
-function upstreamConfig(local: string, id: string, users: { sub: string; username: string; password: string; claims: Record<string, unknown> }[]) {
+function upstreamConfig(local: string, id: string, users: { sub: string; username: string; password: string; claims: Record<string, unknown> }[], backchannel = `${local}/federation/${id}/backchannel`) {
   return {
     users,
     clients: [
@@ -79,7 +95,7 @@ function upstreamConfig(local: string, id: string, users: { sub: string; usernam
         client_secret: "tessera-secret",
         redirect_uris: [`${local}/federation/${id}/callback`, `${local}/federation/relayed/callback`],
         post_logout_redirect_uris: [`${local}/federation/${id}/signed-out`],
-        backchannel_logout_uri: `${local}/federation/${id}/backchannel`,
+        backchannel_logout_uri: backchannel,
         scope: "openid profile email",
       },
     ],
@@ -94,6 +110,7 @@ describe("21 external identity providers", () => {
   let rp: Awaited<ReturnType<typeof receiver>>;
   let localIssuer: string;
   let relayed: Awaited<ReturnType<typeof relay>>;
+  let tapped: Awaited<ReturnType<typeof tap>>;
 
   before(async () => {
     rp = await receiver();
@@ -105,11 +122,12 @@ describe("21 external identity providers", () => {
     });
     // Another loopback address than the upstreams' (127.0.0.1): cookies are per host, not per port.
     localIssuer = `http://127.0.0.2:${(front.address() as AddressInfo).port}`;
+    tapped = await tap(() => `${localIssuer}/federation/up/backchannel`);
     up = await createTestHost(
       upstreamConfig(localIssuer, "up", [
         { sub: "u-carol", username: "carol", password: "carol", claims: { name: "Carol", email: "carol@example.com", email_verified: true } },
         { sub: "u-dave", username: "dave", password: "dave", claims: { name: "Dave", email: "dave@example.com", email_verified: true } },
-      ]),
+      ], tapped.url),
       { listen: true },
     );
     two = await createTestHost(
@@ -140,6 +158,7 @@ describe("21 external identity providers", () => {
     await new Promise<void>((r) => front.close(() => r()));
     await rp.close();
     await relayed.close();
+    await tapped.close();
   });
 
   const authorizeUrl = (params: Record<string, string> = {}) => {
@@ -324,6 +343,12 @@ describe("21 external identity providers", () => {
     // The local session ended: prompt=none needs a login.
     const none = await browser.get(authorizeUrl({ prompt: "none" }).url, { stopAt: atRp });
     assert.equal(new URL(none.location!).searchParams.get("error"), "login_required");
+    // The same logout token again (jti seen): refused.
+    const upstreamToken = tapped.tokens.at(-1)!;
+    assert.ok(upstreamToken);
+    const replay = await local.fetch(new Request(`${localIssuer}/federation/up/backchannel`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ logout_token: upstreamToken }).toString() }));
+    assert.equal(replay.status, 400);
+    assert.match(((await replay.json()) as { error_description: string }).error_description, /already used/);
   });
 
   it("21 a forged or replayed logout token is refused", async () => {
