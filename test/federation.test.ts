@@ -93,7 +93,7 @@ function upstreamConfig(local: string, id: string, users: { sub: string; usernam
       {
         client_id: "tessera",
         client_secret: "tessera-secret",
-        redirect_uris: [`${local}/federation/${id}/callback`, `${local}/federation/relayed/callback`],
+        redirect_uris: [`${local}/federation/${id}/callback`, `${local}/federation/relayed/callback`, `${local}/federation/stored/callback`],
         post_logout_redirect_uris: [`${local}/federation/${id}/signed-out`],
         backchannel_logout_uri: backchannel,
         scope: "openid profile email",
@@ -140,8 +140,11 @@ describe("21 external identity providers", () => {
     local = await createTestHost({
       issuer: localIssuer,
       serverSideSessions: { enabled: true },
+      admin: { role: "admin" },
       users: [{ sub: "1", username: "alice", password: "alice", claims: { name: "Alice" } }],
-      clients: [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], post_logout_redirect_uris: [`${RP}/out`], scope: "openid profile email", backchannel_logout_uri: rp.url }],
+      clients: [{ client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], post_logout_redirect_uris: [`${RP}/out`], scope: "openid profile email", backchannel_logout_uri: rp.url },
+        { client_id: "admin-cli", client_secret: "cli-secret", grant_types: ["client_credentials"], scope: "tessera.admin" },
+      ],
       externalProviders: [
         { id: "up", displayName: "Upstream SSO", issuer: up.issuer, client_id: "tessera", client_secret: "tessera-secret", federatedSignOut: true },
         { id: "relayed", issuer: relayed.state.url, client_id: "tessera", client_secret: "tessera-secret" },
@@ -349,6 +352,46 @@ describe("21 external identity providers", () => {
     const replay = await local.fetch(new Request(`${localIssuer}/federation/up/backchannel`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ logout_token: upstreamToken }).toString() }));
     assert.equal(replay.status, 400);
     assert.match(((await replay.json()) as { error_description: string }).error_description, /already used/);
+  });
+
+  it("21 admin API: providers are added, listed without secrets, used for sign-in and removed; config ones are read-only", async () => {
+    const tokenResponse = await local.fetch(
+      new Request(`${localIssuer}/connect/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from("admin-cli:cli-secret").toString("base64")}` },
+        body: "grant_type=client_credentials&scope=tessera.admin",
+      }),
+    );
+    const { access_token } = (await tokenResponse.json()) as { access_token: string };
+    const api = (method: string, path: string, body?: unknown) =>
+      local.fetch(new Request(`${localIssuer}/admin/api${path}`, { method, headers: { authorization: `Bearer ${access_token}`, "content-type": "application/json" }, ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }) }));
+    const entry = { displayName: "Stored SSO", issuer: two.issuer, client_id: "tessera", client_secret: "tessera-secret" };
+    assert.equal((await api("PUT", "/providers/up", entry)).status, 409);
+    assert.equal((await api("DELETE", "/providers/up")).status, 409);
+    assert.equal((await api("PUT", "/providers/stored", { displayName: "No client" })).status, 400);
+    assert.equal((await api("PUT", "/providers/stored", "{not json")).status, 400);
+    assert.equal((await api("PUT", "/providers/stored", { ...entry, id: "other" })).status, 400);
+    assert.equal((await api("PUT", "/providers/bad%20id", entry)).status, 400);
+    const saved = await api("PUT", "/providers/stored", entry);
+    assert.equal(saved.status, 200);
+    const savedText = await saved.text();
+    assert.doesNotMatch(savedText, /tessera-secret/);
+    const listed = await api("GET", "/providers");
+    const listText = await listed.text();
+    assert.doesNotMatch(listText, /tessera-secret/);
+    const providers = (JSON.parse(listText) as { providers: { id: string; fixed: boolean }[] }).providers;
+    assert.deepEqual(providers.map((p) => [p.id, p.fixed]), [["up", true], ["relayed", true], ["two", true], ["stored", false]]);
+
+    const browser = new TestBrowser();
+    const login = await browser.get(authorizeUrl().url, { stopAt: atRp });
+    assert.equal(login.query("button[name=provider][value=stored]")?.textContent.trim(), "Stored SSO");
+    const { page, verifier } = await signIn(browser, "stored", "carol");
+    assert.equal((await idToken(page, verifier)).idp, "stored");
+
+    assert.equal((await api("DELETE", "/providers/stored")).status, 204);
+    assert.equal((await api("DELETE", "/providers/stored")).status, 404);
+    const gone = await new TestBrowser().get(authorizeUrl().url, { stopAt: atRp });
+    assert.equal(gone.query("button[name=provider][value=stored]"), null);
   });
 
   it("21 a forged or replayed logout token is refused", async () => {

@@ -207,6 +207,18 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     for (const cookie of cookies) headers.append("set-cookie", cookie);
     return new Response(null, { status: 302, headers });
   };
+  /**
+   * After a form post, a redirect to an origin the pages' form-action does not list (a provider added at run
+   * time) would be blocked by Chromium: such a target is reached from a page that moves on by itself instead.
+   */
+  const leaveTo = (location: string, cookies: string[] = []) => {
+    const origin = new URL(location, issuerUrl).origin;
+    if (origin === issuerUrl.origin || formTargets.has(origin)) return redirectTo(location, cookies);
+    const escaped = location.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
+    const headers = new Headers({ "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "content-security-policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'", "x-frame-options": "DENY", "referrer-policy": "no-referrer" });
+    for (const cookie of cookies) headers.append("set-cookie", cookie);
+    return new Response(`<!doctype html><meta http-equiv="refresh" content="0;url=${escaped}"><title>Continue</title><p><a id="continue" href="${escaped}">Continue</a></p>`, { status: 200, headers });
+  };
   // A form's CSRF token is bound to the session (its sid) or, before sign-in, to the pending request it serves.
   const csrfBinding = async (c: Context, pending?: string) => {
     const session = await provider.getSession(c.req.raw);
@@ -251,7 +263,6 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   if (base) app.get(base, (c) => c.redirect(`${base}/`));
 
   // Pages of this host a login may return to; anything else must be a pending authorization request.
-  const externalProviders = provider.externalProviders();
   const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`]);
   // The verification page with its code (RFC 8628 §3.3), returned to once signed in.
   const devicePage = `${base}/device`;
@@ -262,7 +273,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
     const back = details?.returnUrl ?? (returnUrl && isLocalReturn(returnUrl) ? returnUrl : undefined);
     const { token, cookies } = await csrfFor(c, back);
-    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} providers={details ? externalProviders : undefined} csrf={token} />, 200, cookies);
+    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} providers={details ? await provider.externalProviders() : undefined} csrf={token} />, 200, cookies);
   });
 
   // A button per external provider (contract §15): on to that provider for the pending request.
@@ -272,7 +283,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!(await csrfOk(c, form, details?.returnUrl))) return csrfFailed(c);
     const target = details && form.provider ? await provider.startExternalSignIn(c.req.raw, form.provider, details.returnUrl) : undefined;
     if (!target) return render("Please try again", <MessagePage base={base} heading="Please try again" text="This sign-in request has expired or the provider is unknown. Return to the application and try again." />, 400);
-    return redirectTo(target);
+    return leaveTo(target);
   });
 
   app.post(`${base}/login`, limit, async (c) => {
@@ -292,7 +303,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!attempt) {
       emitHost({ type: "sign_in.failed", reason: "throttled" });
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} providers={details ? externalProviders : undefined} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies);
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} providers={details ? await provider.externalProviders() : undefined} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies);
     }
     // Should the check throw, the attempt's slots stay held: it counts as a failure.
     const user = username && password ? await users.validateCredentials(username, password) : undefined;
@@ -302,7 +313,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       emitHost({ type: "sign_in.failed", reason: "credentials" });
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} providers={details ? externalProviders : undefined} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} providers={details ? await provider.externalProviders() : undefined} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies);
     }
     await throttle.succeeded(attempt);
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
@@ -446,7 +457,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (form.decision !== "logout") return render("Please try again", <MessagePage base={base} heading="Please try again" text="Choose Sign out to sign out." />, 400);
     const ended = await provider.endSession(c.req.raw, form.logoutId);
     logger?.info({ event: "logout" }, "signed out");
-    return redirectTo(ended.signedOutUrl, ended.cookies);
+    return leaveTo(ended.signedOutUrl, ended.cookies);
   });
 
   app.get(`${base}/signedout`, async (c) => {

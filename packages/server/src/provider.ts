@@ -44,7 +44,7 @@ import { SessionService, type AuthenticationSession, type SignInUser } from "./s
 import { SessionManagementService, type RemoveSessionsRequest, type SessionInfo } from "./session/session-management.ts";
 import type { SessionQuery } from "./stores/interfaces.ts";
 import { defaultProfileService, type UserStore } from "./tokens/claims.ts";
-import { ExternalProviderRegistry } from "./federation/external-providers.ts";
+import { ExternalProviderRegistry, StoredExternalProviders, type ExternalProviderOptions } from "./federation/external-providers.ts";
 import { FederationService } from "./federation/federation-service.ts";
 import { federationBackchannelEndpoint, federationCallbackEndpoint, federationSignedOutEndpoint } from "./endpoints/federation.ts";
 import { accountClaims } from "./stores/accounts.ts";
@@ -146,8 +146,17 @@ export interface Provider {
   querySessions(query: SessionQuery): Promise<{ sessions: SessionInfo[]; next: string | null }>;
   /** Ends server-side sessions: their tokens, optionally consents, and back-channel logout to their clients. */
   removeSessions(request: RemoveSessionsRequest): Promise<number>;
-  /** The external identity providers, for the login page's buttons (`button[name=provider][value={id}]`). */
-  externalProviders(): { id: string; displayName: string }[];
+  /** The external identity providers (config, then stored), for the login page's buttons (`button[name=provider][value={id}]`). */
+  externalProviders(): Promise<{ id: string; displayName: string }[]>;
+  /**
+   * Every provider as the admin API shows it (never the client secret); `fixed`: an entry of the config,
+   * which only the config changes.
+   */
+  listExternalProviders(): Promise<(Omit<ExternalProviderOptions, "client_secret"> & { fixed: boolean })[]>;
+  /** Adds or replaces a stored provider (secret encrypted at rest); throws {@link ExternalProviderError}. */
+  putExternalProvider(entry: ExternalProviderOptions): Promise<void>;
+  /** Removes a stored provider; false when there is none; throws {@link ExternalProviderError} for a config one. */
+  removeExternalProvider(id: string): Promise<boolean>;
   /**
    * Where to send the browser to sign in through an external provider for a pending authorization request
    * (`returnUrl` from {@link getInteraction}); undefined for an unknown provider or request.
@@ -219,7 +228,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);
   const pendingCap = new PendingRequestCap(store.grants, options.maxPending, options.maxPendingPerAddress, () => Math.floor(clock() / 1000), options.par.maxPendingPerClient);
   const sessionManagement = new SessionManagementService(store.sessions, store.grants, clients, backChannel, endedSessions, emit);
-  const federation = new FederationService(new ExternalProviderRegistry(providerOptions.externalProviders ?? [], createOutboundFetch(options.outbound), nowSeconds), {
+  const federation = new FederationService(new ExternalProviderRegistry(providerOptions.externalProviders ?? [], createOutboundFetch(options.outbound), nowSeconds, new StoredExternalProviders(store.grants, protector, nowSeconds)), {
     options,
     grants: store.grants,
     accounts: store.accounts,
@@ -421,9 +430,18 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       const ended = await deps.logout.endSession(request, logoutId);
       return { cookies: ended.cookies, signedOutUrl: await federation.signOutRedirect(ended.sid, logoutPageUrl(deps, options.signedOutUrl, ended.logoutId)) };
     },
-    externalProviders: () => federation.registry.list().map((p) => ({ id: p.id, displayName: p.displayName })),
+    externalProviders: async () => (await federation.registry.list()).map((p) => ({ id: p.id, displayName: p.displayName })),
+    listExternalProviders: async () =>
+      (await federation.registry.list()).map((p) => {
+        const { client_secret: _secret, ...shown } = p.options;
+        return { ...shown, fixed: p.fixed };
+      }),
+    async putExternalProvider(entry) {
+      await federation.registry.put(entry);
+    },
+    removeExternalProvider: (id) => federation.registry.remove(id),
     async startExternalSignIn(request, providerId, returnUrl) {
-      const provider = federation.registry.get(providerId);
+      const provider = await federation.registry.get(providerId);
       const id = interactionId(returnUrl);
       const interaction = provider && id ? await deps.interactions.get(id) : undefined;
       if (!provider || !interaction) return undefined;

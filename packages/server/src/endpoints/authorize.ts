@@ -4,6 +4,7 @@ import { Params, readForm, requestObjectLimits } from "../http/params.ts";
 import { clientAddressOf } from "../http/request-context.ts";
 import { htmlPage, redirect } from "../http/responses.ts";
 import type { Interaction } from "../session/interactions.ts";
+import type { ExternalProvider } from "../federation/external-providers.ts";
 import type { AuthenticationSession } from "../session/session.ts";
 import { errorPage } from "../ui/html.ts";
 import { validateAuthorizeRequest, type AuthorizeSource, type ValidatedAuthorizeRequest } from "../validation/authorize-request.ts";
@@ -108,10 +109,10 @@ async function processAuthorization(request: Request, params: Params, interactio
     authorizeError(new ProtocolError(code, description), validated.reply, issuer, cookies);
 
   // acr_values=idp:{id} (contract §15): sign-in goes straight to that external provider, skipping the login page.
-  const idp = deps.federation.requestedProvider(validated.acrValues);
+  const idp = await deps.federation.requestedProvider(validated.acrValues);
   if (needsLogin(validated, session, interaction, deps) || (idp && session!.idp !== idp.id)) {
     if (validated.prompt.has("none")) return fail("login_required", "the user must sign in");
-    if (idp) return redirectToInteraction(request, deps.options.loginUrl, validated, interaction, deps, cookies, idp.id);
+    if (idp) return redirectToInteraction(request, deps.options.loginUrl, validated, interaction, deps, cookies, idp);
     return redirectToInteraction(request, deps.options.loginUrl, validated, interaction, deps, cookies);
   }
   const current = session!;
@@ -165,11 +166,11 @@ async function needsConsent(request: ValidatedAuthorizeRequest, session: Authent
   return !request.scopes.every((s) => remembered.includes(s));
 }
 
-async function redirectToInteraction(http: Request, page: string, request: ValidatedAuthorizeRequest, interaction: Interaction | undefined, deps: ProviderDeps, cookies: string[], externalProvider?: string): Promise<Response> {
+async function redirectToInteraction(http: Request, page: string, request: ValidatedAuthorizeRequest, interaction: Interaction | undefined, deps: ProviderDeps, cookies: string[], externalProvider?: ExternalProvider): Promise<Response> {
   let pending: Interaction;
   try {
     pending = interaction ?? (await deps.interactions.create(request.client.clientId, request.params, clientAddressOf(http)));
-    if (externalProvider) return redirect(await deps.federation.start(deps.federation.registry.get(externalProvider)!, pending.id, clientAddressOf(http)), cookies);
+    if (externalProvider) return redirect(await deps.federation.start(externalProvider, pending.id, clientAddressOf(http)), cookies);
   } catch (error) {
     // The pending-request cap is full: temporarily_unavailable, to the client (OAuth 2.0 §4.1.2.1).
     if (error instanceof ProtocolError) return authorizeError(error, request.reply, deps.options.issuer, cookies);

@@ -29,7 +29,7 @@ async function paramsOf(request: Request, deps: ProviderDeps): Promise<URLSearch
  */
 export function federationCallbackEndpoint(deps: ProviderDeps, federation: FederationService): Handler {
   return async (request, id) => {
-    const provider = federation.registry.get(id);
+    const provider = await federation.registry.get(id);
     if (!provider) return noStoreJson({ error: "not_found" }, 404);
     const loginPage = (interaction: string) => {
       const url = pageUrl(deps, deps.options.loginUrl);
@@ -61,7 +61,7 @@ export function federationCallbackEndpoint(deps: ProviderDeps, federation: Feder
 /** GET {issuer}/federation/{id}/signed-out: back from the upstream's sign-out, on to Tessera's signed-out page. */
 export function federationSignedOutEndpoint(deps: ProviderDeps, federation: FederationService): Handler {
   return async (request, id) => {
-    const provider = federation.registry.get(id);
+    const provider = await federation.registry.get(id);
     if (!provider) return noStoreJson({ error: "not_found" }, 404);
     const next = await federation.signedOut(provider, new URL(request.url).searchParams.get("state"));
     return redirect(next ?? pageUrl(deps, deps.options.signedOutUrl).toString());
@@ -71,7 +71,7 @@ export function federationSignedOutEndpoint(deps: ProviderDeps, federation: Fede
 /** POST {issuer}/federation/{id}/backchannel: the upstream's logout token (OIDC Back-Channel Logout 1.0 §2.5, §2.8). */
 export function federationBackchannelEndpoint(deps: ProviderDeps, federation: FederationService): Handler {
   return async (request, id) => {
-    const provider = federation.registry.get(id);
+    const provider = await federation.registry.get(id);
     if (!provider) return noStoreJson({ error: "not_found" }, 404);
     try {
       const form = await readForm(request, deps.options, false);

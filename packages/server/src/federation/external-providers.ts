@@ -1,5 +1,7 @@
 import * as oauth from "oauth4webapi";
-import { ProtocolError } from "@tessera/protocol";
+import { ProtocolError, sha256Base64url } from "@tessera/protocol";
+import type { DataProtector } from "../keys/data-protection.ts";
+import type { GrantStore } from "../stores/interfaces.ts";
 
 /** How a first sign-in through a provider finds its local account (contract §15). */
 export type LinkingPolicy = "subject" | "verified-email";
@@ -78,6 +80,16 @@ function checkUrl(value: string | undefined, what: string): void {
 
 /** Checks an entry and applies its defaults; throws a TypeError naming the problem. */
 export function resolveExternalProvider(options: ExternalProviderOptions): ExternalProvider {
+  if (!options || typeof options !== "object") throw new TypeError("externalProviders: an entry must be an object");
+  for (const key of ["displayName", "issuer", "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "client_id", "client_secret", "scope", "id_token_signed_response_alg"] as const) {
+    if (options[key] !== undefined && (typeof options[key] !== "string" || options[key].length > 2048)) throw new TypeError(`externalProviders: ${key} must be a string of at most 2048 characters`);
+  }
+  if (options.token_endpoint_auth_method !== undefined && !["client_secret_basic", "client_secret_post", "none"].includes(options.token_endpoint_auth_method)) throw new TypeError("externalProviders: unknown token_endpoint_auth_method");
+  if (options.response_mode !== undefined && !["query", "form_post"].includes(options.response_mode)) throw new TypeError("externalProviders: response_mode must be query or form_post");
+  if (options.linking !== undefined && !["subject", "verified-email"].includes(options.linking)) throw new TypeError("externalProviders: linking must be subject or verified-email");
+  if (options.syncMode !== undefined && !["import", "force"].includes(options.syncMode)) throw new TypeError("externalProviders: syncMode must be import or force");
+  for (const key of ["federatedSignOut", "trustAmr"] as const) if (options[key] !== undefined && typeof options[key] !== "boolean") throw new TypeError(`externalProviders: ${key} must be a boolean`);
+  if (options.claims !== undefined && (!options.claims || typeof options.claims !== "object" || Array.isArray(options.claims) || Object.values(options.claims).some((v) => typeof v !== "string"))) throw new TypeError("externalProviders: claims must map claim names to claim names");
   const where = `externalProviders ${options.id}`;
   if (typeof options.id !== "string" || !ID.test(options.id)) throw new TypeError(`externalProviders: id must be 1 to 64 letters, digits, _ or -`);
   if (!options.client_id) throw new TypeError(`${where}: client_id is required`);
@@ -110,7 +122,83 @@ export function resolveExternalProvider(options: ExternalProviderOptions): Exter
 /** Seconds discovered metadata is kept before it is read again. */
 const METADATA_TTL = 3600;
 
-/** The configured providers, their discovered metadata (cached), and the oauth4webapi client of each. */
+/** Most providers kept in the store. */
+const MAX_STORED = 500;
+/** Stored providers never expire (the cleanup job deletes by expiry). */
+const NEVER = Number.MAX_SAFE_INTEGER;
+
+/** Why a change to the stored providers was refused: an entry of the config (read-only), or an invalid entry. */
+export class ExternalProviderError extends Error {
+  constructor(
+    readonly code: "config_provider" | "invalid_provider" | "too_many",
+    message: string,
+  ) {
+    super(message);
+    this.name = "ExternalProviderError";
+  }
+}
+
+/**
+ * Providers added at run time (admin API): one grant of kind `external_provider` each, the whole entry (its
+ * client secret too) encrypted with the data key (purpose "external-provider"). Nothing is cached, so every
+ * process sees a change at its next request.
+ */
+export class StoredExternalProviders {
+  constructor(
+    private readonly grants: GrantStore,
+    private readonly protector: DataProtector,
+    private readonly nowSeconds: () => number,
+  ) {}
+
+  private static key(id: string): string {
+    return sha256Base64url(`external_provider:${id}`);
+  }
+
+  async get(id: string): Promise<ExternalProvider | undefined> {
+    if (!ID.test(id)) return undefined;
+    const grant = await this.grants.get(StoredExternalProviders.key(id));
+    if (!grant || grant.kind !== "external_provider") return undefined;
+    return this.open(grant.data);
+  }
+
+  async list(): Promise<ExternalProvider[]> {
+    const grants = await this.grants.findAll({ kind: "external_provider" }, MAX_STORED);
+    const out: ExternalProvider[] = [];
+    for (const grant of grants) {
+      const provider = await this.open(grant.data);
+      if (provider) out.push(provider);
+    }
+    return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  async put(options: ExternalProviderOptions): Promise<ExternalProvider> {
+    const provider = resolveExternalProvider(options);
+    if (!(await this.get(provider.id)) && (await this.grants.count({ kind: "external_provider" }, Number.MIN_SAFE_INTEGER, MAX_STORED)) >= MAX_STORED) {
+      throw new ExternalProviderError("too_many", `at most ${MAX_STORED} providers can be stored`);
+    }
+    const now = this.nowSeconds();
+    await this.grants.put({ key: StoredExternalProviders.key(provider.id), kind: "external_provider", clientId: provider.id, data: await this.protector.protect("external-provider", JSON.stringify(options)), createdAt: now, expiresAt: NEVER });
+    return provider;
+  }
+
+  async remove(id: string): Promise<boolean> {
+    if (!(await this.get(id))) return false;
+    await this.grants.remove(StoredExternalProviders.key(id));
+    return true;
+  }
+
+  private async open(data: string): Promise<ExternalProvider | undefined> {
+    const json = await this.protector.unprotect("external-provider", data);
+    if (!json) return undefined;
+    try {
+      return resolveExternalProvider(JSON.parse(json) as ExternalProviderOptions);
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** The providers (config entries, then stored ones), their discovered metadata (cached), and the oauth4webapi client of each. */
 export class ExternalProviderRegistry {
   private readonly byId = new Map<string, ExternalProvider>();
   private readonly metadata = new Map<string, { as: oauth.AuthorizationServer; until: number }>();
@@ -119,6 +207,8 @@ export class ExternalProviderRegistry {
     providers: readonly ExternalProviderOptions[],
     private readonly fetch: (url: string, init?: RequestInit) => Promise<Response>,
     private readonly nowSeconds: () => number,
+    /** Providers added at run time (admin API); config ids cannot be taken there. */
+    readonly stored?: StoredExternalProviders,
   ) {
     for (const entry of providers) {
       const provider = resolveExternalProvider(entry);
@@ -127,12 +217,32 @@ export class ExternalProviderRegistry {
     }
   }
 
-  get(id: string): ExternalProvider | undefined {
-    return this.byId.get(id);
+  /** A provider of the config, else a stored one. */
+  async get(id: string): Promise<ExternalProvider | undefined> {
+    return this.byId.get(id) ?? (await this.stored?.get(id));
   }
 
-  list(): ExternalProvider[] {
-    return [...this.byId.values()];
+  /** Config providers first, then stored ones. */
+  async list(): Promise<(ExternalProvider & { fixed: boolean })[]> {
+    const stored = (await this.stored?.list()) ?? [];
+    return [...[...this.byId.values()].map((p) => ({ ...p, fixed: true })), ...stored.filter((p) => !this.byId.has(p.id)).map((p) => ({ ...p, fixed: false }))];
+  }
+
+  /** Adds or replaces a stored provider; an id of the config is refused. */
+  async put(options: ExternalProviderOptions): Promise<ExternalProvider> {
+    if (!this.stored) throw new ExternalProviderError("invalid_provider", "this server keeps no providers in its store");
+    if (typeof options?.id === "string" && this.byId.has(options.id)) throw new ExternalProviderError("config_provider", "this provider is defined in the config file and cannot be changed here");
+    try {
+      return await this.stored.put(options);
+    } catch (error) {
+      if (error instanceof TypeError) throw new ExternalProviderError("invalid_provider", error.message);
+      throw error;
+    }
+  }
+
+  async remove(id: string): Promise<boolean> {
+    if (this.byId.has(id)) throw new ExternalProviderError("config_provider", "this provider is defined in the config file and cannot be changed here");
+    return (await this.stored?.remove(id)) ?? false;
   }
 
   /** Options for every oauth4webapi call: the outbound rules' fetch, http allowed only where configured so. */
@@ -160,14 +270,17 @@ export class ExternalProviderRegistry {
       const o = provider.options;
       return { issuer: provider.linkIssuer, authorization_endpoint: o.authorization_endpoint, token_endpoint: o.token_endpoint, userinfo_endpoint: o.userinfo_endpoint };
     }
-    const cached = this.metadata.get(provider.id);
+    // By id and issuer: a stored provider changed to another issuer is discovered afresh.
+    const cacheKey = `${provider.id} ${provider.options.issuer}`;
+    const cached = this.metadata.get(cacheKey);
     if (cached && cached.until > this.nowSeconds()) return cached.as;
     try {
       const issuer = new URL(provider.options.issuer!);
       const response = await oauth.discoveryRequest(issuer, { ...this.requestOptions(provider), algorithm: "oidc" });
       const as = await oauth.processDiscoveryResponse(issuer, response);
       if (!as.authorization_endpoint || !as.token_endpoint || !as.jwks_uri) throw new Error("the upstream metadata lacks authorization_endpoint, token_endpoint or jwks_uri");
-      this.metadata.set(provider.id, { as, until: this.nowSeconds() + METADATA_TTL });
+      if (this.metadata.size >= MAX_STORED * 2) this.metadata.clear();
+      this.metadata.set(cacheKey, { as, until: this.nowSeconds() + METADATA_TTL });
       return as;
     } catch (cause) {
       throw new ProtocolError("temporarily_unavailable", `the identity provider ${provider.displayName} cannot be reached`, { status: 503, cause });

@@ -94,11 +94,11 @@ export class FederationService {
     return this.deps.options.issuer + path.replace(":id", provider.id);
   }
 
-  /** The provider an `acr_values` of `idp:{id}` names (the first configured one), if any. */
-  requestedProvider(acrValues: string | undefined): ExternalProvider | undefined {
-    for (const value of (acrValues ?? "").split(" ")) {
+  /** The provider an `acr_values` of `idp:{id}` names (the first known one), if any. */
+  async requestedProvider(acrValues: string | undefined): Promise<ExternalProvider | undefined> {
+    for (const value of (acrValues ?? "").split(" ").slice(0, 10)) {
       if (value.startsWith("idp:")) {
-        const provider = this.registry.get(value.slice(4));
+        const provider = await this.registry.get(value.slice(4));
         if (provider) return provider;
       }
     }
@@ -325,7 +325,7 @@ export class FederationService {
     const data = await this.sessionData(sid);
     if (!data) return signedOutUrl;
     await this.deps.grants.remove(sha256Base64url(`federated_session:${sid}`));
-    const provider = this.registry.get(data.provider);
+    const provider = await this.registry.get(data.provider);
     if (!provider?.federatedSignOut) return signedOutUrl;
     const as = await this.registry.serverMetadata(provider).catch(() => undefined);
     if (!as?.end_session_endpoint) return signedOutUrl;
