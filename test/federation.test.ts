@@ -93,7 +93,7 @@ function upstreamConfig(local: string, id: string, users: { sub: string; usernam
       {
         client_id: "tessera",
         client_secret: "tessera-secret",
-        redirect_uris: [`${local}/federation/${id}/callback`, `${local}/federation/relayed/callback`, `${local}/federation/stored/callback`],
+        redirect_uris: [`${local}/federation/${id}/callback`, `${local}/federation/relayed/callback`, `${local}/federation/stored/callback`, `${local}/federation/plain/callback`],
         post_logout_redirect_uris: [`${local}/federation/${id}/signed-out`],
         backchannel_logout_uri: backchannel,
         scope: "openid profile email",
@@ -147,6 +147,7 @@ describe("21 external identity providers", () => {
       ],
       externalProviders: [
         { id: "up", displayName: "Upstream SSO", issuer: up.issuer, client_id: "tessera", client_secret: "tessera-secret", federatedSignOut: true },
+        { id: "plain", displayName: "Plain OAuth", authorization_endpoint: `${up.issuer}/connect/authorize`, token_endpoint: `${up.issuer}/connect/token`, userinfo_endpoint: `${up.issuer}/connect/userinfo`, client_id: "tessera", client_secret: "tessera-secret", scope: "openid profile", claims: { sub: "sub", name: "name" } },
         { id: "relayed", issuer: relayed.state.url, client_id: "tessera", client_secret: "tessera-secret" },
         { id: "two", displayName: "Second SSO", issuer: two.issuer, client_id: "tessera", client_secret: "tessera-secret", linking: "verified-email", response_mode: "form_post" },
       ],
@@ -224,6 +225,16 @@ describe("21 external identity providers", () => {
     carolSub = String(claims.sub);
     const second = await signIn(new TestBrowser(), "up", "carol");
     assert.equal((await idToken(second.page, second.verifier)).sub, carolSub);
+  });
+
+  it("21 a plain OAuth 2.0 provider (userinfo and claim mapping) signs in and links by its user id", async () => {
+    const first = await signIn(new TestBrowser(), "plain", "carol");
+    const claims = await idToken(first.page, first.verifier);
+    assert.equal(claims.idp, "plain");
+    const second = await signIn(new TestBrowser(), "plain", "carol");
+    assert.equal((await idToken(second.page, second.verifier)).sub, claims.sub);
+    // Linked under its own issuer: not the account the same upstream user has through OpenID Connect.
+    if (carolSub) assert.notEqual(claims.sub, carolSub);
   });
 
   it("21 acr_values=idp:{id} skips the login page", async () => {
@@ -380,7 +391,7 @@ describe("21 external identity providers", () => {
     const listText = await listed.text();
     assert.doesNotMatch(listText, /tessera-secret/);
     const providers = (JSON.parse(listText) as { providers: { id: string; fixed: boolean }[] }).providers;
-    assert.deepEqual(providers.map((p) => [p.id, p.fixed]), [["up", true], ["relayed", true], ["two", true], ["stored", false]]);
+    assert.deepEqual(providers.map((p) => [p.id, p.fixed]), [["up", true], ["plain", true], ["relayed", true], ["two", true], ["stored", false]]);
 
     const browser = new TestBrowser();
     const login = await browser.get(authorizeUrl().url, { stopAt: atRp });

@@ -161,9 +161,14 @@ export class FederationService {
     const client = this.registry.client(provider);
     const options = this.registry.requestOptions(provider);
     try {
-      // RFC 9207 iss (when the upstream says it sends it) and state.
-      const validated = oauth.validateAuthResponse(as, client, params, state);
-      const response = await oauth.authorizationCodeGrantRequest(as, client, this.registry.clientAuth(provider), validated, this.url(FEDERATION_PATHS.callback, provider), pending.verifier, options);
+      // RFC 9207 iss (when the upstream says it sends it) and state. A plain OAuth 2.0 provider has no issuer
+      // identifier configured to compare an iss with; its own callback URL is the mix-up defence (RFC 9207 §1).
+      const response_ = new URLSearchParams(params);
+      if (provider.kind === "oauth2") response_.delete("iss");
+      const validated = oauth.validateAuthResponse(as, client, response_, state);
+      let response = await oauth.authorizationCodeGrantRequest(as, client, this.registry.clientAuth(provider), validated, this.url(FEDERATION_PATHS.callback, provider), pending.verifier, options);
+      // A plain OAuth 2.0 provider is known by no issuer: an ID token it may add is not used (nor checkable).
+      if (provider.kind === "oauth2") response = await withoutIdToken(response);
       const tokens = await oauth.processAuthorizationCodeResponse(as, client, response, provider.kind === "oidc" ? { expectedNonce: pending.nonce, requireIdToken: true } : undefined);
       let claims: Record<string, unknown> = {};
       let upstreamSub: string;
@@ -393,4 +398,12 @@ export class FederationService {
     if (!account) return [];
     return this.deps.grants.findAll({ kind: "federated_session", clientId: provider.id, subject: account.sub }, SESSION_PAGE);
   }
+}
+
+/** The token response without `id_token` (same status and headers). */
+async function withoutIdToken(response: Response): Promise<Response> {
+  if (!response.ok) return response;
+  const body = (await response.json()) as Record<string, unknown>;
+  delete body.id_token;
+  return new Response(JSON.stringify(body), { status: response.status, headers: response.headers });
 }
