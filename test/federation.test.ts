@@ -89,6 +89,8 @@ async function tap(target: () => string) {
 function upstreamConfig(local: string, id: string, users: { sub: string; username: string; password: string; claims: Record<string, unknown> }[], backchannel = `${local}/federation/${id}/backchannel`) {
   return {
     users,
+    // Long enough for the test that moves the local clock forward.
+    tokens: { idTokenLifetime: 3600 },
     clients: [
       {
         client_id: "tessera",
@@ -111,6 +113,8 @@ describe("21 external identity providers", () => {
   let localIssuer: string;
   let relayed: Awaited<ReturnType<typeof relay>>;
   let tapped: Awaited<ReturnType<typeof tap>>;
+  /** Milliseconds the local server's clock runs ahead. */
+  let skew = 0;
 
   before(async () => {
     rp = await receiver();
@@ -151,7 +155,7 @@ describe("21 external identity providers", () => {
         { id: "relayed", issuer: relayed.state.url, client_id: "tessera", client_secret: "tessera-secret" },
         { id: "two", displayName: "Second SSO", issuer: two.issuer, client_id: "tessera", client_secret: "tessera-secret", linking: "verified-email", response_mode: "form_post" },
       ],
-    }, { logger: { info() {}, warn() {}, error: (obj: object) => process.env.FED_DEBUG && console.error(obj) } });
+    }, { clock: () => Date.now() + skew, logger: { info() {}, warn() {}, error: (obj: object) => process.env.FED_DEBUG && console.error(obj) } });
     handler = local.fetch;
   });
 
@@ -403,6 +407,46 @@ describe("21 external identity providers", () => {
     assert.equal((await api("DELETE", "/providers/stored")).status, 404);
     const gone = await new TestBrowser().get(authorizeUrl().url, { stopAt: atRp });
     assert.equal(gone.query("button[name=provider][value=stored]"), null);
+  });
+
+  it("21 users link and unlink providers on the account page, after a recent authentication", async () => {
+    const browser = new TestBrowser();
+    // Dave's account has one link (his verified-email link through "two" was refused).
+    const { page } = await signIn(browser, "up", "dave");
+    assert.ok(page.location?.startsWith(REDIRECT));
+    const accountPage = `${localIssuer}/account/providers`;
+    let shown = await browser.get(accountPage, { stopAt: atRp });
+    assert.equal(shown.queryAll("#links li").length, 1);
+    assert.equal(shown.query("#links li strong")?.textContent, "Upstream SSO");
+    // Link the plain OAuth 2.0 provider (the upstream session answers at once).
+    shown = await browser.submitForm(shown, { form: "form#link", button: "button[name=link][value=plain]", stopAt: atRp });
+    shown = await resume(browser, shown);
+    assert.deepEqual(shown.queryAll("#links li").map((li) => li.getAttribute("data-provider")), ["up", "plain"]);
+
+    try {
+      // Five minutes later a change needs a fresh authentication first.
+      skew = 400_000;
+      const plain = shown.queryAll("#links li").find((li) => li.getAttribute("data-provider") === "plain")!;
+      const unlinkForm = `li[data-provider=plain] form`;
+      assert.ok(plain);
+      let refused = await browser.submitForm(shown, { form: unlinkForm, button: "button[name=unlink]", stopAt: atRp });
+      assert.equal(refused.status, 403);
+      assert.ok(refused.query("#reauthenticate"));
+      assert.equal(refused.queryAll("#links li").length, 2, "nothing changed");
+      const again = await resume(browser, await browser.submitForm(refused, { form: "#reauthenticate form", button: "button[name=reauth][value=up]", stopAt: atRp }));
+      assert.equal(again.status, 200, again.body.slice(0, 300));
+      const unlinked = await browser.submitForm(again, { form: unlinkForm, button: "button[name=unlink]", stopAt: atRp });
+      assert.equal(unlinked.status, 200);
+      assert.deepEqual(unlinked.queryAll("#links li").map((li) => li.getAttribute("data-provider")), ["up"]);
+      // The last way to sign in (no password) stays.
+      const last = await browser.submitForm(unlinked, { form: "li[data-provider=up] form", button: "button[name=unlink]", stopAt: atRp });
+      assert.equal(last.status, 409);
+      assert.equal(last.queryAll("#links li").length, 1);
+      refused = await browser.post(accountPage, { csrf: "forged", link: "plain" }, { stopAt: atRp });
+      assert.equal(refused.status, 400);
+    } finally {
+      skew = 0;
+    }
   });
 
   it("21 a forged or replayed logout token is refused", async () => {

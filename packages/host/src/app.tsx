@@ -15,6 +15,7 @@ import { GrantsPage } from "./pages/grants.tsx";
 import { HomePage } from "./pages/home.tsx";
 import { Layout } from "./pages/layout.tsx";
 import { LoginPage } from "./pages/login.tsx";
+import { LinkedAccountsPage } from "./pages/linked-accounts.tsx";
 import { LogoutPromptPage, SignedOutPage } from "./pages/logout.tsx";
 import { MessagePage } from "./pages/message.tsx";
 import { SessionsPage } from "./pages/sessions.tsx";
@@ -263,7 +264,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   if (base) app.get(base, (c) => c.redirect(`${base}/`));
 
   // Pages of this host a login may return to; anything else must be a pending authorization request.
-  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`]);
+  const linkedAccountsPage = `${base}/account/providers`;
+  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`, linkedAccountsPage]);
   // The verification page with its code (RFC 8628 §3.3), returned to once signed in.
   const devicePage = `${base}/device`;
   const deviceReturn = (userCode: string) => `${devicePage}?user_code=${encodeURIComponent(userCode)}`;
@@ -432,6 +434,34 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       logger?.info({ event: "session_revoked", by: session.sub, sessionId: form.sessionId, removed }, "session revoked from the sessions page");
     }
     return redirectTo(sessionsPage);
+  });
+
+  // The account's external providers: link and unlink, after a recent authentication.
+  const linkedAccounts = async (c: Context, status = 200, notes: { message?: string; error?: string; reauthenticate?: boolean } = {}) => {
+    const links = await provider.listExternalLinks(c.req.raw);
+    if (!links) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(linkedAccountsPage)}`);
+    const { token, cookies } = await csrfFor(c);
+    return render("Sign-in providers", <LinkedAccountsPage base={base} csrf={token} links={links} providers={await provider.externalProviders()} {...notes} />, status, cookies);
+  };
+  app.get(linkedAccountsPage, (c) => linkedAccounts(c));
+  app.post(linkedAccountsPage, limit, async (c) => {
+    const form = await formOf(c);
+    if (!(await csrfOk(c, form))) return csrfFailed(c);
+    if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(linkedAccountsPage)}`);
+    if (form.link || form.reauth) {
+      const started = await provider.startExternalLink(c.req.raw, form.link || form.reauth!, form.link ? "link" : "reauth", linkedAccountsPage);
+      if (started === "reauthenticate") return linkedAccounts(c, 403, { reauthenticate: true });
+      if (started === "invalid") return linkedAccounts(c, 400, { error: "That provider is not available." });
+      return leaveTo(started.url);
+    }
+    if (form.unlink) {
+      const removed = await provider.removeExternalLink(c.req.raw, form.issuer ?? "", form.externalSubject ?? "");
+      if (removed === "reauthenticate") return linkedAccounts(c, 403, { reauthenticate: true });
+      if (removed === "last_method") return linkedAccounts(c, 409, { error: "This is the only way to sign in to your account, so it cannot be unlinked." });
+      if (removed === "not_found") return linkedAccounts(c, 404, { error: "That provider is not linked to your account." });
+      return linkedAccounts(c, 200, { message: "The provider was unlinked." });
+    }
+    return linkedAccounts(c, 400, { error: "Choose a provider." });
   });
 
   const access: AdminAccess = { provider, audience: adminAudience, isAdmin, logger, requestContext };

@@ -45,7 +45,7 @@ import { SessionManagementService, type RemoveSessionsRequest, type SessionInfo 
 import type { SessionQuery } from "./stores/interfaces.ts";
 import { defaultProfileService, type UserStore } from "./tokens/claims.ts";
 import { ExternalProviderRegistry, StoredExternalProviders, type ExternalProviderOptions } from "./federation/external-providers.ts";
-import { FederationService } from "./federation/federation-service.ts";
+import { FederationService, RECENT_AUTHENTICATION } from "./federation/federation-service.ts";
 import { federationBackchannelEndpoint, federationCallbackEndpoint, federationSignedOutEndpoint } from "./endpoints/federation.ts";
 import { accountClaims } from "./stores/accounts.ts";
 
@@ -162,6 +162,17 @@ export interface Provider {
    * (`returnUrl` from {@link getInteraction}); undefined for an unknown provider or request.
    */
   startExternalSignIn(request: Request, providerId: string, returnUrl: string): Promise<string | undefined>;
+  /** The signed-in user's links to external providers (the account page), or undefined when nobody is signed in. */
+  listExternalLinks(request: Request): Promise<{ providerId?: string; displayName: string; issuer: string; externalSubject: string; createdAt: number }[] | undefined>;
+  /**
+   * The account page's trip to a provider: `link` adds that provider's identity to the signed-in account
+   * (only within 5 minutes of an authentication: otherwise `reauthenticate`), `reauth` signs in again through
+   * a provider already linked. `returnTo` is a path of this server. `invalid` for an unknown provider, path
+   * or a request without a session.
+   */
+  startExternalLink(request: Request, providerId: string, purpose: "link" | "reauth", returnTo: string): Promise<{ url: string } | "reauthenticate" | "invalid">;
+  /** Removes a link of the signed-in user (within 5 minutes of an authentication); never the account's last way to sign in. */
+  removeExternalLink(request: Request, issuer: string, externalSubject: string): Promise<"removed" | "not_found" | "last_method" | "reauthenticate">;
   /**
    * Validates an access token issued here (JWT or reference; signature, expiry, revocation, session).
    * Sender-constrained tokens (`cnf`) are refused, since the token alone proves no possession: an API
@@ -440,6 +451,25 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       await federation.registry.put(entry);
     },
     removeExternalProvider: (id) => federation.registry.remove(id),
+    async listExternalLinks(request) {
+      const session = (await deps.sessions.read(request))?.session;
+      if (!session || !store.accounts) return undefined;
+      return (await federation.links(session.sub)).map((l) => ({ providerId: l.provider?.id, displayName: l.provider?.displayName ?? l.issuer, issuer: l.issuer, externalSubject: l.externalSubject, createdAt: l.createdAt }));
+    },
+    async startExternalLink(request, providerId, purpose, returnTo) {
+      const session = (await deps.sessions.read(request))?.session;
+      const provider = await federation.registry.get(providerId);
+      const local = returnTo.startsWith(`${options.basePath}/`) && !/[\\]|\/\/|^\/[^/]*:|[\u0000-\u001f]/.test(returnTo) && returnTo.length <= 200;
+      if (!session || !provider || !local || !store.accounts) return "invalid";
+      if (purpose === "link" && session.authTime < nowSeconds() - RECENT_AUTHENTICATION) return "reauthenticate";
+      return { url: await federation.start(provider, { sub: session.sub, purpose, returnTo }, clientAddressOf(request)) };
+    },
+    async removeExternalLink(request, issuer, externalSubject) {
+      const session = (await deps.sessions.read(request))?.session;
+      if (!session || !store.accounts) return "not_found";
+      if (session.authTime < nowSeconds() - RECENT_AUTHENTICATION) return "reauthenticate";
+      return federation.unlink(session.sub, issuer, externalSubject);
+    },
     async startExternalSignIn(request, providerId, returnUrl) {
       const provider = await federation.registry.get(providerId);
       const id = interactionId(returnUrl);

@@ -18,6 +18,16 @@ function federationErrorPage(error: FederationError): Response {
   return htmlPage(simplePage("Sign-in error", `<h1>Sign-in did not complete</h1><p><code id="error">${escapeHtml(error.code)}</code></p><p id="error_description">${escapeHtml(error.description)}</p>${back}`), 400);
 }
 
+/**
+ * A page that moves on by itself, not a redirect: the navigation to the client then starts on this site, so
+ * the upstream login form's CSP form-action (Chromium applies it to the whole redirect chain) never covers
+ * it, and after a cross-site form_post the session cookie is sent as for any same-site link.
+ */
+function continuePage(next: string, cookies: string[]): Response {
+  const html = simplePage("Signing you in", `<meta http-equiv="refresh" content="0;url=${escapeHtml(next)}"><h1>Signing you in…</h1><p><a id="continue" href="${escapeHtml(next)}">Continue</a></p>`);
+  return withCookies(htmlPage(html), cookies);
+}
+
 async function paramsOf(request: Request, deps: ProviderDeps): Promise<URLSearchParams> {
   const params = request.method === "POST" ? await readForm(request, deps.options, false) : Params.parse(new URL(request.url).search, deps.options, false);
   return new URLSearchParams([...params]);
@@ -39,17 +49,14 @@ export function federationCallbackEndpoint(deps: ProviderDeps, federation: Feder
     try {
       const params = await paramsOf(request, deps);
       const result = await federation.callback(provider, params, loginPage);
+      if (result.link?.purpose === "link") return continuePage(new URL(deps.options.issuer).origin + result.link.returnTo, []);
       const claims = accountClaims(result.account);
       const name = typeof claims.name === "string" ? claims.name : undefined;
       const signedIn = await deps.sessions.signIn(request, { sub: result.account.sub, ...(name ? { name } : {}), amr: result.amr, idp: provider.id, claims }, false);
       deps.emit({ type: "session.started", sub: signedIn.session.sub, sid: signedIn.session.sid, idp: signedIn.session.idp, amr: signedIn.session.amr });
       await federation.rememberSession(signedIn.session.sid, signedIn.session.sub, result.federated);
-      const resume = `${deps.options.issuer}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(result.interaction)}`;
-      // A page that moves on by itself, not a redirect: the navigation to the client then starts on this
-      // site, so the upstream login form's CSP form-action (Chromium applies it to the whole redirect chain)
-      // never covers it, and after a cross-site form_post the session cookie is sent as for any same-site link.
-      const html = simplePage("Signing you in", `<meta http-equiv="refresh" content="0;url=${escapeHtml(resume)}"><h1>Signing you in…</h1><p><a id="continue" href="${escapeHtml(resume)}">Continue</a></p>`);
-      return withCookies(htmlPage(html), signedIn.cookies);
+      const resume = result.link ? new URL(deps.options.issuer).origin + result.link.returnTo : `${deps.options.issuer}${PATHS.authorizeCallback}?interaction=${encodeURIComponent(result.interaction ?? "")}`;
+      return continuePage(resume, signedIn.cookies);
     } catch (error) {
       if (error instanceof FederationError) return federationErrorPage(error);
       if (error instanceof ProtocolError) return federationErrorPage(new FederationError(error.code, error.description ?? "The sign-in failed."));

@@ -22,8 +22,10 @@ export const FEDERATION_PATHS = {
 /** What waits server-side for the upstream's answer, keyed by a hash of `state` (no cookie crosses the redirect). */
 interface PendingFederation {
   provider: string;
-  /** The pending authorization request to resume. */
-  interaction: string;
+  /** The pending authorization request to resume (a sign-in). */
+  interaction?: string;
+  /** Or an account-page action of a signed-in user. */
+  link?: LinkTarget;
   verifier: string;
   nonce: string;
 }
@@ -35,6 +37,20 @@ interface FederatedSessionData {
   upstreamSid?: string;
   idToken?: string;
 }
+
+/**
+ * An account-page trip to a provider: `link` adds the upstream identity to the signed-in account, `reauth`
+ * signs the account's user in again through a provider already linked (re-authentication before a change).
+ */
+export interface LinkTarget {
+  sub: string;
+  purpose: "link" | "reauth";
+  /** A page of the host to return to (a path below the issuer). */
+  returnTo: string;
+}
+
+/** Seconds since the last authentication within which account-page changes need no re-authentication. */
+export const RECENT_AUTHENTICATION = 300;
 
 /** Why a callback ended on the error page; `returnUrl` leads back to the login page. */
 export class FederationError extends Error {
@@ -106,10 +122,10 @@ export class FederationService {
   }
 
   /** The URL of the upstream's authorization endpoint for a pending authorization request (`interaction`: its id). */
-  async start(provider: ExternalProvider, interaction: string, address?: string): Promise<string> {
+  async start(provider: ExternalProvider, target: string | LinkTarget, address?: string): Promise<string> {
     const as = await this.registry.serverMetadata(provider);
     const state = oauth.generateRandomState();
-    const pending: PendingFederation = { provider: provider.id, interaction, verifier: oauth.generateRandomCodeVerifier(), nonce: oauth.generateRandomNonce() };
+    const pending: PendingFederation = { provider: provider.id, ...(typeof target === "string" ? { interaction: target } : { link: target }), verifier: oauth.generateRandomCodeVerifier(), nonce: oauth.generateRandomNonce() };
     const tags = await this.deps.cap.admit("federation", address);
     const now = this.now();
     await this.deps.grants.put({
@@ -140,7 +156,7 @@ export class FederationService {
    * The upstream's answer at the callback: returns who signed in and where to resume, or throws
    * {@link FederationError}. The pending request is used once, so a replayed callback is refused.
    */
-  async callback(provider: ExternalProvider, params: URLSearchParams, loginPage: (interaction: string) => string): Promise<{ account: StoredAccount; interaction: string; amr: string[]; federated: FederatedSessionData }> {
+  async callback(provider: ExternalProvider, params: URLSearchParams, loginPage: (interaction: string) => string): Promise<{ account: StoredAccount; interaction?: string; link?: LinkTarget; amr: string[]; federated: FederatedSessionData }> {
     const state = params.get("state");
     if (!state || state.length > 512) throw new FederationError("invalid_request", "The sign-in response has no valid state.");
     const consumed = await this.deps.grants.consume(sha256Base64url(`federation:${state}`), this.now());
@@ -149,7 +165,7 @@ export class FederationService {
       throw new FederationError("invalid_request", "This sign-in response is unknown, expired or was already used.");
     }
     const pending = JSON.parse(grant.data) as PendingFederation;
-    const back = loginPage(pending.interaction);
+    const back = pending.link ? new URL(this.deps.options.issuer).origin + pending.link.returnTo : loginPage(pending.interaction ?? "");
     const error = params.get("error");
     if (error) {
       const text = error === "access_denied" ? `Sign-in at ${provider.displayName} was cancelled or refused.` : `${provider.displayName} answered with an error.`;
@@ -193,8 +209,8 @@ export class FederationService {
         upstreamSub = String(id);
         claims = { ...info };
       }
-      const account = await this.findOrLink(provider, upstreamSub, claims, back);
-      return { account, interaction: pending.interaction, amr, federated: { provider: provider.id, upstreamSub, upstreamSid, idToken: tokens.id_token } };
+      const account = pending.link ? await this.linkToAccount(provider, upstreamSub, pending.link, back) : await this.findOrLink(provider, upstreamSub, claims, back);
+      return { account, interaction: pending.interaction, link: pending.link, amr, federated: { provider: provider.id, upstreamSub, upstreamSid, idToken: tokens.id_token } };
     } catch (cause) {
       if (cause instanceof FederationError) throw cause;
       throw new FederationError("invalid_response", `The answer of ${provider.displayName} could not be verified.`, back);
@@ -285,6 +301,39 @@ export class FederationService {
     }
     this.deps.emit({ type: "account.created", sub: account.sub, by: "system" });
     return account;
+  }
+
+  /** The account-page trips: link the upstream identity to the signed-in account, or re-authenticate through it. */
+  private async linkToAccount(provider: ExternalProvider, upstreamSub: string, target: LinkTarget, back: string): Promise<StoredAccount> {
+    const account = await this.accounts.findBySubject(target.sub);
+    if (!account || account.disabled) throw new FederationError("access_denied", "This account is not available.", back);
+    const linked = await this.accounts.findByExternalLink(provider.linkIssuer, upstreamSub);
+    if (target.purpose === "reauth") {
+      if (linked?.sub !== target.sub) throw new FederationError("access_denied", `This ${provider.displayName} account is not linked to your account.`, back);
+      return account;
+    }
+    if (linked && linked.sub !== target.sub) throw new FederationError("access_denied", `This ${provider.displayName} account is already linked to another account.`, back);
+    if (!linked) await this.link(provider, upstreamSub, target.sub, this.now());
+    return account;
+  }
+
+  /** The account's links with the provider each belongs to (when it still exists). */
+  async links(sub: string): Promise<{ provider?: ExternalProvider; issuer: string; externalSubject: string; createdAt: number }[]> {
+    const links = await this.accounts.listLinks(sub);
+    const providers = await this.registry.list();
+    return links.map((l) => ({ provider: providers.find((p) => p.linkIssuer === l.issuer), issuer: l.issuer, externalSubject: l.externalSubject, createdAt: l.createdAt }));
+  }
+
+  /**
+   * Removes a link of the account; refuses ("last_method") when it is the account's only way to sign in
+   * (no password and no other link).
+   */
+  async unlink(sub: string, issuer: string, externalSubject: string): Promise<"removed" | "not_found" | "last_method"> {
+    const account = await this.accounts.findBySubject(sub);
+    const links = account ? await this.accounts.listLinks(sub) : [];
+    if (!links.some((l) => l.issuer === issuer && l.externalSubject === externalSubject)) return "not_found";
+    if (!account!.passwordHash && links.length === 1) return "last_method";
+    return (await this.accounts.removeLink(sub, issuer, externalSubject)) ? "removed" : "not_found";
   }
 
   private async accountsWithEmail(email: string): Promise<StoredAccount[]> {
