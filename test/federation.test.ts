@@ -5,7 +5,11 @@ import { after, before, describe, it } from "node:test";
 import { serve } from "@hono/node-server";
 import { TestBrowser, createTestHost, type TestHost, type TestPage } from "@tessera/testing";
 import { SignJWT, decodeJwt, exportJWK, generateKeyPair } from "jose";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { RP, REDIRECT, pkce } from "./support/fixtures.ts";
+import { startTestPostgres } from "./support/postgres.ts";
 
 /** Receives Tessera's own back-channel logout tokens. */
 async function receiver() {
@@ -458,3 +462,105 @@ describe("21 external identity providers", () => {
     assert.equal((await local.fetch(new Request(`${localIssuer}/federation/nope/backchannel`, { method: "POST" }))).status, 404);
   });
 });
+
+const postgres = process.env.CI === "true" || process.env.TESSERA_TEST_PG_URL ? await startTestPostgres() : undefined;
+after(() => postgres?.close());
+
+/** The same flows with the local server on SQLite and on PostgreSQL (accounts, links, pending requests, stored providers). */
+for (const kind of ["sqlite", "postgres"] as const) {
+  describe(`21 external identity providers on ${kind}`, { skip: kind === "postgres" && !postgres ? "PostgreSQL is not available (set CI=true)" : false }, () => {
+    let local: TestHost;
+    let up: TestHost;
+    let front: ReturnType<typeof serve>;
+    let localIssuer: string;
+    let dir: string;
+    let rp: Awaited<ReturnType<typeof receiver>>;
+
+    before(async () => {
+      rp = await receiver();
+      let handler: ((request: Request) => Promise<Response>) | undefined;
+      front = await new Promise((resolve) => {
+        const s = serve({ fetch: (request: Request) => (handler ? handler(request) : Promise.resolve(new Response("starting", { status: 503 }))), port: 0, hostname: "127.0.0.2" }, () => resolve(s));
+      });
+      localIssuer = `http://127.0.0.2:${(front.address() as AddressInfo).port}`;
+      up = await createTestHost(upstreamConfig(localIssuer, "up", [{ sub: "u-erin", username: "erin", password: "erin", claims: { name: "Erin", email: "erin@example.com", email_verified: true } }]), { listen: true });
+      dir = mkdtempSync(join(tmpdir(), "tessera-fed-"));
+      const store = kind === "sqlite" ? { kind: "sqlite" as const, path: join(dir, "tessera.db") } : { kind: "postgres" as const, url: await postgres!.createDatabase() };
+      local = await createTestHost({
+        issuer: localIssuer,
+        store,
+        serverSideSessions: { enabled: true },
+        admin: { role: "admin" },
+        clients: [
+          { client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], scope: "openid profile email", backchannel_logout_uri: rp.url },
+          { client_id: "admin-cli", client_secret: "cli-secret", grant_types: ["client_credentials"], scope: "tessera.admin" },
+        ],
+        externalProviders: [{ id: "up", displayName: "Upstream SSO", issuer: up.issuer, client_id: "tessera", client_secret: "tessera-secret" }],
+      });
+      handler = local.fetch;
+    });
+    after(async () => {
+      await local?.close();
+      await up?.close();
+      await new Promise<void>((r) => (front ? front.close(() => r()) : r()));
+      await rp?.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    const flow = async (browser: TestBrowser, stopAt: (u: URL) => boolean) => {
+      const url = new URL(`${localIssuer}/connect/authorize`);
+      const { challenge, verifier } = pkce();
+      for (const [k, v] of Object.entries({ client_id: "web", redirect_uri: REDIRECT, response_type: "code", scope: "openid profile email", state: "s", nonce: "n", code_challenge: challenge, code_challenge_method: "S256", acr_values: "idp:up" })) url.searchParams.set(k, v);
+      const login = await browser.get(url, { stopAt: (u) => u.origin === RP });
+      return { page: await browser.submitForm(login, { fields: { username: "erin", password: "erin" }, stopAt }), verifier };
+    };
+    const subOf = async (page: TestPage, verifier: string) => {
+      const code = new URL(page.location!).searchParams.get("code")!;
+      const response = await local.fetch(new Request(`${localIssuer}/connect/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from("web:web-secret").toString("base64")}` }, body: new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: REDIRECT, code_verifier: verifier }).toString() }));
+      return decodeJwt(((await response.json()) as { id_token: string }).id_token);
+    };
+    const follow = async (browser: TestBrowser, page: TestPage) => {
+      const next = page.status === 200 ? page.query("a#continue")?.getAttribute("href") : undefined;
+      return next ? browser.get(next, { stopAt: (u) => u.origin === RP }) : page;
+    };
+
+    it(`21 ${kind}: first sign-in provisions, the second finds the same sub; a replayed callback is refused; back-channel logout ends the session`, async () => {
+      const browser = new TestBrowser();
+      const first = await flow(browser, (u) => u.pathname.endsWith("/callback"));
+      const callback = new URL(first.page.location!);
+      const signedIn = await follow(browser, await browser.get(callback, { stopAt: (u) => u.origin === RP }));
+      const a = await subOf(signedIn, first.verifier);
+      assert.equal(a.idp, "up");
+      assert.equal((await new TestBrowser().get(callback, { stopAt: (u) => u.origin === RP })).status, 400);
+      const other = new TestBrowser();
+      const second = await flow(other, (u) => u.origin === RP);
+      assert.equal((await subOf(await follow(other, second.page), second.verifier)).sub, a.sub);
+      const before = rp.tokens.length;
+      const prompt = await other.get(`${up.issuer}/logout`, { stopAt: (u) => u.origin === RP });
+      await other.submitForm(prompt, { button: "button[name=decision][value=logout]", stopAt: (u) => u.origin === localIssuer || u.origin === RP });
+      await until(() => rp.tokens.length > before, "the client's logout token");
+      assert.equal(decodeJwt(rp.tokens.at(-1)!).sub, a.sub);
+    });
+
+    it(`21 ${kind}: stored providers through the admin API; bad input is a 4xx, never a 5xx`, async () => {
+      const tokenResponse = await local.fetch(new Request(`${localIssuer}/connect/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from("admin-cli:cli-secret").toString("base64")}` }, body: "grant_type=client_credentials&scope=tessera.admin" }));
+      const { access_token } = (await tokenResponse.json()) as { access_token: string };
+      const api = (method: string, path: string, body?: string) => local.fetch(new Request(`${localIssuer}/admin/api${path}`, { method, headers: { authorization: `Bearer ${access_token}`, "content-type": "application/json" }, ...(body === undefined ? {} : { body }) }));
+      const entry = { displayName: "Stored", issuer: up.issuer, client_id: "tessera", client_secret: "s3cret-value" };
+      assert.equal((await api("PUT", "/providers/stored", JSON.stringify(entry))).status, 200);
+      assert.doesNotMatch(await (await api("GET", "/providers")).text(), /s3cret-value/);
+      for (const bad of [{ ...entry, displayName: "a\u0000b" }, { ...entry, client_id: "x".repeat(5000) }, { ...entry, issuer: "not a url" }, { ...entry, claims: { name: 5 } }, { ...entry, linking: "email" }, { ...entry, displayName: "\ud800" }]) {
+        const status = (await api("PUT", "/providers/stored", JSON.stringify(bad))).status;
+        assert.ok(status >= 400 && status < 500, `${JSON.stringify(bad).slice(0, 80)}: ${status}`);
+      }
+      assert.equal((await api("PUT", `/providers/${"x".repeat(300)}`, JSON.stringify(entry))).status, 400);
+      assert.equal((await api("PUT", "/providers/stored", "x".repeat(20_000))).status, 413);
+      const state = "x".repeat(600);
+      assert.equal((await local.fetch(new Request(`${localIssuer}/federation/up/callback?state=${state}&code=1`))).status, 400);
+      assert.equal((await local.fetch(new Request(`${localIssuer}/federation/up/callback?state=a%00b&code=1`))).status, 400);
+      assert.equal((await local.fetch(new Request(`${localIssuer}/federation/stored/callback?state=abc`))).status, 400);
+      assert.equal((await api("DELETE", "/providers/stored")).status, 204);
+      assert.equal((await local.fetch(new Request(`${localIssuer}/federation/stored/callback?state=abc`))).status, 404);
+    });
+  });
+}

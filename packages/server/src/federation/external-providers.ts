@@ -2,6 +2,7 @@ import * as oauth from "oauth4webapi";
 import { ProtocolError, sha256Base64url } from "@tessera/protocol";
 import type { DataProtector } from "../keys/data-protection.ts";
 import type { GrantStore } from "../stores/interfaces.ts";
+import { isStorableText } from "../stores/values.ts";
 
 /** How a first sign-in through a provider finds its local account (contract §15). */
 export type LinkingPolicy = "subject" | "verified-email";
@@ -82,14 +83,14 @@ function checkUrl(value: string | undefined, what: string): void {
 export function resolveExternalProvider(options: ExternalProviderOptions): ExternalProvider {
   if (!options || typeof options !== "object") throw new TypeError("externalProviders: an entry must be an object");
   for (const key of ["displayName", "issuer", "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "client_id", "client_secret", "scope", "id_token_signed_response_alg"] as const) {
-    if (options[key] !== undefined && (typeof options[key] !== "string" || options[key].length > 2048)) throw new TypeError(`externalProviders: ${key} must be a string of at most 2048 characters`);
+    if (options[key] !== undefined && (typeof options[key] !== "string" || options[key].length > 2048 || !isStorableText(options[key]))) throw new TypeError(`externalProviders: ${key} must be a string of at most 2048 characters, without NUL or lone surrogates`);
   }
   if (options.token_endpoint_auth_method !== undefined && !["client_secret_basic", "client_secret_post", "none"].includes(options.token_endpoint_auth_method)) throw new TypeError("externalProviders: unknown token_endpoint_auth_method");
   if (options.response_mode !== undefined && !["query", "form_post"].includes(options.response_mode)) throw new TypeError("externalProviders: response_mode must be query or form_post");
   if (options.linking !== undefined && !["subject", "verified-email"].includes(options.linking)) throw new TypeError("externalProviders: linking must be subject or verified-email");
   if (options.syncMode !== undefined && !["import", "force"].includes(options.syncMode)) throw new TypeError("externalProviders: syncMode must be import or force");
   for (const key of ["federatedSignOut", "trustAmr"] as const) if (options[key] !== undefined && typeof options[key] !== "boolean") throw new TypeError(`externalProviders: ${key} must be a boolean`);
-  if (options.claims !== undefined && (!options.claims || typeof options.claims !== "object" || Array.isArray(options.claims) || Object.values(options.claims).some((v) => typeof v !== "string"))) throw new TypeError("externalProviders: claims must map claim names to claim names");
+  if (options.claims !== undefined && (!options.claims || typeof options.claims !== "object" || Array.isArray(options.claims) || Object.entries(options.claims).some(([k, v]) => typeof v !== "string" || v.length > 255 || k.length > 255 || !isStorableText(k) || !isStorableText(v)))) throw new TypeError("externalProviders: claims must map claim names to claim names");
   const where = `externalProviders ${options.id}`;
   if (typeof options.id !== "string" || !ID.test(options.id)) throw new TypeError(`externalProviders: id must be 1 to 64 letters, digits, _ or -`);
   if (!options.client_id) throw new TypeError(`${where}: client_id is required`);
