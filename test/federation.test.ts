@@ -495,7 +495,11 @@ for (const kind of ["sqlite", "postgres"] as const) {
           { client_id: "web", client_secret: "web-secret", redirect_uris: [REDIRECT], scope: "openid profile email", backchannel_logout_uri: rp.url },
           { client_id: "admin-cli", client_secret: "cli-secret", grant_types: ["client_credentials"], scope: "tessera.admin" },
         ],
-        externalProviders: [{ id: "up", displayName: "Upstream SSO", issuer: up.issuer, client_id: "tessera", client_secret: "tessera-secret" }],
+        externalProviders: [
+          { id: "up", displayName: "Upstream SSO", issuer: up.issuer, client_id: "tessera", client_secret: "tessera-secret" },
+          // Nothing listens there.
+          { id: "dead", displayName: "Gone SSO", issuer: "http://127.0.0.1:1", client_id: "tessera", client_secret: "tessera-secret" },
+        ],
       });
       handler = local.fetch;
     });
@@ -540,6 +544,20 @@ for (const kind of ["sqlite", "postgres"] as const) {
       await other.submitForm(prompt, { button: "button[name=decision][value=logout]", stopAt: (u) => u.origin === localIssuer || u.origin === RP });
       await until(() => rp.tokens.length > before, "the client's logout token");
       assert.equal(decodeJwt(rp.tokens.at(-1)!).sub, a.sub);
+    });
+
+    it(`21 ${kind}: an unreachable provider: the client gets temporarily_unavailable, the login button a page, never a 5xx crash`, async () => {
+      const browser = new TestBrowser();
+      const url = new URL(`${localIssuer}/connect/authorize`);
+      for (const [k, v] of Object.entries({ client_id: "web", redirect_uri: REDIRECT, response_type: "code", scope: "openid", state: "s", code_challenge: pkce().challenge, code_challenge_method: "S256" })) url.searchParams.set(k, v);
+      const routed = new URL(url);
+      routed.searchParams.set("acr_values", "idp:dead");
+      const refused = await browser.get(routed, { stopAt: (u) => u.origin === RP });
+      assert.equal(new URL(refused.location!).searchParams.get("error"), "temporarily_unavailable");
+      const login = await browser.get(url, { stopAt: (u) => u.origin === RP });
+      const page = await browser.submitForm(login, { form: "form.external-providers", button: "button[name=provider][value=dead]", stopAt: (u) => u.origin === RP });
+      assert.equal(page.status, 503);
+      assert.match(page.text(), /Gone SSO/);
     });
 
     it(`21 ${kind}: stored providers through the admin API; bad input is a 4xx, never a 5xx`, async () => {

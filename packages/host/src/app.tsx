@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isLoopbackIpRedirect, isStoreUnavailable, requestTelemetry, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
+import { ProtocolError } from "@tessera/protocol";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
@@ -283,7 +284,14 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const form = await formOf(c);
     const details = form.returnUrl ? await provider.getInteraction(form.returnUrl) : undefined;
     if (!(await csrfOk(c, form, details?.returnUrl))) return csrfFailed(c);
-    const target = details && form.provider ? await provider.startExternalSignIn(c.req.raw, form.provider, details.returnUrl) : undefined;
+    let target: string | undefined;
+    try {
+      target = details && form.provider ? await provider.startExternalSignIn(c.req.raw, form.provider, details.returnUrl) : undefined;
+    } catch (error) {
+      // The provider cannot be reached, or too many sign-ins are pending.
+      if (error instanceof ProtocolError) return render("Please try again", <MessagePage base={base} heading="Please try again later" text={error.description ?? "The sign-in provider is not available right now."} />, 503);
+      throw error;
+    }
     if (!target) return render("Please try again", <MessagePage base={base} heading="Please try again" text="This sign-in request has expired or the provider is unknown. Return to the application and try again." />, 400);
     return leaveTo(target);
   });
@@ -449,7 +457,13 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!(await csrfOk(c, form))) return csrfFailed(c);
     if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(linkedAccountsPage)}`);
     if (form.link || form.reauth) {
-      const started = await provider.startExternalLink(c.req.raw, form.link || form.reauth!, form.link ? "link" : "reauth", linkedAccountsPage);
+      let started: Awaited<ReturnType<Provider["startExternalLink"]>>;
+      try {
+        started = await provider.startExternalLink(c.req.raw, form.link || form.reauth!, form.link ? "link" : "reauth", linkedAccountsPage);
+      } catch (error) {
+        if (error instanceof ProtocolError) return linkedAccounts(c, 503, { error: error.description ?? "The provider is not available right now." });
+        throw error;
+      }
       if (started === "reauthenticate") return linkedAccounts(c, 403, { reauthenticate: true });
       if (started === "invalid") return linkedAccounts(c, 400, { error: "That provider is not available." });
       return leaveTo(started.url);
