@@ -99,7 +99,7 @@ function upstreamConfig(local: string, id: string, users: { sub: string; usernam
       {
         client_id: "tessera",
         client_secret: "tessera-secret",
-        redirect_uris: [`${local}/federation/${id}/callback`, `${local}/federation/relayed/callback`, `${local}/federation/stored/callback`, `${local}/federation/plain/callback`],
+        redirect_uris: [`${local}/federation/${id}/callback`, `${local}/federation/relayed/callback`, `${local}/federation/stored/callback`, `${local}/federation/plain/callback`, `${local}/federation/forced/callback`],
         post_logout_redirect_uris: [`${local}/federation/${id}/signed-out`],
         backchannel_logout_uri: backchannel,
         scope: "openid profile email",
@@ -156,6 +156,7 @@ describe("21 external identity providers", () => {
       externalProviders: [
         { id: "up", displayName: "Upstream SSO", issuer: up.issuer, client_id: "tessera", client_secret: "tessera-secret", federatedSignOut: true },
         { id: "plain", displayName: "Plain OAuth", authorization_endpoint: `${up.issuer}/connect/authorize`, token_endpoint: `${up.issuer}/connect/token`, userinfo_endpoint: `${up.issuer}/connect/userinfo`, client_id: "tessera", client_secret: "tessera-secret", scope: "openid profile", claims: { sub: "sub", name: "name" } },
+        { id: "forced", displayName: "Forced sync", issuer: up.issuer, client_id: "tessera", client_secret: "tessera-secret", syncMode: "force", claims: { name: "email" }, trustAmr: true },
         { id: "relayed", issuer: relayed.state.url, client_id: "tessera", client_secret: "tessera-secret" },
         { id: "two", displayName: "Second SSO", issuer: two.issuer, client_id: "tessera", client_secret: "tessera-secret", linking: "verified-email", response_mode: "form_post" },
       ],
@@ -211,8 +212,8 @@ describe("21 external identity providers", () => {
       }),
     );
     assert.equal(response.status, 200);
-    const body = (await response.json()) as { id_token: string };
-    return { ...decodeJwt(body.id_token), raw: body.id_token };
+    const body = (await response.json()) as { id_token: string; access_token: string };
+    return { ...decodeJwt(body.id_token), raw: body.id_token, access_token: body.access_token };
   }
 
   it("21 the login page shows a button per provider with its display name", async () => {
@@ -399,7 +400,7 @@ describe("21 external identity providers", () => {
     const listText = await listed.text();
     assert.doesNotMatch(listText, /tessera-secret/);
     const providers = (JSON.parse(listText) as { providers: { id: string; fixed: boolean }[] }).providers;
-    assert.deepEqual(providers.map((p) => [p.id, p.fixed]), [["up", true], ["plain", true], ["relayed", true], ["two", true], ["stored", false]]);
+    assert.deepEqual(providers.map((p) => [p.id, p.fixed]), [["up", true], ["plain", true], ["forced", true], ["relayed", true], ["two", true], ["stored", false]]);
 
     const browser = new TestBrowser();
     const login = await browser.get(authorizeUrl().url, { stopAt: atRp });
@@ -451,6 +452,23 @@ describe("21 external identity providers", () => {
     } finally {
       skew = 0;
     }
+  });
+
+  it("21 claim mapping: import copies claims once, force updates them at every sign-in; trustAmr takes the upstream amr", async () => {
+    const userinfo = async (accessToken: unknown) => (await (await local.fetch(new Request(`${localIssuer}/connect/userinfo`, { headers: { authorization: `Bearer ${accessToken}` } }))).json()) as Record<string, unknown>;
+    const first = await signIn(new TestBrowser(), "up", "carol");
+    const imported = await idToken(first.page, first.verifier);
+    const before = (await userinfo(imported.access_token)).name;
+    assert.ok(before === "Carol" || before === "carol@example.com");
+    const forced = await signIn(new TestBrowser(), "forced", "carol");
+    const updated = await idToken(forced.page, forced.verifier);
+    assert.equal(updated.sub, imported.sub, "one upstream issuer: the same link");
+    assert.equal((await userinfo(updated.access_token)).name, "carol@example.com");
+    assert.deepEqual(updated.amr, ["pwd"], "the upstream's amr");
+    const again = await signIn(new TestBrowser(), "up", "carol");
+    const kept = await idToken(again.page, again.verifier);
+    assert.equal((await userinfo(kept.access_token)).name, "carol@example.com", "import never overwrites");
+    assert.deepEqual(kept.amr, ["external"]);
   });
 
   it("21 a forged or replayed logout token is refused", async () => {
