@@ -239,7 +239,9 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const backChannel = new BackChannelLogoutService(options.issuer, keys, logger, clock, { timeout: options.backChannelTimeout, retries: options.backChannelRetries }, emit, outboundFetch);
   const pendingCap = new PendingRequestCap(store.grants, options.maxPending, options.maxPendingPerAddress, () => Math.floor(clock() / 1000), options.par.maxPendingPerClient);
   const sessionManagement = new SessionManagementService(store.sessions, store.grants, clients, backChannel, endedSessions, emit);
-  const federation = new FederationService(new ExternalProviderRegistry(providerOptions.externalProviders ?? [], createOutboundFetch(options.outbound), nowSeconds, new StoredExternalProviders(store.grants, protector, nowSeconds)), {
+  // Discovery, token, userinfo and JWKS requests to external providers follow the outbound rules.
+  const federationFetch = createOutboundFetch(options.outbound);
+  const federation = new FederationService(new ExternalProviderRegistry(providerOptions.externalProviders ?? [], federationFetch, nowSeconds, new StoredExternalProviders(store.grants, protector, nowSeconds)), {
     options,
     grants: store.grants,
     accounts: store.accounts,
@@ -247,7 +249,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     sessionManagement,
     protector,
     cap: pendingCap,
-    fetch: createOutboundFetch(options.outbound),
+    fetch: federationFetch,
     emit,
     clock,
   });
