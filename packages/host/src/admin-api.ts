@@ -1,5 +1,5 @@
 import type { HttpBindings } from "@hono/node-server";
-import { AccountConflictError, AccountInputError, FixedAccountError, ProtocolError, StoreValueError, type AccessTokenClaims, type AccountView, type Logger, type Provider, type RequestContext, type UserDirectory } from "@tessera/server";
+import { AccountConflictError, AccountInputError, ExternalProviderError, FixedAccountError, ProtocolError, StoreValueError, type AccessTokenClaims, type AccountView, type ExternalProviderOptions, type Logger, type Provider, type RequestContext, type UserDirectory } from "@tessera/server";
 import { DPOP_ALGORITHMS, quotedString } from "@tessera/protocol";
 import { bodyLimit } from "hono/body-limit";
 import { Hono, type Context } from "hono";
@@ -20,6 +20,8 @@ export interface AdminAccess {
 }
 
 const MAX_COUNT = 500;
+/** Largest JSON body of a provider entry. */
+const MAX_PROVIDER_BYTES = 16 * 1024;
 
 /**
  * The 403 insufficient_scope answer (RFC 6750 §3.1, RFC 9449 §7.1): a challenge in the token's own scheme
@@ -231,6 +233,46 @@ export function adminApi(access: AdminAccess): Hono<{ Variables: { claims: Acces
       access.logger?.info({ event: "account_deleted", by: c.get("claims").sub, sub }, "account deleted through the admin API");
       return c.body(null, 204);
     });
+  });
+
+  // External identity providers (contract §15): config entries read-only (409), stored ones with their secret encrypted at rest.
+  api.get("/providers", async (c) => c.json({ providers: await access.provider.listExternalProviders() }));
+  const providerError = (c: Context, error: unknown) => {
+    if (!(error instanceof ExternalProviderError)) throw error;
+    if (error.code === "config_provider") return c.json({ error: "conflict", error_description: error.message }, 409);
+    return c.json({ error: "invalid_request", error_description: error.message }, 400);
+  };
+  api.put("/providers/:id", async (c) => {
+    const id = c.req.param("id");
+    const text = await c.req.text().catch(() => "");
+    if (text.length > MAX_PROVIDER_BYTES) return c.json({ error: "invalid_request", error_description: "the entry is too large" }, 413);
+    let entry: unknown;
+    try {
+      entry = JSON.parse(text);
+    } catch {
+      return c.json({ error: "invalid_request", error_description: "the body is not JSON" }, 400);
+    }
+    if (!entry || typeof entry !== "object" || Array.isArray(entry)) return c.json({ error: "invalid_request", error_description: "the body must be a JSON object" }, 400);
+    const body = entry as Record<string, unknown>;
+    if (body.id !== undefined && body.id !== id) return c.json({ error: "invalid_request", error_description: "id differs from the path" }, 400);
+    try {
+      await access.provider.putExternalProvider({ ...body, id } as unknown as ExternalProviderOptions);
+    } catch (error) {
+      return providerError(c, error);
+    }
+    access.logger?.info({ event: "external_provider_saved", by: c.get("claims").sub, id }, "external provider saved through the admin API");
+    const saved = (await access.provider.listExternalProviders()).find((p) => p.id === id);
+    return c.json(saved ?? { id }, 200);
+  });
+  api.delete("/providers/:id", async (c) => {
+    const id = c.req.param("id");
+    try {
+      if (!(await access.provider.removeExternalProvider(id))) return c.json({ error: "not_found", error_description: "no such provider" }, 404);
+    } catch (error) {
+      return providerError(c, error);
+    }
+    access.logger?.info({ event: "external_provider_removed", by: c.get("claims").sub, id }, "external provider removed through the admin API");
+    return c.body(null, 204);
   });
   return api;
 }

@@ -15,6 +15,7 @@ import { GrantsPage } from "./pages/grants.tsx";
 import { HomePage } from "./pages/home.tsx";
 import { Layout } from "./pages/layout.tsx";
 import { LoginPage } from "./pages/login.tsx";
+import { LinkedAccountsPage } from "./pages/linked-accounts.tsx";
 import { LogoutPromptPage, SignedOutPage } from "./pages/logout.tsx";
 import { MessagePage } from "./pages/message.tsx";
 import { SessionsPage } from "./pages/sessions.tsx";
@@ -172,6 +173,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     clientAuthThrottling: config.clientAuthThrottling,
     clientCache: config.clientCache,
     registration: config.registration,
+    externalProviders: config.externalProviders,
     logger: hostOptions.logger,
     events,
     observer: metrics,
@@ -214,6 +216,10 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     return targets;
   };
   const formTargets = addFormTargets(new Set<string>(["'self'"]), (config.clients ?? []).flatMap((client) => client.redirect_uris ?? []));
+  // The external-provider button and the logout form end in redirects to the providers (authorize, end session).
+  for (const external of config.externalProviders ?? []) {
+    for (const uri of [external.issuer, external.authorization_endpoint]) if (uri) formTargets.add(new URL(uri).origin);
+  }
   const formAction = [...formTargets].join(" ");
   /** Form targets of a page serving one client's request: a stored client's redirect origins are not in the static list. */
   const formActionFor = (redirectUris: readonly string[] | undefined) => (redirectUris?.length ? [...addFormTargets(new Set(formTargets), redirectUris)].join(" ") : formAction);
@@ -239,6 +245,18 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const headers = new Headers({ location, "cache-control": "no-store" });
     for (const cookie of cookies) headers.append("set-cookie", cookie);
     return new Response(null, { status: 302, headers });
+  };
+  /**
+   * After a form post, a redirect to an origin the pages' form-action does not list (a provider added at run
+   * time) would be blocked by Chromium: such a target is reached from a page that moves on by itself instead.
+   */
+  const leaveTo = (location: string, cookies: string[] = []) => {
+    const origin = new URL(location, issuerUrl).origin;
+    if (origin === issuerUrl.origin || formTargets.has(origin)) return redirectTo(location, cookies);
+    const escaped = location.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
+    const headers = new Headers({ "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "content-security-policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'", "x-frame-options": "DENY", "referrer-policy": "no-referrer" });
+    for (const cookie of cookies) headers.append("set-cookie", cookie);
+    return new Response(`<!doctype html><meta http-equiv="refresh" content="0;url=${escaped}"><title>Continue</title><p><a id="continue" href="${escaped}">Continue</a></p>`, { status: 200, headers });
   };
   // A form's CSRF token is bound to the session (its sid) or, before sign-in, to the pending request it serves.
   const csrfBinding = async (c: Context, pending?: string) => {
@@ -335,7 +353,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   if (base) app.get(base, (c) => c.redirect(`${base}/`));
 
   // Pages of this host a login may return to; anything else must be a pending authorization request.
-  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`, `${base}/account`, `${base}/admin/clients`, `${base}/admin/users`]);
+  const linkedAccountsPage = `${base}/account/providers`;
+  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`, `${base}/account`, linkedAccountsPage, `${base}/admin/clients`, `${base}/admin/users`]);
   // The verification page with its code (RFC 8628 §3.3), returned to once signed in.
   const devicePage = `${base}/device`;
   // A code found by the CSRF-checked POST comes back from the login page with a short-lived ticket (an
@@ -363,7 +382,25 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const stepUp = c.req.query("another") === "1" ? undefined : await mfa?.stepUp(c, details, back);
     if (stepUp) return stepUp;
     const { token, cookies } = await csrfFor(c, back);
-    return render("Sign in", (nonce) => <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} registerUrl={selfService?.registrationUrl(back)} forgotUrl={selfService?.forgotUrl()} passkeyNonce={mfa?.passkeysOn ? nonce : undefined} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
+    const externalButtons = details ? await provider.externalProviders() : undefined;
+    return render("Sign in", (nonce) => <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} registerUrl={selfService?.registrationUrl(back)} forgotUrl={selfService?.forgotUrl()} passkeyNonce={mfa?.passkeysOn ? nonce : undefined} providers={externalButtons} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
+  });
+
+  // A button per external provider (contract §15): on to that provider for the pending request.
+  app.post(`${base}/login/external`, limit, async (c) => {
+    const form = await formOf(c);
+    const details = form.returnUrl ? await provider.getInteraction(form.returnUrl) : undefined;
+    if (!(await csrfOk(c, form, details?.returnUrl))) return csrfFailed(c);
+    let target: string | undefined;
+    try {
+      target = details && form.provider ? await provider.startExternalSignIn(c.req.raw, form.provider, details.returnUrl) : undefined;
+    } catch (error) {
+      // The provider cannot be reached, or too many sign-ins are pending.
+      if (error instanceof ProtocolError) return render("Please try again", <MessagePage base={base} heading="Please try again later" text={error.description ?? "The sign-in provider is not available right now."} />, 503);
+      throw error;
+    }
+    if (!target) return render("Please try again", <MessagePage base={base} heading="Please try again" text="This sign-in request has expired or the provider is unknown. Return to the application and try again." />, 400);
+    return leaveTo(target);
   });
 
   app.post(`${base}/login`, limit, async (c) => {
@@ -385,7 +422,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (!attempt) {
       emitHost({ type: "sign_in.failed", reason: "throttled" });
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies, [], formActionFor(details?.client.redirectUris));
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} providers={details ? await provider.externalProviders() : undefined} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies, [], formActionFor(details?.client.redirectUris));
     }
     // Should the check throw, the attempt's slots stay held: it counts as a failure.
     // One answer for a wrong password, an unknown user and a disabled account.
@@ -396,7 +433,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       emitHost({ type: "sign_in.failed", reason: "credentials" });
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost} providers={details ? await provider.externalProviders() : undefined} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
     }
     await throttle.succeeded(attempt);
     // An address still to verify blocks sign-in (with a resend button).
@@ -523,6 +560,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
         now: clockSeconds,
         logger,
         isLocalReturn,
+        providersUrl: async () => ((await provider.externalProviders()).length ? linkedAccountsPage : undefined),
         // Second factors and passkeys add their sections to the account page (contract §14).
         ...(mfa ? { accountSections: async (c: Context, account: { sub: string }, csrf: string, nonce: string) => await mfa.accountSections(c, account.sub, csrf, nonce) } : {}),
       })
@@ -793,6 +831,40 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     return userPage(c, sub, notice);
   });
 
+  // The account's external providers: link and unlink, after a recent authentication.
+  const linkedAccounts = async (c: Context, status = 200, notes: { message?: string; error?: string; reauthenticate?: boolean } = {}) => {
+    const links = await provider.listExternalLinks(c.req.raw);
+    if (!links) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(linkedAccountsPage)}`);
+    const { token, cookies } = await csrfFor(c);
+    return render("Sign-in providers", <LinkedAccountsPage base={base} csrf={token} links={links} providers={await provider.externalProviders()} {...notes} />, status, cookies);
+  };
+  app.get(linkedAccountsPage, (c) => linkedAccounts(c));
+  app.post(linkedAccountsPage, limit, async (c) => {
+    const form = await formOf(c);
+    if (!(await csrfOk(c, form))) return csrfFailed(c);
+    if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(linkedAccountsPage)}`);
+    if (form.link || form.reauth) {
+      let started: Awaited<ReturnType<Provider["startExternalLink"]>>;
+      try {
+        started = await provider.startExternalLink(c.req.raw, form.link || form.reauth!, form.link ? "link" : "reauth", linkedAccountsPage);
+      } catch (error) {
+        if (error instanceof ProtocolError) return linkedAccounts(c, 503, { error: error.description ?? "The provider is not available right now." });
+        throw error;
+      }
+      if (started === "reauthenticate") return linkedAccounts(c, 403, { reauthenticate: true });
+      if (started === "invalid") return linkedAccounts(c, 400, { error: "That provider is not available." });
+      return leaveTo(started.url);
+    }
+    if (form.unlink) {
+      const removed = await provider.removeExternalLink(c.req.raw, form.issuer ?? "", form.externalSubject ?? "");
+      if (removed === "reauthenticate") return linkedAccounts(c, 403, { reauthenticate: true });
+      if (removed === "last_method") return linkedAccounts(c, 409, { error: "This is the only way to sign in to your account, so it cannot be unlinked." });
+      if (removed === "not_found") return linkedAccounts(c, 404, { error: "That provider is not linked to your account." });
+      return linkedAccounts(c, 200, { message: "The provider was unlinked." });
+    }
+    return linkedAccounts(c, 400, { error: "Choose a provider." });
+  });
+
   const access: AdminAccess = { provider, users, audience: adminAudience, isAdmin, logger, requestContext };
   if (config.admin) app.route(`${base}/admin/api`, adminApi(access));
 
@@ -816,7 +888,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (form.decision !== "logout") return render("Please try again", <MessagePage base={base} heading="Please try again" text="Choose Sign out to sign out." />, 400);
     const ended = await provider.endSession(c.req.raw, form.logoutId);
     logger?.info({ event: "logout" }, "signed out");
-    return redirectTo(ended.signedOutUrl, ended.cookies);
+    return leaveTo(ended.signedOutUrl, ended.cookies);
   });
 
   app.get(`${base}/signedout`, async (c) => {

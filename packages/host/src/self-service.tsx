@@ -72,6 +72,8 @@ export interface SelfServiceDeps {
    * the page's CSP nonce (for a section's own script).
    */
   accountSections?: (c: Context, account: AccountView, csrf: string, nonce: string) => Promise<Child> | Child;
+  /** The account's external sign-in providers page, when external providers exist (the account page links to it). */
+  providersUrl?: () => Promise<string | undefined>;
   /** Whether a pending authorization request's returnUrl is a page of this host a login may return to. */
   isLocalReturn(url: string): boolean;
 }
@@ -361,6 +363,7 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
     const { token, cookies } = await pages.csrfFor(c);
     const sessions = deps.serverSideSessions ? (await provider.querySessions({ subject: session.sub, count: 50 })).sessions.filter((s) => s.subject === session.sub) : undefined;
     const grants = await provider.listGrants(session.sub);
+    const providersUrl = await deps.providersUrl?.();
     return pages.render(
       "Your account",
       async (nonce) => <AccountPage
@@ -373,6 +376,7 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
         currentSid={session.sid}
         sessions={sessions}
         grants={grants}
+        providersUrl={providersUrl}
         sections={deps.accountSections ? await deps.accountSections(c, account, token, nonce) : null}
         {...notice}
       />,

@@ -43,3 +43,4 @@ export { parseCertificates, chainsTo, type ClientCertificateContext } from "./cl
 export type { TesseraEvent, EventSink, AccountActor } from "./events.ts";
 export { cachedReadiness, requestTelemetry, storeReady, UNMATCHED_ROUTE, READINESS_TIMEOUT_MS, type ProviderObserver, type RequestObservation, type RequestTelemetryOptions } from "./observability/requests.ts";
 export { tracedStore, TRACER_NAME, CLIENT_ID_ATTRIBUTE } from "./observability/tracing.ts";
+export { ExternalProviderError, type ExternalProviderOptions, type LinkingPolicy } from "./federation/external-providers.ts";

@@ -11,6 +11,7 @@ import type { ProfileService, UserStore } from "./tokens/claims.ts";
 import { ACR_VALUES, type AcrValue } from "./session/authentication-context.ts";
 import type { ExtensionGrant } from "./grants/extension.ts";
 import type { TokenExchangePolicy } from "./grants/token-exchange.ts";
+import type { ExternalProviderOptions } from "./federation/external-providers.ts";
 
 /** Signing algorithms keys can be kept for. */
 export type SigningAlgorithm = "RS256" | "PS256" | "ES256" | "EdDSA";
@@ -264,8 +265,13 @@ export interface ProviderOptions {
    * `window` seconds (default 900) the endpoint answers 429 until the window passes. `false` turns it off.
    */
   clientAuthThrottling?: false | { window?: number; maxPerClient?: number; maxPerAddress?: number };
-  /** Requests the provider makes to URLs clients register (jwks_uri, back-channel logout). */
+  /** Requests the provider makes to URLs clients register (jwks_uri, back-channel logout) and to external providers. */
   outbound?: Partial<OutboundPolicy>;
+  /**
+   * External identity providers (contract §15): OpenID Connect by discovery, or plain OAuth 2.0 with a
+   * userinfo URL. Their users get local accounts in `store.accounts`, linked by (upstream iss, upstream sub).
+   */
+  externalProviders?: ExternalProviderOptions[];
   /** Receives audit events (default: the logger, at info level). */
   events?: EventSink;
   /** Metrics hooks: each answered request and each failed store call (audit events go to `events`). */

@@ -23,6 +23,8 @@ export interface AccountPageProps {
    * feature renders its own `<section>`.
    */
   sections?: Child;
+  /** The page of the account's external sign-in providers, when there are providers (contract §15). */
+  providersUrl?: string;
 }
 
 const day = (seconds: number) => new Date(seconds * 1000).toISOString().slice(0, 16).replace("T", " ");
@@ -66,6 +68,17 @@ export function AccountPage(props: AccountPageProps) {
       </section>
 
       {props.sections}
+
+      {props.providersUrl ? (
+        <section id="providers">
+          <h2>Sign-in providers</h2>
+          <p>
+            <a href={props.providersUrl} id="providers-link">
+              Link or unlink sign-in providers
+            </a>
+          </p>
+        </section>
+      ) : null}
 
       <section id="sessions">
         <h2>Where you are signed in</h2>

@@ -4,6 +4,7 @@ import { Params, readForm, requestObjectLimits } from "../http/params.ts";
 import { clientAddressOf } from "../http/request-context.ts";
 import { htmlPage, redirect } from "../http/responses.ts";
 import type { Interaction } from "../session/interactions.ts";
+import type { ExternalProvider } from "../federation/external-providers.ts";
 import type { AuthenticationSession } from "../session/session.ts";
 import { meetsAcr, requiredAcrFor } from "../session/authentication-context.ts";
 import { errorPage } from "../ui/html.ts";
@@ -126,9 +127,11 @@ async function processAuthorization(request: Request, params: Params, interactio
   if (needsRegistration(validated, session, interaction) && deps.options.registrationUrl !== undefined) {
     return redirectToInteraction(request, deps.options.registrationUrl, validated, interaction, deps, cookies);
   }
-  if (needsLogin(validated, session, interaction, deps)) {
+  // acr_values=idp:{id} (contract §15): sign-in goes straight to that external provider, skipping the login page.
+  const idp = await deps.federation.requestedProvider(validated.acrValues);
+  if (needsLogin(validated, session, interaction, deps) || (idp && session!.idp !== idp.id)) {
     if (validated.prompt.has("none")) return fail("login_required", "the user must sign in");
-    return redirectToInteraction(request, deps.options.loginUrl, validated, interaction, deps, cookies, pushed);
+    return redirectToInteraction(request, deps.options.loginUrl, validated, interaction, deps, cookies, pushed, idp);
   }
   const current = session!;
 
@@ -196,10 +199,11 @@ async function needsConsent(request: ValidatedAuthorizeRequest, session: Authent
   return !request.scopes.every((s) => remembered.includes(s));
 }
 
-async function redirectToInteraction(http: Request, page: string, request: ValidatedAuthorizeRequest, interaction: Interaction | undefined, deps: ProviderDeps, cookies: string[], pushed?: PushedRequestRef): Promise<Response> {
+async function redirectToInteraction(http: Request, page: string, request: ValidatedAuthorizeRequest, interaction: Interaction | undefined, deps: ProviderDeps, cookies: string[], pushed?: PushedRequestRef, externalProvider?: ExternalProvider): Promise<Response> {
   let pending: Interaction;
   try {
     pending = interaction ?? (await deps.interactions.create(request.client.clientId, request.params, clientAddressOf(http), pushed));
+    if (externalProvider) return redirect(await deps.federation.start(externalProvider, pending.id, clientAddressOf(http)), cookies);
   } catch (error) {
     // The pending-request cap is full: temporarily_unavailable, to the client (OAuth 2.0 §4.1.2.1).
     if (error instanceof ProtocolError) return authorizeError(error, request.reply, deps.options.issuer, cookies);

@@ -2,7 +2,7 @@ import type { AccountStore } from "./accounts.ts";
 import { findable, STORE_LIMITS } from "./values.ts";
 
 /** Kinds of persisted grants (IdentityServer's persisted grant store, one table). */
-export type GrantKind = "authorization_code" | "access_token" | "refresh_token" | "interaction" | "consent" | "replay" | "logout" | "throttle" | "session_ended" | "par" | "device_code";
+export type GrantKind = "authorization_code" | "access_token" | "refresh_token" | "interaction" | "consent" | "replay" | "logout" | "throttle" | "session_ended" | "par" | "device_code" | "federation" | "federated_session" | "external_provider";
 
 /** A stored grant: codes, token records, interactions. `key` is a hash of the handle, never the handle itself. */
 export interface PersistedGrant {
