@@ -83,3 +83,35 @@ test("20 embedder without second factors: acr_values=mfa does not send a signed-
   assert.equal(policy.location.href.startsWith("https://idp.test/my-login"), true, "requireSecondFactor: mfa is reachable, so it is asked for");
   assert.deepEqual(policy.supported, ["mfa"]);
 });
+
+test("21 library: with external providers, a custom user store is followed by the store's accounts through UserDirectory (claims, disabled accounts end their sessions)", async () => {
+  const store = createMemoryStore();
+  const provider = createProvider({
+    issuer: "https://idp.test",
+    store,
+    dataKey: randomBytes(32),
+    clients: [],
+    users: { findBySubject: async (sub) => (sub === "own-1" ? { sub, claims: { name: "Own" } } : undefined) },
+    externalProviders: [{ id: "corp", authorization_endpoint: "https://sso.test/a", token_endpoint: "https://sso.test/t", userinfo_endpoint: "https://sso.test/u", client_id: "c", client_secret: "s" }],
+  });
+  try {
+    const now = Math.floor(Date.now() / 1000);
+    await store.accounts!.create({ sub: "fed-1", username: "fed", emailVerified: false, claims: { name: "Federated" }, disabled: false, createdAt: now, updatedAt: now });
+    const session = async (sub: string) => {
+      const { cookies } = await provider.signIn(new Request("https://idp.test/login"), { sub });
+      const cookie = cookies.map((c) => c.split(";")[0]).join("; ");
+      return () => provider.getSession(new Request("https://idp.test/", { headers: { cookie } }));
+    };
+    const own = await session("own-1");
+    const fed = await session("fed-1");
+    const unknown = await session("nobody");
+    assert.ok(await own());
+    assert.equal((await fed())?.sub, "fed-1", "a stored account's session goes on");
+    assert.ok(await unknown(), "a subject of neither store keeps its session, as without external providers");
+    await store.accounts!.update("fed-1", { disabled: true, updatedAt: now });
+    assert.equal(await fed(), undefined, "a disabled stored account's session ends (UserDirectory.isSessionValid)");
+    assert.ok(await own());
+  } finally {
+    await provider.close();
+  }
+});
