@@ -13,7 +13,8 @@ if (!process.env.TESSERA_CONFIG && !args.includes("--config") && process.env.TES
     process.stdout.write(
       `\nTessera runs at http://localhost:5000 (discovery: http://localhost:5000/.well-known/openid-configuration)\n` +
         `Demo web app: open ${demo.url} and choose "Sign in with Tessera".\n` +
-        `Demo users: alice / alice (admin), bob / bob.\n` +
+        `Demo users: alice / alice (admin), bob / bob. Or create an account at http://localhost:5000/account/register\n` +
+        `(no mail server configured: verification and reset links are printed to this log).\n` +
         `Native app sample (system browser + loopback redirect): npm run sample:native in another terminal.\n\n`,
     );
   } catch (error) {

@@ -6,7 +6,7 @@
 //
 // Left outside the bundle, loaded from node_modules as before: native addons (better-sqlite3,
 // @node-rs/argon2) and what a start loads only when configured or used (pg, undici, pino-pretty,
-// prom-client). The SQLite checkpoint worker is a file of its own, copied next to the bundle.
+// prom-client, nodemailer). The SQLite checkpoint worker is a file of its own, copied next to the bundle.
 import { copyFileSync, readFileSync } from "node:fs";
 import { build } from "esbuild";
 
@@ -46,7 +46,7 @@ await build({
   platform: "node",
   format: "esm",
   target: "node20",
-  external: ["better-sqlite3", "@node-rs/argon2", "pg", "undici", "pino-pretty", "prom-client"],
+  external: ["better-sqlite3", "@node-rs/argon2", "pg", "undici", "pino-pretty", "prom-client", "nodemailer"],
   // CommonJS code inside the bundle (pino, for one) calls require for Node's built-in modules.
   banner: { js: 'import { createRequire as __tesseraRequire } from "node:module";\nconst require = __tesseraRequire(import.meta.url);' },
   plugins: [staticImports],

@@ -12,6 +12,23 @@ export interface TokenValidatorOptions {
   audience: string | string[];
   /** Scopes every request must carry. */
   requiredScopes?: string[];
+  /**
+   * RFC 9470: the authentication context class(es) the token's `acr` must meet, else 401
+   * `insufficient_user_authentication` with `acr_values` in the challenge. A token meets a value when its
+   * `acr` equals it, or when both are in {@link acrHierarchy} and the token's ranks at or above it.
+   */
+  requiredAcr?: string | string[];
+  /**
+   * ACR values from weakest to strongest, for "at least" matching of {@link requiredAcr} (RFC 9470 leaves
+   * the policy to the resource server). Default `["pwd", "mfa", "phr", "phrh"]` (Tessera's values and the
+   * OpenID EAP ACR values); `[]` for exact matching only.
+   */
+  acrHierarchy?: string[];
+  /**
+   * RFC 9470 §3: seconds since the user last authenticated (`auth_time`) beyond which the token is refused
+   * with 401 `insufficient_user_authentication` and `max_age` in the challenge; a token without `auth_time` too.
+   */
+  maxAge?: number;
   /** Credentials of this API at the introspection endpoint, for reference (opaque) tokens. */
   introspection?: {
     clientId: string;
@@ -66,6 +83,12 @@ export interface AccessTokenClaims extends JWTPayload {
   client_id?: string;
   scope?: string;
   cnf?: { jkt?: string; "x5t#S256"?: string };
+  /** OIDC Core §2: the authentication context class the user's authentication met. */
+  acr?: string;
+  /** RFC 8176 authentication methods. */
+  amr?: string[];
+  /** When the user authenticated, Unix seconds. */
+  auth_time?: number;
 }
 
 /** A validated request. */
@@ -100,6 +123,19 @@ export interface TokenValidator {
 }
 
 const DEFAULT_ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA"];
+/** Weakest to strongest: password, two factors, phishing-resistant, phishing-resistant hardware. */
+const DEFAULT_ACR_HIERARCHY = ["pwd", "mfa", "phr", "phrh"];
+
+/** RFC 9470: true when the token's `acr` meets one of the required values (exactly, or "at least" in `hierarchy`). */
+export function acrSatisfies(acr: unknown, required: readonly string[], hierarchy: readonly string[] = DEFAULT_ACR_HIERARCHY): boolean {
+  if (typeof acr !== "string") return false;
+  if (required.includes(acr)) return true;
+  const rank = hierarchy.indexOf(acr);
+  return rank >= 0 && required.some((value) => {
+    const needed = hierarchy.indexOf(value);
+    return needed >= 0 && rank >= needed;
+  });
+}
 
 interface Verified {
   ok: true;
@@ -124,6 +160,12 @@ export function createTokenValidator(options: TokenValidatorOptions): TokenValid
   const doFetch = options.fetch ?? fetch;
   const tolerance = options.clockTolerance ?? 60;
   const algorithms = options.algorithms ?? DEFAULT_ALGORITHMS;
+  const requiredAcr = options.requiredAcr === undefined ? [] : Array.isArray(options.requiredAcr) ? options.requiredAcr : [options.requiredAcr];
+  if (requiredAcr.some((value) => typeof value !== "string" || !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(value))) {
+    throw new TypeError("requiredAcr values must be non-empty strings of visible ASCII without spaces, quotes or backslashes");
+  }
+  const acrHierarchy = options.acrHierarchy ?? DEFAULT_ACR_HIERARCHY;
+  if (options.maxAge !== undefined && !(Number.isSafeInteger(options.maxAge) && options.maxAge >= 0)) throw new TypeError("maxAge must be whole, non-negative seconds");
   const dpopOptions = options.dpop ?? {};
   const replayCache = dpopOptions.replayCache ?? createMemoryReplayCache(clock);
   const nonces = new NonceIssuer(Math.max(60, (dpopOptions.proofLifetime ?? 60) * 5), clock, dpopOptions.nonceSecret);
@@ -284,6 +326,18 @@ export function createTokenValidator(options: TokenValidatorOptions): TokenValid
           return fail(401, "invalid_token", "the client certificate is unreadable", scheme);
         }
         if (thumbprint !== x5t) return fail(401, "invalid_token", "the client certificate is not the one the token is bound to", scheme);
+      }
+
+      // RFC 9470 §3: the authentication behind the token is too weak or too old.
+      const acrRefused = requiredAcr.length > 0 && !acrSatisfies(valid.acr, requiredAcr, acrHierarchy);
+      const authTime = valid.auth_time;
+      const ageRefused = options.maxAge !== undefined && !(typeof authTime === "number" && clock() / 1000 - authTime <= options.maxAge + tolerance);
+      if (acrRefused || ageRefused) {
+        const description = acrRefused ? "a stronger authentication is required" : "a more recent authentication is required";
+        return fail(401, "insufficient_user_authentication", description, scheme, {
+          ...(acrRefused ? { acr_values: requiredAcr.join(" ") } : {}),
+          ...(ageRefused ? { max_age: String(options.maxAge) } : {}),
+        });
       }
 
       const scopes = typeof valid.scope === "string" ? valid.scope.split(" ").filter(Boolean) : [];

@@ -1,5 +1,5 @@
 import type { HttpBindings } from "@hono/node-server";
-import { ProtocolError, type AccessTokenClaims, type Logger, type Provider, type RequestContext } from "@tessera/server";
+import { AccountConflictError, AccountInputError, ExternalProviderError, FixedAccountError, ProtocolError, StoreValueError, type AccessTokenClaims, type AccountView, type ExternalProviderOptions, type Logger, type Provider, type RequestContext, type UserDirectory } from "@tessera/server";
 import { DPOP_ALGORITHMS, quotedString } from "@tessera/protocol";
 import { bodyLimit } from "hono/body-limit";
 import { Hono, type Context } from "hono";
@@ -9,6 +9,8 @@ import { ADMIN_SCOPE } from "./config.ts";
 /** What the admin API needs from the host. */
 export interface AdminAccess {
   provider: Provider;
+  /** The accounts (fixed and stored). */
+  users: UserDirectory;
   /** The admin API's audience ({issuer}/admin/api). */
   audience: string;
   isAdmin(sub: string): Promise<boolean>;
@@ -18,6 +20,8 @@ export interface AdminAccess {
 }
 
 const MAX_COUNT = 500;
+/** Largest JSON body of a provider entry. */
+const MAX_PROVIDER_BYTES = 16 * 1024;
 
 /**
  * The 403 insufficient_scope answer (RFC 6750 §3.1, RFC 9449 §7.1): a challenge in the token's own scheme
@@ -158,5 +162,178 @@ export function adminApi(access: AdminAccess): Hono<{ Variables: { claims: Acces
     access.logger?.info({ event: "session_revoked", by: c.get("claims").sub, sessionId }, "session revoked through the admin API");
     return c.body(null, 204);
   });
+  // Accounts (issue 20, contract §14).
+  api.get("/users", async (c) => {
+    const count = pageCount(c.req.query("count"));
+    if (count === undefined) return c.json({ error: "invalid_request", error_description: `count must be 1 to ${MAX_USER_COUNT}` }, 400);
+    const query = c.req.query("query") || undefined;
+    if (query !== undefined && query.length > 200) return c.json({ error: "invalid_request", error_description: "query is longer than 200 characters" }, 400);
+    const page = await access.users.list({ query, cursor: c.req.query("cursor") || undefined, count });
+    return c.json({ users: page.users.map(userJson), next: page.next });
+  });
+
+  api.post("/users", async (c) => {
+    const body = await jsonObjectBody(c.req.raw);
+    if (!body) return c.json({ error: "invalid_request", error_description: "the body must be a JSON object" }, 400);
+    const problem = fieldProblem(body, { username: "string", email: "string", name: "string", password: "string", emailVerified: "boolean", claims: "object", role: "string|array" });
+    if (problem) return c.json({ error: "invalid_request", error_description: problem }, 400);
+    if (typeof body.username !== "string") return c.json({ error: "invalid_request", error_description: "username is required" }, 400);
+    const claims = { ...((body.claims as Record<string, unknown> | undefined) ?? {}) };
+    if (body.name !== undefined) claims.name = body.name;
+    if (body.role !== undefined) claims.role = body.role;
+    return answer(c, async () => {
+      const user = await access.users.create(
+        {
+          username: body.username as string,
+          email: body.email as string | undefined,
+          // An email given by an administrator counts as verified (contract §14).
+          emailVerified: (body.emailVerified as boolean | undefined) ?? true,
+          password: body.password as string | undefined,
+          claims,
+        },
+        "admin",
+      );
+      access.logger?.info({ event: "account_created", by: c.get("claims").sub, sub: user.sub }, "account created through the admin API");
+      return c.json(userJson(user), 201);
+    });
+  });
+
+  api.get("/users/:sub", async (c) => {
+    const user = await access.users.get(c.req.param("sub"));
+    return user ? c.json(userJson(user)) : c.json({ error: "not_found", error_description: "no such user" }, 404);
+  });
+
+  api.patch("/users/:sub", async (c) => {
+    const sub = c.req.param("sub");
+    const body = await jsonObjectBody(c.req.raw);
+    if (!body) return c.json({ error: "invalid_request", error_description: "the body must be a JSON object" }, 400);
+    const problem = fieldProblem(body, { username: "string", email: "string|null", emailVerified: "boolean", claims: "object", password: "string", disabled: "boolean" });
+    if (problem) return c.json({ error: "invalid_request", error_description: problem }, 400);
+    return answer(c, async () => {
+      if (!(await access.users.get(sub))) return c.json({ error: "not_found", error_description: "no such user" }, 404);
+      // Every check before the first change: a refused request changes nothing.
+      if (typeof body.password === "string") access.users.assertPasswordPolicy(body.password);
+      let user = await access.users.update(
+        sub,
+        { username: body.username as string | undefined, email: body.email as string | null | undefined, emailVerified: body.emailVerified as boolean | undefined, claims: body.claims as Record<string, unknown> | undefined },
+        "admin",
+      );
+      if (user && typeof body.password === "string") user = await access.users.setPassword(sub, body.password, "admin");
+      if (user && typeof body.disabled === "boolean") user = await access.users.setDisabled(sub, body.disabled, "admin");
+      if (!user) return c.json({ error: "not_found", error_description: "no such user" }, 404);
+      access.logger?.info({ event: "account_updated", by: c.get("claims").sub, sub, fields: Object.keys(body).filter((k) => k !== "password") }, "account changed through the admin API");
+      return c.json(userJson(user));
+    });
+  });
+
+  api.delete("/users/:sub", async (c) => {
+    const sub = c.req.param("sub");
+    return answer(c, async () => {
+      if (!(await access.users.remove(sub, "admin"))) return c.json({ error: "not_found", error_description: "no such user" }, 404);
+      access.logger?.info({ event: "account_deleted", by: c.get("claims").sub, sub }, "account deleted through the admin API");
+      return c.body(null, 204);
+    });
+  });
+
+  // External identity providers (contract §15): config entries read-only (409), stored ones with their secret encrypted at rest.
+  api.get("/providers", async (c) => c.json({ providers: await access.provider.listExternalProviders() }));
+  const providerError = (c: Context, error: unknown) => {
+    if (!(error instanceof ExternalProviderError)) throw error;
+    if (error.code === "config_provider") return c.json({ error: "conflict", error_description: error.message }, 409);
+    return c.json({ error: "invalid_request", error_description: error.message }, 400);
+  };
+  api.put("/providers/:id", async (c) => {
+    const id = c.req.param("id");
+    const text = await c.req.text().catch(() => "");
+    if (text.length > MAX_PROVIDER_BYTES) return c.json({ error: "invalid_request", error_description: "the entry is too large" }, 413);
+    let entry: unknown;
+    try {
+      entry = JSON.parse(text);
+    } catch {
+      return c.json({ error: "invalid_request", error_description: "the body is not JSON" }, 400);
+    }
+    if (!entry || typeof entry !== "object" || Array.isArray(entry)) return c.json({ error: "invalid_request", error_description: "the body must be a JSON object" }, 400);
+    const body = entry as Record<string, unknown>;
+    if (body.id !== undefined && body.id !== id) return c.json({ error: "invalid_request", error_description: "id differs from the path" }, 400);
+    try {
+      await access.provider.putExternalProvider({ ...body, id } as unknown as ExternalProviderOptions);
+    } catch (error) {
+      return providerError(c, error);
+    }
+    access.logger?.info({ event: "external_provider_saved", by: c.get("claims").sub, id }, "external provider saved through the admin API");
+    const saved = (await access.provider.listExternalProviders()).find((p) => p.id === id);
+    return c.json(saved ?? { id }, 200);
+  });
+  api.delete("/providers/:id", async (c) => {
+    const id = c.req.param("id");
+    try {
+      if (!(await access.provider.removeExternalProvider(id))) return c.json({ error: "not_found", error_description: "no such provider" }, 404);
+    } catch (error) {
+      return providerError(c, error);
+    }
+    access.logger?.info({ event: "external_provider_removed", by: c.get("claims").sub, id }, "external provider removed through the admin API");
+    return c.body(null, 204);
+  });
   return api;
+}
+
+const MAX_USER_COUNT = 200;
+
+function pageCount(text: string | undefined): number | undefined {
+  const count = text === undefined || text === "" ? 25 : Number(text);
+  return Number.isInteger(count) && count >= 1 && count <= MAX_USER_COUNT ? count : undefined;
+}
+
+/** An account in the admin API: never a password hash. */
+function userJson(user: AccountView) {
+  const iso = (seconds: number | undefined) => (seconds === undefined ? null : new Date(seconds * 1000).toISOString());
+  return {
+    sub: user.sub,
+    username: user.username,
+    email: user.email ?? null,
+    emailVerified: user.emailVerified,
+    claims: user.claims,
+    disabled: user.disabled,
+    source: user.fixed ? "config" : "store",
+    hasPassword: user.hasPassword,
+    created: iso(user.createdAt),
+    updated: iso(user.updatedAt),
+  };
+}
+
+/** The body as a JSON object, or undefined when it is not one (or larger than 64 KiB). */
+async function jsonObjectBody(request: Request): Promise<Record<string, unknown> | undefined> {
+  if (!/^application\/json\b/i.test(request.headers.get("content-type") ?? "")) return undefined;
+  const text = await request.text().catch(() => undefined);
+  if (text === undefined || text.length > 65_536) return undefined;
+  try {
+    const value = JSON.parse(text) as unknown;
+    return value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The first field of the wrong type or unknown, as an error description. */
+function fieldProblem(body: Record<string, unknown>, fields: Record<string, string>): string | undefined {
+  for (const [name, value] of Object.entries(body)) {
+    const allowed = fields[name];
+    if (!allowed) return `unknown field ${name}`;
+    const kind = value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
+    if (!allowed.split("|").includes(kind)) return `${name} must be ${allowed.replace("|", " or ")}`;
+    if (kind === "array" && !(value as unknown[]).every((v) => typeof v === "string")) return `${name} must hold strings`;
+  }
+  return undefined;
+}
+
+/** Runs an account change, answering its refusals as JSON errors (400 bad input, 409 conflict). */
+async function answer(c: Context, run: () => Promise<Response>): Promise<Response> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof AccountInputError || error instanceof StoreValueError) return c.json({ error: "invalid_request", error_description: error.message }, 400);
+    if (error instanceof AccountConflictError) return c.json({ error: "conflict", error_description: error.message }, 409);
+    if (error instanceof FixedAccountError) return c.json({ error: "conflict", error_description: error.message }, 409);
+    throw error;
+  }
 }

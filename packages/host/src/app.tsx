@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ProtocolError, createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, isLoopbackIpRedirect, isStoreUnavailable, requestTelemetry, StoreValueError, type EventSink, type Logger, type Provider, type RequestContext, type Store, type TesseraEvent } from "@tessera/server";
+import { createArgon2Hasher, ProtocolError, createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, FailureThrottle, SecondFactorService, isLoopbackIpRedirect, isStoreUnavailable, normalizeUsername, requestTelemetry, StoreValueError, UserDirectory, type EventSink, type Logger, type Provider, type RequestContext, type SessionInfo, type Store, type TesseraEvent } from "@tessera/server";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
@@ -15,18 +15,23 @@ import { GrantsPage } from "./pages/grants.tsx";
 import { HomePage } from "./pages/home.tsx";
 import { Layout } from "./pages/layout.tsx";
 import { LoginPage } from "./pages/login.tsx";
+import { LinkedAccountsPage } from "./pages/linked-accounts.tsx";
 import { LogoutPromptPage, SignedOutPage } from "./pages/logout.tsx";
 import { MessagePage } from "./pages/message.tsx";
 import { SessionsPage } from "./pages/sessions.tsx";
 import { ClientFormPage, ClientSecretPage, ClientsPage, DeleteClientPage, metadataFromForm, type FormValues } from "./pages/clients.tsx";
 import { adminApi, type AdminAccess } from "./admin-api.ts";
-import { ConfigUserStore } from "./users.ts";
+import { createConsoleMailer, createSmtpMailer } from "./mail.ts";
+import { mountSelfService, selfServiceSettings, type SelfService } from "./self-service.tsx";
+import { UserPage, UsersPage } from "./pages/users.tsx";
 import { DEFAULT_THROTTLE, LoginThrottle } from "./throttle.ts";
 import { DeviceCookies } from "./device-cookie.ts";
 import { addressList, clientAddress, type ProxyTrust } from "./client-address.ts";
 import { clientCertificateFrom, onMtlsListener, readMtlsMaterial, type MtlsMaterial } from "./mtls.ts";
 import type { HttpBindings } from "@hono/node-server";
 import { createMetrics, type HostMetrics } from "./metrics.ts";
+import { mfaSettings, secondFactors } from "./second-factors.tsx";
+import { AccountPage } from "./pages/account.tsx";
 
 /** Options of {@link createHostApp} beyond the config file. */
 export interface HostOptions {
@@ -48,6 +53,8 @@ export interface HostApp {
   /** The mTLS material when `mtls.enabled`, for the listener. */
   mtls?: MtlsMaterial;
   provider: Provider;
+  /** The accounts: the config's users beside the stored ones (the CLI's `tessera users` works through it). */
+  users: UserDirectory;
   /** Prometheus metrics, when `management` is configured (the management listener serves them). */
   metrics?: HostMetrics;
   issuer: string;
@@ -96,7 +103,6 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     // Every process on a shared database must protect cookies and keys with the same key.
     throw new Error("the postgres store needs a data key shared by every process: set TESSERA_DATA_KEY or dataKey");
   }
-  const users = new ConfigUserStore(config.users ?? []);
   // Metrics count what the audit events say; prom-client loads only when a management listener is on.
   const metrics = config.management ? await createMetrics() : undefined;
   const logEvent: EventSink = (event) => hostOptions.logger?.info({ event }, event.type);
@@ -107,6 +113,25 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       }
     : hostOptions.events;
   const emitHost = (event: TesseraEvent) => (events ?? logEvent)({ ...event, at: new Date((hostOptions.clock ?? Date.now)()).toISOString() });
+  const clockSeconds = () => Math.floor((hostOptions.clock ?? Date.now)() / 1000);
+  const selfServiceConfig = selfServiceSettings(config.accounts);
+  // Mail: SMTP when configured, else the console transport (development: links are printed).
+  const mailer = config.smtp ? await createSmtpMailer(config.smtp, hostOptions.logger) : createConsoleMailer(hostOptions.logger);
+  // Fixed accounts from the config beside the stored ones (accounts.store, default on). Disabling or deleting
+  // an account ends its server-side sessions (with back-channel logout) and revokes its tokens; cookie-only
+  // sessions end on their next use (UserDirectory.isSessionValid).
+  const users = new UserDirectory({
+    store: (config.accounts?.store ?? true) ? store.accounts : undefined,
+    fixed: config.users ?? [],
+    hasher: createArgon2Hasher(config.accounts?.passwordHashing),
+    minPasswordLength: config.accounts?.minPasswordLength,
+    clock: hostOptions.clock,
+    emit: emitHost,
+    onDeactivated: async (sub) => {
+      await provider.removeSessions({ subject: sub, revokeTokens: true, sendBackchannelLogout: true });
+      await provider.revokeGrants(sub);
+    },
+  });
   const throttle = new LoginThrottle(store.grants, { ...DEFAULT_THROTTLE, ...config.loginThrottling }, () => Math.floor((hostOptions.clock ?? Date.now)() / 1000));
   const mtls = config.mtls?.enabled ? readMtlsMaterial(config.mtls, baseDir) : undefined;
   // Behind a proxy (a certificate header configured) the mTLS endpoints are the issuer's own URLs.
@@ -136,7 +161,9 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     tokenExchange: config.tokenExchange,
     ...(mtls ? { mtls: { clientCa: mtls.clientCa, endpointBaseUrl: mtlsBaseUrl } } : {}),
     users,
-    authentication: config.authentication,
+    ...(selfServiceConfig.registration && users.store ? { interaction: { registrationUrl: "/account/register" } } : {}),
+    // Step-up goes as far as the second factors this host offers (none without the store's accounts).
+    authentication: { ...config.authentication, requireSecondFactor: config.accounts?.mfa?.required ?? false, acrValues: offeredAcrValues(store, config.accounts?.mfa) },
     keys: config.keys,
     tokens: config.tokens,
     logout: config.logout,
@@ -146,6 +173,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     clientAuthThrottling: config.clientAuthThrottling,
     clientCache: config.clientCache,
     registration: config.registration,
+    externalProviders: config.externalProviders,
     logger: hostOptions.logger,
     events,
     observer: metrics,
@@ -188,20 +216,24 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     return targets;
   };
   const formTargets = addFormTargets(new Set<string>(["'self'"]), (config.clients ?? []).flatMap((client) => client.redirect_uris ?? []));
+  // The external-provider button and the logout form end in redirects to the providers (authorize, end session).
+  for (const external of config.externalProviders ?? []) {
+    for (const uri of [external.issuer, external.authorization_endpoint]) if (uri) formTargets.add(new URL(uri).origin);
+  }
   const formAction = [...formTargets].join(" ");
   /** Form targets of a page serving one client's request: a stored client's redirect origins are not in the static list. */
   const formActionFor = (redirectUris: readonly string[] | undefined) => (redirectUris?.length ? [...addFormTargets(new Set(formTargets), redirectUris)].join(" ") : formAction);
 
   /** Renders a page; `body` may take the CSP nonce (for a page's own script), `frameSrc` allows iframes. */
-  const render = async (title: string, body: Child | ((nonce: string) => Child), status = 200, cookies: string[] = [], frameSrc: string[] = [], pageFormAction = formAction) => {
+  const render = async (title: string, body: Child | ((nonce: string) => Child | Promise<Child>), status = 200, cookies: string[] = [], frameSrc: string[] = [], pageFormAction = formAction) => {
     const nonce = randomBytes(16).toString("base64url");
-    const content = typeof body === "function" ? body(nonce) : body;
+    const content = typeof body === "function" ? await body(nonce) : body;
     const html = "<!doctype html>" + (await (<Layout title={title} nonce={nonce}>{content}</Layout>).toString());
     const frames = frameSrc.length ? frameSrc.join(" ") : "'none'";
     const headers = new Headers({
       "content-type": "text/html; charset=utf-8",
       "cache-control": "no-store",
-      "content-security-policy": `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src 'self' data:; frame-src ${frames}; form-action ${pageFormAction}; frame-ancestors 'none'; base-uri 'none'`,
+      "content-security-policy": `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; frame-src ${frames}; form-action ${pageFormAction}; frame-ancestors 'none'; base-uri 'none'`,
       "x-frame-options": "DENY",
       "x-content-type-options": "nosniff",
       "referrer-policy": "no-referrer",
@@ -213,6 +245,18 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const headers = new Headers({ location, "cache-control": "no-store" });
     for (const cookie of cookies) headers.append("set-cookie", cookie);
     return new Response(null, { status: 302, headers });
+  };
+  /**
+   * After a form post, a redirect to an origin the pages' form-action does not list (a provider added at run
+   * time) would be blocked by Chromium: such a target is reached from a page that moves on by itself instead.
+   */
+  const leaveTo = (location: string, cookies: string[] = []) => {
+    const origin = new URL(location, issuerUrl).origin;
+    if (origin === issuerUrl.origin || formTargets.has(origin)) return redirectTo(location, cookies);
+    const escaped = location.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
+    const headers = new Headers({ "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "content-security-policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'", "x-frame-options": "DENY", "referrer-policy": "no-referrer" });
+    for (const cookie of cookies) headers.append("set-cookie", cookie);
+    return new Response(`<!doctype html><meta http-equiv="refresh" content="0;url=${escaped}"><title>Continue</title><p><a id="continue" href="${escaped}">Continue</a></p>`, { status: 200, headers });
   };
   // A form's CSRF token is bound to the session (its sid) or, before sign-in, to the pending request it serves.
   const csrfBinding = async (c: Context, pending?: string) => {
@@ -237,6 +281,44 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
 
   const app = new Hono();
   const logger = hostOptions.logger;
+  const nowSeconds = () => Math.floor((hostOptions.clock ?? Date.now)() / 1000);
+  // Second factors and passkeys (issue 20): their credentials live in the store's accounts.
+  const mfaConfig = mfaSettings(config.accounts?.mfa);
+  const mfa = store.accounts
+    ? secondFactors(
+        {
+          base,
+          secure: issuerUrl.protocol === "https:",
+          provider,
+          service: new SecondFactorService({ accounts: store.accounts, grants: store.grants, protector: pageProtector, issuer: config.issuer, clock: hostOptions.clock }),
+          settings: mfaConfig,
+          protector: pageProtector,
+          throttle: new FailureThrottle(store.grants, nowSeconds),
+          account: async (sub) => {
+            const found = await users.get(sub);
+            if (!found || found.disabled) return undefined;
+            const name = typeof found.claims.name === "string" ? found.claims.name : undefined;
+            return { username: found.username, ...(name !== undefined ? { name } : {}) };
+          },
+          emit: emitHost,
+          now: nowSeconds,
+        },
+        {
+          render,
+          redirectTo,
+          csrfFor,
+          csrfOk,
+          csrfFailed,
+          formOf,
+          returnTarget: async (returnUrl) => {
+            const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
+            const back = details?.returnUrl ?? (returnUrl && isLocalReturn(returnUrl) ? returnUrl : undefined);
+            return { ...(back !== undefined ? { back } : {}), ...(details ? { details } : {}) };
+          },
+          limit: bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.text("request body too large", 413) }),
+        },
+      )
+    : undefined;
   if (logger) {
     app.use(async (c, next) => {
       const started = performance.now();
@@ -266,12 +348,13 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const session = await provider.getSession(c.req.raw);
     const { token, cookies } = await csrfFor(c);
     const admin = session ? await isAdmin(session.sub) : false;
-    return render("Home", <HomePage base={base} sub={session?.sub} name={session?.name} admin={admin} csrf={token} discoveryUrl={`${provider.issuer}/.well-known/openid-configuration`} />, 200, cookies);
+    return render("Home", <HomePage base={base} sub={session?.sub} name={session?.name} csrf={token} admin={admin} discoveryUrl={`${provider.issuer}/.well-known/openid-configuration`} account={selfService !== undefined} />, 200, cookies);
   });
   if (base) app.get(base, (c) => c.redirect(`${base}/`));
 
   // Pages of this host a login may return to; anything else must be a pending authorization request.
-  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`, `${base}/admin/clients`]);
+  const linkedAccountsPage = `${base}/account/providers`;
+  const localReturn = new Set([`${base}/grants`, `${base}/serversidesessions`, `${base}/account`, linkedAccountsPage, `${base}/admin/clients`, `${base}/admin/users`]);
   // The verification page with its code (RFC 8628 §3.3), returned to once signed in.
   const devicePage = `${base}/device`;
   // A code found by the CSRF-checked POST comes back from the login page with a short-lived ticket (an
@@ -279,7 +362,6 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
   // send it, and nobody else can mint one for it), so the confirmation follows sign-in directly; a bare
   // GET only pre-fills the form.
   const lookupKey = pageProtector.subkey("device-lookup");
-  const nowSeconds = () => Math.floor((hostOptions.clock ?? Date.now)() / 1000);
   const lookupTicket = (c: Context, userCode: string, expires = nowSeconds() + 600) =>
     `${expires}.${createHmac("sha256", lookupKey).update(`${expires}.${userCode}.`).update(getCookie(c, csrf.cookieName) ?? "").digest("base64url")}`;
   const ticketValid = (c: Context, userCode: string, ticket: string) => {
@@ -296,8 +378,29 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const returnUrl = c.req.query("returnUrl");
     const details = returnUrl ? await provider.getInteraction(returnUrl) : undefined;
     const back = details?.returnUrl ?? (returnUrl && isLocalReturn(returnUrl) ? returnUrl : undefined);
+    // A signed-in user whose session is too weak or too old for this request steps up (a second factor).
+    const stepUp = c.req.query("another") === "1" ? undefined : await mfa?.stepUp(c, details, back);
+    if (stepUp) return stepUp;
     const { token, cookies } = await csrfFor(c, back);
-    return render("Sign in", <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost ?? details?.client.redirectHost} unverified={details?.client.unverified} csrf={token} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
+    const externalButtons = details ? await provider.externalProviders() : undefined;
+    return render("Sign in", (nonce) => <LoginPage base={base} returnUrl={back} username={details?.loginHint} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost ?? details?.client.redirectHost} unverified={details?.client.unverified} csrf={token} registerUrl={selfService?.registrationUrl(back)} forgotUrl={selfService?.forgotUrl()} passkeyNonce={mfa?.passkeysOn ? nonce : undefined} providers={externalButtons} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
+  });
+
+  // A button per external provider (contract §15): on to that provider for the pending request.
+  app.post(`${base}/login/external`, limit, async (c) => {
+    const form = await formOf(c);
+    const details = form.returnUrl ? await provider.getInteraction(form.returnUrl) : undefined;
+    if (!(await csrfOk(c, form, details?.returnUrl))) return csrfFailed(c);
+    let target: string | undefined;
+    try {
+      target = details && form.provider ? await provider.startExternalSignIn(c.req.raw, form.provider, details.returnUrl) : undefined;
+    } catch (error) {
+      // The provider cannot be reached, or too many sign-ins are pending.
+      if (error instanceof ProtocolError) return render("Please try again", <MessagePage base={base} heading="Please try again later" text={error.description ?? "The sign-in provider is not available right now."} />, 503);
+      throw error;
+    }
+    if (!target) return render("Please try again", <MessagePage base={base} heading="Please try again" text="This sign-in request has expired or the provider is unknown. Return to the application and try again." />, 400);
+    return leaveTo(target);
   });
 
   app.post(`${base}/login`, limit, async (c) => {
@@ -310,29 +413,37 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const address = clientAddress(c.req.raw, c.env as Partial<HttpBindings> | undefined, proxyTrust);
     const again = () => csrfFor(c, back);
     // A browser that signed in to this account before has its own counter (OWASP device cookies).
-    const device = username ? devices.deviceFor(getCookie(c, devices.name), username) : undefined;
+    // Counted by the name accounts are unique by (case and compatibility forms alike), stored or fixed.
+    const accountKey = normalizeUsername(username);
+    const device = username ? devices.deviceFor(getCookie(c, devices.name), accountKey) : undefined;
     // Taken before the password is checked (so parallel attempts count each other), refused when a limit
     // is used up, and the same for existing and unknown accounts.
-    const attempt = await throttle.begin(username, address, device);
+    const attempt = await throttle.begin(accountKey, address, device);
     if (!attempt) {
       emitHost({ type: "sign_in.failed", reason: "throttled" });
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost ?? details?.client.redirectHost} unverified={details?.client.unverified} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies, [], formActionFor(details?.client.redirectUris));
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost ?? details?.client.redirectHost} unverified={details?.client.unverified} providers={details ? await provider.externalProviders() : undefined} csrf={token} error={TOO_MANY_ATTEMPTS} />, 429, cookies, [], formActionFor(details?.client.redirectUris));
     }
     // Should the check throw, the attempt's slots stay held: it counts as a failure.
-    const user = username && password ? await users.validateCredentials(username, password) : undefined;
+    // One answer for a wrong password, an unknown user and a disabled account.
+    const user = username && password ? await users.verifyPassword(username, password) : undefined;
     if (!user) {
       const delay = await throttle.failed(attempt);
       // Never the submitted username: people type their password into it.
       emitHost({ type: "sign_in.failed", reason: "credentials" });
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       const { token, cookies } = await again();
-      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost ?? details?.client.redirectHost} unverified={details?.client.unverified} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
+      return render("Sign in", <LoginPage base={base} returnUrl={back} username={username} clientName={details?.client.clientName} clientHost={details?.client.metadataDocumentHost ?? details?.client.redirectHost} unverified={details?.client.unverified} providers={details ? await provider.externalProviders() : undefined} csrf={token} error={INVALID_CREDENTIALS} />, 200, cookies, [], formActionFor(details?.client.redirectUris));
     }
     await throttle.succeeded(attempt);
+    // An address still to verify blocks sign-in (with a resend button).
+    const blocked = await selfService?.signInBlocked(c, user, back);
+    if (blocked) return blocked;
     const name = typeof user.claims?.name === "string" ? user.claims.name : undefined;
+    const secondStep = await mfa?.afterPassword(c, { sub: user.sub, ...(name !== undefined ? { name } : {}) }, { persistent: form.remember === "1", back, details }, [devices.issue(accountKey)]);
+    if (secondStep) return secondStep;
     const { cookies } = await provider.signIn(c.req.raw, { sub: user.sub, name, amr: ["pwd"], idp: "local" }, { persistent: form.remember === "1" });
-    return redirectTo(back ?? `${base}/`, [...cookies, devices.issue(username)]);
+    return redirectTo(back ?? `${base}/`, [...cookies, devices.issue(accountKey)]);
   });
 
   app.get(`${base}/consent`, async (c) => {
@@ -429,6 +540,33 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (form.clientId) await provider.revokeGrants(session.sub, form.clientId);
     return redirectTo(`${base}/grants`);
   });
+
+  // Registration, email verification, password reset and the account page (issue 20).
+  if (!config.smtp && users.store) logger?.warn({}, "smtp is not configured: account mails (verification and reset links) are written to this log, not sent; configure smtp in production");
+  const selfService: SelfService | undefined = users.store
+    ? mountSelfService(app, {
+        base,
+        issuer: provider.issuer,
+        secure: issuerUrl.protocol === "https:",
+        provider,
+        serverSideSessions: config.serverSideSessions?.enabled ?? false,
+        directory: users,
+        accounts: users.store,
+        grants: store.grants,
+        mailer,
+        settings: selfServiceConfig,
+        pages: { render: (title, body, status, cookies) => render(title, body, status, cookies), redirectTo, csrfFor, csrfOk, csrfFailed, formOf, addressOf: (c) => addressOf(c), limit },
+        emit: emitHost,
+        now: clockSeconds,
+        logger,
+        isLocalReturn,
+        providersUrl: async () => ((await provider.externalProviders()).length ? linkedAccountsPage : undefined),
+        // Second factors and passkeys add their sections to the account page (contract §14).
+        ...(mfa ? { accountSections: async (c: Context, account: { sub: string }, csrf: string, nonce: string) => await mfa.accountSections(c, account.sub, csrf, nonce) } : {}),
+      })
+    : undefined;
+  // Second-factor and passkey actions (enrolment, removal, sign-in ceremonies).
+  mfa?.mount(app);
 
   const forbidden = () => render("Forbidden", <MessagePage base={base} heading="Forbidden" text="This page is for administrators." />, 403);
   const sessionsPage = `${base}/serversidesessions`;
@@ -619,7 +757,115 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     return redirectTo(clientsPage);
   });
 
-  const access: AdminAccess = { provider, audience: adminAudience, isAdmin, logger, requestContext };
+  // Administrators' account pages (issue 20): list and search, one account with disable/enable, reset of
+  // second factors and its sessions.
+  const usersPage = `${base}/admin/users`;
+  const sessionsOf = async (sub: string) => {
+    const found: SessionInfo[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await provider.querySessions({ subject: sub, cursor, count: 100 });
+      found.push(...page.sessions.filter((s) => s.subject === sub));
+      cursor = page.next ?? undefined;
+    } while (cursor && found.length < 100);
+    return found;
+  };
+  const adminPage = async (c: Context) => {
+    const session = await provider.getSession(c.req.raw);
+    if (!session) return { denied: redirectTo(`${base}/login?returnUrl=${encodeURIComponent(usersPage)}`) };
+    if (!(await isAdmin(session.sub))) return { denied: await forbidden() };
+    return { admin: session.sub };
+  };
+  const userPage = async (c: Context, sub: string, notice?: string, status = 200) => {
+    const user = await users.get(sub);
+    if (!user) return render("Not found", <MessagePage base={base} heading="No such user" text="This account does not exist (any more)." />, 404);
+    const secondFactors = users.store ? (await users.store.listCredentials(sub)).length : 0;
+    const { token, cookies } = await csrfFor(c);
+    return render(
+      user.username,
+      <UserPage base={base} csrf={token} user={user} secondFactors={secondFactors} sessions={await sessionsOf(sub)} serverSideSessions={config.serverSideSessions?.enabled ?? false} notice={notice} />,
+      status,
+      cookies,
+    );
+  };
+
+  app.get(usersPage, async (c) => {
+    const gate = await adminPage(c);
+    if (gate.denied) return gate.denied;
+    const query = (c.req.query("query") ?? "").slice(0, 200);
+    const page = await users.list({ query: query || undefined, cursor: c.req.query("cursor") || undefined, count: 20 });
+    return render("Users", <UsersPage base={base} users={page.users} query={query} next={page.next} stored={users.store !== undefined} />);
+  });
+
+  app.get(`${usersPage}/:sub`, async (c) => {
+    const gate = await adminPage(c);
+    if (gate.denied) return gate.denied;
+    return userPage(c, c.req.param("sub"));
+  });
+
+  app.post(`${usersPage}/:sub`, limit, async (c) => {
+    const form = await formOf(c);
+    if (!(await csrfOk(c, form))) return csrfFailed(c);
+    const gate = await adminPage(c);
+    if (gate.denied) return gate.denied;
+    const sub = c.req.param("sub");
+    const user = await users.get(sub);
+    if (!user) return userPage(c, sub);
+    let notice: string;
+    if (form.sessionId) {
+      // Only a session of this user: the form names the user in its URL.
+      const removed = await provider.removeSessions({ sessionId: form.sessionId, subject: sub });
+      notice = removed ? "The session was ended." : "That session had ended already.";
+    } else if (user.fixed) {
+      return userPage(c, sub, "This account is defined in the config file: change it there.", 409);
+    } else if (form.action === "disable" || form.action === "enable") {
+      await users.setDisabled(sub, form.action === "disable", "admin");
+      notice = form.action === "disable" ? "The account is disabled and its sessions have ended." : "The account is enabled.";
+    } else if (form.action === "reset-second-factors") {
+      const removed = await users.resetSecondFactors(sub, "admin");
+      notice = `${removed} second factor${removed === 1 ? "" : "s"} removed.`;
+    } else {
+      return userPage(c, sub, "Choose an action.", 400);
+    }
+    logger?.info({ event: "account_admin", by: gate.admin, sub, action: form.sessionId ? "revoke_session" : form.action }, "account changed from the admin pages");
+    return userPage(c, sub, notice);
+  });
+
+  // The account's external providers: link and unlink, after a recent authentication.
+  const linkedAccounts = async (c: Context, status = 200, notes: { message?: string; error?: string; reauthenticate?: boolean } = {}) => {
+    const links = await provider.listExternalLinks(c.req.raw);
+    if (!links) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(linkedAccountsPage)}`);
+    const { token, cookies } = await csrfFor(c);
+    return render("Sign-in providers", <LinkedAccountsPage base={base} csrf={token} links={links} providers={await provider.externalProviders()} {...notes} />, status, cookies);
+  };
+  app.get(linkedAccountsPage, (c) => linkedAccounts(c));
+  app.post(linkedAccountsPage, limit, async (c) => {
+    const form = await formOf(c);
+    if (!(await csrfOk(c, form))) return csrfFailed(c);
+    if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(linkedAccountsPage)}`);
+    if (form.link || form.reauth) {
+      let started: Awaited<ReturnType<Provider["startExternalLink"]>>;
+      try {
+        started = await provider.startExternalLink(c.req.raw, form.link || form.reauth!, form.link ? "link" : "reauth", linkedAccountsPage);
+      } catch (error) {
+        if (error instanceof ProtocolError) return linkedAccounts(c, 503, { error: error.description ?? "The provider is not available right now." });
+        throw error;
+      }
+      if (started === "reauthenticate") return linkedAccounts(c, 403, { reauthenticate: true });
+      if (started === "invalid") return linkedAccounts(c, 400, { error: "That provider is not available." });
+      return leaveTo(started.url);
+    }
+    if (form.unlink) {
+      const removed = await provider.removeExternalLink(c.req.raw, form.issuer ?? "", form.externalSubject ?? "");
+      if (removed === "reauthenticate") return linkedAccounts(c, 403, { reauthenticate: true });
+      if (removed === "last_method") return linkedAccounts(c, 409, { error: "This is the only way to sign in to your account, so it cannot be unlinked." });
+      if (removed === "not_found") return linkedAccounts(c, 404, { error: "That provider is not linked to your account." });
+      return linkedAccounts(c, 200, { message: "The provider was unlinked." });
+    }
+    return linkedAccounts(c, 400, { error: "Choose a provider." });
+  });
+
+  const access: AdminAccess = { provider, users, audience: adminAudience, isAdmin, logger, requestContext };
   if (config.admin) app.route(`${base}/admin/api`, adminApi(access));
 
   app.get(`${base}/logout`, async (c) => {
@@ -642,7 +888,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     if (form.decision !== "logout") return render("Please try again", <MessagePage base={base} heading="Please try again" text="Choose Sign out to sign out." />, 400);
     const ended = await provider.endSession(c.req.raw, form.logoutId);
     logger?.info({ event: "logout" }, "signed out");
-    return redirectTo(ended.signedOutUrl, ended.cookies);
+    return leaveTo(ended.signedOutUrl, ended.cookies);
   });
 
   app.get(`${base}/signedout`, async (c) => {
@@ -674,10 +920,14 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     fetch: async (request, env) => writableResponse(await app.fetch(request, env), logger),
     mtls,
     provider,
+    users,
     metrics,
     issuer: provider.issuer,
     dataKeySource: dataKey.source,
-    close: () => provider.close(),
+    close: async () => {
+      mailer.close();
+      await provider.close();
+    },
   };
 }
 
@@ -688,4 +938,11 @@ function readOutboundCa(path: string): string {
   } catch (error) {
     throw new Error(`cannot read outbound.ca (${path}): ${(error as Error).message}`);
   }
+}
+
+/** The acr values the login pages can step up to: `mfa` with TOTP or passkeys, `phr` with passkeys. */
+function offeredAcrValues(store: Store, mfa: { totp?: boolean; passkeys?: boolean } | undefined): ("mfa" | "phr")[] {
+  if (!store.accounts) return [];
+  const { totp, passkeys } = mfaSettings(mfa);
+  return [...(totp || passkeys ? (["mfa"] as const) : []), ...(passkeys ? (["phr"] as const) : [])];
 }

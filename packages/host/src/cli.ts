@@ -1,12 +1,18 @@
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfigFile } from "./config.ts";
 import { startServer } from "./server.ts";
+import { usersCommand } from "./users-cli.ts";
 import { hashPassword } from "./users.ts";
 
 const USAGE = `usage:
   tessera start [--config FILE] [--port N]   run the identity server
   tessera check --config FILE                validate a config file
-  tessera hash-password                      read a password on stdin, print an argon2id hash`;
+  tessera hash-password                      read a password on stdin, print an argon2id hash
+  tessera users add --username U [--email E] [--name N] [--role R]   add an account (password on stdin)
+  tessera users list [--query Q]             list accounts
+  tessera users disable U | enable U         disable (ends its sessions) or enable an account
+  tessera users set-password U               set an account's password (read on stdin)
+  (users commands take --config FILE or TESSERA_CONFIG, like check)`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -25,6 +31,7 @@ function printConfigError(error: unknown): number {
 /** Runs the CLI; resolves to the exit code (start resolves only when the server stops). */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === "users") return usersCommand(rest, { readStdin, printConfigError });
   const { values } = parseArgs({
     args: rest,
     options: { config: { type: "string" }, port: { type: "string" }, host: { type: "string" } },

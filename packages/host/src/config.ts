@@ -46,6 +46,34 @@ const clientsSchema = z.array(clientSchema).superRefine((clients, ctx) =>
   }),
 );
 
+/** An external identity provider (contract §15); OpenID Connect with `issuer`, else OAuth 2.0 with its endpoints. */
+const externalProviderSchema = z
+  .strictObject({
+    id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1 to 64 letters, digits, _ or -"),
+    displayName: z.string().min(1).max(100).optional(),
+    issuer: absoluteUrl.optional(),
+    authorization_endpoint: absoluteUrl.optional(),
+    token_endpoint: absoluteUrl.optional(),
+    userinfo_endpoint: absoluteUrl.optional(),
+    client_id: z.string().min(1).max(255),
+    client_secret: z.string().min(1).optional(),
+    token_endpoint_auth_method: z.enum(["client_secret_basic", "client_secret_post", "none"]).optional(),
+    id_token_signed_response_alg: z.enum(["RS256", "PS256", "ES256", "EdDSA", "RS384", "RS512", "PS384", "PS512", "ES384", "ES512", "Ed25519"]).optional(),
+    scope: z.string().max(1000).optional(),
+    response_mode: z.enum(["query", "form_post"]).optional(),
+    claims: z.record(z.string().min(1), z.string().min(1)).optional(),
+    syncMode: z.enum(["import", "force"]).optional(),
+    linking: z.enum(["subject", "verified-email"]).optional(),
+    federatedSignOut: z.boolean().optional(),
+    trustAmr: z.boolean().optional(),
+  })
+  .superRefine((p, ctx) => {
+    const issue = (path: string[], message: string) => ctx.addIssue({ code: "custom", path, message });
+    if (!p.issuer && !(p.authorization_endpoint && p.token_endpoint && p.userinfo_endpoint)) issue(["issuer"], "give issuer (OpenID Connect) or authorization_endpoint, token_endpoint and userinfo_endpoint (OAuth 2.0)");
+    if ((p.token_endpoint_auth_method ?? "client_secret_basic") !== "none" && !p.client_secret) issue(["client_secret"], "is required unless token_endpoint_auth_method is none");
+    if (!p.issuer && p.linking === "verified-email") issue(["linking"], "verified-email needs an OpenID Connect provider");
+  });
+
 const userSchema = z.strictObject({
   sub: storedId(STORE_LIMITS.subject),
   username: z.string().min(1).max(200),
@@ -202,6 +230,36 @@ export const configSchema = z
           .optional(),
       })
       .optional(),
+    accounts: z
+      .strictObject({
+        registration: z.boolean().optional(),
+        emailVerification: z.boolean().optional(),
+        passwordReset: z.boolean().optional(),
+        verificationLinkLifetime: seconds.min(60).max(604_800).optional(),
+        resetLinkLifetime: seconds.min(60).max(86_400).optional(),
+        /** Accounts in the store beside the config's `users` (default true; false: config users only). */
+        store: z.boolean().optional(),
+        /** argon2id parameters for new hashes; stored hashes with other parameters are rehashed at sign-in. */
+        passwordHashing: z
+          .strictObject({
+            memoryCost: z.number().int().min(1024).max(4_194_304).optional(),
+            timeCost: z.number().int().min(1).max(20).optional(),
+            parallelism: z.number().int().min(1).max(16).optional(),
+          })
+          .optional(),
+        minPasswordLength: z.number().int().min(1).max(128).optional(),
+        /** Second factors: TOTP with recovery codes, passkeys, and the "second factor required" policy. */
+        mfa: z.strictObject({ totp: z.boolean().optional(), passkeys: z.boolean().optional(), required: z.boolean().optional() }).optional(),
+      })
+      .optional(),
+    smtp: z
+      .strictObject({
+        url: z.string().refine((v) => /^smtps?:\/\/[^/]/.test(v), "must be an smtp:// or smtps:// URL"),
+        from: z.string().min(3).max(320).refine((v) => !/[\r\n]/.test(v), "must be one line"),
+        timeout: seconds.min(1).max(120).optional(),
+      })
+      .optional(),
+    externalProviders: z.array(externalProviderSchema).optional(),
   })
   .superRefine((config, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
@@ -244,6 +302,11 @@ export const configSchema = z
     (config.registration?.allowedScopes ?? []).forEach((scope, i) => {
       if (!scopes.has(scope)) issue(["registration", "allowedScopes", i], `unknown scope ${scope}`);
       if (scope === ADMIN_SCOPE) issue(["registration", "allowedScopes", i], `${ADMIN_SCOPE} is never given to registered clients`);
+    });
+    const providerIds = new Set<string>();
+    (config.externalProviders ?? []).forEach((provider, i) => {
+      if (providerIds.has(provider.id)) issue(["externalProviders", i, "id"], `duplicate id ${provider.id}`);
+      providerIds.add(provider.id);
     });
     const ids = new Set<string>();
     const rules = { scopes, signingAlgorithms: algorithms, mtls: { enabled: config.mtls?.enabled ?? false, clientCa: Boolean(config.mtls?.clientCa) }, redirectUris: "absolute" as const, allowClientSecretJwt: true };

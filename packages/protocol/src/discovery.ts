@@ -7,6 +7,7 @@ export interface ProviderMetadata {
   jwks_uri: string;
   scopes_supported?: string[];
   claims_supported?: string[];
+  acr_values_supported?: string[];
   response_types_supported: string[];
   response_modes_supported?: string[];
   grant_types_supported?: string[];

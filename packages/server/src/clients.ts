@@ -71,6 +71,10 @@ export interface ClientMetadata {
   frontchannel_logout_session_required?: boolean;
   backchannel_logout_uri?: string;
   backchannel_logout_session_required?: boolean;
+  /** OIDC Registration §2: acr values asked for when a request has no `acr_values`. */
+  default_acr_values?: string[];
+  /** Tessera extension: every authorization of this client needs a second factor (acr `mfa` or stronger). */
+  require_second_factor?: boolean;
   coordinate_lifetime_with_user_session?: boolean;
   dpop_bound_access_tokens?: boolean;
   /** RFC 9126 §6: authorization requests only through the PAR endpoint. */
@@ -143,6 +147,8 @@ export interface Client {
   frontchannelLogoutSessionRequired: boolean;
   backchannelLogoutUri?: string;
   backchannelLogoutSessionRequired: boolean;
+  defaultAcrValues?: string[];
+  requireSecondFactor: boolean;
   /** RFC 8705 §2.1.2: what a tls_client_auth certificate must name (exactly one kind). */
   tlsClientAuth?: { subjectDn?: string; sanDns?: string; sanUri?: string; sanIp?: string; sanEmail?: string };
   /** RFC 8705 §3: access tokens bound to the client certificate (`cnf["x5t#S256"]`). */
@@ -334,6 +340,8 @@ export function normalizeClient(metadata: ClientMetadata, stored?: { secrets: re
     frontchannelLogoutSessionRequired: metadata.frontchannel_logout_session_required ?? false,
     backchannelLogoutUri: metadata.backchannel_logout_uri,
     backchannelLogoutSessionRequired: metadata.backchannel_logout_session_required ?? false,
+    defaultAcrValues: metadata.default_acr_values,
+    requireSecondFactor: metadata.require_second_factor ?? false,
     coordinateLifetimeWithUserSession: metadata.coordinate_lifetime_with_user_session ?? false,
     dpopBoundAccessTokens: metadata.dpop_bound_access_tokens ?? false,
     requirePushedAuthorizationRequests: fapi2 || (metadata.require_pushed_authorization_requests ?? false),

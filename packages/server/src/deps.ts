@@ -16,6 +16,7 @@ import type { GrantRegistry } from "./grants/index.ts";
 import type { ProfileService } from "./tokens/claims.ts";
 import type { FailureThrottle } from "./security/failure-throttle.ts";
 import type { PendingRequestCap } from "./security/pending-requests.ts";
+import type { FederationService } from "./federation/federation-service.ts";
 import { arrivedOnMtlsListener } from "./http/request-context.ts";
 
 /** Everything an endpoint may use; built once in provider.ts, no module-level state anywhere. */
@@ -45,6 +46,8 @@ export interface ProviderDeps {
   outboundFetch: (url: string, init?: RequestInit) => Promise<Response>;
   /** Emits an audit event to the configured sink. */
   emit: (event: TesseraEvent) => void;
+  /** Sign-in through external identity providers (none configured: an empty registry). */
+  federation: FederationService;
   /** Milliseconds. */
   clock: () => number;
 }

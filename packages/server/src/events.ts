@@ -25,7 +25,12 @@ export type TesseraEvent =
   | { type: "key.created"; kid: string; alg: string; activatesAt: number }
   | { type: "key.removed"; kid: string }
   | { type: "client.created" | "client.updated" | "client.deleted" | "client.secret_rotated"; clientId: string; via: "admin" | "registration" }
-  | { type: "device.approved" | "device.denied"; clientId: string; sub: string };
+  | { type: "device.approved" | "device.denied"; clientId: string; sub: string }
+  | { type: "account.created" | "account.updated" | "account.disabled" | "account.enabled" | "account.deleted" | "account.password_changed"; sub: string; by: AccountActor; fields?: string[] }
+  | { type: "account.registered" | "account.email_verified" | "account.password_reset_requested" | "account.password_reset"; sub: string };
+
+/** Who changed an account: an administrator (API or pages), the CLI, the user themself, or the server (a rehash). */
+export type AccountActor = "admin" | "cli" | "self" | "system";
 
 /** Where events go: a function called for each (synchronously; keep it fast, queue if needed). */
 export type EventSink = (event: TesseraEvent & { at: string }) => void;

@@ -8,8 +8,10 @@ import type { OutboundPolicy } from "./http/outbound.ts";
 import { CIMD_DEFAULTS, reservedScope, type ClientIdMetadataDocumentOptions } from "./clients/metadata-document.ts";
 import type { ClientMetadata } from "./clients.ts";
 import type { ProfileService, UserStore } from "./tokens/claims.ts";
+import { ACR_VALUES, type AcrValue } from "./session/authentication-context.ts";
 import type { ExtensionGrant } from "./grants/extension.ts";
 import type { TokenExchangePolicy } from "./grants/token-exchange.ts";
+import type { ExternalProviderOptions } from "./federation/external-providers.ts";
 
 /** Signing algorithms keys can be kept for. */
 export type SigningAlgorithm = "RS256" | "PS256" | "ES256" | "EdDSA";
@@ -83,6 +85,18 @@ export interface ProviderOptions {
     cookieLifetime?: number;
     /** Renew the session when more than half its lifetime has passed (default true). */
     cookieSlidingExpiration?: boolean;
+    /**
+     * Every authorization needs a second factor (acr `mfa` or stronger): a session with less is sent to the
+     * login page for step-up (default false). Per client: metadata `require_second_factor`.
+     */
+    requireSecondFactor?: boolean;
+    /**
+     * The `acr` values the login pages can step a session up to (`mfa`, `phr`): advertised as
+     * `acr_values_supported`, and the only `acr_values` that trigger step-up (others are voluntary and ignored).
+     * Default `[]` (a login page of an embedder has no second factors unless it says so), `["mfa"]` with
+     * `requireSecondFactor`; set it to what your login pages offer (the host does, from `accounts.mfa`).
+     */
+    acrValues?: AcrValue[];
   };
   /** Server-side sessions: the cookie carries only a key, the session lives in the store. */
   serverSideSessions?: {
@@ -169,6 +183,12 @@ export interface ProviderOptions {
     loginUrl?: string;
     /** Consent page, relative to the issuer or absolute (default "/consent"). Receives `returnUrl`. */
     consentUrl?: string;
+    /**
+     * Registration page (OIDC Prompt Create 1.0), relative to the issuer or absolute. When set, `prompt=create`
+     * sends the user there (with `returnUrl`) and discovery lists `create`; when unset, `prompt=create` is
+     * refused with invalid_request. Default: unset.
+     */
+    registrationUrl?: string;
     /** Logout prompt, relative to the issuer or absolute (default "/logout"). Receives `logoutId`. */
     logoutUrl?: string;
     /** Signed-out page, relative to the issuer or absolute (default "/signedout"). Receives `logoutId`. */
@@ -249,8 +269,13 @@ export interface ProviderOptions {
    * `window` seconds (default 900) the endpoint answers 429 until the window passes. `false` turns it off.
    */
   clientAuthThrottling?: false | { window?: number; maxPerClient?: number; maxPerAddress?: number };
-  /** Requests the provider makes to URLs clients register (jwks_uri, back-channel logout). */
+  /** Requests the provider makes to URLs clients register (jwks_uri, back-channel logout) and to external providers. */
   outbound?: Partial<OutboundPolicy>;
+  /**
+   * External identity providers (contract §15): OpenID Connect by discovery, or plain OAuth 2.0 with a
+   * userinfo URL. Their users get local accounts in `store.accounts`, linked by (upstream iss, upstream sub).
+   */
+  externalProviders?: ExternalProviderOptions[];
   /** Receives audit events (default: the logger, at info level). */
   events?: EventSink;
   /** Metrics hooks: each answered request and each failed store call (audit events go to `events`). */
@@ -274,6 +299,8 @@ export interface ResolvedOptions {
   apiResources: ApiResource[];
   cookieLifetime: number;
   cookieSlidingExpiration: boolean;
+  requireSecondFactor: boolean;
+  acrValues: AcrValue[];
   dpop: { requireNonce: boolean; proofLifetime: number; clockTolerance: number };
   par: { requestUriLifetime: number; required: boolean; maxPendingPerClient: number };
   clientIdMetadataDocuments: ClientIdMetadataDocumentOptions;
@@ -294,6 +321,7 @@ export interface ResolvedOptions {
   accessTokenLifetime: number;
   loginUrl: string;
   consentUrl: string;
+  registrationUrl: string | undefined;
   logoutUrl: string;
   signedOutUrl: string;
   backChannelTimeout: number;
@@ -376,6 +404,10 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     apiResources: options.apiResources ?? [],
     cookieLifetime: options.authentication?.cookieLifetime ?? 36000,
     cookieSlidingExpiration: options.authentication?.cookieSlidingExpiration ?? true,
+    requireSecondFactor: options.authentication?.requireSecondFactor ?? false,
+    // Only what the login pages can reach: without second factors an `acr_values=mfa` request would send the
+    // user back to a login page that cannot satisfy it. Second factors on (the policy) reach `mfa`.
+    acrValues: (options.authentication?.acrValues ?? (options.authentication?.requireSecondFactor ? ["mfa"] : [])).filter((v) => (ACR_VALUES as readonly string[]).includes(v)),
     dpop: { requireNonce: options.dpop?.requireNonce ?? false, proofLifetime: options.dpop?.proofLifetime ?? 60, clockTolerance: options.dpop?.clockTolerance ?? DPOP_CLOCK_TOLERANCE },
     clientIdMetadataDocuments: { ...CIMD_DEFAULTS, ...options.clientIdMetadataDocuments },
     // RFC 9126 §7: request_uris live briefly; 1 to 600 seconds.
@@ -406,6 +438,7 @@ export function resolveOptions(options: ProviderOptions): ResolvedOptions {
     accessTokenLifetime: options.tokens?.accessTokenLifetime ?? 3600,
     loginUrl: options.interaction?.loginUrl ?? "/login",
     consentUrl: options.interaction?.consentUrl ?? "/consent",
+    registrationUrl: options.interaction?.registrationUrl,
     logoutUrl: options.interaction?.logoutUrl ?? "/logout",
     signedOutUrl: options.interaction?.signedOutUrl ?? "/signedout",
     backChannelTimeout: options.logout?.backChannelTimeout ?? 5,

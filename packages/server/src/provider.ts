@@ -7,11 +7,12 @@ import { startPeriodicJob } from "./jobs.ts";
 import { createOutboundFetch } from "./http/outbound.ts";
 import { cachedReadiness, requestTelemetry } from "./observability/requests.ts";
 import { clientTaggingStore, tracedStore } from "./observability/tracing.ts";
-import { attachRequestContext, type RequestContext } from "./http/request-context.ts";
+import { attachRequestContext, clientAddressOf, type RequestContext } from "./http/request-context.ts";
 import { FailureThrottle } from "./security/failure-throttle.ts";
 import { isStoreUnavailable } from "./stores/sql/errors.ts";
 import { StoreValueError } from "./stores/values.ts";
-import { createStaticClientStore, type ClientMetadata, type ClientStore } from "./clients.ts";
+import { createStaticClientStore, type Client, type ClientMetadata, type ClientStore } from "./clients.ts";
+import { requiredAcrFor, type AcrValue } from "./session/authentication-context.ts";
 import { CachedClientStore, layeredClientStore } from "./registry/client-cache.ts";
 import { ClientRegistry } from "./registry/client-registry.ts";
 import { registrationEndpoint, registrationManagementEndpoint } from "./endpoints/registration.ts";
@@ -49,7 +50,11 @@ import { EndedSessions } from "./session/ended-sessions.ts";
 import { SessionService, type AuthenticationSession, type SignInUser } from "./session/session.ts";
 import { SessionManagementService, type RemoveSessionsRequest, type SessionInfo } from "./session/session-management.ts";
 import type { SessionQuery } from "./stores/interfaces.ts";
-import { defaultProfileService } from "./tokens/claims.ts";
+import { defaultProfileService, type UserStore } from "./tokens/claims.ts";
+import { ExternalProviderRegistry, StoredExternalProviders, type ExternalProviderOptions } from "./federation/external-providers.ts";
+import { FederationService, RECENT_AUTHENTICATION } from "./federation/federation-service.ts";
+import { federationBackchannelEndpoint, federationCallbackEndpoint, federationSignedOutEndpoint } from "./endpoints/federation.ts";
+import { UserDirectory } from "./accounts/user-directory.ts";
 
 /** The host (or, for a private-use scheme, the scheme) a redirect URI sends the user to, for the pages. */
 function redirectHostOf(uri: string | undefined): string | undefined {
@@ -76,6 +81,14 @@ export interface InteractionDetails {
   loginHint?: string;
   prompt: string[];
   uiLocales?: string;
+  /**
+   * The authentication context the request needs (`acr_values`, the client's `default_acr_values`, the
+   * second-factor policy): a signed-in user whose session has less must step up (a second factor for
+   * `mfa`, a passkey for `phr`) rather than sign in again.
+   */
+  acr?: AcrValue;
+  /** OIDC Core `max_age`, when the request has one. */
+  maxAge?: number;
 }
 
 /** A pending device authorization (RFC 8628), as the verification and confirmation pages show it. */
@@ -163,6 +176,33 @@ export interface Provider {
   querySessions(query: SessionQuery): Promise<{ sessions: SessionInfo[]; next: string | null }>;
   /** Ends server-side sessions: their tokens, optionally consents, and back-channel logout to their clients. */
   removeSessions(request: RemoveSessionsRequest): Promise<number>;
+  /** The external identity providers (config, then stored), for the login page's buttons (`button[name=provider][value={id}]`). */
+  externalProviders(): Promise<{ id: string; displayName: string }[]>;
+  /**
+   * Every provider as the admin API shows it (never the client secret); `fixed`: an entry of the config,
+   * which only the config changes.
+   */
+  listExternalProviders(): Promise<(Omit<ExternalProviderOptions, "client_secret"> & { fixed: boolean })[]>;
+  /** Adds or replaces a stored provider (secret encrypted at rest); throws {@link ExternalProviderError}. */
+  putExternalProvider(entry: ExternalProviderOptions): Promise<void>;
+  /** Removes a stored provider; false when there is none; throws {@link ExternalProviderError} for a config one. */
+  removeExternalProvider(id: string): Promise<boolean>;
+  /**
+   * Where to send the browser to sign in through an external provider for a pending authorization request
+   * (`returnUrl` from {@link getInteraction}); undefined for an unknown provider or request.
+   */
+  startExternalSignIn(request: Request, providerId: string, returnUrl: string): Promise<string | undefined>;
+  /** The signed-in user's links to external providers (the account page), or undefined when nobody is signed in. */
+  listExternalLinks(request: Request): Promise<{ providerId?: string; displayName: string; issuer: string; externalSubject: string; createdAt: number }[] | undefined>;
+  /**
+   * The account page's trip to a provider: `link` adds that provider's identity to the signed-in account
+   * (only within 5 minutes of an authentication: otherwise `reauthenticate`), `reauth` signs in again through
+   * a provider already linked. `returnTo` is a path of this server. `invalid` for an unknown provider, path
+   * or a request without a session.
+   */
+  startExternalLink(request: Request, providerId: string, purpose: "link" | "reauth", returnTo: string): Promise<{ url: string } | "reauthenticate" | "invalid">;
+  /** Removes a link of the signed-in user (within 5 minutes of an authentication); never the account's last way to sign in. */
+  removeExternalLink(request: Request, issuer: string, externalSubject: string): Promise<"removed" | "not_found" | "last_method" | "reauthenticate">;
   /**
    * Validates an access token issued here (JWT or reference; signature, expiry, revocation, session).
    * Sender-constrained tokens (`cnf`) are refused, since the token alone proves no possession: an API
@@ -235,7 +275,14 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   }
   const exchange = providerOptions.tokenExchange;
   const keys = new KeyManager(store.keys, protector, options.algorithms, clock, options.keyRotation, (change) => emit(change));
-  const users = providerOptions.users;
+  if (providerOptions.externalProviders?.length && !store.accounts) throw new TypeError("externalProviders need a store with accounts (store.accounts)");
+  // Accounts created by external sign-ins live in the store. A UserDirectory over that store (the host's) finds
+  // them already; other user stores are followed by one, so the store's accounts go through the directory's
+  // rules (claims, disabled accounts, sessionsValidAfter) and never a second path.
+  const users: UserStore | undefined =
+    providerOptions.externalProviders?.length && providerOptions.users && !(providerOptions.users instanceof UserDirectory && providerOptions.users.store === store.accounts)
+      ? withStoredAccounts(providerOptions.users, new UserDirectory({ store: store.accounts, clock }))
+      : providerOptions.users;
   const displayNameLookup = users
     ? async (sub: string, claimType: string) => {
         const value = (await users.findBySubject(sub))?.claims[claimType];
@@ -244,7 +291,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     : undefined;
   const nowSeconds = () => Math.floor(clock() / 1000);
   const endedSessions = new EndedSessions(store.grants, options.cookieLifetime, nowSeconds);
-  const sessions = new SessionService(options, protector, store.sessions, clock, endedSessions, displayNameLookup);
+  const sessionValid = users?.isSessionValid ? (sub: string, signedInAt: number) => users.isSessionValid!(sub, signedInAt) : undefined;
+  const sessions = new SessionService(options, protector, store.sessions, clock, endedSessions, displayNameLookup, sessionValid);
   // The provider's own extension grants (device code, token exchange) are built on the same public API as an embedder's.
   const grants = createGrantRegistry(providerOptions.grants ?? {}, {
     ...deviceGrants({ store, sessions, options, clock }),
@@ -269,6 +317,21 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     originsTtl: options.clientCache.ttl,
     metadataDocumentIds: cimd.enabled,
   });
+  const sessionManagement = new SessionManagementService(store.sessions, store.grants, clients, backChannel, endedSessions, emit);
+  // Discovery, token, userinfo and JWKS requests to external providers follow the outbound rules.
+  const federationFetch = createOutboundFetch(options.outbound);
+  const federation = new FederationService(new ExternalProviderRegistry(providerOptions.externalProviders ?? [], federationFetch, nowSeconds, new StoredExternalProviders(store.grants, protector, nowSeconds)), {
+    options,
+    grants: store.grants,
+    accounts: store.accounts,
+    sessions,
+    sessionManagement,
+    protector,
+    cap: pendingCap,
+    fetch: federationFetch,
+    emit,
+    clock,
+  });
   const deps: ProviderDeps = {
     options,
     store,
@@ -277,18 +340,19 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     keys,
     protector,
     sessions,
-    sessionManagement: new SessionManagementService(store.sessions, store.grants, clients, backChannel, endedSessions, emit),
+    sessionManagement,
     backChannel,
     logout: new LogoutService(options.issuer, store.grants, clients, sessions, backChannel, options.interactionLifetime, nowSeconds, pendingCap, protector, emit),
     interactions: new InteractionService(store.grants, options.interactionLifetime, clock, pendingCap),
     pendingRequests: pendingCap,
     consents: new ConsentService(store.grants, clients, options.consentLifetime, nowSeconds),
-    profile: providerOptions.profile ?? defaultProfileService(providerOptions.users),
+    profile: providerOptions.profile ?? defaultProfileService(users),
     grants,
     throttle: new FailureThrottle(store.grants, () => Math.floor(clock() / 1000)),
     logger,
     emit,
     outboundFetch,
+    federation,
     clock,
   };
 
@@ -336,6 +400,10 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   app.post(PATHS.revocation, corsRoute(revocationEndpoint(deps)));
   app.on(["GET", "POST"], PATHS.endSession, route(endSessionEndpoint(deps)));
   app.get(PATHS.checkSession, route(checkSessionEndpoint(deps, cors.configured, () => clientRegistry.redirectOrigins())));
+  const federationRoute = (handler: (request: Request, id: string) => Promise<Response>) => (c: { req: { raw: Request; param(name: "id"): string } }) => handler(c.req.raw, c.req.param("id"));
+  app.on(["GET", "POST"], "/federation/:id/callback", federationRoute(federationCallbackEndpoint(deps, federation)));
+  app.get("/federation/:id/signed-out", federationRoute(federationSignedOutEndpoint(deps, federation)));
+  app.post("/federation/:id/backchannel", federationRoute(federationBackchannelEndpoint(deps, federation)));
   // Probes (contract §9): no auth, never cached.
   app.get(PATHS.health, () => noStoreJson({ status: "ok" }));
   // Real time, not the injected clock: the cache bounds store round trips, not protocol lifetimes.
@@ -354,6 +422,14 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
         batch = await store.deviceCodes.removeExpired(Math.floor(clock() / 1000), CLEANUP_BATCH);
       }
       if (removed > 0) logger.info({ removed }, "expired grants removed");
+      // Expired one-time account tokens (verification and reset links) go with them.
+      if (store.accounts) {
+        let tokens = 0;
+        for (let batch = CLEANUP_BATCH; batch === CLEANUP_BATCH; tokens += batch) {
+          batch = await store.accounts.removeExpiredTokens(Math.floor(clock() / 1000), CLEANUP_BATCH);
+        }
+        if (tokens > 0) logger.info({ removed: tokens }, "expired account tokens removed");
+      }
     } catch (err) {
       logger.warn({ err }, "grant cleanup failed");
     }
@@ -425,6 +501,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
         loginHint: params.get("login_hint"),
         prompt: (params.get("prompt") ?? "").split(" ").filter(Boolean),
         uiLocales: params.get("ui_locales"),
+        ...acrDetails(params, client, options),
       };
     },
     async completeConsent(request, returnUrl, allow, consentOptions) {
@@ -464,7 +541,43 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     },
     async endSession(request, logoutId) {
       const ended = await deps.logout.endSession(request, logoutId);
-      return { cookies: ended.cookies, signedOutUrl: logoutPageUrl(deps, options.signedOutUrl, ended.logoutId) };
+      return { cookies: ended.cookies, signedOutUrl: await federation.signOutRedirect(ended.sid, logoutPageUrl(deps, options.signedOutUrl, ended.logoutId)) };
+    },
+    externalProviders: async () => (await federation.registry.list()).map((p) => ({ id: p.id, displayName: p.displayName })),
+    listExternalProviders: async () =>
+      (await federation.registry.list()).map((p) => {
+        const { client_secret: _secret, ...shown } = p.options;
+        return { ...shown, fixed: p.fixed };
+      }),
+    async putExternalProvider(entry) {
+      await federation.registry.put(entry);
+    },
+    removeExternalProvider: (id) => federation.registry.remove(id),
+    async listExternalLinks(request) {
+      const session = (await deps.sessions.read(request))?.session;
+      if (!session || !store.accounts) return undefined;
+      return (await federation.links(session.sub)).map((l) => ({ providerId: l.provider?.id, displayName: l.provider?.displayName ?? l.issuer, issuer: l.issuer, externalSubject: l.externalSubject, createdAt: l.createdAt }));
+    },
+    async startExternalLink(request, providerId, purpose, returnTo) {
+      const session = (await deps.sessions.read(request))?.session;
+      const provider = await federation.registry.get(providerId);
+      const local = returnTo.startsWith(`${options.basePath}/`) && !/[\\]|\/\/|^\/[^/]*:|[\u0000-\u001f]/.test(returnTo) && returnTo.length <= 200;
+      if (!session || !provider || !local || !store.accounts) return "invalid";
+      if (purpose === "link" && session.authTime < nowSeconds() - RECENT_AUTHENTICATION) return "reauthenticate";
+      return { url: await federation.start(provider, { sub: session.sub, purpose, returnTo }, clientAddressOf(request)) };
+    },
+    async removeExternalLink(request, issuer, externalSubject) {
+      const session = (await deps.sessions.read(request))?.session;
+      if (!session || !store.accounts) return "not_found";
+      if (session.authTime < nowSeconds() - RECENT_AUTHENTICATION) return "reauthenticate";
+      return federation.unlink(session.sub, issuer, externalSubject);
+    },
+    async startExternalSignIn(request, providerId, returnUrl) {
+      const provider = await federation.registry.get(providerId);
+      const id = interactionId(returnUrl);
+      const interaction = provider && id ? await deps.interactions.get(id) : undefined;
+      if (!provider || !interaction) return undefined;
+      return federation.start(provider, interaction.id, clientAddressOf(request));
     },
     async getLogoutRequest(logoutId) {
       const data = await deps.logout.get(logoutId);
@@ -505,6 +618,27 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       await sessionCleanup?.stop();
       await backChannel.drain();
       await store.close();
+    },
+  };
+}
+
+/** The step-up part of {@link InteractionDetails}. */
+function acrDetails(params: Params, client: Client, provider: { requireSecondFactor: boolean; acrValues: readonly AcrValue[] }): { acr?: AcrValue; maxAge?: number } {
+  const acr = requiredAcrFor(params.get("acr_values"), client, provider);
+  const maxAge = params.get("max_age");
+  return { ...(acr ? { acr } : {}), ...(maxAge !== undefined && /^\d{1,10}$/.test(maxAge) ? { maxAge: Number(maxAge) } : {}) };
+}
+
+/** The given users, then the store's accounts through `directory` (those external sign-ins created). */
+function withStoredAccounts(users: UserStore, directory: UserDirectory): UserStore {
+  return {
+    async findBySubject(sub) {
+      return (await users.findBySubject(sub)) ?? directory.findBySubject(sub);
+    },
+    async isSessionValid(sub, signedInAt) {
+      if (await users.findBySubject(sub)) return users.isSessionValid ? users.isSessionValid(sub, signedInAt) : true;
+      // Unknown to both: as without a directory, the session is kept (sign-in API subjects of the embedder).
+      return (await directory.store?.findBySubject(sub)) ? directory.isSessionValid(sub, signedInAt) : true;
     },
   };
 }

@@ -6,6 +6,7 @@ import { after, it } from "node:test";
 import { createMemoryStore } from "../src/stores/memory/index.ts";
 import { createSqliteStore } from "../src/stores/sql/sqlite.ts";
 import { storeConformance } from "./store-conformance.ts";
+import { userStoreConformance } from "./user-store-conformance.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tessera-store-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -13,6 +14,8 @@ let n = 0;
 
 storeConformance("memory", async () => createMemoryStore());
 storeConformance("sqlite", () => createSqliteStore(join(dir, `db-${n++}`, "tessera.db")));
+userStoreConformance("memory", async () => createMemoryStore());
+userStoreConformance("sqlite", () => createSqliteStore(join(dir, `db-${n++}`, "tessera.db")));
 
 it("sqlite: migrations run once and data survives reopening", async () => {
   const path = join(dir, "reopen", "tessera.db");

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { serve, type HttpBindings } from "@hono/node-server";
 import { createHostApp, parseConfig, startMtlsListener, type HostApp, type TesseraConfig } from "@tessera/host";
 import { createServer } from "node:net";
-import type { EventSink, Logger, Provider } from "@tessera/server";
+import type { EventSink, Logger, Provider, UserDirectory } from "@tessera/server";
 
 /** A config for {@link createTestHost}: everything optional; issuer defaults to https://idp.test. */
 export type TestHostConfig = Partial<TesseraConfig>;
@@ -16,6 +16,8 @@ export interface TestHost {
   /** With `mtls.enabled`: the base URL of the mTLS listener (https://127.0.0.1:PORT). */
   mtlsUrl?: string;
   provider: Provider;
+  /** The accounts (config users and the store's), to create users or inspect credentials in a test. */
+  users: UserDirectory;
   /** Stops the listener (if any) and closes the provider. */
   close(): Promise<void>;
 }
@@ -29,6 +31,11 @@ export interface TestHostOptions {
    * (for clients that need a real URL, such as openid-client or a browser).
    */
   listen?: boolean;
+  /**
+   * With `listen`: the issuer's host name (default `127.0.0.1`; the listener is on 127.0.0.1 either way).
+   * `localhost` for WebAuthn, whose rpID cannot be an IP address.
+   */
+  issuerHost?: "127.0.0.1" | "localhost";
   /** Receives the provider's structured logs. */
   logger?: Logger;
   /** Receives audit events. */
@@ -52,7 +59,7 @@ export async function createTestHost(config: TestHostConfig = {}, options: TestH
       );
       s.once("error", reject);
     });
-    issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    issuer = `http://${options.issuerHost ?? "127.0.0.1"}:${(server.address() as AddressInfo).port}`;
   }
   let mtlsConfig = config.mtls;
   if (mtlsConfig?.enabled) mtlsConfig = { ...mtlsConfig, port: await freePort() };
@@ -66,6 +73,7 @@ export async function createTestHost(config: TestHostConfig = {}, options: TestH
     issuer: hostApp.issuer,
     mtlsUrl: mtls ? `https://127.0.0.1:${mtls.port}` : undefined,
     provider: hostApp.provider,
+    users: hostApp.users,
     async close() {
       if (mtls) {
         await new Promise<void>((done) => {

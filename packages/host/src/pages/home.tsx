@@ -1,5 +1,5 @@
 /** The landing page: who is signed in, and where the protocol endpoints are. */
-export function HomePage(props: { base: string; name?: string; sub?: string; admin?: boolean; csrf: string; discoveryUrl: string }) {
+export function HomePage(props: { base: string; name?: string; sub?: string; csrf: string; discoveryUrl: string; admin?: boolean; account?: boolean }) {
   return (
     <>
       <h1>Tessera identity server</h1>
@@ -9,11 +9,11 @@ export function HomePage(props: { base: string; name?: string; sub?: string; adm
             Signed in as <strong>{props.name ?? props.sub}</strong> <span class="muted">(sub {props.sub})</span>
           </p>
           <p>
-            <a href={`${props.base}/grants`}>Applications with access to your account</a>
+            {props.account ? <><a href={`${props.base}/account`}>Your account</a> · </> : null}<a href={`${props.base}/grants`}>Applications with access to your account</a>
           </p>
           {props.admin ? (
             <p id="admin-links">
-              Administration: <a href={`${props.base}/admin/clients`}>Clients</a> · <a href={`${props.base}/serversidesessions`}>Server-side sessions</a>
+              Administration: <a href={`${props.base}/admin/clients`}>Clients</a> · <a href={`${props.base}/admin/users`}>Users</a> · <a href={`${props.base}/serversidesessions`}>Server-side sessions</a>
             </p>
           ) : null}
           <form method="post" action={`${props.base}/logout`}>

@@ -1,5 +1,10 @@
-/** The login form (contract §4): username, password, one submit button. */
-export function LoginPage(props: { base: string; returnUrl?: string; username?: string; error?: string; csrf: string; clientName?: string; clientHost?: string; unverified?: boolean }) {
+import { PasskeySignIn } from "./second-factors.tsx";
+
+/**
+ * The login form (contract §4): username, password, one submit button; `passkeyNonce` adds passkey sign-in
+ * (§14), `providers` a form with one `button[name=provider]` per external provider (§15).
+ */
+export function LoginPage(props: { base: string; returnUrl?: string; username?: string; error?: string; csrf: string; clientName?: string; clientHost?: string; unverified?: boolean; registerUrl?: string; forgotUrl?: string; passkeyNonce?: string; providers?: { id: string; displayName: string }[] | undefined }) {
   return (
     <>
       <h1>Sign in</h1>
@@ -22,6 +27,26 @@ export function LoginPage(props: { base: string; returnUrl?: string; username?: 
         </label>
         <button type="submit">Sign in</button>
       </form>
+      {props.passkeyNonce ? <PasskeySignIn base={props.base} csrf={props.csrf} returnUrl={props.returnUrl} nonce={props.passkeyNonce} /> : null}
+      {props.providers?.length && props.returnUrl ? (
+        <form method="post" action={`${props.base}/login/external`} class="external-providers">
+          <input type="hidden" name="csrf" value={props.csrf} />
+          <input type="hidden" name="returnUrl" value={props.returnUrl} />
+          <p class="muted">or sign in with</p>
+          {props.providers.map((p) => (
+            <button type="submit" name="provider" value={p.id}>
+              {p.displayName}
+            </button>
+          ))}
+        </form>
+      ) : null}
+      {props.forgotUrl || props.registerUrl ? (
+        <p class="muted" id="account-links">
+          {props.forgotUrl ? <a href={props.forgotUrl}>Forgot your password?</a> : null}
+          {props.forgotUrl && props.registerUrl ? " · " : null}
+          {props.registerUrl ? <a href={props.registerUrl} id="register-link">Create an account</a> : null}
+        </p>
+      ) : null}
     </>
   );
 }

@@ -4,7 +4,9 @@ import { Params, readForm, requestObjectLimits } from "../http/params.ts";
 import { clientAddressOf } from "../http/request-context.ts";
 import { htmlPage, redirect } from "../http/responses.ts";
 import type { Interaction } from "../session/interactions.ts";
+import type { ExternalProvider } from "../federation/external-providers.ts";
 import type { AuthenticationSession } from "../session/session.ts";
+import { meetsAcr, requiredAcrFor } from "../session/authentication-context.ts";
 import { errorPage } from "../ui/html.ts";
 import { errorsStayOnPage, validateAuthorizeRequest, type AuthorizeSource, type ValidatedAuthorizeRequest } from "../validation/authorize-request.ts";
 import { redirectUriMatches } from "../validation/redirect-uri.ts";
@@ -122,9 +124,14 @@ async function processAuthorization(request: Request, params: Params, interactio
     return authorizeError(new ProtocolError(code, description), validated.reply, issuer, cookies);
   };
 
-  if (needsLogin(validated, session, interaction, deps)) {
+  if (needsRegistration(validated, session, interaction) && deps.options.registrationUrl !== undefined) {
+    return redirectToInteraction(request, deps.options.registrationUrl, validated, interaction, deps, cookies);
+  }
+  // acr_values=idp:{id} (contract §15): sign-in goes straight to that external provider, skipping the login page.
+  const idp = await deps.federation.requestedProvider(validated.acrValues);
+  if (needsLogin(validated, session, interaction, deps) || (idp && session!.idp !== idp.id)) {
     if (validated.prompt.has("none")) return fail("login_required", "the user must sign in");
-    return redirectToInteraction(request, deps.options.loginUrl, validated, interaction, deps, cookies, pushed);
+    return redirectToInteraction(request, deps.options.loginUrl, validated, interaction, deps, cookies, pushed, idp);
   }
   const current = session!;
 
@@ -162,6 +169,8 @@ async function processAuthorization(request: Request, params: Params, interactio
  * the session's auth_time against the time of the authorization request (when its interaction was created):
  * prompt=login and max_age=0 need an authentication at or after the request, max_age one within max_age
  * of it. An older authentication (an earlier session, a sign-in in another tab) never satisfies them.
+ * A session whose authentication context is weaker than the request's `acr_values` or the second-factor
+ * policy asks goes back to the login page too, which steps it up (a second factor, not a new password).
  */
 function needsLogin(request: ValidatedAuthorizeRequest, session: AuthenticationSession | undefined, interaction: Interaction | undefined, deps: ProviderDeps): boolean {
   if (!session) return true;
@@ -172,7 +181,18 @@ function needsLogin(request: ValidatedAuthorizeRequest, session: AuthenticationS
   if (request.maxAge !== undefined) {
     if (request.maxAge === 0 ? !authenticatedSinceRequest : requestedAt - session.authTime > request.maxAge) return true;
   }
-  return false;
+  return !meetsAcr(session.amr, requiredAcrFor(request.acrValues, request.client, deps.options));
+}
+
+/**
+ * OIDC Prompt Create 1.0 §4: prompt=create shows the account creation page first, even to a signed-in user;
+ * the request goes on once a user has signed in since it was made (after creating the account, or by
+ * choosing to sign in to an existing one from that page).
+ */
+function needsRegistration(request: ValidatedAuthorizeRequest, session: AuthenticationSession | undefined, interaction: Interaction | undefined): boolean {
+  if (!request.prompt.has("create")) return false;
+  if (!session || !interaction) return true;
+  return session.authTime < Math.floor(interaction.createdAt / 1000);
 }
 
 /**
@@ -197,10 +217,11 @@ async function needsConsent(request: ValidatedAuthorizeRequest, session: Authent
   return !request.scopes.every((s) => remembered.includes(s));
 }
 
-async function redirectToInteraction(http: Request, page: string, request: ValidatedAuthorizeRequest, interaction: Interaction | undefined, deps: ProviderDeps, cookies: string[], pushed?: PushedRequestRef): Promise<Response> {
+async function redirectToInteraction(http: Request, page: string, request: ValidatedAuthorizeRequest, interaction: Interaction | undefined, deps: ProviderDeps, cookies: string[], pushed?: PushedRequestRef, externalProvider?: ExternalProvider): Promise<Response> {
   let pending: Interaction;
   try {
     pending = interaction ?? (await deps.interactions.create(request.client.clientId, request.params, clientAddressOf(http), pushed));
+    if (externalProvider) return redirect(await deps.federation.start(externalProvider, pending.id, clientAddressOf(http)), cookies);
   } catch (error) {
     // The pending-request cap is full: temporarily_unavailable, to the client (OAuth 2.0 §4.1.2.1).
     if (error instanceof ProtocolError) return authorizeError(error, request.reply, deps.options.issuer, cookies);

@@ -3,12 +3,13 @@ import { claimsForScopes } from "../tokens/claims.ts";
 import { ASSERTION_ALGORITHMS, REQUEST_OBJECT_ALGORITHMS, TLS_AUTH_METHODS, TOKEN_ENDPOINT_AUTH_METHODS } from "../clients.ts";
 import { endpointUrl, PATHS, type ProviderDeps } from "../deps.ts";
 import { cacheableJson } from "../http/responses.ts";
+import { supportedPrompts } from "../validation/authorize-request.ts";
 
 /** The provider metadata: only what is implemented is advertised. */
 export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
   const { options } = deps;
   const scopes = [...options.identityResources, ...options.apiScopes.map((s) => s.name)];
-  const claims = new Set(["sub", "iss", "auth_time", "amr", "idp", "sid"]);
+  const claims = new Set(["sub", "iss", "auth_time", "acr", "amr", "idp", "sid"]);
   for (const claim of claimsForScopes(options.identityResources, options.identityClaims)) claims.add(claim);
   // RFC 8705: the certificate methods and bound tokens exist only when the host does mutual TLS.
   // tls_client_auth checks the certificate against the client CA, so it is offered only with one.
@@ -33,6 +34,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     backchannel_logout_session_supported: true,
     scopes_supported: scopes,
     claims_supported: [...claims],
+    ...(options.acrValues.length ? { acr_values_supported: [...options.acrValues] } : {}),
     response_types_supported: ["code"],
     response_modes_supported: ["query", "fragment", "form_post"],
     grant_types_supported: [...deps.grants.keys()],
@@ -43,7 +45,7 @@ export function providerMetadata(deps: ProviderDeps): ProviderMetadata {
     introspection_endpoint_auth_methods_supported: authMethods.filter((m) => m !== "none"),
     revocation_endpoint_auth_methods_supported: [...authMethods],
     code_challenge_methods_supported: [...CODE_CHALLENGE_METHODS],
-    prompt_values_supported: ["none", "login", "consent"],
+    prompt_values_supported: supportedPrompts(deps),
     claims_parameter_supported: false,
     // RFC 9101: request objects by value; by reference only through PAR, which is not request_uri support.
     request_parameter_supported: true,

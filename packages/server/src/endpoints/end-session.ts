@@ -46,7 +46,8 @@ export function endSessionEndpoint(deps: ProviderDeps) {
       const confirmed = hint !== undefined && hint.sub === session.sub && hint.sid !== undefined && hint.sid === session.sid;
       if (!confirmed) return redirect(logoutPageUrl(deps, deps.options.logoutUrl, logoutId));
       const ended = await deps.logout.endSession(request, logoutId);
-      return redirect(logoutPageUrl(deps, deps.options.signedOutUrl, ended.logoutId), ended.cookies);
+      // A session from an external provider may sign out there first (contract §15).
+      return redirect(await deps.federation.signOutRedirect(ended.sid, logoutPageUrl(deps, deps.options.signedOutUrl, ended.logoutId)), ended.cookies);
     } catch (error) {
       // 413 for an oversized request.
       if (error instanceof ProtocolError) return htmlPage(errorPage(error.code, error.description), error.status === 413 ? 413 : 400);

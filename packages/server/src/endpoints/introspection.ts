@@ -28,7 +28,7 @@ async function introspectAccessToken(token: string, caller: IntrospectionCaller,
     iat: claims.iat,
     exp: claims.exp,
     jti: claims.jti,
-    ...(claims.auth_time !== undefined ? { auth_time: claims.auth_time, amr: claims.amr, idp: claims.idp, sid: claims.sid } : {}),
+    ...(claims.auth_time !== undefined ? { auth_time: claims.auth_time, ...(claims.acr !== undefined ? { acr: claims.acr } : {}), amr: claims.amr, idp: claims.idp, sid: claims.sid } : {}),
     // RFC 8693 §4.1: the delegation chain of an exchanged token.
     ...(claims.act !== undefined ? { act: claims.act } : {}),
   };

@@ -109,7 +109,7 @@ export class LogoutService {
    * Ends the request's session: clears both cookies, records the session's clients for the signed-out
    * page, and starts back-channel notifications. Returns the logout id and the cookies to send.
    */
-  async endSession(request: Request, logoutId?: string): Promise<{ logoutId: string; cookies: string[] }> {
+  async endSession(request: Request, logoutId?: string): Promise<{ logoutId: string; cookies: string[]; sid?: string }> {
     const pending = logoutId ? await this.get(logoutId) : undefined;
     // An ended request is never reused: its redirect and notifications belong to a session already gone.
     // Whoever is signed in now gets a fresh logout of their own session.
@@ -130,7 +130,7 @@ export class LogoutService {
     if (stored) await this.save(id, data);
     // Unstored: the signed-out page's details travel sealed (only when there is something to show).
     else if (session || (pending && !pending.ended)) id = await this.seal(data);
-    return { logoutId: id, cookies: this.sessions.signOutCookies() };
+    return { logoutId: id, cookies: this.sessions.signOutCookies(), ...(session ? { sid: session.sid } : {}) };
   }
 
   /**

@@ -93,7 +93,7 @@ export class PendingRequestCap {
    * `temporarily_unavailable` ProtocolError (status 429) when the total cap is reached and the request's
    * wide bucket (IPv4 address, IPv6 /48) already holds {@link FEW_PENDING} or more (or its address is unknown), or at twice the total.
    */
-  async admit(kind: "interaction" | "logout" | "par" | "device_code", address: string | undefined, onEvict?: (grant: PersistedGrant) => Promise<void>): Promise<PendingTags> {
+  async admit(kind: "interaction" | "logout" | "par" | "device_code" | "federation", address: string | undefined, onEvict?: (grant: PersistedGrant) => Promise<void>): Promise<PendingTags> {
     const bucket = address ? addressBucket(address) : undefined;
     const wide = address ? addressBucket(address, true) : undefined;
     const tags: PendingTags = {

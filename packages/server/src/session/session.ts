@@ -89,6 +89,8 @@ export class SessionService {
     private readonly clock: () => number,
     private readonly ended: EndedSessions,
     private readonly displayNameLookup?: DisplayNameLookup,
+    /** The user store's `isSessionValid` (sub, signedInAt ms): false ends the session (a disabled account). */
+    private readonly sessionValid?: (sub: string, signedInAt: number) => Promise<boolean>,
   ) {}
 
   private get serverSide(): boolean {
@@ -148,6 +150,11 @@ export class SessionService {
       }
     }
     if (!session) return undefined;
+    if (this.sessionValid && !(await this.sessionValid(session.sub, session.signedInAt))) {
+      // The account was disabled or deleted since: the session is over, its record and sid too.
+      await this.end(session);
+      return undefined;
+    }
     if (this.options.cookieSlidingExpiration && now - session.issuedAt > this.options.cookieLifetime / 2) {
       session.issuedAt = now;
       session.expiresAt = now + this.options.cookieLifetime;

@@ -1,7 +1,8 @@
+import type { AccountStore } from "./accounts.ts";
 import { findable, STORE_LIMITS } from "./values.ts";
 
 /** Kinds of persisted grants (IdentityServer's persisted grant store, one table). */
-export type GrantKind = "authorization_code" | "access_token" | "refresh_token" | "interaction" | "consent" | "replay" | "logout" | "throttle" | "session_ended" | "par" | "device_code";
+export type GrantKind = "authorization_code" | "access_token" | "refresh_token" | "interaction" | "consent" | "replay" | "logout" | "throttle" | "session_ended" | "par" | "device_code" | "federation" | "federated_session" | "external_provider";
 
 /** A stored grant: codes, token records, interactions. `key` is a hash of the handle, never the handle itself. */
 export interface PersistedGrant {
@@ -260,6 +261,8 @@ export interface Store {
   readonly sessions: SessionStore;
   /** Clients created at run time, beside the read-only configured ones. */
   readonly clients: ClientRecordStore;
+  /** Stored accounts (issue 20); the memory, SQLite and PostgreSQL stores have them. */
+  readonly accounts?: AccountStore;
   /** Resolves when the store answers a trivial query (readiness probe); rejects when it cannot be reached. */
   ping(): Promise<void>;
   /** Releases connections; the store is unusable afterwards. */

@@ -9,6 +9,11 @@ export interface UserRecord {
 /** Finds users by subject (the host's user list, a database, a directory). */
 export interface UserStore {
   findBySubject(sub: string): Promise<UserRecord | undefined>;
+  /**
+   * Whether a session of `sub` last signed in at `signedInAt` (Unix milliseconds) may go on; checked each
+   * time a session is read, so false ends it at once (a disabled or deleted account). Absent: sessions are kept.
+   */
+  isSessionValid?(sub: string, signedInAt: number): Promise<boolean>;
 }
 
 /** What a claim request is for. */

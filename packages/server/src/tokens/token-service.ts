@@ -5,6 +5,7 @@ import type { JWTPayload } from "jose";
 import type { Client } from "../clients.ts";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
 import { signJwt } from "./signer.ts";
+import { acrOf } from "../session/authentication-context.ts";
 
 /** The user an authorization was made for. */
 export interface UserTokenContext {
@@ -82,6 +83,8 @@ export interface AccessTokenClaims extends JWTPayload {
   exp: number;
   jti: string;
   auth_time?: number;
+  /** The authentication context class, derived from `amr` (see session/authentication-context.ts). */
+  acr?: string;
   amr?: string[];
   idp?: string;
   sid?: string;
@@ -142,7 +145,7 @@ export async function issueTokens(deps: ProviderDeps, context: TokenRequestConte
     scope: scopes.join(" "),
     ...(context.act ? { act: structuredClone(context.act) } : {}),
     ...(context.mayAct ? { may_act: { ...context.mayAct } } : {}),
-    ...(user ? { auth_time: user.authTime, amr: user.amr, idp: user.idp, sid: user.sid } : {}),
+    ...(user ? { auth_time: user.authTime, ...acrClaim(user.amr), amr: user.amr, idp: user.idp, sid: user.sid } : {}),
     ...(context.dpopJkt || context.certificateThumbprint
       ? { cnf: { ...(context.dpopJkt ? { jkt: context.dpopJkt } : {}), ...(context.certificateThumbprint ? { "x5t#S256": context.certificateThumbprint } : {}) } }
       : {}),
@@ -193,6 +196,7 @@ async function issueIdToken(deps: ProviderDeps, client: Client, user: UserTokenC
       iat: now,
       exp: now + deps.options.idTokenLifetime,
       auth_time: user.authTime,
+      ...acrClaim(user.amr),
       amr: user.amr,
       idp: user.idp,
       sid: user.sid,
@@ -203,4 +207,10 @@ async function issueIdToken(deps: ProviderDeps, client: Client, user: UserTokenC
     key.alg,
   );
   return jwt;
+}
+
+/** `acr` as a claim, when the authentication has one (OIDC Core §2: optional). */
+function acrClaim(amr: readonly string[]): { acr?: string } {
+  const acr = acrOf(amr);
+  return acr ? { acr } : {};
 }

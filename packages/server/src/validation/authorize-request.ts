@@ -7,7 +7,7 @@ import { redirectUriMatches } from "./redirect-uri.ts";
 import { parseResourceIndicators, targetResources } from "./resource-indicators.ts";
 
 export type ResponseMode = "query" | "fragment" | "form_post";
-export type Prompt = "none" | "login" | "consent";
+export type Prompt = "none" | "login" | "consent" | "create";
 
 /** Where and how an authorization response (or error) goes; known once client and redirect_uri are valid. */
 export interface AuthorizeReply {
@@ -78,7 +78,12 @@ export const AUTHORIZE_PARAMETERS: ReadonlySet<string> = new Set([
 ]);
 
 const RESPONSE_MODES: readonly ResponseMode[] = ["query", "fragment", "form_post"];
-const PROMPTS: readonly Prompt[] = ["none", "login", "consent"];
+const PROMPTS: readonly Prompt[] = ["none", "login", "consent", "create"];
+
+/** The prompt values this provider serves: `create` (OIDC Prompt Create 1.0) only with a registration page. */
+export function supportedPrompts(deps: ProviderDeps): Prompt[] {
+  return PROMPTS.filter((p) => p !== "create" || deps.options.registrationUrl !== undefined);
+}
 
 /** RFC 6749 §3.1.2 / OIDC Core §3.1.2.1 / RFC 8252 §7.3: the client and a registered redirect_uri. */
 async function validateClientAndRedirect(params: Params, deps: ProviderDeps, lookup?: ClientLookup): Promise<{ client: Client; redirectUri: string }> {
@@ -175,8 +180,10 @@ export async function validateAuthorizeRequest(params: Params, deps: ProviderDep
   }
 
   const prompt = new Set<Prompt>();
+  // Prompt Create 1.0 §4: a value not in prompt_values_supported is invalid_request.
+  const supported = supportedPrompts(deps);
   for (const value of (params.get("prompt") ?? "").split(" ").filter(Boolean)) {
-    if (!PROMPTS.includes(value as Prompt)) return fail("invalid_request", `prompt ${value} is not supported`);
+    if (!supported.includes(value as Prompt)) return fail("invalid_request", `prompt ${value} is not supported`);
     prompt.add(value as Prompt);
   }
   if (prompt.has("none") && prompt.size > 1) return fail("invalid_request", "prompt=none cannot be combined with other values");

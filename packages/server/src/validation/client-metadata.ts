@@ -41,7 +41,7 @@ export interface ClientMetadataProblem {
   code: "invalid_client_metadata" | "invalid_redirect_uri";
 }
 
-type FieldKind = "id" | "secret" | "text" | "url" | "urls" | "boolean" | "seconds" | "positive" | "grace" | "grant_types" | "response_types" | "auth_method" | "auth_alg" | "id_token_alg" | "token_format" | "jwks" | "name" | "request_object_alg" | "security_profile";
+type FieldKind = "id" | "secret" | "text" | "url" | "urls" | "boolean" | "seconds" | "positive" | "grace" | "grant_types" | "response_types" | "auth_method" | "auth_alg" | "id_token_alg" | "token_format" | "jwks" | "name" | "request_object_alg" | "security_profile" | "acr_values";
 
 const GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:token-exchange"] as const;
 const ID_TOKEN_ALGS = ["RS256", "PS256", "ES256", "EdDSA"] as const;
@@ -77,6 +77,8 @@ export const CLIENT_METADATA_FIELDS: Readonly<Record<string, FieldKind>> = {
   frontchannel_logout_session_required: "boolean",
   backchannel_logout_uri: "url",
   backchannel_logout_session_required: "boolean",
+  default_acr_values: "acr_values",
+  require_second_factor: "boolean",
   dpop_bound_access_tokens: "boolean",
   require_pushed_authorization_requests: "boolean",
   request_object_signing_alg: "request_object_alg",
@@ -201,6 +203,9 @@ function shapeProblem(kind: FieldKind, value: unknown, context: Pick<ClientRules
       return isStringOf(value, SECURITY_PROFILES) ? undefined : `must be one of ${SECURITY_PROFILES.join(", ")}`;
     case "token_format":
       return value === "jwt" || value === "reference" ? undefined : "must be jwt or reference";
+    case "acr_values":
+      // OIDC Registration §2: a list of acr values (printable ASCII, as in the acr_values parameter).
+      return Array.isArray(value) && value.length <= 20 && value.every((v) => typeof v === "string" && /^[\x21-\x7e]{1,255}$/.test(v)) ? undefined : "must be a list of at most 20 acr values (1 to 255 printable ASCII characters each)";
     case "jwks":
       if (!isObject(value) || Object.keys(value).some((k) => k !== "keys") || !Array.isArray(value.keys) || value.keys.length === 0) return "must be { keys: [...] } with at least one key";
       return value.keys.every((k) => isObject(k) && typeof k.kty === "string") ? undefined : "every key needs a kty";

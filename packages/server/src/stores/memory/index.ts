@@ -1,6 +1,7 @@
 import { decodeSessionCursor, encodeSessionCursor, type ServerSideSession, type SessionQuery, type SessionStore } from "../interfaces.ts";
 import { assertFilter, type ConsumeResult, type GrantFilter, type GrantStore, type KeyStore, type PersistedGrant, type Store, type StoredKey } from "../interfaces.ts";
 import type { ClientRecordStore, DeviceCodeDecision, DeviceCodeRecord, DeviceCodeStore, StoredClient } from "../interfaces.ts";
+import { MemoryAccountStore } from "./accounts.ts";
 import { assertStorableClient, assertStorableDeviceCode, assertStorableDeviceDecision, assertStorableGrant, assertStorableKey, assertStorableSession, isStorableText } from "../values.ts";
 
 function matches(grant: PersistedGrant, filter: GrantFilter): boolean {
@@ -322,5 +323,5 @@ class MemoryDeviceCodeStore implements DeviceCodeStore {
 
 /** A store that keeps everything in this process; for tests and throwaway demos. */
 export function createMemoryStore(): Store {
-  return { grants: new MemoryGrantStore(), deviceCodes: new MemoryDeviceCodeStore(), keys: new MemoryKeyStore(), sessions: new MemorySessionStore(), clients: new MemoryClientStore(), ping: async () => {}, close: async () => {} };
+  return { grants: new MemoryGrantStore(), deviceCodes: new MemoryDeviceCodeStore(), keys: new MemoryKeyStore(), sessions: new MemorySessionStore(), clients: new MemoryClientStore(), accounts: new MemoryAccountStore(), ping: async () => {}, close: async () => {} };
 }

@@ -120,6 +120,69 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable("tessera_clients").execute();
     },
   },
+  "0006_accounts": {
+    // Issue 20: stored accounts, their second-factor credentials, one-time tokens and external links.
+    // Uniqueness is on the normalized keys (case-insensitive usernames and emails; NULL emails never clash).
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("tessera_accounts")
+        .addColumn("sub", "varchar(255)", (c) => c.primaryKey())
+        .addColumn("username", "varchar(100)", (c) => c.notNull())
+        .addColumn("username_key", "text", (c) => c.notNull().unique())
+        .addColumn("email", "varchar(254)")
+        .addColumn("email_key", "text", (c) => c.unique())
+        .addColumn("email_verified", "integer", (c) => c.notNull())
+        .addColumn("password_hash", "text")
+        .addColumn("claims", "text", (c) => c.notNull())
+        .addColumn("name_key", "text")
+        .addColumn("disabled", "integer", (c) => c.notNull())
+        .addColumn("sessions_valid_after", "bigint")
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("tessera_accounts_created").on("tessera_accounts").columns(["created_at", "sub"]).execute();
+      await db.schema
+        .createTable("tessera_account_credentials")
+        .addColumn("id", "varchar(1024)", (c) => c.primaryKey())
+        .addColumn("subject", "varchar(255)", (c) => c.notNull())
+        .addColumn("type", "varchar(32)", (c) => c.notNull())
+        .addColumn("name", "varchar(100)")
+        .addColumn("secret", "text", (c) => c.notNull())
+        .addColumn("counter", "bigint", (c) => c.notNull())
+        .addColumn("transports", "text")
+        .addColumn("data", "text")
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("last_used_at", "bigint")
+        .execute();
+      await db.schema.createIndex("tessera_account_credentials_subject").on("tessera_account_credentials").columns(["subject", "type"]).execute();
+      await db.schema
+        .createTable("tessera_account_tokens")
+        .addColumn("key", "varchar(128)", (c) => c.primaryKey())
+        .addColumn("subject", "varchar(255)", (c) => c.notNull())
+        .addColumn("purpose", "varchar(32)", (c) => c.notNull())
+        .addColumn("data", "text")
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("tessera_account_tokens_subject").on("tessera_account_tokens").column("subject").execute();
+      await db.schema.createIndex("tessera_account_tokens_expires").on("tessera_account_tokens").column("expires_at").execute();
+      await db.schema
+        .createTable("tessera_account_links")
+        .addColumn("key", "varchar(128)", (c) => c.primaryKey())
+        .addColumn("issuer", "text", (c) => c.notNull())
+        .addColumn("external_subject", "varchar(255)", (c) => c.notNull())
+        .addColumn("subject", "varchar(255)", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("tessera_account_links_subject").on("tessera_account_links").column("subject").execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable("tessera_account_links").execute();
+      await db.schema.dropTable("tessera_account_tokens").execute();
+      await db.schema.dropTable("tessera_account_credentials").execute();
+      await db.schema.dropTable("tessera_accounts").execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -8,6 +8,7 @@ import { migrationProvider } from "./migrations.ts";
 import type { ClientsTable, Database, DeviceCodesTable, GrantsTable, KeysTable, SessionsTable } from "./schema.ts";
 import type { ClientRecordStore, DeviceCodeDecision, DeviceCodeRecord, DeviceCodeStore, StoredClient, StoredClientSecret } from "../interfaces.ts";
 import { assertStorableClient, assertStorableDeviceCode, assertStorableDeviceDecision } from "../values.ts";
+import { SqlAccountStore } from "./account-store.ts";
 
 const num = (v: number | string | bigint): number => Number(v);
 const optNum = (v: number | string | bigint | null): number | undefined => (v === null ? undefined : Number(v));
@@ -501,6 +502,7 @@ export function createSqlStore(db: Kysely<Database>, lock: TransactionLock = asy
     keys: new SqlKeyStore(db, lock),
     sessions: new SqlSessionStore(db),
     clients: new SqlClientStore(db),
+    accounts: new SqlAccountStore(db),
     async ping() {
       await sql`select 1`.execute(db);
     },
