@@ -9,6 +9,8 @@ export interface UserRecord {
 /** Finds users by subject (the host's user list, a database, a directory). */
 export interface UserStore {
   findBySubject(sub: string): Promise<UserRecord | undefined>;
+  /** A user whose `email` claim is this address (case-insensitive), if the store can tell: external providers' email linking refuses it. */
+  findByEmail?(email: string): Promise<UserRecord | undefined>;
 }
 
 /** What a claim request is for. */
