@@ -80,6 +80,17 @@ export function linkingEmailKey(email: string): string {
   return at < 0 ? email : email.slice(0, at + 1) + email.slice(at + 1).replace(/[A-Z]/g, (c) => c.toLowerCase());
 }
 
+/**
+ * The session's `amr` of an upstream sign-in: `["external"]`, or with `trustAmr` the upstream's registered
+ * RFC 8176 values (others dropped; none left: `["external"]`). Without trustAmr an upstream `mfa` or `hwk`
+ * never satisfies a local acr.
+ */
+export function upstreamAmr(trustAmr: boolean, amr: unknown): string[] {
+  if (!trustAmr || !Array.isArray(amr)) return ["external"];
+  const registered = [...new Set(amr.filter((v): v is string => typeof v === "string" && RFC8176_AMR.has(v)))];
+  return registered.length ? registered : ["external"];
+}
+
 function sameHash(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -255,7 +266,7 @@ export class FederationService {
       let claims: Record<string, unknown> = {};
       let upstreamSub: string;
       let upstreamSid: string | undefined;
-      let amr: string[] = ["external"];
+      let amr = ["external"];
       if (provider.kind === "oidc") {
         const idClaims = oauth.getValidatedIdTokenClaims(tokens)!;
         // oauth4webapi trusts the token endpoint's TLS; the signature is checked too, against the upstream's JWKS.
@@ -263,11 +274,7 @@ export class FederationService {
         upstreamSub = idClaims.sub;
         upstreamSid = typeof idClaims.sid === "string" ? idClaims.sid : undefined;
         claims = { ...idClaims };
-        // Only registered RFC 8176 values, and only with trustAmr: else an upstream "mfa" never meets a local acr.
-        if (provider.trustAmr && Array.isArray(idClaims.amr)) {
-          const registered = [...new Set(idClaims.amr.filter((v): v is string => typeof v === "string" && RFC8176_AMR.has(v)))];
-          if (registered.length) amr = registered;
-        }
+        amr = upstreamAmr(provider.trustAmr, idClaims.amr);
         if (as.userinfo_endpoint) {
           const info = await oauth.processUserInfoResponse(as, client, upstreamSub, await oauth.userInfoRequest(as, client, tokens.access_token, options));
           claims = { ...info, ...idClaims };
