@@ -5,7 +5,10 @@ import { after, before, describe, it } from "node:test";
 import { serve } from "@hono/node-server";
 import { TestBrowser, createTestHost, type TestHost, type TestPage } from "@tessera/testing";
 import { SignJWT, decodeJwt, exportJWK, generateKeyPair } from "jose";
-import { upstreamAmr } from "../packages/server/src/federation/federation-service.ts";
+import { ExternalProviderRegistry } from "../packages/server/src/federation/external-providers.ts";
+import { FederationService, upstreamAmr } from "../packages/server/src/federation/federation-service.ts";
+import type { AccountLink } from "../packages/server/src/stores/accounts.ts";
+import { MemoryAccountStore } from "../packages/server/src/stores/memory/accounts.ts";
 import { RP, REDIRECT, pkce } from "./support/fixtures.ts";
 
 type User = { sub: string; username: string; password: string; claims: Record<string, unknown> };
@@ -268,17 +271,28 @@ describe("21 review of external identity providers", () => {
   });
 
   it("21.r9 two concurrent unlinks never leave an account without a way to sign in", async () => {
-    const b = new TestBrowser();
-    await signIn(b, "up", "henry");
-    let shown = await b.get(`${localIssuer}/account/providers`, { stopAt: atRp });
-    shown = await resume(b, await b.submitForm(shown, { form: "form#link", button: "button[name=link][value=plain]", stopAt: atRp }));
-    const page = new URL(`${localIssuer}/account/providers`);
-    const request = () => new Request(page, { headers: { cookie: b.cookies.cookieHeader(page) ?? "" } });
-    const links = (await local.provider.listExternalLinks(request()))!;
-    assert.equal(links.length, 2);
-    const results = await Promise.all(links.map((l) => local.provider.removeExternalLink(request(), l.issuer, l.externalSubject)));
+    // A real memory store whose listLinks lets both unlinks read the two links before either removes one.
+    let arrived = 0;
+    let release = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    class RacingStore extends MemoryAccountStore {
+      override async listLinks(subject: string): Promise<AccountLink[]> {
+        const links = await super.listLinks(subject);
+        if (arrived < 2) {
+          if (++arrived === 2) release();
+          await gate;
+        }
+        return links;
+      }
+    }
+    const accounts = new RacingStore();
+    await accounts.create({ sub: "s1", username: "henry", emailVerified: false, claims: {}, disabled: false, createdAt: 1, updatedAt: 1 });
+    await accounts.addLink({ issuer: "https://a.example", externalSubject: "x", subject: "s1", createdAt: 1 });
+    await accounts.addLink({ issuer: "https://b.example", externalSubject: "y", subject: "s1", createdAt: 1 });
+    const federation = new FederationService(new ExternalProviderRegistry([], fetch, () => 0), { accounts } as unknown as ConstructorParameters<typeof FederationService>[1]);
+    const results = await Promise.all([federation.unlink("s1", "https://a.example", "x"), federation.unlink("s1", "https://b.example", "y")]);
     assert.ok(results.includes("last_method"), results.join());
-    assert.ok((await local.provider.listExternalLinks(request()))!.length >= 1);
+    assert.ok((await accounts.listLinks("s1")).length >= 1);
   });
 
   it("21.r10 trustAmr keeps only RFC 8176 values; without it an upstream mfa never counts", () => {
