@@ -154,7 +154,8 @@ describe("21 external identity providers", () => {
         { client_id: "admin-cli", client_secret: "cli-secret", grant_types: ["client_credentials"], scope: "tessera.admin" },
       ],
       externalProviders: [
-        { id: "up", displayName: "Upstream SSO", issuer: up.issuer, client_id: "tessera", client_secret: "tessera-secret", federatedSignOut: true },
+        // trustEmail: the emails of accounts "up" creates count as verified, so "two" may link to them.
+        { id: "up", displayName: "Upstream SSO", issuer: up.issuer, client_id: "tessera", client_secret: "tessera-secret", federatedSignOut: true, trustEmail: true },
         { id: "plain", displayName: "Plain OAuth", authorization_endpoint: `${up.issuer}/connect/authorize`, token_endpoint: `${up.issuer}/connect/token`, userinfo_endpoint: `${up.issuer}/connect/userinfo`, client_id: "tessera", client_secret: "tessera-secret", scope: "openid profile", claims: { sub: "sub", name: "name" } },
         { id: "forced", displayName: "Forced sync", issuer: up.issuer, client_id: "tessera", client_secret: "tessera-secret", syncMode: "force", claims: { name: "email" }, trustAmr: true },
         { id: "relayed", issuer: relayed.state.url, client_id: "tessera", client_secret: "tessera-secret" },

@@ -391,7 +391,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const form = await formOf(c);
     const details = form.returnUrl ? await provider.getInteraction(form.returnUrl) : undefined;
     if (!(await csrfOk(c, form, details?.returnUrl))) return csrfFailed(c);
-    let target: string | undefined;
+    let target: { url: string; cookies: string[] } | undefined;
     try {
       target = details && form.provider ? await provider.startExternalSignIn(c.req.raw, form.provider, details.returnUrl) : undefined;
     } catch (error) {
@@ -400,7 +400,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       throw error;
     }
     if (!target) return render("Please try again", <MessagePage base={base} heading="Please try again" text="This sign-in request has expired or the provider is unknown. Return to the application and try again." />, 400);
-    return leaveTo(target);
+    return leaveTo(target.url, target.cookies);
   });
 
   app.post(`${base}/login`, limit, async (c) => {
@@ -853,7 +853,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       }
       if (started === "reauthenticate") return linkedAccounts(c, 403, { reauthenticate: true });
       if (started === "invalid") return linkedAccounts(c, 400, { error: "That provider is not available." });
-      return leaveTo(started.url);
+      return leaveTo(started.url, started.cookies);
     }
     if (form.unlink) {
       const removed = await provider.removeExternalLink(c.req.raw, form.issuer ?? "", form.externalSubject ?? "");

@@ -66,6 +66,7 @@ const externalProviderSchema = z
     linking: z.enum(["subject", "verified-email"]).optional(),
     federatedSignOut: z.boolean().optional(),
     trustAmr: z.boolean().optional(),
+    trustEmail: z.boolean().optional(),
   })
   .superRefine((p, ctx) => {
     const issue = (path: string[], message: string) => ctx.addIssue({ code: "custom", path, message });

@@ -28,6 +28,13 @@ export class ConfigUserStore implements UserStore {
     return user ? { sub: user.sub, claims: user.claims ?? {} } : undefined;
   }
 
+  /** A user whose `email` claim equals the address after NFKC and lower-casing (any look-alike counts). */
+  async findByEmail(email: string): Promise<UserRecord | undefined> {
+    const key = email.trim().normalize("NFKC").toLowerCase();
+    const user = [...this.bySub.values()].find((u) => typeof u.claims?.email === "string" && u.claims.email.trim().normalize("NFKC").toLowerCase() === key);
+    return user ? { sub: user.sub, claims: user.claims ?? {} } : undefined;
+  }
+
   /**
    * The user when the password is right, else undefined. Unknown users cost the same argon2 work as known
    * ones, so timing does not tell whether a username exists.

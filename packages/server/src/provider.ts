@@ -191,7 +191,7 @@ export interface Provider {
    * Where to send the browser to sign in through an external provider for a pending authorization request
    * (`returnUrl` from {@link getInteraction}); undefined for an unknown provider or request.
    */
-  startExternalSignIn(request: Request, providerId: string, returnUrl: string): Promise<string | undefined>;
+  startExternalSignIn(request: Request, providerId: string, returnUrl: string): Promise<{ url: string; cookies: string[] } | undefined>;
   /** The signed-in user's links to external providers (the account page), or undefined when nobody is signed in. */
   listExternalLinks(request: Request): Promise<{ providerId?: string; displayName: string; issuer: string; externalSubject: string; createdAt: number }[] | undefined>;
   /**
@@ -200,7 +200,7 @@ export interface Provider {
    * a provider already linked. `returnTo` is a path of this server. `invalid` for an unknown provider, path
    * or a request without a session.
    */
-  startExternalLink(request: Request, providerId: string, purpose: "link" | "reauth", returnTo: string): Promise<{ url: string } | "reauthenticate" | "invalid">;
+  startExternalLink(request: Request, providerId: string, purpose: "link" | "reauth", returnTo: string): Promise<{ url: string; cookies: string[] } | "reauthenticate" | "invalid">;
   /** Removes a link of the signed-in user (within 5 minutes of an authentication); never the account's last way to sign in. */
   removeExternalLink(request: Request, issuer: string, externalSubject: string): Promise<"removed" | "not_found" | "last_method" | "reauthenticate">;
   /**
@@ -324,6 +324,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     options,
     grants: store.grants,
     accounts: store.accounts,
+    users: providerOptions.users,
     sessions,
     sessionManagement,
     protector,
@@ -564,7 +565,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       const local = returnTo.startsWith(`${options.basePath}/`) && !/[\\]|\/\/|^\/[^/]*:|[\u0000-\u001f]/.test(returnTo) && returnTo.length <= 200;
       if (!session || !provider || !local || !store.accounts) return "invalid";
       if (purpose === "link" && session.authTime < nowSeconds() - RECENT_AUTHENTICATION) return "reauthenticate";
-      return { url: await federation.start(provider, { sub: session.sub, purpose, returnTo }, clientAddressOf(request)) };
+      const started = await federation.start(provider, { sub: session.sub, sid: session.sid, purpose, returnTo }, request, clientAddressOf(request));
+      return { url: started.url, cookies: [started.cookie] };
     },
     async removeExternalLink(request, issuer, externalSubject) {
       const session = (await deps.sessions.read(request))?.session;
@@ -577,7 +579,8 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       const id = interactionId(returnUrl);
       const interaction = provider && id ? await deps.interactions.get(id) : undefined;
       if (!provider || !interaction) return undefined;
-      return federation.start(provider, interaction.id, clientAddressOf(request));
+      const started = await federation.start(provider, interaction.id, request, clientAddressOf(request));
+      return { url: started.url, cookies: [started.cookie] };
     },
     async getLogoutRequest(logoutId) {
       const data = await deps.logout.get(logoutId);

@@ -109,6 +109,8 @@ export class UserDirectory implements UserStore {
   readonly hasher: PasswordHasher;
   private readonly bySub = new Map<string, FixedAccount>();
   private readonly byUsername = new Map<string, FixedAccount>();
+  /** Fixed accounts by their `email` claim, lower-cased. */
+  private readonly byEmail = new Map<string, FixedAccount>();
   private readonly clock: () => number;
   private readonly clockMs: () => number;
   private readonly emit: (event: TesseraEvent) => void;
@@ -126,6 +128,8 @@ export class UserDirectory implements UserStore {
     for (const user of options.fixed ?? []) {
       this.bySub.set(user.sub, user);
       this.byUsername.set(normalizeUsername(user.username), user);
+      const email = user.claims?.email;
+      if (typeof email === "string" && !this.byEmail.has(email.toLowerCase())) this.byEmail.set(email.toLowerCase(), user);
     }
   }
 
@@ -177,8 +181,10 @@ export class UserDirectory implements UserStore {
     return stored && storedView(stored);
   }
 
-  /** A stored account by its email (case-insensitive). */
+  /** The account with this email (case-insensitive): a fixed account's `email` claim first, then the stored ones. */
   async findByEmail(email: string): Promise<AccountView | undefined> {
+    const fixed = this.byEmail.get(email.toLowerCase());
+    if (fixed) return fixedView(fixed);
     const stored = await this.store?.findByEmail(email);
     return stored && storedView(stored);
   }

@@ -221,7 +221,10 @@ async function redirectToInteraction(http: Request, page: string, request: Valid
   let pending: Interaction;
   try {
     pending = interaction ?? (await deps.interactions.create(request.client.clientId, request.params, clientAddressOf(http), pushed));
-    if (externalProvider) return redirect(await deps.federation.start(externalProvider, pending.id, clientAddressOf(http)), cookies);
+    if (externalProvider) {
+      const started = await deps.federation.start(externalProvider, pending.id, http, clientAddressOf(http));
+      return redirect(started.url, [...cookies, started.cookie]);
+    }
   } catch (error) {
     // The pending-request cap is full: temporarily_unavailable, to the client (OAuth 2.0 §4.1.2.1).
     if (error instanceof ProtocolError) return authorizeError(error, request.reply, deps.options.issuer, cookies);

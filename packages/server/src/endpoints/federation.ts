@@ -48,7 +48,8 @@ export function federationCallbackEndpoint(deps: ProviderDeps, federation: Feder
     };
     try {
       const params = await paramsOf(request, deps);
-      const result = await federation.callback(provider, params, loginPage);
+      const current = (await deps.sessions.read(request))?.session;
+      const result = await federation.callback(provider, params, loginPage, request, current && { sub: current.sub, sid: current.sid });
       if (result.link?.purpose === "link") return continuePage(new URL(deps.options.issuer).origin + result.link.returnTo, []);
       const claims = accountClaims(result.account);
       const name = typeof claims.name === "string" ? claims.name : undefined;

@@ -39,11 +39,18 @@ export interface ExternalProviderOptions {
   syncMode?: "import" | "force";
   /**
    * `subject` (default): accounts are found by (upstream `iss`, upstream `sub`) only. `verified-email`: a first
-   * sign-in also links to the one existing account with the email the upstream reports as verified
-   * (`email_verified: true`); it is refused when that account is disabled or several accounts match.
+   * sign-in also links to the existing account with exactly the email the upstream reports as verified
+   * (`email_verified: true`), when that account's email was verified locally or by a `trustEmail` provider;
+   * it is refused when that account is disabled, its email differs beyond the domain's case or is not
+   * verified, or a config user has the address.
    * Only for providers that own the email addresses they vouch for: otherwise it hands over accounts.
    */
   linking?: LinkingPolicy;
+  /**
+   * The provider's `email_verified: true` makes the email of accounts it creates verified here (Keycloak's
+   * "Trust Email"; default false: stored unverified, and clients get `email_verified: false`).
+   */
+  trustEmail?: boolean;
   /** RP-initiated logout at Tessera also signs out at the provider when it has an `end_session_endpoint` (default false). */
   federatedSignOut?: boolean;
   /** Take `amr` from the upstream ID token (default false: the session's `amr` is `["external"]`, as IdentityServer's). */
@@ -66,6 +73,7 @@ export interface ExternalProvider {
   linking: LinkingPolicy;
   federatedSignOut: boolean;
   trustAmr: boolean;
+  trustEmail: boolean;
 }
 
 function checkUrl(value: string | undefined, what: string): void {
@@ -89,7 +97,7 @@ export function resolveExternalProvider(options: ExternalProviderOptions): Exter
   if (options.response_mode !== undefined && !["query", "form_post"].includes(options.response_mode)) throw new TypeError("externalProviders: response_mode must be query or form_post");
   if (options.linking !== undefined && !["subject", "verified-email"].includes(options.linking)) throw new TypeError("externalProviders: linking must be subject or verified-email");
   if (options.syncMode !== undefined && !["import", "force"].includes(options.syncMode)) throw new TypeError("externalProviders: syncMode must be import or force");
-  for (const key of ["federatedSignOut", "trustAmr"] as const) if (options[key] !== undefined && typeof options[key] !== "boolean") throw new TypeError(`externalProviders: ${key} must be a boolean`);
+  for (const key of ["federatedSignOut", "trustAmr", "trustEmail"] as const) if (options[key] !== undefined && typeof options[key] !== "boolean") throw new TypeError(`externalProviders: ${key} must be a boolean`);
   if (options.claims !== undefined && (!options.claims || typeof options.claims !== "object" || Array.isArray(options.claims) || Object.entries(options.claims).some(([k, v]) => typeof v !== "string" || v.length > 255 || k.length > 255 || !isStorableText(k) || !isStorableText(v)))) throw new TypeError("externalProviders: claims must map claim names to claim names");
   const where = `externalProviders ${options.id}`;
   if (typeof options.id !== "string" || !ID.test(options.id)) throw new TypeError(`externalProviders: id must be 1 to 64 letters, digits, _ or -`);
@@ -117,6 +125,7 @@ export function resolveExternalProvider(options: ExternalProviderOptions): Exter
     linking: options.linking ?? "subject",
     federatedSignOut: options.federatedSignOut ?? false,
     trustAmr: options.trustAmr ?? false,
+    trustEmail: options.trustEmail ?? false,
   };
 }
 
@@ -234,7 +243,9 @@ export class ExternalProviderRegistry {
     if (!this.stored) throw new ExternalProviderError("invalid_provider", "this server keeps no providers in its store");
     if (typeof options?.id === "string" && this.byId.has(options.id)) throw new ExternalProviderError("config_provider", "this provider is defined in the config file and cannot be changed here");
     try {
-      return await this.stored.put(options);
+      const provider = await this.stored.put(options);
+      this.forget(provider.id);
+      return provider;
     } catch (error) {
       if (error instanceof TypeError) throw new ExternalProviderError("invalid_provider", error.message);
       throw error;
@@ -243,7 +254,13 @@ export class ExternalProviderRegistry {
 
   async remove(id: string): Promise<boolean> {
     if (this.byId.has(id)) throw new ExternalProviderError("config_provider", "this provider is defined in the config file and cannot be changed here");
+    this.forget(id);
     return (await this.stored?.remove(id)) ?? false;
+  }
+
+  /** Drops the cached metadata of a provider (its entry changed). */
+  private forget(id: string): void {
+    for (const key of this.metadata.keys()) if (key.startsWith(`${id} `)) this.metadata.delete(key);
   }
 
   /** Options for every oauth4webapi call: the outbound rules' fetch, http allowed only where configured so. */

@@ -1,15 +1,17 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import * as oauth from "oauth4webapi";
-import { createRemoteJWKSet, customFetch, jwtVerify, type JWTPayload } from "jose";
+import { createRemoteJWKSet, customFetch, jwtVerify, type JWTPayload, type JWTHeaderParameters } from "jose";
 import { ProtocolError, randomHandle, sha256Base64url } from "@tessera/protocol";
 import type { TesseraEvent } from "../events.ts";
 import type { DataProtector } from "../keys/data-protection.ts";
+import { issuerCookieName, parseCookies, serializeCookie } from "../http/cookies.ts";
 import type { ResolvedOptions } from "../options.ts";
 import type { PendingRequestCap } from "../security/pending-requests.ts";
 import type { SessionService } from "../session/session.ts";
 import type { SessionManagementService } from "../session/session-management.ts";
 import { AccountConflictError, ACCOUNT_LIMITS, type AccountStore, type StoredAccount } from "../stores/accounts.ts";
 import type { GrantStore } from "../stores/interfaces.ts";
+import type { UserStore } from "../tokens/claims.ts";
 import type { ExternalProvider, ExternalProviderRegistry } from "./external-providers.ts";
 
 /** Paths under the issuer, per provider id (contract §15). */
@@ -19,8 +21,13 @@ export const FEDERATION_PATHS = {
   backchannel: "/federation/:id/backchannel",
 } as const;
 
-/** What waits server-side for the upstream's answer, keyed by a hash of `state` (no cookie crosses the redirect). */
+/**
+ * What waits server-side for the upstream's answer, keyed by a hash of `state`, stored encrypted with the
+ * data key (the PKCE verifier and nonce are secrets). `browser` binds it to the browser that started it
+ * (RFC 9700 §4.7): the hash of the correlation cookie set at the start.
+ */
 interface PendingFederation {
+  browser: string;
   provider: string;
   /** The pending authorization request to resume (a sign-in). */
   interaction?: string;
@@ -47,6 +54,47 @@ export interface LinkTarget {
   purpose: "link" | "reauth";
   /** A page of the host to return to (a path below the issuer). */
   returnTo: string;
+  /** The session that started it: the callback requires the same session (no link CSRF). */
+  sid?: string;
+}
+
+/** The signed-in session at the callback, if any. */
+export interface CurrentSession {
+  sub: string;
+  sid: string;
+}
+
+/** The correlation cookie's base name; `.fp` for form_post providers (SameSite=None on https). */
+const CORRELATION_COOKIE = "tessera.federation";
+const COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/;
+
+/** Authentication method references of RFC 8176 §2 (the IANA registry's initial values). */
+const RFC8176_AMR = new Set(["face", "fpt", "geo", "hwk", "iris", "kba", "mca", "mfa", "otp", "pin", "pop", "pwd", "rba", "retina", "sc", "sms", "swk", "tel", "user", "vbm", "wia"]);
+
+/**
+ * The exact address for linking: the local part as given, only ASCII letters of the domain lowercased (no
+ * Unicode folding: `ＣＡＲＯＬ@example.com` is not `carol@example.com`).
+ */
+export function linkingEmailKey(email: string): string {
+  const at = email.lastIndexOf("@");
+  return at < 0 ? email : email.slice(0, at + 1) + email.slice(at + 1).replace(/[A-Z]/g, (c) => c.toLowerCase());
+}
+
+/**
+ * The session's `amr` of an upstream sign-in: `["external"]`, or with `trustAmr` the upstream's registered
+ * RFC 8176 values (others dropped; none left: `["external"]`). Without trustAmr an upstream `mfa` or `hwk`
+ * never satisfies a local acr.
+ */
+export function upstreamAmr(trustAmr: boolean, amr: unknown): string[] {
+  if (!trustAmr || !Array.isArray(amr)) return ["external"];
+  const registered = [...new Set(amr.filter((v): v is string => typeof v === "string" && RFC8176_AMR.has(v)))];
+  return registered.length ? registered : ["external"];
+}
+
+function sameHash(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /** Seconds since the last authentication within which account-page changes need no re-authentication. */
@@ -78,6 +126,7 @@ const SESSION_PAGE = 500;
  * back-channel logout.
  */
 export class FederationService {
+  /** Remote key sets by provider id, jwks_uri and issuer: a changed entry never uses the old one's keys. */
   private readonly jwks = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
   constructor(
@@ -87,6 +136,8 @@ export class FederationService {
       grants: GrantStore;
       /** Required when providers are configured (the provider checks at start). */
       accounts: AccountStore | undefined;
+      /** The host's users (config users): verified-email linking refuses an address one of them has. */
+      users?: UserStore;
       sessions: SessionService;
       sessionManagement: SessionManagementService;
       protector: DataProtector;
@@ -121,11 +172,26 @@ export class FederationService {
     return undefined;
   }
 
-  /** The URL of the upstream's authorization endpoint for a pending authorization request (`interaction`: its id). */
-  async start(provider: ExternalProvider, target: string | LinkTarget, address?: string): Promise<string> {
+  private correlationCookieName(formPost: boolean): string {
+    return issuerCookieName(formPost ? `${CORRELATION_COOKIE}.fp` : CORRELATION_COOKIE, this.deps.options.secureCookies, this.deps.options.basePath);
+  }
+
+  /**
+   * The URL of the upstream's authorization endpoint for a pending authorization request (`interaction`: its
+   * id) or an account-page trip, and the correlation cookie to set with the redirect: HttpOnly, random (kept
+   * when the browser has one, so parallel tabs work), `__Host-` and Secure on https; SameSite=None for a
+   * form_post provider on https (a cross-site POST comes back), else Lax.
+   */
+  async start(provider: ExternalProvider, target: string | LinkTarget, request: Request, address?: string): Promise<{ url: string; cookie: string }> {
     const as = await this.registry.serverMetadata(provider);
     const state = oauth.generateRandomState();
-    const pending: PendingFederation = { provider: provider.id, ...(typeof target === "string" ? { interaction: target } : { link: target }), verifier: oauth.generateRandomCodeVerifier(), nonce: oauth.generateRandomNonce() };
+    const secure = this.deps.options.secureCookies;
+    const crossSite = secure && provider.options.response_mode === "form_post";
+    const cookieName = this.correlationCookieName(crossSite);
+    const existing = parseCookies(request.headers.get("cookie")).get(cookieName);
+    const browser = existing && COOKIE_VALUE.test(existing) ? existing : randomBytes(32).toString("base64url");
+    const cookie = serializeCookie(cookieName, browser, { path: secure ? "/" : `${this.deps.options.basePath}/federation`, httpOnly: true, secure, sameSite: crossSite ? "None" : "Lax", maxAge: PENDING_LIFETIME });
+    const pending: PendingFederation = { browser: sha256Base64url(`federation-browser:${browser}`), provider: provider.id, ...(typeof target === "string" ? { interaction: target } : { link: target }), verifier: oauth.generateRandomCodeVerifier(), nonce: oauth.generateRandomNonce() };
     const tags = await this.deps.cap.admit("federation", address);
     const now = this.now();
     await this.deps.grants.put({
@@ -135,7 +201,7 @@ export class FederationService {
       grantId: tags.grantId,
       subject: tags.subject,
       sessionId: tags.sessionId,
-      data: JSON.stringify(pending),
+      data: await this.deps.protector.protect("federation-pending", JSON.stringify(pending)),
       createdAt: now,
       expiresAt: now + Math.min(PENDING_LIFETIME, this.deps.options.interactionLifetime),
     });
@@ -149,14 +215,15 @@ export class FederationService {
     url.searchParams.set("code_challenge", await oauth.calculatePKCECodeChallenge(pending.verifier));
     url.searchParams.set("code_challenge_method", "S256");
     if (provider.options.response_mode === "form_post") url.searchParams.set("response_mode", "form_post");
-    return url.toString();
+    return { url: url.toString(), cookie };
   }
 
   /**
    * The upstream's answer at the callback: returns who signed in and where to resume, or throws
-   * {@link FederationError}. The pending request is used once, so a replayed callback is refused.
+   * {@link FederationError}. The pending request is used once, so a replayed callback is refused; it must come
+   * from the browser that started it (its correlation cookie), and an account-page trip from the same session.
    */
-  async callback(provider: ExternalProvider, params: URLSearchParams, loginPage: (interaction: string) => string): Promise<{ account: StoredAccount; interaction?: string; link?: LinkTarget; amr: string[]; federated: FederatedSessionData }> {
+  async callback(provider: ExternalProvider, params: URLSearchParams, loginPage: (interaction: string) => string, request: Request, current: CurrentSession | undefined): Promise<{ account: StoredAccount; interaction?: string; link?: LinkTarget; amr: string[]; federated: FederatedSessionData }> {
     const state = params.get("state");
     if (!state || state.length > 512) throw new FederationError("invalid_request", "The sign-in response has no valid state.");
     const consumed = await this.deps.grants.consume(sha256Base64url(`federation:${state}`), this.now());
@@ -164,8 +231,18 @@ export class FederationService {
     if (!consumed?.firstUse || !grant || grant.kind !== "federation" || grant.clientId !== provider.id || grant.expiresAt < this.now()) {
       throw new FederationError("invalid_request", "This sign-in response is unknown, expired or was already used.");
     }
-    const pending = JSON.parse(grant.data) as PendingFederation;
+    const json = await this.deps.protector.unprotect("federation-pending", grant.data);
+    if (!json) throw new FederationError("invalid_request", "This sign-in response is unknown, expired or was already used.");
+    const pending = JSON.parse(json) as PendingFederation;
     const back = pending.link ? new URL(this.deps.options.issuer).origin + pending.link.returnTo : loginPage(pending.interaction ?? "");
+    const cookies = parseCookies(request.headers.get("cookie"));
+    const presented = [this.correlationCookieName(false), this.correlationCookieName(true)].map((name) => cookies.get(name)).filter((v): v is string => v !== undefined && COOKIE_VALUE.test(v));
+    if (!presented.some((v) => sameHash(sha256Base64url(`federation-browser:${v}`), pending.browser))) {
+      throw new FederationError("correlation_failed", `This sign-in was not started in this browser (or its cookie was blocked or has expired), so it cannot be completed here. Start the sign-in again.`, back);
+    }
+    if (pending.link && (!current || current.sub !== pending.link.sub || (pending.link.sid !== undefined && current.sid !== pending.link.sid))) {
+      throw new FederationError("access_denied", "You are no longer signed in with the session that started this; sign in and try again.", back);
+    }
     const error = params.get("error");
     if (error) {
       const text = error === "access_denied" ? `Sign-in at ${provider.displayName} was cancelled or refused.` : `${provider.displayName} answered with an error.`;
@@ -189,7 +266,7 @@ export class FederationService {
       let claims: Record<string, unknown> = {};
       let upstreamSub: string;
       let upstreamSid: string | undefined;
-      let amr: string[] = ["external"];
+      let amr = ["external"];
       if (provider.kind === "oidc") {
         const idClaims = oauth.getValidatedIdTokenClaims(tokens)!;
         // oauth4webapi trusts the token endpoint's TLS; the signature is checked too, against the upstream's JWKS.
@@ -197,7 +274,7 @@ export class FederationService {
         upstreamSub = idClaims.sub;
         upstreamSid = typeof idClaims.sid === "string" ? idClaims.sid : undefined;
         claims = { ...idClaims };
-        if (provider.trustAmr && Array.isArray(idClaims.amr) && idClaims.amr.every((v) => typeof v === "string")) amr = idClaims.amr as string[];
+        amr = upstreamAmr(provider.trustAmr, idClaims.amr);
         if (as.userinfo_endpoint) {
           const info = await oauth.processUserInfoResponse(as, client, upstreamSub, await oauth.userInfoRequest(as, client, tokens.access_token, options));
           claims = { ...info, ...idClaims };
@@ -217,14 +294,18 @@ export class FederationService {
     }
   }
 
-  private async verifyUpstreamJwt(provider: ExternalProvider, as: oauth.AuthorizationServer, token: string, check: { audience: string; typ?: string }): Promise<JWTPayload> {
-    let keys = this.jwks.get(provider.id);
+  private async verifyUpstreamJwt(provider: ExternalProvider, as: oauth.AuthorizationServer, token: string, check: { audience: string }): Promise<{ payload: JWTPayload; protectedHeader: JWTHeaderParameters }> {
+    const cacheKey = JSON.stringify([provider.id, as.jwks_uri, as.issuer]);
+    let keys = this.jwks.get(cacheKey);
     if (!keys) {
+      // The entry changed (or is new): the key sets of its earlier versions go.
+      for (const key of this.jwks.keys()) if ((JSON.parse(key) as string[])[0] === provider.id) this.jwks.delete(key);
+      if (this.jwks.size >= 1000) this.jwks.clear();
       keys = createRemoteJWKSet(new URL(as.jwks_uri!), { [customFetch]: (url: string, init: RequestInit) => this.deps.fetch(url, init) });
-      this.jwks.set(provider.id, keys);
+      this.jwks.set(cacheKey, keys);
     }
-    const { payload } = await jwtVerify(token, keys, { issuer: as.issuer, audience: check.audience, ...(check.typ ? { typ: check.typ } : {}), clockTolerance: 60, currentDate: new Date(this.deps.clock()) });
-    return payload;
+    const { payload, protectedHeader } = await jwtVerify(token, keys, { issuer: as.issuer, audience: check.audience, clockTolerance: 60, currentDate: new Date(this.deps.clock()) });
+    return { payload, protectedHeader };
   }
 
   /** Mapped local claims of an upstream user. */
@@ -240,15 +321,19 @@ export class FederationService {
 
   /**
    * The local account of an upstream user: by its (iss, sub) link only; else, with `verified-email` linking,
-   * the one account with that verified email; else a new account. Never by email alone otherwise (account
-   * takeover through auto-linking, Keycloak #53041).
+   * the account with exactly that email (only the domain's ASCII case folded) when the upstream says it is
+   * verified and the account's email was verified here or by a `trustEmail` provider; else a new account,
+   * whose email counts as verified only from a `trustEmail` provider. Never by email alone otherwise
+   * (account takeover through auto-linking, Keycloak #53041).
    */
   private async findOrLink(provider: ExternalProvider, upstreamSub: string, upstream: Record<string, unknown>, back: string): Promise<StoredAccount> {
     const accounts = this.accounts;
     const now = this.now();
     const emailClaim = provider.claims.email ?? "email";
     const email = typeof upstream[emailClaim] === "string" && (upstream[emailClaim] as string).length <= ACCOUNT_LIMITS.email ? (upstream[emailClaim] as string) : undefined;
-    const emailVerified = upstream.email_verified === true;
+    const upstreamVerified = upstream.email_verified === true;
+    // Keycloak's "Trust Email": only such a provider's word makes a stored email verified.
+    const emailVerified = upstreamVerified && provider.trustEmail;
     const mapped = this.mapClaims(provider, upstream);
     const linked = await accounts.findByExternalLink(provider.linkIssuer, upstreamSub);
     if (linked) {
@@ -257,14 +342,21 @@ export class FederationService {
       return (await accounts.update(linked.sub, { claims: { ...linked.claims, ...mapped }, updatedAt: now })) ?? linked;
     }
     if (provider.linking === "verified-email" && email !== undefined) {
-      if (!emailVerified) throw new FederationError("access_denied", `${provider.displayName} does not report this email address as verified, so it cannot be linked to an existing account.`, back);
-      const matches = await this.accountsWithEmail(email);
-      if (matches.length > 1) throw new FederationError("access_denied", "Several accounts use this email address; it cannot be linked automatically.", back);
-      const match = matches[0];
-      if (match) {
-        if (match.disabled) throw new FederationError("access_denied", "This account is disabled.", back);
-        await this.link(provider, upstreamSub, match.sub, now);
-        return match;
+      const refuse = (why: string) => new FederationError("access_denied", `${why} It cannot be linked to your ${provider.displayName} sign-in automatically; sign in with your password and link it on the account page.`, back);
+      // Emails are unique in the store (by their NFKC, lower-case form): at most one account matches.
+      const match = await accounts.findByEmail(email);
+      // A user store that knows config users (the UserDirectory answers them first) names one here; the
+      // stored match itself is not one.
+      const known = await this.deps.users?.findByEmail?.(email);
+      const configUser = known !== undefined && known.sub !== match?.sub ? known : undefined;
+      if (match || configUser) {
+        if (!upstreamVerified) throw new FederationError("access_denied", `${provider.displayName} does not report this email address as verified, so it cannot be linked to an existing account.`, back);
+        if (configUser) throw refuse("An account of this server's configuration uses this email address.");
+        if (match!.disabled) throw new FederationError("access_denied", "This account is disabled.", back);
+        if (match!.email === undefined || linkingEmailKey(match!.email) !== linkingEmailKey(email)) throw refuse("An account uses a similar but not identical email address.");
+        if (!match!.emailVerified) throw refuse("The email address of the existing account has not been verified.");
+        await this.link(provider, upstreamSub, match!.sub, now);
+        return match!;
       }
     }
     const base = `${provider.id}.${upstreamSub}`.slice(0, ACCOUNT_LIMITS.username);
@@ -273,7 +365,8 @@ export class FederationService {
       username: base,
       email: emailVerified ? email : undefined,
       emailVerified: emailVerified && email !== undefined,
-      claims: { ...mapped, ...(email !== undefined && !emailVerified ? { email } : {}) },
+      // An email nobody verified stays a claim, with email_verified: false said explicitly to clients.
+      claims: { ...mapped, ...(email !== undefined && !emailVerified ? { email, email_verified: false } : {}) },
       disabled: false,
       createdAt: now,
       updatedAt: now,
@@ -285,7 +378,7 @@ export class FederationService {
       } catch (error) {
         if (!(error instanceof AccountConflictError) || attempt > 3) throw error;
         // The email belongs to another account (subject linking never takes it over): keep it as a claim.
-        if (error.field === "email") [account.email, account.emailVerified, account.claims] = [undefined, false, { ...account.claims, email }];
+        if (error.field === "email") [account.email, account.emailVerified, account.claims] = [undefined, false, { ...account.claims, email, email_verified: false }];
         else account.username = `${base.slice(0, ACCOUNT_LIMITS.username - 12)}.${randomHandle(8)}`;
         if (error.field === "sub") account.sub = randomBytes(16).toString("base64url");
       }
@@ -326,19 +419,27 @@ export class FederationService {
 
   /**
    * Removes a link of the account; refuses ("last_method") when it is the account's only way to sign in
-   * (no password and no other link).
+   * (no password and no other link). Checked again after the removal: when a concurrent unlink took the
+   * other way, the link is put back, so two racing requests never leave the account without one.
    */
   async unlink(sub: string, issuer: string, externalSubject: string): Promise<"removed" | "not_found" | "last_method"> {
-    const account = await this.accounts.findBySubject(sub);
-    const links = account ? await this.accounts.listLinks(sub) : [];
-    if (!links.some((l) => l.issuer === issuer && l.externalSubject === externalSubject)) return "not_found";
+    const accounts = this.accounts;
+    const account = await accounts.findBySubject(sub);
+    const links = account ? await accounts.listLinks(sub) : [];
+    const link = links.find((l) => l.issuer === issuer && l.externalSubject === externalSubject);
+    if (!link) return "not_found";
     if (!account!.passwordHash && links.length === 1) return "last_method";
-    return (await this.accounts.removeLink(sub, issuer, externalSubject)) ? "removed" : "not_found";
-  }
-
-  private async accountsWithEmail(email: string): Promise<StoredAccount[]> {
-    const found = await this.accounts.findByEmail(email);
-    return found ? [found] : [];
+    if (!(await accounts.removeLink(sub, issuer, externalSubject))) return "not_found";
+    const after = await accounts.findBySubject(sub);
+    if (after && !after.passwordHash && (await accounts.listLinks(sub)).length === 0) {
+      try {
+        await accounts.addLink(link);
+      } catch (error) {
+        if (!(error instanceof AccountConflictError)) throw error;
+      }
+      return "last_method";
+    }
+    return "removed";
   }
 
   private async link(provider: ExternalProvider, upstreamSub: string, sub: string, now: number): Promise<void> {
@@ -409,11 +510,16 @@ export class FederationService {
     const as = await this.registry.serverMetadata(provider);
     let claims: JWTPayload;
     try {
-      claims = await this.verifyUpstreamJwt(provider, as, token, { audience: provider.options.client_id });
+      const verified = await this.verifyUpstreamJwt(provider, as, token, { audience: provider.options.client_id });
+      claims = verified.payload;
+      // §2.4: typ "logout+jwt" when present (never an ID token's "JWT"); media type names are case-insensitive.
+      const typ = verified.protectedHeader.typ?.toLowerCase();
+      if (typ !== undefined && typ !== "logout+jwt" && typ !== "application/logout+jwt") throw new Error("typ");
     } catch {
       throw new ProtocolError("invalid_request", "the logout token is not valid");
     }
     const now = this.now();
+    if (typeof claims.exp !== "number") throw new ProtocolError("invalid_request", "the logout token has no exp");
     const events = claims.events as Record<string, unknown> | undefined;
     if (typeof claims.iat !== "number" || Math.abs(claims.iat - now) > LOGOUT_TOKEN_SKEW) throw new ProtocolError("invalid_request", "the logout token's iat is missing or out of range");
     if (!events || typeof events !== "object" || typeof events[BACKCHANNEL_EVENT] !== "object" || events[BACKCHANNEL_EVENT] === null) throw new ProtocolError("invalid_request", "the logout token has no back-channel logout event");
@@ -423,9 +529,9 @@ export class FederationService {
     if (!sid && !sub) throw new ProtocolError("invalid_request", "the logout token names neither sid nor sub");
     if (typeof claims.jti !== "string" || claims.jti.length > 255) throw new ProtocolError("invalid_request", "the logout token has no jti");
     const replayKey = sha256Base64url(`federation-logout:${provider.id}:${claims.jti}`);
-    const seen = await this.deps.grants.get(replayKey);
-    if (seen && seen.expiresAt >= now) throw new ProtocolError("invalid_request", "the logout token was already used");
-    await this.deps.grants.put({ key: replayKey, kind: "replay", clientId: provider.id, data: "{}", createdAt: now, expiresAt: now + 2 * LOGOUT_TOKEN_SKEW + (typeof claims.exp === "number" ? Math.max(0, claims.exp - now) : 0) });
+    // One conditional insert: of two processes given the same token, only one accepts it.
+    const fresh = await this.deps.grants.putIfAbsent({ key: replayKey, kind: "replay", clientId: provider.id, data: "{}", createdAt: now, expiresAt: now + 2 * LOGOUT_TOKEN_SKEW + Math.max(0, claims.exp - now) });
+    if (!fresh) throw new ProtocolError("invalid_request", "the logout token was already used");
 
     const records = sid
       ? await this.deps.grants.findAll({ kind: "federated_session", clientId: provider.id, grantId: `upstream-sid:${sha256Base64url(sid)}` }, SESSION_PAGE)

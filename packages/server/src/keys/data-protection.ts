@@ -4,7 +4,7 @@ import { CompactEncrypt, compactDecrypt, EncryptJWT, jwtDecrypt, type JWTPayload
 const OPENED_CACHE_SIZE = 2048;
 
 /** Purposes a subkey of the data key is derived for; each purpose gets an independent key. */
-export type ProtectionPurpose = "signing-keys" | "session-cookie" | "session-ticket" | "csrf" | "dpop-nonce" | "refresh-successor" | "device-cookie" | "session-migration" | "session-rekey" | "logout-request" | "device-lookup" | "totp-secret" | "second-factor" | "recovery-code" | "federated-session" | "federation-signout" | "external-provider";
+export type ProtectionPurpose = "signing-keys" | "session-cookie" | "session-ticket" | "csrf" | "dpop-nonce" | "refresh-successor" | "device-cookie" | "session-migration" | "session-rekey" | "logout-request" | "device-lookup" | "totp-secret" | "second-factor" | "recovery-code" | "federated-session" | "federation-signout" | "external-provider" | "federation-pending";
 
 /**
  * Encrypts and authenticates data at rest and in cookies (JWE `dir` + A256GCM) with keys derived by HKDF
@@ -16,7 +16,7 @@ export class DataProtector {
   constructor(dataKey: Uint8Array | string) {
     const key = typeof dataKey === "string" ? Buffer.from(dataKey, "base64url") : dataKey;
     if (key.length !== 32) throw new TypeError("the data key must be 32 bytes (base64url encoded when a string)");
-    for (const purpose of ["signing-keys", "session-cookie", "session-ticket", "csrf", "dpop-nonce", "refresh-successor", "device-cookie", "session-migration", "session-rekey", "logout-request", "device-lookup", "totp-secret", "second-factor", "recovery-code", "federated-session", "federation-signout", "external-provider"] as const) {
+    for (const purpose of ["signing-keys", "session-cookie", "session-ticket", "csrf", "dpop-nonce", "refresh-successor", "device-cookie", "session-migration", "session-rekey", "logout-request", "device-lookup", "totp-secret", "second-factor", "recovery-code", "federated-session", "federation-signout", "external-provider", "federation-pending"] as const) {
       this.keys.set(purpose, new Uint8Array(hkdfSync("sha256", key, "tessera", `tessera/${purpose}`, 32)));
     }
   }

@@ -14,6 +14,8 @@ export interface UserStore {
    * time a session is read, so false ends it at once (a disabled or deleted account). Absent: sessions are kept.
    */
   isSessionValid?(sub: string, signedInAt: number): Promise<boolean>;
+  /** A user whose `email` claim is this address (case-insensitive), if the store can tell: external providers' email linking refuses it. */
+  findByEmail?(email: string): Promise<UserRecord | undefined>;
 }
 
 /** What a claim request is for. */
