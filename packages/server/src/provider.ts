@@ -199,7 +199,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     : undefined;
   const nowSeconds = () => Math.floor(clock() / 1000);
   const endedSessions = new EndedSessions(store.grants, options.cookieLifetime, nowSeconds);
-  const sessionValid = users?.isSessionValid ? (sub: string, createdAt: number) => users.isSessionValid!(sub, createdAt) : undefined;
+  const sessionValid = users?.isSessionValid ? (sub: string, signedInAt: number) => users.isSessionValid!(sub, signedInAt) : undefined;
   const sessions = new SessionService(options, protector, store.sessions, clock, endedSessions, displayNameLookup, sessionValid);
   // The provider's own extension grants (device code) are built on the same public API as an embedder's.
   const grants = createGrantRegistry(providerOptions.grants ?? {}, deviceGrants({ store, sessions, options, clock }));

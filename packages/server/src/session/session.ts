@@ -90,7 +90,7 @@ export class SessionService {
     private readonly ended: EndedSessions,
     private readonly displayNameLookup?: DisplayNameLookup,
     /** The user store's {@link UserStore.isSessionValid}: false ends the session (a disabled account). */
-    private readonly sessionValid?: (sub: string, createdAt: number) => Promise<boolean>,
+    private readonly sessionValid?: (sub: string, signedInAt: number) => Promise<boolean>,
   ) {}
 
   private get serverSide(): boolean {
@@ -150,7 +150,7 @@ export class SessionService {
       }
     }
     if (!session) return undefined;
-    if (this.sessionValid && !(await this.sessionValid(session.sub, session.createdAt))) {
+    if (this.sessionValid && !(await this.sessionValid(session.sub, session.signedInAt))) {
       // The account was disabled or deleted since: the session is over, its record and sid too.
       await this.end(session);
       return undefined;

@@ -10,10 +10,11 @@ export interface UserRecord {
 export interface UserStore {
   findBySubject(sub: string): Promise<UserRecord | undefined>;
   /**
-   * Whether a session of `sub` that started at `createdAt` (Unix seconds) may go on; checked each time a
-   * session is read, so false ends it at once (a disabled or deleted account). Absent: sessions are kept.
+   * Whether a session of `sub` last signed in at `signedInAt` (Unix milliseconds) may go on; checked each
+   * time a session is read, so false ends it at once (a disabled or deleted account, a changed password).
+   * Absent: sessions are kept.
    */
-  isSessionValid?(sub: string, createdAt: number): Promise<boolean>;
+  isSessionValid?(sub: string, signedInAt: number): Promise<boolean>;
 }
 
 /** What a claim request is for. */
