@@ -129,7 +129,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       await provider.revokeGrants(sub);
     },
     // A changed password: every session but the user's own ends (back-channel logout to its clients), and
-    // every token, code and consent of the account goes, except what belongs to the kept session.
+    // every token and code of the account goes except the kept session's; without a kept session (a reset,
+    // an administrator, the CLI) consents go too.
     onPasswordChanged: async (sub, keep) => {
       if (keep === undefined) {
         await provider.removeSessions({ subject: sub, revokeTokens: true, sendBackchannelLogout: true });
@@ -146,7 +147,8 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
       for (const sessionId of others) await provider.removeSessions({ sessionId, subject: sub, revokeTokens: true, sendBackchannelLogout: true });
       for (;;) {
         const batch = await store.grants.findAll({ subject: sub }, 500);
-        const gone = batch.filter((grant) => grant.sessionId !== keep);
+        // The user's own consents stay (they are decisions, not credentials); tokens of other sessions go.
+        const gone = batch.filter((grant) => grant.sessionId !== keep && grant.kind !== "consent");
         for (const grant of gone) await store.grants.remove(grant.key);
         if (batch.length < 500 || gone.length === 0) break;
       }

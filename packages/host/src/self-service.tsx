@@ -326,15 +326,6 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
   /** A reset link counts for an active stored account whose address is still the one the link was sent to. */
   const resetAllowed = (account: AccountView, data: Record<string, unknown>) => !account.disabled && !account.fixed && !!account.email && typeof data.email === "string" && account.email === data.email;
 
-  /** Tells the account's address that its password changed (a reset, or the account page). */
-  const mailPasswordChanged = (account: AccountView, how: "reset" | "changed") => {
-    if (!account.email) return;
-    const forgot = settings.passwordReset ? { url: `${deps.issuer}/account/forgot`, label: "Reset my password" } : undefined;
-    void deps.mailer.send(
-      linkMessage(account.email, "Your password was changed", ["Hello,", `the password of your account at ${host} was ${how === "reset" ? "reset with a link sent to this address" : "changed on the account page"}, and your other sessions were signed out.`, ...(forgot ? ["If this was not you, reset your password now:"] : [])], forgot, "If this was you, you can ignore this mail."),
-    );
-  };
-
   // Opening the link uses it up: it is exchanged for a short-lived token in the form.
   app.get(`${base}/account/reset`, async (c) => {
     if (!settings.passwordReset) return notFound();
@@ -361,7 +352,6 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
       throw error;
     }
     deps.emit({ type: "account.password_reset", sub: account.sub });
-    mailPasswordChanged(account, "reset");
     // A reset proves the mailbox the link was sent to (resetAllowed: the account's address still): verified now.
     if (account.email && !account.emailVerified) {
       await directory.update(account.sub, { emailVerified: true }, "self");
@@ -441,7 +431,6 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
       if (error instanceof AccountInputError) return accountPage(c, { error: error.message }, 400);
       throw error;
     }
-    mailPasswordChanged(account, "changed");
     // The request's cookie is the old one: the page is shown by the next request, with the new cookie.
     return pages.redirectTo(`${base}/account?notice=password`, cookies);
   });
