@@ -135,7 +135,7 @@ describe("20 accounts: tessera users", () => {
       [["add", "--username", "other", "--email", "KIM@example.com"], "password-123", /email is already in use/],
       [["add", "--username", "short"], "abc", /at least 8 characters/],
       [["add", "--username", "nopass"], "", /no password on stdin/],
-      [["add", "--username", "bad name"], "password-123", /spaces or control characters/],
+      [["add", "--username", "bad name"], "password-123", /spaces, control or invisible characters/],
       [["add", "--username", "x", "--email", "nope"], "password-123", /valid email/],
       [["add"], "password-123", /needs --username/],
       [["disable", "nobody"], undefined, /no user nobody/],

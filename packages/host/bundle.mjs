@@ -24,6 +24,12 @@ const REWRITES = [
     from: /const kysely = createRequire\(import\.meta\.url\)\("kysely"\);\s*export const \{([^}]+)\} = kysely;/,
     to: (_, names) => `export {${names}} from "kysely";`,
   },
+  // The common-password list is read from new URL(...) of the module: next to the bundle (copied below).
+  {
+    file: /[\\/]server[\\/]dist[\\/]accounts[\\/]common-passwords\.js$/,
+    from: /new URL\("\.\.\/\.\.\/data\/common-passwords\.txt", import\.meta\.url\)/,
+    to: () => 'new URL("./common-passwords.txt", import.meta.url)',
+  },
 ];
 
 const staticImports = {
@@ -55,3 +61,4 @@ await build({
 });
 // sqlite.js starts its worker from new URL("./checkpoint-worker.mjs", import.meta.url): next to the bundle.
 copyFileSync(here("../server/dist/stores/sql/checkpoint-worker.mjs"), here("./dist/checkpoint-worker.mjs"));
+copyFileSync(here("../server/data/common-passwords.txt"), here("./dist/common-passwords.txt"));

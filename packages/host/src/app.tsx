@@ -127,9 +127,35 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     minPasswordLength: config.accounts?.minPasswordLength,
     clock: hostOptions.clock,
     emit: emitHost,
+    clockMs: () => (hostOptions.clock ?? Date.now)(),
     onDeactivated: async (sub) => {
       await provider.removeSessions({ subject: sub, revokeTokens: true, sendBackchannelLogout: true });
       await provider.revokeGrants(sub);
+    },
+    // A changed password: every session but the user's own ends (back-channel logout to its clients), and
+    // every token and code of the account goes except the kept session's; without a kept session (a reset,
+    // an administrator, the CLI) consents go too.
+    onPasswordChanged: async (sub, keep) => {
+      if (keep === undefined) {
+        await provider.removeSessions({ subject: sub, revokeTokens: true, sendBackchannelLogout: true });
+        await provider.revokeGrants(sub);
+        return;
+      }
+      let cursor: string | undefined;
+      const others: string[] = [];
+      do {
+        const page = await provider.querySessions({ subject: sub, cursor, count: 200 });
+        for (const s of page.sessions) if (s.subject === sub && s.sessionId !== keep) others.push(s.sessionId);
+        cursor = page.next ?? undefined;
+      } while (cursor);
+      for (const sessionId of others) await provider.removeSessions({ sessionId, subject: sub, revokeTokens: true, sendBackchannelLogout: true });
+      for (;;) {
+        const batch = await store.grants.findAll({ subject: sub }, 500);
+        // The user's own consents stay (they are decisions, not credentials); tokens of other sessions go.
+        const gone = batch.filter((grant) => grant.sessionId !== keep && grant.kind !== "consent");
+        for (const grant of gone) await store.grants.remove(grant.key);
+        if (batch.length < 500 || gone.length === 0) break;
+      }
     },
   });
   const throttle = new LoginThrottle(store.grants, { ...DEFAULT_THROTTLE, ...config.loginThrottling }, () => Math.floor((hostOptions.clock ?? Date.now)() / 1000));
@@ -925,6 +951,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     issuer: provider.issuer,
     dataKeySource: dataKey.source,
     close: async () => {
+      await selfService?.idle();
       mailer.close();
       await provider.close();
     },

@@ -35,11 +35,13 @@ export async function createSmtpMailer(config: SmtpConfig, logger: Logger | unde
   return {
     async send(message) {
       try {
-        await transport.sendMail({ from: config.from, to: message.to, subject: message.subject, text: message.text, html: message.html });
+        // One recipient as an address object: nodemailer never parses it as a list or a display name.
+        await transport.sendMail({ from: config.from, to: { name: "", address: message.to }, subject: message.subject, text: message.text, html: message.html });
         return true;
       } catch (error) {
-        // Never the recipient: the log would tell which addresses were tried.
-        logger?.error({ err: { message: (error as Error).message, code: (error as { code?: string }).code } }, "sending mail failed");
+        // Never the recipient (SMTP error texts quote it): only the codes, so the log tells no address.
+        const { code, responseCode } = error as { code?: unknown; responseCode?: unknown };
+        logger?.error({ err: { code: typeof code === "string" ? code : undefined, responseCode: typeof responseCode === "number" ? responseCode : undefined } }, "sending mail failed");
         return false;
       }
     },

@@ -89,6 +89,8 @@ export interface SelfService {
    * with a resend button), or undefined to go on.
    */
   signInBlocked(c: Context, account: AccountView, returnUrl: string | undefined): Promise<Response | undefined>;
+  /** Resolves once the work queued after answering (reset links and their mails) is done. */
+  idle(): Promise<void>;
 }
 
 const LIMITS = {
@@ -98,6 +100,8 @@ const LIMITS = {
   forgotPerAddress: { window: 900, max: 10 },
   /** Mails per recipient and purpose; past it nothing is sent and the page is the same. */
   mailsPerAccount: { window: 3600, max: 3 },
+  /** Wrong current passwords on the account page, per account. */
+  passwordPerAccount: { window: 900, max: 5 },
 } satisfies Record<string, FailureLimit>;
 
 /** A reset link's token is exchanged for a form token of this lifetime (seconds) when the page opens. */
@@ -118,6 +122,14 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
   const message = (heading: string, text: string, status = 200) => pages.render(heading, <MessagePage base={base} heading={heading} text={text} />, status);
   const notFound = () => message("Not found", "This page does not exist.", 404);
   const host = new URL(deps.issuer).host;
+  /** Work done after the answer, so its time tells nothing (a known address costs the same as an unknown one). */
+  const queued = new Set<Promise<void>>();
+  const queue = (work: () => Promise<void>) => {
+    const running: Promise<void> = work()
+      .catch((error: unknown) => deps.logger?.error({ err: { message: (error as Error).message } }, "queued account work failed"))
+      .finally(() => queued.delete(running));
+    queued.add(running);
+  };
 
   /** Counts one event of `subject`; false when its limit is used up (nothing is counted then). */
   const take = async (subject: string, limit: FailureLimit): Promise<boolean> => {
@@ -295,7 +307,8 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
       const { token, cookies } = await pages.csrfFor(c, "forgot");
       return pages.render("Reset your password", <ForgotPage base={base} csrf={token} error="Too many requests from your network. Try again in a few minutes." />, 429, cookies);
     }
-    if (email) await requestReset(email);
+    // Whether the address has an account is found out after answering: both answers do the same work.
+    if (email) queue(() => requestReset(email));
     return pages.render("Check your mail", <CheckMailPage base={base} heading="Check your mail" text="If an account has this address, we sent it a link to choose a new password." />);
   });
 
@@ -303,10 +316,10 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
     const account = await directory.findByEmail(email).catch(() => undefined);
     if (!account?.email || account.disabled || account.fixed) return;
     if (!(await take(`mail:reset:${account.sub}`, LIMITS.mailsPerAccount))) return;
-    const token = await issueToken(account.sub, "password_reset", settings.resetLinkLifetime, {});
+    // The link is for this address only: after an email change it is refused (and removed).
+    const token = await issueToken(account.sub, "password_reset", settings.resetLinkLifetime, { email: account.email });
     deps.emit({ type: "account.password_reset_requested", sub: account.sub });
-    // Not awaited: the answer takes as long for an unknown address as for a known one.
-    void deps.mailer.send(
+    await deps.mailer.send(
       linkMessage(account.email, "Reset your password", ["Hello,", `someone asked to reset the password of your account at ${host}. To choose a new password, open this link:`], { url: link("reset", token), label: "Choose a new password" }, `The link works once and expires in ${hours(settings.resetLinkLifetime)}. If you did not ask for it, ignore this mail: your password stays.`),
     );
   };
@@ -316,13 +329,16 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
     return pages.render("Choose a new password", <ResetPage base={base} csrf={token} token={formToken} error={error} />, status, cookies);
   };
 
+  /** A reset link counts for an active stored account whose address is still the one the link was sent to. */
+  const resetAllowed = (account: AccountView, data: Record<string, unknown>) => !account.disabled && !account.fixed && !!account.email && typeof data.email === "string" && account.email === data.email;
+
   // Opening the link uses it up: it is exchanged for a short-lived token in the form.
   app.get(`${base}/account/reset`, async (c) => {
     if (!settings.passwordReset) return notFound();
     const found = await takeToken(c.req.query("token"), "password_reset");
     const account = found && (await directory.get(found.sub));
-    if (!found || !account || account.disabled) return message("Link not valid", INVALID_LINK, 400);
-    return resetForm(c, await issueToken(account.sub, "password_reset_form", RESET_FORM_LIFETIME, {}));
+    if (!found || !account || !resetAllowed(account, found.data)) return message("Link not valid", INVALID_LINK, 400);
+    return resetForm(c, await issueToken(account.sub, "password_reset_form", RESET_FORM_LIFETIME, { email: account.email }));
   });
 
   app.post(`${base}/account/reset`, pages.limit, async (c) => {
@@ -331,22 +347,18 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
     if (!(await pages.csrfOk(c, form, "reset"))) return pages.csrfFailed(c);
     const found = await takeToken(form.token, "password_reset_form");
     const account = found && (await directory.get(found.sub));
-    if (!found || !account || account.disabled) return message("Link not valid", INVALID_LINK, 400);
+    if (!found || !account || !resetAllowed(account, found.data)) return message("Link not valid", INVALID_LINK, 400);
     try {
+      // Whoever knew the old password is signed out everywhere (cookie-only sessions too), and the account's
+      // tokens and consents are revoked (UserDirectory.setPassword): a reset is what people do when they fear
+      // someone else got in.
       await directory.setPassword(account.sub, (form.password ?? "").slice(0, 2048), "self");
     } catch (error) {
-      if (error instanceof AccountInputError) return resetForm(c, await issueToken(account.sub, "password_reset_form", RESET_FORM_LIFETIME, {}), error.message, 400);
+      if (error instanceof AccountInputError) return resetForm(c, await issueToken(account.sub, "password_reset_form", RESET_FORM_LIFETIME, { email: account.email }), error.message, 400);
       throw error;
     }
-    await accounts.removeTokens(account.sub, "password_reset");
-    await accounts.removeTokens(account.sub, "password_reset_form");
-    // Whoever knew the old password is signed out everywhere (cookie-only sessions too), and the account's
-    // tokens and consents are revoked: a reset is what people do when they fear someone else got in.
-    // UserDirectory.endSessions: sessions signed in until now (milliseconds) end, a sign-in with the new
-    // password right after counts; its onDeactivated hook removes server-side sessions and revokes grants.
-    await directory.endSessions(account.sub, "self");
     deps.emit({ type: "account.password_reset", sub: account.sub });
-    // A reset proves the mailbox: an unverified address counts as verified now.
+    // A reset proves the mailbox the link was sent to (resetAllowed: the account's address still): verified now.
     if (account.email && !account.emailVerified) {
       await directory.update(account.sub, { emailVerified: true }, "self");
       deps.emit({ type: "account.email_verified", sub: account.sub });
@@ -384,7 +396,7 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
       cookies,
     );
   };
-  app.get(`${base}/account`, (c) => accountPage(c));
+  app.get(`${base}/account`, (c) => accountPage(c, c.req.query("notice") === "password" ? { notice: "Password changed. Your other sessions were signed out." } : undefined));
 
   /** POST handlers of the account page: CSRF (bound to the session), then signed in, then the action. */
   const accountAction = (path: string, act: (c: Context, form: Record<string, string>, sub: string, sid: string) => Promise<Response>) =>
@@ -401,23 +413,34 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
     if (!account || account.fixed) return accountPage(c, { error: "This account's password cannot be changed here." }, 400);
     const current = (form.current_password ?? "").slice(0, 2048);
     const next = (form.new_password ?? "").slice(0, 2048);
-    // Counted like sign-in failures of the account: the form must not become a password oracle.
-    const attempt = `password:${sub}`;
-    if ((await counter.failures(attempt, 5)) >= 5) return accountPage(c, { error: "Too many wrong passwords. Try again later." }, 429);
+    // Counted like sign-in failures of the account: the form must not become a password oracle. A slot is
+    // held before the check (as the login form does), so parallel guesses cannot all get past the count.
+    const reservation = await counter.reserve(`password:${sub}`, LIMITS.passwordPerAccount);
+    if (!reservation) return accountPage(c, { error: "Too many wrong passwords. Try again later." }, 429);
     if (!current || !(await directory.checkPassword(sub, current))) {
-      await take(attempt, { window: 900, max: 5 });
+      await counter.fail(reservation);
       return accountPage(c, { error: "Your current password is not right." }, 400);
     }
+    await counter.release(reservation);
+    const session = await provider.getSession(c.req.raw);
+    if (!session || session.sid !== sid) return pages.redirectTo(`${base}/login?returnUrl=${encodeURIComponent(`${base}/account`)}`);
+    let cookies: string[] = [];
     try {
-      await directory.setPassword(sub, next, "self");
+      // Every other session ends and the account's other tokens are revoked; this one is signed in again
+      // after the cutoff, keeping its sid (UserDirectory.setPassword).
+      await directory.setPassword(sub, next, "self", {
+        reissue: async () => {
+          const signedIn = await provider.signIn(c.req.raw, { sub, name: session.name, amr: session.amr, auth_time: session.authTime, idp: session.idp, claims: session.claims }, { persistent: session.persistent });
+          cookies = signedIn.cookies;
+          return { sid: signedIn.session.sid, signedInAt: signedIn.session.signedInAt };
+        },
+      });
     } catch (error) {
       if (error instanceof AccountInputError) return accountPage(c, { error: error.message }, 400);
       throw error;
     }
-    // The other sessions end (this one stays): a changed password locks out whoever knew the old one.
-    const others = await provider.querySessions({ subject: sub, count: 200 });
-    for (const s of others.sessions) if (s.sessionId !== sid && s.subject === sub) await provider.removeSessions({ sessionId: s.sessionId, subject: sub });
-    return accountPage(c, { notice: "Password changed. Your other sessions were signed out." });
+    // The request's cookie is the old one: the page is shown by the next request, with the new cookie.
+    return pages.redirectTo(`${base}/account?notice=password`, cookies);
   });
 
   accountAction("sessions", async (c, form, sub, sid) => {
@@ -436,6 +459,9 @@ export function mountSelfService(app: Hono, deps: SelfServiceDeps): SelfService 
     async signInBlocked(c, account, returnUrl) {
       if (!settings.emailVerification || account.fixed || !account.email || account.emailVerified) return undefined;
       return verifyRequired(c, account, returnUrl);
+    },
+    async idle() {
+      while (queued.size > 0) await Promise.all([...queued]);
     },
   };
 }

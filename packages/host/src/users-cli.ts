@@ -59,6 +59,11 @@ export async function usersCommand(argv: string[], cli: CliHelpers): Promise<num
   let host;
   try {
     const { config, baseDir } = loadConfigFile(configFile, { issuer: process.env.TESSERA_ISSUER });
+    // A memory store lives as long as this command: a change would be reported and then lost.
+    if (config.store?.kind === "memory" || config.accounts?.store === false) {
+      process.stderr.write("tessera users needs stored accounts: set store.kind to sqlite or postgres, and leave accounts.store on\n");
+      return 1;
+    }
     host = await createHostApp(config, { baseDir });
   } catch (error) {
     if (error instanceof ConfigError) return cli.printConfigError(error);
@@ -113,6 +118,7 @@ export async function usersCommand(argv: string[], cli: CliHelpers): Promise<num
 /** One account per line, tab-separated: sub, username, email, status, source, name. */
 function line(user: AccountView): string {
   const name = typeof user.claims.name === "string" ? user.claims.name : "";
-  const clean = (value: string) => value.replace(/[\t\r\n\u0000-\u001f\u007f]/g, " ");
+  // Controls (C0 and C1), format characters (bidi overrides, zero-width) and line separators would forge columns or lines.
+  const clean = (value: string) => value.replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, " ");
   return [user.sub, user.username, user.email ?? "", user.disabled ? "disabled" : "active", user.fixed ? "config" : "store", name].map(clean).join("\t") + "\n";
 }

@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { constantTimeEqual } from "@tessera/protocol";
 import type { AccountActor, TesseraEvent } from "../events.ts";
-import { accountClaims, AccountConflictError, ACCOUNT_LIMITS, normalizeUsername, type AccountQuery, type AccountStore, type StoredAccount } from "../stores/accounts.ts";
+import { accountClaims, AccountConflictError, ACCOUNT_LIMITS, normalizeEmail, normalizeUsername, type AccountQuery, type AccountStore, type StoredAccount } from "../stores/accounts.ts";
 import { isStorableText } from "../stores/values.ts";
 import { createArgon2Hasher, type PasswordHasher } from "../security/passwords.ts";
+import { isCommonPassword } from "./common-passwords.ts";
 import type { UserRecord, UserStore } from "../tokens/claims.ts";
 
 /** A fixed account from the host's config: read-only, never in the store. */
@@ -81,6 +82,8 @@ export interface UserDirectoryOptions {
   hasher?: PasswordHasher | undefined;
   /** Milliseconds clock (default Date.now). */
   clock?: (() => number) | undefined;
+  /** Milliseconds clock of the sessions (the one `isSessionValid` compares `signedInAt` with; default Date.now). */
+  clockMs?: (() => number) | undefined;
   emit?: ((event: TesseraEvent) => void) | undefined;
   /** Shortest password accepted when one is set (default 8, NIST SP 800-63B §3.1.1.2). */
   minPasswordLength?: number | undefined;
@@ -89,13 +92,37 @@ export interface UserDirectoryOptions {
    * tokens (the host wires the provider's `removeSessions` and `revokeGrants`).
    */
   onDeactivated?: ((sub: string) => Promise<void>) | undefined;
+  /**
+   * Runs after a password change: end the account's sessions and revoke its tokens and consents, except
+   * those of `keepSessionId` (the session of the user who changed it), when given.
+   */
+  onPasswordChanged?: ((sub: string, keepSessionId: string | undefined) => Promise<void>) | undefined;
+}
+
+/** The session of the user changing their own password: it stays signed in, re-issued after the cutoff. */
+export interface CurrentSession {
+  /** Re-issues the session (a fresh sign-in of the same user, keeping its sid); returns its sid and new `signedInAt` (ms). */
+  reissue(): Promise<{ sid: string; signedInAt: number }>;
 }
 
 const MAX_PASSWORD_LENGTH = 1024;
 const PAGE_LIMIT = 200;
-/** A plausible address: one @, something on both sides, no spaces or controls (RFC 5321 sizes). */
-const EMAIL = /^[^\s@\u0000-\u001f\u007f]{1,64}@[^\s@\u0000-\u001f\u007f]{1,253}$/;
-const USERNAME_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\s]/;
+/** A dot-atom (RFC 5322 §3.2.3; non-ASCII as RFC 6531 allows): none of , ; < > ( ) [ ] \\ " : or spaces. */
+const EMAIL_LOCAL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\uffff-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\uffff-]+)*$/u;
+const EMAIL_DOMAIN = /^(?:[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\u0080-\uffff-]*[A-Za-z0-9\u0080-\uffff])?\.)*[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\u0080-\uffff-]*[A-Za-z0-9\u0080-\uffff])?$/u;
+/**
+ * Controls, spaces, format characters (zero-width, bidi controls, soft hyphen: \p{Cf}), the combining
+ * grapheme joiner, Hangul fillers, and U+0130/U+0131 (Turkish dotted/dotless I, whose case folding differs
+ * by locale).
+ */
+const USERNAME_FORBIDDEN = /[\p{Cc}\p{Cf}\p{Z}\s\u034f\u115f\u1160\u3164\uffa0\u0130\u0131]/u;
+/** Scripts that share look-alike letters: a username may use one of them. */
+const CONFUSABLE_SCRIPTS = [/\p{Script=Latin}/u, /\p{Script=Cyrillic}/u, /\p{Script=Greek}/u];
+/** Cyrillic and Greek letters that look like Latin ones (after lower-casing; UTS #39 confusables, in part). */
+const SKELETON: Record<string, string> = {
+  а: "a", в: "b", е: "e", ё: "e", һ: "h", і: "i", ї: "i", ј: "j", к: "k", м: "m", н: "h", о: "o", р: "p", с: "c", т: "t", у: "y", х: "x", ѕ: "s", ԁ: "d", ԛ: "q", ԝ: "w", ь: "b", г: "r", п: "n", ѵ: "v", ӏ: "l",
+  α: "a", β: "b", ε: "e", η: "n", ι: "i", κ: "k", ν: "v", ο: "o", ρ: "p", τ: "t", υ: "u", χ: "x", γ: "y", ω: "w", ϲ: "c", ϳ: "j", ζ: "z",
+};
 
 /**
  * The accounts of a server: fixed accounts from the config beside the stored ones. One owner of the rules:
@@ -116,12 +143,14 @@ export class UserDirectory implements UserStore {
   private readonly emit: (event: TesseraEvent) => void;
   private readonly minPasswordLength: number;
   onDeactivated: ((sub: string) => Promise<void>) | undefined;
+  onPasswordChanged: ((sub: string, keepSessionId: string | undefined) => Promise<void>) | undefined;
 
   constructor(options: UserDirectoryOptions = {}) {
     this.store = options.store;
     this.hasher = options.hasher ?? createArgon2Hasher();
-    this.clockMs = options.clock ?? Date.now;
+    this.clockMs = options.clockMs ?? options.clock ?? Date.now;
     this.clock = () => Math.floor(this.clockMs() / 1000);
+    this.onPasswordChanged = options.onPasswordChanged;
     this.emit = options.emit ?? (() => {});
     this.minPasswordLength = options.minPasswordLength ?? 8;
     this.onDeactivated = options.onDeactivated;
@@ -147,20 +176,24 @@ export class UserDirectory implements UserStore {
   }
 
   /**
-   * A session may go on while its account is active and it was signed in (`signedInAt`, Unix milliseconds)
-   * after the account's `sessionsValidAfter` (set when the account was disabled): cookie-only sessions end
-   * this way too.
+   * A session may go on while its account is active and it was signed in (`signedInAt`, ms) at or after the
+   * account's `sessionsValidAfter` (set when the account was disabled or its password changed): cookie-only
+   * sessions end this way too.
    */
   async isSessionValid(sub: string, signedInAt: number): Promise<boolean> {
     if (this.bySub.has(sub)) return true;
     const stored = await this.store?.findBySubject(sub);
-    return !!stored && !stored.disabled && (stored.sessionsValidAfter === undefined || signedInAt > stored.sessionsValidAfter);
+    if (!stored || stored.disabled) return false;
+    if (stored.sessionsValidAfter === undefined) return true;
+    // Cutoffs written before they were kept in milliseconds are Unix seconds.
+    const cutoff = stored.sessionsValidAfter < 1e11 ? (stored.sessionsValidAfter + 1) * 1000 : stored.sessionsValidAfter;
+    return signedInAt >= cutoff;
   }
 
   /** Ends every session of the account that started until now ("sign out everywhere"), cookie-only ones included. */
   async endSessions(sub: string, by: AccountActor): Promise<void> {
     const store = this.requireStore(sub);
-    const updated = await store.update(sub, { sessionsValidAfter: this.clockMs(), updatedAt: this.clock() });
+    const updated = await store.update(sub, { sessionsValidAfter: this.clockMs() + 1, updatedAt: this.clock() });
     if (!updated) return;
     this.emit({ type: "account.updated", sub, by, fields: ["sessions"] });
     await this.onDeactivated?.(sub);
@@ -201,10 +234,16 @@ export class UserDirectory implements UserStore {
    */
   async verifyPassword(username: string, password: string): Promise<AccountView | undefined> {
     if (password.length > MAX_PASSWORD_LENGTH) password = password.slice(0, MAX_PASSWORD_LENGTH);
+    const normalized = normalizePassword(password);
     const fixed = this.byUsername.get(normalizeUsername(username));
     if (fixed) {
-      if (fixed.password_hash) return (await this.hasher.verify(fixed.password_hash, password)) ? fixedView(fixed) : undefined;
-      if (fixed.password !== undefined) return constantTimeEqual(fixed.password, password) ? fixedView(fixed) : undefined;
+      if (fixed.password_hash) return (await this.verifyEitherForm(fixed.password_hash, password, normalized)) ? fixedView(fixed) : undefined;
+      if (fixed.password !== undefined) {
+        const ok = constantTimeEqual(normalizePassword(fixed.password), normalized);
+        // The same argon2 work as for an unknown user or a hashed password: the answer's time tells nothing.
+        await this.hasher.dummyVerify(password);
+        return ok ? fixedView(fixed) : undefined;
+      }
       await this.hasher.dummyVerify(password);
       return undefined;
     }
@@ -213,14 +252,23 @@ export class UserDirectory implements UserStore {
       await this.hasher.dummyVerify(password);
       return undefined;
     }
-    if (!(await this.hasher.verify(stored.passwordHash, password)) || stored.disabled) return undefined;
-    if (await this.hasher.needsRehash(stored.passwordHash)) {
+    const matched = await this.verifyEitherForm(stored.passwordHash, password, normalized);
+    if (!matched || stored.disabled) return undefined;
+    // A hash of the password as typed (before passwords were NFKC-normalised) is replaced by the normalised one.
+    if (matched === "raw" || (await this.hasher.needsRehash(stored.passwordHash))) {
       // Only when the hash is still the one just checked: a password changed meanwhile stays.
-      const fresh = await this.hasher.hash(password);
+      const fresh = await this.hasher.hash(normalized);
       const current = await this.store!.findBySubject(stored.sub);
       if (current?.passwordHash === stored.passwordHash) await this.store!.update(stored.sub, { passwordHash: fresh, updatedAt: this.clock() });
     }
     return storedView(stored);
+  }
+
+  /** Which form of the password the hash is of: the NFKC-normalised one, the one as typed (older hashes), or none. */
+  private async verifyEitherForm(hash: string, password: string, normalized: string): Promise<"normalized" | "raw" | false> {
+    if (await this.hasher.verify(hash, normalized)) return "normalized";
+    if (normalized !== password && (await this.hasher.verify(hash, password))) return "raw";
+    return false;
   }
 
   /** True when `password` is the account's current password (a change-password form asks for it). */
@@ -236,10 +284,10 @@ export class UserDirectory implements UserStore {
   /** Creates a stored account with a random sub; refuses a username used by a fixed or stored account. */
   async create(input: NewAccountInput, by: AccountActor): Promise<AccountView> {
     const store = this.requireStore();
-    const username = this.checkUsername(input.username);
-    const email = input.email === undefined || input.email === "" ? undefined : checkEmail(input.email);
+    const username = await this.checkUsername(input.username);
+    const email = input.email === undefined || input.email === "" ? undefined : this.checkEmail(input.email);
     const claims = checkClaims(input.claims ?? {});
-    const passwordHash = input.password === undefined ? undefined : await this.hasher.hash(this.assertPasswordPolicy(input.password));
+    const passwordHash = input.password === undefined ? undefined : await this.hasher.hash(this.assertPasswordPolicy(input.password, [username, email]));
     const now = this.clock();
     let sub = randomBytes(16).toString("base64url");
     while (this.bySub.has(sub)) sub = randomBytes(16).toString("base64url");
@@ -267,11 +315,11 @@ export class UserDirectory implements UserStore {
     const changes: Parameters<AccountStore["update"]>[1] = { updatedAt: this.clock() };
     const fields: string[] = [];
     if (update.username !== undefined && update.username !== current.username) {
-      changes.username = this.checkUsername(update.username);
+      changes.username = await this.checkUsername(update.username, sub);
       fields.push("username");
     }
     if (update.email !== undefined) {
-      const email = update.email === null || update.email === "" ? null : checkEmail(update.email);
+      const email = update.email === null || update.email === "" ? null : this.checkEmail(update.email);
       if ((email ?? undefined) !== current.email) {
         changes.email = email;
         changes.emailVerified = email !== null && (update.emailVerified ?? false);
@@ -288,18 +336,34 @@ export class UserDirectory implements UserStore {
     }
     if (fields.length === 0) return storedView(current);
     const updated = await store.update(sub, changes);
+    if (updated && fields.includes("email")) {
+      // Links sent to the old address (or proving it) no longer count for the account.
+      for (const purpose of ["password_reset", "password_reset_form", "email_verification"] as const) await store.removeTokens(sub, purpose);
+    }
     if (updated) this.emit({ type: "account.updated", sub, by, fields });
     return updated && storedView(updated);
   }
 
-  /** Sets a new password; ends every pending password-reset link of the account. */
-  async setPassword(sub: string, password: string, by: AccountActor): Promise<AccountView | undefined> {
+  /**
+   * Sets a new password and locks out whoever knew the old one: every session signed in before now ends
+   * (cookie-only ones too, by `sessionsValidAfter`), {@link UserDirectoryOptions.onPasswordChanged} revokes the
+   * account's tokens and consents, and pending reset links are removed. Only `current` (the user's own
+   * session, when the user changes it) stays, re-issued after the cutoff; an administrator or the CLI ends all.
+   */
+  async setPassword(sub: string, password: string, by: AccountActor, current?: CurrentSession): Promise<AccountView | undefined> {
     const store = this.requireStore(sub);
-    const passwordHash = await this.hasher.hash(this.assertPasswordPolicy(password));
-    const updated = await store.update(sub, { passwordHash, updatedAt: this.clock() });
+    const account = await store.findBySubject(sub);
+    if (!account) return undefined;
+    const passwordHash = await this.hasher.hash(this.assertPasswordPolicy(password, [account.username, account.email]));
+    // The kept session is signed in again first, so the cutoff (its new signedInAt) ends every other one.
+    const kept = current ? await current.reissue() : undefined;
+    const cutoff = kept?.signedInAt ?? this.clockMs();
+    const updated = await store.update(sub, { passwordHash, sessionsValidAfter: cutoff, updatedAt: this.clock() });
     if (!updated) return undefined;
     await store.removeTokens(sub, "password_reset");
+    await store.removeTokens(sub, "password_reset_form");
     this.emit({ type: "account.password_changed", sub, by });
+    await this.onPasswordChanged?.(sub, kept?.sid);
     return storedView(updated);
   }
 
@@ -312,7 +376,7 @@ export class UserDirectory implements UserStore {
     const current = await store.findBySubject(sub);
     if (!current) return undefined;
     const now = this.clock();
-    const updated = current.disabled === disabled ? current : await store.update(sub, { disabled, updatedAt: now, ...(disabled ? { sessionsValidAfter: this.clockMs() } : {}) });
+    const updated = current.disabled === disabled ? current : await store.update(sub, { disabled, updatedAt: now, ...(disabled ? { sessionsValidAfter: this.clockMs() + 1 } : {}) });
     if (!updated) return undefined;
     if (current.disabled !== disabled) this.emit({ type: disabled ? "account.disabled" : "account.enabled", sub, by });
     // Also when it was disabled already: sessions a racing sign-in started end too.
@@ -365,27 +429,82 @@ export class UserDirectory implements UserStore {
     return this.store;
   }
 
-  private checkUsername(value: string): string {
+  /**
+   * Username rules (one owner): no controls, spaces or invisible characters, one of Latin, Cyrillic and
+   * Greek at most, and unique by NFKC lower case and by a confusables skeleton (`аlice` in Cyrillic is taken
+   * when `alice` exists). `self` is the account being renamed.
+   */
+  private async checkUsername(value: string, self?: string): Promise<string> {
     const username = typeof value === "string" ? value.trim() : "";
     if (!username) throw new AccountInputError("username", "A username is required.");
     if (username.length > ACCOUNT_LIMITS.username) throw new AccountInputError("username", `A username has at most ${ACCOUNT_LIMITS.username} characters.`);
-    if (USERNAME_FORBIDDEN.test(username) || !isStorableText(username)) throw new AccountInputError("username", "A username cannot hold spaces or control characters.");
-    if (this.byUsername.has(normalizeUsername(username))) throw new AccountConflictError("username");
+    if (USERNAME_FORBIDDEN.test(username) || !isStorableText(username)) throw new AccountInputError("username", "A username cannot hold spaces, control or invisible characters.");
+    const key = normalizeUsername(username);
+    if (CONFUSABLE_SCRIPTS.filter((script) => script.test(key)).length > 1) throw new AccountInputError("username", "A username cannot mix Latin, Cyrillic and Greek letters.");
+    if (this.byUsername.has(key)) throw new AccountConflictError("username");
+    const skeleton = usernameSkeleton(key);
+    if (skeleton !== key) {
+      if (this.byUsername.has(skeleton)) throw new AccountConflictError("username");
+      const lookalike = await this.store?.findByUsername(skeleton);
+      if (lookalike && lookalike.sub !== self) throw new AccountConflictError("username");
+    }
     return username;
   }
 
-  /** The password when it meets the policy (length, storable text); else throws {@link AccountInputError}. */
-  assertPasswordPolicy(password: string): string {
+  /**
+   * Password policy (NIST SP 800-63B §5.1.1.2): length, no common password, not the username or email;
+   * returns the NFKC-normalised password, the form that is hashed.
+   */
+  assertPasswordPolicy(password: string, identifiers: (string | undefined)[] = []): string {
     if (typeof password !== "string" || password.length < this.minPasswordLength) throw new AccountInputError("password", `A password has at least ${this.minPasswordLength} characters.`);
     if (password.length > MAX_PASSWORD_LENGTH) throw new AccountInputError("password", `A password has at most ${MAX_PASSWORD_LENGTH} characters.`);
     if (!isStorableText(password)) throw new AccountInputError("password", "A password cannot hold a NUL character or a lone surrogate.");
-    return password;
+    const normalized = normalizePassword(password);
+    const folded = normalized.toLowerCase();
+    if (isCommonPassword(folded)) throw new AccountInputError("password", "This password is too common. Choose another one.");
+    const email = identifiers[1];
+    const names = [identifiers[0], email, email?.split("@")[0]].filter((v): v is string => !!v).map((v) => v.normalize("NFKC").toLowerCase());
+    if (names.includes(folded)) throw new AccountInputError("password", "A password cannot be your username or email address.");
+    return normalized;
+  }
+
+  /** Email rules: a strict addr-spec, and not the address of a config account. */
+  private checkEmail(value: string): string {
+    const email = checkEmail(value);
+    const key = normalizeEmail(email);
+    for (const user of this.bySub.values()) {
+      if (typeof user.claims?.email === "string" && normalizeEmail(user.claims.email) === key) throw new AccountConflictError("email");
+    }
+    return email;
   }
 }
 
+/** Passwords are compared and hashed in NFKC (NIST SP 800-63B §5.1.1.2), so every keyboard's form matches. */
+function normalizePassword(password: string): string {
+  return password.normalize("NFKC");
+}
+
+/** The username key with Cyrillic and Greek look-alikes of Latin letters replaced (uniqueness only). */
+export function usernameSkeleton(key: string): string {
+  return [...key].map((c) => SKELETON[c] ?? c).join("");
+}
+
+/** One addr-spec (RFC 5322 §3.4.1 dot-atom form): never a list, a display name, a comment or a quoted local part. */
 function checkEmail(value: string): string {
   const email = typeof value === "string" ? value.trim() : "";
-  if (email.length > ACCOUNT_LIMITS.email || !EMAIL.test(email) || !isStorableText(email)) throw new AccountInputError("email", "Enter a valid email address.");
+  const at = email.lastIndexOf("@");
+  const local = email.slice(0, at);
+  const domain = email.slice(at + 1);
+  const valid =
+    at > 0 &&
+    email.indexOf("@") === at &&
+    local.length <= 64 &&
+    domain.length >= 1 &&
+    domain.length <= 253 &&
+    EMAIL_LOCAL.test(local) &&
+    EMAIL_DOMAIN.test(domain) &&
+    !/[\p{Cc}\p{Cf}\p{Z}]/u.test(email);
+  if (email.length > ACCOUNT_LIMITS.email || !valid || !isStorableText(email)) throw new AccountInputError("email", "Enter a valid email address.");
   return email;
 }
 

@@ -89,7 +89,7 @@ export class SessionService {
     private readonly clock: () => number,
     private readonly ended: EndedSessions,
     private readonly displayNameLookup?: DisplayNameLookup,
-    /** The user store's `isSessionValid` (sub, signedInAt ms): false ends the session (a disabled account). */
+    /** The user store's {@link UserStore.isSessionValid}: false ends the session (a disabled account). */
     private readonly sessionValid?: (sub: string, signedInAt: number) => Promise<boolean>,
   ) {}
 

@@ -36,9 +36,9 @@ export interface StoredAccount {
   claims: Record<string, unknown>;
   disabled: boolean;
   /**
-   * Unix milliseconds (the one time field that is not seconds: a sign-in right after re-enabling must count):
-   * sessions signed in at or before it are over (set when the account is disabled; "sign out everywhere").
-   * Cookie-only sessions are checked against it on use.
+   * Unix milliseconds: sessions signed in before it are over (set when the account is disabled, its password
+   * changes, "sign out everywhere"); values below 10^11 are Unix seconds (written before). Cookie-only
+   * sessions are checked against it on use.
    */
   sessionsValidAfter?: number | undefined;
   createdAt: number;

@@ -11,7 +11,8 @@ export interface UserStore {
   findBySubject(sub: string): Promise<UserRecord | undefined>;
   /**
    * Whether a session of `sub` last signed in at `signedInAt` (Unix milliseconds) may go on; checked each
-   * time a session is read, so false ends it at once (a disabled or deleted account). Absent: sessions are kept.
+   * time a session is read, so false ends it at once (a disabled or deleted account, a changed password).
+   * Absent: sessions are kept.
    */
   isSessionValid?(sub: string, signedInAt: number): Promise<boolean>;
   /** A user whose `email` claim is this address (case-insensitive), if the store can tell: external providers' email linking refuses it. */
