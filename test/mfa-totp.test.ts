@@ -125,7 +125,8 @@ describe("20 second factors: TOTP and recovery codes", () => {
     const back = await flow.browser.submitForm(page, { fields: { code: await code(secret) }, ...stopAtRp });
     const token = await idToken(back, request.verifier);
     assert.ok(Math.floor(flow.now / 1000) - (token.auth_time as number) <= 1);
-    assert.deepEqual(token.amr, ["pwd", "otp", "mfa"]);
+    // One authentication event (issue 20 review F3): past max_age only what was just presented counts.
+    assert.deepEqual(token.amr, ["otp"]);
   });
 
   test("20 recovery code: works once in place of the TOTP code", async () => {
@@ -186,6 +187,10 @@ describe("20 second factors: TOTP and recovery codes", () => {
 
   test("20 TOTP: turning it off on /account takes a current code", async () => {
     flow.now += 60_000;
+    // Changing factors takes a recent sign-in with them (issue 20 review F1): password and code again.
+    const { after } = await passwordStep(flow.browser, { prompt: "login" });
+    Flow.response(await flow.browser.submitForm(after, { fields: { code: await code(secret) }, ...stopAtRp }));
+    nextStep();
     const account = await flow.browser.get(`${flow.host.issuer}/account`);
     const form = "form[action$='/account/totp/remove']";
     const refused = await flow.browser.submitForm(account, { form, fields: { current_code: "000000" } });

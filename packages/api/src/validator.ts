@@ -21,12 +21,14 @@ export interface TokenValidatorOptions {
   /**
    * ACR values from weakest to strongest, for "at least" matching of {@link requiredAcr} (RFC 9470 leaves
    * the policy to the resource server). Default `["pwd", "mfa", "phr", "phrh"]` (Tessera's values and the
-   * OpenID EAP ACR values); `[]` for exact matching only.
+   * OpenID EAP ACR values); `[]` for exact matching only. Tessera never issues `pwd` (a single factor gets
+   * no `acr` at all), so `requiredAcr: "pwd"` refuses Tessera's password-only tokens: ask for `mfa` or more.
    */
   acrHierarchy?: string[];
   /**
    * RFC 9470 §3: seconds since the user last authenticated (`auth_time`) beyond which the token is refused
    * with 401 `insufficient_user_authentication` and `max_age` in the challenge; a token without `auth_time` too.
+   * Exact: `clockTolerance` only forgives an `auth_time` slightly in the future, it does not lengthen `maxAge`.
    */
   maxAge?: number;
   /** Credentials of this API at the introspection endpoint, for reference (opaque) tokens. */
@@ -331,7 +333,10 @@ export function createTokenValidator(options: TokenValidatorOptions): TokenValid
       // RFC 9470 §3: the authentication behind the token is too weak or too old.
       const acrRefused = requiredAcr.length > 0 && !acrSatisfies(valid.acr, requiredAcr, acrHierarchy);
       const authTime = valid.auth_time;
-      const ageRefused = options.maxAge !== undefined && !(typeof authTime === "number" && clock() / 1000 - authTime <= options.maxAge + tolerance);
+      // The clock tolerance is for skew into the future only (an auth_time a little ahead of this clock);
+      // the age itself is not stretched, so maxAge: 0 means "this second".
+      const age = typeof authTime === "number" ? clock() / 1000 - authTime : Number.NaN;
+      const ageRefused = options.maxAge !== undefined && !(age <= options.maxAge && age >= -tolerance);
       if (acrRefused || ageRefused) {
         const description = acrRefused ? "a stronger authentication is required" : "a more recent authentication is required";
         return fail(401, "insufficient_user_authentication", description, scheme, {

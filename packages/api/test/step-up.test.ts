@@ -85,6 +85,13 @@ describe("20 RFC 9470 step-up at the resource server", () => {
     if (!both.ok) assert.match(both.wwwAuthenticate, /acr_values="phr", max_age="60"/);
   });
 
+  test("20.m5 RFC 9470: maxAge is exact; the clock tolerance only forgives an auth_time slightly in the future", async () => {
+    assert.equal((await validator({ maxAge: 0 }).validate(bearer(await token({ auth_time: now() - 30 })))).ok, false, "maxAge 0 does not accept 30 s");
+    assert.equal((await validator({ maxAge: 60 }).validate(bearer(await token({ auth_time: now() - 90 })))).ok, false, "no 60 s added to maxAge");
+    assert.equal((await validator({ maxAge: 60 }).validate(bearer(await token({ auth_time: now() + 30 })))).ok, true, "skew into the future is tolerated");
+    assert.equal((await validator({ maxAge: 60 }).validate(bearer(await token({ auth_time: now() + 3600 })))).ok, false, "far in the future is not");
+  });
+
   test("20 RFC 9470: the DPoP scheme carries the challenge for a DPoP-bound token", async () => {
     const jkt = await calculateJwkThumbprint(proofJwk);
     const access = await token({ acr: "pwd", auth_time: now(), cnf: { jkt } });

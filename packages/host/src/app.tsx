@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createArgon2Hasher, ProtocolError, createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, FailureThrottle, SecondFactorService, isLoopbackIpRedirect, isStoreUnavailable, normalizeUsername, requestTelemetry, StoreValueError, UserDirectory, type EventSink, type Logger, type Provider, type RequestContext, type SessionInfo, type Store, type TesseraEvent } from "@tessera/server";
+import { createArgon2Hasher, ProtocolError, createMemoryStore, createPostgresStore, createProvider, createSqliteStore, DataProtector, FailureThrottle, SecondFactorService, isLoopbackIpRedirect, isStoreUnavailable, meetsAcr, normalizeUsername, requestTelemetry, StoreValueError, UserDirectory, type EventSink, type Logger, type Provider, type RequestContext, type SessionInfo, type Store, type TesseraEvent } from "@tessera/server";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
@@ -341,6 +341,10 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
             const back = details?.returnUrl ?? (returnUrl && isLocalReturn(returnUrl) ? returnUrl : undefined);
             return { ...(back !== undefined ? { back } : {}), ...(details ? { details } : {}) };
           },
+          deviceRequirement: async (c, userCode) => {
+            const found = await provider.getDeviceRequest(userCode.slice(0, 100), { clientAddress: addressOf(c) });
+            return found.status === "found" ? found.request : undefined;
+          },
           limit: bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.text("request body too large", 413) }),
         },
       )
@@ -505,7 +509,9 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const found = await provider.getDeviceRequest(typed, { clientAddress: addressOf(c) });
     if (found.status !== "found") return codeRefused(c, typed, found.status);
     const { request } = found;
-    if (!(await provider.getSession(c.req.raw))) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(deviceReturn(request.userCode, lookupTicket(c, request.userCode)))}`);
+    // Signed in, and as strongly as the client's policy asks (else the login page steps the session up).
+    const session = await provider.getSession(c.req.raw);
+    if (!session || !meetsAcr(session.amr, request.acr)) return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(deviceReturn(request.userCode, lookupTicket(c, request.userCode)))}`);
     const { token, cookies } = await csrfFor(c);
     const scopes = request.scopes.map((name) => ({ name, description: config.apiScopes?.find((s) => s.name === name)?.description }));
     return render("Allow this device?", <DeviceConfirmPage base={base} csrf={token} userCode={request.userCode} clientName={request.client.clientName} scopes={scopes} />, 200, cookies);
@@ -543,7 +549,7 @@ export async function createHostApp(config: TesseraConfig, hostOptions: HostOpti
     const userCode = (form.user_code ?? "").slice(0, 100);
     const result = await provider.completeDeviceAuthorization(c.req.raw, userCode, form.decision === "allow", { clientAddress: addressOf(c) });
     if (!result.ok) {
-      if (result.reason === "signed_out") return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(deviceReturn(userCode))}`);
+      if (result.reason === "signed_out" || result.reason === "step_up") return redirectTo(`${base}/login?returnUrl=${encodeURIComponent(deviceReturn(userCode))}`);
       return codeRefused(c, userCode, result.reason);
     }
     return result.decision === "approved"

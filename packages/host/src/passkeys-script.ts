@@ -23,6 +23,8 @@ export const PASSKEYS_SCRIPT = `"use strict";
   const post = async (url, body) => {
     const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), credentials: "same-origin" });
     const data = await response.json().catch(() => ({}));
+    // A session too old to change factors is sent to confirm first (the server says where).
+    if (response.status === 403 && typeof data.location === "string" && data.location.startsWith("/")) { window.location.assign(data.location); throw new Error(data.error_description || ""); }
     if (!response.ok) throw new Error(data.error_description || "The passkey could not be used.");
     return data;
   };

@@ -1,10 +1,10 @@
-import { FailureThrottle, issuerCookieName, meetsAcr, withSecondFactor, type DataProtector, type InteractionDetails, type Provider, type SecondFactorService, type TesseraEvent } from "@tessera/server";
+import { FailureThrottle, issuerCookieName, meetsAcr, withSecondFactor, type AcrValue, type AuthenticationSession, type DataProtector, type InteractionDetails, type Provider, type SecondFactorService, type TesseraEvent } from "@tessera/server";
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import type { Child } from "hono/jsx";
 import QRCode from "qrcode";
 import { PASSKEYS_SCRIPT } from "./passkeys-script.ts";
-import { PasskeyStepUpPage, RecoveryCodesPage, SecondFactorPage, SecondFactorSections, type TotpEnrolmentView } from "./pages/second-factors.tsx";
+import { PasskeyStepUpPage, RecoveryCodesPage, SecondFactorPage, SecondFactorSections, SecondFactorSetupPage, type TotpEnrolmentView } from "./pages/second-factors.tsx";
 
 /** `accounts.mfa` of the config, defaults applied. */
 export interface MfaSettings {
@@ -31,6 +31,8 @@ export interface SecondFactorKit {
   formOf(c: Context): Promise<Record<string, string>>;
   /** Where a login may return to: a pending authorization request's URL or one of the host's own pages. */
   returnTarget(returnUrl: string | undefined): Promise<{ back?: string; details?: InteractionDetails }>;
+  /** What approving the device authorization of `userCode` needs (undefined: no such pending request). */
+  deviceRequirement(c: Context, userCode: string): Promise<{ acr?: AcrValue; secondFactorRequired?: boolean } | undefined>;
   limit: MiddlewareHandler;
 }
 
@@ -60,6 +62,21 @@ const PENDING_COOKIE = "tessera.second_factor";
 const WRONG_CODE = "That code is not valid. Try the current code from your app, or a recovery code.";
 const TOO_MANY_CODES = "Too many wrong codes. Wait a few minutes and try again.";
 const PASSKEY_FAILED = "That passkey could not be used here.";
+/**
+ * Seconds after an authentication within which its session may change the account's factors (add or
+ * remove TOTP, passkeys, recovery codes); older sessions confirm first, as strongly as the strongest factor.
+ */
+export const FACTOR_CHANGE_FRESHNESS = 300;
+const CONFIRM_FIRST = "Confirm it's you first: sign in again, then try once more.";
+
+/** What a sign-in or step-up must meet, from its authorization request, device request or account page. */
+interface Requirement {
+  acr?: AcrValue;
+  maxAge?: number;
+  /** A second-factor policy demands one (then a user without one enrols right after the password). */
+  policy: boolean;
+  prompt: string[];
+}
 
 /** A sign-in between its password and its second factor (sealed in a short-lived cookie). */
 interface PendingSignIn {
@@ -79,6 +96,28 @@ export function secondFactors(deps: SecondFactorDeps, kit: SecondFactorKit) {
   const cookiePath = deps.secure ? "/" : base || "/";
   const pendingSetCookie = (value: string, maxAge: number) => `${pendingCookie}=${value}; Path=${cookiePath}; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${deps.secure ? "; Secure" : ""}`;
   const secondFactorUrl = (back?: string) => `${base}/login/second-factor${back ? `?returnUrl=${encodeURIComponent(back)}` : ""}`;
+  const loginUrl = (back?: string) => `${base}/login${back ? `?returnUrl=${encodeURIComponent(back)}` : ""}`;
+  const accountUrl = `${base}/account`;
+
+  /**
+   * What the sign-in returning to `back` must meet: the authorization request's `acr`/`max_age`/policy;
+   * for the account page (changing factors) a recent authentication as strong as the strongest factor;
+   * for a device approval the client's policy; else only the provider-wide policy.
+   */
+  const requirementOf = async (c: Context, sub: string, back: string | undefined, details: InteractionDetails | undefined): Promise<Requirement> => {
+    if (details) return { ...(details.acr ? { acr: details.acr } : {}), ...(details.maxAge !== undefined ? { maxAge: details.maxAge } : {}), policy: settings.required || details.secondFactorRequired === true, prompt: details.prompt };
+    if (back === accountUrl) {
+      const acr = await service.strongestAcr(sub);
+      return { ...(acr ? { acr } : {}), maxAge: FACTOR_CHANGE_FRESHNESS, policy: settings.required, prompt: [] };
+    }
+    const userCode = back?.startsWith(`${base}/device?`) ? new URL(back, "http://host").searchParams.get("user_code") : null;
+    const device = userCode ? await kit.deviceRequirement(c, userCode) : undefined;
+    return { ...(device?.acr ? { acr: device.acr } : {}), policy: settings.required || device?.secondFactorRequired === true, prompt: [] };
+  };
+
+  /** True when `session` may change the account's second factors now (see {@link FACTOR_CHANGE_FRESHNESS}). */
+  const mayChangeFactors = async (session: AuthenticationSession) =>
+    deps.now() - session.authTime <= FACTOR_CHANGE_FRESHNESS && meetsAcr(session.amr, await service.strongestAcr(session.sub));
 
   const readPending = async (c: Context): Promise<PendingSignIn | undefined> => {
     const value = getCookie(c, pendingCookie);
@@ -103,9 +142,21 @@ export function secondFactors(deps: SecondFactorDeps, kit: SecondFactorKit) {
     return { secret: enrolment.secret, ticket: enrolment.ticket, qrSvg: await QRCode.toString(enrolment.uri, { type: "svg", errorCorrectionLevel: "M", margin: 2 }) };
   };
 
-  /** True when a sign-in of `sub` for this request must show a code (or enrol one) before it counts. */
-  const needsCode = async (sub: string, details: InteractionDetails | undefined) =>
-    settings.totp && ((await service.hasSecondFactor(sub)) || settings.required || details?.acr === "mfa");
+  /**
+   * True when a password sign-in of `sub` must show a code before it counts: the user has TOTP, or a policy
+   * demands a second factor (then one without enrols; a request's `acr_values` alone never makes one enrol
+   * at sign-in, see {@link SecondFactorSetupPage}).
+   */
+  const needsCode = async (c: Context, sub: string, back: string | undefined, details: InteractionDetails | undefined) =>
+    settings.totp && ((await service.hasSecondFactor(sub)) || (await requirementOf(c, sub, back, details)).policy);
+
+  /**
+   * The code step is for users with TOTP; a user without it enrols there only right after the password
+   * (a pending sign-in, not a session) and only when a policy demands a second factor. A first enrolment
+   * proves possession of the app from then on, not before: the policy accepts that for the first sign-in.
+   */
+  const mayUseCodeStep = async (c: Context, who: { pending?: PendingSignIn; sub: string }, back: string | undefined, details: InteractionDetails | undefined) =>
+    (await service.hasSecondFactor(who.sub)) || (who.pending !== undefined && (await requirementOf(c, who.sub, back, details)).policy);
 
   const codePage = async (c: Context, sub: string, back: string | undefined, options: { error?: string; status?: number; ticket?: string; stepUp?: boolean } = {}) => {
     const { token, cookies } = await kit.csrfFor(c, back);
@@ -119,32 +170,43 @@ export function secondFactors(deps: SecondFactorDeps, kit: SecondFactorKit) {
      * needs one, else undefined (sign in with the password alone). `cookies` go with the response.
      */
     async afterPassword(c: Context, user: { sub: string; name?: string }, options: { persistent: boolean; back?: string; details?: InteractionDetails }, cookies: string[]): Promise<Response | undefined> {
-      if (!(await needsCode(user.sub, options.details))) return undefined;
+      if (!(await needsCode(c, user.sub, options.back, options.details))) return undefined;
       const sealed = await deps.protector.sealJwt("second-factor", { t: "pending", sub: user.sub, ...(user.name !== undefined ? { name: user.name } : {}), p: options.persistent }, deps.now() + PENDING_LIFETIME);
       return kit.redirectTo(secondFactorUrl(options.back), [...cookies, pendingSetCookie(sealed, PENDING_LIFETIME)]);
     },
 
     /**
      * The login page's answer for a signed-in user whose session is too weak or too old for the request
-     * (step-up, not a new password): the code step, or a passkey for `phr`. Undefined: show the login form.
+     * (an authorization request, the account page's factor changes, a device approval): a code, a passkey,
+     * or the page that says a second factor must be set up first. Undefined: show the login form.
+     *
+     * One authentication event: a recent session gains the code (its `auth_time` stays, so `max_age` still
+     * counts from the password). Past `max_age` the answer must be fresh on its own: a passkey for `phr`,
+     * the password and the code for `mfa` (the login form), a code alone (amr `otp`) otherwise.
      */
     async stepUp(c: Context, details: InteractionDetails | undefined, back: string | undefined): Promise<Response | undefined> {
-      if (!details) return undefined;
+      if (!details && !back) return undefined;
       const session = await provider.getSession(c.req.raw);
-      if (!session || details.prompt.includes("login")) return undefined;
-      // A passkey is the way up to `phr`, and to `mfa` where authenticator apps are off.
-      if ((details.acr === "phr" || (details.acr === "mfa" && !settings.totp)) && !meetsAcr(session.amr, details.acr)) {
-        if (!settings.passkeys) return undefined;
+      if (!session) return undefined;
+      const need = await requirementOf(c, session.sub, back, details);
+      if (need.prompt.includes("login")) return undefined;
+      const weak = !meetsAcr(session.amr, need.acr);
+      const old = need.maxAge !== undefined && deps.now() - session.authTime > need.maxAge;
+      if (!weak && !old) return undefined;
+      const passkeyPage = async () => {
         const { token, cookies } = await kit.csrfFor(c, back);
         return kit.render("Use your passkey", (nonce) => <PasskeyStepUpPage base={base} csrf={token} returnUrl={back} nonce={nonce} />, 200, cookies);
-      }
-      const weak = details.acr !== undefined && !meetsAcr(session.amr, details.acr);
-      const old = details.maxAge !== undefined && deps.now() - session.authTime > details.maxAge;
-      if (!weak && !old) return undefined;
-      // Too old but without a second factor to show: the password again.
-      if (!weak && !(await service.hasSecondFactor(session.sub))) return undefined;
+      };
+      // A passkey is the way up to `phr`, and to `mfa` where authenticator apps are off.
+      if (need.acr === "phr" || (need.acr === "mfa" && !settings.totp)) return settings.passkeys ? passkeyPage() : undefined;
       if (!settings.totp) return undefined;
-      return codePage(c, session.sub, back, { stepUp: true });
+      const hasCode = await service.hasSecondFactor(session.sub);
+      if (old) return need.acr === undefined && hasCode ? codePage(c, session.sub, back, { stepUp: true }) : undefined;
+      if (hasCode) return codePage(c, session.sub, back, { stepUp: true });
+      if (settings.passkeys && (await service.strongestAcr(session.sub)) === "phr") return passkeyPage();
+      // No second factor: enrolment only right after a password (the login form), and only for a policy.
+      if (need.policy) return undefined;
+      return kit.render("Set up two-step verification", <SecondFactorSetupPage base={base} returnUrl={back} />);
     },
 
     /** Mounts the code step, passkey sign-in, the account page's actions and the passkey script. */
@@ -152,18 +214,18 @@ export function secondFactors(deps: SecondFactorDeps, kit: SecondFactorKit) {
       app.get(`${base}/assets/passkeys.js`, () => new Response(PASSKEYS_SCRIPT, { headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-cache", "x-content-type-options": "nosniff" } }));
 
       app.get(`${base}/login/second-factor`, async (c) => {
-        const { back } = await kit.returnTarget(c.req.query("returnUrl"));
+        const { back, details } = await kit.returnTarget(c.req.query("returnUrl"));
         const who = await subjectOf(c);
-        if (!who || !settings.totp) return kit.redirectTo(`${base}/login${back ? `?returnUrl=${encodeURIComponent(back)}` : ""}`);
+        if (!who || !settings.totp || !(await mayUseCodeStep(c, who, back, details))) return kit.redirectTo(loginUrl(back));
         return codePage(c, who.sub, back, { stepUp: !who.pending });
       });
 
       app.post(`${base}/login/second-factor`, kit.limit, async (c) => {
         const form = await kit.formOf(c);
-        const { back } = await kit.returnTarget(form.returnUrl);
+        const { back, details } = await kit.returnTarget(form.returnUrl);
         if (!(await kit.csrfOk(c, form, back))) return kit.csrfFailed(c);
         const who = await subjectOf(c);
-        if (!who || !settings.totp) return kit.redirectTo(`${base}/login${back ? `?returnUrl=${encodeURIComponent(back)}` : ""}`);
+        if (!who || !settings.totp || !(await mayUseCodeStep(c, who, back, details))) return kit.redirectTo(loginUrl(back));
         const { sub } = who;
         // Throttled like passwords: a slot is taken before the code is checked.
         const attempt = await deps.throttle.reserve(`second-factor:${sub}`, CODE_LIMIT);
@@ -192,11 +254,16 @@ export function secondFactors(deps: SecondFactorDeps, kit: SecondFactorKit) {
         await deps.throttle.clear(`second-factor:${sub}`);
         if (used === "recovery_code") deps.emit({ type: "account.updated", sub, by: "self", fields: ["recovery_codes"] });
         const session = who.session;
-        const amr = withSecondFactor(who.pending ? ["pwd"] : session!.amr, "otp");
+        // One authentication event (see stepUp): a recent session gains the code and keeps its auth_time;
+        // past the request's max_age only the code counts, as of now.
+        const old = session ? (await requirementOf(c, sub, back, details)).maxAge : undefined;
+        const stale = session !== undefined && old !== undefined && deps.now() - session.authTime > old;
+        const amr = who.pending ? withSecondFactor(["pwd"], "otp") : stale ? ["otp"] : withSecondFactor(session!.amr, "otp");
+        const authTime = who.pending || stale ? deps.now() : session!.authTime;
         const name = who.pending ? who.pending.name : session!.name;
         const { cookies } = await provider.signIn(
           c.req.raw,
-          { sub, ...(name !== undefined ? { name } : {}), amr, auth_time: deps.now(), ...(session ? { idp: session.idp, claims: session.claims } : { idp: "local" }) },
+          { sub, ...(name !== undefined ? { name } : {}), amr, auth_time: authTime, ...(session ? { idp: session.idp, claims: session.claims } : { idp: "local" }) },
           { persistent: who.pending ? who.pending.persistent : session!.persistent },
         );
         cookies.push(pendingSetCookie("", 0));
@@ -247,20 +314,53 @@ export function secondFactors(deps: SecondFactorDeps, kit: SecondFactorKit) {
         return new Response(JSON.stringify({ location: back ?? `${base}/` }), { status: 200, headers });
       });
 
-      // The account page's actions (signed in; CSRF bound to the session).
-      const accountUrl = `${base}/account`;
+      // The account page's actions (signed in; CSRF bound to the session). Changing factors takes a recent
+      // authentication as strong as the strongest factor (mayChangeFactors): a stolen session alone cannot.
       const signedIn = async (c: Context) => provider.getSession(c.req.raw);
-      const toLogin = () => kit.redirectTo(`${base}/login?returnUrl=${encodeURIComponent(accountUrl)}`);
+      const toLogin = () => kit.redirectTo(loginUrl(accountUrl));
+      /** The session, when it may change factors; else the response that sends it to confirm first. */
+      const changer = async (c: Context): Promise<{ session: AuthenticationSession } | { response: Response }> => {
+        const session = await signedIn(c);
+        if (!session) return { response: toLogin() };
+        if (!(await mayChangeFactors(session))) return { response: toLogin() };
+        return { session };
+      };
+      const jsonChanger = async (c: Context): Promise<{ session: AuthenticationSession } | { response: Response }> => {
+        const session = await signedIn(c);
+        if (!session || !(await mayChangeFactors(session))) return { response: json({ error: "access_denied", error_description: CONFIRM_FIRST, location: loginUrl(accountUrl) }, 403) };
+        return { session };
+      };
+      const changed = (sub: string, fields: string[]) => deps.emit({ type: "account.updated", sub, by: "self", fields });
+      /** A current TOTP code (never a recovery code), throttled like sign-in codes; the failure, or undefined. */
+      const currentCode = async (sub: string, typed: string | undefined): Promise<"throttled" | "code" | undefined> => {
+        const attempt = await deps.throttle.reserve(`second-factor:${sub}`, CODE_LIMIT);
+        if (!attempt) return "throttled";
+        if (!(await service.verifyTotp(sub, (typed ?? "").slice(0, 64)))) {
+          await deps.throttle.fail(attempt);
+          return "code";
+        }
+        await deps.throttle.clear(`second-factor:${sub}`);
+        return undefined;
+      };
 
       app.post(`${accountUrl}/totp`, kit.limit, async (c) => {
         const form = await kit.formOf(c);
         if (!(await kit.csrfOk(c, form))) return kit.csrfFailed(c);
-        const session = await signedIn(c);
-        if (!session) return toLogin();
-        if (!settings.totp) return kit.redirectTo(accountUrl);
-        const codes = await service.confirmTotp(session.sub, (form.ticket ?? "").slice(0, 4096), (form.code ?? "").slice(0, 64));
-        if (!codes) return kit.redirectTo(`${accountUrl}?totp_error=1&ticket=${encodeURIComponent((form.ticket ?? "").slice(0, 4096))}`);
-        deps.emit({ type: "account.updated", sub: session.sub, by: "self", fields: ["totp", "recovery_codes"] });
+        const who = await changer(c);
+        if ("response" in who) return who.response;
+        const { session } = who;
+        if (!settings.totp || (await service.hasSecondFactor(session.sub))) return kit.redirectTo(accountUrl);
+        const ticket = (form.ticket ?? "").slice(0, 4096);
+        const codes = await service.confirmTotp(session.sub, ticket, (form.code ?? "").slice(0, 64));
+        if (!codes) {
+          // Lost a race with another confirmation: TOTP is on now.
+          if (await service.hasSecondFactor(session.sub)) return kit.redirectTo(accountUrl);
+          // The same secret again (the ticket stays in the form's body, never in a URL), with the error.
+          const { token, cookies } = await kit.csrfFor(c);
+          const enrolment = await enrolmentView(session.sub, ticket);
+          return kit.render("Two-step verification", (nonce) => <SecondFactorSections base={base} csrf={token} nonce={nonce} totp={{ enabled: false, ...(enrolment ? { enrolment } : {}), error: WRONG_CODE }} recoveryCodes={0} />, 400, cookies);
+        }
+        changed(session.sub, ["totp", "recovery_codes"]);
         // The session keeps its authentication: enrolling is not signing in (a request that needs `mfa` steps up).
         return kit.render("Your recovery codes", <RecoveryCodesPage codes={codes} continueUrl={accountUrl} heading="Two-step verification is on" />);
       });
@@ -268,38 +368,39 @@ export function secondFactors(deps: SecondFactorDeps, kit: SecondFactorKit) {
       app.post(`${accountUrl}/totp/remove`, kit.limit, async (c) => {
         const form = await kit.formOf(c);
         if (!(await kit.csrfOk(c, form))) return kit.csrfFailed(c);
-        const session = await signedIn(c);
-        if (!session) return toLogin();
-        // Turning the second factor off takes a second factor (OWASP MFA cheat sheet): a stolen session alone cannot.
-        const attempt = await deps.throttle.reserve(`second-factor:${session.sub}`, CODE_LIMIT);
-        if (!attempt) return kit.redirectTo(`${accountUrl}?totp_remove_error=throttled`);
-        if (!(await service.verifyCode(session.sub, (form.current_code ?? "").slice(0, 64)))) {
-          await deps.throttle.fail(attempt);
-          return kit.redirectTo(`${accountUrl}?totp_remove_error=code`);
-        }
-        await deps.throttle.clear(`second-factor:${session.sub}`);
+        const who = await changer(c);
+        if ("response" in who) return who.response;
+        const { session } = who;
+        // Turning the second factor off takes the second factor itself (OWASP MFA cheat sheet): a current
+        // code from the app, not a recovery code (those can be made anew from the session).
+        const failed = await currentCode(session.sub, form.current_code);
+        if (failed) return kit.redirectTo(`${accountUrl}?totp_remove_error=${failed}`);
         await service.removeTotp(session.sub);
-        deps.emit({ type: "account.updated", sub: session.sub, by: "self", fields: ["totp", "recovery_codes"] });
+        changed(session.sub, ["totp", "recovery_codes"]);
         return kit.redirectTo(accountUrl);
       });
 
       app.post(`${accountUrl}/recovery-codes`, kit.limit, async (c) => {
         const form = await kit.formOf(c);
         if (!(await kit.csrfOk(c, form))) return kit.csrfFailed(c);
-        const session = await signedIn(c);
-        if (!session) return toLogin();
+        const who = await changer(c);
+        if ("response" in who) return who.response;
+        const { session } = who;
         if (!(await service.hasSecondFactor(session.sub))) return kit.redirectTo(accountUrl);
+        const failed = await currentCode(session.sub, form.current_code);
+        if (failed) return kit.redirectTo(`${accountUrl}?recovery_error=${failed}`);
         const codes = await service.newRecoveryCodes(session.sub);
-        deps.emit({ type: "account.updated", sub: session.sub, by: "self", fields: ["recovery_codes"] });
+        changed(session.sub, ["recovery_codes"]);
         return kit.render("Your recovery codes", <RecoveryCodesPage codes={codes} continueUrl={accountUrl} heading="New recovery codes" />);
       });
 
       app.post(`${accountUrl}/passkeys/options`, kit.limit, async (c) => {
         const form = strings(await readJson(c));
         if (!(await kit.csrfOk(c, form))) return refused(403, "This form expired. Reload the page and try again.");
-        const session = await signedIn(c);
-        if (!session) return refused(403, "Sign in again to add a passkey.");
         if (!settings.passkeys) return refused(404, "passkeys are off");
+        const who = await jsonChanger(c);
+        if ("response" in who) return who.response;
+        const { session } = who;
         const account = await deps.account(session.sub);
         if (!account) return refused(403, "Sign in again to add a passkey.");
         return json(await service.passkeyRegistration({ sub: session.sub, username: account.username, ...(account.name !== undefined ? { displayName: account.name } : {}) }));
@@ -309,21 +410,23 @@ export function secondFactors(deps: SecondFactorDeps, kit: SecondFactorKit) {
         const body = await readJson(c);
         const form = strings(body);
         if (!(await kit.csrfOk(c, form))) return refused(403, "This form expired. Reload the page and try again.");
-        const session = await signedIn(c);
-        if (!session) return refused(403, "Sign in again to add a passkey.");
         if (!settings.passkeys) return refused(404, "passkeys are off");
+        const who = await jsonChanger(c);
+        if ("response" in who) return who.response;
+        const { session } = who;
         const result = await service.registerPasskey(session.sub, form.ticket ?? "", body.response, form.name ?? "");
         if (!result.ok) return refused(400, result.reason === "duplicate" ? "This passkey is registered already." : "The passkey could not be added. Try again.");
-        deps.emit({ type: "account.updated", sub: session.sub, by: "self", fields: ["passkeys"] });
+        changed(session.sub, ["passkeys"]);
         return json({ location: accountUrl });
       });
 
       app.post(`${accountUrl}/passkeys/remove`, kit.limit, async (c) => {
         const form = await kit.formOf(c);
         if (!(await kit.csrfOk(c, form))) return kit.csrfFailed(c);
-        const session = await signedIn(c);
-        if (!session) return toLogin();
-        if (await service.removePasskey(session.sub, form.id ?? "")) deps.emit({ type: "account.updated", sub: session.sub, by: "self", fields: ["passkeys"] });
+        const who = await changer(c);
+        if ("response" in who) return who.response;
+        const { session } = who;
+        if (await service.removePasskey(session.sub, form.id ?? "")) changed(session.sub, ["passkeys"]);
         return kit.redirectTo(accountUrl);
       });
     },
@@ -336,13 +439,13 @@ export function secondFactors(deps: SecondFactorDeps, kit: SecondFactorKit) {
         if (status.totp) {
           const failed = c.req.query("totp_remove_error");
           totp = { enabled: true, ...(failed ? { error: failed === "throttled" ? TOO_MANY_CODES : WRONG_CODE } : {}) };
-        }
-        else {
-          const failed = c.req.query("totp_error") === "1";
-          totp = { enabled: false, enrolment: await enrolmentView(sub, failed ? c.req.query("ticket") : undefined), ...(failed ? { error: WRONG_CODE } : {}) };
+        } else {
+          totp = { enabled: false, enrolment: await enrolmentView(sub) };
         }
       }
-      return <SecondFactorSections base={base} csrf={csrf} nonce={nonce} totp={totp} recoveryCodes={status.recoveryCodes} passkeys={settings.passkeys ? status.passkeys : undefined} />;
+      const recoveryFailed = c.req.query("recovery_error");
+      const recoveryError = recoveryFailed ? (recoveryFailed === "throttled" ? TOO_MANY_CODES : WRONG_CODE) : undefined;
+      return <SecondFactorSections base={base} csrf={csrf} nonce={nonce} totp={totp} recoveryCodes={status.recoveryCodes} {...(recoveryError ? { recoveryError } : {})} passkeys={settings.passkeys ? status.passkeys : undefined} />;
     },
 
     /** The login page's passkey sign-in form, when passkeys are on. */

@@ -87,6 +87,11 @@ export interface InteractionDetails {
    * `mfa`, a passkey for `phr`) rather than sign in again.
    */
   acr?: AcrValue;
+  /**
+   * True when the client's or the provider's second-factor policy (not the request's `acr_values`) asks
+   * for a second factor: only then may a user without one enrol at sign-in.
+   */
+  secondFactorRequired?: boolean;
   /** OIDC Core `max_age`, when the request has one. */
   maxAge?: number;
 }
@@ -99,13 +104,17 @@ export interface DeviceRequestDetails {
   scopes: string[];
   /** Unix seconds. */
   expiresAt: number;
+  /** The authentication context an approval needs (the client's `default_acr_values`, the second-factor policy). */
+  acr?: AcrValue;
+  /** True when the second-factor policy asks for it (a user without a second factor enrols at sign-in). */
+  secondFactorRequired?: boolean;
 }
 
 /** The outcome of {@link Provider.getDeviceRequest}: unknown (or over) and throttled codes look alike to the caller's user. */
 export type DeviceRequestLookup = { status: "found"; request: DeviceRequestDetails } | { status: "invalid" } | { status: "throttled" };
 
 /** The outcome of {@link Provider.completeDeviceAuthorization}; send `cookies` with the response. */
-export type DeviceDecisionResult = { ok: true; decision: "approved" | "denied"; cookies: string[] } | { ok: false; reason: "invalid" | "throttled" | "signed_out" };
+export type DeviceDecisionResult = { ok: true; decision: "approved" | "denied"; cookies: string[] } | { ok: false; reason: "invalid" | "throttled" | "signed_out" | "step_up"; acr?: AcrValue };
 
 /** The result of signing a user in: the session and the Set-Cookie values to send. */
 export interface SignInResult {
@@ -521,7 +530,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       if (!client) return { status: "invalid" };
       return {
         status: "found",
-        request: { userCode: found.userCode, client: { clientId: client.clientId, clientName: client.clientName }, scopes: found.record.scope.split(" ").filter(Boolean), expiresAt: found.record.expiresAt },
+        request: { userCode: found.userCode, client: { clientId: client.clientId, clientName: client.clientName }, scopes: found.record.scope.split(" ").filter(Boolean), expiresAt: found.record.expiresAt, ...deviceAcr(client, options) },
       };
     },
     async completeDeviceAuthorization(request, userCode, allow, lookupOptions) {
@@ -529,7 +538,11 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
       if (!read) return { ok: false, reason: "signed_out" };
       const found = await lookUpUserCode(deps, userCode, lookupOptions?.clientAddress);
       if (found.status !== "found") return { ok: false, reason: found.status };
-      if (!(await decideDeviceAuthorization(deps, found.record, read.session, allow))) return { ok: false, reason: "invalid" };
+      const client = await clients.findClientById(found.record.clientId);
+      if (!client) return { ok: false, reason: "invalid" };
+      const decided = await decideDeviceAuthorization(deps, found.record, client, read.session, allow);
+      if (decided === "step_up") return { ok: false, reason: "step_up", ...deviceAcr(client, options) };
+      if (decided !== "decided") return { ok: false, reason: "invalid" };
       emit({ type: allow ? "device.approved" : "device.denied", clientId: found.record.clientId, sub: read.session.sub });
       // The device's tokens belong to this session: single sign-out reaches its client too.
       const cookies = allow ? await deps.sessions.addClient(read.session, found.record.clientId) : [];
@@ -626,10 +639,17 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
 }
 
 /** The step-up part of {@link InteractionDetails}. */
-function acrDetails(params: Params, client: Client, provider: { requireSecondFactor: boolean; acrValues: readonly AcrValue[] }): { acr?: AcrValue; maxAge?: number } {
+function acrDetails(params: Params, client: Client, provider: { requireSecondFactor: boolean; acrValues: readonly AcrValue[] }): { acr?: AcrValue; maxAge?: number; secondFactorRequired?: boolean } {
   const acr = requiredAcrFor(params.get("acr_values"), client, provider);
   const maxAge = params.get("max_age");
-  return { ...(acr ? { acr } : {}), ...(maxAge !== undefined && /^\d{1,10}$/.test(maxAge) ? { maxAge: Number(maxAge) } : {}) };
+  const policy = client.requireSecondFactor || provider.requireSecondFactor;
+  return { ...(acr ? { acr } : {}), ...(policy ? { secondFactorRequired: true } : {}), ...(maxAge !== undefined && /^\d{1,10}$/.test(maxAge) ? { maxAge: Number(maxAge) } : {}) };
+}
+
+/** What approving a device authorization of `client` needs (there are no `acr_values` in RFC 8628). */
+function deviceAcr(client: Client, provider: { requireSecondFactor: boolean; acrValues: readonly AcrValue[] }): { acr?: AcrValue; secondFactorRequired?: boolean } {
+  const acr = requiredAcrFor(undefined, client, provider);
+  return { ...(acr ? { acr } : {}), ...(client.requireSecondFactor || provider.requireSecondFactor ? { secondFactorRequired: true } : {}) };
 }
 
 /** The given users, then the store's accounts through `directory` (those external sign-ins created). */

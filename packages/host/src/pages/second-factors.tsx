@@ -97,6 +97,29 @@ export function PasskeyStepUpPage(props: { base: string; csrf: string; returnUrl
   );
 }
 
+/**
+ * A request asked for two factors (`acr_values=mfa`) from a user who has none, without a policy that
+ * demands one: a second factor is set up on the account page (after a recent sign-in), not on the spot.
+ */
+export function SecondFactorSetupPage(props: { base: string; returnUrl?: string }) {
+  return (
+    <>
+      <h1>Set up two-step verification</h1>
+      <p class="muted" id="second-factor-setup">
+        This application asks for a sign-in with two-step verification, and your account has none yet. Set up an authenticator app or a passkey on your account page, then return to the application.
+      </p>
+      <p>
+        <a href={`${props.base}/account`} id="account-link">
+          Go to your account
+        </a>
+      </p>
+      <p class="muted">
+        <a href={`${props.base}/login?another=1${props.returnUrl ? `&returnUrl=${encodeURIComponent(props.returnUrl)}` : ""}`}>Sign in as someone else</a>
+      </p>
+    </>
+  );
+}
+
 /** Recovery codes, shown once right after they were made. */
 export function RecoveryCodesPage(props: { codes: string[]; continueUrl: string; heading?: string }) {
   return (
@@ -126,6 +149,8 @@ export interface SecondFactorSectionsProps {
   nonce: string;
   totp: { enabled: true; error?: string } | { enabled: false; enrolment?: TotpEnrolmentView; error?: string } | undefined;
   recoveryCodes: number;
+  /** Why new recovery codes were refused (a wrong or missing current code). */
+  recoveryError?: string;
   /** Undefined when passkeys are off. */
   passkeys?: PasskeyInfo[];
 }
@@ -150,7 +175,7 @@ export function SecondFactorSections(props: SecondFactorSectionsProps) {
                     {props.totp.error}
                   </p>
                 ) : null}
-                <label for="current-code">To turn it off, enter a current code (or a recovery code)</label>
+                <label for="current-code">To turn it off, enter a current code from your app</label>
                 <input type="text" id="current-code" name="current_code" autocomplete="one-time-code" autocapitalize="none" spellcheck={false} maxlength={32} required />
                 <button type="submit" name="remove-totp" value="1" class="secondary">
                   Turn off
@@ -180,8 +205,15 @@ export function SecondFactorSections(props: SecondFactorSectionsProps) {
           <p>
             <span id="recovery-count">{props.recoveryCodes}</span> unused recovery codes.
           </p>
-          <form method="post" action={`${props.base}/account/recovery-codes`}>
+          <form method="post" action={`${props.base}/account/recovery-codes`} novalidate>
             {csrf}
+            {props.recoveryError ? (
+              <p class="error" role="alert" id="recovery-error">
+                {props.recoveryError}
+              </p>
+            ) : null}
+            <label for="recovery-current-code">To make new codes (the old ones stop working), enter a current code from your app</label>
+            <input type="text" id="recovery-current-code" name="current_code" autocomplete="one-time-code" autocapitalize="none" spellcheck={false} maxlength={32} required />
             <button type="submit" name="new-recovery-codes" value="1" class="secondary">
               Make new codes
             </button>

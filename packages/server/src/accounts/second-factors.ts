@@ -4,6 +4,7 @@ import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON
 import type { DataProtector } from "../keys/data-protection.ts";
 import type { AccountCredential, AccountStore } from "../stores/accounts.ts";
 import type { GrantStore } from "../stores/interfaces.ts";
+import type { AcrValue } from "../session/authentication-context.ts";
 
 /** RFC 6238 as authenticator apps expect it: SHA-1, 6 digits, 30-second steps. */
 const TOTP_PERIOD = 30;
@@ -110,6 +111,17 @@ export class SecondFactorService {
     };
   }
 
+  /**
+   * The `acr` of the strongest factor the user has set up (`phr` with a passkey, `mfa` with TOTP), or
+   * undefined with none: changing the factors takes a recent authentication at least this strong.
+   */
+  async strongestAcr(sub: string): Promise<AcrValue | undefined> {
+    const credentials = await this.accounts.listCredentials(sub);
+    if (credentials.some((c) => c.type === "passkey")) return "phr";
+    if (credentials.some((c) => c.type === "totp")) return "mfa";
+    return undefined;
+  }
+
   /** True when a password sign-in of this user must be followed by a code (TOTP is set up). */
   async hasSecondFactor(sub: string): Promise<boolean> {
     return (await this.accounts.listCredentials(sub, "totp")).length > 0;
@@ -136,17 +148,25 @@ export class SecondFactorService {
   }
 
   /**
-   * Confirms an enrolment with a code from the app: stores the (encrypted) secret in place of any earlier
-   * one and returns a fresh set of recovery codes to show once. Undefined when the code or ticket is wrong.
+   * Confirms an enrolment with a code from the app: stores the (encrypted) secret and returns a fresh set of
+   * recovery codes to show once. Undefined when the code or ticket is wrong, the ticket was used already
+   * (each ticket confirms once), or TOTP is on already (replacing it means turning it off first, which
+   * takes a current code). Of racing confirmations exactly one succeeds; the others get undefined.
    */
   async confirmTotp(sub: string, ticket: string, code: string): Promise<string[] | undefined> {
     const payload = await this.protector.openJwt("second-factor", ticket.slice(0, 2048), this.now());
     if (payload?.t !== "totp" || payload.sub !== sub || typeof payload.s !== "string") return undefined;
+    if (await this.hasSecondFactor(sub)) return undefined;
     const step = await this.matchingStep(payload.s, code, 0);
     if (step === undefined) return undefined;
-    await this.accounts.removeCredentials(sub, "totp");
-    // The confirming code's step counts as used.
-    await this.accounts.addCredential({ id: totpId(sub), subject: sub, type: "totp", secret: await this.protector.protect("totp-secret", payload.s), counter: step, createdAt: this.now(), lastUsedAt: this.now() });
+    if (!(await this.useOnce(`totp-ticket:${ticket}`))) return undefined;
+    const id = totpId(sub);
+    try {
+      // The confirming code's step counts as used. The id is one per account: a racing enrolment loses here.
+      await this.accounts.addCredential({ id, subject: sub, type: "totp", secret: await this.protector.protect("totp-secret", sealedTotp(id, sub, payload.s)), counter: step, createdAt: this.now(), lastUsedAt: this.now() });
+    } catch {
+      return undefined;
+    }
     return this.newRecoveryCodes(sub);
   }
 
@@ -157,21 +177,28 @@ export class SecondFactorService {
   }
 
   /**
+   * Checks a current TOTP code only (±1 step, each step once), never a recovery code: the check in front of
+   * turning TOTP off and of new recovery codes, so a recovery code cannot stand in for the app there.
+   */
+  async verifyTotp(sub: string, code: string): Promise<boolean> {
+    const typed = code.replace(/[\s-]/g, "").slice(0, 64);
+    if (!/^\d{6}$/.test(typed)) return false;
+    const [credential] = await this.accounts.listCredentials(sub, "totp");
+    if (!credential) return false;
+    const secret = openedTotp(credential.id, sub, await this.protector.unprotect("totp-secret", credential.secret));
+    if (!secret) return false;
+    const step = await this.matchingStep(secret, typed, credential.counter);
+    // advanceCounter is the atomic single use: of two racing uses of one code, one wins.
+    return step !== undefined && (await this.accounts.advanceCounter(credential.id, step, this.now()));
+  }
+
+  /**
    * Checks a code typed at sign-in: a current TOTP code (±1 step, each step once: RFC 6238 §5.2) or an
    * unused recovery code (then gone). Returns which it was, or undefined.
    */
   async verifyCode(sub: string, code: string): Promise<"totp" | "recovery_code" | undefined> {
     const typed = code.replace(/[\s-]/g, "").toLowerCase().slice(0, 64);
-    if (/^\d{6}$/.test(typed)) {
-      const [credential] = await this.accounts.listCredentials(sub, "totp");
-      if (!credential) return undefined;
-      const secret = await this.protector.unprotect("totp-secret", credential.secret);
-      if (!secret) return undefined;
-      const step = await this.matchingStep(secret, typed, credential.counter);
-      // advanceCounter is the atomic single use: of two racing uses of one code, one wins.
-      if (step === undefined || !(await this.accounts.advanceCounter(credential.id, step, this.now()))) return undefined;
-      return "totp";
-    }
+    if (/^\d{6}$/.test(typed)) return (await this.verifyTotp(sub, typed)) ? "totp" : undefined;
     if (typed.length !== 10 || [...typed].some((ch) => !CODE_ALPHABET.includes(ch))) return undefined;
     return (await this.accounts.removeCredential(sub, this.recoveryId(sub, typed))) ? "recovery_code" : undefined;
   }
@@ -328,8 +355,13 @@ export class SecondFactorService {
 
   /** One use per challenge, across processes (the grant store's atomic insert). */
   private async useChallenge(challenge: string): Promise<boolean> {
+    return this.useOnce(`webauthn:${challenge}`);
+  }
+
+  /** True the first time `value` (a challenge, a ticket) is used within a ceremony's lifetime, across processes. */
+  private async useOnce(value: string): Promise<boolean> {
     const now = this.now();
-    return this.grants.putIfAbsent({ key: sha256Base64url(`webauthn:${challenge}`), kind: "replay", clientId: "tessera:webauthn", data: "{}", createdAt: now, expiresAt: now + CEREMONY_LIFETIME + 60 });
+    return this.grants.putIfAbsent({ key: sha256Base64url(value), kind: "replay", clientId: "tessera:webauthn", data: "{}", createdAt: now, expiresAt: now + CEREMONY_LIFETIME + 60 });
   }
 }
 
@@ -338,17 +370,33 @@ function totpId(sub: string): string {
 }
 
 /**
- * RFC 8176 method of a passkey: `hwk` for a roaming authenticator (a security key: the key cannot leave
- * the hardware), `swk` for platform authenticators and synced passkeys, whose key material may be copied
- * between devices and which, without attestation, cannot be shown to be hardware-bound.
+ * The plaintext a TOTP secret is encrypted as: bound to its credential id and account (the data protector's
+ * AES-GCM takes no additional data, so the binding is inside the ciphertext), so a stored secret copied to
+ * another account's row does not open there.
  */
-export function passkeyMethod(credential: Pick<AccountCredential, "data">): "hwk" | "swk" {
+function sealedTotp(id: string, sub: string, secret: string): string {
+  return JSON.stringify({ id, sub, s: secret });
+}
+
+/** The secret of {@link sealedTotp}'s plaintext, when it was sealed for this credential and account. */
+function openedTotp(id: string, sub: string, plaintext: string | undefined): string | undefined {
+  if (plaintext === undefined) return undefined;
   try {
-    const data = JSON.parse(credential.data ?? "{}") as { attachment?: unknown };
-    return data.attachment === "cross-platform" ? "hwk" : "swk";
+    const value = JSON.parse(plaintext) as { id?: unknown; sub?: unknown; s?: unknown };
+    return value.id === id && value.sub === sub && typeof value.s === "string" ? value.s : undefined;
   } catch {
-    return "swk";
+    return undefined;
   }
+}
+
+/**
+ * RFC 8176 method of a passkey: always `swk`. Registration asks for no attestation (`attestationType:
+ * "none"`), so nothing shows that the key is bound to hardware; the client-posted `authenticatorAttachment`
+ * is the browser's claim, not proof, and synced passkeys leave the device anyway. `hwk` would need verified
+ * attestation. (The stored `data` keeps the attachment and backup state for the account page.)
+ */
+export function passkeyMethod(_credential: Pick<AccountCredential, "data">): "hwk" | "swk" {
+  return "swk";
 }
 
 function passkeyInfo(credential: AccountCredential): PasskeyInfo {

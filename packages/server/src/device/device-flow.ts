@@ -6,6 +6,7 @@ import type { ThrottleReservation } from "../security/failure-throttle.ts";
 import { addressBucket } from "../security/pending-requests.ts";
 import type { DeviceCodeRecord } from "../stores/interfaces.ts";
 import type { AuthenticationSession } from "../session/session.ts";
+import { meetsAcr, requiredAcrFor } from "../session/authentication-context.ts";
 import { formatUserCode, generateUserCode, normalizeUserCode, userCodeKey } from "./user-code.ts";
 
 /** RFC 8628 §3.5: each `slow_down` adds this many seconds to the polling interval, for good. */
@@ -131,8 +132,13 @@ export async function lookUpUserCode(deps: ProviderDeps, typed: string, clientAd
   return { status: "found", record, userCode: formatUserCode(code) };
 }
 
-/** Records the signed-in user's decision (RFC 8628 §3.3); false when the request is no longer pending. */
-export async function decideDeviceAuthorization(deps: ProviderDeps, record: DeviceCodeRecord, session: AuthenticationSession, allow: boolean): Promise<boolean> {
+/**
+ * Records the signed-in user's decision (RFC 8628 §3.3): `gone` when the request is no longer pending,
+ * `step_up` when an approval comes from a session weaker than the client's `default_acr_values` or the
+ * second-factor policy ask (the same rule as at the authorization endpoint; a denial needs no strength).
+ */
+export async function decideDeviceAuthorization(deps: ProviderDeps, record: DeviceCodeRecord, client: Client, session: AuthenticationSession, allow: boolean): Promise<"decided" | "gone" | "step_up"> {
+  if (allow && !meetsAcr(session.amr, requiredAcrFor(undefined, client, deps.options))) return "step_up";
   const pending = JSON.parse(record.data) as PendingDeviceData;
   const data: ApprovedDeviceData | Record<string, never> = allow
     ? { grantId: randomHandle(16), sid: session.sid, authTime: session.authTime, amr: session.amr, idp: session.idp, sessionClaims: session.claims, ...(pending.resources ? { resources: pending.resources } : {}) }
@@ -155,7 +161,7 @@ export async function decideDeviceAuthorization(deps: ProviderDeps, record: Devi
       expiresAt: record.expiresAt,
     });
   }
-  return decided;
+  return decided ? "decided" : "gone";
 }
 
 /** What the device code grant needs: the store, the sessions (for coordinated lifetimes), options and clock. */
