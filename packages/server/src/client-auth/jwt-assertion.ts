@@ -30,8 +30,18 @@ const AUTHORIZATION_REQUEST_CLAIMS = ["response_type", "redirect_uri", "response
  * The store key remembering that `client` used `jti` in a JWT it signed: ONE record for client assertions
  * and request objects alike, so a JWT used as one cannot be replayed as the other.
  */
-export function clientJtiKey(clientId: string, jti: string): string {
+function clientJtiKey(clientId: string, jti: string): string {
   return sha256Base64url(`client-jwt:${JSON.stringify([clientId, jti])}`);
+}
+
+/**
+ * Records a `jti` of a JWT the client signed (assertion or request object) until its `exp` plus
+ * `tolerance`; false when it was already used. One record per client for both kinds, so neither is
+ * accepted as the other. `exp` may be fractional (RFC 7519 NumericDate): the store keeps whole seconds,
+ * rounded towards later.
+ */
+export async function useClientJti(deps: ProviderDeps, clientId: string, jti: string, exp: number, now: number, tolerance: number): Promise<boolean> {
+  return deps.store.grants.putIfAbsent({ key: clientJtiKey(clientId, jti), kind: "replay", clientId, data: "{}", createdAt: now, expiresAt: Math.ceil(exp) + tolerance });
 }
 
 /** True when `typ` (a JOSE header value, anything a sender wrote) names one of `accepted` (lower case, no `application/`). */
@@ -86,7 +96,7 @@ export function assertionAudiences(deps: Pick<ProviderDeps, "options">): string[
  * RFC 7523 §3 / OIDC Core §9: iss = sub = client_id, aud = this server ({@link assertionAudiences}) as
  * one value, unexpired, a short lifetime, an algorithm of the client's method only (no HMAC with a public
  * key, no `none`), `typ` absent, `JWT` or `client-authentication+jwt`, no authorization request
- * parameters, and a string `jti` used once across every JWT the client signs ({@link clientJtiKey}). Until
+ * parameters, and a string `jti` used once across every JWT the client signs ({@link useClientJti}). Until
  * the signature verifies, errors say no more than "invalid" (the reason is logged).
  */
 export async function verifyClientAssertion(assertion: string, client: Client, deps: ProviderDeps): Promise<void> {
@@ -150,14 +160,5 @@ export async function verifyClientAssertion(assertion: string, client: Client, d
   if (iatTooFarAhead(payload, now)) throw fail("the client assertion's iat is in the future");
   const exp = payload.exp!;
   if (exp - now > MAX_ASSERTION_LIFETIME) throw fail(`the client assertion may live at most ${MAX_ASSERTION_LIFETIME} seconds`);
-  const fresh = await deps.store.grants.putIfAbsent({
-    key: clientJtiKey(client.clientId, payload.jti),
-    kind: "replay",
-    clientId: client.clientId,
-    data: "{}",
-    createdAt: now,
-    // exp may be fractional (RFC 7519 NumericDate); the store keeps whole seconds, rounded towards later.
-    expiresAt: Math.ceil(exp) + CLOCK_TOLERANCE,
-  });
-  if (!fresh) throw fail("the client assertion was already used (jti)");
+  if (!(await useClientJti(deps, client.clientId, payload.jti, exp, now, CLOCK_TOLERANCE))) throw fail("the client assertion was already used (jti)");
 }

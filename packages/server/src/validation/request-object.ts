@@ -1,6 +1,6 @@
 import { ProtocolError } from "@tessera/protocol";
 import { decodeProtectedHeader, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from "jose";
-import { clientJtiKey, clientPublicKeys, typeIsOneOf } from "../client-auth/jwt-assertion.ts";
+import { clientPublicKeys, typeIsOneOf, useClientJti } from "../client-auth/jwt-assertion.ts";
 import { REQUEST_OBJECT_ALGORITHMS, type Client, type ClientLookup } from "../clients.ts";
 import { nowSeconds, type ProviderDeps } from "../deps.ts";
 import { Params } from "../http/params.ts";
@@ -128,16 +128,8 @@ async function verifyRequestObject(jws: string, client: Client, deps: ProviderDe
   // Replay: a jti is one-time while the object is valid, as oidc-provider does (RFC 9101 §10.8 leaves it optional).
   if (payload.jti !== undefined) {
     if (typeof payload.jti !== "string" || payload.jti === "") throw invalidObject("the request object's jti must be a string");
-    const fresh = await deps.store.grants.putIfAbsent({
-      // One record for every JWT the client signs: an object cannot be replayed as a client assertion.
-      key: clientJtiKey(client.clientId, payload.jti),
-      kind: "replay",
-      clientId: client.clientId,
-      data: "{}",
-      createdAt: now,
-      expiresAt: Math.ceil(exp) + CLOCK_TOLERANCE,
-    });
-    if (!fresh) throw invalidObject("the request object was already used (jti)");
+    // One record for every JWT the client signs: an object cannot be replayed as a client assertion.
+    if (!(await useClientJti(deps, client.clientId, payload.jti, exp, now, CLOCK_TOLERANCE))) throw invalidObject("the request object was already used (jti)");
   }
   return payload;
 }
