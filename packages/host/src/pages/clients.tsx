@@ -1,4 +1,5 @@
 import { CLIENT_METADATA_FIELDS, type ClientInfo } from "@tessera/server";
+import { PostButton } from "./admin-parts.tsx";
 
 /** Choices of the select and checkbox fields; client_secret_jwt is for configured clients only. */
 const CHOICES: Record<string, readonly string[]> = {
@@ -225,12 +226,7 @@ export function ClientFormPage(props: { base: string; csrf: string; client?: Cli
                     <td>created {new Date(s.created_at * 1000).toISOString()}</td>
                     <td>{s.expires_at ? `expires ${new Date(s.expires_at * 1000).toISOString()}` : "no expiry"}</td>
                     <td>
-                      <form method="post" action={`${action}/secrets/${encodeURIComponent(s.id)}/remove`}>
-                        <input type="hidden" name="csrf" value={props.csrf} />
-                        <button type="submit" name="remove-secret" value="1" class="secondary">
-                          Remove
-                        </button>
-                      </form>
+                      <PostButton action={`${action}/secrets/${encodeURIComponent(s.id)}/remove`} csrf={props.csrf} name="remove-secret" value="1" label="Remove" />
                     </td>
                   </tr>
                 ))}
@@ -240,12 +236,7 @@ export function ClientFormPage(props: { base: string; csrf: string; client?: Cli
             <p class="muted">No secrets (not a client_secret_basic / client_secret_post client).</p>
           )}
           {client.secrets?.length ? (
-            <form method="post" action={`${action}/secret`}>
-              <input type="hidden" name="csrf" value={props.csrf} />
-              <button type="submit" name="rotate" value="1" class="secondary">
-                Add a new secret
-              </button>
-            </form>
+            <PostButton action={`${action}/secret`} csrf={props.csrf} name="rotate" value="1" label="Add a new secret" />
           ) : null}
           <p>
             <a id="delete" href={`${action}/delete`}>
@@ -291,12 +282,7 @@ export function DeleteClientPage(props: { base: string; csrf: string; client: Cl
     <>
       <h1>Delete client {props.client.client_name ?? props.client.client_id}?</h1>
       <p>Its tokens, codes and consents are revoked, and it can no longer sign anyone in.</p>
-      <form method="post" action={action}>
-        <input type="hidden" name="csrf" value={props.csrf} />
-        <button type="submit" name="confirm" value="delete">
-          Delete
-        </button>
-      </form>
+      <PostButton action={action} csrf={props.csrf} name="confirm" value="delete" label="Delete" secondary={false} />
       <p>
         <a href={`${props.base}/admin/clients/${encodeURIComponent(props.client.client_id)}`}>Cancel</a>
       </p>

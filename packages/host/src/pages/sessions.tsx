@@ -1,6 +1,6 @@
 import type { SessionInfo } from "@tessera/server";
 
-const iso = (seconds: number) => new Date(seconds * 1000).toISOString().replace(".000Z", "Z");
+import { isoTime as iso, PostButton } from "./admin-parts.tsx";
 
 /** The server-side sessions page (contract §4): list, filter, page, revoke. */
 export function SessionsPage(props: {
@@ -63,13 +63,7 @@ export function SessionsPage(props: {
                 <td class="renewed">{iso(s.renewed)}</td>
                 <td class="expires">{iso(s.expires)}</td>
                 <td>
-                  <form method="post" action={`${props.base}/serversidesessions`}>
-                    <input type="hidden" name="csrf" value={props.csrf} />
-                    <input type="hidden" name="sessionId" value={s.sessionId} />
-                    <button type="submit" name="revoke" value="1" class="secondary">
-                      Revoke
-                    </button>
-                  </form>
+                  <PostButton action={`${props.base}/serversidesessions`} csrf={props.csrf} name="revoke" value="1" label="Revoke" hidden={{ sessionId: s.sessionId }} />
                 </td>
               </tr>
             ))}

@@ -1,6 +1,7 @@
 import type { AccountView, SessionInfo } from "@tessera/server";
 
-const iso = (seconds: number | undefined) => (seconds === undefined ? "" : new Date(seconds * 1000).toISOString().replace(".000Z", "Z"));
+import { isoTime as iso, PostButton } from "./admin-parts.tsx";
+
 const displayName = (user: AccountView) => (typeof user.claims.name === "string" ? user.claims.name : "");
 
 /** Administrators' list of accounts (issue 20): search, page, link to each account. */
@@ -141,12 +142,7 @@ export function UserPage(props: {
               </button>
             )}
           </form>
-          <form method="post" action={action}>
-            <input type="hidden" name="csrf" value={props.csrf} />
-            <button type="submit" name="action" value="reset-second-factors" class="secondary" disabled={props.secondFactors === 0}>
-              Reset second factors
-            </button>
-          </form>
+          <PostButton action={action} csrf={props.csrf} name="action" value="reset-second-factors" label="Reset second factors" disabled={props.secondFactors === 0} />
         </div>
       )}
       <h2>Sessions</h2>
@@ -180,13 +176,7 @@ export function UserPage(props: {
                 <td class="renewed">{iso(s.renewed)}</td>
                 <td class="expires">{iso(s.expires)}</td>
                 <td>
-                  <form method="post" action={action}>
-                    <input type="hidden" name="csrf" value={props.csrf} />
-                    <input type="hidden" name="sessionId" value={s.sessionId} />
-                    <button type="submit" name="revoke" value="1" class="secondary">
-                      Revoke
-                    </button>
-                  </form>
+                  <PostButton action={action} csrf={props.csrf} name="revoke" value="1" label="Revoke" hidden={{ sessionId: s.sessionId }} />
                 </td>
               </tr>
             ))}
